@@ -1,0 +1,28 @@
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace parc::common {
+
+// Reads a whole file. NOT_FOUND when it does not exist; RESOURCE_EXHAUSTED when larger than
+// max_bytes.
+[[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                                   size_t max_bytes = 256u << 20);
+
+// Writes a file atomically (temporary file, fsync, rename) with the given permissions.
+[[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
+                                           mode_t mode = 0644);
+
+// Creates a directory and its parents; sets mode on the last one if it is created.
+[[nodiscard]] absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);
+
+bool PathExists(const std::string& path);
+
+// Status from errno with the operation and path in the message.
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err);
+
+}  // namespace parc::common

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace parc::common {
+
+// Converts between Abseil and gRPC statuses (same numeric codes, message kept).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// How a client reaches parc-server.
+struct ChannelOptions {
+  std::string target;  // host:port
+  // PEM of the CA that signed the server certificate. Required unless insecure.
+  std::string ca_pem;
+  // Plaintext; only for loopback tests and benchmarks.
+  bool insecure = false;
+  int max_receive_bytes = 64 << 20;
+  int max_send_bytes = 64 << 20;
+};
+
+[[nodiscard]] absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const ChannelOptions& options);
+
+// Adds "authorization: Bearer <token>" to a client call.
+void SetBearer(grpc::ClientContext* context, absl::string_view token);
+void SetDeadline(grpc::ClientContext* context, absl::Duration timeout);
+
+// The bearer token of a server call, or "" when absent or malformed.
+std::string BearerToken(const grpc::ServerContextBase& context);
+
+// Human-readable status code name ("UNAUTHENTICATED").
+std::string StatusCodeName(grpc::StatusCode code);
+
+}  // namespace parc::common

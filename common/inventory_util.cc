@@ -1,0 +1,109 @@
+#include "common/inventory_util.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+
+namespace parc::common {
+
+using parc::v1::DeviceKind;
+
+void CanonicalizeSoftware(parc::v1::SoftwareList* list) {
+  auto* pkgs = list->mutable_packages();
+  auto key = [](const parc::v1::SoftwarePackage& p) {
+    return std::tie(p.name(), p.architecture(), p.version());
+  };
+  std::sort(pkgs->begin(), pkgs->end(),
+            [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  auto last = std::unique(pkgs->begin(), pkgs->end(),
+                          [&](const auto& a, const auto& b) { return key(a) == key(b); });
+  pkgs->erase(last, pkgs->end());
+}
+
+std::string SoftwareHash(const parc::v1::SoftwareList& list) {
+  Sha256 sha;
+  for (const auto& p : list.packages()) {
+    sha.Update(p.name());
+    sha.Update("\t");
+    sha.Update(p.version());
+    sha.Update("\t");
+    sha.Update(p.architecture());
+    sha.Update("\n");
+  }
+  return sha.FinishHex();
+}
+
+std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    hardware.SerializeToCodedStream(&out);
+  }
+  Sha256 sha;
+  sha.Update(bytes);
+  sha.Update("\nsoftware:");
+  sha.Update(software_hash);
+  return sha.FinishHex();
+}
+
+std::string KindName(DeviceKind kind) {
+  switch (kind) {
+    case parc::v1::DEVICE_KIND_LAPTOP: return "laptop";
+    case parc::v1::DEVICE_KIND_TABLET: return "tablet";
+    case parc::v1::DEVICE_KIND_DISPLAY: return "display";
+    case parc::v1::DEVICE_KIND_DESKTOP: return "desktop";
+    case parc::v1::DEVICE_KIND_OTHER: return "other";
+    default: return "";
+  }
+}
+
+absl::StatusOr<DeviceKind> ParseKind(absl::string_view name) {
+  std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "laptop") return parc::v1::DEVICE_KIND_LAPTOP;
+  if (n == "tablet") return parc::v1::DEVICE_KIND_TABLET;
+  if (n == "display") return parc::v1::DEVICE_KIND_DISPLAY;
+  if (n == "desktop") return parc::v1::DEVICE_KIND_DESKTOP;
+  if (n == "other") return parc::v1::DEVICE_KIND_OTHER;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown device kind \"", name, "\" (expected laptop, tablet, display, desktop or other)"));
+}
+
+DeviceKind KindFromChassisType(uint32_t chassis_type) {
+  switch (chassis_type) {
+    case 8:   // Portable
+    case 9:   // Laptop
+    case 10:  // Notebook
+    case 14:  // Sub Notebook
+    case 31:  // Convertible
+      return parc::v1::DEVICE_KIND_LAPTOP;
+    case 11:  // Hand Held
+    case 30:  // Tablet
+    case 32:  // Detachable
+      return parc::v1::DEVICE_KIND_TABLET;
+    case 3:   // Desktop
+    case 4:   // Low Profile Desktop
+    case 5:   // Pizza Box
+    case 6:   // Mini Tower
+    case 7:   // Tower
+    case 13:  // All in One
+    case 15:  // Space-saving
+    case 16:  // Lunch Box
+    case 35:  // Mini PC
+    case 36:  // Stick PC
+      return parc::v1::DEVICE_KIND_DESKTOP;
+    case 0:
+      return parc::v1::DEVICE_KIND_UNSPECIFIED;
+    default:
+      return parc::v1::DEVICE_KIND_OTHER;
+  }
+}
+
+}  // namespace parc::common

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "parc/v1/inventory.pb.h"
+
+namespace parc::common {
+
+// Sorts packages by (name, architecture, version) and drops exact duplicates, so that equal
+// sets have equal lists.
+void CanonicalizeSoftware(parc::v1::SoftwareList* list);
+
+// SHA-256 over the canonical list, one "name\tversion\tarchitecture\n" line per package.
+// Independent of protobuf encoding. REQUIRES: list is canonical.
+std::string SoftwareHash(const parc::v1::SoftwareList& list);
+
+// Hash identifying a whole inventory: the hardware part and the software hash.
+std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash);
+
+// Device kind names used on command lines, in tables and in config files:
+// "laptop", "tablet", "display", "desktop", "other", "" for unspecified.
+std::string KindName(parc::v1::DeviceKind kind);
+[[nodiscard]] absl::StatusOr<parc::v1::DeviceKind> ParseKind(absl::string_view name);
+
+// Maps an SMBIOS chassis type (DMTF DSP0134, 7.4.1) to a device kind.
+parc::v1::DeviceKind KindFromChassisType(uint32_t chassis_type);
+
+}  // namespace parc::common

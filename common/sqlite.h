@@ -1,0 +1,121 @@
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace parc::common {
+
+class Database;
+
+// A prepared statement borrowed from a Database's cache. Reset and unbound when the handle
+// is destroyed. Not thread-safe (neither is the Database it comes from).
+class Statement {
+ public:
+  Statement(Database* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Statement();
+  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+    other.stmt_ = nullptr;
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement& operator=(Statement&&) = delete;
+
+  // Binds parameter i (1-based).
+  Statement& Bind(int i, int64_t v);
+  Statement& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
+  Statement& Bind(int i, uint32_t v) { return Bind(i, static_cast<int64_t>(v)); }
+  Statement& Bind(int i, bool v) { return Bind(i, static_cast<int64_t>(v ? 1 : 0)); }
+  Statement& Bind(int i, absl::string_view v);
+  Statement& Bind(int i, const std::string& v) { return Bind(i, absl::string_view(v)); }
+  Statement& Bind(int i, const char* v) { return Bind(i, absl::string_view(v)); }
+  Statement& Bind(int i, std::nullopt_t);
+  template <typename T>
+  Statement& Bind(int i, const std::optional<T>& v) {
+    return v.has_value() ? Bind(i, *v) : Bind(i, std::nullopt);
+  }
+  Statement& BindBlob(int i, absl::string_view v);
+
+  // Binds all parameters in order, starting at 1.
+  template <typename... Args>
+  Statement& BindAll(const Args&... args) {
+    int i = 0;
+    (Bind(++i, args), ...);
+    return *this;
+  }
+
+  // Advances; true when a row is available, false when done.
+  [[nodiscard]] absl::StatusOr<bool> Step();
+  // Steps until done (for statements without results).
+  [[nodiscard]] absl::Status Run();
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const;
+  std::string Blob(int col) const;
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  Database* db_;
+  sqlite3_stmt* stmt_;
+};
+
+// One SQLite connection with a cache of prepared statements. Not thread-safe: each thread
+// uses its own connection.
+class Database {
+ public:
+  struct Options {
+    bool read_only = false;
+    // Applied on open: WAL journal, foreign keys, busy timeout.
+    int busy_timeout_ms = 5000;
+    // synchronous=NORMAL in WAL mode is durable against process crashes; FULL also against
+    // power loss. The server uses FULL: a request is acknowledged only once durable.
+    bool synchronous_full = true;
+  };
+
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
+                                                                      const Options& options);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  [[nodiscard]] absl::Status Exec(absl::string_view sql);
+  // Returns a cached prepared statement for sql.
+  [[nodiscard]] absl::StatusOr<Statement> Prepare(absl::string_view sql);
+
+  int64_t Changes() const { return sqlite3_changes64(db_); }
+  int64_t LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+  sqlite3* raw() const { return db_; }
+  const std::string& path() const { return path_; }
+
+  // Status for a failed SQLite call, with the context and SQLite's message.
+  absl::Status Error(int rc, absl::string_view context) const;
+
+ private:
+  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
+};
+
+// A schema migration: SQL executed once, in order, tracked with PRAGMA user_version.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Applies the migrations newer than the database's user_version, each in its own
+// transaction. FAILED_PRECONDITION when the file comes from a newer program.
+[[nodiscard]] absl::Status Migrate(Database* db, const std::vector<Migration>& migrations);
+
+[[nodiscard]] absl::StatusOr<int> SchemaVersion(Database* db);
+
+}  // namespace parc::common

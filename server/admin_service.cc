@@ -1,0 +1,383 @@
+#include "server/admin_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/status_macros.h"
+#include "common/uai.h"
+#include "server/establishment_import.h"
+#include "server/rpc_util.h"
+
+namespace parc::server {
+namespace {
+
+using google::protobuf::RepeatedPtrField;
+
+constexpr int kMaxErrorsInMessage = 50;
+constexpr absl::Duration kDefaultTokenLifetime = absl::Hours(24 * 30);
+constexpr absl::Duration kMaxTokenLifetime = absl::Hours(24 * 3650);
+
+std::string DescribeRowErrors(const std::vector<parc::v1::CsvRowError>& errors,
+                              absl::string_view filename) {
+  std::string msg = absl::StrCat(errors.size(), " invalid row", errors.size() == 1 ? "" : "s",
+                                 filename.empty() ? "" : absl::StrCat(" in ", filename),
+                                 "; nothing was imported (use --skip-invalid to import the "
+                                 "valid rows):");
+  int shown = 0;
+  for (const auto& e : errors) {
+    if (shown++ == kMaxErrorsInMessage) {
+      absl::StrAppend(&msg, "\n  … and ", errors.size() - kMaxErrorsInMessage, " more");
+      break;
+    }
+    absl::StrAppend(&msg, "\n  line ", e.line(), e.field().empty() ? "" : absl::StrCat(" (", e.field(), ")"),
+                    ": ", e.message());
+  }
+  return msg;
+}
+
+std::string TokenState(const EnrollmentTokenRecord& t, absl::Time now) {
+  if (t.revoked_at.has_value()) return "revoked";
+  if (now >= t.expires_at) return "expired";
+  if (t.max_uses > 0 && t.uses >= t.max_uses) return "used up";
+  return "active";
+}
+
+parc::v1::EnrollmentToken TokenProto(const EnrollmentTokenRecord& t, absl::Time now) {
+  parc::v1::EnrollmentToken p;
+  p.set_id(t.id);
+  p.set_uai(t.uai);
+  p.mutable_created_at()->set_seconds(absl::ToUnixSeconds(t.created_at));
+  p.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(t.expires_at));
+  p.set_max_uses(t.max_uses);
+  p.set_uses(t.uses);
+  if (t.revoked_at.has_value()) {
+    p.mutable_revoked_at()->set_seconds(absl::ToUnixSeconds(*t.revoked_at));
+  }
+  p.set_note(t.note);
+  p.set_state(TokenState(t, now));
+  return p;
+}
+
+template <typename T>
+void CopyErrors(const std::vector<parc::v1::CsvRowError>& errors, T* response) {
+  for (const auto& e : errors) *response->add_errors() = e;
+}
+
+}  // namespace
+
+AdminServiceImpl::AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics)
+    : store_(store), clock_(clock), metrics_(metrics) {}
+
+absl::StatusOr<OperatorRecord> AdminServiceImpl::Authorize(
+    const grpc::CallbackServerContext& context, std::initializer_list<absl::string_view> roles) {
+  std::string bearer = common::BearerToken(context);
+  if (bearer.empty()) {
+    return absl::UnauthenticatedError("missing operator token (authorization: Bearer ...)");
+  }
+  auto credential = common::ParseCredential(bearer);
+  if (!credential.ok()) return absl::UnauthenticatedError("operator token not recognized");
+  auto op = store_->GetOperator(credential->id);
+  if (absl::IsNotFound(op.status()) ||
+      (op.ok() && !common::ConstantTimeEquals(op->secret_hash,
+                                              common::Sha256Hex(credential->secret)))) {
+    return absl::UnauthenticatedError("operator token not recognized");
+  }
+  PARC_RETURN_IF_ERROR(op.status());
+  if (op->revoked_at.has_value()) {
+    return absl::UnauthenticatedError("operator token has been revoked");
+  }
+  if (std::find(roles.begin(), roles.end(), op->role) == roles.end()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("operator \"", op->name, "\" has role ", op->role,
+                     ", which may not do this (allowed: ", absl::StrJoin(roles, ", "), ")"));
+  }
+  return op;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
+    grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
+    parc::v1::ImportEstablishmentsResponse* response) {
+  constexpr absl::string_view kMethod = "ImportEstablishments";
+  auto op = Authorize(*context, {kRoleAdmin});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto parsed = ParseEstablishmentsCsv(request->content());
+  if (!parsed.ok()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError(absl::StrCat(
+                       request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
+                       parsed.status().message())));
+  }
+  response->set_ignored(parsed->ignored);
+  CopyErrors(parsed->errors, response);
+  if (request->dry_run()) {
+    response->set_inserted(static_cast<uint32_t>(parsed->rows.size()));
+    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  }
+  if (!parsed->errors.empty() && !request->skip_invalid()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError(
+                       DescribeRowErrors(parsed->errors, request->filename())));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->UpsertEstablishments(std::move(parsed->rows), clock_->Now(),
+                               [this, reactor, response](absl::StatusOr<ImportCounts> counts) {
+                                 if (counts.ok()) {
+                                   response->set_inserted(counts->inserted);
+                                   response->set_updated(counts->updated);
+                                   response->set_unchanged(counts->unchanged);
+                                   response->set_committed(true);
+                                 }
+                                 FinishRpc(reactor, metrics_, "ImportEstablishments",
+                                           counts.status());
+                               });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListEstablishments(
+    grpc::CallbackServerContext* context, const parc::v1::ListEstablishmentsRequest* request,
+    parc::v1::ListEstablishmentsResponse* response) {
+  constexpr absl::string_view kMethod = "ListEstablishments";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  parc::v1::ListEstablishmentsRequest filter = *request;
+  if (!filter.departement().empty()) {
+    std::string dep = common::NormalizeDepartement(filter.departement());
+    if (dep.empty()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "departement: \"", filter.departement(), "\" is not a département code")));
+    }
+    filter.set_departement(dep);
+  }
+  auto rows = store_->ListEstablishments(filter);
+  if (rows.ok()) {
+    for (auto& e : *rows) *response->add_establishments() = std::move(e);
+  }
+  return FinishNow(context, metrics_, kMethod, rows.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
+    grpc::CallbackServerContext* context, const parc::v1::CreateEnrollmentTokenRequest* request,
+    parc::v1::CreateEnrollmentTokenResponse* response) {
+  constexpr absl::string_view kMethod = "CreateEnrollmentToken";
+  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (request->region() == !request->uai().empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError(
+                       "give exactly one of uai (one establishment) and region (region-wide)"));
+  }
+  EnrollmentTokenRecord t;
+  if (!request->uai().empty()) {
+    auto uai = common::NormalizeUai(request->uai());
+    if (!uai.ok()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
+    }
+    auto est = store_->GetEstablishment(*uai);
+    if (!est.ok()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::IsNotFound(est.status())
+                         ? absl::NotFoundError(absl::StrCat("no establishment with UAI ", *uai,
+                                                            ": import the annuaire first"))
+                         : est.status());
+    }
+    t.uai = *uai;
+  }
+  absl::Duration lifetime = request->expires_in_seconds() == 0
+                                ? kDefaultTokenLifetime
+                                : absl::Seconds(request->expires_in_seconds());
+  if (lifetime > kMaxTokenLifetime) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("expires_in_seconds: at most 10 years"));
+  }
+  if (request->note().size() > 256) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("note: at most 256 bytes"));
+  }
+  auto credential = common::NewCredential("e", 6);
+  if (!credential.ok()) return FinishNow(context, metrics_, kMethod, credential.status());
+  t.id = credential->id;
+  t.secret_hash = common::Sha256Hex(credential->secret);
+  t.created_at = clock_->Now();
+  t.expires_at = t.created_at + lifetime;
+  t.max_uses = request->max_uses();
+  t.note = request->note();
+  t.created_by = op->name;
+  response->set_token(common::FormatCredential(*credential));
+  *response->mutable_info() = TokenProto(t, t.created_at);
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->CreateEnrollmentToken(std::move(t), [this, reactor, response](absl::StatusOr<bool> r) {
+    if (!r.ok()) response->clear_token();
+    FinishRpc(reactor, metrics_, "CreateEnrollmentToken", r.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListEnrollmentTokens(
+    grpc::CallbackServerContext* context, const parc::v1::ListEnrollmentTokensRequest* request,
+    parc::v1::ListEnrollmentTokensResponse* response) {
+  constexpr absl::string_view kMethod = "ListEnrollmentTokens";
+  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto tokens = store_->ListEnrollmentTokens();
+  if (tokens.ok()) {
+    absl::Time now = clock_->Now();
+    for (const auto& t : *tokens) {
+      parc::v1::EnrollmentToken p = TokenProto(t, now);
+      if (request->include_inactive() || p.state() == "active") {
+        *response->add_tokens() = std::move(p);
+      }
+    }
+  }
+  return FinishNow(context, metrics_, kMethod, tokens.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeEnrollmentToken(
+    grpc::CallbackServerContext* context, const parc::v1::RevokeEnrollmentTokenRequest* request,
+    parc::v1::EnrollmentToken* response) {
+  constexpr absl::string_view kMethod = "RevokeEnrollmentToken";
+  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  // Accept the whole token as well as its id.
+  std::string id = request->id();
+  auto credential = common::ParseCredential(id);
+  if (credential.ok()) id = credential->id;
+  if (id.empty()) {
+    return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError("id is empty"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RevokeEnrollmentToken(
+      id, clock_->Now(), [this, reactor, response](absl::StatusOr<EnrollmentTokenRecord> t) {
+        if (t.ok()) *response = TokenProto(*t, clock_->Now());
+        FinishRpc(reactor, metrics_, "RevokeEnrollmentToken", t.status());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
+    grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
+    parc::v1::PreassignDevicesResponse* response) {
+  constexpr absl::string_view kMethod = "PreassignDevices";
+  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto parsed = ParsePreassignCsv(request->content());
+  if (!parsed.ok()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError(absl::StrCat(
+                       request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
+                       parsed.status().message())));
+  }
+  // Every UAI must be a known establishment.
+  std::vector<Preassignment> rows;
+  std::vector<parc::v1::CsvRowError> errors = parsed->errors;
+  for (auto& r : parsed->rows) {
+    auto est = store_->GetEstablishment(r.uai);
+    if (absl::IsNotFound(est.status())) {
+      parc::v1::CsvRowError e;
+      e.set_line(r.line);
+      e.set_field("uai");
+      e.set_message(absl::StrCat("no establishment with UAI ", r.uai));
+      errors.push_back(std::move(e));
+      continue;
+    }
+    if (!est.ok()) return FinishNow(context, metrics_, kMethod, est.status());
+    rows.push_back({r.line, std::move(r.serial), std::move(r.uai)});
+  }
+  std::sort(errors.begin(), errors.end(),
+            [](const auto& a, const auto& b) { return a.line() < b.line(); });
+  CopyErrors(errors, response);
+  if (request->dry_run()) {
+    response->set_inserted(static_cast<uint32_t>(rows.size()));
+    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  }
+  if (!errors.empty() && !request->skip_invalid()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename())));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->UpsertPreassignments(std::move(rows), clock_->Now(),
+                               [this, reactor, response](absl::StatusOr<ImportCounts> counts) {
+                                 if (counts.ok()) {
+                                   response->set_inserted(counts->inserted);
+                                   response->set_updated(counts->updated);
+                                   response->set_unchanged(counts->unchanged);
+                                   response->set_placed_devices(counts->placed_devices);
+                                   response->set_committed(true);
+                                 }
+                                 FinishRpc(reactor, metrics_, "PreassignDevices", counts.status());
+                               });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(
+    grpc::CallbackServerContext* context, const parc::v1::ListDevicesRequest* request,
+    parc::v1::ListDevicesResponse* response) {
+  constexpr absl::string_view kMethod = "ListDevices";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  DeviceFilter f;
+  if (!request->uai().empty()) {
+    auto uai = common::NormalizeUai(request->uai());
+    if (!uai.ok()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
+    }
+    f.uai = *uai;
+  }
+  if (!request->departement().empty()) {
+    f.departement = common::NormalizeDepartement(request->departement());
+    if (f.departement.empty()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "departement: \"", request->departement(), "\" is not a département code")));
+    }
+  }
+  if (!parc::v1::DeviceKind_IsValid(request->kind())) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("kind is not a known device kind"));
+  }
+  f.kind = request->kind();
+  if (request->stale_seconds() > 0) {
+    f.seen_before = clock_->Now() - absl::Seconds(request->stale_seconds());
+  }
+  f.unassigned = request->unassigned();
+  f.limit = request->page_size() == 0 ? 1000u : std::min(request->page_size(), 10000u);
+  f.after = request->page_token();
+  auto devices = store_->ListDevices(f);
+  if (devices.ok()) {
+    for (auto& d : *devices) *response->add_devices() = std::move(d);
+    if (devices->size() == f.limit) response->set_next_page_token(devices->back().id());
+  }
+  return FinishNow(context, metrics_, kMethod, devices.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContext* context,
+                                                      const parc::v1::GetDeviceRequest* request,
+                                                      parc::v1::GetDeviceResponse* response) {
+  constexpr absl::string_view kMethod = "GetDevice";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (request->device().empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("device: give a device id or a serial number"));
+  }
+  auto details = store_->GetDevice(request->device());
+  if (details.ok()) {
+    *response->mutable_device() = std::move(details->device);
+    if (details->inventory.has_value()) {
+      *response->mutable_inventory() = std::move(*details->inventory);
+      response->mutable_inventory_received_at()->set_seconds(
+          absl::ToUnixSeconds(details->inventory_received_at));
+      response->set_inventory_history(details->inventory_history);
+    }
+  }
+  return FinishNow(context, metrics_, kMethod, details.status());
+}
+
+}  // namespace parc::server

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <initializer_list>
+
+#include "common/clock.h"
+#include "parc/v1/admin.grpc.pb.h"
+#include "server/metrics.h"
+#include "server/store.h"
+
+namespace parc::server {
+
+// Operator roles, from most to least powerful.
+inline constexpr absl::string_view kRoleAdmin = "admin";
+inline constexpr absl::string_view kRolePublisher = "publisher";
+inline constexpr absl::string_view kRoleTechnician = "technician";
+inline constexpr absl::string_view kRoleViewer = "viewer";
+
+// AdminService on the gRPC callback API. Every call is authenticated with an operator token
+// and checked against the roles allowed for it.
+class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
+ public:
+  AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics);
+
+  grpc::ServerUnaryReactor* ImportEstablishments(
+      grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
+      parc::v1::ImportEstablishmentsResponse* response) override;
+  grpc::ServerUnaryReactor* ListEstablishments(
+      grpc::CallbackServerContext* context, const parc::v1::ListEstablishmentsRequest* request,
+      parc::v1::ListEstablishmentsResponse* response) override;
+  grpc::ServerUnaryReactor* CreateEnrollmentToken(
+      grpc::CallbackServerContext* context, const parc::v1::CreateEnrollmentTokenRequest* request,
+      parc::v1::CreateEnrollmentTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListEnrollmentTokens(
+      grpc::CallbackServerContext* context, const parc::v1::ListEnrollmentTokensRequest* request,
+      parc::v1::ListEnrollmentTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeEnrollmentToken(
+      grpc::CallbackServerContext* context, const parc::v1::RevokeEnrollmentTokenRequest* request,
+      parc::v1::EnrollmentToken* response) override;
+  grpc::ServerUnaryReactor* PreassignDevices(grpc::CallbackServerContext* context,
+                                             const parc::v1::ImportCsvRequest* request,
+                                             parc::v1::PreassignDevicesResponse* response) override;
+  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* context,
+                                        const parc::v1::ListDevicesRequest* request,
+                                        parc::v1::ListDevicesResponse* response) override;
+  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* context,
+                                      const parc::v1::GetDeviceRequest* request,
+                                      parc::v1::GetDeviceResponse* response) override;
+
+ private:
+  // The operator behind the call's token: UNAUTHENTICATED without a valid one,
+  // PERMISSION_DENIED when its role is not among roles.
+  absl::StatusOr<OperatorRecord> Authorize(const grpc::CallbackServerContext& context,
+                                           std::initializer_list<absl::string_view> roles);
+
+  Store* store_;
+  const common::Clock* clock_;
+  Metrics* metrics_;
+};
+
+}  // namespace parc::server

@@ -1,0 +1,270 @@
+#include "server/agent_service.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/inventory_util.h"
+#include "common/status_macros.h"
+#include "server/identity.h"
+#include "server/rpc_util.h"
+
+namespace parc::server {
+namespace {
+
+using parc::v1::CheckInRequest;
+using parc::v1::CheckInResponse;
+using parc::v1::EnrollRequest;
+using parc::v1::EnrollResponse;
+using parc::v1::ReportInventoryRequest;
+using parc::v1::ReportInventoryResponse;
+
+constexpr size_t kMaxShortField = 256;
+constexpr size_t kMaxLongField = 1024;
+
+bool IsHexHash(absl::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t max) {
+  if (value.size() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", value.size(), " bytes, more than the limit of ", max));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.manufacturer", hw.manufacturer(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.model", hw.model(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.serial", hw.serial(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.bios_version", hw.bios_version(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_version", hw.os_version(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(
+      CheckLength("hardware.os_pretty_name", hw.os_pretty_name(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.kernel", hw.kernel(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.hostname", hw.hostname(), kMaxShortField));
+  if (hw.disks_size() > 64 || hw.batteries_size() > 8 || hw.network_interfaces_size() > 64) {
+    return absl::InvalidArgumentError(
+        "hardware lists more than 64 disks, 8 batteries or 64 network interfaces");
+  }
+  if (!parc::v1::DeviceKind_IsValid(hw.detected_kind())) {
+    return absl::InvalidArgumentError("hardware.detected_kind is not a known device kind");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+AgentServiceImpl::AgentServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
+                                   AgentServiceOptions options)
+    : store_(store), clock_(clock), metrics_(metrics), options_(options) {}
+
+uint32_t AgentServiceImpl::NextCheckInSeconds() {
+  thread_local absl::BitGen gen;
+  double base = absl::ToDoubleSeconds(options_.checkin_interval);
+  double factor = absl::Uniform(gen, 1.0 - options_.checkin_jitter, 1.0 + options_.checkin_jitter);
+  double seconds = base * factor;
+  return seconds < 1.0 ? 1u : static_cast<uint32_t>(seconds);
+}
+
+absl::StatusOr<DeviceAuth> AgentServiceImpl::Authenticate(
+    const grpc::CallbackServerContext& context) {
+  std::string bearer = common::BearerToken(context);
+  if (bearer.empty()) {
+    return absl::UnauthenticatedError("missing device credential (authorization: Bearer ...)");
+  }
+  auto credential = common::ParseCredential(bearer);
+  if (!credential.ok()) return absl::UnauthenticatedError("malformed device credential");
+  auto auth = store_->GetDeviceAuth(credential->id);
+  if (absl::IsNotFound(auth.status())) {
+    return absl::UnauthenticatedError("unknown device: enroll again");
+  }
+  PARC_RETURN_IF_ERROR(auth.status());
+  if (!common::ConstantTimeEquals(auth->secret_hash, common::Sha256Hex(credential->secret))) {
+    return absl::UnauthenticatedError(
+        "device credential rejected (the device was enrolled again since): enroll again");
+  }
+  return auth;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
+                                                   const EnrollRequest* request,
+                                                   EnrollResponse* response) {
+  constexpr absl::string_view kMethod = "Enroll";
+  if (request->token().empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::UnauthenticatedError("no enrollment token given"));
+  }
+  auto token = common::ParseCredential(request->token());
+  if (!token.ok()) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::UnauthenticatedError("enrollment token not recognized"));
+  }
+  for (auto [field, value] : {std::pair<absl::string_view, absl::string_view>{
+                                  "hostname", request->hostname()},
+                              {"agent_version", request->agent_version()},
+                              {"identity.serial", request->identity().serial()},
+                              {"identity.product_uuid", request->identity().product_uuid()},
+                              {"identity.machine_id", request->identity().machine_id()}}) {
+    absl::Status s = CheckLength(field, value, kMaxShortField);
+    if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
+  }
+  if (!parc::v1::DeviceKind_IsValid(request->kind()) ||
+      !parc::v1::DeviceKind_IsValid(request->detected_kind())) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("kind is not a known device kind"));
+  }
+  auto hw_key = HardwareKey(request->identity());
+  if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
+  auto device_id = common::RandomHex(8);
+  auto secret = common::RandomHex(32);
+  if (!device_id.ok() || !secret.ok()) {
+    return FinishNow(context, metrics_, kMethod, absl::InternalError("random generator failed"));
+  }
+
+  EnrollInput in;
+  in.token_id = token->id;
+  in.token_secret_hash = common::Sha256Hex(token->secret);
+  in.hw_key = *hw_key;
+  in.serial = UsableSerial(request->identity().serial());
+  in.kind_from_technician = request->kind() != parc::v1::DEVICE_KIND_UNSPECIFIED;
+  in.kind = in.kind_from_technician ? request->kind() : request->detected_kind();
+  in.hostname = request->hostname();
+  in.agent_version = request->agent_version();
+  in.new_device_id = absl::StrCat("d", *device_id);
+  in.secret_hash = common::Sha256Hex(*secret);
+  in.now = clock_->Now();
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->Enroll(std::move(in), [this, reactor, response, secret = *secret](
+                                    absl::StatusOr<EnrollOutcome> outcome) {
+    if (outcome.ok()) {
+      response->set_device_id(outcome->device_id);
+      response->set_device_secret(secret);
+      response->set_uai(outcome->uai);
+      response->set_establishment_name(outcome->establishment_name);
+      response->set_reenrolled(outcome->reenrolled);
+      response->set_checkin_interval_seconds(
+          static_cast<uint32_t>(absl::ToInt64Seconds(options_.checkin_interval)));
+    }
+    FinishRpc(reactor, metrics_, "Enroll", outcome.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext* context,
+                                                    const CheckInRequest* request,
+                                                    CheckInResponse* response) {
+  constexpr absl::string_view kMethod = "CheckIn";
+  auto auth = Authenticate(*context);
+  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
+  if ((!request->inventory_hash().empty() && !IsHexHash(request->inventory_hash())) ||
+      (!request->software_hash().empty() && !IsHexHash(request->software_hash()))) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("inventory_hash and software_hash must be "
+                                              "SHA-256 digests in hex"));
+  }
+  absl::Status s = CheckLength("agent_version", request->agent_version(), kMaxShortField);
+  if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
+
+  bool send_inventory = request->inventory_hash() != auth->inventory_hash;
+  bool send_software = false;
+  if (send_inventory) {
+    auto known = request->software_hash().empty() ? absl::StatusOr<bool>(false)
+                                                  : store_->HasSoftwareSet(request->software_hash());
+    if (!known.ok()) return FinishNow(context, metrics_, kMethod, known.status());
+    send_software = !*known;
+  }
+  response->set_send_inventory(send_inventory);
+  response->set_send_software(send_software);
+  response->set_uai(auth->uai);
+  response->set_next_checkin_seconds(NextCheckInSeconds());
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RecordCheckIn(CheckInInput{auth->id, request->agent_version(), clock_->Now()},
+                        [this, reactor](absl::StatusOr<bool> done) {
+                          FinishRpc(reactor, metrics_, "CheckIn", done.status());
+                        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(
+    grpc::CallbackServerContext* context, const ReportInventoryRequest* request,
+    ReportInventoryResponse* response) {
+  constexpr absl::string_view kMethod = "ReportInventory";
+  auto auth = Authenticate(*context);
+  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
+  size_t size = request->ByteSizeLong();
+  if (size > options_.max_inventory_bytes) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::ResourceExhaustedError(absl::StrCat(
+                       "inventory is ", size, " bytes, more than the server's limit of ",
+                       options_.max_inventory_bytes)));
+  }
+  const auto& inventory = request->inventory();
+  if (inventory.software().packages_size() > options_.max_packages) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::ResourceExhaustedError(absl::StrCat(
+                       "inventory lists ", inventory.software().packages_size(),
+                       " packages, more than the server's limit of ", options_.max_packages)));
+  }
+  if (!IsHexHash(request->inventory_hash()) || !IsHexHash(request->software_hash())) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("inventory_hash and software_hash must be "
+                                              "SHA-256 digests in hex"));
+  }
+  absl::Status valid = ValidateHardware(inventory.hardware());
+  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
+
+  InventoryInput in;
+  in.device_id = auth->id;
+  in.inventory_hash = request->inventory_hash();
+  in.software_hash = request->software_hash();
+  in.hardware = inventory.hardware();
+  static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
+  if (inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash) {
+    parc::v1::SoftwareList software = inventory.software();
+    for (const auto& p : software.packages()) {
+      if (p.name().empty() || p.name().size() > kMaxShortField ||
+          p.version().size() > kMaxShortField || p.architecture().size() > 64) {
+        return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "software package \"", p.name().substr(0, 64),
+                           "\" has an empty or over-long name, version or architecture")));
+      }
+    }
+    common::CanonicalizeSoftware(&software);
+    if (common::SoftwareHash(software) != request->software_hash()) {
+      return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError(
+                         "software_hash does not match the software list sent with it"));
+    }
+    in.software = std::move(software);
+  }
+  if (common::InventoryHash(in.hardware, in.software_hash) != in.inventory_hash) {
+    return FinishNow(context, metrics_, kMethod,
+                   absl::InvalidArgumentError("inventory_hash does not match the inventory"));
+  }
+  in.received_at = clock_->Now();
+  in.collected_at = request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at())
+                                                : in.received_at;
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->StoreInventory(std::move(in), [this, reactor, response](absl::StatusOr<bool> done) {
+    response->set_stored(done.ok());
+    FinishRpc(reactor, metrics_, "ReportInventory", done.status());
+  });
+  return reactor;
+}
+
+}  // namespace parc::server

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "parc/v1/agent.grpc.pb.h"
+#include "server/metrics.h"
+#include "server/store.h"
+
+namespace parc::server {
+
+struct AgentServiceOptions {
+  // Mean time between check-ins, spread by ±jitter (fraction).
+  absl::Duration checkin_interval = absl::Hours(1);
+  double checkin_jitter = 0.2;
+  // An inventory larger than this is refused with RESOURCE_EXHAUSTED.
+  size_t max_inventory_bytes = 4u << 20;
+  int max_packages = 20000;
+};
+
+// AgentService on the gRPC callback API. Handlers authenticate, validate, read from the
+// store, and finish when the store has made their write durable; they never block on disk
+// writes.
+class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
+ public:
+  AgentServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
+                   AgentServiceOptions options);
+
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
+                                   const parc::v1::EnrollRequest* request,
+                                   parc::v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* CheckIn(grpc::CallbackServerContext* context,
+                                    const parc::v1::CheckInRequest* request,
+                                    parc::v1::CheckInResponse* response) override;
+  grpc::ServerUnaryReactor* ReportInventory(grpc::CallbackServerContext* context,
+                                            const parc::v1::ReportInventoryRequest* request,
+                                            parc::v1::ReportInventoryResponse* response) override;
+
+ private:
+  // The device a call's credential belongs to; UNAUTHENTICATED otherwise.
+  absl::StatusOr<DeviceAuth> Authenticate(const grpc::CallbackServerContext& context);
+  uint32_t NextCheckInSeconds();
+
+  Store* store_;
+  const common::Clock* clock_;
+  Metrics* metrics_;
+  AgentServiceOptions options_;
+};
+
+}  // namespace parc::server

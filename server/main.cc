@@ -1,0 +1,99 @@
+// parc-server: the central Parc service.
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "asio.hpp"
+#include "common/duration.h"
+#include "common/file_util.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+int Run(int argc, char** argv) {
+  parc::server::ServerOptions options;
+  std::string checkin_interval = "1h";
+  std::string retention = "365d";
+  std::string port_file;
+  std::string log_level = "info";
+  std::vector<std::string> tls_names;
+
+  CLI::App app{
+      "parc-server: inventory and provisioning of school devices.\n"
+      "Serves the agent and admin gRPC APIs (TLS by default) from one data directory."};
+  app.add_option("--data-dir", options.data_dir,
+                 "Directory holding the database, TLS material and bootstrap admin token")
+      ->required();
+  app.add_option("--listen", options.listen, "Address to listen on, HOST:PORT (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--tls-cert", options.tls_cert,
+                 "Certificate chain (PEM) to serve instead of the generated one");
+  app.add_option("--tls-key", options.tls_key, "Private key (PEM) of --tls-cert");
+  app.add_option("--tls-name", tls_names,
+                 "Name or IP address for the generated certificate (repeatable; default "
+                 "localhost and 127.0.0.1)");
+  app.add_flag("--insecure", options.insecure,
+               "Serve plaintext gRPC (refused unless listening on loopback)");
+  app.add_option("--checkin-interval", checkin_interval,
+                 "Mean time between agent check-ins (e.g. 1h, 15m)")
+      ->capture_default_str();
+  app.add_option("--inventory-retention", retention,
+                 "How long inventory history is kept (each device's latest is always kept)")
+      ->capture_default_str();
+  app.add_option("--port-file", port_file, "Write the port listened on to this file");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (!tls_names.empty()) options.tls_names = tls_names;
+  auto interval = parc::common::ParseDuration(checkin_interval);
+  auto keep = parc::common::ParseDuration(retention);
+  if (!interval.ok() || !keep.ok()) {
+    std::cerr << "parc-server: --checkin-interval/--inventory-retention: "
+              << (interval.ok() ? keep.status() : interval.status()).message() << "\n";
+    return 2;
+  }
+  options.agent.checkin_interval = *interval;
+  options.inventory_retention = *keep;
+
+  auto server = parc::server::Server::Start(options);
+  if (!server.ok()) {
+    std::cerr << "parc-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  auto& s = **server;
+  std::cout << "parc-server " << PARC_VERSION << ": data in " << options.data_dir << "\n";
+  if (!s.ca_path().empty()) {
+    std::cout << "parc-server: agents and parcctl must trust the CA certificate "
+              << s.ca_path() << "\n";
+  }
+  if (s.created_admin_token()) {
+    std::cout << "parc-server: bootstrap admin token written to " << s.admin_token_path()
+              << " (mode 0600)\n";
+  }
+  std::cout << "parc-server: listening on port " << s.port() << " ("
+            << (s.tls() ? "TLS" : "plaintext") << ")" << std::endl;
+  if (!port_file.empty()) {
+    auto st = parc::common::WriteFileAtomic(port_file, std::to_string(s.port()) + "\n");
+    if (!st.ok()) {
+      std::cerr << "parc-server: --port-file: " << st.message() << "\n";
+      return 1;
+    }
+  }
+
+  asio::io_context io;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code&, int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    s.Shutdown();
+  });
+  io.run();
+  std::cout << "parc-server: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

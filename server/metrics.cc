@@ -1,0 +1,32 @@
+#include "server/metrics.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_util.h"
+
+namespace parc::server {
+
+void Metrics::RecordRpc(absl::string_view method, grpc::StatusCode code) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rpcs_[{std::string(method), static_cast<int>(code)}];
+}
+
+uint64_t Metrics::RpcCount(absl::string_view method, grpc::StatusCode code) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rpcs_.find({std::string(method), static_cast<int>(code)});
+  return it == rpcs_.end() ? 0 : it->second;
+}
+
+std::string Metrics::RenderPrometheus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out =
+      "# HELP parc_rpcs_total Finished gRPC calls by method and status code.\n"
+      "# TYPE parc_rpcs_total counter\n";
+  for (const auto& [key, count] : rpcs_) {
+    absl::StrAppend(&out, "parc_rpcs_total{method=\"", key.first, "\",code=\"",
+                    common::StatusCodeName(static_cast<grpc::StatusCode>(key.second)), "\"} ",
+                    count, "\n");
+  }
+  return out;
+}
+
+}  // namespace parc::server

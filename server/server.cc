@@ -1,0 +1,160 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <future>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "server/tls_bootstrap.h"
+#include "spdlog/spdlog.h"
+
+namespace parc::server {
+
+bool IsLoopbackListen(const std::string& listen) {
+  std::string host = listen;
+  size_t colon = listen.rfind(':');
+  if (colon != std::string::npos) host = listen.substr(0, colon);
+  if (host == "[::1]" || host == "::1" || host == "localhost") return true;
+  return absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  std::unique_ptr<Server> server(new Server(std::move(options)));
+  PARC_RETURN_IF_ERROR(server->Init());
+  return server;
+}
+
+absl::Status Server::Init() {
+  if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
+  if (options_.insecure && !IsLoopbackListen(options_.listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--insecure serves plaintext and is refused on ", options_.listen,
+        ": listen on a loopback address (127.0.0.1, [::1]) or drop --insecure"));
+  }
+  PARC_RETURN_IF_ERROR(common::MakeDirs(options_.data_dir, 0700));
+
+  SqliteStore::Options sopts;
+  sopts.path = options_.data_dir + "/parc.db";
+  sopts.readers = options_.store_readers;
+  PARC_ASSIGN_OR_RETURN(store_, SqliteStore::Open(sopts));
+  PARC_RETURN_IF_ERROR(EnsureBootstrapAdmin());
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (options_.insecure) {
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    TlsMaterial tls;
+    if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
+      if (options_.tls_cert.empty() || options_.tls_key.empty()) {
+        return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+      }
+      PARC_ASSIGN_OR_RETURN(tls, LoadTlsMaterial(options_.tls_cert, options_.tls_key));
+    } else {
+      PARC_ASSIGN_OR_RETURN(tls, EnsureTlsMaterial(options_.data_dir + "/tls", options_.tls_names));
+      ca_path_ = tls.ca_path;
+    }
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+
+  agent_service_ =
+      std::make_unique<AgentServiceImpl>(store_.get(), options_.clock, &metrics_, options_.agent);
+  admin_service_ = std::make_unique<AdminServiceImpl>(store_.get(), options_.clock, &metrics_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, creds, &port_);
+  builder.RegisterService(agent_service_.get());
+  builder.RegisterService(admin_service_.get());
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  grpc::ResourceQuota quota("parc-server");
+  quota.Resize(size_t{1} << 30);
+  builder.SetResourceQuota(quota);
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
+                                               " (address in use or not available)"));
+  }
+  grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+
+  jobs_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      jobs_.get_executor());
+  jobs_thread_ = std::thread([this] { jobs_.run(); });
+  asio::post(jobs_, [this] { SchedulePurge(); });
+  return absl::OkStatus();
+}
+
+absl::Status Server::EnsureBootstrapAdmin() {
+  PARC_ASSIGN_OR_RETURN(int64_t operators, store_->CountOperators());
+  if (operators > 0) return absl::OkStatus();
+  PARC_ASSIGN_OR_RETURN(common::Credential credential, common::NewCredential("o", 6));
+  OperatorRecord op;
+  op.id = credential.id;
+  op.name = "admin";
+  op.secret_hash = common::Sha256Hex(credential.secret);
+  op.role = std::string(kRoleAdmin);
+  op.scope = "region";
+  op.created_at = options_.clock->Now();
+  std::promise<absl::StatusOr<bool>> created;
+  store_->CreateOperator(op, [&](absl::StatusOr<bool> r) { created.set_value(std::move(r)); });
+  PARC_RETURN_IF_ERROR(created.get_future().get().status());
+  PARC_RETURN_IF_ERROR(common::WriteFileAtomic(
+      admin_token_path(), common::FormatCredential(credential) + "\n", 0600));
+  created_admin_token_ = true;
+  return absl::OkStatus();
+}
+
+void Server::SchedulePurge() {
+  purge_timer_.expires_after(absl::ToChronoSeconds(options_.purge_interval));
+  purge_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    store_->PurgeInventoryHistory(options_.clock->Now() - options_.inventory_retention,
+                                  [](absl::StatusOr<int64_t> deleted) {
+                                    if (!deleted.ok()) {
+                                      spdlog::error("retention purge failed: {}",
+                                                    deleted.status().ToString());
+                                    } else if (*deleted > 0) {
+                                      spdlog::info("retention purge: {} inventories deleted",
+                                                   *deleted);
+                                    }
+                                  });
+    SchedulePurge();
+  });
+}
+
+absl::StatusOr<int64_t> Server::PurgeNow() {
+  std::promise<absl::StatusOr<int64_t>> result;
+  store_->PurgeInventoryHistory(options_.clock->Now() - options_.inventory_retention,
+                                [&](absl::StatusOr<int64_t> r) { result.set_value(std::move(r)); });
+  return result.get_future().get();
+}
+
+void Server::Shutdown(absl::Duration deadline) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           absl::ToChronoMilliseconds(deadline));
+  }
+  asio::post(jobs_, [this] { purge_timer_.cancel(); });
+  jobs_work_.reset();
+  if (jobs_thread_.joinable()) jobs_thread_.join();
+  store_.reset();  // drains queued writes
+}
+
+void Server::Wait() {
+  if (grpc_server_) grpc_server_->Wait();
+}
+
+Server::~Server() { Shutdown(); }
+
+}  // namespace parc::server

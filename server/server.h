@@ -1,0 +1,89 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "asio.hpp"
+#include "common/clock.h"
+#include "server/admin_service.h"
+#include "server/agent_service.h"
+#include "server/metrics.h"
+#include "server/sqlite_store.h"
+
+namespace parc::server {
+
+struct ServerOptions {
+  // Holds the database (parc.db), TLS material (tls/) and the bootstrap admin token.
+  std::string data_dir;
+  std::string listen = "0.0.0.0:8443";
+  // Operator-supplied certificate chain and key; otherwise a private CA is created.
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> tls_names = {"localhost", "127.0.0.1"};
+  // Plaintext gRPC; refused unless listen is a loopback address.
+  bool insecure = false;
+  AgentServiceOptions agent;
+  absl::Duration inventory_retention = absl::Hours(24 * 365);
+  absl::Duration purge_interval = absl::Hours(1);
+  // Largest message accepted (CSV imports are the largest).
+  int max_message_bytes = 64 << 20;
+  int store_readers = 4;
+  const common::Clock* clock = common::RealClock::Get();
+};
+
+// A running parc-server: gRPC services (agents, admin, health, reflection) and periodic jobs.
+class Server {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  ~Server();
+
+  int port() const { return port_; }
+  bool tls() const { return !options_.insecure; }
+  // CA certificate agents and parcctl must trust; empty with operator-supplied TLS or insecure.
+  const std::string& ca_path() const { return ca_path_; }
+  // File holding the bootstrap admin token (written on first start only).
+  std::string admin_token_path() const { return options_.data_dir + "/admin.token"; }
+  bool created_admin_token() const { return created_admin_token_; }
+  SqliteStore* store() const { return store_.get(); }
+  Metrics* metrics() { return &metrics_; }
+
+  // Stops accepting calls, finishes those in flight (up to deadline), drains writes.
+  void Shutdown(absl::Duration deadline = absl::Seconds(5));
+  void Wait();
+
+  // Runs the retention purge now; returns the number of inventories deleted.
+  absl::StatusOr<int64_t> PurgeNow();
+
+ private:
+  explicit Server(ServerOptions options) : options_(std::move(options)) {}
+  absl::Status Init();
+  absl::Status EnsureBootstrapAdmin();
+  void SchedulePurge();
+
+  ServerOptions options_;
+  Metrics metrics_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  std::string ca_path_;
+  bool created_admin_token_ = false;
+  bool shut_down_ = false;
+
+  asio::io_context jobs_;
+  asio::steady_timer purge_timer_{jobs_};
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> jobs_work_;
+  std::thread jobs_thread_;
+};
+
+// True for addresses of the loopback interface ("127.0.0.1:8443", "localhost:1", "[::1]:2").
+bool IsLoopbackListen(const std::string& listen);
+
+}  // namespace parc::server

@@ -1,0 +1,862 @@
+#include "server/sqlite_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace parc::server {
+namespace {
+
+using common::Database;
+using common::Statement;
+
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE establishments (
+  uai TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  category TEXT NOT NULL,
+  sector TEXT NOT NULL DEFAULT '',
+  commune_code TEXT NOT NULL DEFAULT '',
+  commune_name TEXT NOT NULL DEFAULT '',
+  departement TEXT NOT NULL,
+  academie TEXT NOT NULL DEFAULT '',
+  collectivite_kind TEXT NOT NULL,
+  collectivite_code TEXT NOT NULL,
+  collectivite_name TEXT NOT NULL,
+  tags TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX establishments_departement ON establishments(departement);
+CREATE INDEX establishments_commune ON establishments(commune_code);
+
+CREATE TABLE operators (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  secret_hash TEXT NOT NULL,
+  role TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+CREATE TABLE enrollment_tokens (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL,
+  uai TEXT REFERENCES establishments(uai),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  max_uses INTEGER NOT NULL DEFAULT 0,
+  uses INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER,
+  note TEXT NOT NULL DEFAULT '',
+  created_by TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE preassignments (
+  serial TEXT PRIMARY KEY,
+  uai TEXT NOT NULL REFERENCES establishments(uai),
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE software_sets (
+  id INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  package_count INTEGER NOT NULL,
+  packages BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL,
+  hw_key TEXT NOT NULL UNIQUE,
+  serial TEXT NOT NULL DEFAULT '',
+  uai TEXT REFERENCES establishments(uai),
+  kind INTEGER NOT NULL DEFAULT 0,
+  kind_source TEXT NOT NULL DEFAULT 'detected',
+  manufacturer TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  hostname TEXT NOT NULL DEFAULT '',
+  os TEXT NOT NULL DEFAULT '',
+  agent_version TEXT NOT NULL DEFAULT '',
+  enrolled_at INTEGER NOT NULL,
+  last_enrolled_at INTEGER NOT NULL,
+  enroll_count INTEGER NOT NULL DEFAULT 1,
+  last_seen_at INTEGER,
+  inventory_hash TEXT NOT NULL DEFAULT '',
+  software_hash TEXT NOT NULL DEFAULT '',
+  inventory_at INTEGER,
+  token_id TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX devices_uai ON devices(uai);
+CREATE INDEX devices_serial ON devices(serial);
+
+CREATE TABLE inventories (
+  id INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  received_at INTEGER NOT NULL,
+  collected_at INTEGER NOT NULL,
+  inventory_hash TEXT NOT NULL,
+  hardware BLOB NOT NULL,
+  software_hash TEXT NOT NULL REFERENCES software_sets(hash)
+);
+CREATE INDEX inventories_device ON inventories(device_id, id);
+CREATE INDEX inventories_received ON inventories(received_at);
+CREATE INDEX inventories_software ON inventories(software_hash);
+)sql";
+
+int64_t Unix(absl::Time t) { return absl::ToUnixSeconds(t); }
+absl::Time FromUnix(int64_t s) { return absl::FromUnixSeconds(s); }
+
+void SetTimestamp(google::protobuf::Timestamp* ts, int64_t unix_seconds) {
+  ts->set_seconds(unix_seconds);
+}
+
+uint32_t U32(int64_t v) { return v < 0 ? 0u : static_cast<uint32_t>(v); }
+
+constexpr char kEstablishmentColumns[] =
+    "uai, name, type, category, sector, commune_code, commune_name, departement, academie, "
+    "collectivite_kind, collectivite_code, collectivite_name, tags";
+
+parc::v1::Establishment EstablishmentFromRow(const Statement& st) {
+  parc::v1::Establishment e;
+  e.set_uai(st.Text(0));
+  e.set_name(st.Text(1));
+  e.set_type(st.Text(2));
+  e.set_category(st.Text(3));
+  e.set_sector(st.Text(4));
+  e.set_commune_code(st.Text(5));
+  e.set_commune_name(st.Text(6));
+  e.set_departement(st.Text(7));
+  e.set_academie(st.Text(8));
+  e.set_collectivite_kind(st.Text(9));
+  e.set_collectivite_code(st.Text(10));
+  e.set_collectivite_name(st.Text(11));
+  std::string tags = st.Text(12);
+  if (!tags.empty()) {
+    for (absl::string_view t : absl::StrSplit(tags, ',')) e.add_tags(std::string(t));
+  }
+  return e;
+}
+
+constexpr char kTokenColumns[] =
+    "id, secret_hash, coalesce(uai, ''), created_at, expires_at, max_uses, uses, revoked_at, "
+    "note, created_by";
+
+EnrollmentTokenRecord TokenFromRow(const Statement& st) {
+  EnrollmentTokenRecord t;
+  t.id = st.Text(0);
+  t.secret_hash = st.Text(1);
+  t.uai = st.Text(2);
+  t.created_at = FromUnix(st.Int(3));
+  t.expires_at = FromUnix(st.Int(4));
+  t.max_uses = U32(st.Int(5));
+  t.uses = U32(st.Int(6));
+  if (!st.IsNull(7)) t.revoked_at = FromUnix(st.Int(7));
+  t.note = st.Text(8);
+  t.created_by = st.Text(9);
+  return t;
+}
+
+constexpr char kDeviceSelect[] =
+    "SELECT d.id, d.serial, coalesce(d.uai, ''), coalesce(e.name, ''), "
+    "coalesce(e.departement, ''), d.kind, d.kind_source, d.manufacturer, d.model, d.hostname, "
+    "d.os, d.agent_version, d.enrolled_at, d.last_enrolled_at, d.last_seen_at, "
+    "d.inventory_at, d.inventory_hash, d.software_hash, coalesce(s.package_count, 0), "
+    "d.enroll_count "
+    "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
+    "LEFT JOIN software_sets s ON s.hash = d.software_hash ";
+
+parc::v1::Device DeviceFromRow(const Statement& st) {
+  parc::v1::Device d;
+  d.set_id(st.Text(0));
+  d.set_serial(st.Text(1));
+  d.set_uai(st.Text(2));
+  d.set_establishment_name(st.Text(3));
+  d.set_departement(st.Text(4));
+  d.set_kind(static_cast<parc::v1::DeviceKind>(st.Int(5)));
+  d.set_kind_source(st.Text(6));
+  d.set_manufacturer(st.Text(7));
+  d.set_model(st.Text(8));
+  d.set_hostname(st.Text(9));
+  d.set_os(st.Text(10));
+  d.set_agent_version(st.Text(11));
+  SetTimestamp(d.mutable_enrolled_at(), st.Int(12));
+  SetTimestamp(d.mutable_last_enrolled_at(), st.Int(13));
+  if (!st.IsNull(14)) SetTimestamp(d.mutable_last_seen_at(), st.Int(14));
+  if (!st.IsNull(15)) SetTimestamp(d.mutable_inventory_at(), st.Int(15));
+  d.set_inventory_hash(st.Text(16));
+  d.set_software_hash(st.Text(17));
+  d.set_software_packages(U32(st.Int(18)));
+  d.set_enroll_count(U32(st.Int(19)));
+  return d;
+}
+
+std::string FormatUtc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+const std::vector<common::Migration>& SqliteStore::Migrations() {
+  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}};
+  return kMigrations;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
+  Database::Options wopts;
+  PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
+  PARC_RETURN_IF_ERROR(common::Migrate(writer.get(), Migrations()));
+  // Checkpoints are run by the writer between batches (automatic, 1000 pages).
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
+  store->max_batch_ = options.max_batch;
+  for (int i = 0; i < options.readers; ++i) {
+    PARC_ASSIGN_OR_RETURN(auto reader, Database::Open(options.path, wopts));
+    PARC_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only=1"));
+    store->readers_.push_back(std::move(reader));
+  }
+  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<Database> writer) : writer_db_(std::move(writer)) {}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+}
+
+uint64_t SqliteStore::batches_committed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_;
+}
+
+uint64_t SqliteStore::writes_applied() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return writes_;
+}
+
+void SqliteStore::Submit(WriteOp op, WriteDone done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(PendingWrite{std::move(op), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(absl::UnavailableError("store is shutting down"));
+}
+
+template <typename T>
+void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(Database*)> fn,
+                            StoreCallback<T> done) {
+  auto result = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("not run"));
+  Submit(
+      [fn = std::move(fn), result](Database* db) {
+        *result = fn(db);
+        return result->status();
+      },
+      [result, done = std::move(done)](absl::Status status) {
+        if (!status.ok()) {
+          done(status);
+        } else {
+          done(std::move(*result));
+        }
+      });
+}
+
+void SqliteStore::WriterLoop() {
+  Database* db = writer_db_.get();
+  std::vector<PendingWrite> batch;
+  std::vector<absl::Status> results;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    results.assign(batch.size(), absl::OkStatus());
+    absl::Status begin = db->Exec("BEGIN IMMEDIATE");
+    if (!begin.ok()) {
+      for (auto& r : results) r = begin;
+    } else {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        absl::Status sp = db->Exec("SAVEPOINT w");
+        if (!sp.ok()) {
+          results[i] = sp;
+          continue;
+        }
+        results[i] = batch[i].op(db);
+        if (!results[i].ok()) (void)db->Exec("ROLLBACK TO w");
+        (void)db->Exec("RELEASE w");
+      }
+      absl::Status commit = db->Exec("COMMIT");
+      if (!commit.ok()) {
+        spdlog::error("store: commit of {} writes failed: {}", batch.size(), commit.ToString());
+        (void)db->Exec("ROLLBACK");
+        for (auto& r : results) {
+          if (r.ok()) r = commit;
+        }
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++batches_;
+      writes_ += batch.size();
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+    batch.clear();
+  }
+}
+
+SqliteStore::ReaderLease::~ReaderLease() {
+  if (db_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(store_->readers_mu_);
+    store_->readers_.push_back(std::move(db_));
+  }
+  store_->readers_cv_.notify_one();
+}
+
+SqliteStore::ReaderLease SqliteStore::AcquireReader() {
+  std::unique_lock<std::mutex> lock(readers_mu_);
+  readers_cv_.wait(lock, [&] { return !readers_.empty(); });
+  auto db = std::move(readers_.back());
+  readers_.pop_back();
+  return ReaderLease(this, std::move(db));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators
+
+void SqliteStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [op = std::move(op)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO operators(id, name, secret_hash, role, scope, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)"));
+        absl::Status s =
+            st.BindAll(op.id, op.name, op.secret_hash, op.role, op.scope, Unix(op.created_at))
+                .Run();
+        if (absl::IsFailedPrecondition(s)) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("an operator named \"", op.name, "\" already exists"));
+        }
+        PARC_RETURN_IF_ERROR(s);
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<OperatorRecord> SqliteStore::GetOperator(const std::string& id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT id, name, secret_hash, role, scope, created_at, "
+                                    "revoked_at FROM operators WHERE id = ?"));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError("operator not found");
+  OperatorRecord op;
+  op.id = st.Text(0);
+  op.name = st.Text(1);
+  op.secret_hash = st.Text(2);
+  op.role = st.Text(3);
+  op.scope = st.Text(4);
+  op.created_at = FromUnix(st.Int(5));
+  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
+  return op;
+}
+
+absl::StatusOr<int64_t> SqliteStore::CountOperators() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT count(*) FROM operators"));
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.Int(0) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Establishments
+
+void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
+                                       StoreCallback<ImportCounts> done) {
+  SubmitFor<ImportCounts>(
+      [rows = std::move(rows), now](Database* db) -> absl::StatusOr<ImportCounts> {
+        ImportCounts counts;
+        for (const auto& e : rows) {
+          std::string tags = absl::StrJoin(e.tags(), ",");
+          PARC_ASSIGN_OR_RETURN(
+              Statement sel,
+              db->Prepare(absl::StrCat("SELECT ", kEstablishmentColumns,
+                                       " FROM establishments WHERE uai = ?")));
+          sel.Bind(1, e.uai());
+          PARC_ASSIGN_OR_RETURN(bool exists, sel.Step());
+          if (exists) {
+            parc::v1::Establishment old = EstablishmentFromRow(sel);
+            if (old.SerializeAsString() == e.SerializeAsString()) {
+              ++counts.unchanged;
+              continue;
+            }
+          }
+          PARC_ASSIGN_OR_RETURN(
+              Statement up,
+              db->Prepare(
+                  "INSERT INTO establishments(uai, name, type, category, sector, commune_code, "
+                  "commune_name, departement, academie, collectivite_kind, collectivite_code, "
+                  "collectivite_name, tags, created_at, updated_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) "
+                  "ON CONFLICT(uai) DO UPDATE SET name = ?2, type = ?3, category = ?4, "
+                  "sector = ?5, commune_code = ?6, commune_name = ?7, departement = ?8, "
+                  "academie = ?9, collectivite_kind = ?10, collectivite_code = ?11, "
+                  "collectivite_name = ?12, tags = ?13, updated_at = ?14"));
+          PARC_RETURN_IF_ERROR(up.BindAll(e.uai(), e.name(), e.type(), e.category(), e.sector(),
+                                          e.commune_code(), e.commune_name(), e.departement(),
+                                          e.academie(), e.collectivite_kind(),
+                                          e.collectivite_code(), e.collectivite_name(), tags,
+                                          Unix(now))
+                                   .Run());
+          if (exists) {
+            ++counts.updated;
+          } else {
+            ++counts.inserted;
+          }
+        }
+        return counts;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishments(
+    const parc::v1::ListEstablishmentsRequest& filter) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "SELECT ", kEstablishmentColumns,
+          ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) FROM establishments e "
+          "WHERE (?1 = '' OR departement = ?1) AND (?2 = '' OR lower(academie) = lower(?2)) "
+          "AND (?3 = '' OR category = ?3) "
+          "AND (?4 = '' OR commune_code = ?4 OR lower(commune_name) = lower(?4)) "
+          "ORDER BY departement, commune_name, name, uai")));
+  st.BindAll(filter.departement(), filter.academie(), filter.category(), filter.commune());
+  std::vector<parc::v1::Establishment> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(EstablishmentFromRow(st));
+    out.back().set_device_count(U32(st.Int(13)));
+  }
+  return out;
+}
+
+absl::StatusOr<parc::v1::Establishment> SqliteStore::GetEstablishment(const std::string& uai) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat("SELECT ", kEstablishmentColumns,
+                               ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) "
+                               "FROM establishments e WHERE uai = ?")));
+  st.Bind(1, uai);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));
+  parc::v1::Establishment e = EstablishmentFromRow(st);
+  e.set_device_count(U32(st.Int(13)));
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment tokens
+
+void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [t = std::move(t)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO enrollment_tokens(id, secret_hash, uai, created_at, "
+                        "expires_at, max_uses, note, created_by) "
+                        "VALUES (?, ?, nullif(?, ''), ?, ?, ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(st.BindAll(t.id, t.secret_hash, t.uai, Unix(t.created_at),
+                                        Unix(t.expires_at), t.max_uses, t.note, t.created_by)
+                                 .Run());
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                 " FROM enrollment_tokens ORDER BY created_at, id")));
+  std::vector<EnrollmentTokenRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(TokenFromRow(st));
+  }
+  return out;
+}
+
+void SqliteStore::RevokeEnrollmentToken(std::string id, absl::Time now,
+                                        StoreCallback<EnrollmentTokenRecord> done) {
+  SubmitFor<EnrollmentTokenRecord>(
+      [id = std::move(id), now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement up, db->Prepare("UPDATE enrollment_tokens SET revoked_at = ? "
+                                      "WHERE id = ? AND revoked_at IS NULL"));
+        PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id).Run());
+        PARC_ASSIGN_OR_RETURN(Statement sel,
+                              db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                       " FROM enrollment_tokens WHERE id = ?")));
+        sel.Bind(1, id);
+        PARC_ASSIGN_OR_RETURN(bool row, sel.Step());
+        if (!row) return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
+        return TokenFromRow(sel);
+      },
+      std::move(done));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preassignment
+
+void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
+                                       StoreCallback<ImportCounts> done) {
+  SubmitFor<ImportCounts>(
+      [rows = std::move(rows), now](Database* db) -> absl::StatusOr<ImportCounts> {
+        ImportCounts counts;
+        for (const auto& p : rows) {
+          PARC_ASSIGN_OR_RETURN(Statement est,
+                                db->Prepare("SELECT 1 FROM establishments WHERE uai = ?"));
+          est.Bind(1, p.uai);
+          PARC_ASSIGN_OR_RETURN(bool known, est.Step());
+          if (!known) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("line ", p.line, ": no establishment with UAI ", p.uai));
+          }
+          PARC_ASSIGN_OR_RETURN(Statement sel,
+                                db->Prepare("SELECT uai FROM preassignments WHERE serial = ?"));
+          sel.Bind(1, p.serial);
+          PARC_ASSIGN_OR_RETURN(bool exists, sel.Step());
+          if (exists && sel.Text(0) == p.uai) {
+            ++counts.unchanged;
+          } else {
+            PARC_ASSIGN_OR_RETURN(
+                Statement up,
+                db->Prepare("INSERT INTO preassignments(serial, uai, updated_at) VALUES (?1, ?2, "
+                            "?3) ON CONFLICT(serial) DO UPDATE SET uai = ?2, updated_at = ?3"));
+            PARC_RETURN_IF_ERROR(up.BindAll(p.serial, p.uai, Unix(now)).Run());
+            if (exists) {
+              ++counts.updated;
+            } else {
+              ++counts.inserted;
+            }
+          }
+          PARC_ASSIGN_OR_RETURN(
+              Statement place,
+              db->Prepare("UPDATE devices SET uai = ? WHERE serial = ? AND uai IS NULL"));
+          PARC_RETURN_IF_ERROR(place.BindAll(p.uai, p.serial).Run());
+          counts.placed_devices += U32(db->Changes());
+        }
+        return counts;
+      },
+      std::move(done));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
+  SubmitFor<EnrollOutcome>(
+      [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
+        PARC_ASSIGN_OR_RETURN(Statement tok,
+                              db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                       " FROM enrollment_tokens WHERE id = ?")));
+        tok.Bind(1, in.token_id);
+        PARC_ASSIGN_OR_RETURN(bool found, tok.Step());
+        EnrollmentTokenRecord token;
+        if (found) token = TokenFromRow(tok);
+        if (!found || !common::ConstantTimeEquals(token.secret_hash, in.token_secret_hash)) {
+          return absl::UnauthenticatedError("enrollment token not recognized");
+        }
+        if (token.revoked_at.has_value()) {
+          return absl::UnauthenticatedError(absl::StrCat(
+              "enrollment token ", token.id, " was revoked on ", FormatUtc(*token.revoked_at)));
+        }
+        if (in.now >= token.expires_at) {
+          return absl::UnauthenticatedError(absl::StrCat(
+              "enrollment token ", token.id, " expired on ", FormatUtc(token.expires_at)));
+        }
+        if (token.max_uses > 0 && token.uses >= token.max_uses) {
+          return absl::PermissionDeniedError(absl::StrCat("enrollment token ", token.id,
+                                                          " has already been used ", token.uses,
+                                                          " times, its maximum"));
+        }
+        PARC_ASSIGN_OR_RETURN(Statement use,
+                              db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
+                                          "WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
+
+        // Where the device goes: the token's establishment, else the supplier's delivery list.
+        std::string uai = token.uai;
+        if (uai.empty() && !in.serial.empty()) {
+          PARC_ASSIGN_OR_RETURN(Statement pre,
+                                db->Prepare("SELECT uai FROM preassignments WHERE serial = ?"));
+          pre.Bind(1, in.serial);
+          PARC_ASSIGN_OR_RETURN(bool has, pre.Step());
+          if (has) uai = pre.Text(0);
+        }
+
+        EnrollOutcome out;
+        PARC_ASSIGN_OR_RETURN(
+            Statement existing,
+            db->Prepare("SELECT id, coalesce(uai, ''), kind_source FROM devices WHERE hw_key = ?"));
+        existing.Bind(1, in.hw_key);
+        PARC_ASSIGN_OR_RETURN(bool known, existing.Step());
+        const int64_t now = Unix(in.now);
+        const std::string kind_source = in.kind_from_technician ? "technician" : "detected";
+        if (known) {
+          out.device_id = existing.Text(0);
+          out.reenrolled = true;
+          if (uai.empty()) uai = existing.Text(1);
+          bool keep_kind = !in.kind_from_technician && existing.Text(2) == "technician";
+          PARC_ASSIGN_OR_RETURN(
+              Statement up,
+              db->Prepare("UPDATE devices SET secret_hash = ?1, uai = nullif(?2, ''), "
+                          "kind = CASE WHEN ?3 THEN kind ELSE ?4 END, "
+                          "kind_source = CASE WHEN ?3 THEN kind_source ELSE ?5 END, "
+                          "hostname = ?6, agent_version = ?7, last_enrolled_at = ?8, "
+                          "enroll_count = enroll_count + 1, token_id = ?9, serial = ?10, "
+                          "inventory_hash = '' WHERE id = ?11"));
+          PARC_RETURN_IF_ERROR(up.BindAll(in.secret_hash, uai, keep_kind,
+                                          static_cast<int64_t>(in.kind), kind_source, in.hostname,
+                                          in.agent_version, now, token.id, in.serial,
+                                          out.device_id)
+                                   .Run());
+        } else {
+          out.device_id = in.new_device_id;
+          PARC_ASSIGN_OR_RETURN(
+              Statement ins,
+              db->Prepare("INSERT INTO devices(id, secret_hash, hw_key, serial, uai, kind, "
+                          "kind_source, hostname, agent_version, enrolled_at, last_enrolled_at, "
+                          "token_id) VALUES (?1, ?2, ?3, ?4, nullif(?5, ''), ?6, ?7, ?8, ?9, "
+                          "?10, ?10, ?11)"));
+          PARC_RETURN_IF_ERROR(ins.BindAll(out.device_id, in.secret_hash, in.hw_key, in.serial,
+                                           uai, static_cast<int64_t>(in.kind), kind_source,
+                                           in.hostname, in.agent_version, now, token.id)
+                                   .Run());
+        }
+        out.uai = uai;
+        if (!uai.empty()) {
+          PARC_ASSIGN_OR_RETURN(Statement name,
+                                db->Prepare("SELECT name FROM establishments WHERE uai = ?"));
+          name.Bind(1, uai);
+          PARC_ASSIGN_OR_RETURN(bool has, name.Step());
+          if (has) out.establishment_name = name.Text(0);
+        }
+        return out;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<DeviceAuth> SqliteStore::GetDeviceAuth(const std::string& id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash "
+                                    "FROM devices WHERE id = ?"));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError("unknown device");
+  return DeviceAuth{st.Text(0), st.Text(1), st.Text(2), st.Text(3)};
+}
+
+void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("UPDATE devices SET last_seen_at = ?, agent_version = ? WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
+        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<bool> SqliteStore::HasSoftwareSet(const std::string& hash) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+  st.Bind(1, hash);
+  return st.Step();
+}
+
+void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+        if (in.software.has_value()) {
+          PARC_ASSIGN_OR_RETURN(
+              Statement st,
+              db->Prepare("INSERT INTO software_sets(hash, package_count, packages, created_at) "
+                          "VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING"));
+          st.BindAll(in.software_hash, in.software->packages_size());
+          st.BindBlob(3, in.software->SerializeAsString()).Bind(4, Unix(in.received_at));
+          PARC_RETURN_IF_ERROR(st.Run());
+        } else {
+          PARC_ASSIGN_OR_RETURN(Statement st,
+                                db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+          st.Bind(1, in.software_hash);
+          PARC_ASSIGN_OR_RETURN(bool known, st.Step());
+          if (!known) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "software list ", in.software_hash, " is not known to the server: send it"));
+          }
+        }
+        // The same inventory delivered again (retry from the outbox) adds no history row.
+        PARC_ASSIGN_OR_RETURN(Statement last,
+                              db->Prepare("SELECT id, inventory_hash FROM inventories "
+                                          "WHERE device_id = ? ORDER BY id DESC LIMIT 1"));
+        last.Bind(1, in.device_id);
+        PARC_ASSIGN_OR_RETURN(bool has_last, last.Step());
+        if (has_last && last.Text(1) == in.inventory_hash) {
+          PARC_ASSIGN_OR_RETURN(Statement touch,
+                                db->Prepare("UPDATE inventories SET received_at = ? WHERE id = ?"));
+          PARC_RETURN_IF_ERROR(touch.BindAll(Unix(in.received_at), last.Int(0)).Run());
+        } else {
+          PARC_ASSIGN_OR_RETURN(
+              Statement ins,
+              db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
+                          "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?)"));
+          ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at),
+                      in.inventory_hash);
+          ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
+          PARC_RETURN_IF_ERROR(ins.Run());
+        }
+        const auto& hw = in.hardware;
+        std::string os = hw.os_pretty_name().empty()
+                             ? absl::StrCat(hw.os_name(), " ", hw.os_version())
+                             : hw.os_pretty_name();
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
+                        "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
+                        "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
+                        "THEN ?8 ELSE kind END WHERE id = ?9"));
+        PARC_RETURN_IF_ERROR(up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at),
+                                        hw.manufacturer(), hw.model(), hw.hostname(), os,
+                                        static_cast<int64_t>(hw.detected_kind()), in.device_id)
+                                 .Run());
+        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const DeviceFilter& f) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          kDeviceSelect,
+          "WHERE d.id > ?1 AND (?2 = '' OR d.uai = ?2) AND (?3 = '' OR e.departement = ?3) "
+          "AND (?4 = 0 OR d.kind = ?4) "
+          "AND (?5 IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
+          "AND (?6 = 0 OR d.uai IS NULL) ORDER BY d.id LIMIT ?7")));
+  std::optional<int64_t> seen_before;
+  if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
+  st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before,
+             f.unassigned, f.limit);
+  std::vector<parc::v1::Device> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(DeviceFromRow(st));
+  }
+  return out;
+}
+
+absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial) {
+  ReaderLease db = AcquireReader();
+  DeviceDetails details;
+  {
+    PARC_ASSIGN_OR_RETURN(Statement st,
+                          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?")));
+    st.Bind(1, id_or_serial);
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      details.device = DeviceFromRow(st);
+    } else {
+      PARC_ASSIGN_OR_RETURN(
+          Statement by_serial,
+          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.serial = ? AND d.serial <> '' "
+                                                  "ORDER BY d.id LIMIT 2")));
+      by_serial.Bind(1, id_or_serial);
+      PARC_ASSIGN_OR_RETURN(bool found, by_serial.Step());
+      if (!found) {
+        return absl::NotFoundError(
+            absl::StrCat("no device with id or serial number \"", id_or_serial, "\""));
+      }
+      details.device = DeviceFromRow(by_serial);
+      PARC_ASSIGN_OR_RETURN(bool second, by_serial.Step());
+      if (second) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
+      }
+    }
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement inv,
+      db->Prepare("SELECT i.hardware, i.received_at, s.packages, "
+                  "(SELECT count(*) FROM inventories WHERE device_id = i.device_id) "
+                  "FROM inventories i JOIN software_sets s ON s.hash = i.software_hash "
+                  "WHERE i.device_id = ? ORDER BY i.id DESC LIMIT 1"));
+  inv.Bind(1, details.device.id());
+  PARC_ASSIGN_OR_RETURN(bool has_inv, inv.Step());
+  if (has_inv) {
+    parc::v1::Inventory inventory;
+    if (!inventory.mutable_hardware()->ParseFromString(inv.Blob(0)) ||
+        !inventory.mutable_software()->ParseFromString(inv.Blob(2))) {
+      return absl::DataLossError(
+          absl::StrCat("stored inventory of device ", details.device.id(), " is unreadable"));
+    }
+    details.inventory = std::move(inventory);
+    details.inventory_received_at = FromUnix(inv.Int(1));
+    details.inventory_history = U32(inv.Int(3));
+  }
+  return details;
+}
+
+void SqliteStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) {
+  SubmitFor<int64_t>(
+      [cutoff](Database* db) -> absl::StatusOr<int64_t> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement del,
+            db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
+                        "(SELECT max(id) FROM inventories GROUP BY device_id)"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
+        int64_t deleted = db->Changes();
+        PARC_ASSIGN_OR_RETURN(
+            Statement orphans,
+            db->Prepare("DELETE FROM software_sets WHERE NOT EXISTS (SELECT 1 FROM inventories i "
+                        "WHERE i.software_hash = software_sets.hash)"));
+        PARC_RETURN_IF_ERROR(orphans.Run());
+        return deleted;
+      },
+      std::move(done));
+}
+
+}  // namespace parc::server

@@ -1,0 +1,120 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/sqlite.h"
+#include "server/store.h"
+
+namespace parc::server {
+
+// Store on one SQLite file in WAL mode.
+//
+// Writes: one writer thread owns the only writing connection. It takes every write queued
+// while the previous batch committed and applies them in one transaction (group commit), each
+// inside its own savepoint so that one failing write does not undo the others, then runs each
+// callback once the transaction is durable. Reads: a pool of read-only connections, so
+// readers never wait for the writer.
+class SqliteStore final : public Store {
+ public:
+  struct Options {
+    std::string path;
+    int readers = 4;
+    size_t max_batch = 512;
+  };
+
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
+  // Drains queued writes, then closes.
+  ~SqliteStore() override;
+
+  // Schema migrations, in order. Exposed for tests.
+  static const std::vector<common::Migration>& Migrations();
+
+  // Batches committed and writes applied so far (for metrics and tests).
+  uint64_t batches_committed() const;
+  uint64_t writes_applied() const;
+
+  void CreateOperator(OperatorRecord op, StoreCallback<bool> done) override;
+  absl::StatusOr<OperatorRecord> GetOperator(const std::string& id) override;
+  absl::StatusOr<int64_t> CountOperators() override;
+
+  void UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
+                            StoreCallback<ImportCounts> done) override;
+  absl::StatusOr<std::vector<parc::v1::Establishment>> ListEstablishments(
+      const parc::v1::ListEstablishmentsRequest& filter) override;
+  absl::StatusOr<parc::v1::Establishment> GetEstablishment(const std::string& uai) override;
+
+  void CreateEnrollmentToken(EnrollmentTokenRecord token, StoreCallback<bool> done) override;
+  absl::StatusOr<std::vector<EnrollmentTokenRecord>> ListEnrollmentTokens() override;
+  void RevokeEnrollmentToken(std::string id, absl::Time now,
+                             StoreCallback<EnrollmentTokenRecord> done) override;
+
+  void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
+                            StoreCallback<ImportCounts> done) override;
+
+  void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) override;
+  absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) override;
+  void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) override;
+  absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) override;
+  void StoreInventory(InventoryInput input, StoreCallback<bool> done) override;
+
+  absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(const DeviceFilter& filter) override;
+  absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial) override;
+
+  void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
+
+ private:
+  using WriteOp = std::function<absl::Status(common::Database*)>;
+  using WriteDone = std::function<void(absl::Status)>;
+  struct PendingWrite {
+    WriteOp op;
+    WriteDone done;
+  };
+
+  // A read connection borrowed from the pool for the lifetime of the lease.
+  class ReaderLease {
+   public:
+    ReaderLease(SqliteStore* store, std::unique_ptr<common::Database> db)
+        : store_(store), db_(std::move(db)) {}
+    ReaderLease(ReaderLease&&) = default;
+    ~ReaderLease();
+    common::Database* operator->() const { return db_.get(); }
+    common::Database* get() const { return db_.get(); }
+
+   private:
+    SqliteStore* store_;
+    std::unique_ptr<common::Database> db_;
+  };
+
+  explicit SqliteStore(std::unique_ptr<common::Database> writer);
+
+  void Submit(WriteOp op, WriteDone done);
+  template <typename T>
+  void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done);
+  void WriterLoop();
+  ReaderLease AcquireReader();
+
+  std::unique_ptr<common::Database> writer_db_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<PendingWrite> queue_;
+  bool stopping_ = false;
+  size_t max_batch_ = 512;
+  uint64_t batches_ = 0;
+  uint64_t writes_ = 0;
+
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<common::Database>> readers_;
+
+  std::thread writer_thread_;
+};
+
+}  // namespace parc::server

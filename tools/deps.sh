@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs Parc's build and test dependencies from Debian 12 packages. Idempotent: packages
+# already present are not fetched again. Needs root (or sudo) on a machine that lacks them.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libasio-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev openssl
+  libgtest-dev libgmock-dev libcli11-dev libcpp-httplib-dev libarchive-dev
+  libspdlog-dev libtomlplusplus-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
