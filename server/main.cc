@@ -7,7 +7,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "server/server.h"
-#include "spdlog/spdlog.h"
+#include "common/logging.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 #include "server/rpc_util.h"
 
 #include "common/grpc_util.h"
-#include "spdlog/spdlog.h"
+#include "common/logging.h"
 
 namespace parc::server {
 

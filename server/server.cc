@@ -11,7 +11,7 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "server/tls_bootstrap.h"
-#include "spdlog/spdlog.h"
+#include "common/logging.h"
 
 namespace parc::server {
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
-#include "spdlog/spdlog.h"
+#include "common/logging.h"
 
 namespace parc::server {
 namespace {

@@ -1,0 +1,355 @@
+#include "agent/cli.h"
+
+#include <csignal>
+#include <iomanip>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/client.h"
+#include "agent/collectors.h"
+#include "agent/config.h"
+#include "agent/daemon.h"
+#include "agent/enrollment.h"
+#include "agent/state.h"
+#include "agent/system_reader.h"
+#include "asio.hpp"
+#include "common/duration.h"
+#include "common/file_util.h"
+#include "common/inventory_format.h"
+#include "common/inventory_util.h"
+#include "common/proto_json.h"
+#include "common/logging.h"
+
+namespace parc::agent {
+namespace {
+
+struct CommonFlags {
+  std::string config_path = kDefaultAgentConfigPath;
+  bool config_given = false;
+  std::string root;
+  std::string state_dir;
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags* flags) {
+  cmd->add_option("--config", flags->config_path, "Configuration file")
+      ->each([flags](const std::string&) { flags->config_given = true; })
+      ->capture_default_str();
+  cmd->add_option("--root", flags->root,
+                  "Read the system under this directory instead of / (fixture trees)");
+  cmd->add_option("--state-dir", flags->state_dir,
+                  "Directory of the agent's identity and local state");
+}
+
+std::string FormatUtc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+// Enrollment parameters from flags, falling back to the configuration file.
+absl::StatusOr<EnrollParams> ResolveEnrollParams(const AgentConfig& config,
+                                                 const std::string& server,
+                                                 const std::string& token, const std::string& ca,
+                                                 const std::string& kind, bool insecure) {
+  EnrollParams p;
+  p.server = server.empty() ? config.server : server;
+  p.token = token.empty() ? config.enrollment_token : token;
+  p.insecure = insecure || config.insecure;
+  std::string ca_path = ca.empty() ? config.ca : ca;
+  std::string kind_name = kind.empty() ? config.kind : kind;
+  if (p.server.empty()) return absl::InvalidArgumentError("no server: give --server HOST:PORT");
+  if (p.token.empty()) return absl::InvalidArgumentError("no enrollment token: give --token");
+  if (!p.insecure) {
+    if (ca_path.empty()) {
+      return absl::InvalidArgumentError(
+          "no CA certificate: give --ca with the CA file printed by parc-server");
+    }
+    auto pem = common::ReadFile(ca_path, 1 << 20);
+    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat("--ca: ", pem.status().message()));
+    if (pem->find("BEGIN CERTIFICATE") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--ca: ", ca_path, " holds no PEM certificate"));
+    }
+    p.ca_pem = *pem;
+  }
+  if (!kind_name.empty()) {
+    auto k = common::ParseKind(kind_name);
+    if (!k.ok()) return absl::InvalidArgumentError(absl::StrCat("--kind: ", k.status().message()));
+    p.kind = *k;
+  }
+  return p;
+}
+
+int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& out,
+           std::ostream& err) {
+  RootedSystemReader reader(config.root);
+  auto state = AgentState::Open(config.state_dir);
+  if (!state.ok()) {
+    err << "parc-agent: state: " << state.status().message() << "\n";
+    return 1;
+  }
+  AgentClient::Options o;
+  o.server = params.server;
+  o.ca_pem = params.ca_pem;
+  o.insecure = params.insecure;
+  auto client = AgentClient::Connect(o);
+  if (!client.ok()) {
+    err << "parc-agent: " << client.status().message() << "\n";
+    return 1;
+  }
+  auto request = MakeEnrollRequest(reader, params);
+  auto response = (*client)->Enroll(request);
+  if (!response.ok()) {
+    err << "parc-agent: enrollment failed: "
+        << absl::StatusCodeToString(response.status().code()) << ": "
+        << response.status().message() << "\n";
+    return 1;
+  }
+  Identity id = IdentityFromEnrollment(params, *response, Fingerprint(request.identity()),
+                                       absl::Now());
+  // Whatever was queued belongs to the previous identity.
+  absl::Status s = (*state)->ClearIdentity();
+  if (s.ok()) s = (*state)->SaveIdentity(id);
+  if (!s.ok()) {
+    err << "parc-agent: cannot save identity: " << s.message() << "\n";
+    return 1;
+  }
+  out << (response->reenrolled() ? "Re-enrolled" : "Enrolled") << " as device "
+      << id.device_id;
+  if (id.uai.empty()) {
+    out << " (not assigned to an establishment yet: its serial number is in no delivery list)";
+  } else {
+    out << " in " << id.uai << " " << id.establishment_name;
+  }
+  out << "\n";
+  return 0;
+}
+
+int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::Duration splay,
+        std::ostream& err) {
+  RootedSystemReader reader(config.root);
+  OutboxLimits limits;
+  limits.max_entries = config.outbox_max_reports;
+  auto state = AgentState::Open(config.state_dir, limits);
+  if (!state.ok()) {
+    err << "parc-agent: state: " << state.status().message() << "\n";
+    return 1;
+  }
+  DaemonOptions options;
+  options.once = once;
+  options.retry_base = retry_base;
+  options.initial_splay = splay;
+  if (!config.server.empty() && !config.enrollment_token.empty()) {
+    auto params = ResolveEnrollParams(config, "", "", "", "", false);
+    if (!params.ok()) {
+      err << "parc-agent: configuration: " << params.status().message() << "\n";
+      return 2;
+    }
+    options.enroll = *params;
+  }
+  asio::io_context io;
+  Daemon daemon(io, &reader, state->get(), options, common::RealClock::Get());
+  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&](const asio::error_code& ec, int) {
+    if (ec) return;
+    spdlog::info("stopping");
+    daemon.Stop();
+  });
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const asio::error_code& ec, int) {
+      if (ec) return;
+      daemon.TriggerNow();
+      wait_hup();
+    });
+  };
+  wait_hup();
+  daemon.Start();
+  // Runs until the daemon stops (signal, or --once): then the signal waits are cancelled.
+  asio::steady_timer watch(io);
+  std::function<void()> poll = [&] {
+    watch.expires_after(std::chrono::milliseconds(200));
+    watch.async_wait([&](const asio::error_code& ec) {
+      if (ec) return;
+      if (daemon.cycles() > 0 && once) {
+        stop_signals.cancel();
+        hup.cancel();
+        return;
+      }
+      poll();
+    });
+  };
+  if (once) poll();
+  io.run();
+  if (once) {
+    if (!daemon.last_status().ok()) {
+      err << "parc-agent: " << daemon.last_status().message() << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream& err) {
+  if (!common::PathExists(config.state_dir + "/agent.db")) {
+    out << "Not enrolled (no state in " << config.state_dir
+        << "). Enroll with: parc-agent enroll --server HOST:PORT --token TOKEN --ca CA.pem\n";
+    return 3;
+  }
+  auto state = AgentState::Open(config.state_dir);
+  if (!state.ok()) {
+    err << "parc-agent: state: " << state.status().message() << "\n";
+    return 1;
+  }
+  auto identity = (*state)->LoadIdentity();
+  if (!identity.ok()) {
+    err << "parc-agent: " << identity.status().message() << "\n";
+    return 1;
+  }
+  RootedSystemReader reader(config.root);
+  std::string fingerprint = Fingerprint(CollectIdentity(reader));
+  auto queued = (*state)->QueuedCount();
+  auto dropped = (*state)->DroppedCount();
+  auto last_checkin = (*state)->Get("last_checkin_at");
+  auto next_checkin = (*state)->Get("next_checkin_at");
+  auto last_error = (*state)->Get("last_error");
+  auto when = [](const absl::StatusOr<std::string>& v) -> std::string {
+    int64_t secs = 0;
+    if (!v.ok() || !absl::SimpleAtoi(*v, &secs)) return "never";
+    return FormatUtc(absl::FromUnixSeconds(secs));
+  };
+  if (json) {
+    out << "{\n";
+    if (identity->has_value()) {
+      const Identity& id = **identity;
+      out << "  \"enrolled\": true,\n  \"device_id\": \"" << id.device_id << "\",\n"
+          << "  \"server\": \"" << id.server << "\",\n  \"uai\": \"" << id.uai << "\",\n"
+          << "  \"hardware_matches\": " << (id.fingerprint == fingerprint ? "true" : "false")
+          << ",\n";
+    } else {
+      out << "  \"enrolled\": false,\n";
+    }
+    out << "  \"last_checkin\": \"" << when(last_checkin) << "\",\n"
+        << "  \"queued_reports\": " << (queued.ok() ? *queued : -1) << ",\n"
+        << "  \"dropped_reports\": " << (dropped.ok() ? *dropped : 0) << "\n}\n";
+    return identity->has_value() ? 0 : 3;
+  }
+  auto row = [&](const char* label, const std::string& value) {
+    out << std::left << std::setw(16) << label << value << "\n";
+  };
+  if (!identity->has_value()) {
+    row("Device", "not enrolled");
+  } else {
+    const Identity& id = **identity;
+    row("Device", id.device_id);
+    row("Server", absl::StrCat(id.server, id.insecure ? " (plaintext)" : " (TLS)"));
+    row("Establishment", id.uai.empty() ? "not assigned yet"
+                                        : absl::StrCat(id.uai, " ", id.establishment_name));
+    row("Enrolled", FormatUtc(id.enrolled_at));
+    row("Hardware", id.fingerprint == fingerprint
+                        ? "matches the enrolled device"
+                        : "DIFFERS from the enrolled device: the next start enrolls as a new "
+                          "device");
+  }
+  row("Last check-in", when(last_checkin));
+  row("Next check-in", when(next_checkin));
+  row("Queued reports",
+      absl::StrCat(queued.ok() ? *queued : -1, " (", dropped.ok() ? *dropped : 0,
+                   " dropped since enrollment)"));
+  row("Last error", last_error.ok() && !last_error->empty() ? *last_error : "-");
+  return identity->has_value() ? 0 : 3;
+}
+
+}  // namespace
+
+int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{
+      "parc-agent: inventories this device for Parc and keeps it enrolled.\n"
+      "Reads /etc/parc/agent.toml (server, ca, enrollment_token, kind, state_dir); flags "
+      "override it."};
+  app.require_subcommand(1);
+  CommonFlags common_flags;
+
+  std::string server, token, ca, kind;
+  bool insecure = false;
+  CLI::App* enroll = app.add_subcommand("enroll", "Enroll this device with a Parc server");
+  AddCommonFlags(enroll, &common_flags);
+  enroll->add_option("--server", server, "Server address HOST:PORT");
+  enroll->add_option("--token", token, "Enrollment token from `parcctl tokens create`");
+  enroll->add_option("--ca", ca, "CA certificate (PEM) the server's certificate is signed by");
+  enroll->add_option("--kind", kind,
+                     "Device kind: laptop, tablet, display, desktop or other (default: "
+                     "detected from the chassis type; displays must be given)");
+  enroll->add_flag("--insecure", insecure, "Plaintext connection (test servers on loopback)");
+
+  bool once = false;
+  std::string retry_base = "10s";
+  std::string splay = "10s";
+  CLI::App* run = app.add_subcommand("run", "Run the agent daemon (check-ins, inventory)");
+  AddCommonFlags(run, &common_flags);
+  run->add_flag("--once", once, "Run one check-in cycle and exit (status 1 if it failed)");
+  run->add_option("--retry-base", retry_base, "First retry delay after a failure")
+      ->capture_default_str();
+  run->add_option("--splay", splay, "Random delay before the first check-in")
+      ->capture_default_str();
+
+  bool json = false;
+  CLI::App* inventory =
+      app.add_subcommand("inventory", "Collect and print this device's inventory (no server)");
+  AddCommonFlags(inventory, &common_flags);
+  inventory->add_flag("--json", json, "Print JSON");
+
+  CLI::App* status = app.add_subcommand("status", "Show enrollment and check-in status");
+  AddCommonFlags(status, &common_flags);
+  status->add_flag("--json", json, "Print JSON");
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream help_out, help_err;
+    int code = app.exit(e, help_out, help_err);
+    out << help_out.str();
+    err << help_err.str();
+    return code;
+  }
+
+  auto config = LoadAgentConfig(common_flags.config_path, common_flags.config_given);
+  if (!config.ok()) {
+    err << "parc-agent: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (!common_flags.root.empty()) config->root = common_flags.root;
+  if (!common_flags.state_dir.empty()) config->state_dir = common_flags.state_dir;
+
+  if (enroll->parsed()) {
+    auto params = ResolveEnrollParams(*config, server, token, ca, kind, insecure);
+    if (!params.ok()) {
+      err << "parc-agent enroll: " << params.status().message() << "\n";
+      return 2;
+    }
+    return Enroll(*config, *params, out, err);
+  }
+  if (run->parsed()) {
+    auto base = common::ParseDuration(retry_base);
+    auto sp = common::ParseDuration(splay);
+    if (!base.ok() || !sp.ok()) {
+      err << "parc-agent run: " << (base.ok() ? sp.status() : base.status()).message() << "\n";
+      return 2;
+    }
+    return Run(*config, once, *base, once ? absl::ZeroDuration() : *sp, err);
+  }
+  if (inventory->parsed()) {
+    RootedSystemReader reader(config->root);
+    parc::v1::Inventory inv = CollectInventory(reader);
+    if (json) {
+      out << common::ToJson(inv);
+    } else {
+      out << common::FormatInventoryText(inv);
+    }
+    return 0;
+  }
+  if (status->parsed()) return Status(*config, json, out, err);
+  return 2;
+}
+
+}  // namespace parc::agent

@@ -1,0 +1,75 @@
+#include "agent/config.h"
+
+// Header-only, without exceptions: parse errors come back as values (the shared library
+// Debian ships is built with exceptions).
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+
+namespace parc::agent {
+namespace {
+
+absl::Status ReadString(const toml::table& t, const std::string& path, const char* key,
+                        std::string* out) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return absl::OkStatus();
+  auto v = node->value<std::string>();
+  if (!v.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", node->source().begin.line, ": ",
+                                                   key, " must be a string"));
+  }
+  *out = *v;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_exist) {
+  AgentConfig config;
+  auto text = common::ReadFile(path, 1 << 20);
+  if (absl::IsNotFound(text.status()) && !must_exist) return config;
+  PARC_RETURN_IF_ERROR(text.status());
+  toml::parse_result parsed = toml::parse(*text, path);
+  if (!parsed) {
+    const auto& err = parsed.error();
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", err.source().begin.line, ":",
+                                                   err.source().begin.column, ": ",
+                                                   std::string(err.description())));
+  }
+  const toml::table& t = parsed.table();
+  static const char* kKnown[] = {"server", "ca",        "enrollment_token",  "kind",
+                                 "insecure", "state_dir", "outbox_max_reports"};
+  for (const auto& [key, node] : t) {
+    bool known = false;
+    for (const char* k : kKnown) known |= key.str() == k;
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", node.source().begin.line,
+                                                     ": unknown setting \"", std::string(key.str()), "\""));
+    }
+  }
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "server", &config.server));
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "ca", &config.ca));
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "enrollment_token", &config.enrollment_token));
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "kind", &config.kind));
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "state_dir", &config.state_dir));
+  if (const toml::node* n = t.get("insecure")) {
+    auto v = n->value<bool>();
+    if (!v) return absl::InvalidArgumentError(absl::StrCat(path, ": insecure must be true/false"));
+    config.insecure = *v;
+  }
+  if (const toml::node* n = t.get("outbox_max_reports")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 100000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": outbox_max_reports must be a number from 1 to 100000"));
+    }
+    config.outbox_max_reports = static_cast<int>(*v);
+  }
+  return config;
+}
+
+}  // namespace parc::agent

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace parc::agent {
+
+// Settings of parc-agent, from /etc/parc/agent.toml (or --config), overridden by flags.
+// A master disk image carries server, ca and enrollment_token but no identity: each clone
+// enrolls on its own at first start.
+struct AgentConfig {
+  std::string server;
+  // Path of the CA certificate that signed the server's certificate.
+  std::string ca;
+  std::string enrollment_token;
+  // Device kind set by the technician (interactive displays cannot be detected).
+  std::string kind;
+  bool insecure = false;
+  std::string state_dir = "/var/lib/parc-agent";
+  std::string root = "/";
+  int outbox_max_reports = 100;
+};
+
+inline constexpr char kDefaultAgentConfigPath[] = "/etc/parc/agent.toml";
+
+// Reads a config file. A missing file yields the defaults unless must_exist. Errors name the
+// file, line and column.
+[[nodiscard]] absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path,
+                                                          bool must_exist);
+
+}  // namespace parc::agent

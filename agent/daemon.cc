@@ -1,0 +1,322 @@
+#include "agent/daemon.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "agent/collectors.h"
+#include "common/inventory_util.h"
+#include "common/logging.h"
+
+namespace parc::agent {
+namespace {
+
+constexpr char kInventory[] = "inventory";
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(d));
+}
+
+}  // namespace
+
+absl::Duration BackoffDelay(absl::Duration base, absl::Duration max, int attempt,
+                            std::mt19937_64& rng) {
+  absl::Duration cap = base;
+  for (int i = 0; i < attempt && cap < max; ++i) cap *= 2;
+  cap = std::min(cap, max);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  return cap * uniform(rng);
+}
+
+absl::Duration ClampCheckInInterval(uint32_t server_seconds) {
+  return std::clamp(absl::Seconds(server_seconds), absl::Seconds(1), absl::Hours(24 * 7));
+}
+
+Daemon::Daemon(asio::io_context& io, const SystemReader* reader, AgentState* state,
+               DaemonOptions options, const common::Clock* clock)
+    : io_(io),
+      timer_(io),
+      reader_(reader),
+      state_(state),
+      options_(std::move(options)),
+      clock_(clock),
+      rng_(std::random_device{}()) {}
+
+Daemon::~Daemon() {
+  Stop();
+  pool_.join();
+}
+
+template <typename Result>
+void Daemon::Offload(std::function<Result()> work, std::function<void(Result)> then) {
+  asio::post(pool_, [this, work = std::move(work), then = std::move(then)]() mutable {
+    auto result = std::make_shared<Result>(work());
+    asio::post(io_, [this, then = std::move(then), result]() mutable {
+      if (stopping_) return;
+      then(std::move(*result));
+    });
+  });
+}
+
+void Daemon::Start() {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  ScheduleCycle(options_.once ? absl::ZeroDuration() : options_.initial_splay * uniform(rng_));
+}
+
+void Daemon::Stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  timer_.cancel();
+  if (client_) client_->CancelAll();
+}
+
+void Daemon::TriggerNow() {
+  if (!in_cycle_ && !stopping_) ScheduleCycle(absl::ZeroDuration());
+}
+
+void Daemon::ScheduleCycle(absl::Duration delay) {
+  if (stopping_) return;
+  timer_.expires_after(ToChrono(delay));
+  timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec && !stopping_) BeginCycle();
+  });
+}
+
+void Daemon::BeginCycle() {
+  in_cycle_ = true;
+  const SystemReader* reader = reader_;
+  Offload<std::shared_ptr<Snapshot>>(
+      [reader] {
+        auto snap = std::make_shared<Snapshot>();
+        snap->inventory = CollectInventory(*reader);
+        snap->software_hash = common::SoftwareHash(snap->inventory.software());
+        snap->inventory_hash =
+            common::InventoryHash(snap->inventory.hardware(), snap->software_hash);
+        snap->identity = CollectIdentity(*reader);
+        snap->fingerprint = Fingerprint(snap->identity);
+        return snap;
+      },
+      [this](std::shared_ptr<Snapshot> snap) { OnSnapshot(std::move(snap)); });
+}
+
+absl::Status Daemon::EnsureClient(const Identity& identity) {
+  if (client_ && client_server_ == identity.server) return absl::OkStatus();
+  AgentClient::Options o;
+  o.server = identity.server;
+  o.ca_pem = identity.ca_pem;
+  o.insecure = identity.insecure;
+  auto client = AgentClient::Connect(o);
+  if (!client.ok()) return client.status();
+  client_ = std::move(*client);
+  client_server_ = identity.server;
+  return absl::OkStatus();
+}
+
+void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
+  auto loaded = state_->LoadIdentity();
+  if (!loaded.ok()) return EndCycle(loaded.status());
+  identity_ = *loaded;
+  if (identity_.has_value() && identity_->fingerprint != snap->fingerprint) {
+    spdlog::warn(
+        "hardware identity differs from the one enrolled as device {} (state copied from a "
+        "master image or another machine?): enrolling as a new device",
+        identity_->device_id);
+    absl::Status cleared = state_->ClearIdentity();
+    if (!cleared.ok()) return EndCycle(cleared);
+    identity_.reset();
+  }
+  if (identity_.has_value()) return CheckIn(std::move(snap));
+
+  if (!options_.enroll.has_value()) {
+    return EndCycle(absl::FailedPreconditionError(
+        "not enrolled: run `parc-agent enroll`, or set server, ca and enrollment_token in the "
+        "agent configuration"));
+  }
+  const EnrollParams params = *options_.enroll;
+  Identity target;
+  target.server = params.server;
+  target.ca_pem = params.ca_pem;
+  target.insecure = params.insecure;
+  absl::Status connected = EnsureClient(target);
+  if (!connected.ok()) return EndCycle(connected);
+  parc::v1::EnrollRequest request = MakeEnrollRequest(*reader_, params);
+  AgentClient* client = client_.get();
+  Offload<absl::StatusOr<parc::v1::EnrollResponse>>(
+      [client, request] { return client->Enroll(request); },
+      [this, snap](absl::StatusOr<parc::v1::EnrollResponse> r) { OnEnrolled(snap, std::move(r)); });
+}
+
+void Daemon::OnEnrolled(std::shared_ptr<Snapshot> snap,
+                        absl::StatusOr<parc::v1::EnrollResponse> response) {
+  if (!response.ok()) {
+    return EndCycle(absl::Status(response.status().code(),
+                                 absl::StrCat("enrollment failed: ", response.status().message())));
+  }
+  Identity id = IdentityFromEnrollment(*options_.enroll, *response, snap->fingerprint,
+                                       clock_->Now());
+  absl::Status saved = state_->SaveIdentity(id);
+  if (!saved.ok()) return EndCycle(saved);
+  spdlog::info("enrolled as device {}{}", id.device_id,
+               id.uai.empty() ? " (not yet assigned to an establishment)"
+                              : absl::StrCat(" in ", id.uai, " ", id.establishment_name));
+  identity_ = std::move(id);
+  CheckIn(std::move(snap));
+}
+
+void Daemon::CheckIn(std::shared_ptr<Snapshot> snap) {
+  auto queued_hash = state_->Get("inventory_hash_queued");
+  if (!queued_hash.ok()) return EndCycle(queued_hash.status());
+  if (*queued_hash != snap->inventory_hash) {
+    parc::v1::ReportInventoryRequest report;
+    report.set_inventory_hash(snap->inventory_hash);
+    report.set_software_hash(snap->software_hash);
+    *report.mutable_inventory() = snap->inventory;
+    report.set_collected_at(absl::ToUnixSeconds(clock_->Now()));
+    absl::Status s = state_->Enqueue(kInventory, report.SerializeAsString(), clock_->Now());
+    if (s.ok()) s = state_->Set("inventory_hash_queued", snap->inventory_hash);
+    if (!s.ok()) return EndCycle(s);
+  }
+  absl::Status connected = EnsureClient(*identity_);
+  if (!connected.ok()) return EndCycle(connected);
+
+  parc::v1::CheckInRequest request;
+  request.set_agent_version(kAgentVersion);
+  request.set_inventory_hash(snap->inventory_hash);
+  request.set_software_hash(snap->software_hash);
+  auto queued = state_->QueuedCount();
+  auto dropped = state_->DroppedCount();
+  request.set_queued_reports(queued.ok() ? static_cast<uint32_t>(*queued) : 0);
+  request.set_dropped_reports(dropped.ok() ? *dropped : 0);
+  AgentClient* client = client_.get();
+  std::string credential = CredentialOf(*identity_);
+  Offload<absl::StatusOr<parc::v1::CheckInResponse>>(
+      [client, credential, request] { return client->CheckIn(credential, request); },
+      [this, snap](absl::StatusOr<parc::v1::CheckInResponse> r) { OnCheckIn(snap, std::move(r)); });
+}
+
+void Daemon::OnCheckIn(std::shared_ptr<Snapshot> snap,
+                       absl::StatusOr<parc::v1::CheckInResponse> response) {
+  if (absl::IsUnauthenticated(response.status())) return OnCredentialRejected(response.status());
+  if (!response.ok()) return EndCycle(response.status());
+  absl::Status s = state_->Set("last_checkin_at", absl::StrCat(absl::ToUnixSeconds(clock_->Now())));
+  if (!s.ok()) return EndCycle(s);
+  if (response->uai() != identity_->uai) {
+    identity_->uai = response->uai();
+    (void)state_->SaveIdentity(*identity_);
+  }
+  next_interval_ = ClampCheckInInterval(response->next_checkin_seconds());
+
+  auto queued = state_->QueuedOfKind(kInventory);
+  if (!queued.ok()) return EndCycle(queued.status());
+  if (!response->send_inventory()) {
+    // The server already holds this inventory: nothing to deliver.
+    for (const auto& entry : *queued) {
+      parc::v1::ReportInventoryRequest report;
+      if (report.ParseFromString(entry.payload) &&
+          report.inventory_hash() == snap->inventory_hash) {
+        s = state_->Remove(entry.seq);
+        if (!s.ok()) return EndCycle(s);
+      }
+    }
+  } else if (queued->empty()) {
+    // The server lost or never got it (e.g. re-enrolled elsewhere): queue it again.
+    parc::v1::ReportInventoryRequest report;
+    report.set_inventory_hash(snap->inventory_hash);
+    report.set_software_hash(snap->software_hash);
+    *report.mutable_inventory() = snap->inventory;
+    report.set_collected_at(absl::ToUnixSeconds(clock_->Now()));
+    s = state_->Enqueue(kInventory, report.SerializeAsString(), clock_->Now());
+    if (!s.ok()) return EndCycle(s);
+  }
+  send_software_ = response->send_software();
+  software_hash_ = snap->software_hash;
+  DeliverNext();
+}
+
+void Daemon::DeliverNext() {
+  auto entry = state_->Oldest();
+  if (!entry.ok()) return EndCycle(entry.status());
+  if (!entry->has_value()) return EndCycle(absl::OkStatus());
+  const OutboxEntry& e = **entry;
+  if (e.kind != kInventory) {
+    // Unknown kinds come from a newer agent's state: they cannot be delivered by this one.
+    spdlog::warn("dropping queued report of unknown kind {}", e.kind);
+    absl::Status s = state_->Remove(e.seq);
+    if (!s.ok()) return EndCycle(s);
+    return DeliverNext();
+  }
+  parc::v1::ReportInventoryRequest report;
+  if (!report.ParseFromString(e.payload)) {
+    spdlog::warn("dropping unreadable queued inventory #{}", e.seq);
+    absl::Status s = state_->Remove(e.seq);
+    if (!s.ok()) return EndCycle(s);
+    return DeliverNext();
+  }
+  bool stripped = false;
+  if (!send_software_ && report.software_hash() == software_hash_) {
+    // Devices cloned from the same image share a software list: the server has it already.
+    report.mutable_inventory()->clear_software();
+    stripped = true;
+  }
+  AgentClient* client = client_.get();
+  std::string credential = CredentialOf(*identity_);
+  int64_t seq = e.seq;
+  Offload<absl::Status>(
+      [client, credential, report] { return client->ReportInventory(credential, report); },
+      [this, seq, stripped](absl::Status s) { OnDelivered(seq, stripped, std::move(s)); });
+}
+
+void Daemon::OnDelivered(int64_t seq, bool stripped_software, absl::Status status) {
+  if (status.ok()) {
+    absl::Status s = state_->Remove(seq);
+    if (!s.ok()) return EndCycle(s);
+    return DeliverNext();
+  }
+  if (absl::IsFailedPrecondition(status) && stripped_software) {
+    send_software_ = true;  // the server no longer holds the list: send it in full
+    return DeliverNext();
+  }
+  if (absl::IsUnauthenticated(status)) return OnCredentialRejected(status);
+  if (absl::IsInvalidArgument(status) || absl::IsResourceExhausted(status)) {
+    // The server will never accept this report; keeping it would block the outbox forever.
+    spdlog::error("server refused queued report #{}: {}; dropping it", seq, status.ToString());
+    absl::Status s = state_->Remove(seq);
+    if (s.ok()) s = state_->Set("last_refused", status.ToString());
+    if (!s.ok()) return EndCycle(s);
+    return DeliverNext();
+  }
+  EndCycle(status);
+}
+
+void Daemon::OnCredentialRejected(const absl::Status& status) {
+  spdlog::error("server rejected this device's credential: {}", status.message());
+  absl::Status s = state_->ClearIdentity();
+  identity_.reset();
+  EndCycle(s.ok() ? status : s);
+}
+
+void Daemon::EndCycle(absl::Status status) {
+  in_cycle_ = false;
+  ++cycles_;
+  last_status_ = status;
+  if (status.ok()) {
+    attempt_ = 0;
+    (void)state_->Set("last_error", "");
+  } else {
+    spdlog::warn("cycle failed: {}", status.ToString());
+    (void)state_->Set("last_error", status.ToString());
+  }
+  if (options_.once) {
+    Stop();
+    return;
+  }
+  absl::Duration delay = next_interval_;
+  if (!status.ok()) {
+    delay = BackoffDelay(options_.retry_base, options_.retry_max, attempt_++, rng_);
+  }
+  (void)state_->Set("next_checkin_at", absl::StrCat(absl::ToUnixSeconds(clock_->Now() + delay)));
+  ScheduleCycle(delay);
+}
+
+}  // namespace parc::agent

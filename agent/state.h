@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/sqlite.h"
+#include "parc/v1/agent.pb.h"
+
+namespace parc::agent {
+
+// What enrollment gave this device.
+struct Identity {
+  std::string device_id;
+  std::string secret;
+  std::string server;
+  std::string ca_pem;
+  bool insecure = false;
+  // Fingerprint of the hardware at enrollment (see collectors.h).
+  std::string fingerprint;
+  std::string uai;
+  std::string establishment_name;
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+  absl::Time enrolled_at;
+};
+
+struct OutboxEntry {
+  int64_t seq = 0;
+  std::string kind;  // "inventory"
+  std::string payload;
+  absl::Time created_at;
+};
+
+struct OutboxLimits {
+  int max_entries = 100;
+  int64_t max_bytes = 16 << 20;
+};
+
+// The agent's local state in <state_dir>/agent.db: identity, the outbox of reports not yet
+// acknowledged by the server, and small status values. The state directory is created 0700.
+// Not thread-safe: the daemon uses it from its event loop only.
+class AgentState {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AgentState>> Open(
+      const std::string& state_dir, OutboxLimits limits = {});
+
+  [[nodiscard]] absl::StatusOr<std::optional<Identity>> LoadIdentity();
+  [[nodiscard]] absl::Status SaveIdentity(const Identity& identity);
+  // Forgets the identity and every queued report (they belong to the old identity).
+  [[nodiscard]] absl::Status ClearIdentity();
+
+  // Appends a report. An inventory replaces any inventory still queued (only the latest
+  // matters). When the outbox is over its limits the oldest entries are dropped and counted.
+  [[nodiscard]] absl::Status Enqueue(const std::string& kind, const std::string& payload,
+                                     absl::Time now);
+  [[nodiscard]] absl::StatusOr<std::optional<OutboxEntry>> Oldest();
+  [[nodiscard]] absl::StatusOr<std::vector<OutboxEntry>> QueuedOfKind(const std::string& kind);
+  [[nodiscard]] absl::Status Remove(int64_t seq);
+  [[nodiscard]] absl::StatusOr<int64_t> QueuedCount();
+  [[nodiscard]] absl::StatusOr<uint64_t> DroppedCount();
+
+  // Small named values (last check-in time, last error…).
+  [[nodiscard]] absl::StatusOr<std::string> Get(const std::string& key);
+  [[nodiscard]] absl::Status Set(const std::string& key, const std::string& value);
+
+  const std::string& state_dir() const { return state_dir_; }
+
+ private:
+  AgentState(std::unique_ptr<common::Database> db, std::string dir, OutboxLimits limits)
+      : db_(std::move(db)), state_dir_(std::move(dir)), limits_(limits) {}
+  std::unique_ptr<common::Database> db_;
+  std::string state_dir_;
+  OutboxLimits limits_;
+};
+
+}  // namespace parc::agent

@@ -1,0 +1,530 @@
+#include "tools/parcctl/ctl.h"
+
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/duration.h"
+#include "common/file_util.h"
+#include "common/grpc_util.h"
+#include "common/inventory_format.h"
+#include "common/inventory_util.h"
+#include "common/proto_json.h"
+#include "common/status_macros.h"
+#include "parc/v1/admin.grpc.pb.h"
+#include "tools/parcctl/table.h"
+
+namespace parc::cli {
+namespace {
+
+struct ConnectionFlags {
+  std::string server;
+  std::string ca;
+  std::string token;
+  std::string token_file;
+  std::string config;
+  bool insecure = false;
+};
+
+struct Connection {
+  std::string server;
+  std::string ca_pem;
+  std::string token;
+  bool insecure = false;
+};
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  PARC_ASSIGN_OR_RETURN(std::string text, common::ReadFile(path, 4096));
+  return std::string(absl::StripAsciiWhitespace(text));
+}
+
+// Flags, then environment, then config file.
+absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags) {
+  ConnectionFlags file;
+  std::string config_path = flags.config;
+  bool must_exist = !config_path.empty();
+  if (config_path.empty()) {
+    std::string home = Env("HOME");
+    std::string user_config = home.empty() ? "" : home + "/.config/parc/parcctl.toml";
+    config_path = !user_config.empty() && common::PathExists(user_config)
+                      ? user_config
+                      : "/etc/parc/parcctl.toml";
+  }
+  auto text = common::ReadFile(config_path, 1 << 20);
+  if (text.ok()) {
+    toml::parse_result parsed = toml::parse(*text, config_path);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config_path, ":", parsed.error().source().begin.line, ": ",
+          std::string(parsed.error().description())));
+    }
+    const toml::table& t = parsed.table();
+    file.server = t["server"].value_or(std::string());
+    file.ca = t["ca"].value_or(std::string());
+    file.token = t["token"].value_or(std::string());
+    file.token_file = t["token_file"].value_or(std::string());
+    file.insecure = t["insecure"].value_or(false);
+  } else if (must_exist || !absl::IsNotFound(text.status())) {
+    return text.status();
+  }
+
+  auto pick = [](std::initializer_list<std::string> values) {
+    for (const auto& v : values) {
+      if (!v.empty()) return v;
+    }
+    return std::string();
+  };
+  Connection c;
+  c.server = pick({flags.server, Env("PARC_SERVER"), file.server});
+  c.insecure = flags.insecure || file.insecure;
+  std::string ca = pick({flags.ca, Env("PARC_CA"), file.ca});
+  c.token = pick({flags.token, Env("PARC_TOKEN")});
+  std::string token_file = pick({flags.token_file, Env("PARC_TOKEN_FILE"), file.token_file});
+  if (c.token.empty() && !token_file.empty()) {
+    PARC_ASSIGN_OR_RETURN(c.token, ReadToken(token_file));
+  }
+  if (c.token.empty()) c.token = file.token;
+  if (c.server.empty()) {
+    return absl::InvalidArgumentError("no server: give --server HOST:PORT or set PARC_SERVER");
+  }
+  if (c.token.empty()) {
+    return absl::InvalidArgumentError(
+        "no operator token: give --token, --token-file or set PARC_TOKEN");
+  }
+  if (!c.insecure) {
+    if (ca.empty()) {
+      return absl::InvalidArgumentError(
+          "no CA certificate: give --ca (the CA file parc-server printed) or set PARC_CA");
+    }
+    PARC_ASSIGN_OR_RETURN(c.ca_pem, common::ReadFile(ca, 1 << 20));
+  }
+  return c;
+}
+
+// A connected admin client: every call carries the token and a deadline.
+class Admin {
+ public:
+  static absl::StatusOr<Admin> Connect(const Connection& c) {
+    common::ChannelOptions o;
+    o.target = c.server;
+    o.ca_pem = c.ca_pem;
+    o.insecure = c.insecure;
+    PARC_ASSIGN_OR_RETURN(auto channel, common::MakeChannel(o));
+    return Admin(parc::v1::AdminService::NewStub(channel), c);
+  }
+
+  template <typename Request, typename Response>
+  absl::Status Call(grpc::Status (parc::v1::AdminService::Stub::*method)(grpc::ClientContext*,
+                                                                         const Request&,
+                                                                         Response*),
+                    const Request& request, Response* response,
+                    absl::Duration timeout = absl::Seconds(60)) {
+    grpc::ClientContext ctx;
+    common::SetDeadline(&ctx, timeout);
+    common::SetBearer(&ctx, connection_.token);
+    grpc::Status s = ((*stub_).*method)(&ctx, request, response);
+    absl::Status status = common::FromGrpcStatus(s);
+    if (absl::IsUnavailable(status)) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach parc-server at ", connection_.server, ": ", status.message(),
+          connection_.insecure ? "" : " (is it running, and is --ca the CA it printed?)"));
+    }
+    return status;
+  }
+
+ private:
+  Admin(std::unique_ptr<parc::v1::AdminService::Stub> stub, Connection c)
+      : stub_(std::move(stub)), connection_(std::move(c)) {}
+  std::shared_ptr<parc::v1::AdminService::Stub> stub_;
+  Connection connection_;
+};
+
+std::string FormatTimestamp(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0) return "";
+  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(ts.seconds()),
+                          absl::LocalTimeZone());
+}
+
+std::string Ago(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0) return "never";
+  return absl::StrCat(FormatTimestamp(ts), " (",
+                      common::FormatDurationShort(absl::Now() - absl::FromUnixSeconds(ts.seconds())),
+                      " ago)");
+}
+
+int Fail(std::ostream& err, const absl::Status& status) {
+  err << "parcctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
+      << "\n";
+  return 1;
+}
+
+void PrintRowErrors(const google::protobuf::RepeatedPtrField<parc::v1::CsvRowError>& errors,
+                    std::ostream& out) {
+  for (const auto& e : errors) {
+    out << "  line " << e.line();
+    if (!e.field().empty()) out << " (" << e.field() << ")";
+    out << ": " << e.message() << "\n";
+  }
+}
+
+absl::StatusOr<parc::v1::ImportCsvRequest> CsvRequest(const std::string& path, bool skip_invalid,
+                                                      bool dry_run) {
+  parc::v1::ImportCsvRequest request;
+  auto content = common::ReadFile(path, 64u << 20);
+  if (!content.ok()) return content.status();
+  request.set_content(std::move(*content));
+  request.set_filename(path);
+  request.set_skip_invalid(skip_invalid);
+  request.set_dry_run(dry_run);
+  return request;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Options {
+  bool json = false;
+  // establishments
+  std::string file;
+  bool skip_invalid = false;
+  bool dry_run = false;
+  std::string departement, academie, type, commune;
+  // tokens
+  std::string uai;
+  bool region = false;
+  std::string expires = "30d";
+  uint32_t max_uses = 0;
+  std::string note;
+  bool all = false;
+  std::string id;
+  // devices
+  std::string kind;
+  std::string stale;
+  bool unassigned = false;
+};
+
+int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  auto request = CsvRequest(o.file, o.skip_invalid, o.dry_run);
+  if (!request.ok()) return Fail(err, request.status());
+  parc::v1::ImportEstablishmentsResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ImportEstablishments, *request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return r.errors().empty() || o.skip_invalid ? 0 : 1;
+  }
+  if (o.dry_run) {
+    out << o.file << ": " << r.inserted() << " valid rows, " << r.errors_size()
+        << " invalid, " << r.ignored() << " ignored (types Parc does not serve); nothing imported\n";
+  } else {
+    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated()
+        << " updated, " << r.unchanged() << " unchanged, " << r.ignored()
+        << " ignored (types Parc does not serve)\n";
+  }
+  if (!r.errors().empty()) {
+    out << (o.dry_run ? "Invalid rows:\n" : "Skipped invalid rows:\n");
+    PrintRowErrors(r.errors(), out);
+  }
+  return o.dry_run && !r.errors().empty() ? 1 : 0;
+}
+
+int EstablishmentsList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListEstablishmentsRequest request;
+  request.set_departement(o.departement);
+  request.set_academie(o.academie);
+  request.set_category(o.type);
+  request.set_commune(o.commune);
+  parc::v1::ListEstablishmentsResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListEstablishments, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"UAI", "NAME", "TYPE", "COMMUNE", "DEP", "ACADEMIE", "COLLECTIVITE", "DEVICES"});
+  for (const auto& e : r.establishments()) {
+    table.AddRow({e.uai(), e.name(), e.category(), e.commune_name(), e.departement(),
+                  e.academie(), e.collectivite_name(), std::to_string(e.device_count())});
+  }
+  table.Print(out);
+  out << r.establishments_size() << " establishment(s)\n";
+  return 0;
+}
+
+void PrintToken(const parc::v1::EnrollmentToken& t, std::ostream& out) {
+  out << "  id        " << t.id() << "\n"
+      << "  scope     " << (t.uai().empty() ? "region-wide" : t.uai()) << "\n"
+      << "  expires   " << FormatTimestamp(t.expires_at()) << "\n"
+      << "  max uses  " << (t.max_uses() == 0 ? "unlimited" : std::to_string(t.max_uses()))
+      << "\n";
+  if (!t.note().empty()) out << "  note      " << t.note() << "\n";
+}
+
+int TokensCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  if (o.region == !o.uai.empty()) {
+    err << "parcctl tokens create: give either --uai UAI or --region\n";
+    return 2;
+  }
+  auto lifetime = common::ParseDuration(o.expires);
+  if (!lifetime.ok()) return Fail(err, lifetime.status());
+  parc::v1::CreateEnrollmentTokenRequest request;
+  request.set_uai(o.uai);
+  request.set_region(o.region);
+  request.set_expires_in_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(*lifetime)));
+  request.set_max_uses(o.max_uses);
+  request.set_note(o.note);
+  parc::v1::CreateEnrollmentTokenResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::CreateEnrollmentToken, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Enrollment token (shown only now; the server keeps its hash):\n" << r.token() << "\n";
+  PrintToken(r.info(), out);
+  return 0;
+}
+
+int TokensList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListEnrollmentTokensRequest request;
+  request.set_include_inactive(o.all);
+  parc::v1::ListEnrollmentTokensResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListEnrollmentTokens, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"ID", "SCOPE", "STATE", "USES", "EXPIRES", "NOTE"});
+  for (const auto& t : r.tokens()) {
+    table.AddRow({t.id(), t.uai().empty() ? "region" : t.uai(), t.state(),
+                  absl::StrCat(t.uses(), "/", t.max_uses() == 0 ? "∞" : std::to_string(t.max_uses())),
+                  FormatTimestamp(t.expires_at()), t.note()});
+  }
+  table.Print(out);
+  return 0;
+}
+
+int TokensRevoke(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::RevokeEnrollmentTokenRequest request;
+  request.set_id(o.id);
+  parc::v1::EnrollmentToken r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::RevokeEnrollmentToken, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Revoked enrollment token " << r.id() << " (" << r.uses() << " use(s))\n";
+  return 0;
+}
+
+int DevicesPreassign(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  auto request = CsvRequest(o.file, o.skip_invalid, o.dry_run);
+  if (!request.ok()) return Fail(err, request.status());
+  parc::v1::PreassignDevicesResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::PreassignDevices, *request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  if (o.dry_run) {
+    out << o.file << ": " << r.inserted() << " valid rows, " << r.errors_size()
+        << " invalid; nothing imported\n";
+  } else {
+    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated()
+        << " updated, " << r.unchanged() << " unchanged serial numbers; "
+        << r.placed_devices() << " enrolled device(s) placed in their establishment\n";
+  }
+  if (!r.errors().empty()) {
+    out << (o.dry_run ? "Invalid rows:\n" : "Skipped invalid rows:\n");
+    PrintRowErrors(r.errors(), out);
+  }
+  return o.dry_run && !r.errors().empty() ? 1 : 0;
+}
+
+int DevicesList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListDevicesRequest request;
+  request.set_uai(o.uai);
+  request.set_departement(o.departement);
+  request.set_unassigned(o.unassigned);
+  if (!o.kind.empty()) {
+    auto kind = common::ParseKind(o.kind);
+    if (!kind.ok()) return Fail(err, kind.status());
+    request.set_kind(*kind);
+  }
+  if (!o.stale.empty()) {
+    auto stale = common::ParseDuration(o.stale);
+    if (!stale.ok()) return Fail(err, stale.status());
+    request.set_stale_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(*stale)));
+  }
+  parc::v1::ListDevicesResponse all;
+  while (true) {
+    parc::v1::ListDevicesResponse page;
+    absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListDevices, request, &page);
+    if (!s.ok()) return Fail(err, s);
+    for (auto& d : *page.mutable_devices()) *all.add_devices() = std::move(d);
+    if (page.next_page_token().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  if (o.json) {
+    out << common::ToJson(all);
+    return 0;
+  }
+  Table table({"ID", "SERIAL", "UAI", "ESTABLISHMENT", "KIND", "MODEL", "LAST SEEN"});
+  for (const auto& d : all.devices()) {
+    table.AddRow({d.id(), d.serial(), d.uai().empty() ? "(unassigned)" : d.uai(),
+                  d.establishment_name(), common::KindName(d.kind()), d.model(),
+                  FormatTimestamp(d.last_seen_at())});
+  }
+  table.Print(out);
+  out << all.devices_size() << " device(s)\n";
+  return 0;
+}
+
+int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::GetDeviceRequest request;
+  request.set_device(o.id);
+  parc::v1::GetDeviceResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::GetDevice, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  const auto& d = r.device();
+  Table info({"FIELD", "VALUE"});
+  info.AddRow({"Device", d.id()});
+  info.AddRow({"Serial", d.serial()});
+  info.AddRow({"Establishment",
+               d.uai().empty() ? "(unassigned)" : absl::StrCat(d.uai(), " ", d.establishment_name())});
+  info.AddRow({"Kind", absl::StrCat(common::KindName(d.kind()), " (", d.kind_source(), ")")});
+  info.AddRow({"Agent", d.agent_version()});
+  info.AddRow({"Enrolled", absl::StrCat(FormatTimestamp(d.enrolled_at()),
+                                        d.enroll_count() > 1
+                                            ? absl::StrCat(" (", d.enroll_count(), " enrollments)")
+                                            : "")});
+  info.AddRow({"Last seen", Ago(d.last_seen_at())});
+  info.AddRow({"Inventory", r.has_inventory()
+                                ? absl::StrCat(Ago(r.inventory_received_at()), ", ",
+                                               r.inventory_history(), " kept in history")
+                                : "none received yet"});
+  info.Print(out);
+  if (r.has_inventory()) {
+    out << "\n" << common::FormatInventoryText(r.inventory());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"parcctl: operate a Parc server (establishments, enrollment tokens, devices)."};
+  app.require_subcommand(1);
+  app.fallthrough();
+  ConnectionFlags conn;
+  Options o;
+  app.add_option("--server", conn.server, "Server address HOST:PORT (env PARC_SERVER)");
+  app.add_option("--ca", conn.ca, "CA certificate of the server (env PARC_CA)");
+  app.add_option("--token", conn.token, "Operator token (env PARC_TOKEN)");
+  app.add_option("--token-file", conn.token_file, "File holding the operator token");
+  app.add_option("--config", conn.config, "Config file (server, ca, token_file, insecure)");
+  app.add_flag("--insecure", conn.insecure, "Plaintext connection (test servers on loopback)");
+  app.add_flag("--json", o.json, "Print JSON for scripts");
+
+  std::function<int(Admin&, const Options&, std::ostream&, std::ostream&)> action;
+  auto bind = [&](CLI::App* cmd, decltype(action) fn) { cmd->callback([&action, fn] { action = fn; }); };
+
+  CLI::App* est = app.add_subcommand("establishments", "Establishments (annuaire de l'éducation)");
+  est->require_subcommand(1);
+  CLI::App* est_import = est->add_subcommand("import", "Import or update from a CSV export");
+  est_import->add_option("FILE", o.file, "CSV file (';' or ',' separated, UTF-8)")->required();
+  est_import->add_flag("--skip-invalid", o.skip_invalid,
+                       "Import the valid rows and list the invalid ones");
+  est_import->add_flag("--dry-run", o.dry_run, "Check every row, import nothing");
+  bind(est_import, EstablishmentsImport);
+  CLI::App* est_list = est->add_subcommand("list", "List establishments");
+  est_list->add_option("--departement", o.departement, "Département code, e.g. 31");
+  est_list->add_option("--academie", o.academie, "Toulouse or Montpellier");
+  est_list->add_option("--type", o.type, "ecole, college, lycee or erea");
+  est_list->add_option("--commune", o.commune, "Commune code or name");
+  bind(est_list, EstablishmentsList);
+
+  CLI::App* tokens = app.add_subcommand("tokens", "Enrollment tokens");
+  tokens->require_subcommand(1);
+  CLI::App* tok_create = tokens->add_subcommand("create", "Create an enrollment token");
+  tok_create->add_option("--uai", o.uai, "Establishment whose devices it enrolls");
+  tok_create->add_flag("--region", o.region,
+                       "Region-wide: devices go to the establishment of their serial number "
+                       "(devices preassign) or stay unassigned");
+  tok_create->add_option("--expires", o.expires, "Lifetime, e.g. 30d, 12h")->capture_default_str();
+  tok_create->add_option("--max-uses", o.max_uses, "Number of enrollments allowed (0: unlimited)");
+  tok_create->add_option("--note", o.note, "Free text shown in listings");
+  bind(tok_create, TokensCreate);
+  CLI::App* tok_list = tokens->add_subcommand("list", "List enrollment tokens");
+  tok_list->add_flag("--all", o.all, "Include expired, revoked and used-up tokens");
+  bind(tok_list, TokensList);
+  CLI::App* tok_revoke = tokens->add_subcommand("revoke", "Revoke an enrollment token");
+  tok_revoke->add_option("ID", o.id, "Token id (or the token itself)")->required();
+  bind(tok_revoke, TokensRevoke);
+
+  CLI::App* devices = app.add_subcommand("devices", "Devices");
+  devices->require_subcommand(1);
+  CLI::App* dev_pre = devices->add_subcommand(
+      "preassign", "Import a supplier delivery list (serial;uai) placing devices at enrollment");
+  dev_pre->add_option("FILE", o.file, "CSV file: serial number;UAI")->required();
+  dev_pre->add_flag("--skip-invalid", o.skip_invalid, "Import the valid rows");
+  dev_pre->add_flag("--dry-run", o.dry_run, "Check every row, import nothing");
+  bind(dev_pre, DevicesPreassign);
+  CLI::App* dev_list = devices->add_subcommand("list", "List devices");
+  dev_list->add_option("--uai", o.uai, "Devices of one establishment");
+  dev_list->add_option("--departement", o.departement, "Devices of a département");
+  dev_list->add_option("--kind", o.kind, "laptop, tablet, display, desktop, other");
+  dev_list->add_option("--stale", o.stale, "Only devices not seen for this long, e.g. 7d");
+  dev_list->add_flag("--unassigned", o.unassigned,
+                     "Only devices in no establishment (serial in no delivery list)");
+  bind(dev_list, DevicesList);
+  CLI::App* dev_show = devices->add_subcommand("show", "Show a device and its inventory");
+  dev_show->add_option("DEVICE", o.id, "Device id or serial number")->required();
+  bind(dev_show, DevicesShow);
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream help_out, help_err;
+    int code = app.exit(e, help_out, help_err);
+    out << help_out.str();
+    err << help_err.str();
+    return code == 0 ? 0 : 2;
+  }
+  if (!action) return 2;
+  auto connection = ResolveConnection(conn);
+  if (!connection.ok()) {
+    err << "parcctl: " << connection.status().message() << "\n";
+    return 2;
+  }
+  auto admin = Admin::Connect(*connection);
+  if (!admin.ok()) {
+    err << "parcctl: " << admin.status().message() << "\n";
+    return 2;
+  }
+  return action(*admin, o, out, err);
+}
+
+}  // namespace parc::cli

@@ -1,0 +1,11 @@
+// parcctl: the Parc operators' command line.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/parcctl/ctl.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  return parc::cli::CtlMain(args, std::cout, std::cerr);
+}
