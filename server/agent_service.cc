@@ -260,8 +260,11 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(
                                                 : in.received_at;
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->StoreInventory(std::move(in), [this, reactor, response](absl::StatusOr<bool> done) {
+  const bool with_software = in.software.has_value();
+  store_->StoreInventory(std::move(in), [this, reactor, response,
+                                         with_software](absl::StatusOr<bool> done) {
     response->set_stored(done.ok());
+    if (done.ok()) metrics_->RecordInventory(with_software);
     FinishRpc(reactor, metrics_, "ReportInventory", done.status());
   });
   return reactor;

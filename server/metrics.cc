@@ -16,6 +16,16 @@ uint64_t Metrics::RpcCount(absl::string_view method, grpc::StatusCode code) cons
   return it == rpcs_.end() ? 0 : it->second;
 }
 
+void Metrics::RecordInventory(bool with_software) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(with_software ? inventories_with_software_ : inventories_deduplicated_);
+}
+
+uint64_t Metrics::InventoryCount(bool with_software) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return with_software ? inventories_with_software_ : inventories_deduplicated_;
+}
+
 std::string Metrics::RenderPrometheus() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out =
@@ -26,6 +36,14 @@ std::string Metrics::RenderPrometheus() const {
                     common::StatusCodeName(static_cast<grpc::StatusCode>(key.second)), "\"} ",
                     count, "\n");
   }
+  absl::StrAppend(&out,
+                  "# HELP parc_inventories_stored_total Inventories stored, by whether they carried "
+                  "their software list or referred to one the server already held.\n"
+                  "# TYPE parc_inventories_stored_total counter\n"
+                  "parc_inventories_stored_total{software=\"sent\"} ",
+                  inventories_with_software_, "\n",
+                  "parc_inventories_stored_total{software=\"known\"} ", inventories_deduplicated_,
+                  "\n");
   return out;
 }
 

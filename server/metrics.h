@@ -17,11 +17,16 @@ class Metrics {
   // One finished RPC of method (e.g. "CheckIn") with its status code.
   void RecordRpc(absl::string_view method, grpc::StatusCode code);
   uint64_t RpcCount(absl::string_view method, grpc::StatusCode code) const;
+  // One stored inventory, with its software list or pointing to a list already held.
+  void RecordInventory(bool with_software);
+  uint64_t InventoryCount(bool with_software) const;
   std::string RenderPrometheus() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> rpcs_;
+  uint64_t inventories_with_software_ = 0;
+  uint64_t inventories_deduplicated_ = 0;
 };
 
 }  // namespace parc::server

@@ -1,0 +1,162 @@
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "common/csv.h"
+#include "common/duration.h"
+#include "common/inventory_util.h"
+#include "common/uai.h"
+#include "gtest/gtest.h"
+
+namespace parc::common {
+namespace {
+
+TEST(Uai, AcceptsValidCodesAndNormalizes) {
+  EXPECT_EQ(*NormalizeUai("0310036W"), "0310036W");
+  EXPECT_EQ(*NormalizeUai(" 0310036w "), "0310036W");
+  EXPECT_EQ(*NormalizeUai("0310024H"), "0310024H");
+  EXPECT_EQ(UaiCheckLetter("0310036"), 'W');
+}
+
+TEST(Uai, RejectsWrongCheckLetterNamingTheExpectedOne) {
+  auto r = NormalizeUai("0310036X");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("expected 'W'"), absl::string_view::npos);
+}
+
+TEST(Uai, RejectsMalformedCodes) {
+  EXPECT_FALSE(NormalizeUai("").ok());
+  EXPECT_FALSE(NormalizeUai("031003W").ok());    // too short
+  EXPECT_FALSE(NormalizeUai("03100361W").ok());  // too long
+  EXPECT_FALSE(NormalizeUai("03100A6W").ok());   // letter among digits
+}
+
+TEST(Uai, DepartementAndAcademie) {
+  EXPECT_EQ(DepartementFromUai("0310036W"), "31");
+  EXPECT_EQ(DepartementFromUai("0090001X"), "09");
+  EXPECT_EQ(NormalizeDepartement("031"), "31");
+  EXPECT_EQ(NormalizeDepartement("9"), "09");
+  EXPECT_EQ(NormalizeDepartement("2a"), "2A");
+  EXPECT_EQ(NormalizeDepartement("971"), "971");
+  EXPECT_EQ(NormalizeDepartement("Haute-Garonne"), "");
+  EXPECT_EQ(AcademieForDepartement("31"), "Toulouse");
+  EXPECT_EQ(AcademieForDepartement("34"), "Montpellier");
+  EXPECT_EQ(AcademieForDepartement("75"), "");
+  // The 13 départements of Occitanie, split between the two académies.
+  int toulouse = 0, montpellier = 0;
+  for (const char* d : {"09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81",
+                        "82"}) {
+    std::string a = AcademieForDepartement(d);
+    toulouse += a == "Toulouse";
+    montpellier += a == "Montpellier";
+    EXPECT_FALSE(DepartementName(d).empty()) << d;
+  }
+  EXPECT_EQ(toulouse, 8);
+  EXPECT_EQ(montpellier, 5);
+}
+
+TEST(Csv, DetectsDelimiterAndHandlesQuotesBomAndCrlf) {
+  auto t = ParseCsv("\xEF\xBB\xBF" "a;b;c\r\n1;\"x;y\";\"say \"\"hi\"\"\"\r\n\r\n2;z;\"multi\nline\"\n3;q;r");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->delimiter, ';');
+  ASSERT_EQ(t->records.size(), 4u);
+  EXPECT_EQ(t->records[0].fields, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(t->records[1].fields, (std::vector<std::string>{"1", "x;y", "say \"hi\""}));
+  EXPECT_EQ(t->records[1].line, 2u);
+  EXPECT_EQ(t->records[2].line, 4u);  // blank line 3 skipped
+  EXPECT_EQ(t->records[2].fields[2], "multi\nline");
+  EXPECT_EQ(t->records[3].line, 6u);  // the quoted newline counted
+}
+
+TEST(Csv, CommaAndTab) {
+  EXPECT_EQ(ParseCsv("a,b\n1,2\n")->delimiter, ',');
+  EXPECT_EQ(ParseCsv("a\tb\n1\t2\n")->delimiter, '\t');
+}
+
+TEST(Csv, UnterminatedQuoteNamesItsLine) {
+  auto t = ParseCsv("a;b\n1;2\n3;\"open\n4;5\n");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("line 3"), absl::string_view::npos) << t.status();
+}
+
+TEST(Csv, FlagsInvalidUtf8PerRecord) {
+  auto t = ParseCsv("a;b\n\xE9t\xE9;1\nok;2\n");  // Latin-1 "été"
+  ASSERT_TRUE(t.ok());
+  EXPECT_FALSE(t->records[1].error.empty());
+  EXPECT_TRUE(t->records[2].error.empty());
+}
+
+TEST(Csv, NormalizeHeader) {
+  EXPECT_EQ(NormalizeHeader("Identifiant_de_l_etablissement"), "identifiant_de_l_etablissement");
+  EXPECT_EQ(NormalizeHeader(" Numéro d'UAI "), "numero_d_uai");
+  EXPECT_EQ(NormalizeHeader("Libellé académie"), "libelle_academie");
+}
+
+TEST(Duration, ParsesOperatorForms) {
+  EXPECT_EQ(*ParseDuration("30d"), absl::Hours(24 * 30));
+  EXPECT_EQ(*ParseDuration("12h"), absl::Hours(12));
+  EXPECT_EQ(*ParseDuration("1d12h"), absl::Hours(36));
+  EXPECT_EQ(*ParseDuration("90"), absl::Seconds(90));
+  EXPECT_EQ(*ParseDuration("2w"), absl::Hours(24 * 14));
+  EXPECT_FALSE(ParseDuration("").ok());
+  EXPECT_FALSE(ParseDuration("d").ok());
+  EXPECT_FALSE(ParseDuration("3y").ok());
+  EXPECT_FALSE(ParseDuration("1d2").ok());
+}
+
+TEST(Crypto, Sha256AndCredentials) {
+  EXPECT_EQ(Sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  auto c = NewCredential("e", 6);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->id.size(), 13u);
+  EXPECT_EQ(c->secret.size(), 64u);
+  auto parsed = ParseCredential(FormatCredential(*c));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->id, c->id);
+  EXPECT_EQ(parsed->secret, c->secret);
+  EXPECT_FALSE(ParseCredential("nodot").ok());
+  EXPECT_FALSE(ParseCredential(".secret").ok());
+  EXPECT_FALSE(ParseCredential("a.b.c").ok());
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+}
+
+TEST(Inventory, SoftwareHashIgnoresOrderAndDuplicates) {
+  parc::v1::SoftwareList a, b;
+  auto add = [](parc::v1::SoftwareList* l, const char* n, const char* v) {
+    auto* p = l->add_packages();
+    p->set_name(n);
+    p->set_version(v);
+    p->set_architecture("amd64");
+  };
+  add(&a, "zsh", "5.9");
+  add(&a, "bash", "5.2");
+  add(&b, "bash", "5.2");
+  add(&b, "zsh", "5.9");
+  add(&b, "bash", "5.2");
+  CanonicalizeSoftware(&a);
+  CanonicalizeSoftware(&b);
+  EXPECT_EQ(b.packages_size(), 2);
+  EXPECT_EQ(SoftwareHash(a), SoftwareHash(b));
+  add(&b, "vim", "9.0");
+  CanonicalizeSoftware(&b);
+  EXPECT_NE(SoftwareHash(a), SoftwareHash(b));
+}
+
+TEST(Inventory, KindsFromChassisType) {
+  EXPECT_EQ(KindFromChassisType(9), parc::v1::DEVICE_KIND_LAPTOP);
+  EXPECT_EQ(KindFromChassisType(10), parc::v1::DEVICE_KIND_LAPTOP);
+  EXPECT_EQ(KindFromChassisType(31), parc::v1::DEVICE_KIND_LAPTOP);
+  EXPECT_EQ(KindFromChassisType(30), parc::v1::DEVICE_KIND_TABLET);
+  EXPECT_EQ(KindFromChassisType(32), parc::v1::DEVICE_KIND_TABLET);
+  EXPECT_EQ(KindFromChassisType(3), parc::v1::DEVICE_KIND_DESKTOP);
+  EXPECT_EQ(KindFromChassisType(35), parc::v1::DEVICE_KIND_DESKTOP);
+  EXPECT_EQ(KindFromChassisType(0), parc::v1::DEVICE_KIND_UNSPECIFIED);
+  EXPECT_EQ(KindFromChassisType(17), parc::v1::DEVICE_KIND_OTHER);
+  EXPECT_EQ(*ParseKind("Display"), parc::v1::DEVICE_KIND_DISPLAY);
+  EXPECT_FALSE(ParseKind("phone").ok());
+}
+
+}  // namespace
+}  // namespace parc::common

@@ -1,0 +1,167 @@
+#include "tests/test_util.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "agent/cli.h"
+#include "common/file_util.h"
+#include "common/grpc_util.h"
+#include "gtest/gtest.h"
+#include "tools/parcctl/ctl.h"
+
+namespace parc::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/parc-test-XXXXXX");
+  char* made = ::mkdtemp(tmpl.data());
+  if (made == nullptr) std::abort();
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::string cmd = absl::StrCat("rm -rf '", path_, "'");
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", path_.c_str());
+}
+
+std::string DataDir() { return PARC_TEST_DATA_DIR; }
+std::string DataPath(const std::string& name) { return DataDir() + "/" + name; }
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << content;
+  ASSERT_TRUE(f.good()) << path;
+}
+
+std::string ReadFileOrDie(const std::string& path) {
+  auto content = common::ReadFile(path);
+  if (!content.ok()) {
+    ADD_FAILURE() << content.status();
+    return "";
+  }
+  return *content;
+}
+
+void CopyTree(const std::string& from, const std::string& to) {
+  std::string cmd = absl::StrCat("cp -a '", from, "' '", to, "'");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+TestServer::TestServer(const std::string& data_dir, int port,
+                       std::function<void(server::ServerOptions&)> customize)
+    : data_dir_(data_dir), port_(port), customize_(std::move(customize)) {
+  Start();
+}
+
+TestServer::~TestServer() { Stop(); }
+
+void TestServer::Start() {
+  server::ServerOptions options;
+  options.data_dir = data_dir_;
+  options.listen = absl::StrCat("127.0.0.1:", port_);
+  options.clock = &clock_;
+  options.agent.checkin_interval = absl::Seconds(60);
+  options.store_readers = 2;
+  if (customize_) customize_(options);
+  auto server = server::Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  port_ = server_->port();
+  admin_token_ = std::string(absl::StripAsciiWhitespace(ReadFileOrDie(server_->admin_token_path())));
+}
+
+void TestServer::Stop() {
+  if (server_) server_->Shutdown(absl::Seconds(2));
+  server_.reset();
+}
+
+void TestServer::Restart() {
+  Stop();
+  Start();
+}
+
+std::string TestServer::ca_pem() const { return ReadFileOrDie(ca_path()); }
+
+std::unique_ptr<parc::v1::AdminService::Stub> TestServer::AdminStub() const {
+  common::ChannelOptions o;
+  o.target = address();
+  o.ca_pem = ca_pem();
+  auto channel = common::MakeChannel(o);
+  EXPECT_TRUE(channel.ok());
+  return parc::v1::AdminService::NewStub(*channel);
+}
+
+std::unique_ptr<parc::v1::AgentService::Stub> TestServer::AgentStub() const {
+  common::ChannelOptions o;
+  o.target = address();
+  o.ca_pem = ca_pem();
+  auto channel = common::MakeChannel(o);
+  EXPECT_TRUE(channel.ok());
+  return parc::v1::AgentService::NewStub(*channel);
+}
+
+std::unique_ptr<grpc::ClientContext> TestServer::Context(const std::string& bearer) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  common::SetDeadline(ctx.get(), absl::Seconds(20));
+  if (!bearer.empty()) common::SetBearer(ctx.get(), bearer);
+  return ctx;
+}
+
+void TestServer::ImportFixtureEstablishments() {
+  parc::v1::ImportCsvRequest request;
+  request.set_content(ReadFileOrDie(DataPath("annuaire-occitanie.csv")));
+  parc::v1::ImportEstablishmentsResponse response;
+  grpc::Status s = AdminStub()->ImportEstablishments(AdminContext().get(), request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(response.inserted() + response.unchanged() + response.updated(), 9u);
+}
+
+std::string TestServer::CreateToken(const std::string& uai, uint32_t max_uses,
+                                    uint32_t expires_in_seconds) {
+  parc::v1::CreateEnrollmentTokenRequest request;
+  request.set_uai(uai);
+  request.set_region(uai.empty());
+  request.set_max_uses(max_uses);
+  request.set_expires_in_seconds(expires_in_seconds);
+  parc::v1::CreateEnrollmentTokenResponse response;
+  grpc::Status s = AdminStub()->CreateEnrollmentToken(AdminContext().get(), request, &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return response.token();
+}
+
+std::vector<parc::v1::Device> TestServer::ListDevices(const parc::v1::ListDevicesRequest& request) {
+  parc::v1::ListDevicesResponse response;
+  grpc::Status s = AdminStub()->ListDevices(AdminContext().get(), request, &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return {response.devices().begin(), response.devices().end()};
+}
+
+CommandResult RunAgent(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"parc-agent"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::ostringstream out, err;
+  CommandResult r;
+  r.status = agent::AgentMain(argv, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+CommandResult RunCtl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"parcctl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::ostringstream out, err;
+  CommandResult r;
+  r.status = cli::CtlMain(argv, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+}  // namespace parc::testing

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "parc/v1/admin.grpc.pb.h"
+#include "parc/v1/agent.grpc.pb.h"
+#include "server/server.h"
+
+namespace parc::testing {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Source directory of the fixture trees (tests/data).
+std::string DataDir();
+std::string DataPath(const std::string& name);
+
+void WriteFile(const std::string& path, const std::string& content);
+std::string ReadFileOrDie(const std::string& path);
+// cp -a from to (to must not exist).
+void CopyTree(const std::string& from, const std::string& to);
+
+// A parc-server on 127.0.0.1 (port 0 unless given) over TLS, with a fake clock.
+class TestServer {
+ public:
+  explicit TestServer(const std::string& data_dir, int port = 0,
+                      std::function<void(server::ServerOptions&)> customize = nullptr);
+  ~TestServer();
+  void Restart();
+  void Stop();
+
+  server::Server* server() { return server_.get(); }
+  common::FakeClock* clock() { return &clock_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string ca_path() const { return data_dir_ + "/tls/ca.pem"; }
+  std::string ca_pem() const;
+  const std::string& admin_token() const { return admin_token_; }
+  int port() const { return port_; }
+
+  std::unique_ptr<parc::v1::AdminService::Stub> AdminStub() const;
+  std::unique_ptr<parc::v1::AgentService::Stub> AgentStub() const;
+  // ClientContext with the admin token and a deadline.
+  static std::unique_ptr<grpc::ClientContext> Context(const std::string& bearer = "");
+  std::unique_ptr<grpc::ClientContext> AdminContext() const { return Context(admin_token_); }
+
+  // Imports tests/data/annuaire-occitanie.csv.
+  void ImportFixtureEstablishments();
+  // Creates an enrollment token; uai "" for region-wide.
+  std::string CreateToken(const std::string& uai, uint32_t max_uses = 0,
+                          uint32_t expires_in_seconds = 0);
+  std::vector<parc::v1::Device> ListDevices(const parc::v1::ListDevicesRequest& request = {});
+
+ private:
+  void Start();
+  std::string data_dir_;
+  int port_;
+  std::function<void(server::ServerOptions&)> customize_;
+  common::FakeClock clock_;
+  std::unique_ptr<server::Server> server_;
+  std::string admin_token_;
+};
+
+// Runs the parc-agent / parcctl command lines in-process.
+struct CommandResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunAgent(const std::vector<std::string>& args);
+CommandResult RunCtl(const std::vector<std::string>& args);
+
+}  // namespace parc::testing
