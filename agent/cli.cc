@@ -125,7 +125,7 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
 }
 
 int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::Duration splay,
-        std::ostream& err) {
+        std::ostream& out, std::ostream& err) {
   RootedSystemReader reader(config.root);
   OutboxLimits limits;
   limits.max_entries = config.outbox_max_reports;
@@ -185,6 +185,8 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
       err << "parc-agent: " << daemon.last_status().message() << "\n";
       return 1;
     }
+    auto queued = (*state)->QueuedCount();
+    out << "Checked in; " << (queued.ok() ? *queued : -1) << " report(s) still queued\n";
   }
   return 0;
 }
@@ -214,7 +216,7 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   auto last_error = (*state)->Get("last_error");
   auto when = [](const absl::StatusOr<std::string>& v) -> std::string {
     int64_t secs = 0;
-    if (!v.ok() || !absl::SimpleAtoi(*v, &secs)) return "never";
+    if (!v.ok() || !absl::SimpleAtoi(*v, &secs)) return "-";
     return FormatUtc(absl::FromUnixSeconds(secs));
   };
   if (json) {
@@ -336,7 +338,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << "parc-agent run: " << (base.ok() ? sp.status() : base.status()).message() << "\n";
       return 2;
     }
-    return Run(*config, once, *base, once ? absl::ZeroDuration() : *sp, err);
+    return Run(*config, once, *base, once ? absl::ZeroDuration() : *sp, out, err);
   }
   if (inventory->parsed()) {
     RootedSystemReader reader(config->root);

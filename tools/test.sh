@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds Parc with AddressSanitizer and UndefinedBehaviorSanitizer, warnings as errors, and
+# runs every test. Installs its own dependencies (Debian 12, as root or with sudo).
+#
+#   tools/test.sh            # build/asan, all tests
+#   BUILD_DIR=... tools/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/deps.sh
+
+BUILD_DIR=${BUILD_DIR:-build/asan}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Debug \
+  -DPARC_WERROR=ON \
+  -DPARC_SANITIZE=address,undefined >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure --timeout 600
