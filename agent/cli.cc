@@ -19,8 +19,8 @@
 #include "common/file_util.h"
 #include "common/inventory_format.h"
 #include "common/inventory_util.h"
-#include "common/proto_json.h"
 #include "common/logging.h"
+#include "common/proto_json.h"
 
 namespace parc::agent {
 namespace {
@@ -65,9 +65,11 @@ absl::StatusOr<EnrollParams> ResolveEnrollParams(const AgentConfig& config,
           "no CA certificate: give --ca with the CA file printed by parc-server");
     }
     auto pem = common::ReadFile(ca_path, 1 << 20);
-    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat("--ca: ", pem.status().message()));
+    if (!pem.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--ca: ", pem.status().message()));
     if (pem->find("BEGIN CERTIFICATE") == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("--ca: ", ca_path, " holds no PEM certificate"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ca: ", ca_path, " holds no PEM certificate"));
     }
     p.ca_pem = *pem;
   }
@@ -99,13 +101,12 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
   auto request = MakeEnrollRequest(reader, params);
   auto response = (*client)->Enroll(request);
   if (!response.ok()) {
-    err << "parc-agent: enrollment failed: "
-        << absl::StatusCodeToString(response.status().code()) << ": "
-        << response.status().message() << "\n";
+    err << "parc-agent: enrollment failed: " << absl::StatusCodeToString(response.status().code())
+        << ": " << response.status().message() << "\n";
     return 1;
   }
-  Identity id = IdentityFromEnrollment(params, *response, Fingerprint(request.identity()),
-                                       absl::Now());
+  Identity id =
+      IdentityFromEnrollment(params, *response, Fingerprint(request.identity()), absl::Now());
   // Whatever was queued belongs to the previous identity.
   absl::Status s = (*state)->ClearIdentity();
   if (s.ok()) s = (*state)->SaveIdentity(id);
@@ -113,8 +114,7 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
     err << "parc-agent: cannot save identity: " << s.message() << "\n";
     return 1;
   }
-  out << (response->reenrolled() ? "Re-enrolled" : "Enrolled") << " as device "
-      << id.device_id;
+  out << (response->reenrolled() ? "Re-enrolled" : "Enrolled") << " as device " << id.device_id;
   if (id.uai.empty()) {
     out << " (not assigned to an establishment yet: its serial number is in no delivery list)";
   } else {
@@ -147,14 +147,18 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
     options.enroll = *params;
   }
   asio::io_context io;
-  Daemon daemon(io, &reader, state->get(), options, common::RealClock::Get());
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  asio::signal_set hup(io, SIGHUP);
+  options.on_stop = [&] {
+    stop_signals.cancel();
+    hup.cancel();
+  };
+  Daemon daemon(io, &reader, state->get(), options, common::RealClock::Get());
   stop_signals.async_wait([&](const asio::error_code& ec, int) {
     if (ec) return;
     spdlog::info("stopping");
     daemon.Stop();
   });
-  asio::signal_set hup(io, SIGHUP);
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const asio::error_code& ec, int) {
       if (ec) return;
@@ -164,21 +168,7 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
   };
   wait_hup();
   daemon.Start();
-  // Runs until the daemon stops (signal, or --once): then the signal waits are cancelled.
-  asio::steady_timer watch(io);
-  std::function<void()> poll = [&] {
-    watch.expires_after(std::chrono::milliseconds(200));
-    watch.async_wait([&](const asio::error_code& ec) {
-      if (ec) return;
-      if (daemon.cycles() > 0 && once) {
-        stop_signals.cancel();
-        hup.cancel();
-        return;
-      }
-      poll();
-    });
-  };
-  if (once) poll();
+  // Runs until the daemon stops (signal, or the end of the --once cycle).
   io.run();
   if (once) {
     if (!daemon.last_status().ok()) {
@@ -244,8 +234,8 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
     const Identity& id = **identity;
     row("Device", id.device_id);
     row("Server", absl::StrCat(id.server, id.insecure ? " (plaintext)" : " (TLS)"));
-    row("Establishment", id.uai.empty() ? "not assigned yet"
-                                        : absl::StrCat(id.uai, " ", id.establishment_name));
+    row("Establishment",
+        id.uai.empty() ? "not assigned yet" : absl::StrCat(id.uai, " ", id.establishment_name));
     row("Enrolled", FormatUtc(id.enrolled_at));
     row("Hardware", id.fingerprint == fingerprint
                         ? "matches the enrolled device"
@@ -254,9 +244,8 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   }
   row("Last check-in", when(last_checkin));
   row("Next check-in", when(next_checkin));
-  row("Queued reports",
-      absl::StrCat(queued.ok() ? *queued : -1, " (", dropped.ok() ? *dropped : 0,
-                   " dropped since enrollment)"));
+  row("Queued reports", absl::StrCat(queued.ok() ? *queued : -1, " (", dropped.ok() ? *dropped : 0,
+                                     " dropped since enrollment)"));
   row("Last error", last_error.ok() && !last_error->empty() ? *last_error : "-");
   return identity->has_value() ? 0 : 3;
 }

@@ -55,8 +55,8 @@ void CollectDmi(const SystemReader& reader, parc::v1::Hardware* hw) {
 void CollectDisks(const SystemReader& reader, parc::v1::Hardware* hw) {
   // Kernel block devices that are not disks: loop devices, RAM disks, device-mapper and RAID
   // volumes, network block devices, optical and floppy drives.
-  static constexpr absl::string_view kNotDisks[] = {"loop", "ram", "zram", "dm-", "md",
-                                                    "nbd",  "sr",  "fd"};
+  static constexpr absl::string_view kNotDisks[] = {"loop", "ram", "zram", "dm-",
+                                                    "md",   "nbd", "sr",   "fd"};
   for (const std::string& name : ListOrEmpty(reader, "/sys/block")) {
     bool skip = false;
     for (auto prefix : kNotDisks) skip |= absl::StartsWith(name, prefix);
@@ -287,8 +287,8 @@ parc::v1::HardwareIdentity CollectIdentity(const SystemReader& reader) {
 }
 
 std::string Fingerprint(const parc::v1::HardwareIdentity& identity) {
-  return common::Sha256Hex(absl::StrCat(identity.product_uuid(), "\n", identity.serial(), "\n",
-                                        identity.machine_id()));
+  return common::Sha256Hex(
+      absl::StrCat(identity.product_uuid(), "\n", identity.serial(), "\n", identity.machine_id()));
 }
 
 }  // namespace parc::agent

@@ -19,8 +19,8 @@ absl::Status ReadString(const toml::table& t, const std::string& path, const cha
   if (node == nullptr) return absl::OkStatus();
   auto v = node->value<std::string>();
   if (!v.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", node->source().begin.line, ": ",
-                                                   key, " must be a string"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", node->source().begin.line, ": ", key, " must be a string"));
   }
   *out = *v;
   return absl::OkStatus();
@@ -41,14 +41,15 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
                                                    std::string(err.description())));
   }
   const toml::table& t = parsed.table();
-  static const char* kKnown[] = {"server", "ca",        "enrollment_token",  "kind",
+  static const char* kKnown[] = {"server",   "ca",        "enrollment_token",  "kind",
                                  "insecure", "state_dir", "outbox_max_reports"};
   for (const auto& [key, node] : t) {
     bool known = false;
     for (const char* k : kKnown) known |= key.str() == k;
     if (!known) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", node.source().begin.line,
-                                                     ": unknown setting \"", std::string(key.str()), "\""));
+                                                     ": unknown setting \"", std::string(key.str()),
+                                                     "\""));
     }
   }
   PARC_RETURN_IF_ERROR(ReadString(t, path, "server", &config.server));

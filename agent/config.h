@@ -26,7 +26,6 @@ inline constexpr char kDefaultAgentConfigPath[] = "/etc/parc/agent.toml";
 
 // Reads a config file. A missing file yields the defaults unless must_exist. Errors name the
 // file, line and column.
-[[nodiscard]] absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path,
-                                                          bool must_exist);
+[[nodiscard]] absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_exist);
 
 }  // namespace parc::agent

@@ -69,6 +69,7 @@ void Daemon::Stop() {
   stopping_ = true;
   timer_.cancel();
   if (client_) client_->CancelAll();
+  if (options_.on_stop) options_.on_stop();
 }
 
 void Daemon::TriggerNow() {
@@ -153,8 +154,8 @@ void Daemon::OnEnrolled(std::shared_ptr<Snapshot> snap,
     return EndCycle(absl::Status(response.status().code(),
                                  absl::StrCat("enrollment failed: ", response.status().message())));
   }
-  Identity id = IdentityFromEnrollment(*options_.enroll, *response, snap->fingerprint,
-                                       clock_->Now());
+  Identity id =
+      IdentityFromEnrollment(*options_.enroll, *response, snap->fingerprint, clock_->Now());
   absl::Status saved = state_->SaveIdentity(id);
   if (!saved.ok()) return EndCycle(saved);
   spdlog::info("enrolled as device {}{}", id.device_id,

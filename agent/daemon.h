@@ -29,6 +29,9 @@ struct DaemonOptions {
   absl::Duration initial_splay = absl::Seconds(10);
   // Stop after one cycle (parc-agent run --once).
   bool once = false;
+  // Called once when the daemon stops (after a signal or the --once cycle), on the loop's
+  // thread: lets the owner cancel its own waits so that the io_context runs out of work.
+  std::function<void()> on_stop;
 };
 
 // Exponential backoff with full jitter: uniform(0, min(max, base * 2^attempt)).
@@ -45,8 +48,8 @@ absl::Duration ClampCheckInInterval(uint32_t server_seconds);
 // ends the cycle and retries after a backoff.
 class Daemon {
  public:
-  Daemon(asio::io_context& io, const SystemReader* reader, AgentState* state,
-         DaemonOptions options, const common::Clock* clock);
+  Daemon(asio::io_context& io, const SystemReader* reader, AgentState* state, DaemonOptions options,
+         const common::Clock* clock);
   ~Daemon();
 
   // REQUIRES: called on the io_context's thread, or before it runs.

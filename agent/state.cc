@@ -206,10 +206,9 @@ absl::StatusOr<std::string> AgentState::Get(const std::string& key) {
 }
 
 absl::Status AgentState::Set(const std::string& key, const std::string& value) {
-  PARC_ASSIGN_OR_RETURN(
-      common::Statement st,
-      db_->Prepare("INSERT INTO meta(key, value) VALUES (?1, ?2) "
-                   "ON CONFLICT(key) DO UPDATE SET value = ?2"));
+  PARC_ASSIGN_OR_RETURN(common::Statement st,
+                        db_->Prepare("INSERT INTO meta(key, value) VALUES (?1, ?2) "
+                                     "ON CONFLICT(key) DO UPDATE SET value = ?2"));
   return st.BindAll(key, value).Run();
 }
 

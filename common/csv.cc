@@ -156,11 +156,10 @@ absl::StatusOr<CsvTable> ParseCsv(absl::string_view content) {
 std::string NormalizeHeader(absl::string_view header) {
   // Fold the accented letters found in French headers (UTF-8, two bytes each).
   static const std::array<std::pair<absl::string_view, char>, 20> kFolds = {{
-      {"\xC3\xA0", 'a'}, {"\xC3\xA2", 'a'}, {"\xC3\xA4", 'a'}, {"\xC3\xA7", 'c'},
-      {"\xC3\xA8", 'e'}, {"\xC3\xA9", 'e'}, {"\xC3\xAA", 'e'}, {"\xC3\xAB", 'e'},
-      {"\xC3\xAE", 'i'}, {"\xC3\xAF", 'i'}, {"\xC3\xB4", 'o'}, {"\xC3\xB6", 'o'},
-      {"\xC3\xB9", 'u'}, {"\xC3\xBB", 'u'}, {"\xC3\xBC", 'u'}, {"\xC3\x89", 'e'},
-      {"\xC3\x88", 'e'}, {"\xC3\x80", 'a'}, {"\xC3\x87", 'c'}, {"\xC3\x8E", 'i'},
+      {"\xC3\xA0", 'a'}, {"\xC3\xA2", 'a'}, {"\xC3\xA4", 'a'}, {"\xC3\xA7", 'c'}, {"\xC3\xA8", 'e'},
+      {"\xC3\xA9", 'e'}, {"\xC3\xAA", 'e'}, {"\xC3\xAB", 'e'}, {"\xC3\xAE", 'i'}, {"\xC3\xAF", 'i'},
+      {"\xC3\xB4", 'o'}, {"\xC3\xB6", 'o'}, {"\xC3\xB9", 'u'}, {"\xC3\xBB", 'u'}, {"\xC3\xBC", 'u'},
+      {"\xC3\x89", 'e'}, {"\xC3\x88", 'e'}, {"\xC3\x80", 'a'}, {"\xC3\x87", 'c'}, {"\xC3\x8E", 'i'},
   }};
   std::string out;
   bool pending_sep = false;

@@ -33,12 +33,23 @@ absl::StatusOr<absl::Duration> ParseDuration(absl::string_view raw) {
       return bad("missing unit after the last number");
     }
     switch (absl::ascii_tolower(static_cast<unsigned char>(text[i]))) {
-      case 's': total += absl::Seconds(value); break;
-      case 'm': total += absl::Minutes(value); break;
-      case 'h': total += absl::Hours(value); break;
-      case 'd': total += absl::Hours(24 * value); break;
-      case 'w': total += absl::Hours(24 * 7 * value); break;
-      default: return bad(absl::StrCat("unknown unit '", std::string(1, text[i]), "'"));
+      case 's':
+        total += absl::Seconds(value);
+        break;
+      case 'm':
+        total += absl::Minutes(value);
+        break;
+      case 'h':
+        total += absl::Hours(value);
+        break;
+      case 'd':
+        total += absl::Hours(24 * value);
+        break;
+      case 'w':
+        total += absl::Hours(24 * 7 * value);
+        break;
+      default:
+        return bad(absl::StrCat("unknown unit '", std::string(1, text[i]), "'"));
     }
     ++i;
   }

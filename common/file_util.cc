@@ -15,12 +15,17 @@ namespace parc::common {
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
     case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
-    case EEXIST: return absl::AlreadyExistsError(msg);
-    case ENOSPC: return absl::ResourceExhaustedError(msg);
-    default: return absl::InternalError(msg);
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
+    case ENOSPC:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 
@@ -89,8 +94,7 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
     pos = path.find('/', pos + 1);
     partial = path.substr(0, pos);
     if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), pos == std::string::npos ? mode : 0755) != 0 &&
-        errno != EEXIST) {
+    if (::mkdir(partial.c_str(), pos == std::string::npos ? mode : 0755) != 0 && errno != EEXIST) {
       return ErrnoStatus("cannot create directory", partial, errno);
     }
   }

@@ -33,8 +33,8 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv) {
   row("Model", hw.model());
   row("Serial", hw.serial());
   std::string kind = KindName(hw.detected_kind());
-  row("Kind", absl::StrCat(kind.empty() ? "unknown" : kind, " (chassis type ", hw.chassis_type(),
-                           ")"));
+  row("Kind",
+      absl::StrCat(kind.empty() ? "unknown" : kind, " (chassis type ", hw.chassis_type(), ")"));
   row("BIOS", hw.bios_version());
   row("CPU", absl::StrCat(hw.cpu_model(), " (", hw.cpu_cores(), " cores, ", hw.cpu_threads(),
                           " threads)"));

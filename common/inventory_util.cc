@@ -56,12 +56,18 @@ std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view 
 
 std::string KindName(DeviceKind kind) {
   switch (kind) {
-    case parc::v1::DEVICE_KIND_LAPTOP: return "laptop";
-    case parc::v1::DEVICE_KIND_TABLET: return "tablet";
-    case parc::v1::DEVICE_KIND_DISPLAY: return "display";
-    case parc::v1::DEVICE_KIND_DESKTOP: return "desktop";
-    case parc::v1::DEVICE_KIND_OTHER: return "other";
-    default: return "";
+    case parc::v1::DEVICE_KIND_LAPTOP:
+      return "laptop";
+    case parc::v1::DEVICE_KIND_TABLET:
+      return "tablet";
+    case parc::v1::DEVICE_KIND_DISPLAY:
+      return "display";
+    case parc::v1::DEVICE_KIND_DESKTOP:
+      return "desktop";
+    case parc::v1::DEVICE_KIND_OTHER:
+      return "other";
+    default:
+      return "";
   }
 }
 

@@ -64,24 +64,31 @@ absl::Status Database::Error(int rc, absl::string_view context) const {
   std::string msg = absl::StrCat("sqlite (", path_, "): ", sqlite3_errmsg(db_), " [",
                                  sqlite3_errstr(rc), "] in: ", context.substr(0, 200));
   switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT: return absl::FailedPreconditionError(msg);
+    case SQLITE_CONSTRAINT:
+      return absl::FailedPreconditionError(msg);
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return absl::UnavailableError(msg);
-    case SQLITE_FULL: return absl::ResourceExhaustedError(msg);
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return absl::DataLossError(msg);
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-    case SQLITE_READONLY: return absl::PermissionDeniedError(msg);
-    default: return absl::InternalError(msg);
+    case SQLITE_READONLY:
+      return absl::PermissionDeniedError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          const Options& options) {
   sqlite3* raw = nullptr;
-  int flags = SQLITE_OPEN_NOMUTEX | (options.read_only ? SQLITE_OPEN_READONLY
-                                                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags =
+      SQLITE_OPEN_NOMUTEX |
+      (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   std::unique_ptr<Database> db(new Database(raw, path));
   if (rc != SQLITE_OK) {
@@ -92,8 +99,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   sqlite3_extended_result_codes(raw, 1);
   if (!options.read_only) PARC_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
   PARC_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON"));
-  PARC_RETURN_IF_ERROR(db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL"
-                                                         : "PRAGMA synchronous=NORMAL"));
+  PARC_RETURN_IF_ERROR(
+      db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
   // Fails early on a file that is not a database.
   PARC_RETURN_IF_ERROR(db->Exec("SELECT count(*) FROM sqlite_schema"));
   return db;
@@ -135,9 +142,9 @@ absl::Status Migrate(Database* db, const std::vector<Migration>& migrations) {
   PARC_ASSIGN_OR_RETURN(int current, SchemaVersion(db));
   int latest = migrations.empty() ? 0 : migrations.back().version;
   if (current > latest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(db->path(), " has schema version ", current,
-                     ", newer than this program's ", latest, ": upgrade Parc"));
+    return absl::FailedPreconditionError(absl::StrCat(db->path(), " has schema version ", current,
+                                                      ", newer than this program's ", latest,
+                                                      ": upgrade Parc"));
   }
   for (const Migration& m : migrations) {
     if (m.version <= current) continue;

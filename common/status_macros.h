@@ -4,10 +4,10 @@
 #include "absl/status/statusor.h"
 
 // Propagates a non-OK absl::Status out of the calling function.
-#define PARC_RETURN_IF_ERROR(expr)                    \
-  do {                                                \
-    ::absl::Status parc_status_ = (expr);             \
-    if (!parc_status_.ok()) return parc_status_;      \
+#define PARC_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status parc_status_ = (expr);        \
+    if (!parc_status_.ok()) return parc_status_; \
   } while (false)
 
 #define PARC_CONCAT_INNER_(a, b) a##b
@@ -18,7 +18,7 @@
 #define PARC_ASSIGN_OR_RETURN(lhs, expr) \
   PARC_ASSIGN_OR_RETURN_IMPL_(PARC_CONCAT_(parc_statusor_, __LINE__), lhs, expr)
 
-#define PARC_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                \
+#define PARC_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)   \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()

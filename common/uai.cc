@@ -58,8 +58,7 @@ absl::StatusOr<std::string> NormalizeUai(absl::string_view raw) {
   }
   for (size_t i = 0; i < 7; ++i) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(uai[i]))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("UAI \"", uai, "\" must start with 7 digits"));
+      return absl::InvalidArgumentError(absl::StrCat("UAI \"", uai, "\" must start with 7 digits"));
     }
   }
   char expected = UaiCheckLetter(absl::string_view(uai).substr(0, 7));

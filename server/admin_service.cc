@@ -33,8 +33,8 @@ std::string DescribeRowErrors(const std::vector<parc::v1::CsvRowError>& errors,
       absl::StrAppend(&msg, "\n  … and ", errors.size() - kMaxErrorsInMessage, " more");
       break;
     }
-    absl::StrAppend(&msg, "\n  line ", e.line(), e.field().empty() ? "" : absl::StrCat(" (", e.field(), ")"),
-                    ": ", e.message());
+    absl::StrAppend(&msg, "\n  line ", e.line(),
+                    e.field().empty() ? "" : absl::StrCat(" (", e.field(), ")"), ": ", e.message());
   }
   return msg;
 }
@@ -82,8 +82,8 @@ absl::StatusOr<OperatorRecord> AdminServiceImpl::Authorize(
   if (!credential.ok()) return absl::UnauthenticatedError("operator token not recognized");
   auto op = store_->GetOperator(credential->id);
   if (absl::IsNotFound(op.status()) ||
-      (op.ok() && !common::ConstantTimeEquals(op->secret_hash,
-                                              common::Sha256Hex(credential->secret)))) {
+      (op.ok() &&
+       !common::ConstantTimeEquals(op->secret_hash, common::Sha256Hex(credential->secret)))) {
     return absl::UnauthenticatedError("operator token not recognized");
   }
   PARC_RETURN_IF_ERROR(op.status());
@@ -107,9 +107,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
   auto parsed = ParseEstablishmentsCsv(request->content());
   if (!parsed.ok()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError(absl::StrCat(
-                       request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
-                       parsed.status().message())));
+                     absl::InvalidArgumentError(absl::StrCat(
+                         request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
+                         parsed.status().message())));
   }
   response->set_ignored(parsed->ignored);
   CopyErrors(parsed->errors, response);
@@ -118,9 +118,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
     return FinishNow(context, metrics_, kMethod, absl::OkStatus());
   }
   if (!parsed->errors.empty() && !request->skip_invalid()) {
-    return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError(
-                       DescribeRowErrors(parsed->errors, request->filename())));
+    return FinishNow(
+        context, metrics_, kMethod,
+        absl::InvalidArgumentError(DescribeRowErrors(parsed->errors, request->filename())));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->UpsertEstablishments(std::move(parsed->rows), clock_->Now(),
@@ -147,9 +147,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListEstablishments(
   if (!filter.departement().empty()) {
     std::string dep = common::NormalizeDepartement(filter.departement());
     if (dep.empty()) {
-      return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "departement: \"", filter.departement(), "\" is not a département code")));
+      return FinishNow(
+          context, metrics_, kMethod,
+          absl::InvalidArgumentError(absl::StrCat("departement: \"", filter.departement(),
+                                                  "\" is not a département code")));
     }
     filter.set_departement(dep);
   }
@@ -168,23 +169,23 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
   if (request->region() == !request->uai().empty()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError(
-                       "give exactly one of uai (one establishment) and region (region-wide)"));
+                     absl::InvalidArgumentError(
+                         "give exactly one of uai (one establishment) and region (region-wide)"));
   }
   EnrollmentTokenRecord t;
   if (!request->uai().empty()) {
     auto uai = common::NormalizeUai(request->uai());
     if (!uai.ok()) {
       return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
+                       absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
     }
     auto est = store_->GetEstablishment(*uai);
     if (!est.ok()) {
       return FinishNow(context, metrics_, kMethod,
-                     absl::IsNotFound(est.status())
-                         ? absl::NotFoundError(absl::StrCat("no establishment with UAI ", *uai,
-                                                            ": import the annuaire first"))
-                         : est.status());
+                       absl::IsNotFound(est.status())
+                           ? absl::NotFoundError(absl::StrCat("no establishment with UAI ", *uai,
+                                                              ": import the annuaire first"))
+                           : est.status());
     }
     t.uai = *uai;
   }
@@ -193,11 +194,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
                                 : absl::Seconds(request->expires_in_seconds());
   if (lifetime > kMaxTokenLifetime) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("expires_in_seconds: at most 10 years"));
+                     absl::InvalidArgumentError("expires_in_seconds: at most 10 years"));
   }
   if (request->note().size() > 256) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("note: at most 256 bytes"));
+                     absl::InvalidArgumentError("note: at most 256 bytes"));
   }
   auto credential = common::NewCredential("e", 6);
   if (!credential.ok()) return FinishNow(context, metrics_, kMethod, credential.status());
@@ -252,11 +253,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeEnrollmentToken(
     return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError("id is empty"));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RevokeEnrollmentToken(
-      id, clock_->Now(), [this, reactor, response](absl::StatusOr<EnrollmentTokenRecord> t) {
-        if (t.ok()) *response = TokenProto(*t, clock_->Now());
-        FinishRpc(reactor, metrics_, "RevokeEnrollmentToken", t.status());
-      });
+  store_->RevokeEnrollmentToken(id, clock_->Now(),
+                                [this, reactor, response](absl::StatusOr<EnrollmentTokenRecord> t) {
+                                  if (t.ok()) *response = TokenProto(*t, clock_->Now());
+                                  FinishRpc(reactor, metrics_, "RevokeEnrollmentToken", t.status());
+                                });
   return reactor;
 }
 
@@ -269,9 +270,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
   auto parsed = ParsePreassignCsv(request->content());
   if (!parsed.ok()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError(absl::StrCat(
-                       request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
-                       parsed.status().message())));
+                     absl::InvalidArgumentError(absl::StrCat(
+                         request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
+                         parsed.status().message())));
   }
   // Every UAI must be a known establishment.
   std::vector<Preassignment> rows;
@@ -298,7 +299,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
   }
   if (!errors.empty() && !request->skip_invalid()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename())));
+                     absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename())));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->UpsertPreassignments(std::move(rows), clock_->Now(),
@@ -315,9 +316,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(
-    grpc::CallbackServerContext* context, const parc::v1::ListDevicesRequest* request,
-    parc::v1::ListDevicesResponse* response) {
+grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerContext* context,
+                                                        const parc::v1::ListDevicesRequest* request,
+                                                        parc::v1::ListDevicesResponse* response) {
   constexpr absl::string_view kMethod = "ListDevices";
   auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
@@ -326,21 +327,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(
     auto uai = common::NormalizeUai(request->uai());
     if (!uai.ok()) {
       return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
+                       absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
     }
     f.uai = *uai;
   }
   if (!request->departement().empty()) {
     f.departement = common::NormalizeDepartement(request->departement());
     if (f.departement.empty()) {
-      return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "departement: \"", request->departement(), "\" is not a département code")));
+      return FinishNow(
+          context, metrics_, kMethod,
+          absl::InvalidArgumentError(absl::StrCat("departement: \"", request->departement(),
+                                                  "\" is not a département code")));
     }
   }
   if (!parc::v1::DeviceKind_IsValid(request->kind())) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("kind is not a known device kind"));
+                     absl::InvalidArgumentError("kind is not a known device kind"));
   }
   f.kind = request->kind();
   if (request->stale_seconds() > 0) {
@@ -365,7 +367,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContex
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
   if (request->device().empty()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("device: give a device id or a serial number"));
+                     absl::InvalidArgumentError("device: give a device id or a serial number"));
   }
   auto details = store_->GetDevice(request->device());
   if (details.ok()) {

@@ -49,8 +49,7 @@ absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
   PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.os_version", hw.os_version(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(
-      CheckLength("hardware.os_pretty_name", hw.os_pretty_name(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_pretty_name", hw.os_pretty_name(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.kernel", hw.kernel(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.hostname", hw.hostname(), kMaxShortField));
   if (hw.disks_size() > 64 || hw.batteries_size() > 8 || hw.network_interfaces_size() > 64) {
@@ -103,26 +102,26 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   constexpr absl::string_view kMethod = "Enroll";
   if (request->token().empty()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::UnauthenticatedError("no enrollment token given"));
+                     absl::UnauthenticatedError("no enrollment token given"));
   }
   auto token = common::ParseCredential(request->token());
   if (!token.ok()) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::UnauthenticatedError("enrollment token not recognized"));
+                     absl::UnauthenticatedError("enrollment token not recognized"));
   }
-  for (auto [field, value] : {std::pair<absl::string_view, absl::string_view>{
-                                  "hostname", request->hostname()},
-                              {"agent_version", request->agent_version()},
-                              {"identity.serial", request->identity().serial()},
-                              {"identity.product_uuid", request->identity().product_uuid()},
-                              {"identity.machine_id", request->identity().machine_id()}}) {
+  for (auto [field, value] :
+       {std::pair<absl::string_view, absl::string_view>{"hostname", request->hostname()},
+        {"agent_version", request->agent_version()},
+        {"identity.serial", request->identity().serial()},
+        {"identity.product_uuid", request->identity().product_uuid()},
+        {"identity.machine_id", request->identity().machine_id()}}) {
     absl::Status s = CheckLength(field, value, kMaxShortField);
     if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
   }
   if (!parc::v1::DeviceKind_IsValid(request->kind()) ||
       !parc::v1::DeviceKind_IsValid(request->detected_kind())) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("kind is not a known device kind"));
+                     absl::InvalidArgumentError("kind is not a known device kind"));
   }
   auto hw_key = HardwareKey(request->identity());
   if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
@@ -146,8 +145,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   in.now = clock_->Now();
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->Enroll(std::move(in), [this, reactor, response, secret = *secret](
-                                    absl::StatusOr<EnrollOutcome> outcome) {
+  store_->Enroll(std::move(in), [this, reactor, response,
+                                 secret = *secret](absl::StatusOr<EnrollOutcome> outcome) {
     if (outcome.ok()) {
       response->set_device_id(outcome->device_id);
       response->set_device_secret(secret);
@@ -171,8 +170,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   if ((!request->inventory_hash().empty() && !IsHexHash(request->inventory_hash())) ||
       (!request->software_hash().empty() && !IsHexHash(request->software_hash()))) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("inventory_hash and software_hash must be "
-                                              "SHA-256 digests in hex"));
+                     absl::InvalidArgumentError("inventory_hash and software_hash must be "
+                                                "SHA-256 digests in hex"));
   }
   absl::Status s = CheckLength("agent_version", request->agent_version(), kMaxShortField);
   if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
@@ -180,8 +179,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   bool send_inventory = request->inventory_hash() != auth->inventory_hash;
   bool send_software = false;
   if (send_inventory) {
-    auto known = request->software_hash().empty() ? absl::StatusOr<bool>(false)
-                                                  : store_->HasSoftwareSet(request->software_hash());
+    auto known = request->software_hash().empty()
+                     ? absl::StatusOr<bool>(false)
+                     : store_->HasSoftwareSet(request->software_hash());
     if (!known.ok()) return FinishNow(context, metrics_, kMethod, known.status());
     send_software = !*known;
   }
@@ -198,30 +198,30 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(
-    grpc::CallbackServerContext* context, const ReportInventoryRequest* request,
-    ReportInventoryResponse* response) {
+grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServerContext* context,
+                                                            const ReportInventoryRequest* request,
+                                                            ReportInventoryResponse* response) {
   constexpr absl::string_view kMethod = "ReportInventory";
   auto auth = Authenticate(*context);
   if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
   size_t size = request->ByteSizeLong();
   if (size > options_.max_inventory_bytes) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::ResourceExhaustedError(absl::StrCat(
-                       "inventory is ", size, " bytes, more than the server's limit of ",
-                       options_.max_inventory_bytes)));
+                     absl::ResourceExhaustedError(absl::StrCat(
+                         "inventory is ", size, " bytes, more than the server's limit of ",
+                         options_.max_inventory_bytes)));
   }
   const auto& inventory = request->inventory();
   if (inventory.software().packages_size() > options_.max_packages) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::ResourceExhaustedError(absl::StrCat(
-                       "inventory lists ", inventory.software().packages_size(),
-                       " packages, more than the server's limit of ", options_.max_packages)));
+                     absl::ResourceExhaustedError(absl::StrCat(
+                         "inventory lists ", inventory.software().packages_size(),
+                         " packages, more than the server's limit of ", options_.max_packages)));
   }
   if (!IsHexHash(request->inventory_hash()) || !IsHexHash(request->software_hash())) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("inventory_hash and software_hash must be "
-                                              "SHA-256 digests in hex"));
+                     absl::InvalidArgumentError("inventory_hash and software_hash must be "
+                                                "SHA-256 digests in hex"));
   }
   absl::Status valid = ValidateHardware(inventory.hardware());
   if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
@@ -238,35 +238,35 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(
       if (p.name().empty() || p.name().size() > kMaxShortField ||
           p.version().size() > kMaxShortField || p.architecture().size() > 64) {
         return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "software package \"", p.name().substr(0, 64),
-                           "\" has an empty or over-long name, version or architecture")));
+                         absl::InvalidArgumentError(absl::StrCat(
+                             "software package \"", p.name().substr(0, 64),
+                             "\" has an empty or over-long name, version or architecture")));
       }
     }
     common::CanonicalizeSoftware(&software);
     if (common::SoftwareHash(software) != request->software_hash()) {
       return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(
-                         "software_hash does not match the software list sent with it"));
+                       absl::InvalidArgumentError(
+                           "software_hash does not match the software list sent with it"));
     }
     in.software = std::move(software);
   }
   if (common::InventoryHash(in.hardware, in.software_hash) != in.inventory_hash) {
     return FinishNow(context, metrics_, kMethod,
-                   absl::InvalidArgumentError("inventory_hash does not match the inventory"));
+                     absl::InvalidArgumentError("inventory_hash does not match the inventory"));
   }
   in.received_at = clock_->Now();
-  in.collected_at = request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at())
-                                                : in.received_at;
+  in.collected_at =
+      request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at()) : in.received_at;
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool with_software = in.software.has_value();
-  store_->StoreInventory(std::move(in), [this, reactor, response,
-                                         with_software](absl::StatusOr<bool> done) {
-    response->set_stored(done.ok());
-    if (done.ok()) metrics_->RecordInventory(with_software);
-    FinishRpc(reactor, metrics_, "ReportInventory", done.status());
-  });
+  store_->StoreInventory(std::move(in),
+                         [this, reactor, response, with_software](absl::StatusOr<bool> done) {
+                           response->set_stored(done.ok());
+                           if (done.ok()) metrics_->RecordInventory(with_software);
+                           FinishRpc(reactor, metrics_, "ReportInventory", done.status());
+                         });
   return reactor;
 }
 

@@ -152,9 +152,9 @@ absl::StatusOr<EstablishmentFile> ParseEstablishmentsCsv(absl::string_view conte
   for (Column required : {kUai, kName, kType}) {
     if (!index[required].has_value()) {
       const ColumnSpec& spec = Specs()[required];
-      return absl::InvalidArgumentError(
-          absl::StrCat("line 1: no ", spec.label, " column in the header (accepted names: ",
-                       absl::StrJoin(spec.aliases, ", "), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line 1: no ", spec.label,
+          " column in the header (accepted names: ", absl::StrJoin(spec.aliases, ", "), ")"));
     }
   }
 
@@ -169,9 +169,10 @@ absl::StatusOr<EstablishmentFile> ParseEstablishmentsCsv(absl::string_view conte
       continue;
     }
     if (rec.fields.size() != expected_fields) {
-      out.errors.push_back(RowError(
-          line, "", absl::StrCat(rec.fields.size(), " fields where the header has ",
-                                 expected_fields, " (a delimiter inside an unquoted value?)")));
+      out.errors.push_back(
+          RowError(line, "",
+                   absl::StrCat(rec.fields.size(), " fields where the header has ", expected_fields,
+                                " (a delimiter inside an unquoted value?)")));
       continue;
     }
     auto field = [&](Column c) -> std::string {
@@ -191,11 +192,11 @@ absl::StatusOr<EstablishmentFile> ParseEstablishmentsCsv(absl::string_view conte
     }
     std::vector<parc::v1::CsvRowError> row_errors;
     if (category.empty()) {
-      row_errors.push_back(RowError(
-          line, "type",
-          type.empty() ? "type is empty"
-                       : absl::StrCat("unknown establishment type \"", type,
-                                      "\" (expected école, collège, lycée or EREA)")));
+      row_errors.push_back(
+          RowError(line, "type",
+                   type.empty() ? "type is empty"
+                                : absl::StrCat("unknown establishment type \"", type,
+                                               "\" (expected école, collège, lycée or EREA)")));
     }
     std::string name = field(kName);
     if (name.empty()) row_errors.push_back(RowError(line, "name", "name is empty"));
@@ -214,9 +215,8 @@ absl::StatusOr<EstablishmentFile> ParseEstablishmentsCsv(absl::string_view conte
     std::string commune_code = field(kCommuneCode);
     std::string commune_name = field(kCommuneName);
     if (category == "ecole" && commune_code.empty()) {
-      row_errors.push_back(
-          RowError(line, "commune_code",
-                   "an école needs its commune code: the commune owns its equipment"));
+      row_errors.push_back(RowError(
+          line, "commune_code", "an école needs its commune code: the commune owns its equipment"));
     }
     auto it = seen.find(*uai);
     if (it != seen.end()) {
@@ -250,7 +250,8 @@ absl::StatusOr<EstablishmentFile> ParseEstablishmentsCsv(absl::string_view conte
       }
       e.set_collectivite_kind("region");
       e.set_collectivite_code(region_code);
-      e.set_collectivite_name(region_name.empty() ? "Région" : absl::StrCat("Région ", region_name));
+      e.set_collectivite_name(region_name.empty() ? "Région"
+                                                  : absl::StrCat("Région ", region_name));
     } else if (category == "college") {
       e.set_collectivite_kind("departement");
       e.set_collectivite_code(departement);
@@ -317,9 +318,9 @@ absl::StatusOr<PreassignFile> ParsePreassignCsv(absl::string_view content) {
       continue;
     }
     if (rec.fields.size() <= std::max(serial_col, uai_col)) {
-      out.errors.push_back(RowError(rec.line, "",
-                                    absl::StrCat(rec.fields.size(),
-                                                 " field(s); expected a serial number and a UAI")));
+      out.errors.push_back(RowError(
+          rec.line, "",
+          absl::StrCat(rec.fields.size(), " field(s); expected a serial number and a UAI")));
       continue;
     }
     std::string serial = Trimmed(rec.fields[serial_col]);
@@ -334,9 +335,9 @@ absl::StatusOr<PreassignFile> ParsePreassignCsv(absl::string_view content) {
     }
     auto [it, inserted] = seen.emplace(serial, rec.line);
     if (!inserted) {
-      out.errors.push_back(RowError(
-          rec.line, "serial",
-          absl::StrCat("serial number ", serial, " already on line ", it->second)));
+      out.errors.push_back(
+          RowError(rec.line, "serial",
+                   absl::StrCat("serial number ", serial, " already on line ", it->second)));
       continue;
     }
     out.rows.push_back({rec.line, serial, *uai});

@@ -12,10 +12,20 @@ namespace parc::server {
 bool IsPlaceholderSerial(absl::string_view raw) {
   std::string s = common::NormalizeHeader(raw);  // lower case, punctuation folded
   if (s.empty()) return true;
-  static constexpr std::array<absl::string_view, 14> kPlaceholders = {
-      "to_be_filled_by_o_e_m", "default_string", "system_serial_number", "not_specified",
-      "not_applicable", "none", "n_a", "oem", "0", "0123456789", "123456789", "1234567890",
-      "chassis_serial_number", "serial"};
+  static constexpr std::array<absl::string_view, 14> kPlaceholders = {"to_be_filled_by_o_e_m",
+                                                                      "default_string",
+                                                                      "system_serial_number",
+                                                                      "not_specified",
+                                                                      "not_applicable",
+                                                                      "none",
+                                                                      "n_a",
+                                                                      "oem",
+                                                                      "0",
+                                                                      "0123456789",
+                                                                      "123456789",
+                                                                      "1234567890",
+                                                                      "chassis_serial_number",
+                                                                      "serial"};
   for (auto p : kPlaceholders) {
     if (s == p) return true;
   }

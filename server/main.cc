@@ -6,8 +6,8 @@
 #include "asio.hpp"
 #include "common/duration.h"
 #include "common/file_util.h"
-#include "server/server.h"
 #include "common/logging.h"
+#include "server/server.h"
 
 namespace {
 
@@ -66,8 +66,8 @@ int Run(int argc, char** argv) {
   auto& s = **server;
   std::cout << "parc-server " << PARC_VERSION << ": data in " << options.data_dir << "\n";
   if (!s.ca_path().empty()) {
-    std::cout << "parc-server: agents and parcctl must trust the CA certificate "
-              << s.ca_path() << "\n";
+    std::cout << "parc-server: agents and parcctl must trust the CA certificate " << s.ca_path()
+              << "\n";
   }
   if (s.created_admin_token()) {
     std::cout << "parc-server: bootstrap admin token written to " << s.admin_token_path()

@@ -36,14 +36,14 @@ std::string Metrics::RenderPrometheus() const {
                     common::StatusCodeName(static_cast<grpc::StatusCode>(key.second)), "\"} ",
                     count, "\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP parc_inventories_stored_total Inventories stored, by whether they carried "
-                  "their software list or referred to one the server already held.\n"
-                  "# TYPE parc_inventories_stored_total counter\n"
-                  "parc_inventories_stored_total{software=\"sent\"} ",
-                  inventories_with_software_, "\n",
-                  "parc_inventories_stored_total{software=\"known\"} ", inventories_deduplicated_,
-                  "\n");
+  absl::StrAppend(
+      &out,
+      "# HELP parc_inventories_stored_total Inventories stored, by whether they carried "
+      "their software list or referred to one the server already held.\n"
+      "# TYPE parc_inventories_stored_total counter\n"
+      "parc_inventories_stored_total{software=\"sent\"} ",
+      inventories_with_software_, "\n", "parc_inventories_stored_total{software=\"known\"} ",
+      inventories_deduplicated_, "\n");
   return out;
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -7,7 +9,6 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
-#include <grpcpp/support/status.h>
 
 namespace parc::server {
 

@@ -27,7 +27,7 @@ void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metrics* metrics,
-                                  absl::string_view method, const absl::Status& status) {
+                                    absl::string_view method, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   FinishRpc(reactor, metrics, method, status);
   return reactor;

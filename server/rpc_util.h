@@ -15,6 +15,6 @@ void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string
 
 // A reactor already finished with status: for handlers that answer without asynchronous work.
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metrics* metrics,
-                                  absl::string_view method, const absl::Status& status);
+                                    absl::string_view method, const absl::Status& status);
 
 }  // namespace parc::server

@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/tls_bootstrap.h"
-#include "common/logging.h"
 
 namespace parc::server {
 
@@ -32,9 +32,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 absl::Status Server::Init() {
   if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
   if (options_.insecure && !IsLoopbackListen(options_.listen)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--insecure serves plaintext and is refused on ", options_.listen,
-        ": listen on a loopback address (127.0.0.1, [::1]) or drop --insecure"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--insecure serves plaintext and is refused on ", options_.listen,
+                     ": listen on a loopback address (127.0.0.1, [::1]) or drop --insecure"));
   }
   PARC_RETURN_IF_ERROR(common::MakeDirs(options_.data_dir, 0700));
 
@@ -80,8 +80,8 @@ absl::Status Server::Init() {
   builder.SetResourceQuota(quota);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
-                                               " (address in use or not available)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not available)"));
   }
   grpc_server_->GetHealthCheckService()->SetServingStatus(true);
 
@@ -106,8 +106,8 @@ absl::Status Server::EnsureBootstrapAdmin() {
   std::promise<absl::StatusOr<bool>> created;
   store_->CreateOperator(op, [&](absl::StatusOr<bool> r) { created.set_value(std::move(r)); });
   PARC_RETURN_IF_ERROR(created.get_future().get().status());
-  PARC_RETURN_IF_ERROR(common::WriteFileAtomic(
-      admin_token_path(), common::FormatCredential(credential) + "\n", 0600));
+  PARC_RETURN_IF_ERROR(common::WriteFileAtomic(admin_token_path(),
+                                               common::FormatCredential(credential) + "\n", 0600));
   created_admin_token_ = true;
   return absl::OkStatus();
 }
@@ -116,16 +116,14 @@ void Server::SchedulePurge() {
   purge_timer_.expires_after(absl::ToChronoSeconds(options_.purge_interval));
   purge_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
-    store_->PurgeInventoryHistory(options_.clock->Now() - options_.inventory_retention,
-                                  [](absl::StatusOr<int64_t> deleted) {
-                                    if (!deleted.ok()) {
-                                      spdlog::error("retention purge failed: {}",
-                                                    deleted.status().ToString());
-                                    } else if (*deleted > 0) {
-                                      spdlog::info("retention purge: {} inventories deleted",
-                                                   *deleted);
-                                    }
-                                  });
+    store_->PurgeInventoryHistory(
+        options_.clock->Now() - options_.inventory_retention, [](absl::StatusOr<int64_t> deleted) {
+          if (!deleted.ok()) {
+            spdlog::error("retention purge failed: {}", deleted.status().ToString());
+          } else if (*deleted > 0) {
+            spdlog::info("retention purge: {} inventories deleted", *deleted);
+          }
+        });
     SchedulePurge();
   });
 }
@@ -142,8 +140,7 @@ void Server::Shutdown(absl::Duration deadline) {
   shut_down_ = true;
   if (grpc_server_) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
-    grpc_server_->Shutdown(std::chrono::system_clock::now() +
-                           absl::ToChronoMilliseconds(deadline));
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
   }
   asio::post(jobs_, [this] { purge_timer_.cancel(); });
   jobs_work_.reset();

@@ -6,8 +6,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
-#include "common/status_macros.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace parc::server {
 namespace {
@@ -260,8 +260,7 @@ void SqliteStore::Submit(WriteOp op, WriteDone done) {
 }
 
 template <typename T>
-void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(Database*)> fn,
-                            StoreCallback<T> done) {
+void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(Database*)> fn, StoreCallback<T> done) {
   auto result = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("not run"));
   Submit(
       [fn = std::move(fn), result](Database* db) {
@@ -401,10 +400,9 @@ void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows
         ImportCounts counts;
         for (const auto& e : rows) {
           std::string tags = absl::StrJoin(e.tags(), ",");
-          PARC_ASSIGN_OR_RETURN(
-              Statement sel,
-              db->Prepare(absl::StrCat("SELECT ", kEstablishmentColumns,
-                                       " FROM establishments WHERE uai = ?")));
+          PARC_ASSIGN_OR_RETURN(Statement sel,
+                                db->Prepare(absl::StrCat("SELECT ", kEstablishmentColumns,
+                                                         " FROM establishments WHERE uai = ?")));
           sel.Bind(1, e.uai());
           PARC_ASSIGN_OR_RETURN(bool exists, sel.Step());
           if (exists) {
@@ -425,12 +423,11 @@ void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows
                   "sector = ?5, commune_code = ?6, commune_name = ?7, departement = ?8, "
                   "academie = ?9, collectivite_kind = ?10, collectivite_code = ?11, "
                   "collectivite_name = ?12, tags = ?13, updated_at = ?14"));
-          PARC_RETURN_IF_ERROR(up.BindAll(e.uai(), e.name(), e.type(), e.category(), e.sector(),
-                                          e.commune_code(), e.commune_name(), e.departement(),
-                                          e.academie(), e.collectivite_kind(),
-                                          e.collectivite_code(), e.collectivite_name(), tags,
-                                          Unix(now))
-                                   .Run());
+          PARC_RETURN_IF_ERROR(
+              up.BindAll(e.uai(), e.name(), e.type(), e.category(), e.sector(), e.commune_code(),
+                         e.commune_name(), e.departement(), e.academie(), e.collectivite_kind(),
+                         e.collectivite_code(), e.collectivite_name(), tags, Unix(now))
+                  .Run());
           if (exists) {
             ++counts.updated;
           } else {
@@ -467,11 +464,10 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
 
 absl::StatusOr<parc::v1::Establishment> SqliteStore::GetEstablishment(const std::string& uai) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(absl::StrCat("SELECT ", kEstablishmentColumns,
-                               ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) "
-                               "FROM establishments e WHERE uai = ?")));
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(
+                                          "SELECT ", kEstablishmentColumns,
+                                          ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) "
+                                          "FROM establishments e WHERE uai = ?")));
   st.Bind(1, uai);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));
@@ -501,9 +497,9 @@ void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<b
 
 absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens() {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                                 " FROM enrollment_tokens ORDER BY created_at, id")));
+  PARC_ASSIGN_OR_RETURN(
+      Statement st, db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                             " FROM enrollment_tokens ORDER BY created_at, id")));
   std::vector<EnrollmentTokenRecord> out;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -517,9 +513,9 @@ void SqliteStore::RevokeEnrollmentToken(std::string id, absl::Time now,
                                         StoreCallback<EnrollmentTokenRecord> done) {
   SubmitFor<EnrollmentTokenRecord>(
       [id = std::move(id), now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement up, db->Prepare("UPDATE enrollment_tokens SET revoked_at = ? "
-                                      "WHERE id = ? AND revoked_at IS NULL"));
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare("UPDATE enrollment_tokens SET revoked_at = ? "
+                                          "WHERE id = ? AND revoked_at IS NULL"));
         PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id).Run());
         PARC_ASSIGN_OR_RETURN(Statement sel,
                               db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
@@ -645,8 +641,7 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
                           "inventory_hash = '' WHERE id = ?11"));
           PARC_RETURN_IF_ERROR(up.BindAll(in.secret_hash, uai, keep_kind,
                                           static_cast<int64_t>(in.kind), kind_source, in.hostname,
-                                          in.agent_version, now, token.id, in.serial,
-                                          out.device_id)
+                                          in.agent_version, now, token.id, in.serial, out.device_id)
                                    .Run());
         } else {
           out.device_id = in.new_device_id;
@@ -656,9 +651,9 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
                           "kind_source, hostname, agent_version, enrolled_at, last_enrolled_at, "
                           "token_id) VALUES (?1, ?2, ?3, ?4, nullif(?5, ''), ?6, ?7, ?8, ?9, "
                           "?10, ?10, ?11)"));
-          PARC_RETURN_IF_ERROR(ins.BindAll(out.device_id, in.secret_hash, in.hw_key, in.serial,
-                                           uai, static_cast<int64_t>(in.kind), kind_source,
-                                           in.hostname, in.agent_version, now, token.id)
+          PARC_RETURN_IF_ERROR(ins.BindAll(out.device_id, in.secret_hash, in.hw_key, in.serial, uai,
+                                           static_cast<int64_t>(in.kind), kind_source, in.hostname,
+                                           in.agent_version, now, token.id)
                                    .Run());
         }
         out.uai = uai;
@@ -741,8 +736,7 @@ void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
               Statement ins,
               db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
                           "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?)"));
-          ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at),
-                      in.inventory_hash);
+          ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
         }
@@ -778,8 +772,8 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const Dev
           "AND (?6 = 0 OR d.uai IS NULL) ORDER BY d.id LIMIT ?7")));
   std::optional<int64_t> seen_before;
   if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
-  st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before,
-             f.unassigned, f.limit);
+  st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before, f.unassigned,
+             f.limit);
   std::vector<parc::v1::Device> out;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -793,17 +787,16 @@ absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_se
   ReaderLease db = AcquireReader();
   DeviceDetails details;
   {
-    PARC_ASSIGN_OR_RETURN(Statement st,
-                          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?")));
+    PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?")));
     st.Bind(1, id_or_serial);
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       details.device = DeviceFromRow(st);
     } else {
-      PARC_ASSIGN_OR_RETURN(
-          Statement by_serial,
-          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.serial = ? AND d.serial <> '' "
-                                                  "ORDER BY d.id LIMIT 2")));
+      PARC_ASSIGN_OR_RETURN(Statement by_serial,
+                            db->Prepare(absl::StrCat(kDeviceSelect,
+                                                     "WHERE d.serial = ? AND d.serial <> '' "
+                                                     "ORDER BY d.id LIMIT 2")));
       by_serial.Bind(1, id_or_serial);
       PARC_ASSIGN_OR_RETURN(bool found, by_serial.Step());
       if (!found) {

@@ -148,8 +148,8 @@ class Store {
 
   // Enrollment tokens.
   virtual void CreateEnrollmentToken(EnrollmentTokenRecord token, StoreCallback<bool> done) = 0;
-  [[nodiscard]] virtual absl::StatusOr<std::vector<EnrollmentTokenRecord>> ListEnrollmentTokens()
-      = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<EnrollmentTokenRecord>>
+  ListEnrollmentTokens() = 0;
   virtual void RevokeEnrollmentToken(std::string id, absl::Time now,
                                      StoreCallback<EnrollmentTokenRecord> done) = 0;
 
@@ -172,8 +172,8 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(
       const DeviceFilter& filter) = 0;
   // By id, or by serial number. NOT_FOUND when neither matches.
-  [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial)
-      = 0;
+  [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(
+      const std::string& id_or_serial) = 0;
 
   // Deletes inventories received before cutoff, except each device's latest, and software
   // sets no inventory refers to any more. Returns the number of inventories deleted.

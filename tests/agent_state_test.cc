@@ -1,6 +1,5 @@
-#include "agent/state.h"
-
 #include "agent/daemon.h"
+#include "agent/state.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 

@@ -1,7 +1,7 @@
 // parcctl against a real server: CSV imports with bad rows, listings, JSON output.
 #include "absl/strings/match.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
 #include "parc/v1/admin.pb.h"
 #include "tests/test_util.h"
 
@@ -12,8 +12,8 @@ class CtlTest : public ::testing::Test {
  protected:
   CtlTest() : server_(dir_.Sub("server")) {}
   CommandResult Ctl(std::vector<std::string> args) {
-    args.insert(args.end(), {"--server", server_.address(), "--ca", server_.ca_path(),
-                             "--token", server_.admin_token(), "--config", Config()});
+    args.insert(args.end(), {"--server", server_.address(), "--ca", server_.ca_path(), "--token",
+                             server_.admin_token(), "--config", Config()});
     return RunCtl(args);
   }
   std::string Config() {

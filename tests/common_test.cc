@@ -43,8 +43,8 @@ TEST(Uai, DepartementAndAcademie) {
   EXPECT_EQ(AcademieForDepartement("75"), "");
   // The 13 départements of Occitanie, split between the two académies.
   int toulouse = 0, montpellier = 0;
-  for (const char* d : {"09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81",
-                        "82"}) {
+  for (const char* d :
+       {"09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"}) {
     std::string a = AcademieForDepartement(d);
     toulouse += a == "Toulouse";
     montpellier += a == "Montpellier";
@@ -55,7 +55,9 @@ TEST(Uai, DepartementAndAcademie) {
 }
 
 TEST(Csv, DetectsDelimiterAndHandlesQuotesBomAndCrlf) {
-  auto t = ParseCsv("\xEF\xBB\xBF" "a;b;c\r\n1;\"x;y\";\"say \"\"hi\"\"\"\r\n\r\n2;z;\"multi\nline\"\n3;q;r");
+  auto t = ParseCsv(
+      "\xEF\xBB\xBF"
+      "a;b;c\r\n1;\"x;y\";\"say \"\"hi\"\"\"\r\n\r\n2;z;\"multi\nline\"\n3;q;r");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->delimiter, ';');
   ASSERT_EQ(t->records.size(), 4u);
@@ -104,8 +106,7 @@ TEST(Duration, ParsesOperatorForms) {
 }
 
 TEST(Crypto, Sha256AndCredentials) {
-  EXPECT_EQ(Sha256Hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   auto c = NewCredential("e", 6);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->id.size(), 13u);

@@ -39,12 +39,14 @@ TEST(EstablishmentImport, ParsesTheAnnuaireExport) {
 
 TEST(EstablishmentImport, AcceptsHeaderAliasesCommaAndBom) {
   std::string csv =
-      "\xEF\xBB\xBF" "numero_uai,appellation_officielle,nature_uai_libe,code_commune,"
+      "\xEF\xBB\xBF"
+      "numero_uai,appellation_officielle,nature_uai_libe,code_commune,"
       "libelle_commune,tags\n"
       "0310036W,LYCEE GENERAL PIERRE DE FERMAT,LYCEE GENERAL ET TECHNOLOGIQUE,31555,TOULOUSE,"
       "\"labellycee:3, pilote\"\n"
       "0311234Y,COLLEGE JEAN JAURES,COLLEGE,31555,TOULOUSE,\n"
-      "0312345F,ECOLE ELEMENTAIRE PUBLIQUE JULES FERRY,ECOLE ELEMENTAIRE PUBLIQUE,31555,TOULOUSE,\n";
+      "0312345F,ECOLE ELEMENTAIRE PUBLIQUE JULES FERRY,ECOLE ELEMENTAIRE "
+      "PUBLIQUE,31555,TOULOUSE,\n";
   auto f = ParseEstablishmentsCsv(csv);
   ASSERT_TRUE(f.ok()) << f.status();
   ASSERT_TRUE(f->errors.empty()) << f->errors[0].message();
@@ -65,7 +67,7 @@ TEST(EstablishmentImport, ListsEveryBadRowWithLineAndField) {
       "0310036W;Lycée Fermat;Lycée;31555\n"
       "0310036X;Lycée faux;Lycée;31555\n"  // wrong check letter
       ";Sans UAI;Collège;31555\n"
-      "0311234Y;;Collège;31555\n"            // no name
+      "0311234Y;;Collège;31555\n"             // no name
       "0312345F;École sans commune;Ecole;\n"  // école without commune
       "0310024H;Lycée;Crèche;31555\n"         // unknown type
       "0310036W;Doublon;Lycée;31555\n"        // duplicate

@@ -1,16 +1,18 @@
 // End-to-end tests: a real parc-server over TLS on loopback (port 0), real agents and parcctl
 // run in-process on the fixture trees, real SQLite files in temporary directories.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <future>
 #include <random>
-
-#include <grpcpp/generic/generic_stub.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -41,19 +43,19 @@ class IntegrationTest : public ::testing::Test {
     return path;
   }
   // parc-agent enroll on a fixture tree, with its own state directory.
-  CommandResult Enroll(const std::string& root, const std::string& state,
-                       const std::string& token, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"enroll",   "--root",   root,          "--state-dir", state,
-                                     "--server", server_->address(), "--token", token,
-                                     "--ca",     server_->ca_path(), "--config", EmptyConfig()};
+  CommandResult Enroll(const std::string& root, const std::string& state, const std::string& token,
+                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "enroll",           "--root",           root,         "--state-dir", state,
+        "--server",         server_->address(), "--token",    token,         "--ca",
+        server_->ca_path(), "--config",         EmptyConfig()};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunAgent(args);
   }
   CommandResult RunOnce(const std::string& root, const std::string& state,
                         std::string config = "") {
     if (config.empty()) config = EmptyConfig();
-    return RunAgent(
-        {"run", "--once", "--root", root, "--state-dir", state, "--config", config});
+    return RunAgent({"run", "--once", "--root", root, "--state-dir", state, "--config", config});
   }
   CommandResult Status(const std::string& root, const std::string& state) {
     return RunAgent({"status", "--root", root, "--state-dir", state, "--config", EmptyConfig()});
@@ -65,9 +67,9 @@ class IntegrationTest : public ::testing::Test {
     std::string root = dir_.Sub(name);
     CopyTree(DataPath(fixture), root);
     WriteFile(root + "/sys/class/dmi/id/product_serial", serial + "\n");
-    WriteFile(root + "/sys/class/dmi/id/product_uuid",
-              absl::StrCat("4c4c4544-0000-0000-0000-", common::Sha256Hex(serial).substr(0, 12),
-                           "\n"));
+    WriteFile(
+        root + "/sys/class/dmi/id/product_uuid",
+        absl::StrCat("4c4c4544-0000-0000-0000-", common::Sha256Hex(serial).substr(0, 12), "\n"));
     return root;
   }
   parc::v1::GetDeviceResponse GetDevice(const std::string& id) {
@@ -99,8 +101,8 @@ TEST_F(IntegrationTest, TwoAgentsEnrollCheckInAndReportOverTls) {
   auto r2 = Enroll(DataPath("tablet"), tablet_state, server_->CreateToken(kJoffre));
   ASSERT_EQ(r2.status, 0) << r2.err;
 
-  for (const auto& [root, state] : {std::pair{DataPath("laptop"), laptop_state},
-                                    std::pair{DataPath("tablet"), tablet_state}}) {
+  for (const auto& [root, state] :
+       {std::pair{DataPath("laptop"), laptop_state}, std::pair{DataPath("tablet"), tablet_state}}) {
     auto run = RunOnce(root, state);
     ASSERT_EQ(run.status, 0) << run.err;
   }
@@ -312,8 +314,8 @@ TEST_F(TokenTest, WrongExpiredRevokedAndUsedUpTokensAreRefused) {
 TEST_F(TokenTest, RegionWideTokensUseTheSupplierDeliveryList) {
   WriteFile(dir_.Sub("delivery.csv"), "numero_de_serie;uai\n5CD1234ABC;0310036W\n");
   auto ctl = [&](std::vector<std::string> args) {
-    args.insert(args.end(), {"--server", server_->address(), "--ca", server_->ca_path(),
-                             "--token", server_->admin_token()});
+    args.insert(args.end(), {"--server", server_->address(), "--ca", server_->ca_path(), "--token",
+                             server_->admin_token()});
     return RunCtl(args);
   };
   auto pre = ctl({"devices", "preassign", dir_.Sub("delivery.csv")});
@@ -452,8 +454,9 @@ TEST_F(IntegrationTest, GarbageOnTheWireLeavesServerAndDatabaseIntact) {
   }
   // Well-formed gRPC calls carrying bytes that are not the expected protobuf messages.
   auto channel = TlsChannel(*server_);
-  for (const char* method : {"/parc.v1.AgentService/Enroll", "/parc.v1.AgentService/ReportInventory",
-                             "/parc.v1.AdminService/ImportEstablishments"}) {
+  for (const char* method :
+       {"/parc.v1.AgentService/Enroll", "/parc.v1.AgentService/ReportInventory",
+        "/parc.v1.AdminService/ImportEstablishments"}) {
     for (int i = 0; i < 5; ++i) {
       grpc::Status s = GenericUnary(channel, method, random_bytes(4096), nullptr);
       EXPECT_FALSE(s.ok()) << method;
@@ -481,8 +484,8 @@ TEST_F(IntegrationTest, HealthAndReflectionServeStockTools) {
   grpc::ClientContext ctx;
   common::SetDeadline(&ctx, absl::Seconds(10));
   grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                               &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;
   bool ok;
   call->StartCall(reinterpret_cast<void*>(1));
@@ -563,6 +566,74 @@ TEST_F(IntegrationTest, RetentionJobPurgesOldInventories) {
   EXPECT_EQ(*deleted, 1);
   EXPECT_EQ(GetDevice(id).inventory_history(), 1u);
   EXPECT_EQ(GetDevice(id).inventory().software().packages_size(), 9);
+}
+
+}  // namespace
+}  // namespace parc::testing
+
+namespace parc::testing {
+namespace {
+
+// The daemon as technicians run it: the real parc-agent binary, stopped with SIGTERM.
+TEST(AgentDaemon, ChecksInOnTheServersScheduleAndStopsOnSigterm) {
+  TempDir dir;
+  TestServer server(dir.Sub("server"), 0, [](server::ServerOptions& o) {
+    o.agent.checkin_interval = absl::Seconds(1);
+    o.agent.checkin_jitter = 0.1;
+  });
+  server.ImportFixtureEstablishments();
+  std::string config = dir.Sub("agent.toml");
+  // Preseeded like a master image: the daemon enrolls by itself.
+  WriteFile(config, absl::StrCat("server = \"", server.address(), "\"\nca = \"", server.ca_path(),
+                                 "\"\nenrollment_token = \"", server.CreateToken(kFermat), "\"\n"));
+  std::string log = dir.Sub("agent.log");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(PARC_AGENT_BIN, "parc-agent", "run", "--config", config.c_str(), "--root",
+            DataPath("laptop").c_str(), "--state-dir", dir.Sub("state").c_str(), "--splay", "0s",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Several check-ins happen on their own, one second apart.
+  auto* metrics = server.server()->metrics();
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (metrics->RpcCount("CheckIn", grpc::OK) < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(metrics->RpcCount("CheckIn", grpc::OK), 3u) << ReadFileOrDie(log);
+  EXPECT_EQ(metrics->RpcCount("Enroll", grpc::OK), 1u);
+  EXPECT_EQ(metrics->RpcCount("ReportInventory", grpc::OK), 1u);
+  ASSERT_EQ(server.ListDevices().size(), 1u);
+
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  absl::Time stop_deadline = absl::Now() + absl::Seconds(5);
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < stop_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (done == 0) ::kill(pid, SIGKILL);
+  ASSERT_EQ(done, pid) << "parc-agent did not stop within 5 s of SIGTERM";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFileOrDie(log);
+}
+
+TEST_F(IntegrationTest, StaleDevicesAreListed) {
+  std::string token = server_->CreateToken(kFermat);
+  ASSERT_EQ(Enroll(DataPath("laptop"), dir_.Sub("s1"), token).status, 0);
+  ASSERT_EQ(RunOnce(DataPath("laptop"), dir_.Sub("s1")).status, 0);
+  server_->clock()->Advance(absl::Hours(24 * 8));
+  ASSERT_EQ(Enroll(DataPath("tablet"), dir_.Sub("s2"), token).status, 0);
+  ASSERT_EQ(RunOnce(DataPath("tablet"), dir_.Sub("s2")).status, 0);
+  auto r = RunCtl({"devices", "list", "--stale", "7d", "--server", server_->address(), "--ca",
+                   server_->ca_path(), "--token", server_->admin_token(), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("5CD1234ABC"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("HX7K2Q3"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,5 +1,3 @@
-#include "server/sqlite_store.h"
-
 #include <atomic>
 #include <future>
 #include <thread>
@@ -9,6 +7,7 @@
 #include "common/sqlite.h"
 #include "gtest/gtest.h"
 #include "server/establishment_import.h"
+#include "server/sqlite_store.h"
 #include "tests/test_util.h"
 
 namespace parc::server {
@@ -69,9 +68,8 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
   {
     auto store = OpenStore(path);
     ASSERT_NE(store, nullptr);
-    auto counts = Wait<ImportCounts>([&](auto cb) {
-      store->UpsertEstablishments(FixtureEstablishments(), now, cb);
-    });
+    auto counts = Wait<ImportCounts>(
+        [&](auto cb) { store->UpsertEstablishments(FixtureEstablishments(), now, cb); });
     ASSERT_TRUE(counts.ok()) << counts.status();
     EXPECT_EQ(counts->inserted, 9u);
   }
@@ -79,8 +77,7 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
     common::Database::Options o;
     auto db = common::Database::Open(path, o);
     ASSERT_TRUE(db.ok());
-    EXPECT_EQ(*common::SchemaVersion(db->get()),
-              SqliteStore::Migrations().back().version);
+    EXPECT_EQ(*common::SchemaVersion(db->get()), SqliteStore::Migrations().back().version);
   }
   auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
@@ -88,9 +85,8 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->size(), 9u);
   // Re-import: no duplicates, nothing changed.
-  auto again = Wait<ImportCounts>([&](auto cb) {
-    store->UpsertEstablishments(FixtureEstablishments(), now, cb);
-  });
+  auto again = Wait<ImportCounts>(
+      [&](auto cb) { store->UpsertEstablishments(FixtureEstablishments(), now, cb); });
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->inserted, 0u);
   EXPECT_EQ(again->unchanged, 9u);
@@ -213,8 +209,8 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
   ASSERT_TRUE(report(3, now + absl::Hours(49)).ok());  // same again: no new history row
   EXPECT_EQ(store->GetDevice("d1")->inventory_history, 3u);
   // Purge everything older than 30 hours after the start: versions 1 and 2 go.
-  auto deleted = Wait<int64_t>(
-      [&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(30), cb); });
+  auto deleted =
+      Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(30), cb); });
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 2);
   auto details = store->GetDevice("d1");

@@ -73,7 +73,8 @@ void TestServer::Start() {
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = std::move(*server);
   port_ = server_->port();
-  admin_token_ = std::string(absl::StripAsciiWhitespace(ReadFileOrDie(server_->admin_token_path())));
+  admin_token_ =
+      std::string(absl::StripAsciiWhitespace(ReadFileOrDie(server_->admin_token_path())));
 }
 
 void TestServer::Stop() {

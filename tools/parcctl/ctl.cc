@@ -69,9 +69,9 @@ absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags) {
   if (text.ok()) {
     toml::parse_result parsed = toml::parse(*text, config_path);
     if (!parsed) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          config_path, ":", parsed.error().source().begin.line, ": ",
-          std::string(parsed.error().description())));
+      return absl::InvalidArgumentError(absl::StrCat(config_path, ":",
+                                                     parsed.error().source().begin.line, ": ",
+                                                     std::string(parsed.error().description())));
     }
     const toml::table& t = parsed.table();
     file.server = t["server"].value_or(std::string());
@@ -130,8 +130,7 @@ class Admin {
 
   template <typename Request, typename Response>
   absl::Status Call(grpc::Status (parc::v1::AdminService::Stub::*method)(grpc::ClientContext*,
-                                                                         const Request&,
-                                                                         Response*),
+                                                                         const Request&, Response*),
                     const Request& request, Response* response,
                     absl::Duration timeout = absl::Seconds(60)) {
     grpc::ClientContext ctx;
@@ -162,14 +161,13 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& ts) {
 
 std::string Ago(const google::protobuf::Timestamp& ts) {
   if (ts.seconds() == 0) return "never";
-  return absl::StrCat(FormatTimestamp(ts), " (",
-                      common::FormatDurationShort(absl::Now() - absl::FromUnixSeconds(ts.seconds())),
-                      " ago)");
+  return absl::StrCat(
+      FormatTimestamp(ts), " (",
+      common::FormatDurationShort(absl::Now() - absl::FromUnixSeconds(ts.seconds())), " ago)");
 }
 
 int Fail(std::ostream& err, const absl::Status& status) {
-  err << "parcctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
-      << "\n";
+  err << "parcctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
   return 1;
 }
 
@@ -228,11 +226,11 @@ int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std:
     return r.errors().empty() || o.skip_invalid ? 0 : 1;
   }
   if (o.dry_run) {
-    out << o.file << ": " << r.inserted() << " valid rows, " << r.errors_size()
-        << " invalid, " << r.ignored() << " ignored (types Parc does not serve); nothing imported\n";
+    out << o.file << ": " << r.inserted() << " valid rows, " << r.errors_size() << " invalid, "
+        << r.ignored() << " ignored (types Parc does not serve); nothing imported\n";
   } else {
-    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated()
-        << " updated, " << r.unchanged() << " unchanged, " << r.ignored()
+    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated() << " updated, "
+        << r.unchanged() << " unchanged, " << r.ignored()
         << " ignored (types Parc does not serve)\n";
   }
   if (!r.errors().empty()) {
@@ -257,8 +255,8 @@ int EstablishmentsList(Admin& admin, const Options& o, std::ostream& out, std::o
   }
   Table table({"UAI", "NAME", "TYPE", "COMMUNE", "DEP", "ACADEMIE", "COLLECTIVITE", "DEVICES"});
   for (const auto& e : r.establishments()) {
-    table.AddRow({e.uai(), e.name(), e.category(), e.commune_name(), e.departement(),
-                  e.academie(), e.collectivite_name(), std::to_string(e.device_count())});
+    table.AddRow({e.uai(), e.name(), e.category(), e.commune_name(), e.departement(), e.academie(),
+                  e.collectivite_name(), std::to_string(e.device_count())});
   }
   table.Print(out);
   out << r.establishments_size() << " establishment(s)\n";
@@ -269,8 +267,7 @@ void PrintToken(const parc::v1::EnrollmentToken& t, std::ostream& out) {
   out << "  id        " << t.id() << "\n"
       << "  scope     " << (t.uai().empty() ? "region-wide" : t.uai()) << "\n"
       << "  expires   " << FormatTimestamp(t.expires_at()) << "\n"
-      << "  max uses  " << (t.max_uses() == 0 ? "unlimited" : std::to_string(t.max_uses()))
-      << "\n";
+      << "  max uses  " << (t.max_uses() == 0 ? "unlimited" : std::to_string(t.max_uses())) << "\n";
   if (!t.note().empty()) out << "  note      " << t.note() << "\n";
 }
 
@@ -311,9 +308,10 @@ int TokensList(Admin& admin, const Options& o, std::ostream& out, std::ostream& 
   }
   Table table({"ID", "SCOPE", "STATE", "USES", "EXPIRES", "NOTE"});
   for (const auto& t : r.tokens()) {
-    table.AddRow({t.id(), t.uai().empty() ? "region" : t.uai(), t.state(),
-                  absl::StrCat(t.uses(), "/", t.max_uses() == 0 ? "∞" : std::to_string(t.max_uses())),
-                  FormatTimestamp(t.expires_at()), t.note()});
+    table.AddRow(
+        {t.id(), t.uai().empty() ? "region" : t.uai(), t.state(),
+         absl::StrCat(t.uses(), "/", t.max_uses() == 0 ? "∞" : std::to_string(t.max_uses())),
+         FormatTimestamp(t.expires_at()), t.note()});
   }
   table.Print(out);
   return 0;
@@ -347,9 +345,9 @@ int DevicesPreassign(Admin& admin, const Options& o, std::ostream& out, std::ost
     out << o.file << ": " << r.inserted() << " valid rows, " << r.errors_size()
         << " invalid; nothing imported\n";
   } else {
-    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated()
-        << " updated, " << r.unchanged() << " unchanged serial numbers; "
-        << r.placed_devices() << " enrolled device(s) placed in their establishment\n";
+    out << "Imported " << o.file << ": " << r.inserted() << " new, " << r.updated() << " updated, "
+        << r.unchanged() << " unchanged serial numbers; " << r.placed_devices()
+        << " enrolled device(s) placed in their establishment\n";
   }
   if (!r.errors().empty()) {
     out << (o.dry_run ? "Invalid rows:\n" : "Skipped invalid rows:\n");
@@ -411,8 +409,9 @@ int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream&
   Table info({"FIELD", "VALUE"});
   info.AddRow({"Device", d.id()});
   info.AddRow({"Serial", d.serial()});
-  info.AddRow({"Establishment",
-               d.uai().empty() ? "(unassigned)" : absl::StrCat(d.uai(), " ", d.establishment_name())});
+  info.AddRow({"Establishment", d.uai().empty()
+                                    ? "(unassigned)"
+                                    : absl::StrCat(d.uai(), " ", d.establishment_name())});
   info.AddRow({"Kind", absl::StrCat(common::KindName(d.kind()), " (", d.kind_source(), ")")});
   info.AddRow({"Agent", d.agent_version()});
   info.AddRow({"Enrolled", absl::StrCat(FormatTimestamp(d.enrolled_at()),
@@ -448,7 +447,9 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   app.add_flag("--json", o.json, "Print JSON for scripts");
 
   std::function<int(Admin&, const Options&, std::ostream&, std::ostream&)> action;
-  auto bind = [&](CLI::App* cmd, decltype(action) fn) { cmd->callback([&action, fn] { action = fn; }); };
+  auto bind = [&](CLI::App* cmd, decltype(action) fn) {
+    cmd->callback([&action, fn] { action = fn; });
+  };
 
   CLI::App* est = app.add_subcommand("establishments", "Establishments (annuaire de l'éducation)");
   est->require_subcommand(1);
