@@ -15,6 +15,7 @@
 #include "agent/state.h"
 #include "agent/system_reader.h"
 #include "asio.hpp"
+#include "common/cli_args.h"
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/inventory_format.h"
@@ -293,16 +294,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   AddCommonFlags(status, &common_flags);
   status->add_flag("--json", json, "Print JSON");
 
-  std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    std::ostringstream help_out, help_err;
-    int code = app.exit(e, help_out, help_err);
-    out << help_out.str();
-    err << help_err.str();
-    return code;
-  }
+  if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
 
   auto config = LoadAgentConfig(common_flags.config_path, common_flags.config_given);
   if (!config.ok()) {

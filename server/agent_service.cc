@@ -33,6 +33,17 @@ bool IsHexHash(absl::string_view s) {
   return true;
 }
 
+// Both hashes must be SHA-256 digests in hex; empty ones pass when allow_empty.
+absl::Status CheckHashes(absl::string_view inventory_hash, absl::string_view software_hash,
+                         bool allow_empty) {
+  for (absl::string_view h : {inventory_hash, software_hash}) {
+    if ((allow_empty && h.empty()) || IsHexHash(h)) continue;
+    return absl::InvalidArgumentError(
+        "inventory_hash and software_hash must be SHA-256 digests in hex");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t max) {
   if (value.size() > max) {
     return absl::InvalidArgumentError(
@@ -167,12 +178,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   constexpr absl::string_view kMethod = "CheckIn";
   auto auth = Authenticate(*context);
   if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  if ((!request->inventory_hash().empty() && !IsHexHash(request->inventory_hash())) ||
-      (!request->software_hash().empty() && !IsHexHash(request->software_hash()))) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("inventory_hash and software_hash must be "
-                                                "SHA-256 digests in hex"));
-  }
+  absl::Status hashes =
+      CheckHashes(request->inventory_hash(), request->software_hash(), /*allow_empty=*/true);
+  if (!hashes.ok()) return FinishNow(context, metrics_, kMethod, hashes);
   absl::Status s = CheckLength("agent_version", request->agent_version(), kMaxShortField);
   if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
 
@@ -218,11 +226,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
                          "inventory lists ", inventory.software().packages_size(),
                          " packages, more than the server's limit of ", options_.max_packages)));
   }
-  if (!IsHexHash(request->inventory_hash()) || !IsHexHash(request->software_hash())) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("inventory_hash and software_hash must be "
-                                                "SHA-256 digests in hex"));
-  }
+  absl::Status hashes =
+      CheckHashes(request->inventory_hash(), request->software_hash(), /*allow_empty=*/false);
+  if (!hashes.ok()) return FinishNow(context, metrics_, kMethod, hashes);
   absl::Status valid = ValidateHardware(inventory.hardware());
   if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
 

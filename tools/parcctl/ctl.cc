@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/cli_args.h"
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
@@ -504,16 +505,7 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   dev_show->add_option("DEVICE", o.id, "Device id or serial number")->required();
   bind(dev_show, DevicesShow);
 
-  std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    std::ostringstream help_out, help_err;
-    int code = app.exit(e, help_out, help_err);
-    out << help_out.str();
-    err << help_err.str();
-    return code == 0 ? 0 : 2;
-  }
+  if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
   if (!action) return 2;
   auto connection = ResolveConnection(conn);
   if (!connection.ok()) {
