@@ -1,0 +1,11 @@
+// parc-bundle: the publishers' offline tool.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/bundle/bundle_tool.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  return parc::bundle::BundleMain(args, std::cout, std::cerr);
+}
