@@ -69,8 +69,9 @@ void CopyErrors(const std::vector<parc::v1::CsvRowError>& errors, T* response) {
 
 }  // namespace
 
-AdminServiceImpl::AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics)
-    : store_(store), clock_(clock), metrics_(metrics) {}
+AdminServiceImpl::AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
+                                   BundleConfig bundles)
+    : store_(store), clock_(clock), metrics_(metrics), bundles_(std::move(bundles)) {}
 
 absl::StatusOr<OperatorRecord> AdminServiceImpl::Authorize(
     const grpc::CallbackServerContext& context, std::initializer_list<absl::string_view> roles) {

@@ -2,8 +2,10 @@
 
 #include <initializer_list>
 
+#include "common/bundle_trust.h"
 #include "common/clock.h"
 #include "parc/v1/admin.grpc.pb.h"
+#include "server/artifact_store.h"
 #include "server/metrics.h"
 #include "server/store.h"
 
@@ -15,11 +17,22 @@ inline constexpr absl::string_view kRolePublisher = "publisher";
 inline constexpr absl::string_view kRoleTechnician = "technician";
 inline constexpr absl::string_view kRoleViewer = "viewer";
 
+// What the bundle and rollout calls need beyond the store.
+struct BundleConfig {
+  ArtifactStore* artifacts = nullptr;
+  // Publisher keys the server checks manifests against, and how many must have signed.
+  std::vector<common::PublicKey> publisher_keys;
+  int signature_threshold = 1;
+  // Called after a rollout changed state, to evaluate it (may be empty).
+  std::function<void(const std::string& rollout_id)> rollout_changed;
+};
+
 // AdminService on the gRPC callback API. Every call is authenticated with an operator token
 // and checked against the roles allowed for it.
 class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
  public:
-  AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics);
+  AdminServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
+                   BundleConfig bundles);
 
   grpc::ServerUnaryReactor* ImportEstablishments(
       grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
@@ -46,6 +59,30 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
                                       const parc::v1::GetDeviceRequest* request,
                                       parc::v1::GetDeviceResponse* response) override;
 
+  grpc::ServerUnaryReactor* MissingArtifacts(grpc::CallbackServerContext* context,
+                                             const parc::v1::MissingArtifactsRequest* request,
+                                             parc::v1::MissingArtifactsResponse* response) override;
+  grpc::ServerReadReactor<parc::v1::ArtifactChunk>* UploadArtifact(
+      grpc::CallbackServerContext* context, parc::v1::UploadArtifactResponse* response) override;
+  grpc::ServerUnaryReactor* PublishBundle(grpc::CallbackServerContext* context,
+                                          const parc::v1::PublishBundleRequest* request,
+                                          parc::v1::BundleSummary* response) override;
+  grpc::ServerUnaryReactor* ListBundles(grpc::CallbackServerContext* context,
+                                        const parc::v1::ListBundlesRequest* request,
+                                        parc::v1::ListBundlesResponse* response) override;
+  grpc::ServerUnaryReactor* CreateRollout(grpc::CallbackServerContext* context,
+                                          const parc::v1::CreateRolloutRequest* request,
+                                          parc::v1::Rollout* response) override;
+  grpc::ServerUnaryReactor* UpdateRollout(grpc::CallbackServerContext* context,
+                                          const parc::v1::UpdateRolloutRequest* request,
+                                          parc::v1::Rollout* response) override;
+  grpc::ServerUnaryReactor* GetRolloutStatus(grpc::CallbackServerContext* context,
+                                             const parc::v1::GetRolloutStatusRequest* request,
+                                             parc::v1::RolloutStatus* response) override;
+  grpc::ServerUnaryReactor* ListRollouts(grpc::CallbackServerContext* context,
+                                         const parc::v1::ListRolloutsRequest* request,
+                                         parc::v1::ListRolloutsResponse* response) override;
+
  private:
   // The operator behind the call's token: UNAUTHENTICATED without a valid one,
   // PERMISSION_DENIED when its role is not among roles.
@@ -55,6 +92,10 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
   Store* store_;
   const common::Clock* clock_;
   Metrics* metrics_;
+  BundleConfig bundles_;
 };
+
+// Proto form of a rollout record.
+parc::v1::Rollout RolloutProto(const RolloutRecord& r);
 
 }  // namespace parc::server

@@ -197,6 +197,24 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   response->set_send_software(send_software);
   response->set_uai(auth->uai);
   response->set_next_checkin_seconds(NextCheckInSeconds());
+  auto assignment = store_->AssignmentFor(auth->id);
+  if (!assignment.ok()) return FinishNow(context, metrics_, kMethod, assignment.status());
+  if (assignment->has_value()) {
+    const ActiveAssignment& a = **assignment;
+    auto* out = response->mutable_assignment();
+    out->set_rollout_id(a.rollout_id);
+    out->set_manifest_sha256(a.manifest_sha256);
+    out->set_artifact_base_url(options_.artifact_base_url);
+    out->mutable_window()->set_start_minute(a.window_start);
+    out->mutable_window()->set_end_minute(a.window_end);
+    out->set_rate_limit_bytes_per_second(a.rate_limit);
+    // The manifest travels only when the agent does not hold it yet.
+    if (request->assignment_manifest_sha256() != a.manifest_sha256 &&
+        !out->mutable_bundle()->ParseFromString(a.signed_manifest)) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::DataLossError("stored signed manifest is unreadable"));
+    }
+  }
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->RecordCheckIn(CheckInInput{auth->id, request->agent_version(), clock_->Now()},
@@ -273,6 +291,43 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
                            if (done.ok()) metrics_->RecordInventory(with_software);
                            FinishRpc(reactor, metrics_, "ReportInventory", done.status());
                          });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(
+    grpc::CallbackServerContext* context, const parc::v1::DeploymentReport* request,
+    parc::v1::ReportDeploymentResponse* /*response*/) {
+  constexpr absl::string_view kMethod = "ReportDeployment";
+  auto auth = Authenticate(*context);
+  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
+  if (request->rollout_id().empty() || request->rollout_id().size() > 64) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("rollout_id: empty or too long"));
+  }
+  if (request->packages_size() > 1000 || request->ByteSizeLong() > (1u << 20)) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::ResourceExhaustedError("deployment report over 1000 packages or 1 MiB"));
+  }
+  if (!parc::v1::DeploymentState_IsValid(request->state())) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("state: unknown deployment state"));
+  }
+  for (const auto& p : request->packages()) {
+    if (!parc::v1::PackageState_IsValid(p.state())) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "package ", p.package_id().substr(0, 64), ": unknown package state")));
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::string rollout_id = request->rollout_id();
+  store_->RecordDeployment(auth->id, *request, clock_->Now(),
+                           [this, reactor, rollout_id](absl::StatusOr<bool> done) {
+                             if (done.ok() && options_.deployment_reported) {
+                               options_.deployment_reported(rollout_id);
+                             }
+                             FinishRpc(reactor, metrics_, "ReportDeployment", done.status());
+                           });
   return reactor;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -17,6 +19,10 @@ struct AgentServiceOptions {
   // An inventory larger than this is refused with RESOURCE_EXHAUSTED.
   size_t max_inventory_bytes = 4u << 20;
   int max_packages = 20000;
+  // Where agents fetch artifacts: <artifact_base_url>/<sha256>.
+  std::string artifact_base_url;
+  // Called after a deployment report was stored, to evaluate its rollout (may be empty).
+  std::function<void(const std::string& rollout_id)> deployment_reported;
 };
 
 // AgentService on the gRPC callback API. Handlers authenticate, validate, read from the
@@ -36,6 +42,9 @@ class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* ReportInventory(grpc::CallbackServerContext* context,
                                             const parc::v1::ReportInventoryRequest* request,
                                             parc::v1::ReportInventoryResponse* response) override;
+  grpc::ServerUnaryReactor* ReportDeployment(grpc::CallbackServerContext* context,
+                                             const parc::v1::DeploymentReport* request,
+                                             parc::v1::ReportDeploymentResponse* response) override;
 
  private:
   // The device a call's credential belongs to; UNAUTHENTICATED otherwise.

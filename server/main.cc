@@ -41,6 +41,21 @@ int Run(int argc, char** argv) {
   app.add_option("--inventory-retention", retention,
                  "How long inventory history is kept (each device's latest is always kept)")
       ->capture_default_str();
+  app.add_option("--publisher-key", options.publisher_keys,
+                 "Public key (PEM) of a bundle publisher; repeatable (e.g. one per académie)");
+  app.add_option("--signature-threshold", options.signature_threshold,
+                 "Valid publisher signatures a bundle needs to be published")
+      ->capture_default_str();
+  app.add_option("--artifact-listen", options.artifact_listen,
+                 "Address of the artifact HTTPS server, HOST:PORT (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--artifact-url", options.artifact_url,
+                 "Base URL agents download artifacts from (a relay or CDN may stand in; "
+                 "default https://<first --tls-name>:<artifact port>/artifacts)");
+  std::string rollout_interval = "30s";
+  app.add_option("--rollout-interval", rollout_interval,
+                 "How often running rollouts are re-evaluated")
+      ->capture_default_str();
   app.add_option("--port-file", port_file, "Write the port listened on to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -56,6 +71,12 @@ int Run(int argc, char** argv) {
     return 2;
   }
   options.agent.checkin_interval = *interval;
+  auto rollout_every = parc::common::ParseDuration(rollout_interval);
+  if (!rollout_every.ok()) {
+    std::cerr << "parc-server: --rollout-interval: " << rollout_every.status().message() << "\n";
+    return 2;
+  }
+  options.rollout_interval = *rollout_every;
   options.inventory_retention = *keep;
 
   auto server = parc::server::Server::Start(options);
@@ -73,6 +94,7 @@ int Run(int argc, char** argv) {
     std::cout << "parc-server: bootstrap admin token written to " << s.admin_token_path()
               << " (mode 0600)\n";
   }
+  std::cout << "parc-server: artifacts served at " << s.artifact_url() << "\n";
   std::cout << "parc-server: listening on port " << s.port() << " ("
             << (s.tls() ? "TLS" : "plaintext") << ")" << std::endl;
   if (!port_file.empty()) {

@@ -44,7 +44,37 @@ absl::Status Server::Init() {
   PARC_ASSIGN_OR_RETURN(store_, SqliteStore::Open(sopts));
   PARC_RETURN_IF_ERROR(EnsureBootstrapAdmin());
 
+  PARC_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts"));
+  BundleConfig bundles;
+  bundles.artifacts = artifacts_.get();
+  for (const auto& path : options_.publisher_keys) {
+    PARC_ASSIGN_OR_RETURN(common::PublicKey key, common::LoadPublicKey(path));
+    bundles.publisher_keys.push_back(std::move(key));
+  }
+  bundles.signature_threshold = options_.signature_threshold;
+  if (!bundles.publisher_keys.empty() &&
+      (options_.signature_threshold < 1 ||
+       options_.signature_threshold > static_cast<int>(bundles.publisher_keys.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--signature-threshold ", options_.signature_threshold, " with ",
+                     bundles.publisher_keys.size(), " publisher key(s)"));
+  }
+  bundles.rollout_changed = [this](const std::string& id) { EvaluateRolloutSoon(id); };
+
   std::shared_ptr<grpc::ServerCredentials> creds;
+  ArtifactHttpServer::Options http;
+  {
+    size_t colon = options_.artifact_listen.rfind(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError("--artifact-listen must be HOST:PORT");
+    }
+    http.host = options_.artifact_listen.substr(0, colon);
+    http.port = std::atoi(options_.artifact_listen.c_str() + colon + 1);
+    if (!options_.insecure && !IsLoopbackListen(options_.listen) &&
+        IsLoopbackListen(options_.artifact_listen)) {
+      spdlog::warn("artifacts served on loopback only ({})", options_.artifact_listen);
+    }
+  }
   if (options_.insecure) {
     creds = grpc::InsecureServerCredentials();
   } else {
@@ -54,18 +84,34 @@ absl::Status Server::Init() {
         return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
       }
       PARC_ASSIGN_OR_RETURN(tls, LoadTlsMaterial(options_.tls_cert, options_.tls_key));
+      http.cert_path = options_.tls_cert;
+      http.key_path = options_.tls_key;
     } else {
       PARC_ASSIGN_OR_RETURN(tls, EnsureTlsMaterial(options_.data_dir + "/tls", options_.tls_names));
       ca_path_ = tls.ca_path;
+      http.cert_path = options_.data_dir + "/tls/server.pem";
+      http.key_path = options_.data_dir + "/tls/server.key";
     }
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
     creds = grpc::SslServerCredentials(ssl);
   }
 
+  PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));
+  artifact_url_ = options_.artifact_url;
+  if (artifact_url_.empty()) {
+    std::string host = options_.tls_names.empty() ? "localhost" : options_.tls_names[0];
+    if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+    artifact_url_ = absl::StrCat(options_.insecure ? "http" : "https", "://", host, ":",
+                                 artifact_http_->port(), "/artifacts");
+  }
+  AgentServiceOptions agent_options = options_.agent;
+  agent_options.artifact_base_url = artifact_url_;
+  agent_options.deployment_reported = [this](const std::string& id) { EvaluateRolloutSoon(id); };
   agent_service_ =
-      std::make_unique<AgentServiceImpl>(store_.get(), options_.clock, &metrics_, options_.agent);
-  admin_service_ = std::make_unique<AdminServiceImpl>(store_.get(), options_.clock, &metrics_);
+      std::make_unique<AgentServiceImpl>(store_.get(), options_.clock, &metrics_, agent_options);
+  admin_service_ = std::make_unique<AdminServiceImpl>(store_.get(), options_.clock, &metrics_,
+                                                      std::move(bundles));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -88,7 +134,10 @@ absl::Status Server::Init() {
   jobs_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       jobs_.get_executor());
   jobs_thread_ = std::thread([this] { jobs_.run(); });
-  asio::post(jobs_, [this] { SchedulePurge(); });
+  asio::post(jobs_, [this] {
+    SchedulePurge();
+    ScheduleRolloutEvaluation();
+  });
   return absl::OkStatus();
 }
 
@@ -128,6 +177,31 @@ void Server::SchedulePurge() {
   });
 }
 
+void Server::EvaluateRolloutSoon(const std::string& id) {
+  asio::post(jobs_, [this, id] {
+    if (!store_) return;
+    store_->EvaluateRollout(id, options_.clock->Now(), [id](absl::StatusOr<RolloutRecord> r) {
+      if (!r.ok()) {
+        spdlog::error("rollout {}: evaluation failed: {}", id, r.status().ToString());
+      }
+    });
+  });
+}
+
+void Server::ScheduleRolloutEvaluation() {
+  rollout_timer_.expires_after(absl::ToChronoMilliseconds(options_.rollout_interval));
+  rollout_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    auto rollouts = store_->ListRollouts();
+    if (rollouts.ok()) {
+      for (const auto& r : *rollouts) {
+        if (r.state == "running") EvaluateRolloutSoon(r.id);
+      }
+    }
+    ScheduleRolloutEvaluation();
+  });
+}
+
 absl::StatusOr<int64_t> Server::PurgeNow() {
   std::promise<absl::StatusOr<int64_t>> result;
   store_->PurgeInventoryHistory(options_.clock->Now() - options_.inventory_retention,
@@ -142,9 +216,13 @@ void Server::Shutdown(absl::Duration deadline) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
   }
-  asio::post(jobs_, [this] { purge_timer_.cancel(); });
+  asio::post(jobs_, [this] {
+    purge_timer_.cancel();
+    rollout_timer_.cancel();
+  });
   jobs_work_.reset();
   if (jobs_thread_.joinable()) jobs_thread_.join();
+  if (artifact_http_) artifact_http_->Stop();
   store_.reset();  // drains queued writes
 }
 

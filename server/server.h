@@ -13,6 +13,8 @@
 #include "common/clock.h"
 #include "server/admin_service.h"
 #include "server/agent_service.h"
+#include "server/artifact_http.h"
+#include "server/artifact_store.h"
 #include "server/metrics.h"
 #include "server/sqlite_store.h"
 
@@ -34,6 +36,15 @@ struct ServerOptions {
   // Largest message accepted (CSV imports are the largest).
   int max_message_bytes = 64 << 20;
   int store_readers = 4;
+  // Bundle publisher public keys (PEM files) and the signatures a bundle needs.
+  std::vector<std::string> publisher_keys;
+  int signature_threshold = 1;
+  // Artifact HTTPS server: where it listens (port 0: any) and the base URL given to agents
+  // (default https://<first --tls-name>:<port>/artifacts). Set the URL to a relay or CDN.
+  std::string artifact_listen = "0.0.0.0:0";
+  std::string artifact_url;
+  // How often running rollouts are evaluated (besides after each deployment report).
+  absl::Duration rollout_interval = absl::Seconds(30);
   const common::Clock* clock = common::RealClock::Get();
 };
 
@@ -51,6 +62,12 @@ class Server {
   std::string admin_token_path() const { return options_.data_dir + "/admin.token"; }
   bool created_admin_token() const { return created_admin_token_; }
   SqliteStore* store() const { return store_.get(); }
+  int artifact_port() const { return artifact_http_ ? artifact_http_->port() : 0; }
+  const std::string& artifact_url() const { return artifact_url_; }
+  uint64_t artifact_bytes_served() const {
+    return artifact_http_ ? artifact_http_->bytes_served() : 0;
+  }
+  ArtifactStore* artifacts() const { return artifacts_.get(); }
   Metrics* metrics() { return &metrics_; }
 
   // Stops accepting calls, finishes those in flight (up to deadline), drains writes.
@@ -65,10 +82,16 @@ class Server {
   absl::Status Init();
   absl::Status EnsureBootstrapAdmin();
   void SchedulePurge();
+  void ScheduleRolloutEvaluation();
+  // Evaluates one rollout (wave progression, automatic pause) on the jobs thread.
+  void EvaluateRolloutSoon(const std::string& id);
 
   ServerOptions options_;
   Metrics metrics_;
   std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<ArtifactHttpServer> artifact_http_;
+  std::string artifact_url_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
@@ -79,6 +102,7 @@ class Server {
 
   asio::io_context jobs_;
   asio::steady_timer purge_timer_{jobs_};
+  asio::steady_timer rollout_timer_{jobs_};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> jobs_work_;
   std::thread jobs_thread_;
 };

@@ -8,6 +8,7 @@
 #include "common/crypto.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/sqlite_util.h"
 
 namespace parc::server {
 namespace {
@@ -112,14 +113,83 @@ CREATE INDEX inventories_received ON inventories(received_at);
 CREATE INDEX inventories_software ON inventories(software_hash);
 )sql";
 
-int64_t Unix(absl::Time t) { return absl::ToUnixSeconds(t); }
-absl::Time FromUnix(int64_t s) { return absl::FromUnixSeconds(s); }
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE bundles (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  manifest_sha256 TEXT NOT NULL UNIQUE,
+  signed_manifest BLOB NOT NULL,
+  published_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  package_count INTEGER NOT NULL,
+  total_bytes INTEGER NOT NULL,
+  signers TEXT NOT NULL,
+  published_by TEXT NOT NULL,
+  UNIQUE (name, version)
+);
 
-void SetTimestamp(google::protobuf::Timestamp* ts, int64_t unix_seconds) {
-  ts->set_seconds(unix_seconds);
-}
+CREATE TABLE rollouts (
+  id TEXT PRIMARY KEY,
+  bundle_id INTEGER NOT NULL REFERENCES bundles(id),
+  target TEXT NOT NULL,
+  kinds TEXT NOT NULL DEFAULT '',
+  waves TEXT NOT NULL,
+  pilots TEXT NOT NULL DEFAULT '',
+  success_percent INTEGER NOT NULL,
+  max_failures_percent INTEGER NOT NULL,
+  max_failures_count INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  window_end INTEGER NOT NULL,
+  rate_limit INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  state_reason TEXT NOT NULL DEFAULT '',
+  current_wave INTEGER NOT NULL DEFAULT 0,
+  wave_count INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  created_by TEXT NOT NULL
+);
 
-uint32_t U32(int64_t v) { return v < 0 ? 0u : static_cast<uint32_t>(v); }
+CREATE TABLE rollout_establishments (
+  rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+  uai TEXT NOT NULL REFERENCES establishments(uai),
+  wave INTEGER NOT NULL,
+  PRIMARY KEY (rollout_id, uai)
+) WITHOUT ROWID;
+CREATE INDEX rollout_establishments_uai ON rollout_establishments(uai, wave);
+
+CREATE TABLE deployments (
+  rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  state INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (rollout_id, device_id)
+) WITHOUT ROWID;
+
+CREATE TABLE deployment_packages (
+  rollout_id TEXT NOT NULL,
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  package_id TEXT NOT NULL,
+  version TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  exit_status INTEGER NOT NULL DEFAULT 0,
+  output_tail TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  bytes_downloaded INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (rollout_id, device_id, package_id)
+) WITHOUT ROWID;
+)sql";
+
+using sqlite_util::FromUnix;
+using sqlite_util::SetTimestamp;
+using sqlite_util::U32;
+using sqlite_util::Unix;
 
 constexpr char kEstablishmentColumns[] =
     "uai, name, type, category, sector, commune_code, commune_name, departement, academie, "
@@ -206,7 +276,7 @@ std::string FormatUtc(absl::Time t) {
 }  // namespace
 
 const std::vector<common::Migration>& SqliteStore::Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}};
+  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
   return kMigrations;
 }
 
@@ -257,23 +327,6 @@ void SqliteStore::Submit(WriteOp op, WriteDone done) {
     }
   }
   done(absl::UnavailableError("store is shutting down"));
-}
-
-template <typename T>
-void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(Database*)> fn, StoreCallback<T> done) {
-  auto result = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("not run"));
-  Submit(
-      [fn = std::move(fn), result](Database* db) {
-        *result = fn(db);
-        return result->status();
-      },
-      [result, done = std::move(done)](absl::Status status) {
-        if (!status.ok()) {
-          done(status);
-        } else {
-          done(std::move(*result));
-        }
-      });
 }
 
 void SqliteStore::WriterLoop() {

@@ -67,6 +67,23 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(const DeviceFilter& filter) override;
   absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial) override;
 
+  void InsertBundle(BundleRecord bundle, StoreCallback<bool> done) override;
+  absl::StatusOr<std::vector<BundleRecord>> ListBundles(const std::string& name) override;
+  absl::StatusOr<BundleRecord> GetBundle(const std::string& name,
+                                         const std::string& version) override;
+  void CreateRollout(RolloutRecord rollout, std::vector<RolloutEstablishment> members,
+                     StoreCallback<RolloutRecord> done) override;
+  void UpdateRolloutState(std::string id, std::string action, std::string reason, absl::Time now,
+                          StoreCallback<RolloutRecord> done) override;
+  absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) override;
+  absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() override;
+  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(const std::string& id) override;
+  void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;
+  absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
+      const std::string& device_id) override;
+  void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report, absl::Time now,
+                        StoreCallback<bool> done) override;
+
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
  private:
@@ -116,5 +133,23 @@ class SqliteStore final : public Store {
 
   std::thread writer_thread_;
 };
+
+template <typename T>
+inline void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn,
+                                   StoreCallback<T> done) {
+  auto result = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("not run"));
+  Submit(
+      [fn = std::move(fn), result](common::Database* db) {
+        *result = fn(db);
+        return result->status();
+      },
+      [result, done = std::move(done)](absl::Status status) {
+        if (!status.ok()) {
+          done(status);
+        } else {
+          done(std::move(*result));
+        }
+      });
+}
 
 }  // namespace parc::server

@@ -123,6 +123,78 @@ struct DeviceDetails {
   uint32_t inventory_history = 0;
 };
 
+struct BundleRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string version;
+  uint64_t sequence = 0;
+  std::string manifest_sha256;
+  // The SignedManifest exactly as published.
+  std::string signed_manifest;
+  absl::Time published_at;
+  absl::Time expires_at;
+  uint32_t package_count = 0;
+  uint64_t total_bytes = 0;
+  std::vector<std::string> signers;
+  std::string published_by;
+};
+
+struct RolloutRecord {
+  std::string id;
+  int64_t bundle_id = 0;
+  std::string bundle_name;
+  std::string bundle_version;
+  std::string target;
+  std::vector<parc::v1::DeviceKind> kinds;
+  std::vector<uint32_t> waves;
+  std::vector<std::string> pilots;
+  uint32_t success_percent = 95;
+  uint32_t max_failures_percent = 0;
+  uint32_t max_failures_count = 0;
+  uint32_t window_start = 0;
+  uint32_t window_end = 0;
+  uint64_t rate_limit = 0;
+  std::string state;  // draft, running, paused, completed, cancelled
+  std::string state_reason;
+  uint32_t current_wave = 0;
+  uint32_t wave_count = 0;
+  absl::Time created_at;
+  std::optional<absl::Time> started_at;
+  std::string created_by;
+};
+
+struct RolloutEstablishment {
+  std::string uai;
+  uint32_t wave = 0;
+};
+
+// Deployment counts of one establishment in one wave of a rollout.
+struct EstablishmentCounts {
+  uint32_t wave = 0;
+  std::string uai;
+  std::string name;
+  uint32_t targeted = 0;
+  uint32_t installed = 0;
+  uint32_t in_progress = 0;
+  uint32_t failed = 0;
+  uint32_t not_seen = 0;
+  struct Error {
+    std::string reason;
+    uint32_t devices = 0;
+    std::string example;
+  };
+  std::vector<Error> errors;
+};
+
+struct ActiveAssignment {
+  std::string rollout_id;
+  std::string manifest_sha256;
+  std::string signed_manifest;
+  uint32_t window_start = 0;
+  uint32_t window_end = 0;
+  uint64_t rate_limit = 0;
+};
+
 // Persistent state of parc-server. Implementations are thread-safe.
 //
 // Writes are asynchronous: the callback runs once the write is durable (or has failed), on a
@@ -174,6 +246,38 @@ class Store {
   // By id, or by serial number. NOT_FOUND when neither matches.
   [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(
       const std::string& id_or_serial) = 0;
+
+  // Bundles. FAILED_PRECONDITION when name@version exists with other
+  // content or when sequence is not above every published bundle of that name; publishing
+  // the same manifest again is accepted (returns false: nothing new).
+  virtual void InsertBundle(BundleRecord bundle, StoreCallback<bool> done) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<BundleRecord>> ListBundles(
+      const std::string& name) = 0;
+  // NOT_FOUND when unknown.
+  [[nodiscard]] virtual absl::StatusOr<BundleRecord> GetBundle(const std::string& name,
+                                                               const std::string& version) = 0;
+
+  // Rollouts.
+  virtual void CreateRollout(RolloutRecord rollout, std::vector<RolloutEstablishment> members,
+                             StoreCallback<RolloutRecord> done) = 0;
+  // Applies start, pause, resume or cancel; FAILED_PRECONDITION when the state does not allow
+  // it. reason is recorded (e.g. "paused by admin").
+  virtual void UpdateRolloutState(std::string id, std::string action, std::string reason,
+                                  absl::Time now, StoreCallback<RolloutRecord> done) = 0;
+  [[nodiscard]] virtual absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
+      const std::string& id) = 0;
+  // Advances waves whose success ratio is reached, pauses on too many failures, completes.
+  virtual void EvaluateRollout(std::string id, absl::Time now,
+                               StoreCallback<RolloutRecord> done) = 0;
+  // The newest running rollout whose started waves include the device's establishment and
+  // kind, if any.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
+      const std::string& device_id) = 0;
+  // Stores a device's latest deployment report. NOT_FOUND for an unknown rollout.
+  virtual void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
+                                absl::Time now, StoreCallback<bool> done) = 0;
 
   // Deletes inventories received before cutoff, except each device's latest, and software
   // sets no inventory refers to any more. Returns the number of inventories deleted.

@@ -1,0 +1,378 @@
+// AdminService: bundles (artifact upload, publication) and rollouts.
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/admin_service.h"
+#include "server/rollout_plan.h"
+#include "server/rpc_util.h"
+
+namespace parc::server {
+namespace {
+
+parc::v1::BundleSummary SummaryProto(const BundleRecord& b) {
+  parc::v1::BundleSummary s;
+  s.set_name(b.name);
+  s.set_version(b.version);
+  s.set_sequence(b.sequence);
+  s.mutable_published_at()->set_seconds(absl::ToUnixSeconds(b.published_at));
+  s.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(b.expires_at));
+  s.set_packages(b.package_count);
+  s.set_total_bytes(b.total_bytes);
+  for (const auto& k : b.signers) s.add_signer_key_ids(k);
+  s.set_manifest_sha256(b.manifest_sha256);
+  return s;
+}
+
+void AddCounts(parc::v1::DeploymentCounts* to, const EstablishmentCounts& c) {
+  to->set_targeted(to->targeted() + c.targeted);
+  to->set_installed(to->installed() + c.installed);
+  to->set_in_progress(to->in_progress() + c.in_progress);
+  to->set_failed(to->failed() + c.failed);
+  to->set_not_seen(to->not_seen() + c.not_seen);
+  for (const auto& e : c.errors) {
+    parc::v1::ErrorCount* found = nullptr;
+    for (auto& existing : *to->mutable_top_errors()) {
+      if (existing.reason() == e.reason) found = &existing;
+    }
+    if (found == nullptr) {
+      found = to->add_top_errors();
+      found->set_reason(e.reason);
+      found->set_example(e.example);
+    }
+    found->set_devices(found->devices() + e.devices);
+  }
+  std::sort(to->mutable_top_errors()->begin(), to->mutable_top_errors()->end(),
+            [](const auto& a, const auto& b) { return a.devices() > b.devices(); });
+  while (to->top_errors_size() > 3) to->mutable_top_errors()->RemoveLast();
+}
+
+// Receives one artifact from a client stream into the artifact store.
+class UploadReactor final : public grpc::ServerReadReactor<parc::v1::ArtifactChunk> {
+ public:
+  UploadReactor(ArtifactStore* store, Metrics* metrics, absl::Status authorized,
+                parc::v1::UploadArtifactResponse* response)
+      : store_(store), metrics_(metrics), response_(response) {
+    if (!authorized.ok()) {
+      Done(authorized);
+      return;
+    }
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Done(Complete());
+    absl::Status s = Consume();
+    if (!s.ok()) return Done(s);
+    chunk_.Clear();
+    StartRead(&chunk_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Consume() {
+    if (sha256_.empty()) {
+      sha256_ = chunk_.sha256();
+      size_ = chunk_.size();
+      if (store_->Has(sha256_)) {
+        already_present_ = true;
+      } else {
+        PARC_ASSIGN_OR_RETURN(upload_, store_->BeginUpload(sha256_, size_));
+      }
+    } else if (!chunk_.sha256().empty() && chunk_.sha256() != sha256_) {
+      return absl::InvalidArgumentError("all chunks of an upload must be of one artifact");
+    }
+    if (already_present_) return absl::OkStatus();
+    return upload_->Append(chunk_.data());
+  }
+
+  absl::Status Complete() {
+    if (sha256_.empty()) return absl::InvalidArgumentError("no artifact was sent");
+    response_->set_sha256(sha256_);
+    response_->set_size(size_);
+    response_->set_already_present(already_present_);
+    if (already_present_) return absl::OkStatus();
+    return upload_->Commit();
+  }
+
+  void Done(const absl::Status& status) {
+    grpc::Status g = common::ToGrpcStatus(status);
+    metrics_->RecordRpc("UploadArtifact", g.error_code());
+    Finish(g);
+  }
+
+  ArtifactStore* store_;
+  Metrics* metrics_;
+  parc::v1::UploadArtifactResponse* response_;
+  parc::v1::ArtifactChunk chunk_;
+  std::string sha256_;
+  uint64_t size_ = 0;
+  bool already_present_ = false;
+  std::unique_ptr<ArtifactStore::Upload> upload_;
+};
+
+}  // namespace
+
+parc::v1::Rollout RolloutProto(const RolloutRecord& r) {
+  parc::v1::Rollout p;
+  p.set_id(r.id);
+  p.set_bundle_name(r.bundle_name);
+  p.set_bundle_version(r.bundle_version);
+  p.set_target(r.target);
+  for (auto k : r.kinds) p.add_kinds(k);
+  for (auto w : r.waves) p.add_waves(w);
+  for (const auto& u : r.pilots) p.add_pilots(u);
+  p.set_success_percent(r.success_percent);
+  p.set_max_failures_percent(r.max_failures_percent);
+  p.set_max_failures_count(r.max_failures_count);
+  p.mutable_window()->set_start_minute(r.window_start);
+  p.mutable_window()->set_end_minute(r.window_end);
+  p.set_rate_limit_bytes_per_second(r.rate_limit);
+  p.set_state(r.state);
+  p.set_state_reason(r.state_reason);
+  p.set_current_wave(r.current_wave);
+  p.set_wave_count(r.wave_count);
+  p.mutable_created_at()->set_seconds(absl::ToUnixSeconds(r.created_at));
+  if (r.started_at.has_value()) {
+    p.mutable_started_at()->set_seconds(absl::ToUnixSeconds(*r.started_at));
+  }
+  return p;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::MissingArtifacts(
+    grpc::CallbackServerContext* context, const parc::v1::MissingArtifactsRequest* request,
+    parc::v1::MissingArtifactsResponse* response) {
+  constexpr absl::string_view kMethod = "MissingArtifacts";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (request->sha256_size() > 10000) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("at most 10000 hashes per call"));
+  }
+  for (const auto& sha : request->sha256()) {
+    if (!ArtifactStore::IsSha256(sha)) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError(
+                           absl::StrCat("\"", sha.substr(0, 80), "\" is not a SHA-256 in hex")));
+    }
+    if (!bundles_.artifacts->Has(sha)) response->add_sha256(sha);
+  }
+  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+}
+
+grpc::ServerReadReactor<parc::v1::ArtifactChunk>* AdminServiceImpl::UploadArtifact(
+    grpc::CallbackServerContext* context, parc::v1::UploadArtifactResponse* response) {
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  return new UploadReactor(bundles_.artifacts, metrics_, op.status(), response);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::PublishBundle(
+    grpc::CallbackServerContext* context, const parc::v1::PublishBundleRequest* request,
+    parc::v1::BundleSummary* response) {
+  constexpr absl::string_view kMethod = "PublishBundle";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (bundles_.publisher_keys.empty()) {
+    return FinishNow(
+        context, metrics_, kMethod,
+        absl::FailedPreconditionError("this server has no publisher keys: start parc-server with "
+                                      "--publisher-key FILE.pub for each académie's key"));
+  }
+  common::TrustPolicy policy;
+  policy.keys = bundles_.publisher_keys;
+  policy.threshold = bundles_.signature_threshold;
+  policy.now = clock_->Now();
+  auto manifest = common::VerifyManifest(request->bundle(), policy);
+  if (!manifest.ok()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::Status(manifest.status().code(),
+                                  absl::StrCat("refused (", common::TrustReason(manifest.status()),
+                                               "): ", manifest.status().message())));
+  }
+  BundleRecord b;
+  b.name = manifest->name();
+  b.version = manifest->version();
+  b.sequence = manifest->sequence();
+  b.signed_manifest = request->bundle().SerializeAsString();
+  b.manifest_sha256 = common::Sha256Hex(b.signed_manifest);
+  b.published_at = clock_->Now();
+  b.expires_at = absl::FromUnixSeconds(manifest->expires_at());
+  b.package_count = static_cast<uint32_t>(manifest->packages_size());
+  b.published_by = op->name;
+  std::vector<std::string> missing;
+  for (const auto& pkg : manifest->packages()) {
+    b.total_bytes += pkg.artifact().size();
+    if (!bundles_.artifacts->Has(pkg.artifact().sha256())) {
+      missing.push_back(absl::StrCat(pkg.id(), " (", pkg.artifact().sha256(), ")"));
+    }
+  }
+  if (!missing.empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::FailedPreconditionError(absl::StrCat("artifacts not uploaded yet: ",
+                                                                absl::StrJoin(missing, ", "))));
+  }
+  for (const auto& sig : request->bundle().signatures()) b.signers.push_back(sig.key_id());
+  *response = SummaryProto(b);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->InsertBundle(std::move(b), [this, reactor](absl::StatusOr<bool> r) {
+    FinishRpc(reactor, metrics_, "PublishBundle", r.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListBundles(grpc::CallbackServerContext* context,
+                                                        const parc::v1::ListBundlesRequest* request,
+                                                        parc::v1::ListBundlesResponse* response) {
+  constexpr absl::string_view kMethod = "ListBundles";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto bundles = store_->ListBundles(request->name());
+  if (bundles.ok()) {
+    for (const auto& b : *bundles) *response->add_bundles() = SummaryProto(b);
+  }
+  return FinishNow(context, metrics_, kMethod, bundles.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
+    grpc::CallbackServerContext* context, const parc::v1::CreateRolloutRequest* request,
+    parc::v1::Rollout* response) {
+  constexpr absl::string_view kMethod = "CreateRollout";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto bundle = store_->GetBundle(request->bundle_name(), request->bundle_version());
+  if (!bundle.ok()) return FinishNow(context, metrics_, kMethod, bundle.status());
+  auto fail = [&](const std::string& message) {
+    return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError(message));
+  };
+  RolloutRecord r;
+  r.bundle_id = bundle->id;
+  r.target = request->target().empty() ? "all" : request->target();
+  for (int k : request->kinds()) {
+    if (!parc::v1::DeviceKind_IsValid(k) || k == 0) return fail("kinds: unknown device kind");
+    r.kinds.push_back(static_cast<parc::v1::DeviceKind>(k));
+  }
+  r.waves.assign(request->waves().begin(), request->waves().end());
+  if (r.waves.empty()) r.waves = {100};
+  r.success_percent = request->success_percent() == 0 ? 95 : request->success_percent();
+  if (r.success_percent > 100) return fail("success: a percentage from 1 to 100");
+  r.max_failures_percent = request->max_failures_percent();
+  r.max_failures_count = request->max_failures_count();
+  if (r.max_failures_percent > 100) return fail("max-failures: a percentage up to 100");
+  r.window_start = request->window().start_minute();
+  r.window_end = request->window().end_minute();
+  if (r.window_start >= 1440 || r.window_end >= 1440) {
+    return fail("window: minutes since midnight, below 1440");
+  }
+  r.rate_limit = request->rate_limit_bytes_per_second();
+  r.created_at = clock_->Now();
+  r.created_by = op->name;
+  auto id = common::RandomHex(4);
+  if (!id.ok()) return FinishNow(context, metrics_, kMethod, id.status());
+  r.id = absl::StrCat("r", *id);
+
+  auto all = store_->ListEstablishments({});
+  if (!all.ok()) return FinishNow(context, metrics_, kMethod, all.status());
+  auto selected = SelectEstablishments(r.target, *all);
+  if (!selected.ok()) return FinishNow(context, metrics_, kMethod, selected.status());
+  if (selected->empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::FailedPreconditionError(
+                         absl::StrCat("target \"", r.target, "\" selects no establishment")));
+  }
+  std::vector<std::string> pilots(request->pilots().begin(), request->pilots().end());
+  auto members = PlanWaves(r.id, *selected, pilots, r.waves, &r.wave_count);
+  if (!members.ok()) return FinishNow(context, metrics_, kMethod, members.status());
+  for (const auto& m : *members) {
+    if (m.wave == 0 && !pilots.empty()) r.pilots.push_back(m.uai);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->CreateRollout(std::move(r), std::move(*members),
+                        [this, reactor, response](absl::StatusOr<RolloutRecord> created) {
+                          if (created.ok()) *response = RolloutProto(*created);
+                          FinishRpc(reactor, metrics_, "CreateRollout", created.status());
+                        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::UpdateRollout(
+    grpc::CallbackServerContext* context, const parc::v1::UpdateRolloutRequest* request,
+    parc::v1::Rollout* response) {
+  constexpr absl::string_view kMethod = "UpdateRollout";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  const std::string& action = request->action();
+  if (action != "start" && action != "pause" && action != "resume" && action != "cancel") {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("action: start, pause, resume or cancel"));
+  }
+  std::string reason;
+  if (action == "pause") reason = absl::StrCat("paused by ", op->name);
+  if (action == "cancel") reason = absl::StrCat("cancelled by ", op->name);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->UpdateRolloutState(request->id(), action, reason, clock_->Now(),
+                             [this, reactor, response](absl::StatusOr<RolloutRecord> r) {
+                               if (r.ok()) {
+                                 *response = RolloutProto(*r);
+                                 if (bundles_.rollout_changed) bundles_.rollout_changed(r->id);
+                               }
+                               FinishRpc(reactor, metrics_, "UpdateRollout", r.status());
+                             });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetRolloutStatus(
+    grpc::CallbackServerContext* context, const parc::v1::GetRolloutStatusRequest* request,
+    parc::v1::RolloutStatus* response) {
+  constexpr absl::string_view kMethod = "GetRolloutStatus";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto rollout = store_->GetRollout(request->id());
+  if (!rollout.ok()) return FinishNow(context, metrics_, kMethod, rollout.status());
+  auto counts = store_->RolloutCounts(request->id());
+  if (!counts.ok()) return FinishNow(context, metrics_, kMethod, counts.status());
+  *response->mutable_rollout() = RolloutProto(*rollout);
+  std::set<std::string> establishments;
+  for (uint32_t w = 0; w < rollout->wave_count; ++w) {
+    auto* wave = response->add_waves();
+    wave->set_index(w);
+    bool started = rollout->state != "draft" && w <= rollout->current_wave;
+    bool done = rollout->state == "completed" || (started && w < rollout->current_wave);
+    wave->set_state(done ? "done" : started ? "active" : "pending");
+    wave->mutable_counts();
+  }
+  for (const auto& c : *counts) {
+    if (c.wave >= rollout->wave_count) continue;
+    establishments.insert(c.uai);
+    auto* wave = response->mutable_waves(static_cast<int>(c.wave));
+    auto* e = wave->add_establishments();
+    e->set_uai(c.uai);
+    e->set_name(c.name);
+    AddCounts(e->mutable_counts(), c);
+    AddCounts(wave->mutable_counts(), c);
+    AddCounts(response->mutable_total(), c);
+  }
+  response->mutable_rollout()->set_establishments(static_cast<uint32_t>(establishments.size()));
+  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListRollouts(grpc::CallbackServerContext* context,
+                                                         const parc::v1::ListRolloutsRequest*,
+                                                         parc::v1::ListRolloutsResponse* response) {
+  constexpr absl::string_view kMethod = "ListRollouts";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto rollouts = store_->ListRollouts();
+  if (rollouts.ok()) {
+    for (const auto& r : *rollouts) *response->add_rollouts() = RolloutProto(r);
+  }
+  return FinishNow(context, metrics_, kMethod, rollouts.status());
+}
+
+}  // namespace parc::server

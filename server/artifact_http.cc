@@ -1,0 +1,101 @@
+#include "server/artifact_http.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace parc::server {
+namespace {
+
+// An open artifact file, shared by the content provider until the response is sent.
+struct OpenFile {
+  explicit OpenFile(int f) : fd(f) {}
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  int fd;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
+    const ArtifactStore* store, const Options& options) {
+  std::unique_ptr<ArtifactHttpServer> s(new ArtifactHttpServer());
+  if (!options.cert_path.empty()) {
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(options.cert_path.c_str(), options.key_path.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("artifact server: cannot use the TLS certificate ", options.cert_path,
+                       " and key ", options.key_path));
+    }
+    s->http_ = std::move(ssl);
+  } else {
+    s->http_ = std::make_unique<httplib::Server>();
+  }
+  s->bytes_served_ = std::make_shared<std::atomic<uint64_t>>(0);
+  auto served = s->bytes_served_;
+  s->http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
+  s->http_->set_read_timeout(30, 0);
+  s->http_->set_write_timeout(60, 0);
+  s->http_->Get(R"(/artifacts/([0-9a-f]{64}))", [store, served](const httplib::Request& req,
+                                                                httplib::Response& res) {
+    const std::string sha = req.matches[1];
+    const std::string etag = absl::StrCat("\"", sha, "\"");
+    int fd = ::open(store->PathOf(sha).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      res.status = 404;
+      res.set_content("unknown artifact\n", "text/plain");
+      return;
+    }
+    auto file = std::make_shared<OpenFile>(fd);
+    struct stat st;
+    ::fstat(fd, &st);
+    const auto size = static_cast<size_t>(st.st_size);
+    res.set_header("ETag", etag);
+    res.set_header("Accept-Ranges", "bytes");
+    res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    // If-Range with another validator: the client's partial copy is of something else, so
+    // it gets the whole artifact (RFC 9110 13.1.5). httplib applies Range from req.ranges.
+    if (req.has_header("If-Range") && req.get_header_value("If-Range") != etag) {
+      const_cast<httplib::Request&>(req).ranges.clear();
+    }
+    res.set_content_provider(size, "application/octet-stream",
+                             [file, served](size_t offset, size_t length, httplib::DataSink& sink) {
+                               char buf[256 * 1024];
+                               size_t n = std::min(length, sizeof(buf));
+                               ssize_t r = ::pread(file->fd, buf, n, static_cast<off_t>(offset));
+                               if (r <= 0) return false;
+                               if (!sink.write(buf, static_cast<size_t>(r))) return false;
+                               served->fetch_add(static_cast<uint64_t>(r));
+                               return true;
+                             });
+  });
+  s->port_ = options.port == 0
+                 ? s->http_->bind_to_any_port(options.host.c_str())
+                 : (s->http_->bind_to_port(options.host.c_str(), options.port) ? options.port : -1);
+  if (s->port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("artifact server: cannot listen on ", options.host, ":", options.port));
+  }
+  httplib::Server* http = s->http_.get();
+  s->thread_ = std::thread([http] { http->listen_after_bind(); });
+  return s;
+}
+
+uint64_t ArtifactHttpServer::bytes_served() const { return bytes_served_->load(); }
+
+void ArtifactHttpServer::Stop() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+ArtifactHttpServer::~ArtifactHttpServer() { Stop(); }
+
+}  // namespace parc::server

@@ -1,0 +1,466 @@
+// Bundles, rollouts and deployment reports of SqliteStore.
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "server/sqlite_store.h"
+#include "server/sqlite_util.h"
+
+namespace parc::server {
+namespace {
+
+using common::Database;
+using common::Statement;
+using sqlite_util::FromUnix;
+using sqlite_util::U32;
+using sqlite_util::Unix;
+
+constexpr char kBundleColumns[] =
+    "id, name, version, sequence, manifest_sha256, signed_manifest, published_at, expires_at, "
+    "package_count, total_bytes, signers, published_by";
+
+BundleRecord BundleFromRow(const Statement& st) {
+  BundleRecord b;
+  b.id = st.Int(0);
+  b.name = st.Text(1);
+  b.version = st.Text(2);
+  b.sequence = static_cast<uint64_t>(st.Int(3));
+  b.manifest_sha256 = st.Text(4);
+  b.signed_manifest = st.Blob(5);
+  b.published_at = FromUnix(st.Int(6));
+  b.expires_at = FromUnix(st.Int(7));
+  b.package_count = U32(st.Int(8));
+  b.total_bytes = static_cast<uint64_t>(st.Int(9));
+  b.signers = absl::StrSplit(st.Text(10), ',', absl::SkipEmpty());
+  b.published_by = st.Text(11);
+  return b;
+}
+
+constexpr char kRolloutSelect[] =
+    "SELECT r.id, r.bundle_id, b.name, b.version, r.target, r.kinds, r.waves, r.pilots, "
+    "r.success_percent, r.max_failures_percent, r.max_failures_count, r.window_start, "
+    "r.window_end, r.rate_limit, r.state, r.state_reason, r.current_wave, r.wave_count, "
+    "r.created_at, r.started_at, r.created_by FROM rollouts r JOIN bundles b ON b.id = "
+    "r.bundle_id ";
+
+template <typename T>
+std::string JoinNumbers(const std::vector<T>& values) {
+  std::vector<std::string> parts;
+  for (const auto& v : values) parts.push_back(std::to_string(static_cast<int64_t>(v)));
+  return absl::StrJoin(parts, ",");
+}
+
+RolloutRecord RolloutFromRow(const Statement& st) {
+  RolloutRecord r;
+  r.id = st.Text(0);
+  r.bundle_id = st.Int(1);
+  r.bundle_name = st.Text(2);
+  r.bundle_version = st.Text(3);
+  r.target = st.Text(4);
+  for (absl::string_view k : absl::StrSplit(st.Text(5), ',', absl::SkipEmpty())) {
+    int v = 0;
+    if (absl::SimpleAtoi(k, &v)) r.kinds.push_back(static_cast<parc::v1::DeviceKind>(v));
+  }
+  for (absl::string_view w : absl::StrSplit(st.Text(6), ',', absl::SkipEmpty())) {
+    uint32_t v = 0;
+    if (absl::SimpleAtoi(w, &v)) r.waves.push_back(v);
+  }
+  r.pilots = absl::StrSplit(st.Text(7), ',', absl::SkipEmpty());
+  r.success_percent = U32(st.Int(8));
+  r.max_failures_percent = U32(st.Int(9));
+  r.max_failures_count = U32(st.Int(10));
+  r.window_start = U32(st.Int(11));
+  r.window_end = U32(st.Int(12));
+  r.rate_limit = static_cast<uint64_t>(st.Int(13));
+  r.state = st.Text(14);
+  r.state_reason = st.Text(15);
+  r.current_wave = U32(st.Int(16));
+  r.wave_count = U32(st.Int(17));
+  r.created_at = FromUnix(st.Int(18));
+  if (!st.IsNull(19)) r.started_at = FromUnix(st.Int(19));
+  r.created_by = st.Text(20);
+  return r;
+}
+
+absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kRolloutSelect, "WHERE r.id = ?")));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no rollout with id ", id));
+  return RolloutFromRow(st);
+}
+
+// Per wave and establishment: devices targeted and their deployment states.
+absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db,
+                                                               const RolloutRecord& r) {
+  const std::string kinds = JoinNumbers(r.kinds);
+  const int64_t started = r.started_at.has_value() ? Unix(*r.started_at) : INT64_MAX;
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT re.wave, re.uai, e.name, count(d.id), "
+                  "coalesce(sum(dep.state = 2), 0), coalesce(sum(dep.state = 1), 0), "
+                  "coalesce(sum(dep.state IN (3, 4)), 0), "
+                  "coalesce(sum(d.id IS NOT NULL AND dep.state IS NULL AND "
+                  "(d.last_seen_at IS NULL OR d.last_seen_at < ?3)), 0) "
+                  "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
+                  "LEFT JOIN devices d ON d.uai = re.uai AND (?2 = '' OR "
+                  "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
+                  "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
+                  "AND dep.device_id = d.id "
+                  "WHERE re.rollout_id = ?1 GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
+  st.BindAll(r.id, kinds, started);
+  std::vector<EstablishmentCounts> out;
+  std::map<std::pair<uint32_t, std::string>, size_t> index;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    EstablishmentCounts c;
+    c.wave = U32(st.Int(0));
+    c.uai = st.Text(1);
+    c.name = st.Text(2);
+    c.targeted = U32(st.Int(3));
+    c.installed = U32(st.Int(4));
+    c.in_progress = U32(st.Int(5));
+    c.failed = U32(st.Int(6));
+    c.not_seen = U32(st.Int(7));
+    index[{c.wave, c.uai}] = out.size();
+    out.push_back(std::move(c));
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement errors,
+      db->Prepare("SELECT re.wave, re.uai, dep.reason, count(*), max(dep.message) "
+                  "FROM deployments dep JOIN devices d ON d.id = dep.device_id "
+                  "JOIN rollout_establishments re ON re.rollout_id = dep.rollout_id "
+                  "AND re.uai = d.uai WHERE dep.rollout_id = ? AND dep.state IN (3, 4) "
+                  "GROUP BY re.wave, re.uai, dep.reason ORDER BY count(*) DESC"));
+  errors.Bind(1, r.id);
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, errors.Step());
+    if (!row) break;
+    auto it = index.find({U32(errors.Int(0)), errors.Text(1)});
+    if (it == index.end()) continue;
+    out[it->second].errors.push_back({errors.Text(2), U32(errors.Int(3)), errors.Text(4)});
+  }
+  return out;
+}
+
+}  // namespace
+
+void SqliteStore::InsertBundle(BundleRecord b, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [b = std::move(b)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement same,
+            db->Prepare("SELECT manifest_sha256 FROM bundles WHERE name = ? AND version = ?"));
+        same.BindAll(b.name, b.version);
+        PARC_ASSIGN_OR_RETURN(bool exists, same.Step());
+        if (exists) {
+          if (same.Text(0) == b.manifest_sha256) return false;
+          return absl::FailedPreconditionError(
+              absl::StrCat(b.name, "@", b.version,
+                           " is already published with other content: publish a new version"));
+        }
+        PARC_ASSIGN_OR_RETURN(Statement latest,
+                              db->Prepare("SELECT max(sequence) FROM bundles WHERE name = ?"));
+        latest.Bind(1, b.name);
+        PARC_ASSIGN_OR_RETURN(bool row, latest.Step());
+        if (row && !latest.IsNull(0) && static_cast<uint64_t>(latest.Int(0)) >= b.sequence) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("sequence ", b.sequence, " of ", b.name, "@", b.version,
+                           " is not above the latest published ", b.name, " (sequence ",
+                           latest.Int(0), "): agents would refuse it as a rollback"));
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement ins,
+            db->Prepare("INSERT INTO bundles(name, version, sequence, manifest_sha256, "
+                        "signed_manifest, published_at, expires_at, package_count, total_bytes, "
+                        "signers, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        ins.BindAll(b.name, b.version, static_cast<int64_t>(b.sequence), b.manifest_sha256);
+        ins.BindBlob(5, b.signed_manifest);
+        ins.Bind(6, Unix(b.published_at)).Bind(7, Unix(b.expires_at)).Bind(8, b.package_count);
+        ins.Bind(9, static_cast<int64_t>(b.total_bytes)).Bind(10, absl::StrJoin(b.signers, ","));
+        ins.Bind(11, b.published_by);
+        PARC_RETURN_IF_ERROR(ins.Run());
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<BundleRecord>> SqliteStore::ListBundles(const std::string& name) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat("SELECT ", kBundleColumns,
+                                                 " FROM bundles WHERE ?1 = '' OR name = ?1 "
+                                                 "ORDER BY name, sequence DESC")));
+  st.Bind(1, name);
+  std::vector<BundleRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(BundleFromRow(st));
+  }
+  return out;
+}
+
+absl::StatusOr<BundleRecord> SqliteStore::GetBundle(const std::string& name,
+                                                    const std::string& version) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat("SELECT ", kBundleColumns,
+                                                 " FROM bundles WHERE name = ? AND version = ?")));
+  st.BindAll(name, version);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no published bundle ", name, "@", version));
+  return BundleFromRow(st);
+}
+
+void SqliteStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishment> members,
+                                StoreCallback<RolloutRecord> done) {
+  SubmitFor<RolloutRecord>(
+      [r = std::move(r),
+       members = std::move(members)](Database* db) -> absl::StatusOr<RolloutRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement ins,
+            db->Prepare(
+                "INSERT INTO rollouts(id, bundle_id, target, kinds, waves, pilots, "
+                "success_percent, max_failures_percent, max_failures_count, "
+                "window_start, window_end, rate_limit, state, wave_count, created_at, "
+                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(ins.BindAll(r.id, r.bundle_id, r.target, JoinNumbers(r.kinds),
+                                         JoinNumbers(r.waves), absl::StrJoin(r.pilots, ","),
+                                         r.success_percent, r.max_failures_percent,
+                                         r.max_failures_count, r.window_start, r.window_end,
+                                         static_cast<int64_t>(r.rate_limit), r.wave_count,
+                                         Unix(r.created_at), r.created_by)
+                                 .Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement member,
+            db->Prepare(
+                "INSERT INTO rollout_establishments(rollout_id, uai, wave) VALUES (?, ?, ?)"));
+        for (const auto& m : members) {
+          PARC_RETURN_IF_ERROR(member.BindAll(r.id, m.uai, m.wave).Run());
+        }
+        return LoadRollout(db, r.id);
+      },
+      std::move(done));
+}
+
+void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::string reason,
+                                     absl::Time now, StoreCallback<RolloutRecord> done) {
+  SubmitFor<RolloutRecord>(
+      [id = std::move(id), action = std::move(action), reason = std::move(reason),
+       now](Database* db) -> absl::StatusOr<RolloutRecord> {
+        PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db, id));
+        std::string next;
+        if (action == "start" && r.state == "draft") {
+          next = "running";
+        } else if (action == "pause" && r.state == "running") {
+          next = "paused";
+        } else if (action == "resume" && r.state == "paused") {
+          next = "running";
+        } else if (action == "cancel" &&
+                   (r.state == "draft" || r.state == "running" || r.state == "paused")) {
+          next = "cancelled";
+        } else {
+          return absl::FailedPreconditionError(
+              absl::StrCat("cannot ", action, " rollout ", id, ": it is ", r.state));
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("UPDATE rollouts SET state = ?1, state_reason = ?2, "
+                        "started_at = coalesce(started_at, CASE WHEN ?1 = 'running' THEN ?3 END) "
+                        "WHERE id = ?4"));
+        PARC_RETURN_IF_ERROR(up.BindAll(next, reason, Unix(now), id).Run());
+        return LoadRollout(db, id);
+      },
+      std::move(done));
+}
+
+absl::StatusOr<RolloutRecord> SqliteStore::GetRollout(const std::string& id) {
+  ReaderLease db = AcquireReader();
+  return LoadRollout(db.get(), id);
+}
+
+absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat(kRolloutSelect, "ORDER BY r.created_at, r.id")));
+  std::vector<RolloutRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(RolloutFromRow(st));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(const std::string& id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
+  return ComputeCounts(db.get(), r);
+}
+
+void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
+                                  StoreCallback<RolloutRecord> done) {
+  (void)now;
+  SubmitFor<RolloutRecord>(
+      [id = std::move(id)](Database* db) -> absl::StatusOr<RolloutRecord> {
+        PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db, id));
+        if (r.state != "running") return r;
+        PARC_ASSIGN_OR_RETURN(auto counts, ComputeCounts(db, r));
+        std::vector<EstablishmentCounts> waves(r.wave_count);
+        std::map<std::string, std::pair<uint32_t, std::string>> errors;
+        for (const auto& c : counts) {
+          if (c.wave >= waves.size()) continue;
+          auto& w = waves[c.wave];
+          w.targeted += c.targeted;
+          w.installed += c.installed;
+          w.failed += c.failed;
+          if (c.wave <= r.current_wave) {
+            for (const auto& e : c.errors) {
+              errors[e.reason].first += e.devices;
+              errors[e.reason].second = e.example;
+            }
+          }
+        }
+        uint32_t started_targeted = 0, started_failed = 0;
+        for (uint32_t w = 0; w <= r.current_wave && w < waves.size(); ++w) {
+          started_targeted += waves[w].targeted;
+          started_failed += waves[w].failed;
+        }
+        std::string next_state = r.state, reason = r.state_reason;
+        uint32_t wave = r.current_wave;
+        bool too_many = started_failed > 0 &&
+                        ((r.max_failures_count > 0 && started_failed >= r.max_failures_count) ||
+                         (r.max_failures_percent > 0 &&
+                          uint64_t{started_failed} * 100 >
+                              uint64_t{r.max_failures_percent} * started_targeted));
+        if (too_many) {
+          auto worst = std::max_element(
+              errors.begin(), errors.end(),
+              [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+          next_state = "paused";
+          reason = absl::StrCat(
+              "paused automatically: ", started_failed, " of ", started_targeted,
+              " devices of the started waves failed, over the limit of ",
+              r.max_failures_count > 0 ? absl::StrCat(r.max_failures_count, " devices")
+                                       : absl::StrCat(r.max_failures_percent, "%"),
+              worst == errors.end()
+                  ? ""
+                  : absl::StrCat("; most common error: ", worst->first, " (", worst->second.first,
+                                 " devices), e.g. ", worst->second.second));
+        } else {
+          auto reached = [&](const EstablishmentCounts& w) {
+            return uint64_t{w.installed} * 100 >= uint64_t{r.success_percent} * w.targeted;
+          };
+          while (wave + 1 < r.wave_count && reached(waves[wave])) ++wave;
+          uint32_t targeted = 0, installed = 0;
+          for (const auto& w : waves) {
+            targeted += w.targeted;
+            installed += w.installed;
+          }
+          if (wave + 1 == r.wave_count && installed == targeted) {
+            next_state = "completed";
+            reason = absl::StrCat("every targeted device (", targeted, ") installed");
+          }
+        }
+        if (next_state == r.state && wave == r.current_wave) return r;
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare("UPDATE rollouts SET state = ?, state_reason = ?, "
+                                          "current_wave = ? WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(up.BindAll(next_state, reason, wave, r.id).Run());
+        return LoadRollout(db, r.id);
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::optional<ActiveAssignment>> SqliteStore::AssignmentFor(
+    const std::string& device_id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT r.id, b.manifest_sha256, b.signed_manifest, r.window_start, "
+                  "r.window_end, r.rate_limit FROM devices d "
+                  "JOIN rollout_establishments re ON re.uai = d.uai "
+                  "JOIN rollouts r ON r.id = re.rollout_id JOIN bundles b ON b.id = r.bundle_id "
+                  "WHERE d.id = ? AND r.state IN ('running', 'completed') "
+                  "AND re.wave <= r.current_wave "
+                  "AND (r.kinds = '' OR instr(',' || r.kinds || ',', ',' || d.kind || ',') > 0) "
+                  "ORDER BY b.sequence DESC, r.created_at DESC LIMIT 1"));
+  st.Bind(1, device_id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<ActiveAssignment>();
+  ActiveAssignment a;
+  a.rollout_id = st.Text(0);
+  a.manifest_sha256 = st.Text(1);
+  a.signed_manifest = st.Blob(2);
+  a.window_start = U32(st.Int(3));
+  a.window_end = U32(st.Int(4));
+  a.rate_limit = static_cast<uint64_t>(st.Int(5));
+  return std::optional<ActiveAssignment>(std::move(a));
+}
+
+void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
+                                   absl::Time now, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [device_id = std::move(device_id), report = std::move(report),
+       now](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(Statement known, db->Prepare("SELECT 1 FROM rollouts WHERE id = ?"));
+        known.Bind(1, report.rollout_id());
+        PARC_ASSIGN_OR_RETURN(bool exists, known.Step());
+        if (!exists) {
+          return absl::NotFoundError(absl::StrCat("no rollout with id ", report.rollout_id()));
+        }
+        std::string message = report.message();
+        if (message.empty()) {
+          for (const auto& p : report.packages()) {
+            if (p.state() != parc::v1::PACKAGE_STATE_FAILED) continue;
+            std::string tail = p.output_tail();
+            while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+            size_t nl = tail.find_last_of('\n');
+            message = absl::StrCat(
+                p.package_id(), ": ", p.reason(),
+                p.exit_status() != 0 ? absl::StrCat(" (exit ", p.exit_status(), ")") : "",
+                p.message().empty() ? "" : absl::StrCat(": ", p.message()),
+                tail.empty() ? "" : absl::StrCat(": ", tail.substr(nl + 1)));
+            break;
+          }
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("INSERT INTO deployments(rollout_id, device_id, state, reason, message, "
+                        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                        "ON CONFLICT(rollout_id, device_id) DO UPDATE SET state = ?3, "
+                        "reason = ?4, message = ?5, updated_at = ?6"));
+        PARC_RETURN_IF_ERROR(up.BindAll(report.rollout_id(), device_id,
+                                        static_cast<int64_t>(report.state()), report.reason(),
+                                        message.substr(0, 1024), Unix(now))
+                                 .Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement pkg,
+            db->Prepare("INSERT INTO deployment_packages(rollout_id, device_id, package_id, "
+                        "version, state, reason, exit_status, output_tail, message, "
+                        "bytes_downloaded, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                        "?9, ?10, ?11) ON CONFLICT(rollout_id, device_id, package_id) DO UPDATE "
+                        "SET version = ?4, state = ?5, reason = ?6, exit_status = ?7, "
+                        "output_tail = ?8, message = ?9, bytes_downloaded = ?10, "
+                        "updated_at = ?11"));
+        for (const auto& p : report.packages()) {
+          PARC_RETURN_IF_ERROR(pkg.BindAll(report.rollout_id(), device_id, p.package_id(),
+                                           p.version(), static_cast<int64_t>(p.state()), p.reason(),
+                                           static_cast<int64_t>(p.exit_status()),
+                                           p.output_tail().substr(0, 4096),
+                                           p.message().substr(0, 1024),
+                                           static_cast<int64_t>(p.bytes_downloaded()), Unix(now))
+                                   .Run());
+        }
+        return true;
+      },
+      std::move(done));
+}
+
+}  // namespace parc::server
