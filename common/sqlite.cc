@@ -12,27 +12,39 @@ Statement::~Statement() {
   }
 }
 
+void Statement::ResetIfStepped() {
+  if (stepped_) {
+    sqlite3_reset(stmt_);
+    stepped_ = false;
+  }
+}
+
 Statement& Statement::Bind(int i, int64_t v) {
+  ResetIfStepped();
   sqlite3_bind_int64(stmt_, i, v);
   return *this;
 }
 
 Statement& Statement::Bind(int i, absl::string_view v) {
+  ResetIfStepped();
   sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   return *this;
 }
 
 Statement& Statement::Bind(int i, std::nullopt_t) {
+  ResetIfStepped();
   sqlite3_bind_null(stmt_, i);
   return *this;
 }
 
 Statement& Statement::BindBlob(int i, absl::string_view v) {
+  ResetIfStepped();
   sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
   return *this;
 }
 
 absl::StatusOr<bool> Statement::Step() {
+  stepped_ = true;
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;

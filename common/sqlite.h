@@ -23,14 +23,16 @@ class Statement {
  public:
   Statement(Database* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
   ~Statement();
-  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+  Statement(Statement&& other) noexcept
+      : db_(other.db_), stmt_(other.stmt_), stepped_(other.stepped_) {
     other.stmt_ = nullptr;
   }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
   Statement& operator=(Statement&&) = delete;
 
-  // Binds parameter i (1-based).
+  // Binds parameter i (1-based). Binding after Step/Run resets the statement first, so one
+  // Statement can be bound and run repeatedly in a loop.
   Statement& Bind(int i, int64_t v);
   Statement& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
   Statement& Bind(int i, uint32_t v) { return Bind(i, static_cast<int64_t>(v)); }
@@ -64,8 +66,10 @@ class Statement {
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
+  void ResetIfStepped();
   Database* db_;
   sqlite3_stmt* stmt_;
+  bool stepped_ = false;
 };
 
 // One SQLite connection with a cache of prepared statements. Not thread-safe: each thread

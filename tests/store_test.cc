@@ -247,3 +247,28 @@ TEST(SqliteStore, InventoryWithoutSoftwareNeedsAKnownSet) {
 
 }  // namespace
 }  // namespace parc::server
+
+namespace parc::common {
+namespace {
+
+TEST(Sqlite, AStatementCanBeBoundAndRunRepeatedly) {
+  parc::testing::TempDir dir;
+  Database::Options o;
+  auto db = Database::Open(dir.Sub("t.db"), o);
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)").ok());
+  auto ins = (*db)->Prepare("INSERT INTO t(k, v) VALUES (?, ?)");
+  ASSERT_TRUE(ins.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(ins->BindAll(i, absl::StrCat("v", i)).Run().ok()) << i;
+  }
+  auto sel = (*db)->Prepare("SELECT v FROM t WHERE k = ?");
+  for (int i = 2; i >= 0; --i) {
+    sel->Bind(1, i);
+    ASSERT_TRUE(*sel->Step());
+    EXPECT_EQ(sel->Text(0), absl::StrCat("v", i));
+  }
+}
+
+}  // namespace
+}  // namespace parc::common

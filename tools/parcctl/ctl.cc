@@ -1,9 +1,11 @@
 #include "tools/parcctl/ctl.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #define TOML_HEADER_ONLY 1
@@ -12,7 +14,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/cli_args.h"
 #include "common/duration.h"
@@ -22,7 +29,9 @@
 #include "common/inventory_util.h"
 #include "common/proto_json.h"
 #include "common/status_macros.h"
+#include "common/units.h"
 #include "parc/v1/admin.grpc.pb.h"
+#include "tools/bundle/bundle_tool.h"
 #include "tools/parcctl/table.h"
 
 namespace parc::cli {
@@ -129,6 +138,9 @@ class Admin {
     return Admin(parc::v1::AdminService::NewStub(channel), c);
   }
 
+  parc::v1::AdminService::Stub* stub() { return stub_.get(); }
+  const std::string& token() const { return connection_.token; }
+
   template <typename Request, typename Response>
   absl::Status Call(grpc::Status (parc::v1::AdminService::Stub::*method)(grpc::ClientContext*,
                                                                          const Request&, Response*),
@@ -214,6 +226,17 @@ struct Options {
   std::string kind;
   std::string stale;
   bool unassigned = false;
+  // bundles and rollouts
+  std::string bundle;
+  std::string target = "all";
+  std::string kinds;
+  std::string waves;
+  std::string pilots;
+  uint32_t success = 95;
+  std::string max_failures;
+  std::string window;
+  std::string rate;
+  std::string action;
 };
 
 int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
@@ -431,6 +454,280 @@ int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream&
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Bundles and rollouts
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
+}
+
+absl::Status UploadArtifact(Admin& admin, const std::string& path, const std::string& sha256,
+                            uint64_t size) {
+  grpc::ClientContext ctx;
+  common::SetDeadline(&ctx, absl::Hours(2));
+  common::SetBearer(&ctx, admin.token());
+  parc::v1::UploadArtifactResponse response;
+  auto writer = admin.stub()->UploadArtifact(&ctx, &response);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string buffer(1 << 20, '\0');
+  parc::v1::ArtifactChunk chunk;
+  chunk.set_sha256(sha256);
+  chunk.set_size(size);
+  bool first = true;
+  while (true) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    std::streamsize n = in.gcount();
+    if (n <= 0 && !first) break;
+    chunk.set_data(buffer.data(), static_cast<size_t>(n));
+    if (!writer->Write(chunk)) break;  // the server finished early: Finish says why
+    first = false;
+    chunk.clear_sha256();
+    chunk.clear_size();
+    if (n < static_cast<std::streamsize>(buffer.size())) break;
+  }
+  writer->WritesDone();
+  return common::FromGrpcStatus(writer->Finish());
+}
+
+int BundlesPublish(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  auto signed_manifest = bundle::ReadBundleDir(o.file);
+  if (!signed_manifest.ok()) return Fail(err, signed_manifest.status());
+  parc::v1::BundleManifest manifest;  // read only to find the artifacts; the server verifies
+  if (!manifest.ParseFromString(signed_manifest->manifest())) {
+    return Fail(err, absl::InvalidArgumentError(absl::StrCat(o.file, ": unreadable manifest")));
+  }
+  parc::v1::MissingArtifactsRequest ask;
+  for (const auto& p : manifest.packages()) ask.add_sha256(p.artifact().sha256());
+  parc::v1::MissingArtifactsResponse missing;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::MissingArtifacts, ask, &missing);
+  if (!s.ok()) return Fail(err, s);
+  uint64_t uploaded_bytes = 0;
+  std::set<std::string> to_upload(missing.sha256().begin(), missing.sha256().end());
+  for (const auto& p : manifest.packages()) {
+    if (to_upload.erase(p.artifact().sha256()) == 0) continue;
+    std::string path = absl::StrCat(o.file, "/", bundle::kArtifactsDir, "/", p.artifact().sha256());
+    s = UploadArtifact(admin, path, p.artifact().sha256(), p.artifact().size());
+    if (!s.ok()) {
+      return Fail(err, absl::Status(s.code(), absl::StrCat("package ", p.id(), ": ", s.message())));
+    }
+    uploaded_bytes += p.artifact().size();
+  }
+  parc::v1::PublishBundleRequest request;
+  *request.mutable_bundle() = *signed_manifest;
+  parc::v1::BundleSummary r;
+  s = admin.Call(&parc::v1::AdminService::Stub::PublishBundle, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Uploaded " << missing.sha256_size() << " of " << manifest.packages_size()
+      << " artifacts (" << common::HumanBytes(uploaded_bytes, true) << "); the others were "
+      << "already on the server\nPublished " << r.name() << "@" << r.version() << " (sequence "
+      << r.sequence() << ", " << r.packages() << " packages, signed by "
+      << absl::StrJoin(r.signer_key_ids(), ", ") << ")\n";
+  return 0;
+}
+
+int BundlesList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListBundlesResponse r;
+  absl::Status s =
+      admin.Call(&parc::v1::AdminService::Stub::ListBundles, parc::v1::ListBundlesRequest(), &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"BUNDLE", "SEQUENCE", "PACKAGES", "SIZE", "PUBLISHED", "EXPIRES", "SIGNED BY"});
+  for (const auto& b : r.bundles()) {
+    table.AddRow({absl::StrCat(b.name(), "@", b.version()), std::to_string(b.sequence()),
+                  std::to_string(b.packages()), common::HumanBytes(b.total_bytes(), true),
+                  FormatTimestamp(b.published_at()), FormatTimestamp(b.expires_at()),
+                  absl::StrJoin(b.signer_key_ids(), ", ")});
+  }
+  table.Print(out);
+  return 0;
+}
+
+std::string RolloutLine(const parc::v1::Rollout& r) {
+  std::vector<std::string> kinds;
+  for (int k : r.kinds()) kinds.push_back(common::KindName(static_cast<parc::v1::DeviceKind>(k)));
+  std::string state = r.state();
+  if (r.state() == "running") {
+    state = absl::StrCat("running, wave ", r.current_wave() + 1, " of ", r.wave_count());
+  }
+  return absl::StrCat(
+      "Rollout ", r.id(), ": ", r.bundle_name(), "@", r.bundle_version(), " to ", r.target(),
+      kinds.empty() ? "" : absl::StrCat(" (", absl::StrJoin(kinds, ", "), ")"), " — ", state,
+      r.state_reason().empty() ? "" : absl::StrCat(" (", r.state_reason(), ")"));
+}
+
+int RolloutsCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::CreateRolloutRequest request;
+  size_t at = o.bundle.find('@');
+  if (at == std::string::npos) {
+    err << "parcctl rollouts create: --bundle NAME@VERSION (e.g. mcnl@2026.1)\n";
+    return 2;
+  }
+  request.set_bundle_name(o.bundle.substr(0, at));
+  request.set_bundle_version(o.bundle.substr(at + 1));
+  request.set_target(o.target);
+  for (const auto& k : SplitList(o.kinds)) {
+    auto kind = common::ParseKind(k);
+    if (!kind.ok()) return Fail(err, kind.status());
+    request.add_kinds(*kind);
+  }
+  for (const auto& w : SplitList(o.waves)) {
+    uint32_t pct = 0;
+    if (!absl::SimpleAtoi(absl::StripSuffix(w, "%"), &pct)) {
+      err << "parcctl rollouts create: --waves: \"" << w << "\" is not a percentage\n";
+      return 2;
+    }
+    request.add_waves(pct);
+  }
+  for (const auto& u : SplitList(o.pilots)) request.add_pilots(u);
+  request.set_success_percent(o.success);
+  if (!o.max_failures.empty()) {
+    uint32_t n = 0;
+    bool percent = absl::EndsWith(o.max_failures, "%");
+    if (!absl::SimpleAtoi(absl::StripSuffix(o.max_failures, "%"), &n)) {
+      err << "parcctl rollouts create: --max-failures: a percentage (5%) or a count (10)\n";
+      return 2;
+    }
+    if (percent) {
+      request.set_max_failures_percent(n);
+    } else {
+      request.set_max_failures_count(n);
+    }
+  }
+  if (!o.window.empty()) {
+    auto w = common::ParseDailyWindow(o.window);
+    if (!w.ok()) return Fail(err, w.status());
+    request.mutable_window()->set_start_minute(w->start_minute);
+    request.mutable_window()->set_end_minute(w->end_minute);
+  }
+  if (!o.rate.empty()) {
+    auto rate = common::ParseByteSize(o.rate);
+    if (!rate.ok()) return Fail(err, rate.status());
+    request.set_rate_limit_bytes_per_second(*rate);
+  }
+  parc::v1::Rollout r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::CreateRollout, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << RolloutLine(r) << "\n  " << r.wave_count()
+      << " wave(s); start it with: parcctl rollouts start " << r.id() << "\n";
+  return 0;
+}
+
+int RolloutsUpdate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::UpdateRolloutRequest request;
+  request.set_id(o.id);
+  request.set_action(o.action);
+  parc::v1::Rollout r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::UpdateRollout, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << RolloutLine(r) << "\n";
+  return 0;
+}
+
+int RolloutsList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListRolloutsResponse r;
+  absl::Status s =
+      admin.Call(&parc::v1::AdminService::Stub::ListRollouts, parc::v1::ListRolloutsRequest(), &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"ID", "BUNDLE", "TARGET", "STATE", "WAVE", "CREATED"});
+  for (const auto& x : r.rollouts()) {
+    table.AddRow({x.id(), absl::StrCat(x.bundle_name(), "@", x.bundle_version()), x.target(),
+                  x.state(), absl::StrCat(x.current_wave() + 1, "/", x.wave_count()),
+                  FormatTimestamp(x.created_at())});
+  }
+  table.Print(out);
+  return 0;
+}
+
+std::string Percent(uint32_t part, uint32_t whole) {
+  if (whole == 0) return "-";
+  return absl::StrCat(part * 100 / whole, "%");
+}
+
+std::string TopError(const parc::v1::DeploymentCounts& c) {
+  if (c.top_errors().empty()) return "";
+  const auto& e = c.top_errors(0);
+  return absl::StrCat(e.reason(), " (", e.devices(), ")");
+}
+
+int RolloutsStatus(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::GetRolloutStatusRequest request;
+  request.set_id(o.id);
+  parc::v1::RolloutStatus r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::GetRolloutStatus, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  const auto& ro = r.rollout();
+  out << RolloutLine(ro) << "\n";
+  out << "  success " << ro.success_percent() << "%, max failures "
+      << (ro.max_failures_count() > 0     ? absl::StrCat(ro.max_failures_count(), " devices")
+          : ro.max_failures_percent() > 0 ? absl::StrCat(ro.max_failures_percent(), "%")
+                                          : std::string("none"))
+      << ", download window "
+      << common::FormatDailyWindow(ro.window().start_minute(), ro.window().end_minute())
+      << ", rate "
+      << (ro.rate_limit_bytes_per_second() == 0
+              ? std::string("unlimited")
+              : absl::StrCat(common::HumanBytes(ro.rate_limit_bytes_per_second(), false), "/s"))
+      << "\n\n";
+  Table waves({"WAVE", "STATE", "ESTABLISHMENTS", "TARGETED", "INSTALLED", "IN PROGRESS", "FAILED",
+               "NOT SEEN", "DONE", "TOP ERROR"});
+  for (const auto& w : r.waves()) {
+    const auto& c = w.counts();
+    waves.AddRow({std::to_string(w.index() + 1), w.state(), std::to_string(w.establishments_size()),
+                  std::to_string(c.targeted()), std::to_string(c.installed()),
+                  std::to_string(c.in_progress()), std::to_string(c.failed()),
+                  std::to_string(c.not_seen()), Percent(c.installed(), c.targeted()), TopError(c)});
+  }
+  waves.Print(out);
+  out << "\n";
+  Table est({"WAVE", "UAI", "ESTABLISHMENT", "TARGETED", "INSTALLED", "IN PROGRESS", "FAILED",
+             "NOT SEEN", "TOP ERROR"});
+  for (const auto& w : r.waves()) {
+    for (const auto& e : w.establishments()) {
+      const auto& c = e.counts();
+      est.AddRow({std::to_string(w.index() + 1), e.uai(), e.name(), std::to_string(c.targeted()),
+                  std::to_string(c.installed()), std::to_string(c.in_progress()),
+                  std::to_string(c.failed()), std::to_string(c.not_seen()), TopError(c)});
+    }
+  }
+  est.Print(out);
+  const auto& t = r.total();
+  out << "\nTotal: " << t.installed() << " of " << t.targeted() << " devices installed ("
+      << Percent(t.installed(), t.targeted()) << "), " << t.in_progress() << " in progress, "
+      << t.failed() << " failed, " << t.not_seen() << " not seen since the start\n";
+  for (const auto& e : t.top_errors()) {
+    out << "  " << e.reason() << ": " << e.devices() << " device(s), e.g. " << e.example() << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -504,6 +801,50 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* dev_show = devices->add_subcommand("show", "Show a device and its inventory");
   dev_show->add_option("DEVICE", o.id, "Device id or serial number")->required();
   bind(dev_show, DevicesShow);
+
+  CLI::App* bundles = app.add_subcommand("bundles", "Signed application bundles");
+  bundles->require_subcommand(1);
+  CLI::App* b_pub = bundles->add_subcommand(
+      "publish", "Upload a bundle built by parc-bundle (only the artifacts the server lacks)");
+  b_pub->add_option("DIR", o.file, "Bundle directory")->required();
+  bind(b_pub, BundlesPublish);
+  CLI::App* b_list = bundles->add_subcommand("list", "List published bundles");
+  bind(b_list, BundlesList);
+
+  CLI::App* rollouts = app.add_subcommand("rollouts", "Roll bundles out in waves");
+  rollouts->require_subcommand(1);
+  CLI::App* r_create = rollouts->add_subcommand("create", "Plan a rollout (then start it)");
+  r_create->add_option("--bundle", o.bundle, "NAME@VERSION, e.g. mcnl@2026.1")->required();
+  r_create
+      ->add_option("--target", o.target,
+                   "all | academie:NAME | departement:CODE | commune:CODE | uai:UAI,… | "
+                   "tag:TAG")
+      ->capture_default_str();
+  r_create->add_option("--kinds", o.kinds, "Device kinds, e.g. laptop,tablet (default: all)");
+  r_create->add_option("--waves", o.waves,
+                       "Cumulative percentages of establishments, e.g. 5,25,100 (default 100)");
+  r_create->add_option("--pilot", o.pilots, "Pilot establishments (first wave): UAI,UAI");
+  r_create->add_option("--success", o.success, "Percent installed that completes a wave")
+      ->capture_default_str();
+  r_create->add_option("--max-failures", o.max_failures,
+                       "Pause when failures exceed this percentage (5%) or reach this count");
+  r_create->add_option("--window", o.window, "Device-local download hours, e.g. 18:00-07:00");
+  r_create->add_option("--rate", o.rate, "Download bandwidth cap per device, e.g. 4MiB");
+  bind(r_create, RolloutsCreate);
+  for (const char* verb : {"start", "pause", "resume", "cancel"}) {
+    CLI::App* c = rollouts->add_subcommand(verb, std::string(verb) + " a rollout");
+    c->add_option("ID", o.id, "Rollout id")->required();
+    c->callback([&action, &o, verb] {
+      o.action = verb;
+      action = RolloutsUpdate;
+    });
+  }
+  CLI::App* r_list = rollouts->add_subcommand("list", "List rollouts");
+  bind(r_list, RolloutsList);
+  CLI::App* r_status = rollouts->add_subcommand(
+      "status", "Progress per wave and establishment, with the most common errors");
+  r_status->add_option("ID", o.id, "Rollout id")->required();
+  bind(r_status, RolloutsStatus);
 
   if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
   if (!action) return 2;
