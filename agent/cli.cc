@@ -15,6 +15,7 @@
 #include "agent/state.h"
 #include "agent/system_reader.h"
 #include "asio.hpp"
+#include "common/bundle_trust.h"
 #include "common/cli_args.h"
 #include "common/duration.h"
 #include "common/file_util.h"
@@ -137,6 +138,18 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
   }
   DaemonOptions options;
   options.once = once;
+  options.state_dir = config.state_dir;
+  options.deploy.cache_dir =
+      config.cache_dir.empty() ? config.state_dir + "/cache" : config.cache_dir;
+  options.deploy.threshold = config.signature_threshold;
+  for (const auto& path : config.publisher_keys) {
+    auto key = common::LoadPublicKey(path);
+    if (!key.ok()) {
+      err << "parc-agent: publisher_keys: " << key.status().message() << "\n";
+      return 2;
+    }
+    options.deploy.keys.push_back(*key);
+  }
   options.retry_base = retry_base;
   options.initial_splay = splay;
   if (!config.server.empty() && !config.enrollment_token.empty()) {
@@ -178,6 +191,65 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
     }
     auto queued = (*state)->QueuedCount();
     out << "Checked in; " << (queued.ok() ? *queued : -1) << " report(s) still queued\n";
+  }
+  return 0;
+}
+
+const char* PackageStateName(parc::v1::PackageState s) {
+  switch (s) {
+    case parc::v1::PACKAGE_STATE_QUEUED:
+      return "queued";
+    case parc::v1::PACKAGE_STATE_DOWNLOADING:
+      return "downloading";
+    case parc::v1::PACKAGE_STATE_DOWNLOADED:
+      return "downloaded";
+    case parc::v1::PACKAGE_STATE_INSTALLING:
+      return "installing";
+    case parc::v1::PACKAGE_STATE_INSTALLED:
+      return "installed";
+    case parc::v1::PACKAGE_STATE_FAILED:
+      return "failed";
+    case parc::v1::PACKAGE_STATE_REMOVED:
+      return "removed";
+    case parc::v1::PACKAGE_STATE_WAITING:
+      return "waiting for the download window";
+    default:
+      return "?";
+  }
+}
+
+int Bundles(const AgentConfig& config, std::ostream& out, std::ostream& err) {
+  if (!common::PathExists(config.state_dir + "/agent.db")) {
+    out << "No bundle: this device is not enrolled (no state in " << config.state_dir << ")\n";
+    return 0;
+  }
+  auto state = AgentState::Open(config.state_dir);
+  if (!state.ok()) {
+    err << "parc-agent: state: " << state.status().message() << "\n";
+    return 1;
+  }
+  auto bundles = (*state)->LoadBundles();
+  if (!bundles.ok()) {
+    err << "parc-agent: " << bundles.status().message() << "\n";
+    return 1;
+  }
+  if (bundles->empty()) out << "No bundle assigned to this device yet\n";
+  for (const auto& b : *bundles) {
+    out << b.name << "@" << b.version << " (sequence " << b.sequence << ", rollout " << b.rollout_id
+        << "): " << b.state << "\n";
+    auto packages = (*state)->LoadPackages(b.name);
+    if (!packages.ok()) continue;
+    for (const auto& p : *packages) {
+      out << "  " << std::left << std::setw(20) << p.package_id << std::setw(14) << p.version
+          << PackageStateName(p.state);
+      if (!p.reason.empty()) out << " (" << p.reason << ")";
+      if (p.state == parc::v1::PACKAGE_STATE_FAILED) {
+        if (p.exit_status != 0) out << ", exit " << p.exit_status;
+        if (p.attempts > 0) out << ", " << p.attempts << " attempt(s)";
+        if (!p.message.empty()) out << ": " << p.message;
+      }
+      out << "\n";
+    }
   }
   return 0;
 }
@@ -294,6 +366,10 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   AddCommonFlags(status, &common_flags);
   status->add_flag("--json", json, "Print JSON");
 
+  CLI::App* bundles =
+      app.add_subcommand("bundles", "Show the installed bundle and each package's state");
+  AddCommonFlags(bundles, &common_flags);
+
   if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
 
   auto config = LoadAgentConfig(common_flags.config_path, common_flags.config_given);
@@ -332,6 +408,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
     return 0;
   }
   if (status->parsed()) return Status(*config, json, out, err);
+  if (bundles->parsed()) return Bundles(*config, out, err);
   return 2;
 }
 

@@ -102,4 +102,17 @@ absl::Status AgentClient::ReportInventory(const std::string& credential,
   return absl::OkStatus();
 }
 
+absl::Status AgentClient::ReportDeployment(const std::string& credential,
+                                           const parc::v1::DeploymentReport& report) {
+  grpc::ClientContext ctx;
+  if (!Track(&ctx)) return Cancelled();
+  CallScope scope([&] { Untrack(&ctx); });
+  common::SetDeadline(&ctx, options_.report_timeout);
+  common::SetBearer(&ctx, credential);
+  parc::v1::ReportDeploymentResponse response;
+  grpc::Status s = stub_->ReportDeployment(&ctx, report, &response);
+  if (!s.ok()) return Annotate(s, options_.server);
+  return absl::OkStatus();
+}
+
 }  // namespace parc::agent

@@ -34,6 +34,9 @@ class AgentClient {
   [[nodiscard]] absl::Status ReportInventory(const std::string& credential,
                                              const parc::v1::ReportInventoryRequest& request);
 
+  [[nodiscard]] absl::Status ReportDeployment(const std::string& credential,
+                                              const parc::v1::DeploymentReport& report);
+
   // Cancels the calls in flight and makes later calls fail with CANCELLED (shutdown).
   void CancelAll();
 

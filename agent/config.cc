@@ -41,8 +41,16 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
                                                    std::string(err.description())));
   }
   const toml::table& t = parsed.table();
-  static const char* kKnown[] = {"server",   "ca",        "enrollment_token",  "kind",
-                                 "insecure", "state_dir", "outbox_max_reports"};
+  static const char* kKnown[] = {"server",
+                                 "ca",
+                                 "enrollment_token",
+                                 "kind",
+                                 "insecure",
+                                 "state_dir",
+                                 "outbox_max_reports",
+                                 "publisher_keys",
+                                 "signature_threshold",
+                                 "cache_dir"};
   for (const auto& [key, node] : t) {
     bool known = false;
     for (const char* k : kKnown) known |= key.str() == k;
@@ -61,6 +69,31 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
     auto v = n->value<bool>();
     if (!v) return absl::InvalidArgumentError(absl::StrCat(path, ": insecure must be true/false"));
     config.insecure = *v;
+  }
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "cache_dir", &config.cache_dir));
+  if (const toml::node* n = t.get("publisher_keys")) {
+    const toml::array* keys = n->as_array();
+    if (keys == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n->source().begin.line,
+                                                     ": publisher_keys must be a list of "
+                                                     "file paths"));
+    }
+    for (const auto& k : *keys) {
+      auto v = k.value<std::string>();
+      if (!v) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": publisher_keys must be a list of file paths"));
+      }
+      config.publisher_keys.push_back(*v);
+    }
+  }
+  if (const toml::node* n = t.get("signature_threshold")) {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 1 || *v > 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": signature_threshold must be a number from 1 to 16"));
+    }
+    config.signature_threshold = static_cast<int>(*v);
   }
   if (const toml::node* n = t.get("outbox_max_reports")) {
     auto v = n->value<int64_t>();

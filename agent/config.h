@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -20,6 +21,12 @@ struct AgentConfig {
   std::string state_dir = "/var/lib/parc-agent";
   std::string root = "/";
   int outbox_max_reports = 100;
+  // Bundle publishers this device trusts (PEM public keys), and how many of them must have
+  // signed a bundle before it is installed.
+  std::vector<std::string> publisher_keys;
+  int signature_threshold = 1;
+  // Downloaded artifacts (default <state_dir>/cache).
+  std::string cache_dir;
 };
 
 inline constexpr char kDefaultAgentConfigPath[] = "/etc/parc/agent.toml";

@@ -46,17 +46,20 @@ Daemon::Daemon(asio::io_context& io, const SystemReader* reader, AgentState* sta
 Daemon::~Daemon() {
   Stop();
   pool_.join();
+  deploy_pool_.join();
 }
 
 template <typename Result>
-void Daemon::Offload(std::function<Result()> work, std::function<void(Result)> then) {
-  asio::post(pool_, [this, work = std::move(work), then = std::move(then)]() mutable {
-    auto result = std::make_shared<Result>(work());
-    asio::post(io_, [this, then = std::move(then), result]() mutable {
-      if (stopping_) return;
-      then(std::move(*result));
-    });
-  });
+void Daemon::Offload(std::function<Result()> work, std::function<void(Result)> then,
+                     asio::thread_pool* pool) {
+  asio::post(pool != nullptr ? *pool : pool_,
+             [this, work = std::move(work), then = std::move(then)]() mutable {
+               auto result = std::make_shared<Result>(work());
+               asio::post(io_, [this, then = std::move(then), result]() mutable {
+                 if (stopping_) return;
+                 then(std::move(*result));
+               });
+             });
 }
 
 void Daemon::Start() {
@@ -189,6 +192,14 @@ void Daemon::CheckIn(std::shared_ptr<Snapshot> snap) {
   auto dropped = state_->DroppedCount();
   request.set_queued_reports(queued.ok() ? static_cast<uint32_t>(*queued) : 0);
   request.set_dropped_reports(dropped.ok() ? *dropped : 0);
+  auto held = state_->LoadAssignment();
+  if (held.ok() && held->has_value()) {
+    request.set_assignment_rollout_id((*held)->rollout_id());
+    request.set_assignment_manifest_sha256((*held)->manifest_sha256());
+  }
+  device_kind_ = identity_->kind != parc::v1::DEVICE_KIND_UNSPECIFIED
+                     ? identity_->kind
+                     : snap->inventory.hardware().detected_kind();
   AgentClient* client = client_.get();
   std::string credential = CredentialOf(*identity_);
   Offload<absl::StatusOr<parc::v1::CheckInResponse>>(
@@ -232,14 +243,47 @@ void Daemon::OnCheckIn(std::shared_ptr<Snapshot> snap,
   }
   send_software_ = response->send_software();
   software_hash_ = snap->software_hash;
+  if (response->has_assignment()) {
+    parc::v1::Assignment assignment = response->assignment();
+    if (!assignment.has_bundle()) {
+      // Unchanged manifest: keep the one held, take the rest (window, rate, URL) as sent.
+      auto held = state_->LoadAssignment();
+      if (held.ok() && held->has_value()) {
+        *assignment.mutable_bundle() = (*held)->bundle();
+      }
+    }
+    s = assignment.has_bundle() ? state_->SaveAssignment(assignment) : absl::OkStatus();
+  } else {
+    // Not (or no longer) in a started wave of a running rollout: start nothing new.
+    s = state_->ClearAssignment();
+  }
+  if (!s.ok()) return EndCycle(s);
   DeliverNext();
 }
 
 void Daemon::DeliverNext() {
   auto entry = state_->Oldest();
   if (!entry.ok()) return EndCycle(entry.status());
-  if (!entry->has_value()) return EndCycle(absl::OkStatus());
+  if (!entry->has_value()) {
+    if (!deployed_) return Deploy();
+    return EndCycle(absl::OkStatus());
+  }
   const OutboxEntry& e = **entry;
+  if (e.kind == "deployment") {
+    parc::v1::DeploymentReport report;
+    if (!report.ParseFromString(e.payload)) {
+      absl::Status s = state_->Remove(e.seq);
+      if (!s.ok()) return EndCycle(s);
+      return DeliverNext();
+    }
+    AgentClient* client = client_.get();
+    std::string credential = CredentialOf(*identity_);
+    int64_t seq = e.seq;
+    Offload<absl::Status>(
+        [client, credential, report] { return client->ReportDeployment(credential, report); },
+        [this, seq](absl::Status s) { OnDelivered(seq, false, std::move(s)); });
+    return;
+  }
   if (e.kind != kInventory) {
     // Unknown kinds come from a newer agent's state: they cannot be delivered by this one.
     spdlog::warn("dropping queued report of unknown kind {}", e.kind);
@@ -266,6 +310,39 @@ void Daemon::DeliverNext() {
   Offload<absl::Status>(
       [client, credential, report] { return client->ReportInventory(credential, report); },
       [this, seq, stripped](absl::Status s) { OnDelivered(seq, stripped, std::move(s)); });
+}
+
+void Daemon::Deploy() {
+  deployed_ = true;
+  auto held = state_->LoadAssignment();
+  if (!held.ok()) return EndCycle(held.status());
+  if (!held->has_value()) return EndCycle(absl::OkStatus());
+  DeployerOptions options = options_.deploy;
+  options.kind = device_kind_;
+  options.ca_pem = identity_->ca_pem;
+  const std::string state_dir = options_.state_dir;
+  Offload<DeployOutcome>(
+      [this, options, state_dir]() {
+        // The deploy thread's own connection to the state database.
+        if (!deploy_state_) {
+          auto opened = AgentState::Open(state_dir);
+          if (!opened.ok()) {
+            spdlog::error("deploy: {}", opened.status().ToString());
+            DeployOutcome failed;
+            failed.retry = true;
+            return failed;
+          }
+          deploy_state_ = std::move(*opened);
+        }
+        Deployer deployer(deploy_state_.get(), clock_, options);
+        return deployer.Run();
+      },
+      [this](DeployOutcome outcome) { OnDeployed(outcome); }, &deploy_pool_);
+}
+
+void Daemon::OnDeployed(DeployOutcome outcome) {
+  deploy_outcome_ = outcome;
+  DeliverNext();  // the reports the deployer queued
 }
 
 void Daemon::OnDelivered(int64_t seq, bool stripped_software, absl::Status status) {
@@ -308,6 +385,9 @@ void Daemon::EndCycle(absl::Status status) {
     spdlog::warn("cycle failed: {}", status.ToString());
     (void)state_->Set("last_error", status.ToString());
   }
+  const DeployOutcome deployed = deploy_outcome_;
+  deployed_ = false;
+  deploy_outcome_ = DeployOutcome();
   if (options_.once) {
     Stop();
     return;
@@ -315,6 +395,11 @@ void Daemon::EndCycle(absl::Status status) {
   absl::Duration delay = next_interval_;
   if (!status.ok()) {
     delay = BackoffDelay(options_.retry_base, options_.retry_max, attempt_++, rng_);
+  } else if (deployed.retry) {
+    delay =
+        std::min(delay, BackoffDelay(options_.retry_base, options_.retry_max, attempt_++, rng_));
+  } else if (deployed.waiting_for_window) {
+    delay = std::min(delay, deployed.window_opens_in + absl::Seconds(1));
   }
   (void)state_->Set("next_checkin_at", absl::StrCat(absl::ToUnixSeconds(clock_->Now() + delay)));
   ScheduleCycle(delay);

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "agent/client.h"
+#include "agent/deployer.h"
 #include "agent/enrollment.h"
 #include "agent/state.h"
 #include "agent/system_reader.h"
@@ -29,6 +30,11 @@ struct DaemonOptions {
   absl::Duration initial_splay = absl::Seconds(10);
   // Stop after one cycle (parc-agent run --once).
   bool once = false;
+  // Bundle installs: the pinned keys and where artifacts are cached. deploy.kind and
+  // deploy.ca_pem are filled from the identity at run time.
+  DeployerOptions deploy;
+  // State directory, opened a second time by the deploy thread.
+  std::string state_dir;
   // Called once when the daemon stops (after a signal or the --once cycle), on the loop's
   // thread: lets the owner cancel its own waits so that the io_context runs out of work.
   std::function<void()> on_stop;
@@ -72,8 +78,10 @@ class Daemon {
     std::string fingerprint;
   };
 
+  // Runs work on a pool thread (the calls pool unless another is given) and then on the loop.
   template <typename Result>
-  void Offload(std::function<Result()> work, std::function<void(Result)> then);
+  void Offload(std::function<Result()> work, std::function<void(Result)> then,
+               asio::thread_pool* pool = nullptr);
 
   void ScheduleCycle(absl::Duration delay);
   void BeginCycle();
@@ -84,6 +92,9 @@ class Daemon {
   void OnCheckIn(std::shared_ptr<Snapshot> snapshot,
                  absl::StatusOr<parc::v1::CheckInResponse> response);
   void DeliverNext();
+  // After the outbox is delivered: carries out the current assignment on the deploy thread.
+  void Deploy();
+  void OnDeployed(DeployOutcome outcome);
   void OnDelivered(int64_t seq, bool stripped_software, absl::Status status);
   // Forgets a credential the server rejected; the next cycle enrolls again if it can.
   void OnCredentialRejected(const absl::Status& status);
@@ -92,6 +103,9 @@ class Daemon {
 
   asio::io_context& io_;
   asio::thread_pool pool_{1};
+  // Downloads and installs: long, so on their own thread, with their own state connection.
+  asio::thread_pool deploy_pool_{1};
+  std::unique_ptr<AgentState> deploy_state_;
   asio::steady_timer timer_;
   const SystemReader* reader_;
   AgentState* state_;
@@ -111,6 +125,10 @@ class Daemon {
   // From the last check-in: whether the server already holds software_hash_.
   bool send_software_ = true;
   std::string software_hash_;
+  // Per cycle: whether the deployer ran, and what it said.
+  bool deployed_ = false;
+  DeployOutcome deploy_outcome_;
+  parc::v1::DeviceKind device_kind_ = parc::v1::DEVICE_KIND_UNSPECIFIED;
 };
 
 }  // namespace parc::agent

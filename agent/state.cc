@@ -36,8 +36,37 @@ CREATE TABLE meta (
 );
 )sql";
 
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE assignment (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  assignment BLOB NOT NULL
+);
+CREATE TABLE bundles (
+  name TEXT PRIMARY KEY,
+  version TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  rollout_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  manifest BLOB NOT NULL
+);
+CREATE TABLE packages (
+  bundle_name TEXT NOT NULL,
+  package_id TEXT NOT NULL,
+  version TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  exit_status INTEGER NOT NULL DEFAULT 0,
+  output_tail TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  bytes_downloaded INTEGER NOT NULL DEFAULT 0,
+  spec BLOB NOT NULL,
+  PRIMARY KEY (bundle_name, package_id)
+);
+)sql";
+
 const std::vector<common::Migration>& Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}};
+  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
   return kMigrations;
 }
 
@@ -113,10 +142,11 @@ absl::Status AgentState::Enqueue(const std::string& kind, const std::string& pay
                                  absl::Time now) {
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto body = [&]() -> absl::Status {
-    if (kind == "inventory") {
+    if (kind == "inventory" || kind == "deployment") {
+      // Both are cumulative: only the latest matters.
       PARC_ASSIGN_OR_RETURN(common::Statement del,
-                            db_->Prepare("DELETE FROM outbox WHERE kind = 'inventory'"));
-      PARC_RETURN_IF_ERROR(del.Run());
+                            db_->Prepare("DELETE FROM outbox WHERE kind = ?"));
+      PARC_RETURN_IF_ERROR(del.Bind(1, kind).Run());
     }
     PARC_ASSIGN_OR_RETURN(
         common::Statement ins,
@@ -196,6 +226,123 @@ absl::StatusOr<uint64_t> AgentState::DroppedCount() {
   PARC_ASSIGN_OR_RETURN(std::string v, Get("dropped_reports"));
   uint64_t n = 0;
   return absl::SimpleAtoi(v, &n) ? n : 0;
+}
+
+absl::StatusOr<std::optional<parc::v1::Assignment>> AgentState::LoadAssignment() {
+  PARC_ASSIGN_OR_RETURN(common::Statement st,
+                        db_->Prepare("SELECT assignment FROM assignment WHERE id = 1"));
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<parc::v1::Assignment>();
+  parc::v1::Assignment a;
+  if (!a.ParseFromString(st.Blob(0))) {
+    return absl::DataLossError("stored assignment is unreadable");
+  }
+  return std::optional<parc::v1::Assignment>(std::move(a));
+}
+
+absl::Status AgentState::SaveAssignment(const parc::v1::Assignment& assignment) {
+  PARC_ASSIGN_OR_RETURN(
+      common::Statement st,
+      db_->Prepare("INSERT OR REPLACE INTO assignment(id, assignment) VALUES (1, ?)"));
+  return st.BindBlob(1, assignment.SerializeAsString()).Run();
+}
+
+absl::Status AgentState::ClearAssignment() { return db_->Exec("DELETE FROM assignment"); }
+
+namespace {
+
+BundleState BundleFromRow(const common::Statement& st) {
+  BundleState b;
+  b.name = st.Text(0);
+  b.version = st.Text(1);
+  b.sequence = static_cast<uint64_t>(st.Int(2));
+  b.rollout_id = st.Text(3);
+  b.state = st.Text(4);
+  (void)b.manifest.ParseFromString(st.Blob(5));
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<BundleState>> AgentState::LoadBundle(const std::string& name) {
+  PARC_ASSIGN_OR_RETURN(common::Statement st,
+                        db_->Prepare("SELECT name, version, sequence, rollout_id, state, manifest "
+                                     "FROM bundles WHERE name = ?"));
+  st.Bind(1, name);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<BundleState>();
+  return std::optional<BundleState>(BundleFromRow(st));
+}
+
+absl::StatusOr<std::vector<BundleState>> AgentState::LoadBundles() {
+  PARC_ASSIGN_OR_RETURN(common::Statement st,
+                        db_->Prepare("SELECT name, version, sequence, rollout_id, state, manifest "
+                                     "FROM bundles ORDER BY name"));
+  std::vector<BundleState> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(BundleFromRow(st));
+  }
+  return out;
+}
+
+absl::Status AgentState::SaveBundle(const BundleState& b) {
+  PARC_ASSIGN_OR_RETURN(
+      common::Statement st,
+      db_->Prepare("INSERT OR REPLACE INTO bundles(name, version, sequence, rollout_id, state, "
+                   "manifest) VALUES (?, ?, ?, ?, ?, ?)"));
+  st.BindAll(b.name, b.version, static_cast<int64_t>(b.sequence), b.rollout_id, b.state);
+  return st.BindBlob(6, b.manifest.SerializeAsString()).Run();
+}
+
+absl::StatusOr<std::vector<PackageRecord>> AgentState::LoadPackages(
+    const std::string& bundle_name) {
+  PARC_ASSIGN_OR_RETURN(
+      common::Statement st,
+      db_->Prepare("SELECT bundle_name, package_id, version, state, reason, exit_status, "
+                   "output_tail, message, attempts, bytes_downloaded, spec FROM packages "
+                   "WHERE bundle_name = ? ORDER BY package_id"));
+  st.Bind(1, bundle_name);
+  std::vector<PackageRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    PackageRecord p;
+    p.bundle_name = st.Text(0);
+    p.package_id = st.Text(1);
+    p.version = st.Text(2);
+    p.state = static_cast<parc::v1::PackageState>(st.Int(3));
+    p.reason = st.Text(4);
+    p.exit_status = static_cast<int>(st.Int(5));
+    p.output_tail = st.Text(6);
+    p.message = st.Text(7);
+    p.attempts = static_cast<int>(st.Int(8));
+    p.bytes_downloaded = static_cast<uint64_t>(st.Int(9));
+    (void)p.spec.ParseFromString(st.Blob(10));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+absl::Status AgentState::SavePackage(const PackageRecord& p) {
+  PARC_ASSIGN_OR_RETURN(
+      common::Statement st,
+      db_->Prepare("INSERT OR REPLACE INTO packages(bundle_name, package_id, version, state, "
+                   "reason, exit_status, output_tail, message, attempts, bytes_downloaded, spec) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  st.BindAll(p.bundle_name, p.package_id, p.version, static_cast<int64_t>(p.state), p.reason,
+             p.exit_status, p.output_tail, p.message, p.attempts,
+             static_cast<int64_t>(p.bytes_downloaded));
+  return st.BindBlob(11, p.spec.SerializeAsString()).Run();
+}
+
+absl::Status AgentState::DeletePackage(const std::string& bundle_name,
+                                       const std::string& package_id) {
+  PARC_ASSIGN_OR_RETURN(
+      common::Statement st,
+      db_->Prepare("DELETE FROM packages WHERE bundle_name = ? AND package_id = ?"));
+  return st.BindAll(bundle_name, package_id).Run();
 }
 
 absl::StatusOr<std::string> AgentState::Get(const std::string& key) {

@@ -35,6 +35,33 @@ struct OutboxEntry {
   absl::Time created_at;
 };
 
+// A package of a bundle as this device holds it (agent side of the install state machine).
+struct PackageRecord {
+  std::string bundle_name;
+  std::string package_id;
+  std::string version;
+  parc::v1::PackageState state = parc::v1::PACKAGE_STATE_QUEUED;
+  std::string reason;
+  int exit_status = 0;
+  std::string output_tail;
+  std::string message;
+  int attempts = 0;
+  uint64_t bytes_downloaded = 0;
+  // The package as the accepted manifest described it (needed to remove it later).
+  parc::v1::PackageSpec spec;
+};
+
+// The bundle (per name) this device is installing or has installed.
+struct BundleState {
+  std::string name;
+  std::string version;
+  uint64_t sequence = 0;
+  std::string rollout_id;
+  // installing, installed, failed
+  std::string state;
+  parc::v1::BundleManifest manifest;
+};
+
 struct OutboxLimits {
   int max_entries = 100;
   int64_t max_bytes = 16 << 20;
@@ -62,6 +89,21 @@ class AgentState {
   [[nodiscard]] absl::Status Remove(int64_t seq);
   [[nodiscard]] absl::StatusOr<int64_t> QueuedCount();
   [[nodiscard]] absl::StatusOr<uint64_t> DroppedCount();
+
+  // The assignment from the latest check-in (the signed bundle and how to fetch it).
+  [[nodiscard]] absl::StatusOr<std::optional<parc::v1::Assignment>> LoadAssignment();
+  [[nodiscard]] absl::Status SaveAssignment(const parc::v1::Assignment& assignment);
+  [[nodiscard]] absl::Status ClearAssignment();
+
+  [[nodiscard]] absl::StatusOr<std::optional<BundleState>> LoadBundle(const std::string& name);
+  [[nodiscard]] absl::StatusOr<std::vector<BundleState>> LoadBundles();
+  [[nodiscard]] absl::Status SaveBundle(const BundleState& bundle);
+  [[nodiscard]] absl::StatusOr<std::vector<PackageRecord>> LoadPackages(
+      const std::string& bundle_name);
+  // Persisted durably before the step it describes starts (crash recovery relies on it).
+  [[nodiscard]] absl::Status SavePackage(const PackageRecord& package);
+  [[nodiscard]] absl::Status DeletePackage(const std::string& bundle_name,
+                                           const std::string& package_id);
 
   // Small named values (last check-in time, last error…).
   [[nodiscard]] absl::StatusOr<std::string> Get(const std::string& key);

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "agent/installer.h"
+#include "agent/state.h"
+#include "common/bundle_trust.h"
+#include "common/clock.h"
+
+namespace parc::agent {
+
+struct DeployerOptions {
+  // Publisher keys the agent pins, and how many must have signed a bundle.
+  std::vector<common::PublicKey> keys;
+  int threshold = 1;
+  // Downloaded artifacts, by hash (<cache_dir>/<sha256>), kept across bundle versions.
+  std::string cache_dir;
+  // CA certificate (PEM) for https artifact URLs.
+  std::string ca_pem;
+  InstallerOptions installer;
+  // For the download window, which is in device-local time.
+  absl::TimeZone time_zone = absl::LocalTimeZone();
+  // Install attempts of one package version before it stays failed until the next version.
+  int max_attempts = 3;
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+};
+
+struct DeployOutcome {
+  // Nothing left to do for now (installed, failed for good, or refused).
+  bool settled = true;
+  // Downloads wait for the window, which opens after this long.
+  bool waiting_for_window = false;
+  absl::Duration window_opens_in = absl::ZeroDuration();
+  // A download failed for a reason that may pass (network): try again after a backoff.
+  bool retry = false;
+  // Bytes received from the network by this run.
+  uint64_t bytes_downloaded = 0;
+};
+
+// Carries out the assignment stored in the agent state: verifies the signed manifest against
+// the pinned keys, then for every package meant for this device kind: detect, download (in the
+// window, capped, resumable), verify, install, and remove packages the bundle no longer has.
+// Each step is recorded in the state before it runs, so that after a crash or kill the next
+// run resumes it: a partial download continues, an interrupted install is detected or redone,
+// and nothing already installed is installed again. After every change, a cumulative
+// DeploymentReport is queued in the outbox. Blocking; runs on the agent's deploy thread with
+// its own state connection.
+class Deployer {
+ public:
+  Deployer(AgentState* state, const common::Clock* clock, DeployerOptions options);
+  DeployOutcome Run();
+
+ private:
+  // The report to queue for the bundle's current state.
+  absl::Status QueueReport(const std::string& rollout_id, const BundleState& bundle,
+                           parc::v1::DeploymentState state, const std::string& reason,
+                           const std::string& message, const std::vector<PackageRecord>& removed);
+
+  AgentState* state_;
+  const common::Clock* clock_;
+  DeployerOptions options_;
+};
+
+// Whether a package is meant for a device kind (no kinds listed: every kind).
+bool PackageApplies(const parc::v1::PackageSpec& spec, parc::v1::DeviceKind kind);
+
+}  // namespace parc::agent

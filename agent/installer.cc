@@ -1,0 +1,245 @@
+#include "agent/installer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "agent/process.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+
+namespace parc::agent {
+namespace {
+
+InstallOutcome Failure(std::string reason, std::string message) {
+  InstallOutcome o;
+  o.reason = std::move(reason);
+  o.message = std::move(message);
+  return o;
+}
+
+absl::Duration TimeoutOf(const parc::v1::CommandSpec& c, const InstallerOptions& options) {
+  return c.timeout_seconds() > 0 ? absl::Seconds(c.timeout_seconds()) : options.default_timeout;
+}
+
+std::vector<std::string> Substitute(const parc::v1::CommandSpec& c, const std::string& artifact,
+                                    const std::string& version) {
+  std::vector<std::string> argv;
+  for (const auto& a : c.argv()) {
+    argv.push_back(absl::StrReplaceAll(a, {{"{artifact}", artifact}, {"{version}", version}}));
+  }
+  return argv;
+}
+
+InstallOutcome RunStep(const std::vector<std::string>& argv, absl::Duration timeout,
+                       const char* failure_reason) {
+  auto r = RunCommand(argv, timeout);
+  if (!r.ok()) return Failure(failure_reason, std::string(r.status().message()));
+  InstallOutcome o;
+  o.exit_status = r->exit_status;
+  o.output_tail = r->output_tail;
+  if (r->timed_out) {
+    o.reason = "install_timeout";
+    o.message = absl::StrCat(argv[0], " did not finish within ", absl::FormatDuration(timeout));
+  } else if (r->exit_status != 0) {
+    o.reason = failure_reason;
+    o.message = absl::StrCat(argv[0], " exited with status ", r->exit_status);
+  } else {
+    o.ok = true;
+  }
+  return o;
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  if (!common::PathExists(path)) return absl::OkStatus();
+  auto r = RunCommand({"rm", "-rf", "--one-file-system", "--", path}, absl::Minutes(5));
+  if (!r.ok()) return r.status();
+  if (r->exit_status != 0) {
+    return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", r->output_tail));
+  }
+  return absl::OkStatus();
+}
+
+bool IsSafeRelativePath(absl::string_view path) {
+  if (path.empty() || path[0] == '/') return false;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+absl::Status Extract(const std::string& artifact, const std::string& dest_path) {
+  char resolved[PATH_MAX];
+  if (::realpath(dest_path.c_str(), resolved) == nullptr) {
+    return common::ErrnoStatus("cannot resolve", dest_path, errno);
+  }
+  const std::string dest = resolved;
+  struct archive* in = archive_read_new();
+  archive_read_support_filter_all(in);
+  archive_read_support_format_all(in);
+  struct archive* out = archive_write_disk_new();
+  // Entry paths are checked here (relative, no "..") and then prefixed with dest, which has
+  // no symlink in it (realpath); libarchive refuses to write through symlinks.
+  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+  archive_write_disk_set_standard_lookup(out);
+  absl::Status status;
+  if (archive_read_open_filename(in, artifact.c_str(), 1 << 16) != ARCHIVE_OK) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("not a readable archive: ", archive_error_string(in)));
+  }
+  while (status.ok()) {
+    struct archive_entry* entry = nullptr;
+    int r = archive_read_next_header(in, &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) {
+      status = absl::InvalidArgumentError(absl::StrCat("archive: ", archive_error_string(in)));
+      break;
+    }
+    const std::string name = archive_entry_pathname(entry);
+    const char* hardlink = archive_entry_hardlink(entry);
+    if (!IsSafeRelativePath(name) || (hardlink != nullptr && !IsSafeRelativePath(hardlink))) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("archive entry \"", name, "\" points outside the install directory"));
+      break;
+    }
+    std::string path = absl::StrCat(dest, "/", name);
+    archive_entry_set_pathname(entry, path.c_str());
+    if (hardlink != nullptr) {
+      std::string target = absl::StrCat(dest, "/", hardlink);
+      archive_entry_set_hardlink(entry, target.c_str());
+    }
+    if (archive_write_header(out, entry) < ARCHIVE_WARN) {
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "archive entry ", archive_entry_pathname(entry), ": ", archive_error_string(out)));
+      break;
+    }
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    while ((r = archive_read_data_block(in, &buf, &size, &offset)) == ARCHIVE_OK) {
+      if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN) {
+        status = absl::InternalError(absl::StrCat("write: ", archive_error_string(out)));
+        break;
+      }
+    }
+    if (status.ok() && r < ARCHIVE_WARN) {
+      status = absl::InvalidArgumentError(absl::StrCat("archive: ", archive_error_string(in)));
+    }
+    if (status.ok() && archive_write_finish_entry(out) < ARCHIVE_WARN) {
+      status = absl::InternalError(absl::StrCat("write: ", archive_error_string(out)));
+    }
+  }
+  archive_read_free(in);
+  archive_write_free(out);
+  return status;
+}
+
+InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact) {
+  const std::string& target = spec.archive().target_dir();
+  const std::string version_dir = absl::StrCat(target, "/", spec.version());
+  absl::Status s = common::MakeDirs(target, 0755);
+  if (!s.ok()) return Failure("install_failed", std::string(s.message()));
+  if (!common::PathExists(version_dir)) {
+    const std::string partial = absl::StrCat(target, "/.", spec.version(), ".partial");
+    s = RemoveTree(partial);
+    if (s.ok()) s = common::MakeDirs(partial, 0755);
+    if (s.ok()) s = Extract(artifact, partial);
+    if (s.ok() && ::rename(partial.c_str(), version_dir.c_str()) != 0) {
+      s = common::ErrnoStatus("cannot rename to", version_dir, errno);
+    }
+    if (!s.ok()) {
+      (void)RemoveTree(partial);
+      return Failure("install_failed", std::string(s.message()));
+    }
+  }
+  // Switch atomically: a new symlink renamed over "current".
+  const std::string link = absl::StrCat(target, "/current");
+  const std::string tmp_link = absl::StrCat(target, "/.current.new");
+  ::unlink(tmp_link.c_str());
+  if (::symlink(spec.version().c_str(), tmp_link.c_str()) != 0 ||
+      ::rename(tmp_link.c_str(), link.c_str()) != 0) {
+    return Failure("install_failed", absl::StrCat("cannot point ", link, " at ", spec.version(),
+                                                  ": ", std::strerror(errno)));
+  }
+  InstallOutcome o;
+  o.ok = true;
+  return o;
+}
+
+}  // namespace
+
+InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& artifact_path,
+                       const InstallerOptions& options) {
+  switch (spec.install_case()) {
+    case parc::v1::PackageSpec::kArchive:
+      return InstallArchive(spec, artifact_path);
+    case parc::v1::PackageSpec::kCommand:
+      return RunStep(Substitute(spec.command().install(), artifact_path, spec.version()),
+                     TimeoutOf(spec.command().install(), options), "install_failed");
+    case parc::v1::PackageSpec::kDeb:
+      return RunStep({options.dpkg, "--install", artifact_path}, options.default_timeout,
+                     "install_failed");
+    default:
+      return Failure("install_failed", "the package declares no install method");
+  }
+}
+
+InstallOutcome Remove(const parc::v1::PackageSpec& spec, const InstallerOptions& options) {
+  switch (spec.install_case()) {
+    case parc::v1::PackageSpec::kArchive: {
+      const std::string& target = spec.archive().target_dir();
+      const std::string version_dir = absl::StrCat(target, "/", spec.version());
+      const std::string link = absl::StrCat(target, "/current");
+      char buf[512];
+      ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf) - 1);
+      if (n > 0 && std::string(buf, static_cast<size_t>(n)) == spec.version()) {
+        ::unlink(link.c_str());
+      }
+      absl::Status s = RemoveTree(version_dir);
+      if (!s.ok()) return Failure("remove_failed", std::string(s.message()));
+      InstallOutcome o;
+      o.ok = true;
+      return o;
+    }
+    case parc::v1::PackageSpec::kCommand: {
+      if (spec.command().remove().argv().empty()) {
+        InstallOutcome o;
+        o.ok = true;
+        o.message = "no remove command: left in place";
+        return o;
+      }
+      return RunStep(Substitute(spec.command().remove(), "", spec.version()),
+                     TimeoutOf(spec.command().remove(), options), "remove_failed");
+    }
+    case parc::v1::PackageSpec::kDeb:
+      return RunStep({options.dpkg, "--remove", spec.deb().package_name()}, options.default_timeout,
+                     "remove_failed");
+    default:
+      return Failure("remove_failed", "the package declares no install method");
+  }
+}
+
+std::optional<bool> Detect(const parc::v1::PackageSpec& spec, const InstallerOptions& options) {
+  if (spec.detect().argv().empty()) return std::nullopt;
+  auto r =
+      RunCommand(Substitute(spec.detect(), "", spec.version()), TimeoutOf(spec.detect(), options));
+  // A detection command that does not exist (yet) means "not installed".
+  if (absl::IsNotFound(r.status())) return false;
+  if (!r.ok()) {
+    spdlog::warn("package {}: detection cannot run: {}", spec.id(), r.status().ToString());
+    return std::nullopt;
+  }
+  return !r->timed_out && r->exit_status == 0;
+}
+
+}  // namespace parc::agent
