@@ -1,0 +1,638 @@
+// MCNL provisioning end to end: parc-bundle builds and signs, parcctl publishes and rolls out,
+// agents download over HTTPS with libcurl and install; plus the agent's refusals, resume,
+// crash recovery, window and rate cap.
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/deployer.h"
+#include "agent/downloader.h"
+#include "common/bundle_trust.h"
+#include "common/crypto.h"
+#include "common/file_util.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "server/artifact_http.h"
+#include "tests/test_util.h"
+#include "tools/bundle/bundle_tool.h"
+
+namespace parc::testing {
+namespace {
+
+constexpr char kFermat[] = "0310036W";
+constexpr char kJoffre[] = "0340001S";
+
+CommandResult RunBundleTool(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"parc-bundle"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::ostringstream out, err;
+  CommandResult r;
+  r.status = bundle::BundleMain(argv, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Writes a tar.gz holding one file, with the system tar.
+std::string MakeArchive(const std::string& dir, const std::string& name, const std::string& file,
+                        const std::string& content) {
+  std::string src = absl::StrCat(dir, "/src-", name);
+  EXPECT_TRUE(common::MakeDirs(src).ok());
+  WriteFile(absl::StrCat(src, "/", file), content);
+  std::string out = absl::StrCat(dir, "/", name, ".tar.gz");
+  std::string cmd = absl::StrCat("tar czf '", out, "' -C '", src, "' .");
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  return out;
+}
+
+class ProvisioningTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(RunBundleTool({"keygen", "--out", dir_.Sub("toulouse")}).status, 0);
+    ASSERT_EQ(RunBundleTool({"keygen", "--out", dir_.Sub("montpellier")}).status, 0);
+    server_ = std::make_unique<TestServer>(dir_.Sub("server"), 0, [this](server::ServerOptions& o) {
+      o.publisher_keys = {dir_.Sub("toulouse.pub")};
+      o.artifact_listen = "127.0.0.1:0";
+      o.rollout_interval = absl::Milliseconds(200);
+    });
+    server_->ImportFixtureEstablishments();
+    install_root_ = dir_.Sub("installed");
+    ASSERT_TRUE(common::MakeDirs(install_root_).ok());
+  }
+
+  // Agent configuration pinning the given keys.
+  std::string AgentConfig(const std::string& name, std::vector<std::string> keys = {},
+                          int threshold = 1) {
+    if (keys.empty()) keys = {dir_.Sub("toulouse.pub")};
+    std::string list;
+    for (const auto& k : keys) absl::StrAppend(&list, list.empty() ? "" : ", ", "\"", k, "\"");
+    std::string path = dir_.Sub(name + ".toml");
+    WriteFile(path, absl::StrCat("publisher_keys = [", list, "]\nsignature_threshold = ", threshold,
+                                 "\n"));
+    return path;
+  }
+
+  // A device: fixture tree, state dir, config; enrolled into uai.
+  struct Device {
+    std::string root, state, config;
+  };
+  Device EnrollDevice(const std::string& fixture, const std::string& name, const std::string& uai) {
+    Device d{DataPath(fixture), dir_.Sub(name + "-state"), AgentConfig(name)};
+    auto r = RunAgent({"enroll", "--root", d.root, "--state-dir", d.state, "--server",
+                       server_->address(), "--token", server_->CreateToken(uai), "--ca",
+                       server_->ca_path(), "--config", d.config});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return d;
+  }
+  CommandResult RunOnce(const Device& d) {
+    return RunAgent(
+        {"run", "--once", "--root", d.root, "--state-dir", d.state, "--config", d.config});
+  }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::string empty = dir_.Sub("parcctl.toml");
+    WriteFile(empty, "");
+    args.insert(args.end(), {"--server", server_->address(), "--ca", server_->ca_path(), "--token",
+                             server_->admin_token(), "--config", empty});
+    return RunCtl(args);
+  }
+
+  // Builds (and publishes) a bundle from package specs written in TOML.
+  std::string BuildBundle(const std::string& version, int sequence, const std::string& packages,
+                          const std::string& key = "toulouse",
+                          const std::string& expires = "365d") {
+    std::string spec = dir_.Sub(absl::StrCat("spec-", version, ".toml"));
+    WriteFile(spec, absl::StrCat("name = \"mcnl\"\nversion = \"", version, "\"\nsequence = ",
+                                 sequence, "\nexpires = \"", expires, "\"\n", packages));
+    std::string out = dir_.Sub(absl::StrCat("bundle-", version));
+    auto r = RunBundleTool({"build", spec, "--key", dir_.Sub(key + ".key"), "--out", out});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return out;
+  }
+  void Publish(const std::string& bundle_dir) {
+    auto r = Ctl({"bundles", "publish", bundle_dir});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  std::string StartRollout(const std::string& version, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"rollouts", "create", "--bundle", "mcnl@" + version, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = Ctl(args);
+    EXPECT_EQ(r.status, 0) << r.err;
+    parc::v1::Rollout rollout;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &rollout).ok()) << r.out;
+    auto started = Ctl({"rollouts", "start", rollout.id()});
+    EXPECT_EQ(started.status, 0) << started.err;
+    return rollout.id();
+  }
+  parc::v1::RolloutStatus Status(const std::string& id) {
+    parc::v1::GetRolloutStatusRequest request;
+    request.set_id(id);
+    parc::v1::RolloutStatus status;
+    grpc::Status s =
+        server_->AdminStub()->GetRolloutStatus(server_->AdminContext().get(), request, &status);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return status;
+  }
+  // Waits for the server's asynchronous rollout evaluation to reach a state.
+  parc::v1::RolloutStatus WaitForState(const std::string& id, const std::string& state) {
+    parc::v1::RolloutStatus s;
+    for (int i = 0; i < 100; ++i) {
+      s = Status(id);
+      if (s.rollout().state() == state) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return s;
+  }
+  std::string ArchivePackage(const std::string& id, const std::string& version,
+                             const std::string& content) {
+    std::string archive =
+        MakeArchive(dir_.path(), absl::StrCat(id, "-", version), "app.txt", content);
+    return absl::StrCat("[[packages]]\nid = \"", id, "\"\nversion = \"", version,
+                        "\"\nartifact = \"", archive, "\"\ntype = \"archive\"\ntarget_dir = \"",
+                        install_root_, "/", id, "\"\n");
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestServer> server_;
+  std::string install_root_;
+};
+
+TEST_F(ProvisioningTest, TwoWaveRolloutReachesEveryDevice) {
+  std::string bundle = BuildBundle(
+      "2026.1", 1,
+      ArchivePackage("geogebra", "6.0.820", "GeoGebra") +
+          absl::StrCat("[[packages]]\nid = \"notes\"\nversion = \"1.0\"\nartifact = \"",
+                       MakeArchive(dir_.path(), "notes", "n.txt", "x"),
+                       "\"\ntype = \"command\"\ninstall = [\"sh\", \"-c\", \"touch ", install_root_,
+                       "/notes-$0\", \"{version}\"]\ndetect = [\"test\", \"-f\", \"", install_root_,
+                       "/notes-{version}\"]\n"));
+  Publish(bundle);
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  Device tablet = EnrollDevice("tablet", "tablet", kJoffre);
+  std::string id = StartRollout(
+      "2026.1", {"--target", "uai:0310036W,0340001S", "--pilot", kFermat, "--waves", "100"});
+  auto status = Status(id);
+  ASSERT_EQ(status.rollout().wave_count(), 2u);
+  EXPECT_EQ(status.waves(0).establishments(0).uai(), kFermat);
+
+  // The second wave has not started: the tablet gets nothing yet.
+  ASSERT_EQ(RunOnce(tablet).status, 0);
+  EXPECT_FALSE(common::PathExists(install_root_ + "/geogebra"));
+  // The pilot installs; its wave reaches 100% and the next one starts.
+  auto r = RunOnce(laptop);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(ReadFileOrDie(install_root_ + "/geogebra/current/app.txt"), "GeoGebra");
+  EXPECT_TRUE(common::PathExists(install_root_ + "/notes-1.0"));
+  for (int i = 0; i < 100 && Status(id).rollout().current_wave() < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(Status(id).rollout().current_wave(), 1u);
+  ASSERT_EQ(RunOnce(tablet).status, 0);
+  status = WaitForState(id, "completed");
+  EXPECT_EQ(status.rollout().state(), "completed");
+  EXPECT_EQ(status.total().targeted(), 2u);
+  EXPECT_EQ(status.total().installed(), 2u);
+  EXPECT_EQ(status.total().failed(), 0u);
+
+  auto bundles = RunAgent({"bundles", "--state-dir", laptop.state, "--config", laptop.config});
+  EXPECT_TRUE(absl::StrContains(bundles.out, "mcnl@2026.1")) << bundles.out;
+  EXPECT_TRUE(absl::StrContains(bundles.out, "installed")) << bundles.out;
+  auto text = Ctl({"rollouts", "status", id});
+  EXPECT_TRUE(absl::StrContains(text.out, "2 of 2 devices installed (100%)")) << text.out;
+}
+
+TEST_F(ProvisioningTest, TamperedArtifactIsRefusedAndCountsAsFailure) {
+  std::string bundle = BuildBundle("2026.1", 1, ArchivePackage("geogebra", "6.0.820", "GeoGebra"));
+  Publish(bundle);
+  // One byte flipped in the artifact the server holds (same size).
+  parc::v1::SignedManifest sm = *bundle::ReadBundleDir(bundle);
+  parc::v1::BundleManifest m;
+  ASSERT_TRUE(m.ParseFromString(sm.manifest()));
+  std::string stored = server_->server()->artifacts()->PathOf(m.packages(0).artifact().sha256());
+  std::string bytes = ReadFileOrDie(stored);
+  bytes[bytes.size() / 2] ^= 0x01;
+  WriteFile(stored, bytes);
+
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W", "--max-failures", "50%"});
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  EXPECT_FALSE(common::PathExists(install_root_ + "/geogebra/6.0.820"));
+  auto bundles = RunAgent({"bundles", "--state-dir", laptop.state, "--config", laptop.config});
+  EXPECT_TRUE(absl::StrContains(bundles.out, "artifact_hash_mismatch")) << bundles.out;
+  auto status = WaitForState(id, "paused");
+  EXPECT_EQ(status.total().failed(), 1u);
+  ASSERT_GT(status.total().top_errors_size(), 0);
+  EXPECT_EQ(status.total().top_errors(0).reason(), "artifact_hash_mismatch");
+  EXPECT_TRUE(absl::StrContains(status.rollout().state_reason(), "artifact_hash_mismatch"))
+      << status.rollout().state_reason();
+}
+
+TEST_F(ProvisioningTest, FailingInstallIsReportedAndPausesTheRollout) {
+  std::string bundle = BuildBundle(
+      "2026.1", 1,
+      absl::StrCat("[[packages]]\nid = \"broken\"\nversion = \"1\"\nartifact = \"",
+                   MakeArchive(dir_.path(), "b", "b.txt", "b"),
+                   "\"\ntype = \"command\"\ninstall = [\"sh\", \"-c\", \"echo preparing; echo "
+                   "'disk full' >&2; exit 3\"]\n"));
+  Publish(bundle);
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W", "--max-failures", "1"});
+  // Three attempts, then the package is failed for good.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(RunOnce(laptop).status, 0);
+  auto status = WaitForState(id, "paused");
+  EXPECT_EQ(status.rollout().state(), "paused");
+  EXPECT_EQ(status.total().failed(), 1u);
+  ASSERT_GT(status.total().top_errors_size(), 0);
+  const auto& e = status.total().top_errors(0);
+  EXPECT_EQ(e.reason(), "install_failed");
+  EXPECT_TRUE(absl::StrContains(e.example(), "exit 3")) << e.example();
+  EXPECT_TRUE(absl::StrContains(e.example(), "disk full")) << e.example();
+  EXPECT_TRUE(absl::StrContains(status.rollout().state_reason(), "paused automatically"));
+  auto bundles = RunAgent({"bundles", "--state-dir", laptop.state, "--config", laptop.config});
+  EXPECT_TRUE(absl::StrContains(bundles.out, "exit 3, 3 attempt(s)")) << bundles.out;
+}
+
+TEST_F(ProvisioningTest, NextVersionMovesOnlyChangedArtifactsAndRemovesDroppedPackages) {
+  std::string v1;
+  for (int i = 1; i <= 5; ++i) {
+    v1 +=
+        ArchivePackage(absl::StrCat("app", i), "1", RandomBytes(200000, static_cast<uint32_t>(i)));
+  }
+  Publish(BuildBundle("2026.1", 1, v1));
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  std::string first = StartRollout("2026.1", {"--target", "uai:0310036W"});
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  ASSERT_EQ(WaitForState(first, "completed").total().installed(), 1u);
+  for (int i = 1; i <= 5; ++i) {
+    EXPECT_TRUE(common::PathExists(absl::StrCat(install_root_, "/app", i, "/current/app.txt")));
+  }
+  const uint64_t served_v1 = server_->server()->artifact_bytes_served();
+
+  // Next year: app1..app3 change, app4 stays, app5 is dropped.
+  std::string v2;
+  uint64_t changed_bytes = 0;
+  for (int i = 1; i <= 3; ++i) {
+    v2 += ArchivePackage(absl::StrCat("app", i), "2",
+                         RandomBytes(200000, static_cast<uint32_t>(100 + i)));
+  }
+  v2 += ArchivePackage("app4", "1", RandomBytes(200000, 4));
+  std::string bundle2 = BuildBundle("2027.1", 2, v2);
+  parc::v1::BundleManifest m2;
+  ASSERT_TRUE(m2.ParseFromString(bundle::ReadBundleDir(bundle2)->manifest()));
+  for (int i = 0; i < 3; ++i) changed_bytes += m2.packages(i).artifact().size();
+  auto published = Ctl({"bundles", "publish", bundle2});
+  ASSERT_EQ(published.status, 0) << published.err;
+  EXPECT_TRUE(absl::StrContains(published.out, "Uploaded 3 of 4 artifacts")) << published.out;
+  std::string second = StartRollout("2027.1", {"--target", "uai:0310036W"});
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  EXPECT_EQ(WaitForState(second, "completed").total().installed(), 1u);
+
+  // Only the three changed artifacts crossed the network.
+  EXPECT_EQ(server_->server()->artifact_bytes_served() - served_v1, changed_bytes);
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(ReadFileOrDie(absl::StrCat(install_root_, "/app", i, "/current/app.txt")).size(),
+              200000u);
+    EXPECT_TRUE(common::PathExists(absl::StrCat(install_root_, "/app", i, "/2")));
+  }
+  EXPECT_TRUE(common::PathExists(install_root_ + "/app4/1"));
+  EXPECT_FALSE(common::PathExists(install_root_ + "/app5/1"));  // uninstalled
+  auto bundles = RunAgent({"bundles", "--state-dir", laptop.state, "--config", laptop.config});
+  EXPECT_TRUE(absl::StrContains(bundles.out, "mcnl@2027.1")) << bundles.out;
+  EXPECT_FALSE(absl::StrContains(bundles.out, "app5")) << bundles.out;
+}
+
+TEST_F(ProvisioningTest, AgentKilledDuringInstallEndsInstalledExactlyOnce) {
+  std::string log = install_root_ + "/install.log";
+  std::string mark = install_root_ + "/slow.done";
+  std::string bundle = BuildBundle(
+      "2026.1", 1,
+      absl::StrCat("[[packages]]\nid = \"slow\"\nversion = \"1\"\nartifact = \"",
+                   MakeArchive(dir_.path(), "slow", "s.txt", "s"),
+                   "\"\ntype = \"command\"\ninstall = [\"sh\", \"-c\", \"echo started >> ", log,
+                   "; sleep 3; echo finished >> ", log, "; touch ", mark,
+                   "\"]\ndetect = [\"test\", \"-f\", \"", mark, "\"]\n"));
+  Publish(bundle);
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W"});
+
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(PARC_AGENT_BIN, "parc-agent", "run", "--once", "--root", laptop.root.c_str(),
+            "--state-dir", laptop.state.c_str(), "--config", laptop.config.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200 && !common::PathExists(log); ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(common::PathExists(log)) << "the install never started";
+  ::kill(pid, SIGKILL);
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  // The install command died with the agent: it never finishes on its own.
+  absl::SleepFor(absl::Seconds(4));
+  EXPECT_EQ(ReadFileOrDie(log), "started\n");
+  EXPECT_FALSE(common::PathExists(mark));
+
+  auto r = RunOnce(laptop);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(ReadFileOrDie(log), "started\nstarted\nfinished\n");
+  EXPECT_TRUE(common::PathExists(mark));
+  // Later cycles find it installed and never run it again.
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  EXPECT_EQ(ReadFileOrDie(log), "started\nstarted\nfinished\n");
+  EXPECT_EQ(WaitForState(id, "completed").total().installed(), 1u);
+}
+
+TEST_F(ProvisioningTest, ServerRefusesManifestsItsKeysDidNotSign) {
+  std::string bundle = BuildBundle("2026.1", 1, ArchivePackage("a", "1", "a"), "montpellier");
+  auto r = Ctl({"bundles", "publish", bundle});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown_key")) << r.err;
+  Publish(BuildBundle("2026.2", 2, ArchivePackage("a", "1", "a")));
+  auto older = Ctl({"bundles", "publish", BuildBundle("2026.0", 1, ArchivePackage("a", "1", "a"))});
+  EXPECT_EQ(older.status, 1);
+  EXPECT_TRUE(absl::StrContains(older.err, "not above the latest")) << older.err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent's deployer against an artifact server, with a fake clock.
+
+class DeployerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = server::ArtifactStore::Open(dir_.Sub("artifacts"));
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    server::ArtifactHttpServer::Options o;
+    o.host = "127.0.0.1";
+    auto http = server::ArtifactHttpServer::Start(store_.get(), o);
+    ASSERT_TRUE(http.ok()) << http.status();
+    http_ = std::move(*http);
+    for (const char* name : {"toulouse", "montpellier", "stranger"}) {
+      auto pair = common::SigningKey::Generate();
+      std::string path = dir_.Sub(std::string(name) + ".key");
+      WriteFile(path, pair->first);
+      keys_.push_back(*common::SigningKey::Load(path));
+    }
+    auto state = agent::AgentState::Open(dir_.Sub("state"));
+    ASSERT_TRUE(state.ok());
+    state_ = std::move(*state);
+    options_.keys = {keys_[0].public_key(), keys_[1].public_key()};
+    options_.threshold = 1;
+    options_.cache_dir = dir_.Sub("cache");
+    options_.time_zone = absl::UTCTimeZone();
+    options_.kind = parc::v1::DEVICE_KIND_LAPTOP;
+    clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 11, 30, 10, 0, 0), absl::UTCTimeZone()));
+  }
+
+  // A manifest with one archive package whose artifact is in the store.
+  parc::v1::BundleManifest Manifest(uint64_t sequence, const std::string& content) {
+    std::string archive = MakeArchive(dir_.path(), absl::StrCat("pkg", sequence), "f", content);
+    std::string bytes = ReadFileOrDie(archive);
+    std::string sha = common::Sha256Hex(bytes);
+    auto up = store_->BeginUpload(sha, bytes.size());
+    if (up.ok()) {
+      EXPECT_TRUE((*up)->Append(bytes).ok());
+      EXPECT_TRUE((*up)->Commit().ok());
+    }
+    parc::v1::BundleManifest m;
+    m.set_name("mcnl");
+    m.set_version(absl::StrCat("v", sequence));
+    m.set_sequence(sequence);
+    m.set_expires_at(absl::ToUnixSeconds(clock_.Now() + absl::Hours(24 * 30)));
+    auto* p = m.add_packages();
+    p->set_id("app");
+    p->set_version(absl::StrCat(sequence));
+    p->mutable_artifact()->set_sha256(sha);
+    p->mutable_artifact()->set_size(bytes.size());
+    p->mutable_archive()->set_target_dir(dir_.Sub("installed/app"));
+    return m;
+  }
+  void Assign(const parc::v1::BundleManifest& m, std::vector<const common::SigningKey*> signers,
+              parc::v1::DownloadWindow window = {}) {
+    parc::v1::Assignment a;
+    a.set_rollout_id("r1");
+    a.mutable_bundle()->set_manifest(m.SerializeAsString());
+    for (const auto* k : signers) {
+      auto* s = a.mutable_bundle()->add_signatures();
+      s->set_key_id(k->public_key().key_id);
+      s->set_signature(*k->Sign(a.mutable_bundle()->manifest()));
+    }
+    a.set_artifact_base_url(absl::StrCat("http://127.0.0.1:", http_->port(), "/artifacts"));
+    *a.mutable_window() = window;
+    ASSERT_TRUE(state_->SaveAssignment(a).ok());
+  }
+  agent::DeployOutcome Run() {
+    agent::Deployer d(state_.get(), &clock_, options_);
+    return d.Run();
+  }
+  // The latest queued deployment report.
+  parc::v1::DeploymentReport LastReport() {
+    auto queued = state_->QueuedOfKind("deployment");
+    EXPECT_TRUE(queued.ok() && !queued->empty());
+    parc::v1::DeploymentReport r;
+    if (queued.ok() && !queued->empty()) (void)r.ParseFromString(queued->back().payload);
+    return r;
+  }
+  bool Installed(uint64_t sequence) {
+    return common::PathExists(dir_.Sub(absl::StrCat("installed/app/", sequence)));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<server::ArtifactStore> store_;
+  std::unique_ptr<server::ArtifactHttpServer> http_;
+  std::vector<common::SigningKey> keys_;
+  std::unique_ptr<agent::AgentState> state_;
+  agent::DeployerOptions options_;
+  common::FakeClock clock_;
+};
+
+TEST_F(DeployerTest, RefusesEachUntrustedManifestWithItsOwnReason) {
+  auto m = Manifest(5, "five");
+  auto refused = [&](const char* reason) {
+    Run();
+    auto report = LastReport();
+    EXPECT_EQ(report.state(), parc::v1::DEPLOYMENT_STATE_REFUSED) << reason;
+    EXPECT_EQ(report.reason(), reason);
+    EXPECT_FALSE(Installed(5)) << reason;
+    EXPECT_EQ(http_->bytes_served(), 0u) << reason;
+  };
+  Assign(m, {&keys_[2]});
+  refused(common::kReasonUnknownKey);
+  Assign(m, {});
+  refused(common::kReasonUnsigned);
+  {
+    Assign(m, {&keys_[0]});
+    parc::v1::Assignment a = **state_->LoadAssignment();
+    std::string bytes = a.bundle().manifest();
+    bytes[bytes.size() - 3] ^= 1;
+    a.mutable_bundle()->set_manifest(bytes);
+    ASSERT_TRUE(state_->SaveAssignment(a).ok());
+    refused(common::kReasonBadSignature);
+  }
+  options_.threshold = 2;
+  Assign(m, {&keys_[0]});
+  refused(common::kReasonBelowThreshold);
+  options_.threshold = 1;
+  auto expired = m;
+  expired.set_expires_at(absl::ToUnixSeconds(clock_.Now() - absl::Hours(1)));
+  Assign(expired, {&keys_[0]});
+  refused(common::kReasonExpired);
+  // Install sequence 5, then an older sequence is a rollback.
+  options_.threshold = 2;
+  Assign(m, {&keys_[0], &keys_[1]});
+  Run();
+  ASSERT_EQ(LastReport().state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  ASSERT_TRUE(Installed(5));
+  const uint64_t served = http_->bytes_served();
+  auto older = Manifest(4, "four");
+  Assign(older, {&keys_[0], &keys_[1]});
+  Run();
+  EXPECT_EQ(LastReport().state(), parc::v1::DEPLOYMENT_STATE_REFUSED);
+  EXPECT_EQ(LastReport().reason(), common::kReasonRollback);
+  EXPECT_FALSE(Installed(4));
+  EXPECT_EQ(http_->bytes_served(), served);
+}
+
+TEST_F(DeployerTest, DownloadsOnlyInsideTheWindow) {
+  auto m = Manifest(1, RandomBytes(100000, 1));
+  parc::v1::DownloadWindow window;
+  window.set_start_minute(18 * 60);
+  window.set_end_minute(7 * 60);
+  Assign(m, {&keys_[0]}, window);
+  auto outcome = Run();  // 10:00: outside the window
+  EXPECT_TRUE(outcome.waiting_for_window);
+  EXPECT_EQ(outcome.window_opens_in, absl::Hours(8));
+  EXPECT_EQ(http_->bytes_served(), 0u);
+  EXPECT_EQ(LastReport().packages(0).state(), parc::v1::PACKAGE_STATE_WAITING);
+  clock_.Advance(absl::Hours(9));  // 19:00
+  outcome = Run();
+  EXPECT_FALSE(outcome.waiting_for_window);
+  EXPECT_GT(http_->bytes_served(), 0u);
+  EXPECT_EQ(LastReport().state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  EXPECT_TRUE(Installed(1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The downloader against servers that misbehave.
+
+struct FlakyServer {
+  explicit FlakyServer(std::string body) : content(std::move(body)) {
+    http.Get("/artifacts/x", [this](const httplib::Request& req, httplib::Response& res) {
+      ++requests;
+      if (req.has_header("Range")) ranged = true;
+      res.set_header("ETag", "\"etag\"");
+      const bool drop = requests == 1;
+      res.set_content_provider(content.size(), "application/octet-stream",
+                               [this, drop](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 size_t half = content.size() / 2;
+                                 size_t n = std::min<size_t>(length, 64 * 1024);
+                                 if (drop && offset + n > half) {
+                                   n = half > offset ? half - offset : 0;
+                                   if (n > 0) {
+                                     sink.write(content.data() + offset, n);
+                                     served += n;
+                                   }
+                                   return false;  // the connection drops at half
+                                 }
+                                 sink.write(content.data() + offset, n);
+                                 served += n;
+                                 return true;
+                               });
+    });
+    port = http.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { http.listen_after_bind(); });
+  }
+  ~FlakyServer() {
+    http.stop();
+    thread.join();
+  }
+  std::string content;
+  httplib::Server http;
+  std::thread thread;
+  int port = 0;
+  std::atomic<int> requests{0};
+  std::atomic<bool> ranged{false};
+  std::atomic<uint64_t> served{0};
+};
+
+TEST(Downloader, ResumesAfterTheConnectionDropsAtHalf) {
+  TempDir dir;
+  FlakyServer flaky(RandomBytes(8 << 20, 9));
+  agent::DownloadRequest d;
+  d.url = absl::StrCat("http://127.0.0.1:", flaky.port, "/artifacts/x");
+  d.sha256 = common::Sha256Hex(flaky.content);
+  d.size = flaky.content.size();
+  std::string part = dir.Sub("a.part"), final_path = dir.Sub("a");
+  auto first = agent::DownloadArtifact(d, part, final_path);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(common::TrustReason(first.status()), "download_failed");
+  EXPECT_FALSE(common::PathExists(final_path));
+  auto second = agent::DownloadArtifact(d, part, final_path);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->resumed);
+  EXPECT_TRUE(flaky.ranged.load());
+  EXPECT_EQ(ReadFileOrDie(final_path), flaky.content);
+  // Less than 1% of the artifact was downloaded twice.
+  EXPECT_LE(flaky.served.load(), d.size + d.size / 100);
+}
+
+TEST(Downloader, RefusesOversizedAndAlteredArtifacts) {
+  TempDir dir;
+  FlakyServer server(RandomBytes(300000, 3));
+  ++server.requests;  // no drop
+  agent::DownloadRequest d;
+  d.url = absl::StrCat("http://127.0.0.1:", server.port, "/artifacts/x");
+  d.sha256 = common::Sha256Hex(server.content);
+  d.size = 100000;  // the manifest says less than the server sends
+  auto r = agent::DownloadArtifact(d, dir.Sub("a.part"), dir.Sub("a"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(common::TrustReason(r.status()), "artifact_size_mismatch");
+  EXPECT_LE(server.served.load(), 100000u + (256u << 10));  // stopped at the declared size
+  EXPECT_FALSE(common::PathExists(dir.Sub("a.part")));
+  d.size = server.content.size();
+  d.sha256 = std::string(64, 'a');
+  r = agent::DownloadArtifact(d, dir.Sub("b.part"), dir.Sub("b"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(common::TrustReason(r.status()), "artifact_hash_mismatch");
+  EXPECT_FALSE(common::PathExists(dir.Sub("b")));
+}
+
+TEST(Downloader, RespectsTheBandwidthCap) {
+  TempDir dir;
+  FlakyServer server(RandomBytes(3 << 20, 5));
+  ++server.requests;
+  agent::DownloadRequest d;
+  d.url = absl::StrCat("http://127.0.0.1:", server.port, "/artifacts/x");
+  d.sha256 = common::Sha256Hex(server.content);
+  d.size = server.content.size();
+  d.rate_limit = 1 << 20;  // 1 MiB/s
+  absl::Time start = absl::Now();
+  auto r = agent::DownloadArtifact(d, dir.Sub("a.part"), dir.Sub("a"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  double rate = static_cast<double>(d.size) / seconds;
+  // The average rate stays at the cap, and not far below it.
+  EXPECT_LE(rate, 1.05 * static_cast<double>(d.rate_limit)) << seconds << " s";
+  EXPECT_GE(rate, 0.5 * static_cast<double>(d.rate_limit)) << seconds << " s";
+}
+
+}  // namespace
+}  // namespace parc::testing
