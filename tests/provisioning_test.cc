@@ -47,14 +47,16 @@ std::string RandomBytes(size_t n, uint32_t seed) {
   return s;
 }
 
-// Writes a tar.gz holding one file, with the system tar.
+// Writes a tar.gz holding one file, with the system tar and gzip.
 std::string MakeArchive(const std::string& dir, const std::string& name, const std::string& file,
                         const std::string& content) {
   std::string src = absl::StrCat(dir, "/src-", name);
   EXPECT_TRUE(common::MakeDirs(src).ok());
   WriteFile(absl::StrCat(src, "/", file), content);
   std::string out = absl::StrCat(dir, "/", name, ".tar.gz");
-  std::string cmd = absl::StrCat("tar czf '", out, "' -C '", src, "' .");
+  // Reproducible: the same content gives the same bytes (hence the same artifact hash).
+  std::string cmd = absl::StrCat("tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner "
+                                 "-cf - -C '", src, "' . | gzip -n > '", out, "'");
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   return out;
 }
