@@ -3,7 +3,7 @@
 add_library(parc_warnings INTERFACE)
 target_compile_options(parc_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
-  -Wold-style-cast -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough)
+  -Wold-style-cast -Woverloaded-virtual -Wformat=2 -Wimplicit-fallthrough)
 if(PARC_WERROR)
   target_compile_options(parc_warnings INTERFACE -Werror)
 endif()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Parc in one command: builds, starts parc-server on a temporary data directory (TLS, SQLite),
 # imports establishments, enrolls three agents from the fixture trees into two
-# establishments, runs one check-in cycle on each, prints the device list, stops everything.
+# establishments, runs one check-in cycle on each, prints the device list; then generates a
+# publisher key, builds and signs a small MCNL bundle, publishes it, rolls it out in two waves
+# (the lycée first, then the collège), prints the rollout status, and stops everything.
 # Installs its own dependencies (Debian 12, as root or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +13,11 @@ tools/deps.sh
 BUILD_DIR=${BUILD_DIR:-build/release}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARC_BUILD_TESTS=OFF \
   >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target parc-server parc-agent parcctl
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target parc-server parc-agent parcctl parc-bundle
 SERVER_BIN=$ROOT/$BUILD_DIR/server/parc-server
 AGENT_BIN=$ROOT/$BUILD_DIR/agent/parc-agent
 CTL_BIN=$ROOT/$BUILD_DIR/tools/parcctl/parcctl
+BUNDLE_BIN=$ROOT/$BUILD_DIR/tools/bundle/parc-bundle
 
 WORK=$(mktemp -d /tmp/parc-demo.XXXXXX)
 SERVER_PID=""
@@ -27,9 +30,13 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+step "The académies' publisher key (kept offline in real life)"
+run "$BUNDLE_BIN" keygen --out "$WORK/keys/toulouse"
+
 step "Start parc-server (TLS with a private CA generated in the data directory)"
 "$SERVER_BIN" --data-dir "$WORK/server" --listen 127.0.0.1:0 --port-file "$WORK/port" \
-  --log-level warn >"$WORK/server.log" 2>&1 &
+  --artifact-listen 127.0.0.1:0 --publisher-key "$WORK/keys/toulouse.pub" \
+  --rollout-interval 1s --log-level warn >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 [ -s "$WORK/port" ] || { cat "$WORK/server.log"; exit 1; }
@@ -54,7 +61,9 @@ COLLEGE_TOKEN=$("$CTL_BIN" tokens create --uai 0340123Z --max-uses 30 --note "ch
   sed -n 's/.*"token": "\(.*\)".*/\1/p')
 ctl tokens list
 
-agent() { run "$AGENT_BIN" "$@" --config /dev/null; }
+# The agents' configuration pins the publisher key.
+printf 'publisher_keys = ["%s"]\n' "$WORK/keys/toulouse.pub" >"$WORK/agent.toml"
+agent() { run "$AGENT_BIN" "$@" --config "$WORK/agent.toml"; }
 step "Enroll three devices (each agent reads its own fixture tree and state directory)"
 agent enroll --root tests/data/laptop --state-dir "$WORK/agents/laptop" \
   --server "$PARC_SERVER" --ca "$PARC_CA" --token "$REGION_TOKEN"
@@ -72,5 +81,56 @@ agent status --root tests/data/laptop --state-dir "$WORK/agents/laptop"
 step "Devices seen by the server"
 ctl devices list
 ctl establishments list --departement 31
+
+step "Build and sign a small MCNL bundle from files created here"
+mkdir -p "$WORK/mcnl/geogebra" "$WORK/installed"
+echo "GeoGebra Classic (demo)" >"$WORK/mcnl/geogebra/README"
+tar czf "$WORK/mcnl/geogebra.tar.gz" -C "$WORK/mcnl" geogebra
+printf '#!/bin/sh\necho "Ressources MCNL $1"\necho "$1" > "%s/ressources-mcnl"\n' \
+  "$WORK/installed" >"$WORK/mcnl/ressources.sh"
+cat >"$WORK/mcnl/mcnl.toml" <<SPEC
+name = "mcnl"
+version = "2026.1"
+sequence = 1
+expires = "365d"
+
+[[packages]]
+id = "geogebra"
+version = "6.0.820"
+kinds = ["laptop", "tablet"]
+artifact = "geogebra.tar.gz"
+type = "archive"
+target_dir = "$WORK/installed/geogebra"
+
+[[packages]]
+id = "ressources-mcnl"
+version = "2026.1"
+artifact = "ressources.sh"
+type = "command"
+install = ["sh", "{artifact}", "{version}"]
+detect = ["grep", "-qx", "{version}", "$WORK/installed/ressources-mcnl"]
+SPEC
+run "$BUNDLE_BIN" build "$WORK/mcnl/mcnl.toml" --key "$WORK/keys/toulouse.key" --out "$WORK/bundle"
+run "$BUNDLE_BIN" verify "$WORK/bundle" --pub "$WORK/keys/toulouse.pub"
+
+step "Publish it and roll it out in two waves: the lycée first, then the collège"
+ctl bundles publish "$WORK/bundle"
+ROLLOUT=$("$CTL_BIN" rollouts create --bundle mcnl@2026.1 --target uai:0310036W,0340123Z \
+  --pilot 0310036W --waves 100 --max-failures 20% --json | sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
+ctl rollouts start "$ROLLOUT"
+
+step "Wave 1: the lycée's devices check in, download over HTTPS, verify and install"
+agent run --once --root tests/data/laptop --state-dir "$WORK/agents/laptop"
+agent run --once --root tests/data/desktop --state-dir "$WORK/agents/display"
+agent bundles --state-dir "$WORK/agents/laptop"
+for _ in $(seq 1 50); do
+  "$CTL_BIN" rollouts status "$ROLLOUT" --json | grep -q '"current_wave": 1' && break
+  sleep 0.2
+done
+
+step "Wave 2: the collège's tablet"
+agent run --once --root tests/data/tablet --state-dir "$WORK/agents/tablet"
+sleep 1
+ctl rollouts status "$ROLLOUT"
 
 step "Done: server stopped, temporary data removed"

@@ -206,7 +206,11 @@ int Keygen(const std::string& out_name, std::ostream& out, std::ostream& err) {
   }
   auto pair = common::SigningKey::Generate();
   if (!pair.ok()) return Fail(err, pair.status());
-  absl::Status s = common::WriteFileAtomic(key_path, pair->first, 0600);
+  absl::Status s;
+  if (size_t slash = out_name.find_last_of('/'); slash != std::string::npos && slash > 0) {
+    s = common::MakeDirs(out_name.substr(0, slash), 0700);
+  }
+  if (s.ok()) s = common::WriteFileAtomic(key_path, pair->first, 0600);
   if (s.ok()) s = common::WriteFileAtomic(pub_path, pair->second, 0644);
   if (!s.ok()) return Fail(err, s);
   auto pub = common::ParsePublicKey(pair->second, out_name);

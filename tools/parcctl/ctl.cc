@@ -527,10 +527,11 @@ int BundlesPublish(Admin& admin, const Options& o, std::ostream& out, std::ostre
     return 0;
   }
   out << "Uploaded " << missing.sha256_size() << " of " << manifest.packages_size()
-      << " artifacts (" << common::HumanBytes(uploaded_bytes, true) << "); the others were "
-      << "already on the server\nPublished " << r.name() << "@" << r.version() << " (sequence "
-      << r.sequence() << ", " << r.packages() << " packages, signed by "
-      << absl::StrJoin(r.signer_key_ids(), ", ") << ")\n";
+      << " artifacts (" << common::HumanBytes(uploaded_bytes, true) << "), "
+      << manifest.packages_size() - missing.sha256_size() << " already on the server\n"
+      << "Published " << r.name() << "@" << r.version() << " (sequence " << r.sequence() << ", "
+      << r.packages() << " packages, signed by " << absl::StrJoin(r.signer_key_ids(), ", ")
+      << ")\n";
   return 0;
 }
 
