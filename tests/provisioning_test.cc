@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,12 +15,15 @@
 #include "absl/strings/str_cat.h"
 #include "agent/deployer.h"
 #include "agent/downloader.h"
+#include "agent/installer.h"
+#include "agent/process.h"
 #include "common/bundle_trust.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/artifact_http.h"
+#include "server/rollout_plan.h"
 #include "tests/test_util.h"
 #include "tools/bundle/bundle_tool.h"
 
@@ -55,8 +59,10 @@ std::string MakeArchive(const std::string& dir, const std::string& name, const s
   WriteFile(absl::StrCat(src, "/", file), content);
   std::string out = absl::StrCat(dir, "/", name, ".tar.gz");
   // Reproducible: the same content gives the same bytes (hence the same artifact hash).
-  std::string cmd = absl::StrCat("tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner "
-                                 "-cf - -C '", src, "' . | gzip -n > '", out, "'");
+  std::string cmd = absl::StrCat(
+      "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner "
+      "-cf - -C '",
+      src, "' . | gzip -n > '", out, "'");
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   return out;
 }
@@ -634,6 +640,178 @@ TEST(Downloader, RespectsTheBandwidthCap) {
   // The average rate stays at the cap, and not far below it.
   EXPECT_LE(rate, 1.05 * static_cast<double>(d.rate_limit)) << seconds << " s";
   EXPECT_GE(rate, 0.5 * static_cast<double>(d.rate_limit)) << seconds << " s";
+}
+
+}  // namespace
+}  // namespace parc::testing
+
+namespace parc::testing {
+namespace {
+
+TEST_F(ProvisioningTest, ArtifactServerSpeaksRangeIfRangeAndETag) {
+  std::string content = RandomBytes(100000, 11);
+  std::string sha = common::Sha256Hex(content);
+  auto up = server_->server()->artifacts()->BeginUpload(sha, content.size());
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE((*up)->Append(content).ok());
+  ASSERT_TRUE((*up)->Commit().ok());
+  httplib::SSLClient client("127.0.0.1", server_->server()->artifact_port());
+  client.set_ca_cert_path(server_->ca_path().c_str());
+  client.enable_server_certificate_verification(true);
+  const std::string path = "/artifacts/" + sha;
+  const std::string etag = "\"" + sha + "\"";
+
+  auto head = client.Head(path.c_str());
+  ASSERT_TRUE(head) << httplib::to_string(head.error());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->get_header_value("ETag"), etag);
+  EXPECT_EQ(head->get_header_value("Accept-Ranges"), "bytes");
+  EXPECT_EQ(head->get_header_value("Content-Length"), std::to_string(content.size()));
+
+  auto ranged = client.Get(path.c_str(), {{"Range", "bytes=1000-"}, {"If-Range", etag}});
+  ASSERT_TRUE(ranged);
+  EXPECT_EQ(ranged->status, 206);
+  EXPECT_EQ(ranged->body, content.substr(1000));
+  EXPECT_EQ(ranged->get_header_value("Content-Range"),
+            absl::StrCat("bytes 1000-", content.size() - 1, "/", content.size()));
+
+  // A partial copy of something else: the whole artifact comes back.
+  auto other = client.Get(path.c_str(), {{"Range", "bytes=1000-"}, {"If-Range", "\"other\""}});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  EXPECT_EQ(other->body, content);
+
+  auto missing = client.Get(("/artifacts/" + std::string(64, '0')).c_str());
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto malformed = client.Get("/artifacts/../parc.db");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 404);
+}
+
+TEST_F(ProvisioningTest, PausedRolloutsAssignNothingUntilResumed) {
+  Publish(BuildBundle("2026.1", 1, ArchivePackage("geogebra", "6.0.820", "GeoGebra")));
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  std::string id = StartRollout("2026.1", {"--target", "departement:31", "--kinds", "laptop"});
+  auto paused = Ctl({"rollouts", "pause", id});
+  ASSERT_EQ(paused.status, 0) << paused.err;
+  EXPECT_TRUE(absl::StrContains(paused.out, "paused by admin")) << paused.out;
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  EXPECT_FALSE(common::PathExists(install_root_ + "/geogebra"));
+  EXPECT_EQ(Ctl({"rollouts", "pause", id}).status, 1);  // already paused
+  ASSERT_EQ(Ctl({"rollouts", "resume", id}).status, 0);
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  EXPECT_TRUE(common::PathExists(install_root_ + "/geogebra/current"));
+  EXPECT_EQ(WaitForState(id, "completed").total().installed(), 1u);
+  EXPECT_EQ(Ctl({"rollouts", "cancel", id}).status, 1);  // completed: nothing to cancel
+}
+
+TEST(RolloutPlan, SelectorsAndWaves) {
+  std::vector<parc::v1::Establishment> all;
+  auto add = [&](const char* uai, const char* dep, const char* academie, const char* commune,
+                 std::vector<std::string> tags) {
+    parc::v1::Establishment e;
+    e.set_uai(uai);
+    e.set_departement(dep);
+    e.set_academie(academie);
+    e.set_commune_code(commune);
+    e.set_commune_name("Ville");
+    for (auto& t : tags) e.add_tags(t);
+    all.push_back(e);
+  };
+  add("0310036W", "31", "Toulouse", "31555", {"labellycee:3"});
+  add("0310024H", "31", "Toulouse", "31555", {});
+  add("0340001S", "34", "Montpellier", "34172", {"labellycee:3"});
+  add("0120005R", "12", "Toulouse", "12202", {});
+  EXPECT_EQ(server::SelectEstablishments("all", all)->size(), 4u);
+  EXPECT_EQ(server::SelectEstablishments("academie:toulouse", all)->size(), 3u);
+  EXPECT_EQ(server::SelectEstablishments("departement:031", all)->size(), 2u);
+  EXPECT_EQ(server::SelectEstablishments("commune:34172", all)->size(), 1u);
+  EXPECT_EQ(server::SelectEstablishments("uai:0310036W,0120005R", all)->size(), 2u);
+  EXPECT_EQ(server::SelectEstablishments("tag:LabelLycee:3", all)->size(), 2u);
+  EXPECT_EQ(server::SelectEstablishments("planet:mars", all).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server::SelectEstablishments("uai:0310036X", all).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server::SelectEstablishments("uai:0310500A", all).status().code(),
+            absl::StatusCode::kNotFound);
+
+  uint32_t waves = 0;
+  auto members = server::PlanWaves("r1", all, {"0340001S"}, {25, 50, 100}, &waves);
+  ASSERT_TRUE(members.ok()) << members.status();
+  EXPECT_EQ(waves, 4u);  // pilots, then three waves of one establishment each
+  std::map<uint32_t, int> per_wave;
+  std::set<std::string> seen;
+  for (const auto& m : *members) {
+    ++per_wave[m.wave];
+    EXPECT_TRUE(seen.insert(m.uai).second) << m.uai;  // whole establishments, once
+    if (m.uai == "0340001S") {
+      EXPECT_EQ(m.wave, 0u);
+    }
+  }
+  EXPECT_EQ(seen.size(), 4u);
+  EXPECT_EQ(per_wave[0], 1);
+  EXPECT_FALSE(server::PlanWaves("r1", all, {}, {50, 40, 100}, &waves).ok());
+  EXPECT_FALSE(server::PlanWaves("r1", all, {}, {50}, &waves).ok());
+  EXPECT_FALSE(server::PlanWaves("r1", all, {"0820001F"}, {100}, &waves).ok());  // not selected
+}
+
+TEST(Installer, DebPackagesGoThroughDpkg) {
+  TempDir dir;
+  std::string log = dir.Sub("dpkg.log");
+  std::string fake = dir.Sub("dpkg");
+  WriteFile(fake, absl::StrCat("#!/bin/sh\necho \"$@\" >> ", log, "\n"));
+  ASSERT_EQ(::chmod(fake.c_str(), 0755), 0);
+  agent::InstallerOptions options;
+  options.dpkg = fake;
+  parc::v1::PackageSpec spec;
+  spec.set_id("geogebra");
+  spec.set_version("6");
+  spec.mutable_deb()->set_package_name("geogebra-classic");
+  auto installed = agent::Install(spec, "/cache/abc", options);
+  EXPECT_TRUE(installed.ok) << installed.message;
+  auto removed = agent::Remove(spec, options);
+  EXPECT_TRUE(removed.ok) << removed.message;
+  EXPECT_EQ(ReadFileOrDie(log), "--install /cache/abc\n--remove geogebra-classic\n");
+  WriteFile(fake, "#!/bin/sh\necho 'dpkg: error: dependency problems' >&2\nexit 1\n");
+  auto failed = agent::Install(spec, "/cache/abc", options);
+  EXPECT_FALSE(failed.ok);
+  EXPECT_EQ(failed.reason, "install_failed");
+  EXPECT_EQ(failed.exit_status, 1);
+  EXPECT_TRUE(absl::StrContains(failed.output_tail, "dependency problems"));
+}
+
+TEST(Installer, ArchivesCannotEscapeTheirDirectory) {
+  TempDir dir;
+  // An archive whose entry climbs out with "..".
+  ASSERT_TRUE(common::MakeDirs(dir.Sub("src/a")).ok());
+  WriteFile(dir.Sub("src/evil"), "x");
+  std::string cmd = absl::StrCat("tar cf '", dir.Sub("evil.tar"), "' -C '", dir.Sub("src/a"),
+                                 "' --absolute-names ../evil 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  parc::v1::PackageSpec spec;
+  spec.set_id("evil");
+  spec.set_version("1");
+  spec.mutable_archive()->set_target_dir(dir.Sub("target"));
+  auto r = agent::Install(spec, dir.Sub("evil.tar"), agent::InstallerOptions());
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(absl::StrContains(r.message, "outside")) << r.message;
+  EXPECT_FALSE(common::PathExists(dir.Sub("target/1")));
+  EXPECT_FALSE(common::PathExists(dir.Sub("target/evil")));
+}
+
+TEST(Process, TimeoutKillsTheWholeCommand) {
+  absl::Time start = absl::Now();
+  auto r = agent::RunCommand({"sh", "-c", "sleep 30 & sleep 30"}, absl::Milliseconds(300));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  auto missing = agent::RunCommand({"no-such-program-parc"}, absl::Seconds(1));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  auto out = agent::RunCommand({"sh", "-c", "echo one; echo two >&2; exit 7"}, absl::Seconds(5));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->exit_status, 7);
+  EXPECT_EQ(out->output_tail, "one\ntwo\n");
 }
 
 }  // namespace
