@@ -205,7 +205,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PublishBundle(
   b.published_at = clock_->Now();
   b.expires_at = absl::FromUnixSeconds(manifest->expires_at());
   b.package_count = static_cast<uint32_t>(manifest->packages_size());
-  b.published_by = op->name;
+  b.published_by = op->record.name;
   std::vector<std::string> missing;
   for (const auto& pkg : manifest->packages()) {
     b.total_bytes += pkg.artifact().size();
@@ -272,7 +272,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
   }
   r.rate_limit = request->rate_limit_bytes_per_second();
   r.created_at = clock_->Now();
-  r.created_by = op->name;
+  r.created_by = op->record.name;
   auto id = common::RandomHex(4);
   if (!id.ok()) return FinishNow(context, metrics_, kMethod, id.status());
   r.id = absl::StrCat("r", *id);
@@ -281,6 +281,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
   if (!all.ok()) return FinishNow(context, metrics_, kMethod, all.status());
   auto selected = SelectEstablishments(r.target, *all);
   if (!selected.ok()) return FinishNow(context, metrics_, kMethod, selected.status());
+  // An operator rolls out within its own scope only.
+  selected->erase(std::remove_if(selected->begin(), selected->end(),
+                                 [&](const auto& e) { return !op->scope.Contains(e); }),
+                  selected->end());
   if (selected->empty()) {
     return FinishNow(context, metrics_, kMethod,
                      absl::FailedPreconditionError(
@@ -312,9 +316,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpdateRollout(
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("action: start, pause, resume or cancel"));
   }
+  if (!op->scope.is_region()) {
+    auto existing = store_->GetRollout(request->id());
+    if (!existing.ok() || existing->created_by != op->record.name) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::NotFoundError(absl::StrCat("no rollout with id ", request->id())));
+    }
+  }
   std::string reason;
-  if (action == "pause") reason = absl::StrCat("paused by ", op->name);
-  if (action == "cancel") reason = absl::StrCat("cancelled by ", op->name);
+  if (action == "pause") reason = absl::StrCat("paused by ", op->record.name);
+  if (action == "cancel") reason = absl::StrCat("cancelled by ", op->record.name);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->UpdateRolloutState(request->id(), action, reason, clock_->Now(),
                              [this, reactor, response](absl::StatusOr<RolloutRecord> r) {
@@ -335,7 +346,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetRolloutStatus(
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
   auto rollout = store_->GetRollout(request->id());
   if (!rollout.ok()) return FinishNow(context, metrics_, kMethod, rollout.status());
-  auto counts = store_->RolloutCounts(request->id());
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  auto counts = store_->RolloutCounts(request->id(), *scope_json);
   if (!counts.ok()) return FinishNow(context, metrics_, kMethod, counts.status());
   *response->mutable_rollout() = RolloutProto(*rollout);
   std::set<std::string> establishments;
@@ -373,6 +386,172 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRollouts(grpc::CallbackServerCon
     for (const auto& r : *rollouts) *response->add_rollouts() = RolloutProto(r);
   }
   return FinishNow(context, metrics_, kMethod, rollouts.status());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators, audit, reports
+
+namespace {
+
+parc::v1::Operator OperatorProto(const OperatorRecord& op) {
+  parc::v1::Operator p;
+  p.set_id(op.id);
+  p.set_name(op.name);
+  p.set_role(op.role);
+  p.set_scope(op.scope);
+  p.mutable_created_at()->set_seconds(absl::ToUnixSeconds(op.created_at));
+  if (op.revoked_at.has_value()) {
+    p.mutable_revoked_at()->set_seconds(absl::ToUnixSeconds(*op.revoked_at));
+  }
+  return p;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateOperator(
+    grpc::CallbackServerContext* context, const parc::v1::CreateOperatorRequest* request,
+    parc::v1::CreateOperatorResponse* response) {
+  constexpr absl::string_view kMethod = "CreateOperator";
+  auto op = Authorize(*context, {kRoleAdmin});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (!op->scope.is_region()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::PermissionDeniedError("creating operators needs a region-wide admin"));
+  }
+  const std::string& role = request->role();
+  if (role != kRoleAdmin && role != kRolePublisher && role != kRoleTechnician &&
+      role != kRoleViewer) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("role: admin, publisher, technician or viewer"));
+  }
+  if (request->name().empty() || request->name().size() > 64) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("name: 1 to 64 characters"));
+  }
+  auto scope = Scope::Parse(request->scope());
+  if (!scope.ok()) return FinishNow(context, metrics_, kMethod, scope.status());
+  auto credential = common::NewCredential("o", 6);
+  if (!credential.ok()) return FinishNow(context, metrics_, kMethod, credential.status());
+  OperatorRecord rec;
+  rec.id = credential->id;
+  rec.name = request->name();
+  rec.secret_hash = common::Sha256Hex(credential->secret);
+  rec.role = role;
+  rec.scope = scope->text();
+  rec.created_at = clock_->Now();
+  response->set_token(common::FormatCredential(*credential));
+  *response->mutable_operator_() = OperatorProto(rec);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->CreateOperator(std::move(rec), [this, reactor, response](absl::StatusOr<bool> r) {
+    if (!r.ok()) response->clear_token();
+    FinishRpc(reactor, metrics_, "CreateOperator", r.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListOperators(
+    grpc::CallbackServerContext* context, const parc::v1::ListOperatorsRequest*,
+    parc::v1::ListOperatorsResponse* response) {
+  constexpr absl::string_view kMethod = "ListOperators";
+  auto op = Authorize(*context, {kRoleAdmin});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto ops = store_->ListOperators();
+  if (ops.ok()) {
+    for (const auto& o : *ops) *response->add_operators() = OperatorProto(o);
+  }
+  return FinishNow(context, metrics_, kMethod, ops.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeOperator(
+    grpc::CallbackServerContext* context, const parc::v1::RevokeOperatorRequest* request,
+    parc::v1::Operator* response) {
+  constexpr absl::string_view kMethod = "RevokeOperator";
+  auto op = Authorize(*context, {kRoleAdmin});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (!op->scope.is_region()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::PermissionDeniedError("revoking operators needs a region-wide admin"));
+  }
+  if (request->operator_() == op->record.id || request->operator_() == op->record.name) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::FailedPreconditionError("an operator cannot revoke itself"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RevokeOperator(request->operator_(), clock_->Now(),
+                         [this, reactor, response](absl::StatusOr<OperatorRecord> r) {
+                           if (r.ok()) *response = OperatorProto(*r);
+                           FinishRpc(reactor, metrics_, "RevokeOperator", r.status());
+                         });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListAudit(grpc::CallbackServerContext* context,
+                                                      const parc::v1::ListAuditRequest* request,
+                                                      parc::v1::ListAuditResponse* response) {
+  constexpr absl::string_view kMethod = "ListAudit";
+  auto op = Authorize(*context, {kRoleAdmin});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  uint32_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 100000u);
+  auto entries =
+      store_->ListAudit(absl::FromUnixSeconds(request->since_unix()), request->operator_(), limit);
+  if (entries.ok()) {
+    for (const auto& e : *entries) {
+      auto* p = response->add_entries();
+      p->mutable_at()->set_seconds(absl::ToUnixSeconds(e.at));
+      p->set_operator_name(e.operator_name);
+      p->set_operator_id(e.operator_id);
+      p->set_action(e.action);
+      p->set_target(e.target);
+      p->set_outcome(e.outcome);
+      p->set_detail(e.detail);
+    }
+  }
+  return FinishNow(context, metrics_, kMethod, entries.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetDeploymentReport(
+    grpc::CallbackServerContext* context, const parc::v1::DeploymentReportRequest* request,
+    parc::v1::DeploymentReportResponse* response) {
+  constexpr absl::string_view kMethod = "GetDeploymentReport";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  absl::StatusOr<BundleRecord> bundle = absl::NotFoundError("");
+  if (request->bundle_version().empty()) {
+    auto all = store_->ListBundles(request->bundle_name());
+    if (!all.ok()) return FinishNow(context, metrics_, kMethod, all.status());
+    if (all->empty()) {
+      return FinishNow(
+          context, metrics_, kMethod,
+          absl::NotFoundError(absl::StrCat("no published bundle ", request->bundle_name())));
+    }
+    bundle = all->front();  // highest sequence first
+  } else {
+    bundle = store_->GetBundle(request->bundle_name(), request->bundle_version());
+  }
+  if (!bundle.ok()) return FinishNow(context, metrics_, kMethod, bundle.status());
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  absl::Duration stale =
+      request->stale_seconds() == 0 ? absl::Hours(24 * 7) : absl::Seconds(request->stale_seconds());
+  auto report = store_->DeploymentReport(bundle->name, bundle->sequence,
+                                         request->by().empty() ? "region" : request->by(),
+                                         clock_->Now() - stale, *scope_json);
+  if (report.ok()) *response = std::move(*report);
+  return FinishNow(context, metrics_, kMethod, report.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetInventoryReport(
+    grpc::CallbackServerContext* context, const parc::v1::InventoryReportRequest* request,
+    parc::v1::InventoryReportResponse* response) {
+  constexpr absl::string_view kMethod = "GetInventoryReport";
+  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  auto report =
+      store_->InventoryReport(request->by().empty() ? "model" : request->by(), *scope_json);
+  if (report.ok()) *response = std::move(*report);
+  return FinishNow(context, metrics_, kMethod, report.status());
 }
 
 }  // namespace parc::server

@@ -11,6 +11,7 @@
 #include "common/uai.h"
 #include "server/establishment_import.h"
 #include "server/rpc_util.h"
+#include "server/scope.h"
 
 namespace parc::server {
 namespace {
@@ -73,8 +74,8 @@ AdminServiceImpl::AdminServiceImpl(Store* store, const common::Clock* clock, Met
                                    BundleConfig bundles)
     : store_(store), clock_(clock), metrics_(metrics), bundles_(std::move(bundles)) {}
 
-absl::StatusOr<OperatorRecord> AdminServiceImpl::Authorize(
-    const grpc::CallbackServerContext& context, std::initializer_list<absl::string_view> roles) {
+absl::StatusOr<Caller> AdminServiceImpl::Authorize(const grpc::CallbackServerContext& context,
+                                                   std::initializer_list<absl::string_view> roles) {
   std::string bearer = common::BearerToken(context);
   if (bearer.empty()) {
     return absl::UnauthenticatedError("missing operator token (authorization: Bearer ...)");
@@ -96,7 +97,25 @@ absl::StatusOr<OperatorRecord> AdminServiceImpl::Authorize(
         absl::StrCat("operator \"", op->name, "\" has role ", op->role,
                      ", which may not do this (allowed: ", absl::StrJoin(roles, ", "), ")"));
   }
-  return op;
+  auto scope = Scope::Parse(op->scope);
+  if (!scope.ok())
+    return absl::InternalError(absl::StrCat("stored scope: ", scope.status().message()));
+  return Caller{std::move(*op), std::move(*scope)};
+}
+
+absl::StatusOr<std::string> AdminServiceImpl::ScopeJson(const Caller& caller) {
+  if (caller.scope.is_region()) return std::string();
+  PARC_ASSIGN_OR_RETURN(auto all, store_->ListEstablishments({}));
+  return ScopeFilterJson(caller.scope.Resolve(all));
+}
+
+absl::StatusOr<parc::v1::Establishment> AdminServiceImpl::VisibleEstablishment(
+    const Caller& caller, const std::string& uai) {
+  auto est = store_->GetEstablishment(uai);
+  if (est.ok() && !caller.scope.Contains(*est)) {
+    return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));
+  }
+  return est;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
@@ -105,6 +124,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
   constexpr absl::string_view kMethod = "ImportEstablishments";
   auto op = Authorize(*context, {kRoleAdmin});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (!op->scope.is_region()) {
+    return FinishNow(
+        context, metrics_, kMethod,
+        absl::PermissionDeniedError("importing the annuaire needs a region-wide operator"));
+  }
   auto parsed = ParseEstablishmentsCsv(request->content());
   if (!parsed.ok()) {
     return FinishNow(context, metrics_, kMethod,
@@ -155,7 +179,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListEstablishments(
     }
     filter.set_departement(dep);
   }
-  auto rows = store_->ListEstablishments(filter);
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  auto rows = store_->ListEstablishments(filter, *scope_json);
   if (rows.ok()) {
     for (auto& e : *rows) *response->add_establishments() = std::move(e);
   }
@@ -174,13 +200,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
                          "give exactly one of uai (one establishment) and region (region-wide)"));
   }
   EnrollmentTokenRecord t;
+  if (request->region() && !op->scope.is_region()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::PermissionDeniedError(absl::StrCat(
+                         "a region-wide token needs a region-wide operator; this one's scope is ",
+                         op->scope.text())));
+  }
   if (!request->uai().empty()) {
     auto uai = common::NormalizeUai(request->uai());
     if (!uai.ok()) {
       return FinishNow(context, metrics_, kMethod,
                        absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
     }
-    auto est = store_->GetEstablishment(*uai);
+    auto est = VisibleEstablishment(*op, *uai);
     if (!est.ok()) {
       return FinishNow(context, metrics_, kMethod,
                        absl::IsNotFound(est.status())
@@ -209,7 +241,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
   t.expires_at = t.created_at + lifetime;
   t.max_uses = request->max_uses();
   t.note = request->note();
-  t.created_by = op->name;
+  t.created_by = op->record.name;
   response->set_token(common::FormatCredential(*credential));
   *response->mutable_info() = TokenProto(t, t.created_at);
 
@@ -231,6 +263,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListEnrollmentTokens(
   if (tokens.ok()) {
     absl::Time now = clock_->Now();
     for (const auto& t : *tokens) {
+      if (!op->scope.is_region() && (t.uai.empty() || !VisibleEstablishment(*op, t.uai).ok())) {
+        continue;
+      }
       parc::v1::EnrollmentToken p = TokenProto(t, now);
       if (request->include_inactive() || p.state() == "active") {
         *response->add_tokens() = std::move(p);
@@ -252,6 +287,18 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeEnrollmentToken(
   if (credential.ok()) id = credential->id;
   if (id.empty()) {
     return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError("id is empty"));
+  }
+  if (!op->scope.is_region()) {
+    auto tokens = store_->ListEnrollmentTokens();
+    if (!tokens.ok()) return FinishNow(context, metrics_, kMethod, tokens.status());
+    bool visible = false;
+    for (const auto& t : *tokens) {
+      visible |= t.id == id && !t.uai.empty() && VisibleEstablishment(*op, t.uai).ok();
+    }
+    if (!visible) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::NotFoundError(absl::StrCat("no enrollment token with id ", id)));
+    }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->RevokeEnrollmentToken(id, clock_->Now(),
@@ -279,7 +326,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
   std::vector<Preassignment> rows;
   std::vector<parc::v1::CsvRowError> errors = parsed->errors;
   for (auto& r : parsed->rows) {
-    auto est = store_->GetEstablishment(r.uai);
+    auto est = VisibleEstablishment(*op, r.uai);
     if (absl::IsNotFound(est.status())) {
       parc::v1::CsvRowError e;
       e.set_line(r.line);
@@ -350,6 +397,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
     f.seen_before = clock_->Now() - absl::Seconds(request->stale_seconds());
   }
   f.unassigned = request->unassigned();
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  f.scope_json = *scope_json;
   f.limit = request->page_size() == 0 ? 1000u : std::min(request->page_size(), 10000u);
   f.after = request->page_token();
   auto devices = store_->ListDevices(f);
@@ -370,9 +420,14 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContex
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("device: give a device id or a serial number"));
   }
-  auto details = store_->GetDevice(request->device());
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  auto details = store_->GetDevice(request->device(), *scope_json);
   if (details.ok()) {
     *response->mutable_device() = std::move(details->device);
+    for (absl::Time t : details->recent_checkins) {
+      response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
+    }
     if (details->inventory.has_value()) {
       *response->mutable_inventory() = std::move(*details->inventory);
       response->mutable_inventory_received_at()->set_seconds(

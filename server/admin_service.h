@@ -7,6 +7,7 @@
 #include "parc/v1/admin.grpc.pb.h"
 #include "server/artifact_store.h"
 #include "server/metrics.h"
+#include "server/scope.h"
 #include "server/store.h"
 
 namespace parc::server {
@@ -25,6 +26,12 @@ struct BundleConfig {
   int signature_threshold = 1;
   // Called after a rollout changed state, to evaluate it (may be empty).
   std::function<void(const std::string& rollout_id)> rollout_changed;
+};
+
+// Who is calling: the operator and what it may see.
+struct Caller {
+  OperatorRecord record;
+  Scope scope;
 };
 
 // AdminService on the gRPC callback API. Every call is authenticated with an operator token
@@ -83,11 +90,35 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
                                          const parc::v1::ListRolloutsRequest* request,
                                          parc::v1::ListRolloutsResponse* response) override;
 
+  grpc::ServerUnaryReactor* CreateOperator(grpc::CallbackServerContext* context,
+                                           const parc::v1::CreateOperatorRequest* request,
+                                           parc::v1::CreateOperatorResponse* response) override;
+  grpc::ServerUnaryReactor* ListOperators(grpc::CallbackServerContext* context,
+                                          const parc::v1::ListOperatorsRequest* request,
+                                          parc::v1::ListOperatorsResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeOperator(grpc::CallbackServerContext* context,
+                                           const parc::v1::RevokeOperatorRequest* request,
+                                           parc::v1::Operator* response) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
+                                      const parc::v1::ListAuditRequest* request,
+                                      parc::v1::ListAuditResponse* response) override;
+  grpc::ServerUnaryReactor* GetDeploymentReport(
+      grpc::CallbackServerContext* context, const parc::v1::DeploymentReportRequest* request,
+      parc::v1::DeploymentReportResponse* response) override;
+  grpc::ServerUnaryReactor* GetInventoryReport(
+      grpc::CallbackServerContext* context, const parc::v1::InventoryReportRequest* request,
+      parc::v1::InventoryReportResponse* response) override;
+
  private:
   // The operator behind the call's token: UNAUTHENTICATED without a valid one,
   // PERMISSION_DENIED when its role is not among roles.
-  absl::StatusOr<OperatorRecord> Authorize(const grpc::CallbackServerContext& context,
-                                           std::initializer_list<absl::string_view> roles);
+  absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& context,
+                                   std::initializer_list<absl::string_view> roles);
+  // The scope filter for store queries ("" for the whole region).
+  absl::StatusOr<std::string> ScopeJson(const Caller& caller);
+  // NOT_FOUND unless the establishment exists and is in the caller's scope.
+  absl::StatusOr<parc::v1::Establishment> VisibleEstablishment(const Caller& caller,
+                                                               const std::string& uai);
 
   Store* store_;
   const common::Clock* clock_;

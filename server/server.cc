@@ -11,6 +11,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/audit.h"
 #include "server/tls_bootstrap.h"
 
 namespace parc::server {
@@ -119,6 +120,9 @@ absl::Status Server::Init() {
   builder.AddListeningPort(options_.listen, creds, &port_);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(admin_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AuditInterceptorFactory>(store_.get(), options_.clock));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   grpc::ResourceQuota quota("parc-server");

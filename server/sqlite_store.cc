@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -186,6 +187,25 @@ CREATE TABLE deployment_packages (
 ) WITHOUT ROWID;
 )sql";
 
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE devices ADD COLUMN recent_checkins TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN ram_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN battery_health INTEGER;
+ALTER TABLE devices ADD COLUMN rotational_disk INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deployments_device ON deployments(device_id);
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  operator_id TEXT NOT NULL,
+  operator_name TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_at ON audit(at);
+)sql";
+
 using sqlite_util::FromUnix;
 using sqlite_util::SetTimestamp;
 using sqlite_util::U32;
@@ -276,7 +296,8 @@ std::string FormatUtc(absl::Time t) {
 }  // namespace
 
 const std::vector<common::Migration>& SqliteStore::Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
+  static const std::vector<common::Migration> kMigrations = {
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
   return kMigrations;
 }
 
@@ -493,7 +514,7 @@ void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows
 }
 
 absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishments(
-    const parc::v1::ListEstablishmentsRequest& filter) {
+    const parc::v1::ListEstablishmentsRequest& filter, const std::string& scope_json) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
@@ -503,8 +524,10 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
           "WHERE (?1 = '' OR departement = ?1) AND (?2 = '' OR lower(academie) = lower(?2)) "
           "AND (?3 = '' OR category = ?3) "
           "AND (?4 = '' OR commune_code = ?4 OR lower(commune_name) = lower(?4)) "
+          "AND (?5 = '' OR e.uai IN (SELECT value FROM json_each(?5))) "
           "ORDER BY departement, commune_name, name, uai")));
-  st.BindAll(filter.departement(), filter.academie(), filter.category(), filter.commune());
+  st.BindAll(filter.departement(), filter.academie(), filter.category(), filter.commune(),
+             scope_json);
   std::vector<parc::v1::Establishment> out;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -738,7 +761,10 @@ void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
       [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
-            db->Prepare("UPDATE devices SET last_seen_at = ?, agent_version = ? WHERE id = ?"));
+            db->Prepare("UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
+                        // The last 10 check-in times, newest first.
+                        "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) "
+                        "WHERE id = ?3"));
         PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
@@ -802,10 +828,20 @@ void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
             db->Prepare("UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
                         "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
                         "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
-                        "THEN ?8 ELSE kind END WHERE id = ?9"));
+                        "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
+                        "rotational_disk = ?12 WHERE id = ?9"));
+        std::optional<int64_t> battery;
+        for (const auto& b : hw.batteries()) {
+          if (b.design_capacity() == 0) continue;
+          int64_t h = b.health_percent();
+          battery = battery.has_value() ? std::min(*battery, h) : h;
+        }
+        bool rotational = false;
+        for (const auto& d : hw.disks()) rotational |= d.rotational();
         PARC_RETURN_IF_ERROR(up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at),
                                         hw.manufacturer(), hw.model(), hw.hostname(), os,
-                                        static_cast<int64_t>(hw.detected_kind()), in.device_id)
+                                        static_cast<int64_t>(hw.detected_kind()), in.device_id,
+                                        static_cast<int64_t>(hw.ram_bytes()), battery, rotational)
                                  .Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
@@ -822,11 +858,12 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const Dev
           "WHERE d.id > ?1 AND (?2 = '' OR d.uai = ?2) AND (?3 = '' OR e.departement = ?3) "
           "AND (?4 = 0 OR d.kind = ?4) "
           "AND (?5 IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
-          "AND (?6 = 0 OR d.uai IS NULL) ORDER BY d.id LIMIT ?7")));
+          "AND (?6 = 0 OR d.uai IS NULL) "
+          "AND (?8 = '' OR d.uai IN (SELECT value FROM json_each(?8))) ORDER BY d.id LIMIT ?7")));
   std::optional<int64_t> seen_before;
   if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
   st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before, f.unassigned,
-             f.limit);
+             f.limit, f.scope_json);
   std::vector<parc::v1::Device> out;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -836,21 +873,24 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const Dev
   return out;
 }
 
-absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial) {
+absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial,
+                                                     const std::string& scope_json) {
   ReaderLease db = AcquireReader();
   DeviceDetails details;
   {
-    PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?")));
-    st.Bind(1, id_or_serial);
+    constexpr char kInScope[] = " AND (?2 = '' OR d.uai IN (SELECT value FROM json_each(?2)))";
+    PARC_ASSIGN_OR_RETURN(Statement st,
+                          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?1", kInScope)));
+    st.BindAll(id_or_serial, scope_json);
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       details.device = DeviceFromRow(st);
     } else {
-      PARC_ASSIGN_OR_RETURN(Statement by_serial,
-                            db->Prepare(absl::StrCat(kDeviceSelect,
-                                                     "WHERE d.serial = ? AND d.serial <> '' "
-                                                     "ORDER BY d.id LIMIT 2")));
-      by_serial.Bind(1, id_or_serial);
+      PARC_ASSIGN_OR_RETURN(
+          Statement by_serial,
+          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.serial = ?1 AND d.serial <> ''",
+                                   kInScope, " ORDER BY d.id LIMIT 2")));
+      by_serial.BindAll(id_or_serial, scope_json);
       PARC_ASSIGN_OR_RETURN(bool found, by_serial.Step());
       if (!found) {
         return absl::NotFoundError(
@@ -862,6 +902,16 @@ absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_se
         return absl::FailedPreconditionError(absl::StrCat(
             "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
       }
+    }
+  }
+  PARC_ASSIGN_OR_RETURN(Statement recent,
+                        db->Prepare("SELECT recent_checkins FROM devices WHERE id = ?"));
+  recent.Bind(1, details.device.id());
+  PARC_ASSIGN_OR_RETURN(bool has_recent, recent.Step());
+  if (has_recent) {
+    for (absl::string_view t : absl::StrSplit(recent.Text(0), ',', absl::SkipEmpty())) {
+      int64_t secs = 0;
+      if (absl::SimpleAtoi(t, &secs)) details.recent_checkins.push_back(FromUnix(secs));
     }
   }
   PARC_ASSIGN_OR_RETURN(

@@ -47,7 +47,8 @@ class SqliteStore final : public Store {
   void UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
                             StoreCallback<ImportCounts> done) override;
   absl::StatusOr<std::vector<parc::v1::Establishment>> ListEstablishments(
-      const parc::v1::ListEstablishmentsRequest& filter) override;
+      const parc::v1::ListEstablishmentsRequest& filter,
+      const std::string& scope_json = "") override;
   absl::StatusOr<parc::v1::Establishment> GetEstablishment(const std::string& uai) override;
 
   void CreateEnrollmentToken(EnrollmentTokenRecord token, StoreCallback<bool> done) override;
@@ -65,7 +66,8 @@ class SqliteStore final : public Store {
   void StoreInventory(InventoryInput input, StoreCallback<bool> done) override;
 
   absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(const DeviceFilter& filter) override;
-  absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial) override;
+  absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial,
+                                          const std::string& scope_json = "") override;
 
   void InsertBundle(BundleRecord bundle, StoreCallback<bool> done) override;
   absl::StatusOr<std::vector<BundleRecord>> ListBundles(const std::string& name) override;
@@ -77,12 +79,26 @@ class SqliteStore final : public Store {
                           StoreCallback<RolloutRecord> done) override;
   absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) override;
   absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() override;
-  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(const std::string& id) override;
+  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
+      const std::string& id, const std::string& scope_json = "") override;
   void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;
   absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
       const std::string& device_id) override;
   void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report, absl::Time now,
                         StoreCallback<bool> done) override;
+
+  absl::StatusOr<std::vector<OperatorRecord>> ListOperators() override;
+  void RevokeOperator(std::string id_or_name, absl::Time now,
+                      StoreCallback<OperatorRecord> done) override;
+  void AppendAudit(AuditRecord entry, StoreCallback<bool> done) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
+                                                     const std::string& operator_name,
+                                                     uint32_t limit) override;
+  absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReport(
+      const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+      absl::Time stale_before, const std::string& scope_json) override;
+  absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
+      const std::string& by, const std::string& scope_json) override;
 
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 

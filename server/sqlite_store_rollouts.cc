@@ -95,8 +95,8 @@ absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
 }
 
 // Per wave and establishment: devices targeted and their deployment states.
-absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db,
-                                                               const RolloutRecord& r) {
+absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, const RolloutRecord& r,
+                                                               const std::string& scope_json = "") {
   const std::string kinds = JoinNumbers(r.kinds);
   const int64_t started = r.started_at.has_value() ? Unix(*r.started_at) : INT64_MAX;
   PARC_ASSIGN_OR_RETURN(
@@ -111,8 +111,10 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db,
                   "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
                   "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
                   "AND dep.device_id = d.id "
-                  "WHERE re.rollout_id = ?1 GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
-  st.BindAll(r.id, kinds, started);
+                  "WHERE re.rollout_id = ?1 "
+                  "AND (?4 = '' OR re.uai IN (SELECT value FROM json_each(?4))) "
+                  "GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
+  st.BindAll(r.id, kinds, started, scope_json);
   std::vector<EstablishmentCounts> out;
   std::map<std::pair<uint32_t, std::string>, size_t> index;
   while (true) {
@@ -298,10 +300,11 @@ absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts() {
   return out;
 }
 
-absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(const std::string& id) {
+absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(
+    const std::string& id, const std::string& scope_json) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
-  return ComputeCounts(db.get(), r);
+  return ComputeCounts(db.get(), r, scope_json);
 }
 
 void SqliteStore::EvaluateRollout(std::string id, absl::Time now,

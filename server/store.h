@@ -111,6 +111,8 @@ struct DeviceFilter {
   // Only devices whose last check-in (or enrollment) is before this time.
   std::optional<absl::Time> seen_before;
   bool unassigned = false;
+  // Scope filter: JSON array of the UAIs the caller may see, "" for the whole region.
+  std::string scope_json;
   uint32_t limit = 1000;
   // Devices with id > after.
   std::string after;
@@ -118,6 +120,7 @@ struct DeviceFilter {
 
 struct DeviceDetails {
   parc::v1::Device device;
+  std::vector<absl::Time> recent_checkins;
   std::optional<parc::v1::Inventory> inventory;
   absl::Time inventory_received_at;
   uint32_t inventory_history = 0;
@@ -195,7 +198,19 @@ struct ActiveAssignment {
   uint64_t rate_limit = 0;
 };
 
-// Persistent state of parc-server. Implementations are thread-safe.
+struct AuditRecord {
+  absl::Time at;
+  std::string operator_id;
+  std::string operator_name;
+  std::string action;
+  std::string target;
+  std::string outcome;
+  std::string detail;
+};
+
+// Persistent state of parc-server. Methods taking scope_json filter by it: a JSON array of
+// the UAIs the caller may see ("" for the whole region); out-of-scope rows do not exist for
+// the caller (NOT_FOUND). Implementations are thread-safe.
 //
 // Writes are asynchronous: the callback runs once the write is durable (or has failed), on a
 // thread owned by the store, and must not block. Reads are synchronous and never wait for
@@ -213,7 +228,7 @@ class Store {
   virtual void UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
                                     StoreCallback<ImportCounts> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Establishment>> ListEstablishments(
-      const parc::v1::ListEstablishmentsRequest& filter) = 0;
+      const parc::v1::ListEstablishmentsRequest& filter, const std::string& scope_json = "") = 0;
   // NOT_FOUND when unknown.
   [[nodiscard]] virtual absl::StatusOr<parc::v1::Establishment> GetEstablishment(
       const std::string& uai) = 0;
@@ -243,9 +258,9 @@ class Store {
 
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(
       const DeviceFilter& filter) = 0;
-  // By id, or by serial number. NOT_FOUND when neither matches.
+  // By id, or by serial number. NOT_FOUND when neither matches within the scope.
   [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(
-      const std::string& id_or_serial) = 0;
+      const std::string& id_or_serial, const std::string& scope_json = "") = 0;
 
   // Bundles. FAILED_PRECONDITION when name@version exists with other
   // content or when sequence is not above every published bundle of that name; publishing
@@ -267,7 +282,7 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
-      const std::string& id) = 0;
+      const std::string& id, const std::string& scope_json = "") = 0;
   // Advances waves whose success ratio is reached, pauses on too many failures, completes.
   virtual void EvaluateRollout(std::string id, absl::Time now,
                                StoreCallback<RolloutRecord> done) = 0;
@@ -278,6 +293,22 @@ class Store {
   // Stores a device's latest deployment report. NOT_FOUND for an unknown rollout.
   virtual void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
                                 absl::Time now, StoreCallback<bool> done) = 0;
+
+  // Operators and the audit log.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<OperatorRecord>> ListOperators() = 0;
+  // By id or name. NOT_FOUND when unknown.
+  virtual void RevokeOperator(std::string id_or_name, absl::Time now,
+                              StoreCallback<OperatorRecord> done) = 0;
+  virtual void AppendAudit(AuditRecord entry, StoreCallback<bool> done) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      absl::Time since, const std::string& operator_name, uint32_t limit) = 0;
+
+  // Reports, aggregated in SQL.
+  [[nodiscard]] virtual absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReport(
+      const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+      absl::Time stale_before, const std::string& scope_json) = 0;
+  [[nodiscard]] virtual absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
+      const std::string& by, const std::string& scope_json) = 0;
 
   // Deletes inventories received before cutoff, except each device's latest, and software
   // sets no inventory refers to any more. Returns the number of inventories deleted.

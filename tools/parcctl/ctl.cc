@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -237,6 +238,13 @@ struct Options {
   std::string window;
   std::string rate;
   std::string action;
+  // operators, audit, reports
+  std::string name;
+  std::string role;
+  std::string scope = "region";
+  std::string since;
+  std::string by;
+  std::string format = "table";
 };
 
 int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
@@ -729,6 +737,186 @@ int RolloutsStatus(Admin& admin, const Options& o, std::ostream& out, std::ostre
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Operators, audit, reports
+
+int OperatorsCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::CreateOperatorRequest request;
+  request.set_name(o.name);
+  request.set_role(o.role);
+  request.set_scope(o.scope);
+  parc::v1::CreateOperatorResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::CreateOperator, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Operator token for " << r.operator_().name() << " (" << r.operator_().role() << ", scope "
+      << r.operator_().scope() << "), shown only now:\n"
+      << r.token() << "\n";
+  return 0;
+}
+
+int OperatorsList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListOperatorsResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListOperators,
+                              parc::v1::ListOperatorsRequest(), &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"ID", "NAME", "ROLE", "SCOPE", "CREATED", "REVOKED"});
+  for (const auto& op : r.operators()) {
+    table.AddRow({op.id(), op.name(), op.role(), op.scope(), FormatTimestamp(op.created_at()),
+                  FormatTimestamp(op.revoked_at())});
+  }
+  table.Print(out);
+  return 0;
+}
+
+int OperatorsRevoke(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::RevokeOperatorRequest request;
+  request.set_operator_(o.id);
+  parc::v1::Operator r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::RevokeOperator, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Revoked operator " << r.name() << " (" << r.id() << ")\n";
+  return 0;
+}
+
+int Audit(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListAuditRequest request;
+  if (!o.since.empty()) {
+    auto d = common::ParseDuration(o.since);
+    absl::Time t;
+    std::string parse_err;
+    if (d.ok()) {
+      request.set_since_unix(absl::ToUnixSeconds(absl::Now() - *d));
+    } else if (absl::ParseTime("%Y-%m-%d", o.since, absl::LocalTimeZone(), &t, &parse_err)) {
+      request.set_since_unix(absl::ToUnixSeconds(t));
+    } else {
+      err << "parcctl audit: --since: a duration (7d) or a date (2026-11-01)\n";
+      return 2;
+    }
+  }
+  request.set_operator_(o.name);
+  parc::v1::ListAuditResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListAudit, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"WHEN", "OPERATOR", "ACTION", "TARGET", "OUTCOME"});
+  for (const auto& e : r.entries()) {
+    table.AddRow({FormatTimestamp(e.at()), e.operator_name(), e.action(), e.target(),
+                  e.outcome() == "ok" ? "ok" : absl::StrCat(e.outcome(), ": ", e.detail())});
+  }
+  table.Print(out);
+  return 0;
+}
+
+// CSV for spreadsheets: UTF-8 with a byte-order mark (Excel), ';' (French locales), CRLF.
+std::string CsvCell(const std::string& v) {
+  if (v.find_first_of(";\"\r\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+
+void PrintRows(const std::vector<std::string>& header,
+               const std::vector<std::vector<std::string>>& rows, const std::string& format,
+               std::ostream& out) {
+  if (format == "csv") {
+    out << "\xEF\xBB\xBF";
+    for (const auto& row : std::vector<std::vector<std::string>>{header}) {
+      std::vector<std::string> cells;
+      for (const auto& c : row) cells.push_back(CsvCell(c));
+      out << absl::StrJoin(cells, ";") << "\r\n";
+    }
+    for (const auto& row : rows) {
+      std::vector<std::string> cells;
+      for (const auto& c : row) cells.push_back(CsvCell(c));
+      out << absl::StrJoin(cells, ";") << "\r\n";
+    }
+    return;
+  }
+  Table table(header);
+  for (const auto& row : rows) table.AddRow(row);
+  table.Print(out);
+}
+
+int ReportDeployment(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::DeploymentReportRequest request;
+  size_t at = o.bundle.find('@');
+  request.set_bundle_name(o.bundle.substr(0, at));
+  if (at != std::string::npos) request.set_bundle_version(o.bundle.substr(at + 1));
+  request.set_by(o.by.empty() ? "departement" : o.by);
+  if (!o.stale.empty()) {
+    auto d = common::ParseDuration(o.stale);
+    if (!d.ok()) return Fail(err, d.status());
+    request.set_stale_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(*d)));
+  }
+  parc::v1::DeploymentReportResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::GetDeploymentReport, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json || o.format == "json") {
+    out << common::ToJson(r);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  auto row = [](const parc::v1::DeploymentReportRow& x) {
+    return std::vector<std::string>{x.group(),
+                                    x.label(),
+                                    std::to_string(x.establishments()),
+                                    std::to_string(x.devices()),
+                                    std::to_string(x.up_to_date()),
+                                    std::to_string(x.in_progress()),
+                                    std::to_string(x.failed()),
+                                    std::to_string(x.never_seen()),
+                                    std::to_string(x.stale()),
+                                    absl::StrFormat("%.1f", x.percent_up_to_date())};
+  };
+  for (const auto& x : r.rows()) rows.push_back(row(x));
+  rows.push_back(row(r.total()));
+  PrintRows({"GROUP", "NAME", "ESTABLISHMENTS", "DEVICES", "UP TO DATE", "IN PROGRESS", "FAILED",
+             "NEVER SEEN", "STALE", "% UP TO DATE"},
+            rows, o.format, out);
+  return 0;
+}
+
+int ReportInventory(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::InventoryReportRequest request;
+  request.set_by(o.by.empty() ? "model" : o.by);
+  parc::v1::InventoryReportResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::GetInventoryReport, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json || o.format == "json") {
+    out << common::ToJson(r);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  auto row = [](const parc::v1::InventoryReportRow& x) {
+    return std::vector<std::string>{
+        x.group(), std::to_string(x.devices()), std::to_string(x.battery_below_60()),
+        std::to_string(x.rotational_disk()), absl::StrFormat("%.1f", x.average_ram_gib())};
+  };
+  for (const auto& x : r.rows()) rows.push_back(row(x));
+  rows.push_back(row(r.total()));
+  PrintRows({"GROUP", "DEVICES", "BATTERY < 60%", "HARD DISK", "RAM (GiB, avg)"}, rows, o.format,
+            out);
+  return 0;
+}
+
 }  // namespace
 
 int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -846,6 +1034,43 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "status", "Progress per wave and establishment, with the most common errors");
   r_status->add_option("ID", o.id, "Rollout id")->required();
   bind(r_status, RolloutsStatus);
+
+  CLI::App* operators = app.add_subcommand("operators", "Operator tokens (admin)");
+  operators->require_subcommand(1);
+  CLI::App* op_create = operators->add_subcommand("create", "Create an operator; prints its token");
+  op_create->add_option("--name", o.name, "Operator name (a person or a service)")->required();
+  op_create->add_option("--role", o.role, "admin, publisher, technician or viewer")->required();
+  op_create
+      ->add_option("--scope", o.scope,
+                   "region | academie:NAME | departement:CODE | commune:CODE,… | uai:UAI,… | "
+                   "collectivite:region | collectivite:departement:CODE | "
+                   "collectivite:commune:CODE,…")
+      ->capture_default_str();
+  bind(op_create, OperatorsCreate);
+  CLI::App* op_list = operators->add_subcommand("list", "List operators");
+  bind(op_list, OperatorsList);
+  CLI::App* op_revoke = operators->add_subcommand("revoke", "Revoke an operator's token");
+  op_revoke->add_option("OPERATOR", o.id, "Operator id or name")->required();
+  bind(op_revoke, OperatorsRevoke);
+
+  CLI::App* audit = app.add_subcommand("audit", "Audit log of state-changing actions (admin)");
+  audit->add_option("--since", o.since, "A duration (7d) or a date (2026-11-01)");
+  audit->add_option("--operator", o.name, "Only this operator's actions");
+  bind(audit, Audit);
+
+  CLI::App* report = app.add_subcommand("report", "Reports within your scope");
+  report->require_subcommand(1);
+  CLI::App* rep_dep = report->add_subcommand("deployment", "Deployment status of a bundle");
+  rep_dep->add_option("--bundle", o.bundle, "NAME[@VERSION] (default: latest)")->required();
+  rep_dep->add_option("--by", o.by, "region, academie, departement, commune, establishment or kind")
+      ->capture_default_str();
+  rep_dep->add_option("--stale", o.stale, "Not seen for this long counts as stale (default 7d)");
+  rep_dep->add_option("--format", o.format, "table, csv or json")->capture_default_str();
+  bind(rep_dep, ReportDeployment);
+  CLI::App* rep_inv = report->add_subcommand("inventory", "Fleet composition");
+  rep_inv->add_option("--by", o.by, "model, os, kind or departement");
+  rep_inv->add_option("--format", o.format, "table, csv or json")->capture_default_str();
+  bind(rep_inv, ReportInventory);
 
   if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
   if (!action) return 2;

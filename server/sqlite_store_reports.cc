@@ -1,0 +1,253 @@
+// Operators, audit log and reports of SqliteStore.
+#include "absl/strings/str_cat.h"
+#include "common/inventory_util.h"
+#include "common/status_macros.h"
+#include "common/uai.h"
+#include "server/sqlite_store.h"
+#include "server/sqlite_util.h"
+
+namespace parc::server {
+namespace {
+
+using common::Database;
+using common::Statement;
+using sqlite_util::FromUnix;
+using sqlite_util::U32;
+using sqlite_util::Unix;
+
+constexpr char kOperatorSelect[] =
+    "SELECT id, name, secret_hash, role, scope, created_at, revoked_at FROM operators ";
+
+OperatorRecord OperatorFromRow(const Statement& st) {
+  OperatorRecord op;
+  op.id = st.Text(0);
+  op.name = st.Text(1);
+  op.secret_hash = st.Text(2);
+  op.role = st.Text(3);
+  op.scope = st.Text(4);
+  op.created_at = FromUnix(st.Int(5));
+  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
+  return op;
+}
+
+void SetPercent(parc::v1::DeploymentReportRow* row) {
+  row->set_percent_up_to_date(row->devices() == 0 ? 0.0
+                                                  : 100.0 * row->up_to_date() / row->devices());
+}
+
+void AddInto(parc::v1::DeploymentReportRow* total, const parc::v1::DeploymentReportRow& r) {
+  total->set_establishments(total->establishments() + r.establishments());
+  total->set_devices(total->devices() + r.devices());
+  total->set_up_to_date(total->up_to_date() + r.up_to_date());
+  total->set_in_progress(total->in_progress() + r.in_progress());
+  total->set_failed(total->failed() + r.failed());
+  total->set_never_seen(total->never_seen() + r.never_seen());
+  total->set_stale(total->stale() + r.stale());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<OperatorRecord>> SqliteStore::ListOperators() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat(kOperatorSelect, "ORDER BY created_at, name")));
+  std::vector<OperatorRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(OperatorFromRow(st));
+  }
+  return out;
+}
+
+void SqliteStore::RevokeOperator(std::string id_or_name, absl::Time now,
+                                 StoreCallback<OperatorRecord> done) {
+  SubmitFor<OperatorRecord>(
+      [id_or_name = std::move(id_or_name), now](Database* db) -> absl::StatusOr<OperatorRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement up, db->Prepare("UPDATE operators SET revoked_at = coalesce(revoked_at, ?1) "
+                                      "WHERE id = ?2 OR name = ?2"));
+        PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id_or_name).Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement st, db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?1 OR name = ?1")));
+        st.Bind(1, id_or_name);
+        PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) return absl::NotFoundError(absl::StrCat("no operator \"", id_or_name, "\""));
+        return OperatorFromRow(st);
+      },
+      std::move(done));
+}
+
+void SqliteStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [e = std::move(e)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO audit(at, operator_id, operator_name, action, target, "
+                        "outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(st.BindAll(Unix(e.at), e.operator_id, e.operator_name, e.action,
+                                        e.target, e.outcome, e.detail.substr(0, 1024))
+                                 .Run());
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since,
+                                                                const std::string& operator_name,
+                                                                uint32_t limit) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT at, operator_id, operator_name, action, target, outcome, detail "
+                  "FROM audit WHERE at >= ?1 AND (?2 = '' OR operator_name = ?2) "
+                  "ORDER BY id DESC LIMIT ?3"));
+  st.BindAll(Unix(since), operator_name, limit);
+  std::vector<AuditRecord> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back({FromUnix(st.Int(0)), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5),
+                   st.Text(6)});
+  }
+  return out;
+}
+
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport(
+    const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+    absl::Time stale_before, const std::string& scope_json) {
+  std::string group, label;
+  if (by == "region") {
+    group = "'region'";
+    label = "'Région académique Occitanie'";
+  } else if (by == "academie") {
+    group = label = "e.academie";
+  } else if (by == "departement") {
+    group = label = "e.departement";
+  } else if (by == "commune") {
+    group = "e.commune_code";
+    label = "e.commune_name";
+  } else if (by == "establishment") {
+    group = "e.uai";
+    label = "e.name";
+  } else if (by == "kind") {
+    group = label = "dev.kind";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "by \"", by, "\": region, academie, departement, commune, establishment or kind"));
+  }
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "WITH dev AS (SELECT d.id, d.uai, d.kind, d.last_seen_at, "
+          // Best state of the device for this bundle or a later one: installed > failed >
+          // in progress.
+          "(SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 "
+          "WHEN 1 THEN 1 ELSE 0 END) FROM deployments dep "
+          "JOIN rollouts r ON r.id = dep.rollout_id JOIN bundles b ON b.id = r.bundle_id "
+          "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2) AS st "
+          "FROM devices d WHERE d.uai IS NOT NULL) "
+          "SELECT ",
+          group, ", max(", label,
+          "), count(DISTINCT e.uai), count(dev.id), "
+          "coalesce(sum(dev.st = 3), 0), coalesce(sum(dev.st = 1), 0), "
+          "coalesce(sum(dev.st = 2), 0), "
+          "coalesce(sum(dev.id IS NOT NULL AND dev.last_seen_at IS NULL), 0), "
+          "coalesce(sum(dev.last_seen_at IS NOT NULL AND dev.last_seen_at < ?3), 0) "
+          "FROM establishments e LEFT JOIN dev ON dev.uai = e.uai "
+          "WHERE (?4 = '' OR e.uai IN (SELECT value FROM json_each(?4))) ",
+          by == "kind" ? "AND dev.id IS NOT NULL " : "", "GROUP BY 1 ORDER BY 1")));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), Unix(stale_before), scope_json);
+  parc::v1::DeploymentReportResponse out;
+  auto* total = out.mutable_total();
+  total->set_group("total");
+  total->set_label("Total");
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    auto* r = out.add_rows();
+    r->set_group(st.Text(0));
+    r->set_label(st.Text(1));
+    if (by == "departement") {
+      std::string name = common::DepartementName(r->group());
+      r->set_label(name.empty() ? r->group() : absl::StrCat(r->group(), " ", name));
+    } else if (by == "kind") {
+      r->set_group(common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0))));
+      r->set_label(r->group().empty() ? "unknown" : r->group());
+    }
+    r->set_establishments(U32(st.Int(2)));
+    r->set_devices(U32(st.Int(3)));
+    r->set_up_to_date(U32(st.Int(4)));
+    r->set_in_progress(U32(st.Int(5)));
+    r->set_failed(U32(st.Int(6)));
+    r->set_never_seen(U32(st.Int(7)));
+    r->set_stale(U32(st.Int(8)));
+    SetPercent(r);
+    AddInto(total, *r);
+  }
+  if (by == "kind") {
+    // Establishments are counted once in the total, not once per kind.
+    PARC_ASSIGN_OR_RETURN(
+        Statement count,
+        db->Prepare("SELECT count(*) FROM establishments e WHERE (?1 = '' OR e.uai IN "
+                    "(SELECT value FROM json_each(?1)))"));
+    count.Bind(1, scope_json);
+    PARC_ASSIGN_OR_RETURN(bool row, count.Step());
+    if (row) total->set_establishments(U32(count.Int(0)));
+  }
+  SetPercent(total);
+  return out;
+}
+
+absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
+    const std::string& by, const std::string& scope_json) {
+  std::string group;
+  if (by == "model") {
+    group = "trim(d.manufacturer || ' ' || d.model)";
+  } else if (by == "os") {
+    group = "d.os";
+  } else if (by == "kind") {
+    group = "d.kind";
+  } else if (by == "departement") {
+    group = "coalesce(e.departement, '')";
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("by \"", by, "\": model, os, kind or departement"));
+  }
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat("SELECT ", group,
+                               ", count(*), coalesce(sum(d.battery_health < 60), 0), "
+                               "coalesce(sum(d.rotational_disk), 0), coalesce(avg(d.ram_bytes), 0) "
+                               "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
+                               "WHERE (?1 = '' OR d.uai IN (SELECT value FROM json_each(?1))) "
+                               "GROUP BY 1 ORDER BY 2 DESC, 1")));
+  st.Bind(1, scope_json);
+  parc::v1::InventoryReportResponse out;
+  auto* total = out.mutable_total();
+  total->set_group("total");
+  double ram_weighted = 0;
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    auto* r = out.add_rows();
+    r->set_group(by == "kind" ? common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0)))
+                              : st.Text(0));
+    if (r->group().empty()) r->set_group("unknown");
+    r->set_devices(U32(st.Int(1)));
+    r->set_battery_below_60(U32(st.Int(2)));
+    r->set_rotational_disk(U32(st.Int(3)));
+    r->set_average_ram_gib(st.Double(4) / kGiB);
+    ram_weighted += st.Double(4) * r->devices();
+    total->set_devices(total->devices() + r->devices());
+    total->set_battery_below_60(total->battery_below_60() + r->battery_below_60());
+    total->set_rotational_disk(total->rotational_disk() + r->rotational_disk());
+  }
+  if (total->devices() > 0) total->set_average_ram_gib(ram_weighted / total->devices() / kGiB);
+  return out;
+}
+
+}  // namespace parc::server

@@ -1,0 +1,294 @@
+// Operators' scopes, roles, audit log and reports, against a real server and agents.
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "parc/v1/admin.pb.h"
+#include "tests/test_util.h"
+#include "tools/bundle/bundle_tool.h"
+
+namespace parc::testing {
+namespace {
+
+CommandResult RunBundleTool(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"parc-bundle"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::ostringstream out, err;
+  CommandResult r;
+  r.status = bundle::BundleMain(argv, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+template <typename T>
+T FromJson(const std::string& json) {
+  T message;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &message).ok()) << json;
+  return message;
+}
+
+// Fleet: laptop in Lycée Fermat (31), display in Collège Jean Jaurès (31), tablet in Lycée
+// Joffre (34), a second laptop in Fermat enrolled but never seen. Bundle mcnl@2026.1 has a
+// package for every kind and one that fails on displays only.
+class ScopeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(RunBundleTool({"keygen", "--out", dir_.Sub("key")}).status, 0);
+    server_ = std::make_unique<TestServer>(dir_.Sub("server"), 0, [this](server::ServerOptions& o) {
+      o.publisher_keys = {dir_.Sub("key.pub")};
+      o.artifact_listen = "127.0.0.1:0";
+    });
+    server_->ImportFixtureEstablishments();
+    agent_config_ = dir_.Sub("agent.toml");
+    WriteFile(agent_config_, absl::StrCat("publisher_keys = [\"", dir_.Sub("key.pub"), "\"]\n"));
+    WriteFile(dir_.Sub("a.txt"), "a");
+    WriteFile(dir_.Sub("spec.toml"),
+              absl::StrCat("name = \"mcnl\"\nversion = \"2026.1\"\nsequence = 1\nexpires = "
+                           "\"365d\"\n[[packages]]\nid = \"ok\"\nversion = \"1\"\nartifact = "
+                           "\"a.txt\"\ntype = \"command\"\ninstall = [\"true\"]\n"
+                           "[[packages]]\nid = \"display-driver\"\nversion = \"1\"\nkinds = "
+                           "[\"display\"]\nartifact = \"a.txt\"\ntype = \"command\"\n"
+                           "install = [\"sh\", \"-c\", \"echo no screen >&2; exit 2\"]\n"));
+    ASSERT_EQ(RunBundleTool({"build", dir_.Sub("spec.toml"), "--key", dir_.Sub("key.key"), "--out",
+                             dir_.Sub("bundle")})
+                  .status,
+              0);
+    ASSERT_EQ(Admin({"bundles", "publish", dir_.Sub("bundle")}).status, 0);
+
+    laptop_ = Enroll("laptop", DataPath("laptop"), "0310036W", {});
+    display_ = Enroll("display", DataPath("desktop"), "0311234Y", {"--kind", "display"});
+    tablet_ = Enroll("tablet", DataPath("tablet"), "0340001S", {});
+    std::string clone = dir_.Sub("clone-root");
+    CopyTree(DataPath("laptop"), clone);
+    WriteFile(clone + "/sys/class/dmi/id/product_serial", "5CD0000NEW\n");
+    WriteFile(clone + "/sys/class/dmi/id/product_uuid", "11111111-2222-3333-4444-555555555555\n");
+    Enroll("never-seen", clone, "0310036W", {});
+
+    auto created = Admin({"rollouts", "create", "--bundle", "mcnl@2026.1", "--json"});
+    ASSERT_EQ(created.status, 0) << created.err;
+    rollout_ = FromJson<parc::v1::Rollout>(created.out).id();
+    ASSERT_EQ(Admin({"rollouts", "start", rollout_}).status, 0);
+    for (const auto& [root, state] : {laptop_, tablet_}) ASSERT_EQ(Run(root, state).status, 0);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(Run(display_.first, display_.second).status, 0);
+  }
+
+  std::pair<std::string, std::string> Enroll(const std::string& name, const std::string& root,
+                                             const std::string& uai,
+                                             std::vector<std::string> extra) {
+    std::string state = dir_.Sub(name + "-state");
+    std::vector<std::string> args = {"enroll",
+                                     "--root",
+                                     root,
+                                     "--state-dir",
+                                     state,
+                                     "--server",
+                                     server_->address(),
+                                     "--token",
+                                     server_->CreateToken(uai),
+                                     "--ca",
+                                     server_->ca_path(),
+                                     "--config",
+                                     agent_config_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = RunAgent(args);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return {root, state};
+  }
+  CommandResult Run(const std::string& root, const std::string& state) {
+    return RunAgent(
+        {"run", "--once", "--root", root, "--state-dir", state, "--config", agent_config_});
+  }
+  CommandResult Ctl(const std::string& token, std::vector<std::string> args) {
+    std::string empty = dir_.Sub("parcctl.toml");
+    WriteFile(empty, "");
+    args.insert(args.end(), {"--server", server_->address(), "--ca", server_->ca_path(), "--token",
+                             token, "--config", empty});
+    return RunCtl(args);
+  }
+  CommandResult Admin(std::vector<std::string> args) {
+    return Ctl(server_->admin_token(), std::move(args));
+  }
+  std::string CreateOperator(const std::string& name, const std::string& role,
+                             const std::string& scope) {
+    auto r =
+        Admin({"operators", "create", "--name", name, "--role", role, "--scope", scope, "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return FromJson<parc::v1::CreateOperatorResponse>(r.out).token();
+  }
+  std::string DeviceId(const std::string& serial) {
+    for (const auto& d : server_->ListDevices()) {
+      if (d.serial() == serial) return d.id();
+    }
+    return "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestServer> server_;
+  std::string agent_config_;
+  std::pair<std::string, std::string> laptop_, display_, tablet_;
+  std::string rollout_;
+};
+
+TEST_F(ScopeTest, DepartementViewerSeesOnlyItsDepartement) {
+  std::string viewer = CreateOperator("cd31-viewer", "viewer", "departement:31");
+  auto est = Ctl(viewer, {"establishments", "list", "--json"});
+  ASSERT_EQ(est.status, 0) << est.err;
+  auto establishments = FromJson<parc::v1::ListEstablishmentsResponse>(est.out);
+  EXPECT_EQ(establishments.establishments_size(), 4);  // the four of 31 in the fixture
+  for (const auto& e : establishments.establishments()) EXPECT_EQ(e.departement(), "31");
+
+  auto dev = Ctl(viewer, {"devices", "list", "--json"});
+  auto devices = FromJson<parc::v1::ListDevicesResponse>(dev.out);
+  EXPECT_EQ(devices.devices_size(), 3);  // laptop, display, never-seen laptop
+  for (const auto& d : devices.devices()) EXPECT_EQ(d.departement(), "31");
+
+  // A device of 34 does not exist for this viewer, by id or by serial.
+  auto by_id = Ctl(viewer, {"devices", "show", DeviceId("HX7K2Q3")});
+  EXPECT_EQ(by_id.status, 1);
+  EXPECT_TRUE(absl::StrContains(by_id.err, "NOT_FOUND")) << by_id.err;
+  auto by_serial = Ctl(viewer, {"devices", "show", "HX7K2Q3"});
+  EXPECT_TRUE(absl::StrContains(by_serial.err, "NOT_FOUND")) << by_serial.err;
+  EXPECT_EQ(Ctl(viewer, {"devices", "show", "5CD1234ABC"}).status, 0);
+
+  auto report =
+      Ctl(viewer, {"report", "deployment", "--bundle", "mcnl", "--by", "establishment", "--json"});
+  ASSERT_EQ(report.status, 0) << report.err;
+  auto report_rows = FromJson<parc::v1::DeploymentReportResponse>(report.out);
+  for (const auto& row : report_rows.rows()) {
+    EXPECT_TRUE(absl::StartsWith(row.group(), "031")) << row.group();
+  }
+  auto status = Ctl(viewer, {"rollouts", "status", rollout_, "--json"});
+  ASSERT_EQ(status.status, 0);
+  EXPECT_EQ(FromJson<parc::v1::RolloutStatus>(status.out).total().targeted(), 3u);
+
+  // A viewer cannot pause a rollout, nor create tokens or operators.
+  auto pause = Ctl(viewer, {"rollouts", "pause", rollout_});
+  EXPECT_EQ(pause.status, 1);
+  EXPECT_TRUE(absl::StrContains(pause.err, "PERMISSION_DENIED")) << pause.err;
+  EXPECT_TRUE(absl::StrContains(Ctl(viewer, {"tokens", "create", "--uai", "0310036W"}).err,
+                                "PERMISSION_DENIED"));
+  EXPECT_TRUE(
+      absl::StrContains(Ctl(viewer, {"operators", "create", "--name", "x", "--role", "admin"}).err,
+                        "PERMISSION_DENIED"));
+}
+
+TEST_F(ScopeTest, CollectiviteScopesFollowWhoOwnsTheEquipment) {
+  std::string cd31 = CreateOperator("cd31", "viewer", "collectivite:departement:31");
+  auto est = FromJson<parc::v1::ListEstablishmentsResponse>(
+      Ctl(cd31, {"establishments", "list", "--json"}).out);
+  ASSERT_EQ(est.establishments_size(), 1);
+  EXPECT_EQ(est.establishments(0).uai(), "0311234Y");  // the collège only
+  auto devices =
+      FromJson<parc::v1::ListDevicesResponse>(Ctl(cd31, {"devices", "list", "--json"}).out);
+  ASSERT_EQ(devices.devices_size(), 1);
+  EXPECT_EQ(devices.devices(0).serial(), "8J2KLM3");
+
+  std::string region = CreateOperator("region", "viewer", "collectivite:region");
+  est = FromJson<parc::v1::ListEstablishmentsResponse>(
+      Ctl(region, {"establishments", "list", "--json"}).out);
+  for (const auto& e : est.establishments()) {
+    EXPECT_TRUE(e.category() == "lycee" || e.category() == "erea") << e.uai();
+  }
+  EXPECT_EQ(est.establishments_size(), 5);  // 4 lycées and the EREA of the fixture
+
+  // A technician of one lycée creates tokens for it and nowhere else.
+  std::string tech = CreateOperator("tech-fermat", "technician", "uai:0310036W");
+  EXPECT_EQ(Ctl(tech, {"tokens", "create", "--uai", "0310036W"}).status, 0);
+  auto other = Ctl(tech, {"tokens", "create", "--uai", "0340001S"});
+  EXPECT_TRUE(absl::StrContains(other.err, "NOT_FOUND")) << other.err;
+  auto wide = Ctl(tech, {"tokens", "create", "--region"});
+  EXPECT_TRUE(absl::StrContains(wide.err, "PERMISSION_DENIED")) << wide.err;
+  EXPECT_EQ(Admin({"operators", "create", "--name", "bad", "--role", "viewer", "--scope",
+                   "departement:XX"})
+                .status,
+            1);
+}
+
+TEST_F(ScopeTest, ReportsMatchTheFleet) {
+  auto by_dep = FromJson<parc::v1::DeploymentReportResponse>(
+      Admin({"report", "deployment", "--bundle", "mcnl@2026.1", "--by", "departement", "--json"})
+          .out);
+  std::map<std::string, parc::v1::DeploymentReportRow> rows;
+  for (const auto& r : by_dep.rows()) rows[r.group()] = r;
+  // 31: laptop installed, display failed (its driver), the second laptop never seen.
+  const auto& d31 = rows.at("31");
+  EXPECT_EQ(d31.establishments(), 4u);
+  EXPECT_EQ(d31.devices(), 3u);
+  EXPECT_EQ(d31.up_to_date(), 1u);
+  EXPECT_EQ(d31.failed(), 1u);
+  EXPECT_EQ(d31.in_progress(), 0u);
+  EXPECT_EQ(d31.never_seen(), 1u);
+  EXPECT_NEAR(d31.percent_up_to_date(), 100.0 / 3, 0.01);
+  EXPECT_EQ(d31.label(), "31 Haute-Garonne");
+  const auto& d34 = rows.at("34");
+  EXPECT_EQ(d34.devices(), 1u);
+  EXPECT_EQ(d34.up_to_date(), 1u);
+  EXPECT_EQ(rows.at("12").devices(), 0u);  // an école without devices still counts
+  EXPECT_EQ(by_dep.total().devices(), 4u);
+  EXPECT_EQ(by_dep.total().up_to_date(), 2u);
+  EXPECT_EQ(by_dep.total().establishments(), 9u);
+
+  auto by_kind = FromJson<parc::v1::DeploymentReportResponse>(
+      Admin({"report", "deployment", "--bundle", "mcnl", "--by", "kind", "--json"}).out);
+  std::map<std::string, uint32_t> kinds;
+  for (const auto& r : by_kind.rows()) kinds[r.group()] = r.devices();
+  EXPECT_EQ(kinds, (std::map<std::string, uint32_t>{{"display", 1}, {"laptop", 2}, {"tablet", 1}}));
+
+  // Stale: nobody checks in for 8 days.
+  server_->clock()->Advance(absl::Hours(24 * 8));
+  auto stale = FromJson<parc::v1::DeploymentReportResponse>(
+      Admin({"report", "deployment", "--bundle", "mcnl", "--by", "region", "--json"}).out);
+  EXPECT_EQ(stale.total().stale(), 3u);
+
+  auto inventory = FromJson<parc::v1::InventoryReportResponse>(
+      Admin({"report", "inventory", "--by", "kind", "--json"}).out);
+  std::map<std::string, parc::v1::InventoryReportRow> inv;
+  for (const auto& r : inventory.rows()) inv[r.group()] = r;
+  EXPECT_EQ(inv.at("laptop").devices(), 2u);
+  EXPECT_EQ(inv.at("tablet").battery_below_60(), 1u);  // 55 % in the fixture
+  EXPECT_EQ(inv.at("laptop").battery_below_60(), 0u);  // 87 %
+  EXPECT_EQ(inv.at("display").rotational_disk(), 1u);  // the desktop's hard disk
+  EXPECT_EQ(inventory.total().devices(), 4u);
+
+  auto csv =
+      Admin({"report", "deployment", "--bundle", "mcnl", "--by", "departement", "--format", "csv"});
+  EXPECT_TRUE(absl::StartsWith(csv.out, "\xEF\xBB\xBFGROUP;NAME;")) << csv.out;
+  EXPECT_TRUE(absl::StrContains(csv.out, "31;31 Haute-Garonne;4;3;1;0;1;1;")) << csv.out;
+}
+
+TEST_F(ScopeTest, AuditRecordsWhoDidWhatAndTheOutcome) {
+  std::string viewer = CreateOperator("marie.viewer", "viewer", "departement:31");
+  std::string publisher = CreateOperator("jean.publisher", "publisher", "region");
+  EXPECT_EQ(Ctl(viewer, {"rollouts", "pause", rollout_}).status, 1);
+  auto paused = Ctl(publisher, {"rollouts", "pause", rollout_});
+  ASSERT_EQ(paused.status, 0) << paused.err;
+  auto audit = FromJson<parc::v1::ListAuditResponse>(Admin({"audit", "--json"}).out);
+  bool denied = false, pause_ok = false, operator_created = false;
+  for (const auto& e : audit.entries()) {
+    if (e.action() == "UpdateRollout" && e.operator_name() == "marie.viewer") {
+      denied = e.outcome() == "PERMISSION_DENIED";
+    }
+    if (e.action() == "UpdateRollout" && e.operator_name() == "jean.publisher") {
+      pause_ok = e.outcome() == "ok" && absl::StrContains(e.target(), rollout_) &&
+                 absl::StrContains(e.target(), "pause");
+    }
+    if (e.action() == "CreateOperator" && e.operator_name() == "admin") {
+      operator_created = absl::StrContains(e.target(), "marie.viewer");
+    }
+    EXPECT_FALSE(absl::StrContains(e.target(), "BEGIN")) << "file contents in the audit log";
+  }
+  EXPECT_TRUE(denied);
+  EXPECT_TRUE(pause_ok);
+  EXPECT_TRUE(operator_created);
+  auto text = Admin({"audit", "--operator", "jean.publisher"});
+  EXPECT_TRUE(absl::StrContains(text.out, "UpdateRollout")) << text.out;
+  EXPECT_FALSE(absl::StrContains(text.out, "marie.viewer")) << text.out;
+  // Only admins read the audit log; a revoked operator is refused.
+  EXPECT_TRUE(absl::StrContains(Ctl(publisher, {"audit"}).err, "PERMISSION_DENIED"));
+  ASSERT_EQ(Admin({"operators", "revoke", "jean.publisher"}).status, 0);
+  EXPECT_TRUE(absl::StrContains(Ctl(publisher, {"rollouts", "list"}).err, "UNAUTHENTICATED"));
+}
+
+}  // namespace
+}  // namespace parc::testing
