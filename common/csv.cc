@@ -190,4 +190,24 @@ std::string NormalizeHeader(absl::string_view header) {
   return out;
 }
 
+std::string CsvRow(const std::vector<std::string>& fields) {
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out.push_back(';');
+    const std::string& f = fields[i];
+    if (f.find_first_of(";\"\r\n") == std::string::npos) {
+      out += f;
+      continue;
+    }
+    out.push_back('"');
+    for (char c : f) {
+      if (c == '"') out.push_back('"');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out += "\r\n";
+  return out;
+}
+
 }  // namespace parc::common

@@ -34,6 +34,11 @@ struct CsvTable {
 // "Identifiant de l'établissement" → "identifiant_de_l_etablissement".
 std::string NormalizeHeader(absl::string_view header);
 
+// CSV for spreadsheets as French users open them: fields separated by ';', quoted when
+// needed, CRLF line ends. A file starts with kCsvBom so that Excel reads it as UTF-8.
+inline constexpr char kCsvBom[] = "\xEF\xBB\xBF";
+std::string CsvRow(const std::vector<std::string>& fields);
+
 // True when text is well-formed UTF-8.
 bool IsValidUtf8(absl::string_view text);
 

@@ -76,37 +76,11 @@ AdminServiceImpl::AdminServiceImpl(Store* store, const common::Clock* clock, Met
 
 absl::StatusOr<Caller> AdminServiceImpl::Authorize(const grpc::CallbackServerContext& context,
                                                    std::initializer_list<absl::string_view> roles) {
-  std::string bearer = common::BearerToken(context);
-  if (bearer.empty()) {
-    return absl::UnauthenticatedError("missing operator token (authorization: Bearer ...)");
-  }
-  auto credential = common::ParseCredential(bearer);
-  if (!credential.ok()) return absl::UnauthenticatedError("operator token not recognized");
-  auto op = store_->GetOperator(credential->id);
-  if (absl::IsNotFound(op.status()) ||
-      (op.ok() &&
-       !common::ConstantTimeEquals(op->secret_hash, common::Sha256Hex(credential->secret)))) {
-    return absl::UnauthenticatedError("operator token not recognized");
-  }
-  PARC_RETURN_IF_ERROR(op.status());
-  if (op->revoked_at.has_value()) {
-    return absl::UnauthenticatedError("operator token has been revoked");
-  }
-  if (std::find(roles.begin(), roles.end(), op->role) == roles.end()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("operator \"", op->name, "\" has role ", op->role,
-                     ", which may not do this (allowed: ", absl::StrJoin(roles, ", "), ")"));
-  }
-  auto scope = Scope::Parse(op->scope);
-  if (!scope.ok())
-    return absl::InternalError(absl::StrCat("stored scope: ", scope.status().message()));
-  return Caller{std::move(*op), std::move(*scope)};
+  return AuthenticateOperator(store_, common::BearerToken(context), roles);
 }
 
 absl::StatusOr<std::string> AdminServiceImpl::ScopeJson(const Caller& caller) {
-  if (caller.scope.is_region()) return std::string();
-  PARC_ASSIGN_OR_RETURN(auto all, store_->ListEstablishments({}));
-  return ScopeFilterJson(caller.scope.Resolve(all));
+  return ScopeFilter(store_, caller);
 }
 
 absl::StatusOr<parc::v1::Establishment> AdminServiceImpl::VisibleEstablishment(

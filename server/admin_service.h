@@ -7,16 +7,11 @@
 #include "parc/v1/admin.grpc.pb.h"
 #include "server/artifact_store.h"
 #include "server/metrics.h"
+#include "server/operator_auth.h"
 #include "server/scope.h"
 #include "server/store.h"
 
 namespace parc::server {
-
-// Operator roles, from most to least powerful.
-inline constexpr absl::string_view kRoleAdmin = "admin";
-inline constexpr absl::string_view kRolePublisher = "publisher";
-inline constexpr absl::string_view kRoleTechnician = "technician";
-inline constexpr absl::string_view kRoleViewer = "viewer";
 
 // What the bundle and rollout calls need beyond the store.
 struct BundleConfig {
@@ -26,12 +21,6 @@ struct BundleConfig {
   int signature_threshold = 1;
   // Called after a rollout changed state, to evaluate it (may be empty).
   std::function<void(const std::string& rollout_id)> rollout_changed;
-};
-
-// Who is calling: the operator and what it may see.
-struct Caller {
-  OperatorRecord record;
-  Scope scope;
 };
 
 // AdminService on the gRPC callback API. Every call is authenticated with an operator token

@@ -77,6 +77,7 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
                                return true;
                              });
   });
+  if (options.register_routes) options.register_routes(s->http_.get());
   s->port_ = options.port == 0
                  ? s->http_->bind_to_any_port(options.host.c_str())
                  : (s->http_->bind_to_port(options.host.c_str(), options.port) ? options.port : -1);

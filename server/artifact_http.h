@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +25,8 @@ class ArtifactHttpServer {
     // TLS certificate chain and key files; both empty: plaintext (tests on loopback only).
     std::string cert_path;
     std::string key_path;
+    // Adds more routes (the dashboard, /metrics) to the same HTTPS server.
+    std::function<void(httplib::Server*)> register_routes;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> Start(

@@ -95,6 +95,9 @@ int Run(int argc, char** argv) {
               << " (mode 0600)\n";
   }
   std::cout << "parc-server: artifacts served at " << s.artifact_url() << "\n";
+  std::cout << "parc-server: dashboard at " << (s.tls() ? "https" : "http") << "://"
+            << (options.tls_names.empty() ? "localhost" : options.tls_names[0]) << ":"
+            << s.web_port() << "/ (metrics at /metrics)\n";
   std::cout << "parc-server: listening on port " << s.port() << " ("
             << (s.tls() ? "TLS" : "plaintext") << ")" << std::endl;
   if (!port_file.empty()) {

@@ -26,6 +26,16 @@ uint64_t Metrics::InventoryCount(bool with_software) const {
   return with_software ? inventories_with_software_ : inventories_deduplicated_;
 }
 
+void Metrics::ObserveCommit(double seconds, size_t writes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t i = 0;
+  while (i < 7 && seconds > kCommitBuckets[i]) ++i;
+  ++commit_buckets_[i];
+  commit_seconds_sum_ += seconds;
+  ++commit_count_;
+  commit_writes_ += writes;
+}
+
 std::string Metrics::RenderPrometheus() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out =

@@ -98,6 +98,15 @@ absl::Status Server::Init() {
     creds = grpc::SslServerCredentials(ssl);
   }
 
+  store_->set_commit_observer([this](absl::Duration d, size_t writes) {
+    metrics_.ObserveCommit(absl::ToDoubleSeconds(d), writes);
+  });
+  Dashboard::Options dashboard_options;
+  dashboard_options.secure_cookies = !options_.insecure;
+  dashboard_options.extra_metrics = [this] { return RolloutMetrics(); };
+  dashboard_ =
+      std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_, dashboard_options);
+  http.register_routes = [this](httplib::Server* s) { dashboard_->Register(s); };
   PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));
   artifact_url_ = options_.artifact_url;
   if (artifact_url_.empty()) {
@@ -179,6 +188,35 @@ void Server::SchedulePurge() {
         });
     SchedulePurge();
   });
+}
+
+std::string Server::RolloutMetrics() {
+  std::string out =
+      "# HELP parc_rollout_devices Devices targeted by each rollout, by deployment state.\n"
+      "# TYPE parc_rollout_devices gauge\n";
+  auto rollouts = store_->ListRollouts();
+  if (!rollouts.ok()) return out;
+  for (const auto& r : *rollouts) {
+    if (r.state != "running" && r.state != "paused") continue;
+    auto counts = store_->RolloutCounts(r.id);
+    if (!counts.ok()) continue;
+    uint64_t targeted = 0, installed = 0, in_progress = 0, failed = 0;
+    for (const auto& c : *counts) {
+      targeted += c.targeted;
+      installed += c.installed;
+      in_progress += c.in_progress;
+      failed += c.failed;
+    }
+    std::string labels = absl::StrCat("rollout=\"", r.id, "\",bundle=\"", r.bundle_name, "@",
+                                      r.bundle_version, "\"");
+    for (const auto& [state, n] : {std::pair<const char*, uint64_t>{"targeted", targeted},
+                                   {"installed", installed},
+                                   {"in_progress", in_progress},
+                                   {"failed", failed}}) {
+      absl::StrAppend(&out, "parc_rollout_devices{", labels, ",state=\"", state, "\"} ", n, "\n");
+    }
+  }
+  return out;
 }
 
 void Server::EvaluateRolloutSoon(const std::string& id) {

@@ -15,6 +15,7 @@
 #include "server/agent_service.h"
 #include "server/artifact_http.h"
 #include "server/artifact_store.h"
+#include "server/dashboard.h"
 #include "server/metrics.h"
 #include "server/sqlite_store.h"
 
@@ -62,7 +63,9 @@ class Server {
   std::string admin_token_path() const { return options_.data_dir + "/admin.token"; }
   bool created_admin_token() const { return created_admin_token_; }
   SqliteStore* store() const { return store_.get(); }
+  // The HTTPS port of artifacts, the dashboard, /metrics and /healthz.
   int artifact_port() const { return artifact_http_ ? artifact_http_->port() : 0; }
+  int web_port() const { return artifact_port(); }
   const std::string& artifact_url() const { return artifact_url_; }
   uint64_t artifact_bytes_served() const {
     return artifact_http_ ? artifact_http_->bytes_served() : 0;
@@ -83,6 +86,8 @@ class Server {
   absl::Status EnsureBootstrapAdmin();
   void SchedulePurge();
   void ScheduleRolloutEvaluation();
+  // Rollout progress gauges for /metrics.
+  std::string RolloutMetrics();
   // Evaluates one rollout (wave progression, automatic pause) on the jobs thread.
   void EvaluateRolloutSoon(const std::string& id);
 
@@ -90,6 +95,7 @@ class Server {
   Metrics metrics_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<Dashboard> dashboard_;
   std::unique_ptr<ArtifactHttpServer> artifact_http_;
   std::string artifact_url_;
   std::unique_ptr<AgentServiceImpl> agent_service_;

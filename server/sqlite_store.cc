@@ -365,6 +365,7 @@ void SqliteStore::WriterLoop() {
       }
     }
     results.assign(batch.size(), absl::OkStatus());
+    const absl::Time batch_start = absl::Now();
     absl::Status begin = db->Exec("BEGIN IMMEDIATE");
     if (!begin.ok()) {
       for (auto& r : results) r = begin;
@@ -393,6 +394,7 @@ void SqliteStore::WriterLoop() {
       ++batches_;
       writes_ += batch.size();
     }
+    if (commit_observer_) commit_observer_(absl::Now() - batch_start, batch.size());
     for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
     batch.clear();
   }

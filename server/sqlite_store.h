@@ -100,6 +100,17 @@ class SqliteStore final : public Store {
   absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
       const std::string& by, const std::string& scope_json) override;
 
+  absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const std::string& bundle_name,
+                                                            uint64_t min_sequence,
+                                                            const std::string& scope_json) override;
+  absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(
+      const std::string& device_id) override;
+  // Observer of each committed batch (duration, number of writes), for metrics. Set before
+  // use; called on the writer thread.
+  void set_commit_observer(std::function<void(absl::Duration, size_t)> observer) {
+    commit_observer_ = std::move(observer);
+  }
+
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
  private:
@@ -147,6 +158,7 @@ class SqliteStore final : public Store {
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<common::Database>> readers_;
 
+  std::function<void(absl::Duration, size_t)> commit_observer_;
   std::thread writer_thread_;
 };
 

@@ -250,4 +250,70 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   return out;
 }
 
+absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(
+    const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(
+          "SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, d.last_seen_at, "
+          "d.hostname, dep.state, dep.reason, dep.message FROM devices d "
+          "LEFT JOIN (SELECT dep.device_id, dep.state, dep.reason, dep.message, "
+          "row_number() OVER (PARTITION BY dep.device_id ORDER BY CASE dep.state WHEN 2 THEN 3 "
+          "WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END DESC, dep.updated_at DESC) AS n "
+          "FROM deployments dep JOIN rollouts r ON r.id = dep.rollout_id "
+          "JOIN bundles b ON b.id = r.bundle_id WHERE b.name = ?1 AND b.sequence >= ?2) dep "
+          "ON dep.device_id = d.id AND dep.n = 1 "
+          "WHERE d.uai IS NOT NULL AND (?3 = '' OR d.uai IN (SELECT value FROM json_each(?3))) "
+          "ORDER BY d.kind, d.model, d.id"));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), scope_json);
+  std::vector<DeviceState> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    DeviceState s;
+    s.device.set_id(st.Text(0));
+    s.device.set_serial(st.Text(1));
+    s.device.set_uai(st.Text(2));
+    s.device.set_kind(static_cast<parc::v1::DeviceKind>(st.Int(3)));
+    s.device.set_manufacturer(st.Text(4));
+    s.device.set_model(st.Text(5));
+    if (!st.IsNull(6)) s.device.mutable_last_seen_at()->set_seconds(st.Int(6));
+    s.device.set_hostname(st.Text(7));
+    if (!st.IsNull(8)) s.state = static_cast<parc::v1::DeploymentState>(st.Int(8));
+    s.reason = st.Text(9);
+    s.message = st.Text(10);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages(
+    const std::string& device_id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT package_id, version, state, reason, exit_status, output_tail, message, "
+                  "bytes_downloaded FROM deployment_packages WHERE device_id = ?1 AND "
+                  "rollout_id = (SELECT rollout_id FROM deployments WHERE device_id = ?1 "
+                  "ORDER BY updated_at DESC LIMIT 1) ORDER BY package_id"));
+  st.Bind(1, device_id);
+  std::vector<parc::v1::PackageReport> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    parc::v1::PackageReport p;
+    p.set_package_id(st.Text(0));
+    p.set_version(st.Text(1));
+    p.set_state(static_cast<parc::v1::PackageState>(st.Int(2)));
+    p.set_reason(st.Text(3));
+    p.set_exit_status(static_cast<int32_t>(st.Int(4)));
+    p.set_output_tail(st.Text(5));
+    p.set_message(st.Text(6));
+    p.set_bytes_downloaded(static_cast<uint64_t>(st.Int(7)));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace parc::server

@@ -198,6 +198,14 @@ struct ActiveAssignment {
   uint64_t rate_limit = 0;
 };
 
+// A device and where it stands with a bundle (dashboard establishment page).
+struct DeviceState {
+  parc::v1::Device device;
+  parc::v1::DeploymentState state = parc::v1::DEPLOYMENT_STATE_UNSPECIFIED;
+  std::string reason;
+  std::string message;
+};
+
 struct AuditRecord {
   absl::Time at;
   std::string operator_id;
@@ -309,6 +317,13 @@ class Store {
       absl::Time stale_before, const std::string& scope_json) = 0;
   [[nodiscard]] virtual absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
       const std::string& by, const std::string& scope_json) = 0;
+
+  // Devices in scope with their best state for the bundle (name, sequence or later).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(
+      const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) = 0;
+  // The package states of the device's most recent deployment report.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(
+      const std::string& device_id) = 0;
 
   // Deletes inventories received before cutoff, except each device's latest, and software
   // sets no inventory refers to any more. Returns the number of inventories deleted.

@@ -5,9 +5,14 @@
 # publisher key, builds and signs a small MCNL bundle, publishes it, rolls it out in two waves
 # (the lycée first, then the collège), prints the rollout status, and stops everything.
 # Installs its own dependencies (Debian 12, as root or with sudo).
+#
+#   tools/demo.sh            run the demo, then stop everything
+#   tools/demo.sh --serve    keep the server running for the web dashboard (Ctrl-C stops it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+SERVE=0
+[ "${1:-}" = "--serve" ] && SERVE=1
 
 tools/deps.sh
 BUILD_DIR=${BUILD_DIR:-build/release}
@@ -132,5 +137,26 @@ step "Wave 2: the collège's tablet"
 agent run --once --root tests/data/tablet --state-dir "$WORK/agents/tablet"
 sleep 1
 ctl rollouts status "$ROLLOUT"
+
+if [ "$SERVE" = 1 ]; then
+  step "Dashboard"
+  VIEWER=$("$CTL_BIN" operators create --name "viewer-cd31" --role viewer \
+    --scope collectivite:departement:31 --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+  ALL=$("$CTL_BIN" operators create --name "viewer-region" --role viewer --scope region --json |
+    sed -n 's/.*"token": "\(.*\)".*/\1/p')
+  WEB=$(sed -n 's/.*dashboard at \(https:[^ ]*\).*/\1/p' "$WORK/server.log")
+  cat <<INFO
+
+  Dashboard:            $WEB
+  (the certificate is from the demo's private CA: $PARC_CA)
+  Viewer, whole region: $ALL
+  Viewer, collèges of the Haute-Garonne (Conseil départemental 31):
+                        $VIEWER
+  Metrics:              ${WEB}metrics
+
+  The server keeps running with the demo data; Ctrl-C stops it and removes the data.
+INFO
+  wait "$SERVER_PID"
+fi
 
 step "Done: server stopped, temporary data removed"

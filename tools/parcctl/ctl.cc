@@ -23,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/cli_args.h"
+#include "common/csv.h"
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
@@ -822,32 +823,12 @@ int Audit(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) 
   return 0;
 }
 
-// CSV for spreadsheets: UTF-8 with a byte-order mark (Excel), ';' (French locales), CRLF.
-std::string CsvCell(const std::string& v) {
-  if (v.find_first_of(";\"\r\n") == std::string::npos) return v;
-  std::string q = "\"";
-  for (char c : v) {
-    if (c == '"') q += '"';
-    q += c;
-  }
-  return q + "\"";
-}
-
 void PrintRows(const std::vector<std::string>& header,
                const std::vector<std::vector<std::string>>& rows, const std::string& format,
                std::ostream& out) {
   if (format == "csv") {
-    out << "\xEF\xBB\xBF";
-    for (const auto& row : std::vector<std::vector<std::string>>{header}) {
-      std::vector<std::string> cells;
-      for (const auto& c : row) cells.push_back(CsvCell(c));
-      out << absl::StrJoin(cells, ";") << "\r\n";
-    }
-    for (const auto& row : rows) {
-      std::vector<std::string> cells;
-      for (const auto& c : row) cells.push_back(CsvCell(c));
-      out << absl::StrJoin(cells, ";") << "\r\n";
-    }
+    out << common::kCsvBom << common::CsvRow(header);
+    for (const auto& row : rows) out << common::CsvRow(row);
     return;
   }
   Table table(header);

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/metrics.h"
+#include "server/operator_auth.h"
+#include "server/store.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace parc::server {
+
+// The web dashboard for collectivités and operators, served by parc-server over HTTPS:
+// server-rendered French HTML with inline SVG charts, no external resources, every table
+// downloadable as CSV. Login with an operator token opens a session (cookie HttpOnly, Secure,
+// SameSite=Strict, 8 hours); every form that changes state carries the session's CSRF token
+// and is refused without it. Every page shows only what the operator's scope covers, filtered
+// in the store queries. Also serves /metrics (Prometheus text format) and /healthz.
+class Dashboard {
+ public:
+  struct Options {
+    // Secure cookies need HTTPS; off only for a plaintext test server.
+    bool secure_cookies = true;
+    absl::Duration session_lifetime = absl::Hours(8);
+    // Extra metrics appended to /metrics (rollout progress…), computed at scrape time.
+    std::function<std::string()> extra_metrics;
+  };
+
+  Dashboard(Store* store, const common::Clock* clock, Metrics* metrics, Options options);
+  void Register(httplib::Server* http);
+
+ private:
+  struct Session {
+    std::string operator_id;
+    std::string csrf;
+    absl::Time expires;
+  };
+
+  // The signed-in operator, or nullopt (the handler then redirects to the login page).
+  std::optional<Caller> SignedIn(const httplib::Request& req, Session* session);
+  // Wraps a page handler: sign-in required, errors rendered as pages.
+  void Page(const httplib::Request& req, httplib::Response& res,
+            const std::function<void(const Caller&, const Session&, httplib::Response&)>& body);
+  bool CheckCsrf(const httplib::Request& req, const Session& session);
+
+  void Login(const httplib::Request& req, httplib::Response& res);
+  void Logout(const httplib::Request& req, httplib::Response& res);
+  void Overview(const httplib::Request& req, const Caller& caller, const Session& session,
+                httplib::Response& res);
+  void Establishments(const httplib::Request& req, const Caller& caller, const Session& session,
+                      httplib::Response& res, const std::string& kind, const std::string& code);
+  void Establishment(const httplib::Request& req, const Caller& caller, const Session& session,
+                     httplib::Response& res, const std::string& uai);
+  void Device(const httplib::Request& req, const Caller& caller, const Session& session,
+              httplib::Response& res, const std::string& id);
+  void Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
+                httplib::Response& res);
+  void RolloutAction(const httplib::Request& req, httplib::Response& res, const std::string& id,
+                     const std::string& action);
+
+  Store* store_;
+  const common::Clock* clock_;
+  Metrics* metrics_;
+  Options options_;
+  std::mutex mu_;
+  std::map<std::string, Session> sessions_;
+};
+
+}  // namespace parc::server
