@@ -54,6 +54,22 @@ std::string Metrics::RenderPrometheus() const {
       "parc_inventories_stored_total{software=\"sent\"} ",
       inventories_with_software_, "\n", "parc_inventories_stored_total{software=\"known\"} ",
       inventories_deduplicated_, "\n");
+  absl::StrAppend(&out,
+                  "# HELP parc_store_commit_seconds Time to commit one batch of writes "
+                  "(group commit).\n# TYPE parc_store_commit_seconds histogram\n");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < 7; ++i) {
+    cumulative += commit_buckets_[i];
+    absl::StrAppend(&out, "parc_store_commit_seconds_bucket{le=\"", kCommitBuckets[i], "\"} ",
+                    cumulative, "\n");
+  }
+  cumulative += commit_buckets_[7];
+  absl::StrAppend(&out, "parc_store_commit_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n",
+                  "parc_store_commit_seconds_sum ", commit_seconds_sum_, "\n",
+                  "parc_store_commit_seconds_count ", commit_count_, "\n",
+                  "# HELP parc_store_writes_total Writes committed by the store.\n"
+                  "# TYPE parc_store_writes_total counter\n"
+                  "parc_store_writes_total ", commit_writes_, "\n");
   return out;
 }
 

@@ -204,7 +204,9 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
     const std::string& by, const std::string& scope_json) {
   std::string group;
   if (by == "model") {
-    group = "trim(d.manufacturer || ' ' || d.model)";
+    // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
+    group = "trim(CASE WHEN lower(d.model) LIKE lower(d.manufacturer) || '%' THEN d.model "
+            "ELSE d.manufacturer || ' ' || d.model END)";
   } else if (by == "os") {
     group = "d.os";
   } else if (by == "kind") {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs Parc's build and test dependencies from Debian 12 packages. Idempotent: packages
-# already present are not fetched again. Needs root (or sudo) on a machine that lacks them.
+# Installs Parc's build dependencies from Debian 12 packages; with --test, also what the
+# script tests use (Chromium for the dashboard, promtool for /metrics, Node.js). Idempotent:
+# packages already present are not fetched again. Needs root (or sudo) when some are missing.
 set -euo pipefail
 
 PACKAGES=(
@@ -10,6 +11,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcli11-dev libcpp-httplib-dev libarchive-dev
   libspdlog-dev libtomlplusplus-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  PACKAGES+=(chromium prometheus curl)
+  command -v node >/dev/null || PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

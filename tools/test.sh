@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools/deps.sh
+tools/deps.sh --test
+# The dashboard's browser test drives Chromium with playwright-core (pinned in package-lock).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
 
 BUILD_DIR=${BUILD_DIR:-build/asan}
 JOBS=${JOBS:-$(nproc)}
