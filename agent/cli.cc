@@ -83,6 +83,44 @@ absl::StatusOr<EnrollParams> ResolveEnrollParams(const AgentConfig& config,
   return p;
 }
 
+// Before imaging: is the server reachable, is its certificate from this CA, does the token
+// work, is this hardware identifiable? Enrolls nothing.
+int CheckEnroll(const AgentConfig& config, const EnrollParams& params, std::ostream& out,
+                std::ostream& err) {
+  RootedSystemReader reader(config.root);
+  AgentClient::Options o;
+  o.server = params.server;
+  o.ca_pem = params.ca_pem;
+  o.insecure = params.insecure;
+  o.enroll_timeout = absl::Seconds(15);
+  auto client = AgentClient::Connect(o);
+  if (!client.ok()) {
+    err << "parc-agent: " << client.status().message() << "\n";
+    return 1;
+  }
+  auto r = (*client)->CheckEnrollment(MakeEnrollRequest(reader, params));
+  if (!r.ok()) {
+    err << "parc-agent enroll --check: FAILED: " << absl::StatusCodeToString(r.status().code())
+        << ": " << r.status().message() << "\n";
+    if (absl::IsUnavailable(r.status())) {
+      err << "  Is the address right and the server running? Is the CA file the one the server "
+             "printed (not another académie's)? Is a proxy or firewall in the way?\n";
+    }
+    return 1;
+  }
+  out << "OK: server " << params.server << " reachable over "
+      << (params.insecure ? "plaintext" : "TLS with this CA") << ", token valid";
+  if (r->uai().empty()) {
+    out << " (region-wide: devices go to the establishment of their serial number)";
+  } else {
+    out << " for " << r->uai() << " " << r->establishment_name();
+  }
+  out << ", expires in " << common::FormatDurationShort(absl::Seconds(r->expires_in_seconds()));
+  if (r->uses_left() > 0) out << ", " << r->uses_left() << " enrollment(s) left";
+  out << ". Nothing was enrolled.\n";
+  return 0;
+}
+
 int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& out,
            std::ostream& err) {
   RootedSystemReader reader(config.root);
@@ -344,6 +382,10 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
                      "Device kind: laptop, tablet, display, desktop or other (default: "
                      "detected from the chassis type; displays must be given)");
   enroll->add_flag("--insecure", insecure, "Plaintext connection (test servers on loopback)");
+  bool check = false;
+  enroll->add_flag("--check", check,
+                   "Only check that the server, CA and token work (before imaging); enroll "
+                   "nothing");
 
   bool once = false;
   std::string retry_base = "10s";
@@ -386,7 +428,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << "parc-agent enroll: " << params.status().message() << "\n";
       return 2;
     }
-    return Enroll(*config, *params, out, err);
+    return check ? CheckEnroll(*config, *params, out, err) : Enroll(*config, *params, out, err);
   }
   if (run->parsed()) {
     auto base = common::ParseDuration(retry_base);

@@ -76,6 +76,18 @@ absl::StatusOr<parc::v1::EnrollResponse> AgentClient::Enroll(
   return response;
 }
 
+absl::StatusOr<parc::v1::CheckEnrollmentResponse> AgentClient::CheckEnrollment(
+    const parc::v1::EnrollRequest& request) {
+  grpc::ClientContext ctx;
+  if (!Track(&ctx)) return Cancelled();
+  CallScope scope([&] { Untrack(&ctx); });
+  common::SetDeadline(&ctx, options_.enroll_timeout);
+  parc::v1::CheckEnrollmentResponse response;
+  grpc::Status s = stub_->CheckEnrollment(&ctx, request, &response);
+  if (!s.ok()) return Annotate(s, options_.server);
+  return response;
+}
+
 absl::StatusOr<parc::v1::CheckInResponse> AgentClient::CheckIn(
     const std::string& credential, const parc::v1::CheckInRequest& request) {
   grpc::ClientContext ctx;

@@ -28,6 +28,8 @@ class AgentClient {
 
   [[nodiscard]] absl::StatusOr<parc::v1::EnrollResponse> Enroll(
       const parc::v1::EnrollRequest& request);
+  [[nodiscard]] absl::StatusOr<parc::v1::CheckEnrollmentResponse> CheckEnrollment(
+      const parc::v1::EnrollRequest& request);
   // credential: "<device_id>.<secret>".
   [[nodiscard]] absl::StatusOr<parc::v1::CheckInResponse> CheckIn(
       const std::string& credential, const parc::v1::CheckInRequest& request);

@@ -384,6 +384,27 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
   return FinishNow(context, metrics_, kMethod, devices.status());
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::RetireDevice(grpc::CallbackServerContext* context,
+                                                         const parc::v1::GetDeviceRequest* request,
+                                                         parc::v1::Device* response) {
+  constexpr absl::string_view kMethod = "RetireDevice";
+  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
+  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
+  if (request->device().empty()) {
+    return FinishNow(context, metrics_, kMethod,
+                     absl::InvalidArgumentError("device: give a device id or a serial number"));
+  }
+  auto scope_json = ScopeJson(*op);
+  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RetireDevice(request->device(), *scope_json,
+                       [this, reactor, response](absl::StatusOr<parc::v1::Device> d) {
+                         if (d.ok()) *response = std::move(*d);
+                         FinishRpc(reactor, metrics_, "RetireDevice", d.status());
+                       });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContext* context,
                                                       const parc::v1::GetDeviceRequest* request,
                                                       parc::v1::GetDeviceResponse* response) {

@@ -51,6 +51,9 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* context,
                                         const parc::v1::ListDevicesRequest* request,
                                         parc::v1::ListDevicesResponse* response) override;
+  grpc::ServerUnaryReactor* RetireDevice(grpc::CallbackServerContext* context,
+                                         const parc::v1::GetDeviceRequest* request,
+                                         parc::v1::Device* response) override;
   grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* context,
                                       const parc::v1::GetDeviceRequest* request,
                                       parc::v1::GetDeviceResponse* response) override;

@@ -172,6 +172,33 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AgentServiceImpl::CheckEnrollment(
+    grpc::CallbackServerContext* context, const EnrollRequest* request,
+    parc::v1::CheckEnrollmentResponse* response) {
+  constexpr absl::string_view kMethod = "CheckEnrollment";
+  auto token = common::ParseCredential(request->token());
+  if (!token.ok()) {
+    return FinishNow(
+        context, metrics_, kMethod,
+        absl::UnauthenticatedError(request->token().empty() ? "no enrollment token given"
+                                                            : "enrollment token not recognized"));
+  }
+  const absl::Time now = clock_->Now();
+  auto record = store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), now);
+  if (!record.ok()) return FinishNow(context, metrics_, kMethod, record.status());
+  // The hardware must be identifiable for Enroll to succeed later.
+  auto hw_key = HardwareKey(request->identity());
+  if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
+  response->set_uai(record->uai);
+  if (!record->uai.empty()) {
+    auto est = store_->GetEstablishment(record->uai);
+    if (est.ok()) response->set_establishment_name(est->name());
+  }
+  response->set_expires_in_seconds(absl::ToInt64Seconds(record->expires_at - now));
+  response->set_uses_left(record->max_uses == 0 ? 0 : record->max_uses - record->uses);
+  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+}
+
 grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext* context,
                                                     const CheckInRequest* request,
                                                     CheckInResponse* response) {

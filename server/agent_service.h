@@ -36,6 +36,9 @@ class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
                                    const parc::v1::EnrollRequest* request,
                                    parc::v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* CheckEnrollment(grpc::CallbackServerContext* context,
+                                            const parc::v1::EnrollRequest* request,
+                                            parc::v1::CheckEnrollmentResponse* response) override;
   grpc::ServerUnaryReactor* CheckIn(grpc::CallbackServerContext* context,
                                     const parc::v1::CheckInRequest* request,
                                     parc::v1::CheckInResponse* response) override;

@@ -15,10 +15,10 @@
 namespace parc::server {
 namespace {
 
-constexpr std::array<absl::string_view, 9> kAudited = {
-    "ImportEstablishments", "CreateEnrollmentToken", "RevokeEnrollmentToken",
-    "PreassignDevices",     "PublishBundle",         "CreateRollout",
-    "UpdateRollout",        "CreateOperator",        "RevokeOperator"};
+constexpr std::array<absl::string_view, 10> kAudited = {
+    "RetireDevice",     "ImportEstablishments", "CreateEnrollmentToken", "RevokeEnrollmentToken",
+    "PreassignDevices", "PublishBundle",        "CreateRollout",         "UpdateRollout",
+    "CreateOperator",   "RevokeOperator"};
 
 constexpr absl::string_view kPrefix = "/parc.v1.AdminService/";
 

@@ -714,10 +714,9 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   std::vector<std::vector<std::string>> rows, cells;
   for (const auto& d : *devices) {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
-    std::string model =
-        absl::StartsWithIgnoreCase(d.device.model(), d.device.manufacturer())
-            ? d.device.model()
-            : absl::StrCat(d.device.manufacturer(), " ", d.device.model());
+    std::string model = absl::StartsWithIgnoreCase(d.device.model(), d.device.manufacturer())
+                            ? d.device.model()
+                            : absl::StrCat(d.device.manufacturer(), " ", d.device.model());
     std::vector<std::string> values = {d.device.id(),
                                        KindLabel(d.device.kind()),
                                        std::string(absl::StripAsciiWhitespace(model)),

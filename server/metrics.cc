@@ -69,7 +69,8 @@ std::string Metrics::RenderPrometheus() const {
                   "parc_store_commit_seconds_count ", commit_count_, "\n",
                   "# HELP parc_store_writes_total Writes committed by the store.\n"
                   "# TYPE parc_store_writes_total counter\n"
-                  "parc_store_writes_total ", commit_writes_, "\n");
+                  "parc_store_writes_total ",
+                  commit_writes_, "\n");
   return out;
 }
 

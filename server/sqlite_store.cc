@@ -293,6 +293,35 @@ std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
 }
 
+// The token with this id if its secret matches and it may enroll one more device now.
+absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::string& id,
+                                                  const std::string& secret_hash, absl::Time now) {
+  PARC_ASSIGN_OR_RETURN(
+      Statement tok,
+      db->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM enrollment_tokens WHERE id = ?")));
+  tok.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool found, tok.Step());
+  EnrollmentTokenRecord token;
+  if (found) token = TokenFromRow(tok);
+  if (!found || !common::ConstantTimeEquals(token.secret_hash, secret_hash)) {
+    return absl::UnauthenticatedError("enrollment token not recognized");
+  }
+  if (token.revoked_at.has_value()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "enrollment token ", token.id, " was revoked on ", FormatUtc(*token.revoked_at)));
+  }
+  if (now >= token.expires_at) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("enrollment token ", token.id, " expired on ", FormatUtc(token.expires_at)));
+  }
+  if (token.max_uses > 0 && token.uses >= token.max_uses) {
+    return absl::PermissionDeniedError(absl::StrCat("enrollment token ", token.id,
+                                                    " has already been used ", token.uses,
+                                                    " times, its maximum"));
+  }
+  return token;
+}
+
 }  // namespace
 
 const std::vector<common::Migration>& SqliteStore::Migrations() {
@@ -658,29 +687,8 @@ void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Ti
 void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
   SubmitFor<EnrollOutcome>(
       [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
-        PARC_ASSIGN_OR_RETURN(Statement tok,
-                              db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                                       " FROM enrollment_tokens WHERE id = ?")));
-        tok.Bind(1, in.token_id);
-        PARC_ASSIGN_OR_RETURN(bool found, tok.Step());
-        EnrollmentTokenRecord token;
-        if (found) token = TokenFromRow(tok);
-        if (!found || !common::ConstantTimeEquals(token.secret_hash, in.token_secret_hash)) {
-          return absl::UnauthenticatedError("enrollment token not recognized");
-        }
-        if (token.revoked_at.has_value()) {
-          return absl::UnauthenticatedError(absl::StrCat(
-              "enrollment token ", token.id, " was revoked on ", FormatUtc(*token.revoked_at)));
-        }
-        if (in.now >= token.expires_at) {
-          return absl::UnauthenticatedError(absl::StrCat(
-              "enrollment token ", token.id, " expired on ", FormatUtc(token.expires_at)));
-        }
-        if (token.max_uses > 0 && token.uses >= token.max_uses) {
-          return absl::PermissionDeniedError(absl::StrCat("enrollment token ", token.id,
-                                                          " has already been used ", token.uses,
-                                                          " times, its maximum"));
-        }
+        PARC_ASSIGN_OR_RETURN(EnrollmentTokenRecord token,
+                              UsableToken(db, in.token_id, in.token_secret_hash, in.now));
         PARC_ASSIGN_OR_RETURN(Statement use,
                               db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
                                           "WHERE id = ?"));
@@ -743,6 +751,42 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
           if (has) out.establishment_name = name.Text(0);
         }
         return out;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<EnrollmentTokenRecord> SqliteStore::CheckEnrollmentToken(
+    const std::string& id, const std::string& secret_hash, absl::Time now) {
+  ReaderLease db = AcquireReader();
+  return UsableToken(db.get(), id, secret_hash, now);
+}
+
+void SqliteStore::RetireDevice(std::string id_or_serial, std::string scope_json,
+                               StoreCallback<parc::v1::Device> done) {
+  SubmitFor<parc::v1::Device>(
+      [id_or_serial = std::move(id_or_serial),
+       scope_json = std::move(scope_json)](Database* db) -> absl::StatusOr<parc::v1::Device> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare(absl::StrCat(
+                kDeviceSelect,
+                "WHERE (d.id = ?1 OR (d.serial = ?1 AND d.serial <> '')) "
+                "AND (?2 = '' OR d.uai IN (SELECT value FROM json_each(?2))) LIMIT 2")));
+        st.BindAll(id_or_serial, scope_json);
+        PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+        if (!found) {
+          return absl::NotFoundError(
+              absl::StrCat("no device with id or serial number \"", id_or_serial, "\""));
+        }
+        parc::v1::Device device = DeviceFromRow(st);
+        PARC_ASSIGN_OR_RETURN(bool second, st.Step());
+        if (second) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
+        }
+        PARC_ASSIGN_OR_RETURN(Statement del, db->Prepare("DELETE FROM devices WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, device.id()).Run());
+        return device;
       },
       std::move(done));
 }

@@ -61,6 +61,11 @@ class SqliteStore final : public Store {
 
   void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) override;
   absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) override;
+  absl::StatusOr<EnrollmentTokenRecord> CheckEnrollmentToken(const std::string& id,
+                                                             const std::string& secret_hash,
+                                                             absl::Time now) override;
+  void RetireDevice(std::string id_or_serial, std::string scope_json,
+                    StoreCallback<parc::v1::Device> done) override;
   void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) override;
   absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) override;
   void StoreInventory(InventoryInput input, StoreCallback<bool> done) override;

@@ -205,8 +205,9 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   std::string group;
   if (by == "model") {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
-    group = "trim(CASE WHEN lower(d.model) LIKE lower(d.manufacturer) || '%' THEN d.model "
-            "ELSE d.manufacturer || ' ' || d.model END)";
+    group =
+        "trim(CASE WHEN lower(d.model) LIKE lower(d.manufacturer) || '%' THEN d.model "
+        "ELSE d.manufacturer || ' ' || d.model END)";
   } else if (by == "os") {
     group = "d.os";
   } else if (by == "kind") {

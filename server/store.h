@@ -259,6 +259,12 @@ class Store {
   // is known, re-keys the existing one — atomically.
   virtual void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) = 0;
+  // The token if it could enroll a device now (same errors as Enroll); uses nothing.
+  [[nodiscard]] virtual absl::StatusOr<EnrollmentTokenRecord> CheckEnrollmentToken(
+      const std::string& id, const std::string& secret_hash, absl::Time now) = 0;
+  // Deletes a device (by id or serial, within scope) with its inventories and reports.
+  virtual void RetireDevice(std::string id_or_serial, std::string scope_json,
+                            StoreCallback<parc::v1::Device> done) = 0;
   virtual void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) = 0;
   // FAILED_PRECONDITION when software is absent and software_hash unknown.

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/sqlite.h"
@@ -634,6 +635,54 @@ TEST_F(IntegrationTest, StaleDevicesAreListed) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("5CD1234ABC"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("HX7K2Q3"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace parc::testing
+
+namespace parc::testing {
+namespace {
+
+TEST_F(IntegrationTest, EnrollCheckTellsATechnicianWhatWorksAndEnrollsNothing) {
+  std::string token = server_->CreateToken(kFermat, /*max_uses=*/30);
+  auto ok = Enroll(DataPath("laptop"), dir_.Sub("s"), token, {"--check"});
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_NE(ok.out.find("token valid for 0310036W Lycée Pierre de Fermat"), std::string::npos)
+      << ok.out;
+  EXPECT_NE(ok.out.find("30 enrollment(s) left"), std::string::npos) << ok.out;
+  EXPECT_TRUE(server_->ListDevices().empty());
+  EXPECT_FALSE(common::PathExists(dir_.Sub("s/agent.db")));
+
+  auto bad = Enroll(DataPath("laptop"), dir_.Sub("s"), "e000000000000." + std::string(64, '1'),
+                    {"--check"});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("UNAUTHENTICATED"), std::string::npos) << bad.err;
+
+  // The CA of another server: the TLS handshake fails, and the technician is told what to check.
+  TempDir other;
+  TestServer other_server(other.Sub("server"));
+  auto r = RunAgent({"enroll", "--check", "--root", DataPath("laptop"), "--state-dir",
+                     dir_.Sub("s2"), "--server", server_->address(), "--token", token, "--ca",
+                     other_server.ca_path(), "--config", EmptyConfig()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CA file"), std::string::npos) << r.err;
+}
+
+TEST_F(IntegrationTest, RetiredDevicesAreGoneAndTheirCredentialStopsWorking) {
+  std::string state = dir_.Sub("state");
+  ASSERT_EQ(Enroll(DataPath("laptop"), state, server_->CreateToken(kFermat)).status, 0);
+  ASSERT_EQ(RunOnce(DataPath("laptop"), state).status, 0);
+  auto r = RunCtl({"devices", "retire", "5CD1234ABC", "--server", server_->address(), "--ca",
+                   server_->ca_path(), "--token", server_->admin_token()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Retired device"), std::string::npos);
+  EXPECT_TRUE(server_->ListDevices().empty());
+  EXPECT_EQ(RunOnce(DataPath("laptop"), state).status, 1);
+  auto again = RunCtl({"devices", "retire", "5CD1234ABC", "--server", server_->address(), "--ca",
+                       server_->ca_path(), "--token", server_->admin_token()});
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("NOT_FOUND"), std::string::npos);
 }
 
 }  // namespace

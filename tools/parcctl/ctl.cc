@@ -428,6 +428,22 @@ int DevicesList(Admin& admin, const Options& o, std::ostream& out, std::ostream&
   return 0;
 }
 
+int DevicesRetire(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::GetDeviceRequest request;
+  request.set_device(o.id);
+  parc::v1::Device r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::RetireDevice, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Retired device " << r.id() << " (serial " << r.serial() << ", "
+      << (r.uai().empty() ? "unassigned" : r.uai()) << "): its record, inventories and reports "
+      << "are deleted and its credential no longer works\n";
+  return 0;
+}
+
 int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
   parc::v1::GetDeviceRequest request;
   request.set_device(o.id);
@@ -968,6 +984,10 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   dev_list->add_flag("--unassigned", o.unassigned,
                      "Only devices in no establishment (serial in no delivery list)");
   bind(dev_list, DevicesList);
+  CLI::App* dev_retire = devices->add_subcommand(
+      "retire", "Delete a device that left the fleet (with its inventories and reports)");
+  dev_retire->add_option("DEVICE", o.id, "Device id or serial number")->required();
+  bind(dev_retire, DevicesRetire);
   CLI::App* dev_show = devices->add_subcommand("show", "Show a device and its inventory");
   dev_show->add_option("DEVICE", o.id, "Device id or serial number")->required();
   bind(dev_show, DevicesShow);
