@@ -367,8 +367,21 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   CLI::App app{
       "parc-agent: inventories this device for Parc and keeps it enrolled.\n"
       "Reads /etc/parc/agent.toml (server, ca, enrollment_token, kind, state_dir); flags "
-      "override it."};
+      "override it.",
+      "parc-agent"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", PARC_VERSION);
+  app.set_help_all_flag("--help-all", "Print the help of every command and exit");
+  app.footer(
+      "Examples:\n"
+      "  parc-agent enroll --server parc.example.fr:8443 --ca /etc/parc/ca.pem --token TOKEN\n"
+      "  parc-agent enroll --check --config /etc/parc/agent.toml   (before imaging)\n"
+      "  parc-agent status\n"
+      "  parc-agent inventory --json\n"
+      "  parc-agent bundles\n"
+      "Files: /etc/parc/agent.toml (settings), /var/lib/parc-agent (identity, outbox, cache).\n"
+      "Exit status: 0 success, 1 failure (message on stderr), 2 bad usage, 3 not enrolled\n"
+      "(status).");
   CommonFlags common_flags;
 
   std::string server, token, ca, kind;

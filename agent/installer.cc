@@ -186,9 +186,15 @@ InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& art
     case parc::v1::PackageSpec::kCommand:
       return RunStep(Substitute(spec.command().install(), artifact_path, spec.version()),
                      TimeoutOf(spec.command().install(), options), "install_failed");
-    case parc::v1::PackageSpec::kDeb:
-      return RunStep({options.dpkg, "--install", artifact_path}, options.default_timeout,
-                     "install_failed");
+    case parc::v1::PackageSpec::kDeb: {
+      std::vector<std::string> argv = {options.dpkg, "--install", artifact_path};
+      bool systemd = options.under_systemd.value_or(common::PathExists("/run/systemd/system"));
+      if (spec.deb().package_name() == options.self_package && systemd) {
+        argv.insert(argv.begin(), {options.systemd_run, "--wait", "--collect", "--quiet",
+                                   "--unit=parc-agent-self-update", "--"});
+      }
+      return RunStep(argv, options.default_timeout, "install_failed");
+    }
     default:
       return Failure("install_failed", "the package declares no install method");
   }

@@ -21,6 +21,13 @@ struct InstallOutcome {
 struct InstallerOptions {
   // dpkg, for packages of type deb.
   std::string dpkg = "dpkg";
+  // The agent's own Debian package. Installing it restarts the agent (its postinst), so under
+  // systemd dpkg runs in a transient unit of its own (systemd-run --wait): the restart cannot
+  // interrupt it, and the restarted agent finds the new version with the detection command.
+  std::string self_package = "parc-agent";
+  std::string systemd_run = "systemd-run";
+  // Whether systemd manages this machine; nullopt: look for /run/systemd/system.
+  std::optional<bool> under_systemd;
   absl::Duration default_timeout = absl::Minutes(10);
 };
 

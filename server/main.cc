@@ -21,7 +21,17 @@ int Run(int argc, char** argv) {
 
   CLI::App app{
       "parc-server: inventory and provisioning of school devices.\n"
-      "Serves the agent and admin gRPC APIs (TLS by default) from one data directory."};
+      "Serves the agent and admin gRPC APIs (TLS by default) from one data directory.",
+      "parc-server"};
+  app.set_version_flag("--version", PARC_VERSION);
+  app.set_help_all_flag("--help-all", "Print the help of every command and exit");
+  app.footer(
+      "Example:\n"
+      "  parc-server --data-dir /var/lib/parc-server --listen 0.0.0.0:8443 \\\n"
+      "      --artifact-listen 0.0.0.0:8444 --tls-name parc.example.fr \\\n"
+      "      --publisher-key /etc/parc/keys/toulouse.pub\n"
+      "On first start it writes DATA/tls/ca.pem (give it to agents and parcctl) and\n"
+      "DATA/admin.token (the first operator). SIGTERM stops it cleanly.");
   app.add_option("--data-dir", options.data_dir,
                  "Directory holding the database, TLS material and bootstrap admin token")
       ->required();

@@ -816,3 +816,39 @@ TEST(Process, TimeoutKillsTheWholeCommand) {
 
 }  // namespace
 }  // namespace parc::testing
+
+namespace parc::testing {
+namespace {
+
+TEST(Installer, TheAgentsOwnPackageInstallsOutsideTheAgentUnderSystemd) {
+  TempDir dir;
+  std::string log = dir.Sub("calls.log");
+  for (const char* tool : {"dpkg", "systemd-run"}) {
+    std::string path = dir.Sub(tool);
+    WriteFile(path, absl::StrCat("#!/bin/sh\necho ", tool, " \"$@\" >> ", log, "\n"));
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+  }
+  agent::InstallerOptions options;
+  options.dpkg = dir.Sub("dpkg");
+  options.systemd_run = dir.Sub("systemd-run");
+  options.under_systemd = true;
+  parc::v1::PackageSpec self;
+  self.set_id("parc-agent");
+  self.set_version("0.2.0");
+  self.mutable_deb()->set_package_name("parc-agent");
+  EXPECT_TRUE(agent::Install(self, "/cache/new-agent", options).ok);
+  parc::v1::PackageSpec other = self;
+  other.mutable_deb()->set_package_name("geogebra-classic");
+  EXPECT_TRUE(agent::Install(other, "/cache/geogebra", options).ok);
+  options.under_systemd = false;
+  EXPECT_TRUE(agent::Install(self, "/cache/new-agent", options).ok);
+  EXPECT_EQ(ReadFileOrDie(log),
+            absl::StrCat("systemd-run --wait --collect --quiet --unit=parc-agent-self-update -- ",
+                         dir.Sub("dpkg"),
+                         " --install /cache/new-agent\n"
+                         "dpkg --install /cache/geogebra\n"
+                         "dpkg --install /cache/new-agent\n"));
+}
+
+}  // namespace
+}  // namespace parc::testing

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Parc's build dependencies from Debian 12 packages; with --test, also what the
-# script tests use (Chromium for the dashboard, promtool for /metrics, Node.js). Idempotent:
+# script tests use (Chromium for the dashboard, promtool for /metrics, Node.js); with
+# --package, what building and checking the Debian packages needs. Idempotent:
 # packages already present are not fetched again. Needs root (or sudo) when some are missing.
 set -euo pipefail
 
@@ -11,6 +12,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcli11-dev libcpp-httplib-dev libarchive-dev
   libspdlog-dev libtomlplusplus-dev
 )
+if [ "${1:-}" = "--package" ]; then
+  PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev)
+fi
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium prometheus curl)
   command -v node >/dev/null || PACKAGES+=(nodejs npm)

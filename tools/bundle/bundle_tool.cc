@@ -341,8 +341,18 @@ int Verify(const std::string& dir, const std::vector<std::string>& pubs, int thr
 }  // namespace
 
 int BundleMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"parc-bundle: build, sign and verify Parc application bundles (offline)."};
+  CLI::App app{"parc-bundle: build, sign and verify Parc application bundles (offline).",
+               "parc-bundle"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", PARC_VERSION);
+  app.set_help_all_flag("--help-all", "Print the help of every command and exit");
+  app.footer(
+      "Examples:\n"
+      "  parc-bundle keygen --out toulouse\n"
+      "  parc-bundle build mcnl-2026.toml --key toulouse.key --out mcnl-2026.1\n"
+      "  parc-bundle sign mcnl-2026.1 --key montpellier.key\n"
+      "  parc-bundle verify mcnl-2026.1 --pub toulouse.pub --pub montpellier.pub --threshold 2\n"
+      "Exit status: 0 success, 1 failure (what is wrong on stderr), 2 bad usage.");
   std::string name, spec, key, dir;
   std::vector<std::string> pubs;
   int threshold = 1;

@@ -917,8 +917,21 @@ int ReportInventory(Admin& admin, const Options& o, std::ostream& out, std::ostr
 }  // namespace
 
 int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"parcctl: operate a Parc server (establishments, enrollment tokens, devices)."};
+  CLI::App app{"parcctl: operate a Parc server (establishments, enrollment tokens, devices).",
+               "parcctl"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", PARC_VERSION);
+  app.set_help_all_flag("--help-all", "Print the help of every command and exit");
+  app.footer(
+      "Examples:\n"
+      "  parcctl establishments import fr-en-annuaire-education.csv --skip-invalid\n"
+      "  parcctl tokens create --region --expires 90d --note \"image loRdi 2026\"\n"
+      "  parcctl devices list --uai 0310036W --stale 7d\n"
+      "  parcctl rollouts create --bundle mcnl@2026.1 --target all --waves 5,25,100\n"
+      "  parcctl report deployment --bundle mcnl --by departement --format csv\n"
+      "Connection: --server/--ca/--token flags, else PARC_SERVER, PARC_CA, PARC_TOKEN or\n"
+      "PARC_TOKEN_FILE, else ~/.config/parc/parcctl.toml or /etc/parc/parcctl.toml.\n"
+      "Exit status: 0 success, 1 refused by the server or unreachable, 2 bad usage.");
   app.fallthrough();
   ConnectionFlags conn;
   Options o;

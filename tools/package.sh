@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the Debian packages (parc-agent, parc-server) with CPack and checks them:
+# file lists, maintainer scripts, lintian (no errors), systemd-analyze verify of the units,
+# and the extracted packages at work: parc-agent inventories a fixture and enrolls against the
+# extracted parc-server. Installs its own dependencies (Debian 12, as root or with sudo).
+#   tools/package.sh            packages in build/release/*.deb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+tools/deps.sh --package
+BUILD_DIR=${BUILD_DIR:-build/release}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARC_BUILD_TESTS=OFF \
+  >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+rm -f "$BUILD_DIR"/*.deb
+(cd "$BUILD_DIR" && cpack -G DEB >/dev/null)
+AGENT_DEB=$(ls "$BUILD_DIR"/parc-agent_*.deb)
+SERVER_DEB=$(ls "$BUILD_DIR"/parc-server_*.deb)
+echo "built: $(basename "$AGENT_DEB") $(basename "$SERVER_DEB")"
+
+WORK=$(mktemp -d /tmp/parc-package.XXXXXX)
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "package check FAILED: $*" >&2; exit 1; }
+pass=0
+ok() { echo "ok: $*"; pass=$((pass + 1)); }
+
+# 1. File lists.
+expect_files() {  # deb file...
+  local deb=$1; shift
+  local listing; listing=$(dpkg-deb -c "$deb" | awk '{print $6}')
+  for f in "$@"; do
+    grep -qx "./$f" <<<"$listing" || fail "$(basename "$deb") lacks /$f"
+  done
+}
+expect_files "$AGENT_DEB" usr/bin/parc-agent lib/systemd/system/parc-agent.service \
+  etc/parc/agent.toml usr/share/doc/parc-agent/copyright \
+  usr/share/doc/parc-agent/changelog.Debian.gz usr/share/doc/parc-agent/technician-guide.md
+expect_files "$SERVER_DEB" usr/bin/parc-server usr/bin/parcctl usr/bin/parc-bundle \
+  lib/systemd/system/parc-server.service etc/parc/server.env etc/parc/parcctl.toml \
+  usr/share/doc/parc-server/copyright usr/share/doc/parc-server/operator-guide.md
+if dpkg-deb -c "$AGENT_DEB" | awk '{print $6}' | grep -q '^./var/lib'; then
+  fail "parc-agent ships files in /var/lib (state must be created, never shipped)"
+fi
+ok "file lists"
+
+# 2. Control files and maintainer scripts.
+for deb in "$AGENT_DEB" "$SERVER_DEB"; do
+  name=$(dpkg-deb -f "$deb" Package)
+  mkdir -p "$WORK/control/$name"
+  dpkg-deb -e "$deb" "$WORK/control/$name"
+  for script in postinst prerm postrm; do
+    f="$WORK/control/$name/$script"
+    [ -x "$f" ] || fail "$name: $script missing or not executable"
+    sh -n "$f" || fail "$name: $script has a syntax error"
+    grep -q '^set -e' "$f" || fail "$name: $script does not set -e"
+  done
+  while read -r conffile; do
+    dpkg-deb -c "$deb" | awk '{print $6}' | grep -qx ".$conffile" ||
+      fail "$name: conffile $conffile is not in the package"
+  done <"$WORK/control/$name/conffiles"
+done
+grep -q 'adduser --system' "$WORK/control/parc-server/postinst" || fail "no system user for the server"
+grep -q 'rm -rf /var/lib/parc-server' "$WORK/control/parc-server/postrm" || fail "purge keeps server state"
+grep -q 'rm -rf /var/lib/parc-agent' "$WORK/control/parc-agent/postrm" || fail "purge keeps agent state"
+dpkg-deb -f "$SERVER_DEB" Depends | grep -q adduser || fail "parc-server does not depend on adduser"
+ok "maintainer scripts and conffiles"
+
+# 3. lintian: no errors.
+lintian --suppress-tags maintainer-script-calls-systemctl "$AGENT_DEB" "$SERVER_DEB" \
+  >"$WORK/lintian.txt" 2>&1 || true
+cat "$WORK/lintian.txt"
+if grep -q '^E:' "$WORK/lintian.txt"; then fail "lintian reports errors"; fi
+ok "lintian: no errors"
+
+# 4. The packages at work, extracted (dpkg -x), without installing anything.
+dpkg -x "$AGENT_DEB" "$WORK/root"
+dpkg -x "$SERVER_DEB" "$WORK/root"
+for unit in parc-agent parc-server; do
+  sed "s|/usr/bin/|$WORK/root/usr/bin/|g" "$WORK/root/lib/systemd/system/$unit.service" \
+    >"$WORK/$unit.service"
+done
+systemd-analyze verify --man=no "$WORK/parc-agent.service" "$WORK/parc-server.service" ||
+  fail "systemd-analyze verify"
+ok "systemd-analyze verify"
+"$WORK/root/usr/bin/parc-agent" inventory --root tests/data/laptop --config /dev/null \
+  | grep -q "HP ProBook x360 11 G7" || fail "extracted parc-agent cannot inventory"
+"$WORK/root/usr/bin/parc-agent" --version | grep -q . || fail "parc-agent --version"
+ok "extracted parc-agent inventories"
+"$WORK/root/usr/bin/parc-server" --data-dir "$WORK/server" --listen 127.0.0.1:0 \
+  --port-file "$WORK/port" --artifact-listen 127.0.0.1:0 --log-level warn >"$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+[ -s "$WORK/port" ] || { cat "$WORK/server.log"; fail "extracted parc-server did not start"; }
+export PARC_SERVER=127.0.0.1:$(cat "$WORK/port") PARC_CA="$WORK/server/tls/ca.pem"
+export PARC_TOKEN_FILE="$WORK/server/admin.token"
+CTL="$WORK/root/usr/bin/parcctl"
+"$CTL" establishments import tests/data/annuaire-occitanie.csv >/dev/null
+TOKEN=$("$CTL" tokens create --uai 0310036W --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+"$WORK/root/usr/bin/parc-agent" enroll --check --root tests/data/laptop --server "$PARC_SERVER" \
+  --ca "$PARC_CA" --token "$TOKEN" --config /dev/null | grep -q '^OK' || fail "enroll --check"
+"$WORK/root/usr/bin/parc-agent" enroll --root tests/data/laptop --state-dir "$WORK/agent" \
+  --server "$PARC_SERVER" --ca "$PARC_CA" --token "$TOKEN" --config /dev/null
+"$WORK/root/usr/bin/parc-agent" run --once --root tests/data/laptop --state-dir "$WORK/agent" \
+  --config /dev/null >/dev/null
+"$CTL" devices list | grep -q "5CD1234ABC  0310036W" || fail "the enrolled device is not listed"
+ok "extracted parc-agent enrolls against the extracted parc-server"
+echo "package checks: $pass passed, 0 failed"
