@@ -283,7 +283,16 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
   in.software_hash = request->software_hash();
   in.hardware = inventory.hardware();
   static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
-  if (inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash) {
+  bool with_list =
+      inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash;
+  if (with_list) {
+    // A list the server already holds (another clone of the same image sent it) is neither
+    // verified nor copied: nothing of it would be stored.
+    auto known = store_->HasSoftwareSet(in.software_hash);
+    if (!known.ok()) return FinishNow(context, metrics_, kMethod, known.status());
+    with_list = !*known;
+  }
+  if (with_list) {
     parc::v1::SoftwareList software = inventory.software();
     for (const auto& p : software.packages()) {
       if (p.name().empty() || p.name().size() > kMaxShortField ||

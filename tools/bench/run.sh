@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Benchmarks P1-P10 of benchmarks.md, each figure next to a reference measured in the same run
+# on the same machine, and the ratio. Results: a table on stdout and build/bench/results.json.
+#
+#   tools/bench/run.sh            full size: 300,000 devices, 1 GiB artifact (about 15 minutes)
+#   tools/bench/run.sh --quick    tiny sizes, only to prove the benchmarks still work (CI)
+#   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+QUICK=0
+ROWS=()
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    P*) ROWS+=("$a") ;;
+    *) echo "usage: $0 [--quick] [P1 ... P10]" >&2; exit 2 ;;
+  esac
+done
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10)
+want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
+
+if [ "$QUICK" = 1 ]; then
+  DEVICES=2000; DURATION=3s; WARMUP=1s; OPEN_RATE=500; ARTIFACT_MIB=32; RUNS=1
+else
+  DEVICES=300000; DURATION=20s; WARMUP=3s; OPEN_RATE=5000; ARTIFACT_MIB=1024; RUNS=3
+fi
+
+tools/deps.sh >/dev/null
+BUILD=${BUILD_DIR:-build/release}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARC_BUILD_TESTS=OFF >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target parc-server parcctl parc-agent parc-sim parc-bundle \
+  >/dev/null
+SERVER=$ROOT/$BUILD/server/parc-server
+CTL=$ROOT/$BUILD/tools/parcctl/parcctl
+AGENT=$ROOT/$BUILD/agent/parc-agent
+SIM=$ROOT/$BUILD/tools/sim/parc-sim
+BUNDLE=$ROOT/$BUILD/tools/bundle/parc-bundle
+
+OUT=$ROOT/build/bench
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/parc-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+RESULTS=()
+json() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
+row() {  # id what figure reference ratio target verdict
+  printf '%-4s %-52s %-20s %-26s %-8s %-18s %s\n' "$@"
+  RESULTS+=("$(python3 -c 'import json,sys; print(json.dumps(dict(zip(["row","what","figure","reference","ratio","target","verdict"], sys.argv[1:]))))' "$@")")
+}
+verdict() { python3 -c "import sys; print('met' if $1 else 'NOT MET')"; }
+
+start_server() {  # name tls|insecure [extra args...] -> sets S_ADDR S_DATA S_PID S_WEB
+  local name=$1 mode=$2; shift 2
+  S_DATA=$WORK/$name
+  local flags=(--data-dir "$S_DATA" --listen 127.0.0.1:0 --port-file "$WORK/$name.port"
+               --artifact-listen 127.0.0.1:0 --log-level warn --checkin-interval 1h "$@")
+  [ "$mode" = insecure ] && flags+=(--insecure)
+  rm -f "$WORK/$name.port"
+  "$SERVER" "${flags[@]}" >"$WORK/$name.log" 2>&1 &
+  S_PID=$!
+  PIDS+=("$S_PID")
+  for _ in $(seq 1 200); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
+  S_ADDR=127.0.0.1:$(cat "$WORK/$name.port")
+  S_WEB=$(sed -n 's/.*dashboard at \(https\{0,1\}:\/\/[^ ]*\).*/\1/p' "$WORK/$name.log")
+  if [ "$mode" = insecure ]; then S_CONN=(--insecure); else S_CONN=(--ca "$S_DATA/tls/ca.pem"); fi
+}
+ctl() { "$CTL" --server "$S_ADDR" "${S_CONN[@]}" --token-file "$S_DATA/admin.token" "$@"; }
+prepare_fleet() {  # region, annuaire, delivery list, region token, enrollment of every device
+  [ -d "$WORK/fleet" ] || "$SIM" region --devices "$DEVICES" --out "$WORK/fleet" >/dev/null
+  ctl establishments import "$WORK/fleet/annuaire.csv" >/dev/null
+  ctl devices preassign "$WORK/fleet/delivery.csv" >/dev/null
+  local token; token=$(ctl tokens create --region --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+  ENROLL_JSON=$("$SIM" enroll --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" \
+    --token "$token" --concurrency 128)
+}
+start_echo() {  # tls|insecure -> E_ADDR
+  local flags=(--listen 127.0.0.1:0 --port-file "$WORK/echo.port")
+  [ "$1" = tls ] && flags+=(--tls-cert "$S_DATA/tls/server.pem" --tls-key "$S_DATA/tls/server.key")
+  rm -f "$WORK/echo.port"
+  "$SIM" echo-server "${flags[@]}" >/dev/null 2>&1 &
+  E_PID=$!
+  PIDS+=("$E_PID")
+  for _ in $(seq 1 100); do [ -s "$WORK/echo.port" ] && break; sleep 0.1; done
+  E_ADDR=127.0.0.1:$(cat "$WORK/echo.port")
+}
+load() {  # addr workload concurrency [extra]
+  local addr=$1 workload=$2 conc=$3; shift 3
+  "$SIM" load --server "$addr" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload "$workload" \
+    --concurrency "$conc" --duration "$DURATION" --warmup "$WARMUP" "$@"
+}
+rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+echo "Parc benchmarks ($([ $QUICK = 1 ] && echo quick || echo full): $DEVICES devices) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(date -u +%F)"
+printf '%-4s %-52s %-20s %-26s %-8s %-18s %s\n' row what figure reference ratio target verdict
+
+# P1, P2, P3, P4, P5, P10 share servers with an enrolled fleet.
+if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
+  for mode in insecure tls; do
+    want P1 || [ "$mode" = tls ] || continue
+    start_server "server-$mode" "$mode"
+    prepare_fleet
+    if want P1; then
+      parc=$(load "$S_ADDR" checkin 128)
+      start_echo "$mode"
+      echo_=$(load "$E_ADDR" checkin 128)
+      kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+      p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
+      ratio=$(python3 -c "print(round($p / $e, 2))")
+      row P1 "check-ins/s, $DEVICES devices enrolled, TLS $([ $mode = tls ] && echo on || echo off)" \
+        "$(printf '%.0f/s' "$p")" "$(printf 'echo %.0f/s' "$e")" "$ratio" "≥ 0.5×" \
+        "$(verdict "$ratio >= 0.5")"
+    fi
+    [ "$mode" = tls ] || { kill "$S_PID"; wait "$S_PID" 2>/dev/null || true; }
+  done
+  if want P2; then
+    r=$(load "$S_ADDR" checkin 0 --rate "$OPEN_RATE")
+    p99=$(json "$r" "d['result']['p99_ms']"); p999=$(json "$r" "d['result']['p999_ms']")
+    errors=$(json "$r" "d['result']['errors']")
+    row P2 "check-in latency, open loop at $OPEN_RATE/s, TLS" "p99 ${p99} ms" \
+      "p99.9 ${p999} ms, ${errors} err" "-" "p99<10, p99.9<50" \
+      "$(verdict "$p99 < 10 and $p999 < 50 and $errors == 0")"
+  fi
+  if want P3; then
+    parc=$(load "$S_ADDR" inventory 32)
+    start_echo tls
+    echo_=$(load "$E_ADDR" inventory 32)
+    kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+    p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
+    row P3 "full inventories (~1,000 packages) ingested/s, TLS" "$(printf '%.0f/s' "$p")" \
+      "$(printf 'echo %.0f/s' "$e")" "$(python3 -c "print(round($p / $e, 2))")" "≥ 2,000/s" \
+      "$(verdict "$p >= 2000")"
+  fi
+  if want P4 || want P10 || want P5; then
+    # Every device reports one full inventory (the fleet's first day).
+    "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
+      --concurrency 32 --calls "$DEVICES" >"$WORK/inventory-pass.json"
+  fi
+  if want P4; then
+    db=$(du -cb "$S_DATA"/parc.db* | awk 'END {print $1}')
+    # Naive: every device × every package stored as its own row (name, version, arch and two
+    # keys, ~64 bytes with SQLite's overhead).
+    naive=$(python3 -c "print($DEVICES * 1000 * 64)")
+    row P4 "database size, $DEVICES devices with inventories" "$(python3 -c "print(f'{$db/2**20:.0f} MiB')")" \
+      "naive $(python3 -c "print(f'{$naive/2**30:.1f} GiB')")" "$(python3 -c "print(round($db / $naive, 3))")" \
+      "≤ 1 GB (at 300k)" "$(verdict "$db * 300000 / $DEVICES <= 1e9")"
+  fi
+  if want P5; then
+    echo "x" >"$WORK/x.txt"
+    printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
+    "$BUNDLE" keygen --out "$WORK/key" >/dev/null
+    "$BUNDLE" build "$WORK/spec.toml" --key "$WORK/key.key" --out "$WORK/bundle" >/dev/null
+    kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
+    start_server server-tls tls --publisher-key "$WORK/key.pub"
+    ctl bundles publish "$WORK/bundle" >/dev/null
+    rid=$(ctl rollouts create --bundle mcnl@2026.1 --target all --json | sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
+    ctl rollouts start "$rid" >/dev/null
+    # Every device checks in, gets the assignment and reports it installed.
+    "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload cycle \
+      --concurrency 64 --calls $((DEVICES * 2)) >/dev/null
+    times=()
+    for _ in 1 2 3 4 5; do
+      t0=$(date +%s%N); ctl report deployment --bundle mcnl --by establishment --json >/dev/null
+      t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
+    done
+    ref=()
+    for _ in 1 2 3 4 5; do
+      t0=$(date +%s%N); ctl bundles list >/dev/null; t1=$(date +%s%N); ref+=($(( (t1 - t0) / 1000000 )))
+    done
+    med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+    rmed=$(printf '%s\n' "${ref[@]}" | sort -n | sed -n 3p)
+    up=$(ctl report deployment --bundle mcnl --by region --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["up_to_date"])')
+    row P5 "region deployment report by establishment ($up up to date)" "${med} ms" \
+      "trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$med - $rmed < 100")"
+  fi
+  if want P10; then
+    rss=$(rss_mib "$S_PID")
+    row P10 "server peak RSS, $DEVICES devices after the runs" "${rss} MiB" "-" "-" \
+      "≤ 1.5 GB (at 300k)" "$(verdict "$rss * 300000 / $DEVICES <= 1536")"
+  fi
+fi
+
+if want P6; then
+  parc_times=(); parc_rss=0
+  for _ in $(seq 1 $((RUNS * 3))); do
+    /usr/bin/time -f '%e %M' -o "$WORK/t" "$AGENT" inventory --json --config /dev/null >"$WORK/parc-inv.json"
+    read -r t m <"$WORK/t"; parc_times+=("$t"); parc_rss=$m
+  done
+  pt=$(printf '%s\n' "${parc_times[@]}" | sort -n | sed -n "$(( (${#parc_times[@]} + 1) / 2 ))p")
+  if command -v fusioninventory-inventory >/dev/null; then
+    fi_times=()
+    for _ in $(seq 1 $((RUNS * 3))); do
+      /usr/bin/time -f '%e %M' -o "$WORK/t" fusioninventory-inventory >"$WORK/fi.xml" 2>/dev/null
+      read -r t m <"$WORK/t"; fi_times+=("$t"); fi_rss=$m
+    done
+    ft=$(printf '%s\n' "${fi_times[@]}" | sort -n | sed -n "$(( (${#fi_times[@]} + 1) / 2 ))p")
+    fields=$(python3 "$ROOT/tools/bench/compare_inventory.py" "$WORK/parc-inv.json" "$WORK/fi.xml")
+    row P6 "agent inventory wall time ($fields)" "${pt} s" "fusioninventory ${ft} s" \
+      "$(python3 -c "print(round($pt / $ft, 3))")" "≤ 0.05×" "$(verdict "$pt <= $ft / 20")"
+    row P6 "agent inventory peak RSS" "$((parc_rss / 1024)) MiB" "fusioninventory $((fi_rss / 1024)) MiB" \
+      "$(python3 -c "print(round($parc_rss / $fi_rss, 3))")" "≤ 0.125×" "$(verdict "$parc_rss <= $fi_rss / 8")"
+  else
+    row P6 "agent inventory wall time / peak RSS" "${pt} s / $((parc_rss / 1024)) MiB" \
+      "fusioninventory not installed" "-" "≤ 0.05× / ≤ 0.125×" "no reference"
+  fi
+fi
+
+if want P7; then
+  start_server agent-idle tls
+  token=$(ctl tokens create --region --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+  printf 'server = "%s"\nca = "%s"\nenrollment_token = "%s"\n' "$S_ADDR" "$S_DATA/tls/ca.pem" "$token" >"$WORK/agent.toml"
+  "$AGENT" run --config "$WORK/agent.toml" --state-dir "$WORK/agent-state" --root tests/data/laptop --splay 0s >/dev/null 2>&1 &
+  A_PID=$!; PIDS+=("$A_PID")
+  sleep 5  # enrolled, first check-in and inventory done; the next is an hour away
+  c0=$(awk '/voluntary_ctxt_switches/ && !/non/ {print $2}' "/proc/$A_PID/status")
+  w0=$(awk '{s += $2} END {print s}' /proc/"$A_PID"/task/*/schedstat 2>/dev/null || echo 0)
+  sleep $([ $QUICK = 1 ] && echo 5 || echo 30)
+  c1=$(awk '/voluntary_ctxt_switches/ && !/non/ {print $2}' "/proc/$A_PID/status")
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$A_PID/status")
+  threads=$(ls /proc/"$A_PID"/task | wc -l)
+  wakeups=0
+  for t in /proc/"$A_PID"/task/*; do :; done
+  wakes=$(for t in /proc/"$A_PID"/task/*/status; do awk '/^voluntary_ctxt_switches/ {print $2}' "$t"; done | paste -sd+ | bc)
+  sleep 5
+  wakes2=$(for t in /proc/"$A_PID"/task/*/status; do awk '/^voluntary_ctxt_switches/ {print $2}' "$t"; done | paste -sd+ | bc)
+  row P7 "agent daemon idle RSS ($threads threads)" "$((rss / 1024)) MiB" "osquery watchdog 200 MB" \
+    "$(python3 -c "print(round($rss / 1024 / 200, 3))")" "≤ 10 MB" "$(verdict "$rss <= 10 * 1024")"
+  row P7 "agent daemon wake-ups while idle (all threads)" "$((wakes2 - wakes)) in 5 s" "-" "-" "none" \
+    "$(verdict "$((wakes2 - wakes)) == 0")"
+  kill "$A_PID"; kill "$S_PID"
+fi
+
+if want P8; then
+  start_server artifacts tls
+  head -c $((ARTIFACT_MIB << 20)) /dev/urandom >"$WORK/artifact.bin"
+  sha=$(sha256sum "$WORK/artifact.bin" | cut -d' ' -f1)
+  cp "$WORK/artifact.bin" "$S_DATA/artifacts/$sha"
+  url="${S_WEB}artifacts/$sha"
+  parc_t=(); ref_t=()
+  for _ in $(seq 1 "$RUNS"); do
+    rm -f "$WORK/dl" "$WORK/dl.part"
+    t0=$(date +%s%N)
+    "$SIM" download --url "$url" --ca "$S_DATA/tls/ca.pem" --sha256 "$sha" \
+      --size $((ARTIFACT_MIB << 20)) --out "$WORK/dl" >/dev/null
+    t1=$(date +%s%N); parc_t+=($(( (t1 - t0) / 1000000 )))
+    rm -f "$WORK/ref"
+    t0=$(date +%s%N)
+    curl -s --cacert "$S_DATA/tls/ca.pem" -o "$WORK/ref" "$url" && sha256sum "$WORK/ref" >/dev/null
+    t1=$(date +%s%N); ref_t+=($(( (t1 - t0) / 1000000 )))
+  done
+  pm=$(printf '%s\n' "${parc_t[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  rm_=$(printf '%s\n' "${ref_t[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  ratio=$(python3 -c "print(round($rm_ / $pm, 2))")
+  row P8 "download + verify ${ARTIFACT_MIB} MiB over loopback HTTPS" \
+    "$(python3 -c "print(f'{$ARTIFACT_MIB / ($pm / 1000):.0f} MiB/s')")" \
+    "$(python3 -c "print(f'curl+sha256sum {$ARTIFACT_MIB / ($rm_ / 1000):.0f} MiB/s')")" "$ratio" \
+    "≥ 0.9×" "$(verdict "$ratio >= 0.9")"
+  kill "$S_PID"
+fi
+
+if want P9; then
+  r=$("$SIM" resume --size $((ARTIFACT_MIB << 20)))
+  pct=$(json "$r" "d['percent_twice']")
+  row P9 "downloaded twice after a drop at 50% (${ARTIFACT_MIB} MiB)" "${pct} %" "-" "-" "≤ 1 %" \
+    "$(verdict "$pct <= 1")"
+fi
+
+printf '%s\n' "${RESULTS[@]}" | python3 -c 'import json,sys; print(json.dumps([json.loads(l) for l in sys.stdin], indent=1, ensure_ascii=False))' >"$OUT/results.json"
+echo "results: $OUT/results.json"

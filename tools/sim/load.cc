@@ -1,0 +1,168 @@
+#include "tools/sim/load.h"
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/grpc_util.h"
+
+namespace parc::sim {
+namespace {
+
+struct Shared {
+  const LoadOptions* options = nullptr;
+  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+  absl::Time start, measure_from, end;
+  std::atomic<uint64_t> next{0};
+  std::atomic<int64_t> in_flight{0};
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::vector<uint32_t> latencies_us;  // guarded by mu
+  uint64_t ok = 0, errors = 0;
+  std::map<std::string, uint64_t> errors_by_code;
+};
+
+struct InFlight {
+  Call call;
+  grpc::ClientContext ctx;
+  grpc::ByteBuffer request, response;
+  absl::Time started;
+};
+
+void Start(Shared* s, absl::Time intended, bool closed_loop);
+
+void Finish(Shared* s, InFlight* f, const grpc::Status& status, bool closed_loop) {
+  absl::Time now = absl::Now();
+  if (s->options->on_response) {
+    std::string bytes;
+    if (status.ok()) {
+      std::vector<grpc::Slice> slices;
+      (void)f->response.Dump(&slices);
+      for (const auto& sl : slices) {
+        bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      }
+    }
+    s->options->on_response(f->call, status, bytes);
+  }
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (f->started >= s->measure_from && now <= s->end) {
+      if (status.ok()) {
+        ++s->ok;
+        s->latencies_us.push_back(static_cast<uint32_t>(
+            std::min<int64_t>(absl::ToInt64Microseconds(now - f->started), UINT32_MAX)));
+      } else {
+        ++s->errors;
+        ++s->errors_by_code[common::StatusCodeName(status.error_code())];
+      }
+    }
+  }
+  delete f;
+  const uint64_t max = s->options->max_calls;
+  if (closed_loop && now < s->end && (max == 0 || s->next.load() < max)) {
+    Start(s, now, true);
+  }
+  if (s->in_flight.fetch_sub(1) == 1) s->done_cv.notify_all();
+}
+
+void Start(Shared* s, absl::Time intended, bool closed_loop) {
+  uint64_t i = s->next.fetch_add(1);
+  if (s->options->max_calls > 0 && i >= s->options->max_calls) return;
+  auto* f = new InFlight();
+  f->call = s->options->make_call(i);
+  const Call& call = f->call;
+  grpc::Slice slice(call.request);
+  f->request = grpc::ByteBuffer(&slice, 1);
+  f->started = intended;
+  if (!call.bearer.empty()) common::SetBearer(&f->ctx, call.bearer);
+  common::SetDeadline(&f->ctx, s->options->deadline);
+  s->in_flight.fetch_add(1);
+  auto& stub = *s->stubs[i % s->stubs.size()];
+  stub.UnaryCall(&f->ctx, call.method, grpc::StubOptions(), &f->request, &f->response,
+                 [s, f, closed_loop](grpc::Status status) { Finish(s, f, status, closed_loop); });
+}
+
+double Percentile(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t index = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1));
+  return sorted[index] / 1000.0;
+}
+
+}  // namespace
+
+LoadResult RunLoad(const LoadOptions& options) {
+  Shared s;
+  s.options = &options;
+  for (const auto& ch : options.channels)
+    s.stubs.push_back(std::make_unique<grpc::GenericStub>(ch));
+  s.start = absl::Now();
+  s.measure_from = s.start + options.warmup;
+  s.end = s.measure_from + options.duration;
+  const bool closed = options.rate <= 0;
+  if (closed) {
+    for (int i = 0; i < options.concurrency; ++i) Start(&s, absl::Now(), true);
+    if (options.max_calls > 0) {
+      // Counted runs end when every call has completed.
+      while (s.next.load() < options.max_calls || s.in_flight.load() > 0) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+    }
+  } else {
+    // Open loop: start call k at start + k / rate.
+    const absl::Duration interval = absl::Seconds(1.0 / options.rate);
+    absl::Time next = s.start;
+    while (next < s.end) {
+      absl::Time now = absl::Now();
+      if (now < next) {
+        absl::SleepFor(std::min(next - now, absl::Milliseconds(1)));
+        continue;
+      }
+      // Bound the calls in flight so that a stalled server does not exhaust memory.
+      if (s.in_flight.load() < 20000) Start(&s, next, false);
+      next += interval;
+    }
+  }
+  {
+    std::unique_lock<std::mutex> lock(s.mu);
+    s.done_cv.wait_for(lock, absl::ToChronoMilliseconds(options.deadline + absl::Seconds(5)),
+                       [&] { return s.in_flight.load() == 0; });
+  }
+  // Calls still in flight reference s: wait for them (their deadline bounds this).
+  while (s.in_flight.load() > 0) absl::SleepFor(absl::Milliseconds(10));
+  LoadResult r;
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::sort(s.latencies_us.begin(), s.latencies_us.end());
+  r.calls = s.ok + s.errors;
+  r.errors = s.errors;
+  r.errors_by_code = s.errors_by_code;
+  r.seconds = options.max_calls > 0 ? absl::ToDoubleSeconds(absl::Now() - s.start)
+                                    : absl::ToDoubleSeconds(options.duration);
+  r.throughput = static_cast<double>(s.ok) / r.seconds;
+  r.p50_ms = Percentile(s.latencies_us, 0.50);
+  r.p99_ms = Percentile(s.latencies_us, 0.99);
+  r.p999_ms = Percentile(s.latencies_us, 0.999);
+  r.max_ms = s.latencies_us.empty() ? 0 : s.latencies_us.back() / 1000.0;
+  r.offered_rate = options.rate;
+  return r;
+}
+
+std::string LoadResult::ToJson() const {
+  std::string errs;
+  for (const auto& [code, n] : errors_by_code) {
+    absl::StrAppend(&errs, errs.empty() ? "" : ", ", "\"", code, "\": ", n);
+  }
+  return absl::StrFormat(
+      "{\"calls\": %d, \"errors\": %d, \"errors_by_code\": {%s}, \"seconds\": %.2f, "
+      "\"throughput\": %.1f, \"offered_rate\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
+      "\"p999_ms\": %.3f, \"max_ms\": %.3f}",
+      calls, errors, errs, seconds, throughput, offered_rate, p50_ms, p99_ms, p999_ms, max_ms);
+}
+
+}  // namespace parc::sim
