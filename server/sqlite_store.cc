@@ -9,6 +9,7 @@
 #include "common/crypto.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/software_sets.h"
 #include "server/sqlite_util.h"
 
 namespace parc::server {
@@ -206,6 +207,12 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit(at);
 )sql";
 
+// Software lists close to another one are stored as a delta against it (base_hash set).
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE software_sets ADD COLUMN base_hash TEXT;
+CREATE INDEX software_sets_base ON software_sets(base_hash);
+)sql";
+
 using sqlite_util::FromUnix;
 using sqlite_util::SetTimestamp;
 using sqlite_util::U32;
@@ -326,7 +333,7 @@ absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::strin
 
 const std::vector<common::Migration>& SqliteStore::Migrations() {
   static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
   return kMigrations;
 }
 
@@ -825,17 +832,58 @@ absl::StatusOr<bool> SqliteStore::HasSoftwareSet(const std::string& hash) {
   return st.Step();
 }
 
+absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& hash,
+                                            const parc::v1::SoftwareList& list, absl::Time now) {
+  PARC_ASSIGN_OR_RETURN(Statement exists,
+                        db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+  exists.Bind(1, hash);
+  PARC_ASSIGN_OR_RETURN(bool known, exists.Step());
+  if (known) return absl::OkStatus();
+  if (bases_.empty()) {
+    // The full lists most recently stored: the current master images.
+    PARC_ASSIGN_OR_RETURN(Statement recent,
+                          db->Prepare("SELECT hash, packages FROM software_sets "
+                                      "WHERE base_hash IS NULL ORDER BY id DESC LIMIT 64"));
+    while (true) {
+      PARC_ASSIGN_OR_RETURN(bool row, recent.Step());
+      if (!row) break;
+      parc::v1::SoftwareList cached;
+      if (cached.ParseFromString(recent.Blob(1))) bases_.Add(recent.Text(0), cached);
+    }
+  }
+  std::string blob;
+  std::optional<std::string> base_hash;
+  if (auto match = bases_.Closest(list)) {
+    // The base must be a full list present in this transaction's view.
+    PARC_ASSIGN_OR_RETURN(
+        Statement base,
+        db->Prepare("SELECT 1 FROM software_sets WHERE hash = ? AND base_hash IS NULL"));
+    base.Bind(1, match->base_hash);
+    PARC_ASSIGN_OR_RETURN(bool present, base.Step());
+    if (present) {
+      base_hash = match->base_hash;
+      blob = match->delta.SerializeAsString();
+    }
+  }
+  if (!base_hash.has_value()) {
+    blob = list.SerializeAsString();
+    bases_.Add(hash, list);
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement ins,
+      db->Prepare("INSERT INTO software_sets(hash, package_count, packages, created_at, "
+                  "base_hash) VALUES (?, ?, ?, ?, ?)"));
+  ins.BindAll(hash, list.packages_size());
+  ins.BindBlob(3, blob).Bind(4, Unix(now)).Bind(5, base_hash);
+  return ins.Run();
+}
+
 void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   SubmitFor<bool>(
-      [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+      [this, in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
-          PARC_ASSIGN_OR_RETURN(
-              Statement st,
-              db->Prepare("INSERT INTO software_sets(hash, package_count, packages, created_at) "
-                          "VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING"));
-          st.BindAll(in.software_hash, in.software->packages_size());
-          st.BindBlob(3, in.software->SerializeAsString()).Bind(4, Unix(in.received_at));
-          PARC_RETURN_IF_ERROR(st.Run());
+          PARC_RETURN_IF_ERROR(
+              InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
         } else {
           PARC_ASSIGN_OR_RETURN(Statement st,
                                 db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
@@ -963,15 +1011,26 @@ absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_se
   PARC_ASSIGN_OR_RETURN(
       Statement inv,
       db->Prepare("SELECT i.hardware, i.received_at, s.packages, "
-                  "(SELECT count(*) FROM inventories WHERE device_id = i.device_id) "
+                  "(SELECT count(*) FROM inventories WHERE device_id = i.device_id), "
+                  "s.base_hash, b.packages "
                   "FROM inventories i JOIN software_sets s ON s.hash = i.software_hash "
+                  "LEFT JOIN software_sets b ON b.hash = s.base_hash "
                   "WHERE i.device_id = ? ORDER BY i.id DESC LIMIT 1"));
   inv.Bind(1, details.device.id());
   PARC_ASSIGN_OR_RETURN(bool has_inv, inv.Step());
   if (has_inv) {
     parc::v1::Inventory inventory;
-    if (!inventory.mutable_hardware()->ParseFromString(inv.Blob(0)) ||
-        !inventory.mutable_software()->ParseFromString(inv.Blob(2))) {
+    bool readable = inventory.mutable_hardware()->ParseFromString(inv.Blob(0));
+    if (inv.IsNull(4)) {
+      readable = readable && inventory.mutable_software()->ParseFromString(inv.Blob(2));
+    } else {
+      parc::v1::SoftwareList base;
+      parc::v1::SoftwareDelta delta;
+      readable =
+          readable && base.ParseFromString(inv.Blob(5)) && delta.ParseFromString(inv.Blob(2));
+      if (readable) *inventory.mutable_software() = ApplyDelta(base, delta);
+    }
+    if (!readable) {
       return absl::DataLossError(
           absl::StrCat("stored inventory of device ", details.device.id(), " is unreadable"));
     }
@@ -994,7 +1053,8 @@ void SqliteStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t
         PARC_ASSIGN_OR_RETURN(
             Statement orphans,
             db->Prepare("DELETE FROM software_sets WHERE NOT EXISTS (SELECT 1 FROM inventories i "
-                        "WHERE i.software_hash = software_sets.hash)"));
+                        "WHERE i.software_hash = software_sets.hash) AND NOT EXISTS (SELECT 1 "
+                        "FROM software_sets d WHERE d.base_hash = software_sets.hash)"));
         PARC_RETURN_IF_ERROR(orphans.Run());
         return deleted;
       },

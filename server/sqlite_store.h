@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/sqlite.h"
+#include "server/software_sets.h"
 #include "server/store.h"
 
 namespace parc::server {
@@ -147,9 +148,15 @@ class SqliteStore final : public Store {
   template <typename T>
   void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done);
   void WriterLoop();
+  // Stores a software list once: as a delta against a close full list when there is one.
+  // Writer thread only.
+  absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
+                                 const parc::v1::SoftwareList& list, absl::Time now);
   ReaderLease AcquireReader();
 
   std::unique_ptr<common::Database> writer_db_;
+  // Recent full software lists (writer thread only).
+  SoftwareBases bases_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -272,3 +272,65 @@ TEST(Sqlite, AStatementCanBeBoundAndRunRepeatedly) {
 
 }  // namespace
 }  // namespace parc::common
+
+namespace parc::server {
+namespace {
+
+TEST(SqliteStore, CloseSoftwareListsAreStoredAsDeltas) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  parc::v1::SoftwareList image;
+  for (int i = 0; i < 1000; ++i) {
+    auto* p = image.add_packages();
+    p->set_name(absl::StrCat("pkg", i));
+    p->set_version("1.0");
+    p->set_architecture("amd64");
+  }
+  common::CanonicalizeSoftware(&image);
+  parc::v1::SoftwareList variant = image;
+  variant.mutable_packages()->DeleteSubrange(10, 1);
+  auto* extra = variant.add_packages();
+  extra->set_name("vlc");
+  extra->set_version("3.0");
+  common::CanonicalizeSoftware(&variant);
+  auto report = [&](const std::string& device, const parc::v1::SoftwareList& sw) {
+    InventoryInput in;
+    in.device_id = device;
+    in.software_hash = common::SoftwareHash(sw);
+    in.software = sw;
+    in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
+    in.received_at = in.collected_at = now;
+    return Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
+  };
+  for (const char* d : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("etok", absl::StrCat("hw-", d), d, now), cb);
+                }).ok());
+  }
+  ASSERT_TRUE(report("d1", image).ok());
+  ASSERT_TRUE(report("d2", variant).ok());
+  // The variant is stored as a few packages against the image.
+  common::Database::Options o;
+  auto db = common::Database::Open(dir.Sub("parc.db"), o);
+  auto st = (*db)->Prepare("SELECT length(packages), base_hash FROM software_sets WHERE hash = ?");
+  st->Bind(1, common::SoftwareHash(variant));
+  ASSERT_TRUE(*st->Step());
+  EXPECT_LT(st->Int(0), 200);
+  EXPECT_EQ(st->Text(1), common::SoftwareHash(image));
+  // Read back whole.
+  auto details = store->GetDevice("d2");
+  ASSERT_TRUE(details.ok() && details->inventory.has_value());
+  EXPECT_EQ(details->inventory->software().SerializeAsString(), variant.SerializeAsString());
+  // The image's list stays while a delta needs it, even when no inventory points at it.
+  ASSERT_TRUE(store->GetDevice("d1").ok());
+  (void)Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d1", "", cb); });
+  ASSERT_TRUE(Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now, cb); }).ok());
+  EXPECT_TRUE(*store->HasSoftwareSet(common::SoftwareHash(image)));
+  EXPECT_EQ(store->GetDevice("d2")->inventory->software().packages_size(), 1000);
+}
+
+}  // namespace
+}  // namespace parc::server

@@ -1,0 +1,104 @@
+#include "server/software_sets.h"
+
+#include <algorithm>
+#include <functional>
+#include <tuple>
+
+#include "common/inventory_util.h"
+
+namespace parc::server {
+namespace {
+
+auto Key(const parc::v1::SoftwarePackage& p) {
+  return std::tie(p.name(), p.architecture(), p.version());
+}
+
+uint64_t LineHash(const parc::v1::SoftwarePackage& p) {
+  std::hash<std::string> h;
+  return h(p.name()) * 1000003u ^ h(p.version()) * 31u ^ h(p.architecture());
+}
+
+std::vector<uint64_t> Keys(const parc::v1::SoftwareList& list) {
+  std::vector<uint64_t> keys;
+  keys.reserve(static_cast<size_t>(list.packages_size()));
+  for (const auto& p : list.packages()) keys.push_back(LineHash(p));
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+}  // namespace
+
+parc::v1::SoftwareDelta DiffSoftware(const parc::v1::SoftwareList& base,
+                                     const parc::v1::SoftwareList& list) {
+  parc::v1::SoftwareDelta delta;
+  int i = 0, j = 0;
+  while (i < base.packages_size() || j < list.packages_size()) {
+    if (j == list.packages_size() ||
+        (i < base.packages_size() && Key(base.packages(i)) < Key(list.packages(j)))) {
+      *delta.add_removed() = base.packages(i++);
+    } else if (i == base.packages_size() || Key(list.packages(j)) < Key(base.packages(i))) {
+      *delta.add_added() = list.packages(j++);
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+  return delta;
+}
+
+parc::v1::SoftwareList ApplyDelta(const parc::v1::SoftwareList& base,
+                                  const parc::v1::SoftwareDelta& delta) {
+  parc::v1::SoftwareList out;
+  int r = 0;
+  for (const auto& p : base.packages()) {
+    while (r < delta.removed_size() && Key(delta.removed(r)) < Key(p)) ++r;
+    if (r < delta.removed_size() && Key(delta.removed(r)) == Key(p)) {
+      ++r;
+      continue;
+    }
+    *out.add_packages() = p;
+  }
+  for (const auto& p : delta.added()) *out.add_packages() = p;
+  common::CanonicalizeSoftware(&out);
+  return out;
+}
+
+void SoftwareBases::Add(const std::string& hash, const parc::v1::SoftwareList& list) {
+  if (sets_.count(hash) > 0) return;
+  if (sets_.size() >= capacity_) {
+    auto oldest = std::min_element(sets_.begin(), sets_.end(), [](const auto& a, const auto& b) {
+      return a.second.order < b.second.order;
+    });
+    sets_.erase(oldest);
+  }
+  sets_[hash] = Entry{list, Keys(list), ++counter_};
+}
+
+std::optional<SoftwareBases::Match> SoftwareBases::Closest(
+    const parc::v1::SoftwareList& list) const {
+  if (sets_.empty() || list.packages_size() == 0) return std::nullopt;
+  // Rank the candidates on a sample of the list's packages, then diff the best one.
+  std::vector<uint64_t> sample;
+  const int step = std::max(1, list.packages_size() / 64);
+  for (int i = 0; i < list.packages_size(); i += step) sample.push_back(LineHash(list.packages(i)));
+  const Entry* best = nullptr;
+  const std::string* best_hash = nullptr;
+  size_t best_hits = 0;
+  for (const auto& [hash, entry] : sets_) {
+    size_t hits = 0;
+    for (uint64_t k : sample) hits += std::binary_search(entry.keys.begin(), entry.keys.end(), k);
+    if (best == nullptr || hits > best_hits) {
+      best = &entry;
+      best_hash = &hash;
+      best_hits = hits;
+    }
+  }
+  if (best_hits * 2 < sample.size()) return std::nullopt;
+  Match m{*best_hash, DiffSoftware(best->list, list)};
+  const size_t changes = static_cast<size_t>(m.delta.added_size() + m.delta.removed_size());
+  const size_t limit = std::max<size_t>(16, static_cast<size_t>(list.packages_size()) / 20);
+  if (changes > limit) return std::nullopt;
+  return m;
+}
+
+}  // namespace parc::server
