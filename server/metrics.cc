@@ -1,6 +1,9 @@
 #include "server/metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_util.h"
 
 namespace parc::server {
@@ -26,14 +29,64 @@ uint64_t Metrics::InventoryCount(bool with_software) const {
   return with_software ? inventories_with_software_ : inventories_deduplicated_;
 }
 
+void Metrics::RecordRolloutEvaluation() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rollout_evaluations_;
+}
+
+uint64_t Metrics::RolloutEvaluations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rollout_evaluations_;
+}
+
+void Histogram::Observe(double value) {
+  size_t i = 0;
+  while (i < bounds.size() && value > bounds[i]) ++i;
+  ++counts[i];
+  sum += value;
+  ++count;
+}
+
+void Histogram::Render(absl::string_view name, absl::string_view labels, std::string* out) const {
+  uint64_t cumulative = 0;
+  const std::string sep = labels.empty() ? "" : ",";
+  for (size_t i = 0; i <= bounds.size(); ++i) {
+    cumulative += counts[i];
+    absl::StrAppend(out, name, "_bucket{", labels, sep, "le=\"",
+                    i < bounds.size() ? absl::StrCat(bounds[i]) : std::string("+Inf"), "\"} ",
+                    cumulative, "\n");
+  }
+  const std::string braces = labels.empty() ? "" : absl::StrCat("{", labels, "}");
+  absl::StrAppend(out, name, "_sum", braces, " ", sum, "\n", name, "_count", braces, " ", count,
+                  "\n");
+}
+
 void Metrics::ObserveCommit(double seconds, size_t writes) {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t i = 0;
-  while (i < 7 && seconds > kCommitBuckets[i]) ++i;
-  ++commit_buckets_[i];
-  commit_seconds_sum_ += seconds;
-  ++commit_count_;
+  commits_.Observe(seconds);
   commit_writes_ += writes;
+}
+
+void Metrics::ObserveRpcDuration(absl::string_view method, double seconds) {
+  static const std::vector<double> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rpc_durations_.find(method);
+  if (it == rpc_durations_.end()) {
+    it = rpc_durations_.emplace(std::string(method), Histogram(kBounds)).first;
+  }
+  it->second.Observe(seconds);
+}
+
+uint64_t Metrics::RpcDurationCount(absl::string_view method, double le) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rpc_durations_.find(method);
+  if (it == rpc_durations_.end()) return 0;
+  uint64_t n = 0;
+  for (size_t i = 0; i < it->second.bounds.size() && it->second.bounds[i] <= le; ++i) {
+    n += it->second.counts[i];
+  }
+  return n;
 }
 
 std::string Metrics::RenderPrometheus() const {
@@ -55,23 +108,57 @@ std::string Metrics::RenderPrometheus() const {
       inventories_with_software_, "\n", "parc_inventories_stored_total{software=\"known\"} ",
       inventories_deduplicated_, "\n");
   absl::StrAppend(&out,
+                  "# HELP parc_rollout_evaluations_total Evaluations of running rollouts "
+                  "(deployment reports are coalesced into them).\n"
+                  "# TYPE parc_rollout_evaluations_total counter\n"
+                  "parc_rollout_evaluations_total ",
+                  rollout_evaluations_, "\n");
+  absl::StrAppend(&out,
                   "# HELP parc_store_commit_seconds Time to commit one batch of writes "
                   "(group commit).\n# TYPE parc_store_commit_seconds histogram\n");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < 7; ++i) {
-    cumulative += commit_buckets_[i];
-    absl::StrAppend(&out, "parc_store_commit_seconds_bucket{le=\"", kCommitBuckets[i], "\"} ",
-                    cumulative, "\n");
+  commits_.Render("parc_store_commit_seconds", "", &out);
+  absl::StrAppend(&out,
+                  "# HELP parc_rpc_duration_seconds Time from a call's arrival to its status, "
+                  "by method.\n# TYPE parc_rpc_duration_seconds histogram\n");
+  for (const auto& [method, h] : rpc_durations_) {
+    h.Render("parc_rpc_duration_seconds", absl::StrCat("method=\"", method, "\""), &out);
   }
-  cumulative += commit_buckets_[7];
-  absl::StrAppend(&out, "parc_store_commit_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n",
-                  "parc_store_commit_seconds_sum ", commit_seconds_sum_, "\n",
-                  "parc_store_commit_seconds_count ", commit_count_, "\n",
+  absl::StrAppend(&out,
                   "# HELP parc_store_writes_total Writes committed by the store.\n"
                   "# TYPE parc_store_writes_total counter\n"
                   "parc_store_writes_total ",
                   commit_writes_, "\n");
   return out;
+}
+
+namespace {
+
+class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  RpcDurationInterceptor(grpc::experimental::ServerRpcInfo* info, Metrics* metrics)
+      : info_(info), metrics_(metrics), start_(absl::Now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      absl::string_view method = info_->method();
+      method.remove_prefix(std::min(method.size(), method.rfind('/') + 1));
+      metrics_->ObserveRpcDuration(method, absl::ToDoubleSeconds(absl::Now() - start_));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  Metrics* metrics_;
+  absl::Time start_;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* RpcDurationInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new RpcDurationInterceptor(info, metrics_);
 }
 
 }  // namespace parc::server

@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 
 #include <future>
 
@@ -130,6 +131,7 @@ absl::Status Server::Init() {
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcDurationInterceptorFactory>(&metrics_));
   interceptors.push_back(std::make_unique<AuditInterceptorFactory>(store_.get(), options_.clock));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
@@ -146,7 +148,10 @@ absl::Status Server::Init() {
 
   jobs_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       jobs_.get_executor());
-  jobs_thread_ = std::thread([this] { jobs_.run(); });
+  jobs_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "parc-jobs");
+    jobs_.run();
+  });
   asio::post(jobs_, [this] {
     SchedulePurge();
     ScheduleRolloutEvaluation();
@@ -220,12 +225,22 @@ std::string Server::RolloutMetrics() {
 }
 
 void Server::EvaluateRolloutSoon(const std::string& id) {
+  // Reports arrive by the thousand during a rollout: they are coalesced so that a rollout is
+  // evaluated at most once per rollout_debounce, however many reports it received meanwhile.
   asio::post(jobs_, [this, id] {
-    if (!store_) return;
-    store_->EvaluateRollout(id, options_.clock->Now(), [id](absl::StatusOr<RolloutRecord> r) {
-      if (!r.ok()) {
-        spdlog::error("rollout {}: evaluation failed: {}", id, r.status().ToString());
-      }
+    if (!store_ || shut_down_ || evaluation_pending_.count(id)) return;
+    auto timer = std::make_shared<asio::steady_timer>(jobs_);
+    evaluation_pending_[id] = timer;
+    timer->expires_after(absl::ToChronoMilliseconds(options_.rollout_debounce));
+    timer->async_wait([this, id, timer](const asio::error_code& ec) {
+      evaluation_pending_.erase(id);
+      if (ec) return;
+      metrics_.RecordRolloutEvaluation();
+      store_->EvaluateRollout(id, options_.clock->Now(), [id](absl::StatusOr<RolloutRecord> r) {
+        if (!r.ok()) {
+          spdlog::error("rollout {}: evaluation failed: {}", id, r.status().ToString());
+        }
+      });
     });
   });
 }
@@ -261,6 +276,7 @@ void Server::Shutdown(absl::Duration deadline) {
   asio::post(jobs_, [this] {
     purge_timer_.cancel();
     rollout_timer_.cancel();
+    for (auto& [id, timer] : evaluation_pending_) timer->cancel();
   });
   jobs_work_.reset();
   if (jobs_thread_.joinable()) jobs_thread_.join();

@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,6 +48,9 @@ struct ServerOptions {
   std::string artifact_url;
   // How often running rollouts are evaluated (besides after each deployment report).
   absl::Duration rollout_interval = absl::Seconds(30);
+  // Deployment reports and state changes are coalesced: a rollout is evaluated at most once
+  // per this delay.
+  absl::Duration rollout_debounce = absl::Seconds(1);
   const common::Clock* clock = common::RealClock::Get();
 };
 
@@ -104,13 +109,15 @@ class Server {
   int port_ = 0;
   std::string ca_path_;
   bool created_admin_token_ = false;
-  bool shut_down_ = false;
+  std::atomic<bool> shut_down_{false};
 
   asio::io_context jobs_;
   asio::steady_timer purge_timer_{jobs_};
   asio::steady_timer rollout_timer_{jobs_};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> jobs_work_;
   std::thread jobs_thread_;
+  // Rollouts with an evaluation scheduled (touched on the jobs thread only).
+  std::map<std::string, std::shared_ptr<asio::steady_timer>> evaluation_pending_;
 };
 
 // True for addresses of the loopback interface ("127.0.0.1:8443", "localhost:1", "[::1]:2").

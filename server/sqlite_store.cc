@@ -1,5 +1,7 @@
 #include "server/sqlite_store.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -213,6 +215,131 @@ ALTER TABLE software_sets ADD COLUMN base_hash TEXT;
 CREATE INDEX software_sets_base ON software_sets(base_hash);
 )sql";
 
+// Counts the deployment report reads instead of scanning every device (P5 of benchmarks.md):
+// devices per (establishment, kind, UTC day of last check-in; -1: never seen), each device's
+// best state per bundle over its rollouts, and devices per (bundle, establishment, kind, best
+// state). Triggers keep them, so every write path (enrollment, check-in, move, retirement,
+// deployment report) updates them in the same transaction. A check-in touches them only on the
+// device's first check-in of the day. Best state: 3 installed, 2 failed or refused, 1 in
+// progress, 0 assigned.
+constexpr char kSchemaV5[] = R"sql(
+CREATE TABLE device_tally (
+  uai TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  seen_day INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (uai, kind, seen_day)
+) WITHOUT ROWID;
+CREATE TABLE bundle_device (
+  bundle_id INTEGER NOT NULL,
+  device_id TEXT NOT NULL,
+  uai TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  best INTEGER NOT NULL,
+  PRIMARY KEY (bundle_id, device_id)
+) WITHOUT ROWID;
+CREATE INDEX bundle_device_device ON bundle_device(device_id);
+CREATE TABLE bundle_tally (
+  bundle_id INTEGER NOT NULL,
+  uai TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  best INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (bundle_id, uai, kind, best)
+) WITHOUT ROWID;
+
+INSERT INTO device_tally
+  SELECT coalesce(uai, ''), kind, coalesce(last_seen_at / 86400, -1), count(*) FROM devices
+  GROUP BY 1, 2, 3;
+INSERT INTO bundle_device
+  SELECT r.bundle_id, dep.device_id, coalesce(d.uai, ''), d.kind,
+         max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END)
+  FROM deployments dep JOIN rollouts r ON r.id = dep.rollout_id
+  JOIN devices d ON d.id = dep.device_id GROUP BY 1, 2;
+INSERT INTO bundle_tally
+  SELECT bundle_id, uai, kind, best, count(*) FROM bundle_device GROUP BY 1, 2, 3, 4;
+
+CREATE TRIGGER device_tally_insert AFTER INSERT ON devices BEGIN
+  INSERT INTO device_tally VALUES
+    (coalesce(new.uai, ''), new.kind, coalesce(new.last_seen_at / 86400, -1), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER device_tally_delete AFTER DELETE ON devices BEGIN
+  UPDATE device_tally SET n = n - 1 WHERE uai = coalesce(old.uai, '') AND kind = old.kind
+    AND seen_day = coalesce(old.last_seen_at / 86400, -1);
+  DELETE FROM device_tally WHERE uai = coalesce(old.uai, '') AND kind = old.kind
+    AND seen_day = coalesce(old.last_seen_at / 86400, -1) AND n <= 0;
+END;
+CREATE TRIGGER device_tally_update AFTER UPDATE OF uai, kind, last_seen_at ON devices
+WHEN old.uai IS NOT new.uai OR old.kind IS NOT new.kind
+  OR coalesce(old.last_seen_at / 86400, -1) != coalesce(new.last_seen_at / 86400, -1) BEGIN
+  UPDATE device_tally SET n = n - 1 WHERE uai = coalesce(old.uai, '') AND kind = old.kind
+    AND seen_day = coalesce(old.last_seen_at / 86400, -1);
+  DELETE FROM device_tally WHERE uai = coalesce(old.uai, '') AND kind = old.kind
+    AND seen_day = coalesce(old.last_seen_at / 86400, -1) AND n <= 0;
+  INSERT INTO device_tally VALUES
+    (coalesce(new.uai, ''), new.kind, coalesce(new.last_seen_at / 86400, -1), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER bundle_device_moves AFTER UPDATE OF uai, kind ON devices
+WHEN old.uai IS NOT new.uai OR old.kind IS NOT new.kind BEGIN
+  UPDATE bundle_device SET uai = coalesce(new.uai, ''), kind = new.kind WHERE device_id = new.id;
+END;
+
+CREATE TRIGGER bundle_device_insert AFTER INSERT ON deployments BEGIN
+  INSERT INTO bundle_device
+    SELECT r.bundle_id, d.id, coalesce(d.uai, ''), d.kind,
+      (SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END)
+       FROM deployments dep JOIN rollouts r2 ON r2.id = dep.rollout_id
+       WHERE dep.device_id = d.id AND r2.bundle_id = r.bundle_id)
+    FROM rollouts r JOIN devices d ON d.id = new.device_id WHERE r.id = new.rollout_id
+    ON CONFLICT DO UPDATE SET best = excluded.best WHERE best != excluded.best;
+END;
+CREATE TRIGGER bundle_device_update AFTER UPDATE OF state ON deployments
+WHEN old.state != new.state BEGIN
+  INSERT INTO bundle_device
+    SELECT r.bundle_id, d.id, coalesce(d.uai, ''), d.kind,
+      (SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END)
+       FROM deployments dep JOIN rollouts r2 ON r2.id = dep.rollout_id
+       WHERE dep.device_id = d.id AND r2.bundle_id = r.bundle_id)
+    FROM rollouts r JOIN devices d ON d.id = new.device_id WHERE r.id = new.rollout_id
+    ON CONFLICT DO UPDATE SET best = excluded.best WHERE best != excluded.best;
+END;
+CREATE TRIGGER bundle_device_delete AFTER DELETE ON deployments BEGIN
+  DELETE FROM bundle_device WHERE device_id = old.device_id
+    AND bundle_id = (SELECT bundle_id FROM rollouts WHERE id = old.rollout_id)
+    AND NOT EXISTS (SELECT 1 FROM deployments dep JOIN rollouts r2 ON r2.id = dep.rollout_id
+                    WHERE dep.device_id = old.device_id
+                    AND r2.bundle_id = (SELECT bundle_id FROM rollouts WHERE id = old.rollout_id));
+  UPDATE bundle_device SET best =
+      (SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END)
+       FROM deployments dep JOIN rollouts r2 ON r2.id = dep.rollout_id
+       WHERE dep.device_id = old.device_id AND r2.bundle_id = bundle_device.bundle_id)
+    WHERE device_id = old.device_id
+    AND bundle_id = (SELECT bundle_id FROM rollouts WHERE id = old.rollout_id);
+END;
+
+CREATE TRIGGER bundle_tally_insert AFTER INSERT ON bundle_device BEGIN
+  INSERT INTO bundle_tally VALUES (new.bundle_id, new.uai, new.kind, new.best, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER bundle_tally_delete AFTER DELETE ON bundle_device BEGIN
+  UPDATE bundle_tally SET n = n - 1 WHERE bundle_id = old.bundle_id AND uai = old.uai
+    AND kind = old.kind AND best = old.best;
+  DELETE FROM bundle_tally WHERE bundle_id = old.bundle_id AND uai = old.uai
+    AND kind = old.kind AND best = old.best AND n <= 0;
+END;
+CREATE TRIGGER bundle_tally_update AFTER UPDATE ON bundle_device
+WHEN old.uai != new.uai OR old.kind != new.kind OR old.best != new.best BEGIN
+  UPDATE bundle_tally SET n = n - 1 WHERE bundle_id = old.bundle_id AND uai = old.uai
+    AND kind = old.kind AND best = old.best;
+  DELETE FROM bundle_tally WHERE bundle_id = old.bundle_id AND uai = old.uai
+    AND kind = old.kind AND best = old.best AND n <= 0;
+  INSERT INTO bundle_tally VALUES (new.bundle_id, new.uai, new.kind, new.best, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+)sql";
+
 using sqlite_util::FromUnix;
 using sqlite_util::SetTimestamp;
 using sqlite_util::U32;
@@ -333,7 +460,7 @@ absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::strin
 
 const std::vector<common::Migration>& SqliteStore::Migrations() {
   static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
   return kMigrations;
 }
 
@@ -341,9 +468,31 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   Database::Options wopts;
   PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
   PARC_RETURN_IF_ERROR(common::Migrate(writer.get(), Migrations()));
-  // Checkpoints are run by the writer between batches (automatic, 1000 pages).
+  // Checkpoints (copying the WAL back into the database file, with its fsync) run on their
+  // own connection and thread, every checkpoint_pages of WAL, not in the writer's commit path
+  // where they held up every request of the batch behind them for tens of milliseconds (the
+  // WAL hook replaces SQLite's automatic checkpoint). SQLite reuses the WAL from its start
+  // only when a write transaction begins on a fully checkpointed WAL, which a background
+  // checkpoint racing the next batch never leaves: so once the WAL reaches wal_restart_pages,
+  // the writer itself copies the frames committed since the last background checkpoint,
+  // between two batches (a pause of one fsync, a few milliseconds, every few seconds under
+  // load), and the WAL restarts and is truncated back to journal_size_limit.
+  PARC_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
+      "PRAGMA journal_size_limit=", int64_t{options.wal_restart_pages} * 4096 + (4 << 20))));
+  PARC_ASSIGN_OR_RETURN(auto checkpointer, Database::Open(options.path, wopts));
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
   store->max_batch_ = options.max_batch;
+  store->checkpoint_pages_ = options.checkpoint_pages;
+  store->wal_restart_pages_ = options.wal_restart_pages;
+  store->checkpointer_db_ = std::move(checkpointer);
+  sqlite3_wal_hook(
+      store->writer_db_->raw(),
+      [](void* self, sqlite3*, const char*, int pages) {
+        static_cast<SqliteStore*>(self)->OnWalCommit(pages);
+        return SQLITE_OK;
+      },
+      store.get());
+  store->checkpointer_thread_ = std::thread([s = store.get()] { s->CheckpointLoop(); });
   for (int i = 0; i < options.readers; ++i) {
     PARC_ASSIGN_OR_RETURN(auto reader, Database::Open(options.path, wopts));
     PARC_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only=1"));
@@ -362,6 +511,64 @@ SqliteStore::~SqliteStore() {
   }
   cv_.notify_all();
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    checkpoint_stop_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_thread_.joinable()) checkpointer_thread_.join();
+  if (writer_db_) sqlite3_wal_hook(writer_db_->raw(), nullptr, nullptr);
+}
+
+void SqliteStore::OnWalCommit(int pages) {
+  if (pages < wal_mark_) wal_mark_ = 0;  // the WAL restarted
+  // One checkpoint at a time: a checkpointer running again while the writer tries to restart
+  // the WAL would hold the locks the restart needs.
+  if (pages - wal_mark_ < checkpoint_pages_ || checkpoint_busy_.exchange(true)) return;
+  wal_mark_ = pages;
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    checkpoint_wanted_ = true;
+    restart_wanted_ = pages >= wal_restart_pages_;
+  }
+  checkpoint_cv_.notify_one();
+}
+
+void SqliteStore::CheckpointLoop() {
+  pthread_setname_np(pthread_self(), "parc-checkpoint");
+  while (true) {
+    bool restart = false;
+    {
+      std::unique_lock<std::mutex> lock(checkpoint_mu_);
+      checkpoint_cv_.wait(lock, [&] { return checkpoint_stop_ || checkpoint_wanted_; });
+      if (checkpoint_stop_) return;
+      checkpoint_wanted_ = false;
+      restart = restart_wanted_;
+    }
+    // PASSIVE: copies what no reader still needs, never waits for the writer or readers.
+    int rc = sqlite3_wal_checkpoint_v2(checkpointer_db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store: checkpoint failed: {}",
+                   checkpointer_db_->Error(rc, "checkpoint").message());
+      checkpoint_busy_ = false;
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++checkpoints_;
+    }
+    if (restart) {
+      finish_checkpoint_ = true;  // the writer finishes it and clears checkpoint_busy_
+    } else {
+      checkpoint_busy_ = false;
+    }
+  }
+}
+
+uint64_t SqliteStore::checkpoints() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return checkpoints_;
 }
 
 uint64_t SqliteStore::batches_committed() const {
@@ -387,6 +594,7 @@ void SqliteStore::Submit(WriteOp op, WriteDone done) {
 }
 
 void SqliteStore::WriterLoop() {
+  pthread_setname_np(pthread_self(), "parc-writer");
   Database* db = writer_db_.get();
   std::vector<PendingWrite> batch;
   std::vector<absl::Status> results;
@@ -399,6 +607,15 @@ void SqliteStore::WriterLoop() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+    }
+    if (finish_checkpoint_.exchange(false)) {
+      // The background checkpoint copied the bulk; the frames committed since are few.
+      int rc = sqlite3_wal_checkpoint_v2(db->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                         nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("store: checkpoint failed: {}", db->Error(rc, "checkpoint").message());
+      }
+      checkpoint_busy_ = false;
     }
     results.assign(batch.size(), absl::OkStatus());
     const absl::Time batch_start = absl::Now();

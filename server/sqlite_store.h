@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -21,13 +22,18 @@ namespace parc::server {
 // while the previous batch committed and applies them in one transaction (group commit), each
 // inside its own savepoint so that one failing write does not undo the others, then runs each
 // callback once the transaction is durable. Reads: a pool of read-only connections, so
-// readers never wait for the writer.
+// readers never wait for the writer. Checkpoints: a third connection on its own thread, woken
+// when the WAL has grown, so no write waits for one.
 class SqliteStore final : public Store {
  public:
   struct Options {
     std::string path;
     int readers = 4;
     size_t max_batch = 512;
+    // WAL growth (pages of 4 KiB) that starts a background checkpoint.
+    int checkpoint_pages = 1000;
+    // WAL size from which the writer completes a checkpoint so that the WAL restarts.
+    int wal_restart_pages = 16384;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
@@ -40,6 +46,8 @@ class SqliteStore final : public Store {
   // Batches committed and writes applied so far (for metrics and tests).
   uint64_t batches_committed() const;
   uint64_t writes_applied() const;
+  // Background checkpoints run so far.
+  uint64_t checkpoints() const;
 
   void CreateOperator(OperatorRecord op, StoreCallback<bool> done) override;
   absl::StatusOr<OperatorRecord> GetOperator(const std::string& id) override;
@@ -105,6 +113,12 @@ class SqliteStore final : public Store {
       absl::Time stale_before, const std::string& scope_json) override;
   absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
       const std::string& by, const std::string& scope_json) override;
+  // The deployment report computed from the devices and deployments themselves rather than the
+  // counts the triggers keep: the reference the counts are tested against, and the path for a
+  // report spanning several bundles.
+  absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
+      const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+      absl::Time stale_before, const std::string& scope_json);
 
   absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const std::string& bundle_name,
                                                             uint64_t min_sequence,
@@ -148,6 +162,12 @@ class SqliteStore final : public Store {
   template <typename T>
   void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done);
   void WriterLoop();
+  absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
+      common::Database* db, const std::string& bundle_name, uint64_t min_sequence,
+      const std::string& by, absl::Time stale_before, const std::string& scope_json);
+  // WAL hook of the writer connection: wakes the checkpointer once the WAL is large enough.
+  void OnWalCommit(int pages);
+  void CheckpointLoop();
   // Stores a software list once: as a delta against a close full list when there is one.
   // Writer thread only.
   absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
@@ -172,6 +192,22 @@ class SqliteStore final : public Store {
 
   std::function<void(absl::Duration, size_t)> commit_observer_;
   std::thread writer_thread_;
+
+  std::unique_ptr<common::Database> checkpointer_db_;
+  int checkpoint_pages_ = 1000;
+  int wal_restart_pages_ = 16384;
+  int wal_mark_ = 0;             // WAL size at the last checkpoint request (writer thread only)
+  bool restart_wanted_ = false;  // guarded by checkpoint_mu_
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool checkpoint_stop_ = false;
+  uint64_t checkpoints_ = 0;  // guarded by mu_
+  // Set by the checkpointer, taken by the writer (see Open).
+  std::atomic<bool> finish_checkpoint_{false};
+  // From the wake-up of the checkpointer to the writer's end of that checkpoint.
+  std::atomic<bool> checkpoint_busy_{false};
+  std::thread checkpointer_thread_;
 };
 
 template <typename T>

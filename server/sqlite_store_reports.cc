@@ -1,4 +1,7 @@
 // Operators, audit log and reports of SqliteStore.
+#include <algorithm>
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
@@ -113,60 +116,35 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since
   return out;
 }
 
-absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport(
-    const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-    absl::Time stale_before, const std::string& scope_json) {
-  std::string group, label;
-  if (by == "region") {
-    group = "'region'";
-    label = "'Région académique Occitanie'";
-  } else if (by == "academie") {
-    group = label = "e.academie";
-  } else if (by == "departement") {
-    group = label = "e.departement";
-  } else if (by == "commune") {
-    group = "e.commune_code";
-    label = "e.commune_name";
-  } else if (by == "establishment") {
-    group = "e.uai";
-    label = "e.name";
-  } else if (by == "kind") {
-    group = label = "dev.kind";
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "by \"", by, "\": region, academie, departement, commune, establishment or kind"));
-  }
-  ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(absl::StrCat(
-          "WITH dev AS (SELECT d.id, d.uai, d.kind, d.last_seen_at, "
-          // Best state of the device for this bundle or a later one: installed > failed >
-          // in progress.
-          "(SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 "
-          "WHEN 1 THEN 1 ELSE 0 END) FROM deployments dep "
-          "JOIN rollouts r ON r.id = dep.rollout_id JOIN bundles b ON b.id = r.bundle_id "
-          "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2) AS st "
-          "FROM devices d WHERE d.uai IS NOT NULL) "
-          "SELECT ",
-          group, ", max(", label,
-          "), count(DISTINCT e.uai), count(dev.id), "
-          "coalesce(sum(dev.st = 3), 0), coalesce(sum(dev.st = 1), 0), "
-          "coalesce(sum(dev.st = 2), 0), "
-          "coalesce(sum(dev.id IS NOT NULL AND dev.last_seen_at IS NULL), 0), "
-          "coalesce(sum(dev.last_seen_at IS NOT NULL AND dev.last_seen_at < ?3), 0) "
-          "FROM establishments e LEFT JOIN dev ON dev.uai = e.uai "
-          "WHERE (?4 = '' OR e.uai IN (SELECT value FROM json_each(?4))) ",
-          by == "kind" ? "AND dev.id IS NOT NULL " : "", "GROUP BY 1 ORDER BY 1")));
-  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), Unix(stale_before), scope_json);
-  parc::v1::DeploymentReportResponse out;
-  auto* total = out.mutable_total();
+namespace {
+
+struct ReportGrouping {
+  std::string group;  // SQL expression of the group key
+  std::string label;  // SQL expression of its label
+};
+
+absl::StatusOr<ReportGrouping> DeploymentGrouping(const std::string& by) {
+  if (by == "region") return ReportGrouping{"'region'", "'Région académique Occitanie'"};
+  if (by == "academie") return ReportGrouping{"e.academie", "e.academie"};
+  if (by == "departement") return ReportGrouping{"e.departement", "e.departement"};
+  if (by == "commune") return ReportGrouping{"e.commune_code", "e.commune_name"};
+  if (by == "establishment") return ReportGrouping{"e.uai", "e.name"};
+  if (by == "kind") return ReportGrouping{"t.kind", "t.kind"};
+  return absl::InvalidArgumentError(absl::StrCat(
+      "by \"", by, "\": region, academie, departement, commune, establishment or kind"));
+}
+
+// Columns: group, label, establishments, devices, up to date, in progress, failed, never seen,
+// stale.
+absl::Status ReadDeploymentRows(Statement& st, const std::string& by,
+                                parc::v1::DeploymentReportResponse* out) {
+  auto* total = out->mutable_total();
   total->set_group("total");
   total->set_label("Total");
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    auto* r = out.add_rows();
+    auto* r = out->add_rows();
     r->set_group(st.Text(0));
     r->set_label(st.Text(1));
     if (by == "departement") {
@@ -186,6 +164,168 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
     SetPercent(r);
     AddInto(total, *r);
   }
+  return absl::OkStatus();
+}
+
+// Staleness is counted in whole UTC days: a device is stale when its last check-in was before
+// the day holding `stale_before` (so "7 days" means "not seen since midnight UTC 7 days ago").
+int64_t StaleDay(absl::Time stale_before) {
+  int64_t t = Unix(stale_before);
+  return t >= 0 ? t / 86400 : 0;
+}
+
+}  // namespace
+
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport(
+    const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+    absl::Time stale_before, const std::string& scope_json) {
+  PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
+  ReaderLease db = AcquireReader();
+  // The counts hold each device's best state per bundle; when several bundles of the name reach
+  // `min_sequence` (a report on last year's bundle), a device's best state across them needs
+  // the scan.
+  PARC_ASSIGN_OR_RETURN(Statement bundles,
+                        db->Prepare("SELECT DISTINCT r.bundle_id FROM rollouts r JOIN bundles b "
+                                    "ON b.id = r.bundle_id WHERE b.name = ?1 AND b.sequence >= ?2 "
+                                    "LIMIT 2"));
+  bundles.BindAll(bundle_name, static_cast<int64_t>(min_sequence));
+  std::vector<int64_t> bundle_ids;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, bundles.Step());
+    if (!row) break;
+    bundle_ids.push_back(bundles.Int(0));
+  }
+  if (bundle_ids.size() > 1) {
+    return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before,
+                                  scope_json);
+  }
+  const int64_t bundle_id = bundle_ids.empty() ? -1 : bundle_ids.front();
+
+  // The counts of every (establishment, kind) in scope, summed per group.
+  PARC_ASSIGN_OR_RETURN(
+      Statement counts,
+      db->Prepare(absl::StrCat(
+          "SELECT ", g.group,
+          ", count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END), sum(t.n), sum(t.up), "
+          "sum(t.prog), sum(t.failed), sum(t.never), sum(t.stale) FROM ("
+          "SELECT uai, kind, n, CASE WHEN seen_day < 0 THEN n ELSE 0 END AS never, "
+          "CASE WHEN seen_day >= 0 AND seen_day < ?2 THEN n ELSE 0 END AS stale, 0 AS up, "
+          "0 AS prog, 0 AS failed FROM device_tally UNION ALL "
+          "SELECT uai, kind, 0, 0, 0, CASE best WHEN 3 THEN n ELSE 0 END, "
+          "CASE best WHEN 1 THEN n ELSE 0 END, CASE best WHEN 2 THEN n ELSE 0 END "
+          "FROM bundle_tally WHERE bundle_id = ?1) t JOIN establishments e ON e.uai = t.uai "
+          "WHERE (?3 = '' OR e.uai IN (SELECT value FROM json_each(?3))) GROUP BY 1")));
+  counts.BindAll(bundle_id, StaleDay(stale_before), scope_json);
+  struct Counts {
+    int64_t establishments = 0, devices = 0, up = 0, prog = 0, failed = 0, never = 0, stale = 0;
+  };
+  std::map<std::string, Counts> by_group;
+  std::vector<std::pair<int64_t, Counts>> by_kind;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, counts.Step());
+    if (!row) break;
+    Counts c{counts.Int(1), counts.Int(2), counts.Int(3), counts.Int(4),
+             counts.Int(5), counts.Int(6), counts.Int(7)};
+    if (by == "kind") {
+      if (c.devices > 0) by_kind.emplace_back(counts.Int(0), c);
+    } else {
+      by_group[counts.Text(0)] = c;
+    }
+  }
+
+  // Rows in the same shape as the scan's: every group of establishments in scope, with or
+  // without devices (by kind: every kind with devices).
+  parc::v1::DeploymentReportResponse out;
+  auto* total = out.mutable_total();
+  total->set_group("total");
+  total->set_label("Total");
+  auto add_row = [&](const std::string& group, const std::string& label, int64_t establishments,
+                     const Counts& c) {
+    auto* r = out.add_rows();
+    r->set_group(group);
+    r->set_label(label);
+    r->set_establishments(U32(establishments));
+    r->set_devices(U32(c.devices));
+    r->set_up_to_date(U32(c.up));
+    r->set_in_progress(U32(c.prog));
+    r->set_failed(U32(c.failed));
+    r->set_never_seen(U32(c.never));
+    r->set_stale(U32(c.stale));
+    SetPercent(r);
+    AddInto(total, *r);
+  };
+  PARC_ASSIGN_OR_RETURN(
+      Statement groups,
+      db->Prepare(absl::StrCat(
+          "SELECT ", by == "kind" ? "''" : g.group, ", max(", by == "kind" ? "''" : g.label,
+          "), count(*) FROM establishments e "
+          "WHERE (?1 = '' OR e.uai IN (SELECT value FROM json_each(?1))) GROUP BY 1 ORDER BY 1")));
+  groups.Bind(1, scope_json);
+  int64_t establishments_in_scope = 0;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, groups.Step());
+    if (!row) break;
+    establishments_in_scope += groups.Int(2);
+    if (by == "kind") continue;
+    std::string group = groups.Text(0), label = groups.Text(1);
+    if (by == "departement") {
+      std::string name = common::DepartementName(group);
+      label = name.empty() ? group : absl::StrCat(group, " ", name);
+    }
+    auto it = by_group.find(group);
+    add_row(group, label, groups.Int(2), it == by_group.end() ? Counts{} : it->second);
+  }
+  if (by == "kind") {
+    std::sort(by_kind.begin(), by_kind.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [kind, c] : by_kind) {
+      std::string name = common::KindName(static_cast<parc::v1::DeviceKind>(kind));
+      add_row(name, name.empty() ? "unknown" : name, c.establishments, c);
+    }
+    // Establishments are counted once in the total, not once per kind.
+    total->set_establishments(U32(establishments_in_scope));
+  }
+  SetPercent(total);
+  return out;
+}
+
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
+    const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+    absl::Time stale_before, const std::string& scope_json) {
+  ReaderLease db = AcquireReader();
+  return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope_json);
+}
+
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
+    Database* db, const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
+    absl::Time stale_before, const std::string& scope_json) {
+  PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
+  if (by == "kind") g.group = g.label = "dev.kind";
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "WITH dev AS (SELECT d.id, d.uai, d.kind, d.last_seen_at, "
+          // Best state of the device for this bundle or a later one: installed > failed >
+          // in progress.
+          "(SELECT max(CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 "
+          "WHEN 1 THEN 1 ELSE 0 END) FROM deployments dep "
+          "JOIN rollouts r ON r.id = dep.rollout_id JOIN bundles b ON b.id = r.bundle_id "
+          "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2) AS st "
+          "FROM devices d WHERE d.uai IS NOT NULL) "
+          "SELECT ",
+          g.group, ", max(", g.label,
+          "), count(DISTINCT e.uai), count(dev.id), "
+          "coalesce(sum(dev.st = 3), 0), coalesce(sum(dev.st = 1), 0), "
+          "coalesce(sum(dev.st = 2), 0), "
+          "coalesce(sum(dev.id IS NOT NULL AND dev.last_seen_at IS NULL), 0), "
+          "coalesce(sum(dev.last_seen_at IS NOT NULL AND dev.last_seen_at / 86400 < ?3), 0) "
+          "FROM establishments e LEFT JOIN dev ON dev.uai = e.uai "
+          "WHERE (?4 = '' OR e.uai IN (SELECT value FROM json_each(?4))) ",
+          by == "kind" ? "AND dev.id IS NOT NULL " : "", "GROUP BY 1 ORDER BY 1")));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), StaleDay(stale_before), scope_json);
+  parc::v1::DeploymentReportResponse out;
+  PARC_RETURN_IF_ERROR(ReadDeploymentRows(st, by, &out));
+  auto* total = out.mutable_total();
   if (by == "kind") {
     // Establishments are counted once in the total, not once per kind.
     PARC_ASSIGN_OR_RETURN(

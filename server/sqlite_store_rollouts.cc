@@ -310,72 +310,85 @@ absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(
 void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
                                   StoreCallback<RolloutRecord> done) {
   (void)now;
+  // The aggregate over every targeted device runs on a reader connection, so deployment
+  // reports and check-ins keep flowing through the writer meanwhile; only a transition takes
+  // the writer, and it applies only if the rollout is still where the evaluation saw it (an
+  // operator may have paused it in between).
+  absl::StatusOr<RolloutRecord> loaded;
+  absl::StatusOr<std::vector<EstablishmentCounts>> counts;
+  {
+    ReaderLease db = AcquireReader();
+    loaded = LoadRollout(db.get(), id);
+    if (loaded.ok() && loaded->state == "running") counts = ComputeCounts(db.get(), *loaded);
+  }
+  if (!loaded.ok()) return done(loaded.status());
+  RolloutRecord r = *std::move(loaded);
+  if (r.state != "running") return done(std::move(r));
+  if (!counts.ok()) return done(counts.status());
+  std::vector<EstablishmentCounts> waves(r.wave_count);
+  std::map<std::string, std::pair<uint32_t, std::string>> errors;
+  for (const auto& c : *counts) {
+    if (c.wave >= waves.size()) continue;
+    auto& w = waves[c.wave];
+    w.targeted += c.targeted;
+    w.installed += c.installed;
+    w.failed += c.failed;
+    if (c.wave <= r.current_wave) {
+      for (const auto& e : c.errors) {
+        errors[e.reason].first += e.devices;
+        errors[e.reason].second = e.example;
+      }
+    }
+  }
+  uint32_t started_targeted = 0, started_failed = 0;
+  for (uint32_t w = 0; w <= r.current_wave && w < waves.size(); ++w) {
+    started_targeted += waves[w].targeted;
+    started_failed += waves[w].failed;
+  }
+  std::string next_state = r.state, reason = r.state_reason;
+  uint32_t wave = r.current_wave;
+  bool too_many =
+      started_failed > 0 &&
+      ((r.max_failures_count > 0 && started_failed >= r.max_failures_count) ||
+       (r.max_failures_percent > 0 &&
+        uint64_t{started_failed} * 100 > uint64_t{r.max_failures_percent} * started_targeted));
+  if (too_many) {
+    auto worst = std::max_element(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
+      return a.second.first < b.second.first;
+    });
+    next_state = "paused";
+    reason = absl::StrCat(
+        "paused automatically: ", started_failed, " of ", started_targeted,
+        " devices of the started waves failed, over the limit of ",
+        r.max_failures_count > 0 ? absl::StrCat(r.max_failures_count, " devices")
+                                 : absl::StrCat(r.max_failures_percent, "%"),
+        worst == errors.end()
+            ? ""
+            : absl::StrCat("; most common error: ", worst->first, " (", worst->second.first,
+                           " devices), e.g. ", worst->second.second));
+  } else {
+    auto reached = [&](const EstablishmentCounts& w) {
+      return uint64_t{w.installed} * 100 >= uint64_t{r.success_percent} * w.targeted;
+    };
+    while (wave + 1 < r.wave_count && reached(waves[wave])) ++wave;
+    uint32_t targeted = 0, installed = 0;
+    for (const auto& w : waves) {
+      targeted += w.targeted;
+      installed += w.installed;
+    }
+    if (wave + 1 == r.wave_count && installed == targeted) {
+      next_state = "completed";
+      reason = absl::StrCat("every targeted device (", targeted, ") installed");
+    }
+  }
+  if (next_state == r.state && wave == r.current_wave) return done(std::move(r));
   SubmitFor<RolloutRecord>(
-      [id = std::move(id)](Database* db) -> absl::StatusOr<RolloutRecord> {
-        PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db, id));
-        if (r.state != "running") return r;
-        PARC_ASSIGN_OR_RETURN(auto counts, ComputeCounts(db, r));
-        std::vector<EstablishmentCounts> waves(r.wave_count);
-        std::map<std::string, std::pair<uint32_t, std::string>> errors;
-        for (const auto& c : counts) {
-          if (c.wave >= waves.size()) continue;
-          auto& w = waves[c.wave];
-          w.targeted += c.targeted;
-          w.installed += c.installed;
-          w.failed += c.failed;
-          if (c.wave <= r.current_wave) {
-            for (const auto& e : c.errors) {
-              errors[e.reason].first += e.devices;
-              errors[e.reason].second = e.example;
-            }
-          }
-        }
-        uint32_t started_targeted = 0, started_failed = 0;
-        for (uint32_t w = 0; w <= r.current_wave && w < waves.size(); ++w) {
-          started_targeted += waves[w].targeted;
-          started_failed += waves[w].failed;
-        }
-        std::string next_state = r.state, reason = r.state_reason;
-        uint32_t wave = r.current_wave;
-        bool too_many = started_failed > 0 &&
-                        ((r.max_failures_count > 0 && started_failed >= r.max_failures_count) ||
-                         (r.max_failures_percent > 0 &&
-                          uint64_t{started_failed} * 100 >
-                              uint64_t{r.max_failures_percent} * started_targeted));
-        if (too_many) {
-          auto worst = std::max_element(
-              errors.begin(), errors.end(),
-              [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
-          next_state = "paused";
-          reason = absl::StrCat(
-              "paused automatically: ", started_failed, " of ", started_targeted,
-              " devices of the started waves failed, over the limit of ",
-              r.max_failures_count > 0 ? absl::StrCat(r.max_failures_count, " devices")
-                                       : absl::StrCat(r.max_failures_percent, "%"),
-              worst == errors.end()
-                  ? ""
-                  : absl::StrCat("; most common error: ", worst->first, " (", worst->second.first,
-                                 " devices), e.g. ", worst->second.second));
-        } else {
-          auto reached = [&](const EstablishmentCounts& w) {
-            return uint64_t{w.installed} * 100 >= uint64_t{r.success_percent} * w.targeted;
-          };
-          while (wave + 1 < r.wave_count && reached(waves[wave])) ++wave;
-          uint32_t targeted = 0, installed = 0;
-          for (const auto& w : waves) {
-            targeted += w.targeted;
-            installed += w.installed;
-          }
-          if (wave + 1 == r.wave_count && installed == targeted) {
-            next_state = "completed";
-            reason = absl::StrCat("every targeted device (", targeted, ") installed");
-          }
-        }
-        if (next_state == r.state && wave == r.current_wave) return r;
-        PARC_ASSIGN_OR_RETURN(Statement up,
-                              db->Prepare("UPDATE rollouts SET state = ?, state_reason = ?, "
-                                          "current_wave = ? WHERE id = ?"));
-        PARC_RETURN_IF_ERROR(up.BindAll(next_state, reason, wave, r.id).Run());
+      [r, next_state, reason, wave](Database* db) -> absl::StatusOr<RolloutRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("UPDATE rollouts SET state = ?, state_reason = ?, current_wave = ? "
+                        "WHERE id = ? AND state = 'running' AND current_wave = ?"));
+        PARC_RETURN_IF_ERROR(up.BindAll(next_state, reason, wave, r.id, r.current_wave).Run());
         return LoadRollout(db, r.id);
       },
       std::move(done));

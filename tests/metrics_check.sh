@@ -30,5 +30,8 @@ curl -sf --cacert "$PARC_CA" "https://localhost:$PORT/metrics" >"$WORK/metrics"
 grep -q 'parc_rpcs_total{method="CheckIn",code="OK"} 1' "$WORK/metrics"
 grep -q 'parc_rpcs_total{method="GetDevice",code="NOT_FOUND"} 1' "$WORK/metrics"
 grep -q "^parc_store_commit_seconds_count [1-9]" "$WORK/metrics" || { cat "$WORK/metrics"; exit 1; }
+grep -q '^parc_rpc_duration_seconds_count{method="CheckIn"} 1$' "$WORK/metrics" ||
+  { cat "$WORK/metrics"; exit 1; }
+grep -q '^parc_rpc_duration_seconds_bucket{method="CheckIn",le="+Inf"} 1$' "$WORK/metrics"
 promtool check metrics <"$WORK/metrics"
 echo "metrics: promtool accepts $(grep -vc '^#' "$WORK/metrics") samples"

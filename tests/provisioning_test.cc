@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/deployer.h"
 #include "agent/downloader.h"
 #include "agent/installer.h"
@@ -704,6 +705,53 @@ TEST_F(ProvisioningTest, PausedRolloutsAssignNothingUntilResumed) {
   EXPECT_TRUE(common::PathExists(install_root_ + "/geogebra/current"));
   EXPECT_EQ(WaitForState(id, "completed").total().installed(), 1u);
   EXPECT_EQ(Ctl({"rollouts", "cancel", id}).status, 1);  // completed: nothing to cancel
+}
+
+TEST_F(ProvisioningTest, BurstOfDeploymentReportsIsCoalescedIntoFewEvaluations) {
+  // A longer coalescing delay than the other tests, and no periodic evaluation.
+  server_.reset();
+  server_ = std::make_unique<TestServer>(dir_.Sub("server"), 0, [this](server::ServerOptions& o) {
+    o.publisher_keys = {dir_.Sub("toulouse.pub")};
+    o.artifact_listen = "127.0.0.1:0";
+    o.rollout_interval = absl::Hours(1);
+    o.rollout_debounce = absl::Milliseconds(400);
+  });
+  Publish(BuildBundle("2026.1", 1, ArchivePackage("geogebra", "6.0.820", "GeoGebra")));
+  constexpr int kDevices = 40;
+  std::string token = server_->CreateToken(kFermat);
+  std::vector<std::string> credentials;
+  for (int i = 0; i < kDevices; ++i) {
+    parc::v1::EnrollRequest request;
+    request.set_token(token);
+    request.mutable_identity()->set_serial(absl::StrCat("BURST", i));
+    request.mutable_identity()->set_machine_id(absl::StrFormat("%032x", i));
+    parc::v1::EnrollResponse enrolled;
+    grpc::Status s = server_->AgentStub()->Enroll(TestServer::Context().get(), request, &enrolled);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    credentials.push_back(absl::StrCat(enrolled.device_id(), ".", enrolled.device_secret()));
+  }
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W"});
+  uint64_t before = server_->server()->metrics()->RolloutEvaluations();
+  auto stub = server_->AgentStub();
+  for (const auto& credential : credentials) {
+    parc::v1::DeploymentReport report;
+    report.set_rollout_id(id);
+    report.set_bundle_name("mcnl");
+    report.set_bundle_version("2026.1");
+    report.set_state(parc::v1::DEPLOYMENT_STATE_INSTALLED);
+    parc::v1::ReportDeploymentResponse response;
+    grpc::Status s =
+        stub->ReportDeployment(TestServer::Context(credential).get(), report, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  auto status = WaitForState(id, "completed");
+  EXPECT_EQ(status.rollout().state(), "completed");
+  EXPECT_EQ(status.total().installed(), static_cast<uint32_t>(kDevices));
+  // 40 reports (and the start) within a few coalescing periods: a handful of evaluations, not
+  // one per report.
+  uint64_t evaluations = server_->server()->metrics()->RolloutEvaluations() - before;
+  EXPECT_GE(evaluations, 1u);
+  EXPECT_LE(evaluations, 6u) << "every report evaluated the rollout";
 }
 
 TEST(RolloutPlan, SelectorsAndWaves) {

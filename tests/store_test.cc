@@ -1,10 +1,14 @@
+#include <sys/stat.h>
+
 #include <atomic>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "common/crypto.h"
 #include "common/inventory_util.h"
 #include "common/sqlite.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/establishment_import.h"
 #include "server/sqlite_store.h"
@@ -156,6 +160,59 @@ TEST(SqliteStore, GroupCommitsConcurrentWritesAndIsolatesFailures) {
   EXPECT_EQ((*tokens)[0].uses, static_cast<uint32_t>(ok.load()));  // failed uses rolled back
   // Fewer transactions than writes: concurrent writes were batched.
   EXPECT_LT(store->batches_committed(), store->writes_applied());
+}
+
+TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
+  TempDir dir;
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  SqliteStore::Options o;
+  o.path = dir.Sub("parc.db");
+  o.readers = 2;
+  o.checkpoint_pages = 16;   // 64 KiB
+  o.wal_restart_pages = 64;  // 256 KiB
+  constexpr int kDevices = 400;
+  {
+    auto store = SqliteStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                  (*store)->UpsertEstablishments(FixtureEstablishments(), now, cb);
+                }).ok());
+    ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                  (*store)->CreateEnrollmentToken(Token("etok", "0310036W", now), cb);
+                }).ok());
+    for (int i = 0; i < kDevices; ++i) {
+      std::string key = absl::StrCat("hw", i);
+      ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                    (*store)->Enroll(Enrollment("etok", key, "d" + key, now), cb);
+                  }).ok());
+    }
+    // Check-ins from a reader's point of view while the WAL is checkpointed behind them.
+    for (int round = 0; round < 5; ++round) {
+      for (int i = 0; i < kDevices; ++i) {
+        ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                      (*store)->RecordCheckIn(
+                          CheckInInput{absl::StrCat("dhw", i), absl::StrCat("1.", round),
+                                       now + absl::Seconds(round)},
+                          cb);
+                    }).ok());
+      }
+    }
+    EXPECT_GT((*store)->checkpoints(), 0u);
+    // The WAL is reused after each checkpoint instead of growing with every write
+    // (2,400 commits of at least one 4 KiB page each would make it ~10 MB).
+    struct stat st {};
+    ASSERT_EQ(stat((o.path + "-wal").c_str(), &st), 0);
+    EXPECT_LT(st.st_size, 2 << 20);
+  }
+  // Reopened: every device with its last check-in.
+  auto store = SqliteStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  DeviceFilter all;
+  all.limit = 10000;
+  auto devices = (*store)->ListDevices(all);
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  ASSERT_EQ(devices->size(), static_cast<size_t>(kDevices));
+  for (const auto& d : *devices) EXPECT_EQ(d.agent_version(), "1.4") << d.id();
 }
 
 TEST(SqliteStore, PreassignmentIsAllOrNothing) {
@@ -330,6 +387,143 @@ TEST(SqliteStore, CloseSoftwareListsAreStoredAsDeltas) {
   ASSERT_TRUE(Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now, cb); }).ok());
   EXPECT_TRUE(*store->HasSoftwareSet(common::SoftwareHash(image)));
   EXPECT_EQ(store->GetDevice("d2")->inventory->software().packages_size(), 1000);
+}
+
+// The deployment report reads counts kept by triggers; whatever writes the devices and
+// deployments (here: random SQL on another connection, a v4 database migrated with data in it),
+// the report must equal the one computed from the rows themselves.
+TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
+  TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  const int64_t day = 86400, t0 = 1790000000;
+  const std::vector<std::string> uais = {"0310001A", "0310002B", "0340001C",
+                                         "0340002D", "0120001E", "0660001F"};
+  auto exec = [](common::Database* db, const std::string& sql) {
+    absl::Status st = db->Exec(sql);
+    ASSERT_TRUE(st.ok()) << st << "\n" << sql;
+  };
+  std::mt19937 rng(20261128);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  auto random_device_sql = [&](common::Database* db) {
+    // One random write to devices or deployments.
+    const std::string dev = absl::StrCat("'d", pick(60), "'");
+    const std::vector<std::string> rollouts = {"'ra1'", "'ra2'", "'rb1'", "'rc1'"};
+    const std::string rollout = rollouts[pick(4)];
+    const std::string uai = pick(8) == 0 ? "NULL" : absl::StrCat("'", uais[pick(6)], "'");
+    std::string sql;
+    switch (pick(8)) {
+      case 0:
+        sql = absl::StrCat(
+            "INSERT OR IGNORE INTO devices(id, secret_hash, hw_key, uai, kind, enrolled_at, "
+            "last_enrolled_at, last_seen_at) VALUES (",
+            dev, ", 'x', ", dev, ", ", uai, ", ", pick(4), ", ", t0, ", ", t0, ", ",
+            pick(3) == 0 ? std::string("NULL") : absl::StrCat(t0 + pick(20) * day / 2), ")");
+        break;
+      case 1:
+        sql = absl::StrCat("UPDATE devices SET last_seen_at = ", t0 + pick(20) * day / 2,
+                           " WHERE id = ", dev);
+        break;
+      case 2:
+        sql = absl::StrCat("UPDATE devices SET uai = ", uai, " WHERE id = ", dev);
+        break;
+      case 3:
+        sql = absl::StrCat("UPDATE devices SET kind = ", pick(4), ", uai = ", uai,
+                           " WHERE id = ", dev);
+        break;
+      case 4:
+        sql = absl::StrCat("DELETE FROM devices WHERE id = ", dev);
+        break;
+      case 5:
+        sql = absl::StrCat("DELETE FROM deployments WHERE device_id = ", dev,
+                           " AND rollout_id = ", rollout);
+        break;
+      default:
+        sql = absl::StrCat(
+            "INSERT INTO deployments(rollout_id, device_id, state, updated_at) SELECT ", rollout,
+            ", id, ", pick(5), ", ", t0, " FROM devices WHERE id = ", dev,
+            " ON CONFLICT DO UPDATE SET state = excluded.state");
+    }
+    absl::Status st = db->Exec(sql);
+    ASSERT_TRUE(st.ok()) << st << "\n" << sql;
+  };
+
+  {
+    // A database of the previous schema, with devices and deployments in it.
+    common::Database::Options o;
+    auto db = common::Database::Open(path, o);
+    ASSERT_TRUE(db.ok());
+    std::vector<common::Migration> v4(SqliteStore::Migrations().begin(),
+                                      SqliteStore::Migrations().begin() + 4);
+    ASSERT_TRUE(common::Migrate(db->get(), v4).ok());
+    for (size_t i = 0; i < uais.size(); ++i) {
+      exec(db->get(),
+           absl::StrCat("INSERT INTO establishments(uai, name, type, category, commune_code, "
+                        "commune_name, departement, academie, collectivite_kind, "
+                        "collectivite_code, collectivite_name, created_at, updated_at) VALUES ('",
+                        uais[i], "', 'Établissement ", i, "', 'LYC', 'lycee', 'c", i % 3,
+                        "', 'Commune ", i % 3, "', '", uais[i].substr(1, 2), "', '",
+                        i < 2 ? "Toulouse" : "Montpellier", "', 'region', '76', 'Région', 0, 0)"));
+    }
+    exec(db->get(),
+         "INSERT INTO bundles(id, name, version, sequence, manifest_sha256, signed_manifest, "
+         "published_at, expires_at, package_count, total_bytes, signers, published_by) VALUES "
+         "(1, 'mcnl', '2025.1', 1, 'a', x'00', 0, 0, 1, 1, 'k', 'admin'), "
+         "(2, 'mcnl', '2026.1', 2, 'b', x'00', 0, 0, 1, 1, 'k', 'admin'), "
+         "(3, 'autre', '1', 1, 'c', x'00', 0, 0, 1, 1, 'k', 'admin')");
+    for (const auto& [id, bundle] :
+         std::vector<std::pair<std::string, int>>{{"ra1", 1}, {"ra2", 1}, {"rb1", 2}, {"rc1", 3}}) {
+      exec(db->get(), absl::StrCat("INSERT INTO rollouts(id, bundle_id, target, waves, "
+                                   "success_percent, max_failures_percent, max_failures_count, "
+                                   "window_start, window_end, rate_limit, state, wave_count, "
+                                   "created_at, created_by) VALUES ('",
+                                   id, "', ", bundle,
+                                   ", 'all', '[]', 90, 5, 0, 0, 0, 0, 'running', 1, 0, 'a')"));
+    }
+    for (int i = 0; i < 600; ++i) random_device_sql(db->get());
+  }
+
+  auto store = OpenStore(path);  // migrates, filling the counts from the rows
+  ASSERT_NE(store, nullptr);
+  auto expect_same = [&](const std::string& step) {
+    for (const auto& [name, seq] :
+         std::vector<std::pair<std::string, uint64_t>>{{"mcnl", 2}, {"mcnl", 1}, {"autre", 1}}) {
+      for (const char* by :
+           {"region", "academie", "departement", "commune", "establishment", "kind"}) {
+        for (const std::string& scope :
+             {std::string(), std::string("[\"0310001A\",\"0340002D\"]")}) {
+          for (int64_t stale_day : {3, 6, 9}) {
+            absl::Time stale_before = absl::FromUnixSeconds(t0 + stale_day * day);
+            auto fast = store->DeploymentReport(name, seq, by, stale_before, scope);
+            auto scan = store->DeploymentReportByScan(name, seq, by, stale_before, scope);
+            ASSERT_TRUE(fast.ok()) << fast.status();
+            ASSERT_TRUE(scan.ok()) << scan.status();
+            ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*fast, *scan))
+                << step << ": " << name << " " << seq << " by " << by << " scope " << scope
+                << "\ncounts:\n"
+                << fast->DebugString() << "\nscan:\n"
+                << scan->DebugString();
+          }
+        }
+      }
+    }
+  };
+  expect_same("after migration");
+  // The random history is not trivial: devices in every state.
+  auto report = store->DeploymentReport("autre", 1, "region", absl::FromUnixSeconds(t0), "");
+  ASSERT_TRUE(report.ok());
+  EXPECT_GT(report->total().devices(), 10u);
+  EXPECT_GT(report->total().up_to_date(), 0u);
+  EXPECT_GT(report->total().failed(), 0u);
+  EXPECT_GT(report->total().in_progress(), 0u);
+
+  common::Database::Options o;
+  auto db = common::Database::Open(path, o);
+  ASSERT_TRUE(db.ok());
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 100; ++i) random_device_sql(db->get());
+    expect_same(absl::StrCat("after round ", round));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ void TestServer::Start() {
   options.clock = &clock_;
   options.agent.checkin_interval = absl::Seconds(60);
   options.store_readers = 2;
+  options.rollout_debounce = absl::Milliseconds(20);
   if (customize_) customize_(options);
   auto server = server::Server::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
