@@ -243,11 +243,14 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
     }
   }
 
+  CheckInInput checkin{auth->id, request->agent_version(), clock_->Now()};
+  if (options_.checkin_write_behind && store_->RecordCheckInBehind(checkin)) {
+    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RecordCheckIn(CheckInInput{auth->id, request->agent_version(), clock_->Now()},
-                        [this, reactor](absl::StatusOr<bool> done) {
-                          FinishRpc(reactor, metrics_, "CheckIn", done.status());
-                        });
+  store_->RecordCheckIn(std::move(checkin), [this, reactor](absl::StatusOr<bool> done) {
+    FinishRpc(reactor, metrics_, "CheckIn", done.status());
+  });
   return reactor;
 }
 

@@ -66,6 +66,10 @@ int Run(int argc, char** argv) {
   app.add_option("--rollout-interval", rollout_interval,
                  "How often running rollouts are re-evaluated")
       ->capture_default_str();
+  bool checkin_wait = false;
+  app.add_flag("--checkin-wait", checkin_wait,
+               "Answer a check-in only once its write is on disk (default: check-ins are "
+               "written behind, within milliseconds)");
   app.add_option("--port-file", port_file, "Write the port listened on to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -81,6 +85,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   options.agent.checkin_interval = *interval;
+  options.agent.checkin_write_behind = !checkin_wait;
   auto rollout_every = parc::common::ParseDuration(rollout_interval);
   if (!rollout_every.ok()) {
     std::cerr << "parc-server: --rollout-interval: " << rollout_every.status().message() << "\n";

@@ -482,6 +482,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   PARC_ASSIGN_OR_RETURN(auto checkpointer, Database::Open(options.path, wopts));
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
   store->max_batch_ = options.max_batch;
+  store->max_pending_checkins_ = options.max_pending_checkins;
   store->checkpoint_pages_ = options.checkpoint_pages;
   store->wal_restart_pages_ = options.wal_restart_pages;
   store->checkpointer_db_ = std::move(checkpointer);
@@ -1040,6 +1041,38 @@ void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
         return true;
       },
       std::move(done));
+}
+
+bool SqliteStore::RecordCheckInBehind(CheckInInput in) {
+  {
+    std::lock_guard<std::mutex> lock(checkins_mu_);
+    if (pending_checkins_.size() >= max_pending_checkins_) return false;
+    pending_checkins_.push_back(std::move(in));
+    // The first check-in of a flush queues the write that takes all of them.
+    if (pending_checkins_.size() > 1) return true;
+  }
+  Submit(
+      [this](Database* db) -> absl::Status {
+        std::vector<CheckInInput> checkins;
+        {
+          std::lock_guard<std::mutex> lock(checkins_mu_);
+          checkins.swap(pending_checkins_);
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
+                        "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) "
+                        "WHERE id = ?3"));
+        for (const CheckInInput& c : checkins) {
+          // A device retired since its check-in was authenticated changes nothing.
+          PARC_RETURN_IF_ERROR(st.BindAll(Unix(c.now), c.agent_version, c.device_id).Run());
+        }
+        return absl::OkStatus();
+      },
+      [](absl::Status status) {
+        if (!status.ok()) spdlog::warn("store: check-ins not recorded: {}", status.message());
+      });
+  return true;
 }
 
 absl::StatusOr<bool> SqliteStore::HasSoftwareSet(const std::string& hash) {

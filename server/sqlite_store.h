@@ -34,6 +34,8 @@ class SqliteStore final : public Store {
     int checkpoint_pages = 1000;
     // WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
+    // Check-ins waiting for the writer (RecordCheckInBehind) beyond which callers wait.
+    size_t max_pending_checkins = 50000;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
@@ -76,6 +78,7 @@ class SqliteStore final : public Store {
   void RetireDevice(std::string id_or_serial, std::string scope_json,
                     StoreCallback<parc::v1::Device> done) override;
   void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) override;
+  bool RecordCheckInBehind(CheckInInput input) override;
   absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) override;
   void StoreInventory(InventoryInput input, StoreCallback<bool> done) override;
 
@@ -208,6 +211,11 @@ class SqliteStore final : public Store {
   // From the wake-up of the checkpointer to the writer's end of that checkpoint.
   std::atomic<bool> checkpoint_busy_{false};
   std::thread checkpointer_thread_;
+
+  // Check-ins recorded behind (RecordCheckInBehind), written by one queued write.
+  std::mutex checkins_mu_;
+  std::vector<CheckInInput> pending_checkins_;
+  size_t max_pending_checkins_ = 50000;
 };
 
 template <typename T>

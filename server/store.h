@@ -266,6 +266,12 @@ class Store {
   virtual void RetireDevice(std::string id_or_serial, std::string scope_json,
                             StoreCallback<parc::v1::Device> done) = 0;
   virtual void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) = 0;
+  // Records a check-in without waiting for it: queued check-ins are written together by the
+  // writer's next batch (within milliseconds), so a check-in's answer does not wait for a disk
+  // flush. A crash loses at most the check-ins of that batch; the agent's next check-in
+  // restores them. A check-in of a device retired meanwhile is dropped. False, recording
+  // nothing, when too many are already waiting (the caller then uses RecordCheckIn).
+  [[nodiscard]] virtual bool RecordCheckInBehind(CheckInInput input) = 0;
   [[nodiscard]] virtual absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) = 0;
   // FAILED_PRECONDITION when software is absent and software_hash unknown.
   virtual void StoreInventory(InventoryInput input, StoreCallback<bool> done) = 0;

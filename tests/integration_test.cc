@@ -534,6 +534,51 @@ TEST_F(IntegrationTest, AdminCallsNeedAValidOperatorTokenAndTrustedCa) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+// The default: a check-in is answered before its write commits, and is stored shortly after,
+// including when the server stops right after answering.
+TEST(CheckIn, CheckInsAreWrittenBehind) {
+  parc::testing::TempDir dir;
+  auto server = std::make_unique<parc::testing::TestServer>(
+      dir.Sub("server"), 0, [](server::ServerOptions& o) { o.agent.checkin_write_behind = true; });
+  server->ImportFixtureEstablishments();
+  parc::v1::EnrollRequest enroll;
+  enroll.set_token(server->CreateToken(kFermat));
+  enroll.mutable_identity()->set_serial("BEHIND1");
+  enroll.mutable_identity()->set_machine_id(std::string(32, 'b'));
+  parc::v1::EnrollResponse enrolled;
+  ASSERT_TRUE(server->AgentStub()
+                  ->Enroll(parc::testing::TestServer::Context().get(), enroll, &enrolled)
+                  .ok());
+  const std::string credential = absl::StrCat(enrolled.device_id(), ".", enrolled.device_secret());
+  auto check_in = [&](const std::string& version) {
+    parc::v1::CheckInRequest request;
+    request.set_agent_version(version);
+    parc::v1::CheckInResponse response;
+    grpc::Status s = server->AgentStub()->CheckIn(
+        parc::testing::TestServer::Context(credential).get(), request, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  };
+  auto device = [&]() {
+    auto devices = server->ListDevices();
+    EXPECT_EQ(devices.size(), 1u);
+    return devices.empty() ? parc::v1::Device() : devices.front();
+  };
+  check_in("1.1");
+  const int64_t first = absl::ToUnixSeconds(server->clock()->Now());
+  for (int i = 0; i < 500 && device().agent_version() != "1.1"; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(device().agent_version(), "1.1");
+  EXPECT_EQ(device().last_seen_at().seconds(), first);
+
+  // Answered, then the server stops at once: the queued check-in is written before it exits.
+  server->clock()->Advance(absl::Minutes(5));
+  check_in("1.2");
+  server->Restart();
+  EXPECT_EQ(device().agent_version(), "1.2");
+  EXPECT_EQ(device().last_seen_at().seconds(), first + 300);
+}
+
 TEST(ServerOptions, PlaintextIsRefusedOffLoopback) {
   TempDir dir;
   server::ServerOptions options;

@@ -69,6 +69,8 @@ void TestServer::Start() {
   options.agent.checkin_interval = absl::Seconds(60);
   options.store_readers = 2;
   options.rollout_debounce = absl::Milliseconds(20);
+  // Reads right after a check-in see it (CheckInsAreWrittenBehind covers the default).
+  options.agent.checkin_write_behind = false;
   if (customize_) customize_(options);
   auto server = server::Server::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();

@@ -162,6 +162,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
     printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
     "$BUNDLE" keygen --out "$WORK/key" >/dev/null
     "$BUNDLE" build "$WORK/spec.toml" --key "$WORK/key.key" --out "$WORK/bundle" >/dev/null
+    PEAK_RSS=$(rss_mib "$S_PID")  # the server that carried P1-P4
     kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
     start_server server-tls tls --publisher-key "$WORK/key.pub"
     ctl bundles publish "$WORK/bundle" >/dev/null
@@ -170,6 +171,11 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
     # Every device checks in, gets the assignment and reports it installed.
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload cycle \
       --concurrency 64 --calls $((DEVICES * 2)) >/dev/null
+    # Server time from its own histogram (sum and count of GetDeploymentReport).
+    report_seconds() {
+      curl -sk "${S_WEB%/}/metrics" | awk '/^parc_rpc_duration_seconds_(sum|count)\{method="GetDeploymentReport"\}/ {print $2}' | tr '\n' ' '
+    }
+    read -r sum0 count0 <<<"$(report_seconds) 0 0"
     times=()
     for _ in 1 2 3 4 5; do
       # The operator's view: the default table, one line per establishment (6,000+ at full size).
@@ -180,14 +186,17 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
     for _ in 1 2 3 4 5; do
       t0=$(date +%s%N); ctl bundles list >/dev/null; t1=$(date +%s%N); ref+=($(( (t1 - t0) / 1000000 )))
     done
+    read -r sum1 count1 <<<"$(report_seconds)"
+    server_ms=$(python3 -c "print(round(($sum1 - $sum0) * 1000 / ($count1 - $count0)))")
     med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
     rmed=$(printf '%s\n' "${ref[@]}" | sort -n | sed -n 3p)
     up=$(ctl report deployment --bundle mcnl --by region --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["up_to_date"])')
-    row P5 "region deployment report by establishment ($up up to date)" "${med} ms" \
-      "trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$med - $rmed < 100")"
+    row P5 "region report by establishment, server time ($up up to date)" "${server_ms} ms" \
+      "wall ${med} ms, trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$server_ms < 100")"
   fi
   if want P10; then
     rss=$(rss_mib "$S_PID")
+    [ "${PEAK_RSS:-0}" -gt "$rss" ] && rss=$PEAK_RSS
     row P10 "server peak RSS, $DEVICES devices after the runs" "${rss} MiB" "-" "-" \
       "≤ 1.5 GB (at 300k)" "$(verdict "$rss * 300000 / $DEVICES <= 1536")"
   fi
