@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Parc's build dependencies from Debian 12 packages; with --test, also what the
 # script tests use (Chromium for the dashboard, promtool for /metrics, Node.js); with
-# --package, what building and checking the Debian packages needs. Idempotent:
+# --package, what building and checking the Debian packages needs; with --bench, what
+# tools/bench/run.sh uses. Idempotent:
 # packages already present are not fetched again. Needs root (or sudo) when some are missing.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ PACKAGES=(
 )
 if [ "${1:-}" = "--package" ]; then
   PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(curl bc time python3 procps)
 fi
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium prometheus curl)

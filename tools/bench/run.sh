@@ -28,7 +28,7 @@ else
 fi
 DEVICES=${PARC_BENCH_DEVICES:-$DEVICES}
 
-tools/deps.sh >/dev/null
+tools/deps.sh --bench >/dev/null
 BUILD=${BUILD_DIR:-build/release}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARC_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target parc-server parcctl parc-agent parc-sim parc-bundle \
