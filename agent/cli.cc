@@ -1,6 +1,11 @@
 #include "agent/cli.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <iomanip>
 #include <sstream>
 
@@ -190,6 +195,9 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
   }
   options.retry_base = retry_base;
   options.initial_splay = splay;
+  if (const char* fd = std::getenv("PARC_AGENT_NEXT_CYCLE_FD"); once && fd != nullptr) {
+    options.next_cycle_fd = std::atoi(fd);  // a cycle of parc-agentd
+  }
   if (!config.server.empty() && !config.enrollment_token.empty()) {
     auto params = ResolveEnrollParams(config, "", "", "", "", false);
     if (!params.ok()) {
@@ -363,7 +371,57 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
 
 }  // namespace
 
-int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+namespace {
+
+// parc-agentd next to this program (build tree) or in /usr/lib/parc (package); "" if neither.
+std::string FindSupervisor(const std::string& self) {
+  std::string dir = self.substr(0, self.find_last_of('/'));
+  for (const std::string& candidate : {dir + "/parc-agentd", dir + "/../lib/parc/parc-agentd"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+std::string SelfPath() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// Replaces this process with parc-agentd, which runs each cycle as `parc-agent run --once`
+// and sleeps in between without this program's libraries. Returns only if it could not.
+void ExecSupervisor(const std::vector<std::string>& args, absl::Duration splay,
+                    absl::Duration retry_base, std::ostream& err) {
+  std::string self = SelfPath();
+  std::string supervisor = self.empty() ? "" : FindSupervisor(self);
+  if (supervisor.empty()) {
+    err << "parc-agent: parc-agentd not found next to " << self
+        << " or in ../lib/parc; the daemon runs in this process\n";
+    return;
+  }
+  std::vector<std::string> argv = {supervisor,
+                                   "--agent",
+                                   self,
+                                   "--splay-ms",
+                                   absl::StrCat(absl::ToInt64Milliseconds(splay)),
+                                   "--retry-base-ms",
+                                   absl::StrCat(absl::ToInt64Milliseconds(retry_base)),
+                                   "--"};
+  auto run = std::find(args.begin(), args.end(), "run");
+  if (run != args.end()) argv.insert(argv.end(), run + 1, args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  err.flush();
+  ::execv(supervisor.c_str(), cargv.data());
+  err << "parc-agent: cannot run " << supervisor << ": " << std::strerror(errno)
+      << "; the daemon runs in this process\n";
+}
+
+}  // namespace
+
+int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+              bool supervise) {
   CLI::App app{
       "parc-agent: inventories this device for Parc and keeps it enrolled.\n"
       "Reads /etc/parc/agent.toml (server, ca, enrollment_token, kind, state_dir); flags "
@@ -450,6 +508,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << "parc-agent run: " << (base.ok() ? sp.status() : base.status()).message() << "\n";
       return 2;
     }
+    if (!once && supervise) ExecSupervisor(args, *sp, *base, err);
     return Run(*config, once, *base, once ? absl::ZeroDuration() : *sp, out, err);
   }
   if (inventory->parsed()) {

@@ -1,10 +1,14 @@
 #include "agent/daemon.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/collectors.h"
 #include "common/inventory_util.h"
@@ -65,6 +69,11 @@ void Daemon::Offload(std::function<Result()> work, std::function<void(Result)> t
 }
 
 void Daemon::Start() {
+  if (options_.once) {
+    auto attempt = state_->Get("retry_attempt");
+    int value = 0;
+    if (attempt.ok() && absl::SimpleAtoi(*attempt, &value) && value >= 0) attempt_ = value;
+  }
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   ScheduleCycle(options_.once ? absl::ZeroDuration() : options_.initial_splay * uniform(rng_));
 }
@@ -390,7 +399,7 @@ void Daemon::EndCycle(absl::Status status) {
   const DeployOutcome deployed = deploy_outcome_;
   deployed_ = false;
   deploy_outcome_ = DeployOutcome();
-  if (options_.once) {
+  if (options_.once && options_.next_cycle_fd < 0) {
     Stop();
     return;
   }
@@ -404,6 +413,16 @@ void Daemon::EndCycle(absl::Status status) {
     delay = std::min(delay, deployed.window_opens_in + absl::Seconds(1));
   }
   (void)state_->Set("next_checkin_at", absl::StrCat(absl::ToUnixSeconds(clock_->Now() + delay)));
+  if (options_.once) {
+    // One cycle of parc-agentd: the supervisor waits, this process ends.
+    (void)state_->Set("retry_attempt", absl::StrCat(attempt_));
+    std::string line = absl::StrCat(absl::ToInt64Milliseconds(delay), "\n");
+    if (::write(options_.next_cycle_fd, line.data(), line.size()) < 0) {
+      spdlog::warn("cannot give the next cycle's delay to parc-agentd: {}", std::strerror(errno));
+    }
+    Stop();
+    return;
+  }
   // Between cycles the agent holds no connection: gRPC's threads and timers end with its last
   // channel, so an idle agent sleeps until its next check-in (P7 of benchmarks.md), and the
   // memory they used goes back to the system. A check-in an hour costs one TLS handshake.

@@ -35,6 +35,10 @@ struct DaemonOptions {
   DeployerOptions deploy;
   // State directory, opened a second time by the deploy thread.
   std::string state_dir;
+  // With once: where to write the seconds until the next cycle ("<seconds>\n"), for the
+  // supervisor that starts each cycle (parc-agentd); -1: nowhere. The retry attempt is then
+  // kept in the state database, so that backoff grows across cycles.
+  int next_cycle_fd = -1;
   // Called once when the daemon stops (after a signal or the --once cycle), on the loop's
   // thread: lets the owner cancel its own waits so that the io_context runs out of work.
   std::function<void()> on_stop;

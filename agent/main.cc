@@ -7,5 +7,5 @@
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
-  return parc::agent::AgentMain(args, std::cout, std::cerr);
+  return parc::agent::AgentMain(args, std::cout, std::cerr, /*supervise=*/true);
 }

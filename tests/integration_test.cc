@@ -14,6 +14,7 @@
 #include <future>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
@@ -654,6 +655,10 @@ TEST(AgentDaemon, ChecksInOnTheServersScheduleAndStopsOnSigterm) {
   EXPECT_EQ(metrics->RpcCount("Enroll", grpc::OK), 1u);
   EXPECT_EQ(metrics->RpcCount("ReportInventory", grpc::OK), 1u);
   ASSERT_EQ(server.ListDevices().size(), 1u);
+  // Between cycles the daemon is parc-agentd (same process): one thread, none of the agent's
+  // libraries; each cycle was a `parc-agent run --once` child.
+  std::string comm = ReadFileOrDie(absl::StrCat("/proc/", pid, "/comm"));
+  EXPECT_EQ(absl::StripAsciiWhitespace(comm), "parc-agentd");
 
   ASSERT_EQ(::kill(pid, SIGTERM), 0);
   int status = 0;
@@ -666,6 +671,42 @@ TEST(AgentDaemon, ChecksInOnTheServersScheduleAndStopsOnSigterm) {
   ASSERT_EQ(done, pid) << "parc-agent did not stop within 5 s of SIGTERM";
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFileOrDie(log);
+}
+
+// A cycle started by parc-agentd says when to run the next one, and a failing cycle's backoff
+// grows across cycles although each is a new process.
+TEST(AgentCycle, TellsTheSupervisorWhenNextAndBacksOffAcrossCycles) {
+  TempDir dir;
+  const std::string state = dir.Sub("state");
+  const std::string config = dir.Sub("agent.toml");
+  WriteFile(config, "");  // no server, no token: the cycle fails (not enrolled)
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::setenv("PARC_AGENT_NEXT_CYCLE_FD", std::to_string(fds[1]).c_str(), 1);
+  std::vector<int64_t> delays;
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    auto r = RunAgent({"run", "--once", "--root", DataPath("laptop"), "--state-dir", state,
+                       "--config", config, "--retry-base", "10s"});
+    EXPECT_EQ(r.status, 1) << r.err;
+    char buf[64] = {};
+    ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+    ASSERT_GT(n, 0);
+    delays.push_back(std::strtoll(buf, nullptr, 10));
+  }
+  ::unsetenv("PARC_AGENT_NEXT_CYCLE_FD");
+  ::close(fds[0]);
+  ::close(fds[1]);
+  // Full jitter under a cap that doubles: 10 s, 20 s, 40 s.
+  EXPECT_LE(delays[0], 10000);
+  EXPECT_LE(delays[1], 20000);
+  EXPECT_LE(delays[2], 40000);
+  common::Database::Options o;
+  auto db = common::Database::Open(state + "/agent.db", o);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto st = (*db)->Prepare("SELECT value FROM meta WHERE key = 'retry_attempt'");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Text(0), "3");
 }
 
 TEST_F(IntegrationTest, StaleDevicesAreListed) {
