@@ -17,6 +17,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/enrollment.h"
+#include "agent/inventory_command.h"
 #include "agent/state.h"
 #include "agent/system_reader.h"
 #include "asio.hpp"
@@ -514,11 +515,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (inventory->parsed()) {
     RootedSystemReader reader(config->root);
     parc::v1::Inventory inv = CollectInventory(reader);
-    if (json) {
-      out << common::ToJson(inv);
-    } else {
-      out << common::FormatInventoryText(inv);
-    }
+    out << (json ? common::ToJson(inv) : common::FormatInventoryText(inv));
     return 0;
   }
   if (status->parsed()) return Status(*config, json, out, err);

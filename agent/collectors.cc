@@ -200,44 +200,60 @@ uint64_t ParseMemTotal(absl::string_view text) {
   return 0;
 }
 
-parc::v1::SoftwareList ParseDpkgStatus(absl::string_view text) {
-  parc::v1::SoftwareList list;
-  std::string name, version, arch;
-  bool installed = false;
-  auto flush = [&] {
-    if (installed && !name.empty()) {
-      auto* p = list.add_packages();
-      p->set_name(name);
-      p->set_version(version);
-      p->set_architecture(arch);
-    }
-    name.clear();
-    version.clear();
-    arch.clear();
-    installed = false;
-  };
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+namespace {
+
+// dpkg's status file, a line at a time: one paragraph per package, installed ones kept.
+class DpkgStatusParser {
+ public:
+  void Line(absl::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) {
-      flush();
-      continue;
+      Flush();
+      return;
     }
-    if (line[0] == ' ' || line[0] == '\t') continue;  // continuation of a multi-line field
+    if (line[0] == ' ' || line[0] == '\t') return;  // continuation of a multi-line field
     absl::string_view key, value;
-    if (!SplitColon(line, &key, &value)) continue;
+    if (!SplitColon(line, &key, &value)) return;
     if (key == "Package") {
-      name = std::string(value);
+      name_ = std::string(value);
     } else if (key == "Version") {
-      version = std::string(value);
+      version_ = std::string(value);
     } else if (key == "Architecture") {
-      arch = std::string(value);
+      arch_ = std::string(value);
     } else if (key == "Status") {
-      installed = absl::EndsWith(value, " installed") && absl::StartsWith(value, "install ");
+      installed_ = absl::EndsWith(value, " installed") && absl::StartsWith(value, "install ");
     }
   }
-  flush();
-  common::CanonicalizeSoftware(&list);
-  return list;
+  parc::v1::SoftwareList Finish() {
+    Flush();
+    common::CanonicalizeSoftware(&list_);
+    return std::move(list_);
+  }
+
+ private:
+  void Flush() {
+    if (installed_ && !name_.empty()) {
+      auto* p = list_.add_packages();
+      p->set_name(name_);
+      p->set_version(version_);
+      p->set_architecture(arch_);
+    }
+    name_.clear();
+    version_.clear();
+    arch_.clear();
+    installed_ = false;
+  }
+  parc::v1::SoftwareList list_;
+  std::string name_, version_, arch_;
+  bool installed_ = false;
+};
+
+}  // namespace
+
+parc::v1::SoftwareList ParseDpkgStatus(absl::string_view text) {
+  DpkgStatusParser parser;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) parser.Line(line);
+  return parser.Finish();
 }
 
 parc::v1::Hardware CollectHardware(const SystemReader& reader) {
@@ -260,9 +276,13 @@ parc::v1::Hardware CollectHardware(const SystemReader& reader) {
 }
 
 parc::v1::SoftwareList CollectSoftware(const SystemReader& reader) {
-  auto status = reader.ReadFile("/var/lib/dpkg/status");
-  if (!status.ok()) return parc::v1::SoftwareList();
-  return ParseDpkgStatus(*status);
+  // Read a line at a time: only the package, version, architecture and status fields are kept.
+  DpkgStatusParser parser;
+  if (!reader.ForEachLine("/var/lib/dpkg/status", [&](absl::string_view l) { parser.Line(l); })
+           .ok()) {
+    return parc::v1::SoftwareList();
+  }
+  return parser.Finish();
 }
 
 parc::v1::Inventory CollectInventory(const SystemReader& reader) {

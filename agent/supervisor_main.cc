@@ -1,7 +1,8 @@
 // parc-agentd: what the agent daemon is between two check-ins.
 //
-// `parc-agent run` replaces itself with this program (execv, same process), which starts each
-// cycle as a child `parc-agent run --once ...` and sleeps in between. Sleeping, it holds no
+// `parc-agent run` replaces itself with this program (execv, same process: parc-agent ->
+// parc-agent-full -> parc-agentd), which starts each cycle as a child
+// `parc-agent-full run --once ...` and sleeps in between. Sleeping, it holds no
 // connection, no thread and none of the agent's libraries (gRPC, libcurl, libarchive,
 // protobuf: about 19 MiB mapped once loaded), only libc and libstdc++: the agent a student's
 // laptop carries all day is this process, a few MiB, blocked in the kernel until its timer or

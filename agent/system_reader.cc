@@ -5,10 +5,42 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 
 namespace parc::agent {
+
+absl::Status SystemReader::ForEachLine(const std::string& path,
+                                       const std::function<void(absl::string_view)>& line) const {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  for (absl::string_view l : absl::StrSplit(*text, '\n')) line(l);
+  return absl::OkStatus();
+}
+
+absl::Status RootedSystemReader::ForEachLine(
+    const std::string& path, const std::function<void(absl::string_view)>& line) const {
+  std::string full = Resolve(path);
+  FILE* f = std::fopen(full.c_str(), "re");
+  if (f == nullptr) return common::ErrnoStatus("cannot read", full, errno);
+  char* buf = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = ::getline(&buf, &cap, f)) >= 0) {
+    absl::string_view l(buf, static_cast<size_t>(n));
+    if (!l.empty() && l.back() == '\n') l.remove_suffix(1);
+    line(l);
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::free(buf);
+  std::fclose(f);
+  if (failed) return absl::DataLossError(absl::StrCat("cannot read ", full));
+  return absl::OkStatus();
+}
 
 RootedSystemReader::RootedSystemReader(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();

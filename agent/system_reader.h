@@ -1,9 +1,11 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace parc::agent {
 
@@ -19,6 +21,11 @@ class SystemReader {
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListDir(
       const std::string& path) const = 0;
   virtual bool Exists(const std::string& path) const = 0;
+  // Calls line for each line of the file, without its end of line. NOT_FOUND when the file
+  // does not exist. This default reads the whole file first; RootedSystemReader reads it a
+  // line at a time (dpkg's status file is megabytes on a laptop with the MCNL bundle).
+  [[nodiscard]] virtual absl::Status ForEachLine(
+      const std::string& path, const std::function<void(absl::string_view)>& line) const;
 };
 
 // Reads the real file system under root ("/" in production, a fixture tree in tests).
@@ -28,6 +35,8 @@ class RootedSystemReader final : public SystemReader {
   absl::StatusOr<std::string> ReadFile(const std::string& path) const override;
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) const override;
   bool Exists(const std::string& path) const override;
+  absl::Status ForEachLine(const std::string& path,
+                           const std::function<void(absl::string_view)>& line) const override;
 
  private:
   std::string Resolve(const std::string& path) const;

@@ -37,7 +37,7 @@ add_custom_target(package-doc ALL DEPENDS ${PARC_PKG_GENERATED})
 
 # parc-agent
 install(TARGETS parc-agent RUNTIME DESTINATION usr/bin COMPONENT agent)
-install(TARGETS parc-agentd RUNTIME DESTINATION usr/lib/parc COMPONENT agent)
+install(TARGETS parc-agent-full parc-agentd RUNTIME DESTINATION usr/lib/parc COMPONENT agent)
 install(FILES ${PARC_INSTALLER}/systemd/parc-agent.service DESTINATION lib/systemd/system
         COMPONENT agent)
 install(FILES ${PARC_INSTALLER}/config/agent.toml DESTINATION etc/parc COMPONENT agent)

@@ -23,6 +23,10 @@ std::string HumanBytes(uint64_t bytes, bool decimal) {
 }
 
 std::string FormatInventoryText(const parc::v1::Inventory& inv) {
+  return FormatInventoryText(inv, SoftwareHash(inv.software()).substr(0, 12));
+}
+
+std::string FormatInventoryText(const parc::v1::Inventory& inv, absl::string_view list_id) {
   std::ostringstream out;
   const auto& hw = inv.hardware();
   auto row = [&](const char* label, const std::string& value) {
@@ -70,8 +74,9 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv) {
     out << "  " << n.name() << "  " << n.mac() << "  " << (n.wireless() ? "wireless" : "wired")
         << "\n";
   }
-  out << "Software\n  " << inv.software().packages_size() << " Debian packages (list "
-      << SoftwareHash(inv.software()).substr(0, 12) << ")\n";
+  out << "Software\n  " << inv.software().packages_size() << " Debian packages";
+  if (!list_id.empty()) out << " (list " << list_id << ")";
+  out << "\n";
   return out.str();
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "parc/v1/inventory.pb.h"
 
 namespace parc::common {
@@ -12,6 +13,9 @@ std::string HumanBytes(uint64_t bytes, bool decimal);
 
 // Multi-line human-readable rendering of an inventory (parc-agent inventory, parcctl devices
 // show).
+// With the software list's id: the first 12 hex digits of its hash, as the server shows it.
 std::string FormatInventoryText(const parc::v1::Inventory& inventory);
+// With list_id as given ("": none; the small parc-agent links no SHA-256).
+std::string FormatInventoryText(const parc::v1::Inventory& inventory, absl::string_view list_id);
 
 }  // namespace parc::common

@@ -37,7 +37,7 @@ expect_files() {  # deb file...
     grep -qx "./$f" <<<"$listing" || fail "$(basename "$deb") lacks /$f"
   done
 }
-expect_files "$AGENT_DEB" usr/bin/parc-agent usr/lib/parc/parc-agentd lib/systemd/system/parc-agent.service \
+expect_files "$AGENT_DEB" usr/bin/parc-agent usr/lib/parc/parc-agent-full usr/lib/parc/parc-agentd lib/systemd/system/parc-agent.service \
   etc/parc/agent.toml usr/share/doc/parc-agent/copyright \
   usr/share/doc/parc-agent/changelog.Debian.gz usr/share/doc/parc-agent/technician-guide.md
 expect_files "$SERVER_DEB" usr/bin/parc-server usr/bin/parcctl usr/bin/parc-bundle \
