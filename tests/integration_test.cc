@@ -673,6 +673,59 @@ TEST(AgentDaemon, ChecksInOnTheServersScheduleAndStopsOnSigterm) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFileOrDie(log);
 }
 
+// Runs the installed-style parc-agent binary; stdout captured, stderr to a file.
+CommandResult RunAgentBinary(const std::vector<std::string>& args, const std::string& err_path) {
+  std::string command = PARC_AGENT_BIN;
+  for (const auto& a : args) absl::StrAppend(&command, " '", a, "'");
+  absl::StrAppend(&command, " 2>'", err_path, "'");
+  CommandResult r;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = ReadFileOrDie(err_path);
+  return r;
+}
+
+// parc-agent is the small program: it prints the same inventory as the full agent, and hands
+// every other command to parc-agent-full.
+TEST(AgentFront, InventoriesItselfAndHandsTheRestToTheFullAgent) {
+  TempDir dir;
+  WriteFile(dir.Sub("agent.toml"), "");
+  for (const char* fixture : {"laptop", "tablet"}) {
+    auto small = RunAgentBinary(
+        {"inventory", "--json", "--root", DataPath(fixture), "--config", dir.Sub("agent.toml")},
+        dir.Sub("err"));
+    auto full = RunAgent(
+        {"inventory", "--json", "--root", DataPath(fixture), "--config", dir.Sub("agent.toml")});
+    ASSERT_EQ(small.status, 0) << small.err;
+    ASSERT_EQ(full.status, 0) << full.err;
+    EXPECT_EQ(small.out, full.out) << fixture;
+    EXPECT_NE(small.out.find("packages"), std::string::npos);
+  }
+  // The text form, without the software list's id.
+  auto text =
+      RunAgentBinary({"inventory", "--root", DataPath("laptop"), "--config", dir.Sub("agent.toml")},
+                     dir.Sub("err"));
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("Debian packages\n"), std::string::npos) << text.out;
+  // A bad flag is reported by the small program itself.
+  auto bad = RunAgentBinary({"inventory", "--no-such-flag"}, dir.Sub("err"));
+  EXPECT_EQ(bad.status, 2);
+  // Everything else is the full agent's.
+  auto status = RunAgentBinary({"status", "--root", DataPath("laptop"), "--state-dir",
+                                dir.Sub("state"), "--config", dir.Sub("agent.toml")},
+                               dir.Sub("err"));
+  EXPECT_EQ(status.status, 3) << status.err;
+  EXPECT_NE(status.out.find("Not enrolled"), std::string::npos) << status.out;
+  auto help = RunAgentBinary({"--help"}, dir.Sub("err"));
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("enroll"), std::string::npos) << help.out;
+}
+
 // A cycle started by parc-agentd says when to run the next one, and a failing cycle's backoff
 // grows across cycles although each is a new process.
 TEST(AgentCycle, TellsTheSupervisorWhenNextAndBacksOffAcrossCycles) {
