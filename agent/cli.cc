@@ -18,6 +18,7 @@
 #include "agent/daemon.h"
 #include "agent/enrollment.h"
 #include "agent/inventory_command.h"
+#include "agent/sibling_program.h"
 #include "agent/state.h"
 #include "agent/system_reader.h"
 #include "asio.hpp"
@@ -370,31 +371,12 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   return identity->has_value() ? 0 : 3;
 }
 
-}  // namespace
-
-namespace {
-
-// parc-agentd next to this program (build tree) or in /usr/lib/parc (package); "" if neither.
-std::string FindSupervisor(const std::string& self) {
-  std::string dir = self.substr(0, self.find_last_of('/'));
-  for (const std::string& candidate : {dir + "/parc-agentd", dir + "/../lib/parc/parc-agentd"}) {
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-std::string SelfPath() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 // Replaces this process with parc-agentd, which runs each cycle as `parc-agent run --once`
 // and sleeps in between without this program's libraries. Returns only if it could not.
 void ExecSupervisor(const std::vector<std::string>& args, absl::Duration splay,
                     absl::Duration retry_base, std::ostream& err) {
   std::string self = SelfPath();
-  std::string supervisor = self.empty() ? "" : FindSupervisor(self);
+  std::string supervisor = SiblingProgram("parc-agentd");
   if (supervisor.empty()) {
     err << "parc-agent: parc-agentd not found next to " << self
         << " or in ../lib/parc; the daemon runs in this process\n";

@@ -14,29 +14,15 @@
 #include <vector>
 
 #include "agent/inventory_command.h"
-
-namespace {
-
-std::string FullAgent() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  std::string dir = self.substr(0, self.find_last_of('/'));
-  for (const std::string& candidate :
-       {dir + "/parc-agent-full", dir + "/../lib/parc/parc-agent-full"}) {
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return dir + "/../lib/parc/parc-agent-full";
-}
-
-}  // namespace
+#include "agent/sibling_program.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   if (args.size() >= 2 && args[1] == "inventory") {
     return parc::agent::InventoryCommand(args, std::cout, std::cerr);
   }
-  std::string full = FullAgent();
+  std::string full = parc::agent::SiblingProgram("parc-agent-full");
+  if (full.empty()) full = "/usr/lib/parc/parc-agent-full";
   ::execv(full.c_str(), argv);
   std::cerr << "parc-agent: cannot run " << full << ": " << std::strerror(errno)
             << " (reinstall the parc-agent package)\n";

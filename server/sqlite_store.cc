@@ -1027,15 +1027,19 @@ absl::StatusOr<DeviceAuth> SqliteStore::GetDeviceAuth(const std::string& id) {
   return DeviceAuth{st.Text(0), st.Text(1), st.Text(2), st.Text(3)};
 }
 
+namespace {
+
+// A check-in: last seen, agent version, and the last 10 check-in times, newest first.
+constexpr char kRecordCheckInSql[] =
+    "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
+    "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) WHERE id = ?3";
+
+}  // namespace
+
 void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
   SubmitFor<bool>(
       [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement st,
-            db->Prepare("UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
-                        // The last 10 check-in times, newest first.
-                        "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) "
-                        "WHERE id = ?3"));
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
         PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
@@ -1058,11 +1062,7 @@ bool SqliteStore::RecordCheckInBehind(CheckInInput in) {
           std::lock_guard<std::mutex> lock(checkins_mu_);
           checkins.swap(pending_checkins_);
         }
-        PARC_ASSIGN_OR_RETURN(
-            Statement st,
-            db->Prepare("UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
-                        "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) "
-                        "WHERE id = ?3"));
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
         for (const CheckInInput& c : checkins) {
           // A device retired since its check-in was authenticated changes nothing.
           PARC_RETURN_IF_ERROR(st.BindAll(Unix(c.now), c.agent_version, c.device_id).Run());
