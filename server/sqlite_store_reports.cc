@@ -134,35 +134,59 @@ absl::StatusOr<ReportGrouping> DeploymentGrouping(const std::string& by) {
       "by \"", by, "\": region, academie, departement, commune, establishment or kind"));
 }
 
+// A group's counts, as both the counts and the scan produce them.
+struct GroupCounts {
+  int64_t establishments = 0, devices = 0, up = 0, prog = 0, failed = 0, never = 0, stale = 0;
+};
+
+// An empty report with its total row.
+parc::v1::DeploymentReportResponse NewDeploymentReport() {
+  parc::v1::DeploymentReportResponse out;
+  out.mutable_total()->set_group("total");
+  out.mutable_total()->set_label("Total");
+  return out;
+}
+
+// Appends a group's row and adds it to the total.
+void AddDeploymentRow(parc::v1::DeploymentReportResponse* out, const std::string& group,
+                      const std::string& label, const GroupCounts& c) {
+  auto* r = out->add_rows();
+  r->set_group(group);
+  r->set_label(label);
+  r->set_establishments(U32(c.establishments));
+  r->set_devices(U32(c.devices));
+  r->set_up_to_date(U32(c.up));
+  r->set_in_progress(U32(c.prog));
+  r->set_failed(U32(c.failed));
+  r->set_never_seen(U32(c.never));
+  r->set_stale(U32(c.stale));
+  SetPercent(r);
+  AddInto(out->mutable_total(), *r);
+}
+
+// "31 Haute-Garonne" for "31".
+std::string DepartementLabel(const std::string& code) {
+  std::string name = common::DepartementName(code);
+  return name.empty() ? code : absl::StrCat(code, " ", name);
+}
+
 // Columns: group, label, establishments, devices, up to date, in progress, failed, never seen,
 // stale.
 absl::Status ReadDeploymentRows(Statement& st, const std::string& by,
                                 parc::v1::DeploymentReportResponse* out) {
-  auto* total = out->mutable_total();
-  total->set_group("total");
-  total->set_label("Total");
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    auto* r = out->add_rows();
-    r->set_group(st.Text(0));
-    r->set_label(st.Text(1));
+    std::string group = st.Text(0), label = st.Text(1);
     if (by == "departement") {
-      std::string name = common::DepartementName(r->group());
-      r->set_label(name.empty() ? r->group() : absl::StrCat(r->group(), " ", name));
+      label = DepartementLabel(group);
     } else if (by == "kind") {
-      r->set_group(common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0))));
-      r->set_label(r->group().empty() ? "unknown" : r->group());
+      group = common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0)));
+      label = group.empty() ? "unknown" : group;
     }
-    r->set_establishments(U32(st.Int(2)));
-    r->set_devices(U32(st.Int(3)));
-    r->set_up_to_date(U32(st.Int(4)));
-    r->set_in_progress(U32(st.Int(5)));
-    r->set_failed(U32(st.Int(6)));
-    r->set_never_seen(U32(st.Int(7)));
-    r->set_stale(U32(st.Int(8)));
-    SetPercent(r);
-    AddInto(total, *r);
+    AddDeploymentRow(
+        out, group, label,
+        GroupCounts{st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Int(6), st.Int(7), st.Int(8)});
   }
   return absl::OkStatus();
 }
@@ -216,16 +240,13 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "FROM bundle_tally WHERE bundle_id = ?1) t JOIN establishments e ON e.uai = t.uai "
           "WHERE (?3 = '' OR e.uai IN (SELECT value FROM json_each(?3))) GROUP BY 1")));
   counts.BindAll(bundle_id, StaleDay(stale_before), scope_json);
-  struct Counts {
-    int64_t establishments = 0, devices = 0, up = 0, prog = 0, failed = 0, never = 0, stale = 0;
-  };
-  std::map<std::string, Counts> by_group;
-  std::vector<std::pair<int64_t, Counts>> by_kind;
+  std::map<std::string, GroupCounts> by_group;
+  std::vector<std::pair<int64_t, GroupCounts>> by_kind;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, counts.Step());
     if (!row) break;
-    Counts c{counts.Int(1), counts.Int(2), counts.Int(3), counts.Int(4),
-             counts.Int(5), counts.Int(6), counts.Int(7)};
+    GroupCounts c{counts.Int(1), counts.Int(2), counts.Int(3), counts.Int(4),
+                  counts.Int(5), counts.Int(6), counts.Int(7)};
     if (by == "kind") {
       if (c.devices > 0) by_kind.emplace_back(counts.Int(0), c);
     } else {
@@ -235,25 +256,8 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
 
   // Rows in the same shape as the scan's: every group of establishments in scope, with or
   // without devices (by kind: every kind with devices).
-  parc::v1::DeploymentReportResponse out;
+  parc::v1::DeploymentReportResponse out = NewDeploymentReport();
   auto* total = out.mutable_total();
-  total->set_group("total");
-  total->set_label("Total");
-  auto add_row = [&](const std::string& group, const std::string& label, int64_t establishments,
-                     const Counts& c) {
-    auto* r = out.add_rows();
-    r->set_group(group);
-    r->set_label(label);
-    r->set_establishments(U32(establishments));
-    r->set_devices(U32(c.devices));
-    r->set_up_to_date(U32(c.up));
-    r->set_in_progress(U32(c.prog));
-    r->set_failed(U32(c.failed));
-    r->set_never_seen(U32(c.never));
-    r->set_stale(U32(c.stale));
-    SetPercent(r);
-    AddInto(total, *r);
-  };
   PARC_ASSIGN_OR_RETURN(
       Statement groups,
       db->Prepare(absl::StrCat(
@@ -267,20 +271,19 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
     if (!row) break;
     establishments_in_scope += groups.Int(2);
     if (by == "kind") continue;
-    std::string group = groups.Text(0), label = groups.Text(1);
-    if (by == "departement") {
-      std::string name = common::DepartementName(group);
-      label = name.empty() ? group : absl::StrCat(group, " ", name);
-    }
+    std::string group = groups.Text(0);
     auto it = by_group.find(group);
-    add_row(group, label, groups.Int(2), it == by_group.end() ? Counts{} : it->second);
+    GroupCounts c = it == by_group.end() ? GroupCounts{} : it->second;
+    c.establishments = groups.Int(2);  // with or without devices
+    AddDeploymentRow(&out, group, by == "departement" ? DepartementLabel(group) : groups.Text(1),
+                     c);
   }
   if (by == "kind") {
     std::sort(by_kind.begin(), by_kind.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     for (const auto& [kind, c] : by_kind) {
       std::string name = common::KindName(static_cast<parc::v1::DeviceKind>(kind));
-      add_row(name, name.empty() ? "unknown" : name, c.establishments, c);
+      AddDeploymentRow(&out, name, name.empty() ? "unknown" : name, c);
     }
     // Establishments are counted once in the total, not once per kind.
     total->set_establishments(U32(establishments_in_scope));
@@ -323,7 +326,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "WHERE (?4 = '' OR e.uai IN (SELECT value FROM json_each(?4))) ",
           by == "kind" ? "AND dev.id IS NOT NULL " : "", "GROUP BY 1 ORDER BY 1")));
   st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), StaleDay(stale_before), scope_json);
-  parc::v1::DeploymentReportResponse out;
+  parc::v1::DeploymentReportResponse out = NewDeploymentReport();
   PARC_RETURN_IF_ERROR(ReadDeploymentRows(st, by, &out));
   auto* total = out.mutable_total();
   if (by == "kind") {
