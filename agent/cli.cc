@@ -146,6 +146,12 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
     return 1;
   }
   auto request = MakeEnrollRequest(reader, params);
+  // Enrolled already on this hardware: the current credential proves it is this device, so
+  // the server may re-key it without a re-enrollment token.
+  auto held = (*state)->LoadIdentity();
+  if (held.ok() && held->has_value() && (*held)->fingerprint == Fingerprint(request.identity())) {
+    request.set_device_credential(CredentialOf(**held));
+  }
   auto response = (*client)->Enroll(request);
   if (!response.ok()) {
     err << "parc-agent: enrollment failed: " << absl::StatusCodeToString(response.status().code())

@@ -4,7 +4,10 @@
 // Debian ships is built with exceptions).
 #define TOML_HEADER_ONLY 1
 #define TOML_EXCEPTIONS 0
+#include <sys/stat.h>
 #include <toml++/toml.h>
+
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -24,6 +27,25 @@ absl::Status ReadString(const toml::table& t, const std::string& path, const cha
   }
   *out = *v;
   return absl::OkStatus();
+}
+
+// An enrollment token enrolls devices (and, with --reenroll, re-keys them): the file that holds
+// it is readable by its owner only. A configuration preseeded with looser permissions (0644 by
+// an image tool) is tightened; one the agent cannot tighten is reported.
+void KeepTokenPrivate(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+  if (::chmod(path.c_str(), st.st_mode & 0600) == 0) {
+    std::fprintf(stderr,
+                 "parc-agent: %s holds an enrollment token and was readable by other users: "
+                 "now 0600\n",
+                 path.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "parc-agent: %s holds an enrollment token and is readable by other users: "
+                 "chmod 600 it\n",
+                 path.c_str());
+  }
 }
 
 }  // namespace
@@ -103,6 +125,7 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
     }
     config.outbox_max_reports = static_cast<int>(*v);
   }
+  if (!config.enrollment_token.empty()) KeepTokenPrivate(path);
   return config;
 }
 

@@ -210,4 +210,37 @@ std::string CsvRow(const std::vector<std::string>& fields) {
   return out;
 }
 
+std::string NeutralizeFormula(absl::string_view cell) {
+  if (cell.empty()) return "";
+  const char first = cell[0];
+  if (first != '=' && first != '+' && first != '-' && first != '@' && first != '\t' &&
+      first != '\r') {
+    return std::string(cell);
+  }
+  // A signed decimal number is data, not a formula.
+  if (first == '+' || first == '-') {
+    bool digits = false, number = true;
+    bool dot = false;
+    for (size_t i = 1; i < cell.size() && number; ++i) {
+      char c = cell[i];
+      if (c >= '0' && c <= '9') {
+        digits = true;
+      } else if ((c == '.' || c == ',') && !dot) {
+        dot = true;
+      } else {
+        number = false;
+      }
+    }
+    if (number && digits) return std::string(cell);
+  }
+  return absl::StrCat("'", cell);
+}
+
+std::string CsvExportRow(const std::vector<std::string>& fields) {
+  std::vector<std::string> safe;
+  safe.reserve(fields.size());
+  for (const auto& f : fields) safe.push_back(NeutralizeFormula(f));
+  return CsvRow(safe);
+}
+
 }  // namespace parc::common

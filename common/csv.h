@@ -39,6 +39,15 @@ std::string NormalizeHeader(absl::string_view header);
 inline constexpr char kCsvBom[] = "\xEF\xBB\xBF";
 std::string CsvRow(const std::vector<std::string>& fields);
 
+// A cell of an exported file as spreadsheet software should read it: text that LibreOffice
+// Calc or Excel would take for a formula (it starts with '=', '+', '-', '@', a tab or a carriage
+// return) gets a leading apostrophe, so that it is shown as text and never evaluated; plain
+// numbers ("-3", "+2.5") are left as they are. Exports of device- or operator-supplied text
+// (dashboard CSV, parcctl --format csv) go through it.
+std::string NeutralizeFormula(absl::string_view cell);
+// CsvRow of the cells after NeutralizeFormula.
+std::string CsvExportRow(const std::vector<std::string>& fields);
+
 // True when text is well-formed UTF-8.
 bool IsValidUtf8(absl::string_view text);
 

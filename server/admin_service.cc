@@ -21,6 +21,11 @@ using google::protobuf::RepeatedPtrField;
 constexpr int kMaxErrorsInMessage = 50;
 constexpr absl::Duration kDefaultTokenLifetime = absl::Hours(24 * 30);
 constexpr absl::Duration kMaxTokenLifetime = absl::Hours(24 * 3650);
+// A region-wide token enrolls anywhere: it sits in master images and on USB keys, so it is
+// always limited in time and in uses.
+constexpr absl::Duration kMaxRegionTokenLifetime = absl::Hours(24 * 365);
+constexpr uint32_t kDefaultRegionTokenUses = 500;
+constexpr uint32_t kMaxRegionTokenUses = 1000000;
 
 std::string DescribeRowErrors(const std::vector<parc::v1::CsvRowError>& errors,
                               absl::string_view filename) {
@@ -59,6 +64,7 @@ parc::v1::EnrollmentToken TokenProto(const EnrollmentTokenRecord& t, absl::Time 
     p.mutable_revoked_at()->set_seconds(absl::ToUnixSeconds(*t.revoked_at));
   }
   p.set_note(t.note);
+  p.set_reenroll(t.reenroll);
   p.set_state(TokenState(t, now));
   return p;
 }
@@ -203,6 +209,20 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("expires_in_seconds: at most 10 years"));
   }
+  uint32_t max_uses = request->max_uses();
+  if (request->region()) {
+    if (lifetime > kMaxRegionTokenLifetime) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError(
+                           "expires_in_seconds: a region-wide token lives at most 365 days"));
+    }
+    if (max_uses == 0) max_uses = kDefaultRegionTokenUses;
+    if (max_uses > kMaxRegionTokenUses) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError(
+                           "max_uses: a region-wide token enrolls at most 1,000,000 devices"));
+    }
+  }
   if (request->note().size() > 256) {
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("note: at most 256 bytes"));
@@ -213,7 +233,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
   t.secret_hash = common::Sha256Hex(credential->secret);
   t.created_at = clock_->Now();
   t.expires_at = t.created_at + lifetime;
-  t.max_uses = request->max_uses();
+  t.max_uses = max_uses;
+  t.reenroll = request->reenroll();
   t.note = request->note();
   t.created_by = op->record.name;
   response->set_token(common::FormatCredential(*credential));
@@ -312,6 +333,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
     if (!est.ok()) return FinishNow(context, metrics_, kMethod, est.status());
     rows.push_back({r.line, std::move(r.serial), std::move(r.uai)});
   }
+  // Both ends of a move must be in scope: the new establishment (checked above) and wherever
+  // the serial is delivered or enrolled now.
+  auto scope = ScopeFilter(store_, *op);
+  if (!scope.ok()) return FinishNow(context, metrics_, kMethod, scope.status());
+  auto out_of_scope = store_->PreassignmentsOutOfScope(rows, *scope);
+  if (!out_of_scope.ok()) return FinishNow(context, metrics_, kMethod, out_of_scope.status());
+  for (const auto& [line, message] : *out_of_scope) {
+    parc::v1::CsvRowError e;
+    e.set_line(line);
+    e.set_field("serial");
+    e.set_message(message);
+    errors.push_back(std::move(e));
+    rows.erase(std::remove_if(rows.begin(), rows.end(),
+                              [line = line](const Preassignment& p) { return p.line == line; }),
+               rows.end());
+  }
   std::sort(errors.begin(), errors.end(),
             [](const auto& a, const auto& b) { return a.line() < b.line(); });
   CopyErrors(errors, response);
@@ -324,7 +361,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
                      absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename())));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->UpsertPreassignments(std::move(rows), clock_->Now(),
+  store_->UpsertPreassignments(std::move(rows), clock_->Now(), *scope,
                                [this, reactor, response](absl::StatusOr<ImportCounts> counts) {
                                  if (counts.ok()) {
                                    response->set_inserted(counts->inserted);

@@ -125,7 +125,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
         {"agent_version", request->agent_version()},
         {"identity.serial", request->identity().serial()},
         {"identity.product_uuid", request->identity().product_uuid()},
-        {"identity.machine_id", request->identity().machine_id()}}) {
+        {"identity.machine_id", request->identity().machine_id()},
+        {"device_credential", request->device_credential()}}) {
     absl::Status s = CheckLength(field, value, kMaxShortField);
     if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
   }
@@ -153,6 +154,15 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   in.agent_version = request->agent_version();
   in.new_device_id = absl::StrCat("d", *device_id);
   in.secret_hash = common::Sha256Hex(*secret);
+  if (!request->device_credential().empty()) {
+    auto current = common::ParseCredential(request->device_credential());
+    if (!current.ok()) {
+      return FinishNow(context, metrics_, kMethod,
+                       absl::InvalidArgumentError("device_credential is malformed"));
+    }
+    in.current_device_id = current->id;
+    in.current_secret_hash = common::Sha256Hex(current->secret);
+  }
   in.now = clock_->Now();
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

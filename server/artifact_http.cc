@@ -27,23 +27,29 @@ struct OpenFile {
 absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
     const ArtifactStore* store, const Options& options) {
   std::unique_ptr<ArtifactHttpServer> s(new ArtifactHttpServer());
+  s->guard_ = std::make_unique<HttpGuard>(options.limits);
+  HttpGuard* guard = s->guard_.get();
   if (!options.cert_path.empty()) {
-    auto ssl =
-        std::make_unique<httplib::SSLServer>(options.cert_path.c_str(), options.key_path.c_str());
-    if (!ssl->is_valid()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("artifact server: cannot use the TLS certificate ", options.cert_path,
-                       " and key ", options.key_path));
-    }
+    absl::Status tls;
+    auto ssl = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+      tls = guard->ConfigureTls(&ctx, options.cert_path, options.key_path);
+      return tls.ok();
+    });
+    if (!tls.ok()) return tls;
+    if (!ssl->is_valid()) return absl::InternalError("artifact server: no TLS context");
     s->http_ = std::move(ssl);
   } else {
     s->http_ = std::make_unique<httplib::Server>();
   }
   s->bytes_served_ = std::make_shared<std::atomic<uint64_t>>(0);
   auto served = s->bytes_served_;
-  s->http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
-  s->http_->set_read_timeout(30, 0);
+  s->http_->new_task_queue = [guard] { return guard->NewTaskQueue(); };
+  // A silent client is dropped after 5 s; HttpGuard bounds a trickling one.
+  s->http_->set_read_timeout(5, 0);
   s->http_->set_write_timeout(60, 0);
+  s->http_->set_keep_alive_timeout(5);
+  s->http_->set_keep_alive_max_count(100);
+  guard->Install(s->http_.get(), "/artifacts/");
   s->http_->Get(R"(/artifacts/([0-9a-f]{64}))", [store, served](const httplib::Request& req,
                                                                 httplib::Response& res) {
     const std::string sha = req.matches[1];

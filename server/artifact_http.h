@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/artifact_store.h"
+#include "server/http_guard.h"
 
 namespace httplib {
 class Server;
@@ -27,6 +28,8 @@ class ArtifactHttpServer {
     std::string key_path;
     // Adds more routes (the dashboard, /metrics) to the same HTTPS server.
     std::function<void(httplib::Server*)> register_routes;
+    // Connections, downloads, request heads and bodies (see HttpGuard).
+    HttpLimits limits;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> Start(
@@ -36,10 +39,13 @@ class ArtifactHttpServer {
   int port() const { return port_; }
   // Bytes of artifact content sent so far (for metrics and tests).
   uint64_t bytes_served() const;
+  const HttpGuard& guard() const { return *guard_; }
   void Stop();
 
  private:
   ArtifactHttpServer() = default;
+  // Declared first: the server's threads and TLS context use it until they are gone.
+  std::unique_ptr<HttpGuard> guard_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;

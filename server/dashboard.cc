@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <regex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -63,6 +64,20 @@ std::string UrlEncode(absl::string_view s) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string SafeNextPath(const std::string& suite) {
+  // One of the dashboard's own pages, with a query of the characters its links use. Anything
+  // else (absolute or protocol-relative URLs, backslashes, tabs and newlines that browsers
+  // strip from "/\t/evil.example") goes to the overview.
+  static const std::regex kPage(
+      "/(departement/[0-9AB]{2,3}|commune/[0-9AB]{5}|etablissement/[0-9]{7}[A-Z]|"
+      "appareil/d[0-9a-f]{16}|deploiements)?(\\?[A-Za-z0-9=&%._@+-]*)?");
+  return suite.size() <= 512 && std::regex_match(suite, kPage) ? suite : "/";
+}
+
+namespace {
 
 std::string Percent(double p) { return absl::StrFormat("%.0f %%", p); }
 
@@ -282,7 +297,7 @@ void SendCsv(httplib::Response& res, const std::string& filename,
              const std::vector<std::vector<std::string>>& rows) {
   std::string body = common::kCsvBom;
   body += common::CsvRow(header);
-  for (const auto& r : rows) body += common::CsvRow(r);
+  for (const auto& r : rows) body += common::CsvExportRow(r);
   res.set_header("Content-Disposition", absl::StrCat("attachment; filename=\"", filename, "\""));
   res.set_content(body, "text/csv; charset=utf-8");
 }
@@ -419,7 +434,8 @@ void Dashboard::Register(httplib::Server* http) {
     res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
   });
   http->Get("/connexion", [this](const httplib::Request& req, httplib::Response& res) {
-    std::string suite = req.has_param("suite") ? req.get_param_value("suite") : "/";
+    const std::string suite =
+        SafeNextPath(req.has_param("suite") ? req.get_param_value("suite") : "");
     std::string error = req.has_param("erreur")
                             ? "<p class=\"error\" role=\"alert\">Jeton refusé : vérifiez-le ou "
                               "demandez-en un nouveau à votre administrateur.</p>"
@@ -481,12 +497,8 @@ void Dashboard::Register(httplib::Server* http) {
 }
 
 void Dashboard::Login(const httplib::Request& req, httplib::Response& res) {
-  std::string suite = req.has_param("suite") ? req.get_param_value("suite") : "/";
-  // Only a path of this site: never an absolute or protocol-relative URL.
-  if (suite.empty() || suite[0] != '/' || absl::StartsWith(suite, "//") ||
-      suite.find('\\') != std::string::npos) {
-    suite = "/";
-  }
+  const std::string suite =
+      SafeNextPath(req.has_param("suite") ? req.get_param_value("suite") : "");
   if (req.has_header("Origin")) {
     std::string origin = req.get_header_value("Origin");
     std::string host = req.get_header_value("Host");
@@ -789,7 +801,7 @@ void Dashboard::Device(const httplib::Request&, const Caller& caller, const Sess
         "<th scope=\"col\">Version</th><th scope=\"col\">État</th><th scope=\"col\">"
         "Erreur</th></tr></thead><tbody>";
     for (const auto& p : *packages) {
-      std::string error = p.reason();
+      std::string error = Esc(p.reason());
       if (p.exit_status() != 0) absl::StrAppend(&error, " (code ", p.exit_status(), ")");
       if (!p.output_tail().empty()) {
         absl::StrAppend(&error, "<pre>",

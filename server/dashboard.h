@@ -19,6 +19,10 @@ struct Response;
 
 namespace parc::server {
 
+// Where the dashboard sends an operator after signing in: suite when it is one of the
+// dashboard's own pages (path and query), "/" otherwise.
+std::string SafeNextPath(const std::string& suite);
+
 // The web dashboard for collectivités and operators, served by parc-server over HTTPS:
 // server-rendered French HTML with inline SVG charts, no external resources, every table
 // downloadable as CSV. Login with an operator token opens a session (cookie HttpOnly, Secure,

@@ -62,6 +62,14 @@ int Run(int argc, char** argv) {
   app.add_option("--artifact-url", options.artifact_url,
                  "Base URL agents download artifacts from (a relay or CDN may stand in; "
                  "default https://<first --tls-name>:<artifact port>/artifacts)");
+  app.add_option("--http-max-connections", options.http_limits.max_connections,
+                 "Connections the HTTPS port (artifacts, dashboard) serves at once; more are "
+                 "answered 503")
+      ->capture_default_str();
+  app.add_option("--http-max-downloads", options.http_limits.max_downloads,
+                 "Artifact downloads at once, out of --http-max-connections (the rest stays "
+                 "for the dashboard)")
+      ->capture_default_str();
   std::string rollout_interval = "30s";
   app.add_option("--rollout-interval", rollout_interval,
                  "How often running rollouts are re-evaluated")

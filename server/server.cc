@@ -38,6 +38,12 @@ absl::Status Server::Init() {
         absl::StrCat("--insecure serves plaintext and is refused on ", options_.listen,
                      ": listen on a loopback address (127.0.0.1, [::1]) or drop --insecure"));
   }
+  if (options_.http_limits.max_downloads == 0 ||
+      options_.http_limits.max_downloads >= options_.http_limits.max_connections) {
+    return absl::InvalidArgumentError(
+        "--http-max-downloads must be at least 1 and below --http-max-connections (the rest "
+        "serves the dashboard and health checks)");
+  }
   PARC_RETURN_IF_ERROR(common::MakeDirs(options_.data_dir, 0700));
 
   SqliteStore::Options sopts;
@@ -104,10 +110,15 @@ absl::Status Server::Init() {
   });
   Dashboard::Options dashboard_options;
   dashboard_options.secure_cookies = !options_.insecure;
-  dashboard_options.extra_metrics = [this] { return RolloutMetrics(); };
+  dashboard_options.extra_metrics = [this] {
+    std::string text = RolloutMetrics();
+    if (artifact_http_) text += artifact_http_->guard().RenderPrometheus();
+    return text;
+  };
   dashboard_ =
       std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_, dashboard_options);
   http.register_routes = [this](httplib::Server* s) { dashboard_->Register(s); };
+  http.limits = options_.http_limits;
   PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));
   artifact_url_ = options_.artifact_url;
   if (artifact_url_.empty()) {

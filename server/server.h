@@ -46,6 +46,8 @@ struct ServerOptions {
   // (default https://<first --tls-name>:<port>/artifacts). Set the URL to a relay or CDN.
   std::string artifact_listen = "0.0.0.0:0";
   std::string artifact_url;
+  // Limits of that HTTPS port (connections, downloads, request heads and bodies).
+  HttpLimits http_limits;
   // How often running rollouts are evaluated (besides after each deployment report).
   absl::Duration rollout_interval = absl::Seconds(30);
   // Deployment reports and state changes are coalesced: a rollout is evaluated at most once
@@ -76,6 +78,9 @@ class Server {
     return artifact_http_ ? artifact_http_->bytes_served() : 0;
   }
   ArtifactStore* artifacts() const { return artifacts_.get(); }
+  const HttpGuard* http_guard() const {
+    return artifact_http_ ? &artifact_http_->guard() : nullptr;
+  }
   Metrics* metrics() { return &metrics_; }
 
   // Stops accepting calls, finishes those in flight (up to deadline), drains writes.

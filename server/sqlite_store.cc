@@ -372,7 +372,7 @@ parc::v1::Establishment EstablishmentFromRow(const Statement& st) {
 
 constexpr char kTokenColumns[] =
     "id, secret_hash, coalesce(uai, ''), created_at, expires_at, max_uses, uses, revoked_at, "
-    "note, created_by";
+    "note, created_by, reenroll";
 
 EnrollmentTokenRecord TokenFromRow(const Statement& st) {
   EnrollmentTokenRecord t;
@@ -386,6 +386,7 @@ EnrollmentTokenRecord TokenFromRow(const Statement& st) {
   if (!st.IsNull(7)) t.revoked_at = FromUnix(st.Int(7));
   t.note = st.Text(8);
   t.created_by = st.Text(9);
+  t.reenroll = st.Int(10) != 0;
   return t;
 }
 
@@ -458,9 +459,16 @@ absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::strin
 
 }  // namespace
 
+// Re-enrollment tokens (a hardware identity already enrolled is re-keyed only with the
+// device's credential or such a token).
+constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE enrollment_tokens ADD COLUMN reenroll INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 const std::vector<common::Migration>& SqliteStore::Migrations() {
-  static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
+  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2},
+                                                             {3, kSchemaV3}, {4, kSchemaV4},
+                                                             {5, kSchemaV5}, {6, kSchemaV6}};
   return kMigrations;
 }
 
@@ -817,10 +825,11 @@ void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<b
         PARC_ASSIGN_OR_RETURN(
             Statement st,
             db->Prepare("INSERT INTO enrollment_tokens(id, secret_hash, uai, created_at, "
-                        "expires_at, max_uses, note, created_by) "
-                        "VALUES (?, ?, nullif(?, ''), ?, ?, ?, ?, ?)"));
+                        "expires_at, max_uses, note, created_by, reenroll) "
+                        "VALUES (?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?)"));
         PARC_RETURN_IF_ERROR(st.BindAll(t.id, t.secret_hash, t.uai, Unix(t.created_at),
-                                        Unix(t.expires_at), t.max_uses, t.note, t.created_by)
+                                        Unix(t.expires_at), t.max_uses, t.note, t.created_by,
+                                        t.reenroll)
                                  .Run());
         return true;
       },
@@ -863,12 +872,52 @@ void SqliteStore::RevokeEnrollmentToken(std::string id, absl::Time now,
 // ---------------------------------------------------------------------------------------------
 // Preassignment
 
+namespace {
+
+// Why a delivery-list row may not be applied with this scope ("" when it may): the serial is
+// already delivered to, or enrolled in, an establishment the scope does not cover.
+absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preassignment& p,
+                                                      const std::string& scope_json) {
+  if (scope_json.empty()) return std::string();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT 'delivered' FROM preassignments WHERE serial = ?1 AND uai NOT IN "
+                  "(SELECT value FROM json_each(?2)) UNION ALL SELECT 'enrolled' FROM devices "
+                  "WHERE serial = ?1 AND uai IS NOT NULL AND uai NOT IN "
+                  "(SELECT value FROM json_each(?2)) LIMIT 1"));
+  st.BindAll(p.serial, scope_json);
+  PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+  if (!found) return std::string();
+  return absl::StrCat("serial ", p.serial, " is ", st.Text(0),
+                      " in an establishment outside your scope: only an operator whose scope "
+                      "covers both establishments can move it");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqliteStore::PreassignmentsOutOfScope(
+    const std::vector<Preassignment>& rows, const std::string& scope_json) {
+  std::vector<std::pair<uint32_t, std::string>> out;
+  if (scope_json.empty()) return out;
+  ReaderLease db = AcquireReader();
+  for (const auto& p : rows) {
+    PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db.get(), p, scope_json));
+    if (!problem.empty()) out.emplace_back(p.line, std::move(problem));
+  }
+  return out;
+}
+
 void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
-                                       StoreCallback<ImportCounts> done) {
+                                       std::string scope_json, StoreCallback<ImportCounts> done) {
   SubmitFor<ImportCounts>(
-      [rows = std::move(rows), now](Database* db) -> absl::StatusOr<ImportCounts> {
+      [rows = std::move(rows), now,
+       scope_json = std::move(scope_json)](Database* db) -> absl::StatusOr<ImportCounts> {
         ImportCounts counts;
         for (const auto& p : rows) {
+          PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope_json));
+          if (!problem.empty()) {
+            return absl::FailedPreconditionError(absl::StrCat("line ", p.line, ": ", problem));
+          }
           PARC_ASSIGN_OR_RETURN(Statement est,
                                 db->Prepare("SELECT 1 FROM establishments WHERE uai = ?"));
           est.Bind(1, p.uai);
@@ -914,25 +963,25 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
       [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
         PARC_ASSIGN_OR_RETURN(EnrollmentTokenRecord token,
                               UsableToken(db, in.token_id, in.token_secret_hash, in.now));
-        PARC_ASSIGN_OR_RETURN(Statement use,
-                              db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
-                                          "WHERE id = ?"));
-        PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
 
-        // Where the device goes: the token's establishment, else the supplier's delivery list.
+        // Where a new device goes: the token's establishment, else the supplier's delivery
+        // list.
         std::string uai = token.uai;
-        if (uai.empty() && !in.serial.empty()) {
+        std::string delivered_to;
+        if (!in.serial.empty()) {
           PARC_ASSIGN_OR_RETURN(Statement pre,
                                 db->Prepare("SELECT uai FROM preassignments WHERE serial = ?"));
           pre.Bind(1, in.serial);
           PARC_ASSIGN_OR_RETURN(bool has, pre.Step());
-          if (has) uai = pre.Text(0);
+          if (has) delivered_to = pre.Text(0);
         }
+        if (uai.empty()) uai = delivered_to;
 
         EnrollOutcome out;
         PARC_ASSIGN_OR_RETURN(
             Statement existing,
-            db->Prepare("SELECT id, coalesce(uai, ''), kind_source FROM devices WHERE hw_key = ?"));
+            db->Prepare("SELECT id, coalesce(uai, ''), kind_source, secret_hash FROM devices "
+                        "WHERE hw_key = ?"));
         existing.Bind(1, in.hw_key);
         PARC_ASSIGN_OR_RETURN(bool known, existing.Step());
         const int64_t now = Unix(in.now);
@@ -940,7 +989,23 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
         if (known) {
           out.device_id = existing.Text(0);
           out.reenrolled = true;
-          if (uai.empty()) uai = existing.Text(1);
+          const std::string current_uai = existing.Text(1);
+          // Re-keying an enrolled device locks its current agent out: only the device itself
+          // (its credential) or a technician's re-enrollment token may do it.
+          const bool holds_credential =
+              in.current_device_id == out.device_id && !in.current_secret_hash.empty() &&
+              common::ConstantTimeEquals(existing.Text(3), in.current_secret_hash);
+          const bool approved = token.reenroll && (token.uai.empty() || token.uai == current_uai);
+          if (!holds_credential && !approved) {
+            return absl::PermissionDeniedError(absl::StrCat(
+                "this hardware is already enrolled as device ", out.device_id,
+                ": enrolling it again needs its current credential (the agent's state) or a "
+                "re-enrollment token from a technician of its establishment (parcctl tokens "
+                "create --uai <its UAI> --reenroll)"));
+          }
+          // A re-enrollment never moves a device: it stays where it is (delivery lists and
+          // operators move devices). An unassigned device takes its delivery-list place.
+          uai = current_uai.empty() ? delivered_to : current_uai;
           bool keep_kind = !in.kind_from_technician && existing.Text(2) == "technician";
           PARC_ASSIGN_OR_RETURN(
               Statement up,
@@ -967,6 +1032,10 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
                                            in.agent_version, now, token.id)
                                    .Run());
         }
+        PARC_ASSIGN_OR_RETURN(Statement use,
+                              db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
+                                          "WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
         out.uai = uai;
         if (!uai.empty()) {
           PARC_ASSIGN_OR_RETURN(Statement name,

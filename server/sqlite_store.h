@@ -67,8 +67,10 @@ class SqliteStore final : public Store {
   void RevokeEnrollmentToken(std::string id, absl::Time now,
                              StoreCallback<EnrollmentTokenRecord> done) override;
 
-  void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
+  void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, std::string scope_json,
                             StoreCallback<ImportCounts> done) override;
+  absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> PreassignmentsOutOfScope(
+      const std::vector<Preassignment>& rows, const std::string& scope_json) override;
 
   void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) override;
   absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) override;

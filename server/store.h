@@ -47,6 +47,8 @@ struct EnrollmentTokenRecord {
   std::optional<absl::Time> revoked_at;
   std::string note;
   std::string created_by;
+  // May re-key devices already enrolled in its establishment (any, for a region-wide token).
+  bool reenroll = false;
 };
 
 struct Preassignment {
@@ -69,6 +71,9 @@ struct EnrollInput {
   std::string new_device_id;
   // Hash of the newly issued secret; replaces the old one on re-enrollment.
   std::string secret_hash;
+  // The credential the caller holds for this hardware, if any (id and SHA-256 of the secret).
+  std::string current_device_id;
+  std::string current_secret_hash;
   absl::Time now;
 };
 
@@ -250,13 +255,22 @@ class Store {
 
   // Serial number → establishment, from supplier delivery lists. Every UAI must exist
   // (FAILED_PRECONDITION naming the line otherwise). Places unassigned devices whose serial
-  // matches.
+  // matches. With a scope (scope_json not empty), a serial already delivered to, or enrolled
+  // in, an establishment outside it is refused (FAILED_PRECONDITION naming the line): moving
+  // a device needs a scope that covers both establishments.
   virtual void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
-                                    StoreCallback<ImportCounts> done) = 0;
+                                    std::string scope_json, StoreCallback<ImportCounts> done) = 0;
+  // The rows UpsertPreassignments would refuse for scope_json, with the reason of each.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>>
+  PreassignmentsOutOfScope(const std::vector<Preassignment>& rows,
+                           const std::string& scope_json) = 0;
 
   // Validates the token (UNAUTHENTICATED when unknown, wrong secret, expired or revoked;
   // PERMISSION_DENIED when used up), counts its use, and creates the device or, when hw_key
-  // is known, re-keys the existing one — atomically.
+  // is known, re-keys the existing one — atomically. Re-keying needs the device's current
+  // credential or a re-enrollment token of the device's establishment (region-wide: any);
+  // otherwise PERMISSION_DENIED and nothing changes. A re-keyed device keeps its
+  // establishment (an unassigned one takes its delivery-list establishment).
   virtual void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) = 0;
   // The token if it could enroll a device now (same errors as Enroll); uses nothing.

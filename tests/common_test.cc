@@ -3,8 +3,10 @@
 #include "common/csv.h"
 #include "common/duration.h"
 #include "common/inventory_util.h"
+#include "common/text.h"
 #include "common/uai.h"
 #include "gtest/gtest.h"
+#include "server/dashboard.h"
 
 namespace parc::common {
 namespace {
@@ -161,3 +163,57 @@ TEST(Inventory, KindsFromChassisType) {
 
 }  // namespace
 }  // namespace parc::common
+
+namespace parc::common {
+namespace {
+
+TEST(Csv, ExportsNeutralizeWhatSpreadsheetsWouldEvaluate) {
+  EXPECT_EQ(NeutralizeFormula("=HYPERLINK(\"https://evil.example\";\"x\")"),
+            "'=HYPERLINK(\"https://evil.example\";\"x\")");
+  EXPECT_EQ(NeutralizeFormula("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+  EXPECT_EQ(NeutralizeFormula("-2+3"), "'-2+3");
+  EXPECT_EQ(NeutralizeFormula("@SUM(A1)"), "'@SUM(A1)");
+  EXPECT_EQ(NeutralizeFormula("\t=1"), "'\t=1");
+  EXPECT_EQ(NeutralizeFormula("-12"), "-12");
+  EXPECT_EQ(NeutralizeFormula("+3,5"), "+3,5");
+  EXPECT_EQ(NeutralizeFormula("HP ProBook"), "HP ProBook");
+  EXPECT_EQ(NeutralizeFormula(""), "");
+  EXPECT_EQ(CsvExportRow({"=1+1", "a;b", "42"}), "'=1+1;\"a;b\";42\r\n");
+}
+
+TEST(Text, TerminalSafeDropsControlSequences) {
+  EXPECT_EQ(TerminalSafe("ok\x1b]0;pwned\x07 done"), "ok\xEF\xBF\xBD]0;pwned\xEF\xBF\xBD done");
+  EXPECT_EQ(TerminalSafe("a\nb\tc"),
+            "a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD"
+            "c");
+  EXPECT_EQ(TerminalSafe("a\nb\tc", true), "a\nb\tc");
+  EXPECT_EQ(TerminalSafe("\xC2\x9B"
+                         "31m"),
+            "\xEF\xBF\xBD"
+            "31m");  // C1 CSI
+  EXPECT_EQ(TerminalSafe("\xFF\xFE"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(TerminalSafe("Lycée — é"), "Lycée — é");
+}
+
+}  // namespace
+}  // namespace parc::common
+
+namespace parc::server {
+namespace {
+
+TEST(Dashboard, SignInSendsOnlyToItsOwnPages) {
+  EXPECT_EQ(SafeNextPath("/departement/31?lot=mcnl%402026.1&tri=nom&ordre=asc"),
+            "/departement/31?lot=mcnl%402026.1&tri=nom&ordre=asc");
+  EXPECT_EQ(SafeNextPath("/etablissement/0310036W"), "/etablissement/0310036W");
+  EXPECT_EQ(SafeNextPath("/"), "/");
+  for (const char* evil :
+       {"//evil.example", "/\t/evil.example", "/\n/evil.example", "/\\evil.example",
+        "https://evil.example/", "/%2F%2Fevil.example", "/deploiements/../../x",
+        "javascript:alert(1)", "", "/departement/31?x=\"><script>"}) {
+    EXPECT_EQ(SafeNextPath(evil), "/") << evil;
+  }
+}
+
+}  // namespace
+}  // namespace parc::server

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,9 +219,14 @@ TEST_F(IntegrationTest, ReimagedDeviceKeepsItsRecordAndOldSecretStopsWorking) {
   ASSERT_EQ(first.status, 0);
   ASSERT_EQ(RunOnce(DataPath("laptop"), old_state).status, 0);
 
-  // Re-imaged: same hardware, state lost, enrolled again.
+  // Re-imaged: same hardware, state lost. The token of the image alone does not re-key an
+  // enrolled device; the technician's re-enrollment token does.
   std::string new_state = dir_.Sub("after-reimage");
-  auto second = Enroll(DataPath("laptop"), new_state, token);
+  auto refused = Enroll(DataPath("laptop"), new_state, token);
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("--reenroll"), std::string::npos) << refused.err;
+  std::string reenroll = server_->CreateToken(kFermat, 1, 0, /*reenroll=*/true);
+  auto second = Enroll(DataPath("laptop"), new_state, reenroll);
   ASSERT_EQ(second.status, 0) << second.err;
   EXPECT_NE(second.out.find("Re-enrolled"), std::string::npos);
   EXPECT_EQ(DeviceIdOf(second.out), DeviceIdOf(first.out));
@@ -233,6 +239,81 @@ TEST_F(IntegrationTest, ReimagedDeviceKeepsItsRecordAndOldSecretStopsWorking) {
   auto stale = RunOnce(DataPath("laptop"), old_state);
   EXPECT_EQ(stale.status, 1);
   EXPECT_NE(stale.err.find("credential rejected"), std::string::npos) << stale.err;
+}
+
+TEST_F(IntegrationTest, AnotherTokenAndTheHardwareIdentityCannotTakeADeviceOver) {
+  // The real laptop, enrolled in Fermat.
+  std::string state = dir_.Sub("real");
+  auto real = Enroll(DataPath("laptop"), state, server_->CreateToken(kFermat));
+  ASSERT_EQ(real.status, 0) << real.err;
+  const std::string id = DeviceIdOf(real.out);
+
+  // A student copies its identity (DMI UUID and serial, machine-id: all readable on the
+  // laptop) to another machine and enrolls with whatever token it can read: Joffre's (another
+  // scope), a region-wide one, Fermat's own, or a re-enrollment token of another
+  // establishment.
+  std::string thief = dir_.Sub("thief-root");
+  CopyTree(DataPath("laptop"), thief);
+  WriteFile(thief + "/proc/sys/kernel/hostname", "pirate\n");
+  for (const std::string& token :
+       {server_->CreateToken(kJoffre), server_->CreateToken(""), server_->CreateToken(kFermat),
+        server_->CreateToken(kJoffre, 0, 0, /*reenroll=*/true)}) {
+    auto taken = Enroll(thief, dir_.Sub("thief-state"), token);
+    EXPECT_EQ(taken.status, 1) << taken.out;
+    EXPECT_NE(
+        taken.err.find("PERMISSION_DENIED: this hardware is already enrolled as device " + id),
+        std::string::npos)
+        << taken.err;
+  }
+  // Nothing moved, the refused tokens were not used, and the real agent keeps working.
+  auto device = GetDevice(id).device();
+  EXPECT_EQ(device.uai(), kFermat);
+  EXPECT_EQ(device.enroll_count(), 1u);
+  EXPECT_NE(device.hostname(), "pirate");
+  parc::v1::ListEnrollmentTokensResponse tokens;
+  ASSERT_TRUE(
+      server_->AdminStub()->ListEnrollmentTokens(server_->AdminContext().get(), {}, &tokens).ok());
+  uint32_t uses = 0;
+  for (const auto& t : tokens.tokens()) uses += t.uses();
+  EXPECT_EQ(uses, 1u);
+  auto run = RunOnce(DataPath("laptop"), state);
+  EXPECT_EQ(run.status, 0) << run.err;
+
+  // The device itself, holding its credential, may enroll again (here with Joffre's token):
+  // it is re-keyed and stays in Fermat.
+  auto again = Enroll(DataPath("laptop"), state, server_->CreateToken(kJoffre));
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.out.find("Re-enrolled as device " + id + " in 0310036W"), std::string::npos)
+      << again.out;
+  EXPECT_EQ(RunOnce(DataPath("laptop"), state).status, 0);
+}
+
+TEST_F(IntegrationTest, RegionTokensAreLimitedInUsesAndTime) {
+  parc::v1::CreateEnrollmentTokenRequest request;
+  request.set_region(true);
+  parc::v1::CreateEnrollmentTokenResponse response;
+  ASSERT_TRUE(server_->AdminStub()
+                  ->CreateEnrollmentToken(server_->AdminContext().get(), request, &response)
+                  .ok());
+  EXPECT_EQ(response.info().max_uses(), 500u);
+  request.set_expires_in_seconds(400 * 24 * 3600);
+  grpc::Status too_long = server_->AdminStub()->CreateEnrollmentToken(server_->AdminContext().get(),
+                                                                      request, &response);
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_long.error_message().find("365 days"), std::string::npos);
+}
+
+TEST_F(IntegrationTest, AgentConfigurationHoldingATokenIsMadePrivate) {
+  std::string config = dir_.Sub("agent.toml");
+  WriteFile(config,
+            absl::StrCat("server = \"", server_->address(), "\"\nca = \"", server_->ca_path(),
+                         "\"\nenrollment_token = \"", server_->CreateToken(kFermat), "\"\n"));
+  ASSERT_EQ(::chmod(config.c_str(), 0644), 0);
+  auto run = RunOnce(DataPath("laptop"), dir_.Sub("state"), config);
+  ASSERT_EQ(run.status, 0) << run.err;
+  struct stat st;
+  ASSERT_EQ(::stat(config.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST_F(IntegrationTest, OutboxIsDeliveredAfterTheServerRestarts) {

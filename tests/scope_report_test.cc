@@ -173,6 +173,40 @@ TEST_F(ScopeTest, DepartementViewerSeesOnlyItsDepartement) {
                         "PERMISSION_DENIED"));
 }
 
+TEST_F(ScopeTest, DeliveryListsMoveNothingOutOfTheCallersScope) {
+  // The region's delivery list sends a new serial to Joffre (34).
+  WriteFile(dir_.Sub("region.csv"), "serial;uai\nNEW0001;0340001S\n");
+  ASSERT_EQ(Admin({"devices", "preassign", dir_.Sub("region.csv")}).status, 0);
+
+  // Fermat's technician tries to take it, and Joffre's enrolled tablet, for Fermat.
+  std::string tech = CreateOperator("fermat-tech", "technician", "uai:0310036W");
+  WriteFile(dir_.Sub("grab.csv"),
+            "serial;uai\nNEW0001;0310036W\nHX7K2Q3;0310036W\nOWN0001;0310036W\n");
+  auto grab = Ctl(tech, {"devices", "preassign", dir_.Sub("grab.csv")});
+  EXPECT_EQ(grab.status, 1);
+  EXPECT_TRUE(absl::StrContains(grab.err, "line 2")) << grab.err;
+  EXPECT_TRUE(absl::StrContains(grab.err,
+                                "serial NEW0001 is delivered in an establishment "
+                                "outside your scope"))
+      << grab.err;
+  EXPECT_TRUE(absl::StrContains(grab.err, "line 3")) << grab.err;
+  EXPECT_TRUE(absl::StrContains(grab.err, "serial HX7K2Q3 is enrolled")) << grab.err;
+
+  // With --skip-invalid only its own new serial is recorded.
+  auto skip = Ctl(tech, {"devices", "preassign", dir_.Sub("grab.csv"), "--skip-invalid"});
+  ASSERT_EQ(skip.status, 0) << skip.err;
+  EXPECT_TRUE(absl::StrContains(skip.out, "1 new")) << skip.out;
+  auto list = Admin({"devices", "show", "HX7K2Q3", "--json"});
+  ASSERT_EQ(list.status, 0) << list.err;
+  EXPECT_EQ(FromJson<parc::v1::GetDeviceResponse>(list.out).device().uai(), "0340001S");
+
+  // A region operator may move the new serial.
+  WriteFile(dir_.Sub("move.csv"), "serial;uai\nNEW0001;0310036W\n");
+  auto move = Admin({"devices", "preassign", dir_.Sub("move.csv")});
+  EXPECT_EQ(move.status, 0) << move.err;
+  EXPECT_TRUE(absl::StrContains(move.out, "1 updated")) << move.out;
+}
+
 TEST_F(ScopeTest, CollectiviteScopesFollowWhoOwnsTheEquipment) {
   std::string cd31 = CreateOperator("cd31", "viewer", "collectivite:departement:31");
   auto est = FromJson<parc::v1::ListEstablishmentsResponse>(

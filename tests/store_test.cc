@@ -223,12 +223,12 @@ TEST(SqliteStore, PreassignmentIsAllOrNothing) {
                 store->UpsertEstablishments(FixtureEstablishments(), now, cb);
               }).ok());
   std::vector<Preassignment> rows = {{2, "A1", "0310036W"}, {3, "A2", "0000000A"}};
-  auto r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, cb); });
+  auto r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, "", cb); });
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("line 3"), absl::string_view::npos);
   // The first row was rolled back with the rest.
   rows.pop_back();
-  r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, cb); });
+  r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, "", cb); });
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->inserted, 1u);
 }

@@ -127,8 +127,9 @@ void TestServer::ImportFixtureEstablishments() {
 }
 
 std::string TestServer::CreateToken(const std::string& uai, uint32_t max_uses,
-                                    uint32_t expires_in_seconds) {
+                                    uint32_t expires_in_seconds, bool reenroll) {
   parc::v1::CreateEnrollmentTokenRequest request;
+  request.set_reenroll(reenroll);
   request.set_uai(uai);
   request.set_region(uai.empty());
   request.set_max_uses(max_uses);

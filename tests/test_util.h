@@ -64,7 +64,7 @@ class TestServer {
   void ImportFixtureEstablishments();
   // Creates an enrollment token; uai "" for region-wide.
   std::string CreateToken(const std::string& uai, uint32_t max_uses = 0,
-                          uint32_t expires_in_seconds = 0);
+                          uint32_t expires_in_seconds = 0, bool reenroll = false);
   std::vector<parc::v1::Device> ListDevices(const parc::v1::ListDevicesRequest& request = {});
 
  private:

@@ -81,7 +81,7 @@ prepare_fleet() {  # region, annuaire, delivery list, region token, enrollment o
   [ -d "$WORK/fleet" ] || "$SIM" region --devices "$DEVICES" --out "$WORK/fleet" >/dev/null
   ctl establishments import "$WORK/fleet/annuaire.csv" >/dev/null
   ctl devices preassign "$WORK/fleet/delivery.csv" >/dev/null
-  local token; token=$(ctl tokens create --region --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+  local token; token=$(ctl tokens create --region --max-uses 1000000 --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
   ENROLL_JSON=$("$SIM" enroll --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" \
     --token "$token" --concurrency 128)
 }

@@ -31,6 +31,7 @@
 #include "common/inventory_util.h"
 #include "common/proto_json.h"
 #include "common/status_macros.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "parc/v1/admin.grpc.pb.h"
 #include "tools/bundle/bundle_tool.h"
@@ -221,6 +222,7 @@ struct Options {
   bool region = false;
   std::string expires = "30d";
   uint32_t max_uses = 0;
+  bool reenroll = false;
   std::string note;
   bool all = false;
   std::string id;
@@ -301,7 +303,11 @@ void PrintToken(const parc::v1::EnrollmentToken& t, std::ostream& out) {
       << "  scope     " << (t.uai().empty() ? "region-wide" : t.uai()) << "\n"
       << "  expires   " << FormatTimestamp(t.expires_at()) << "\n"
       << "  max uses  " << (t.max_uses() == 0 ? "unlimited" : std::to_string(t.max_uses())) << "\n";
-  if (!t.note().empty()) out << "  note      " << t.note() << "\n";
+  if (t.reenroll()) {
+    out << "  reenroll  may re-key devices already enrolled "
+        << (t.uai().empty() ? "anywhere" : "in this establishment") << "\n";
+  }
+  if (!t.note().empty()) out << "  note      " << common::TerminalSafe(t.note()) << "\n";
 }
 
 int TokensCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
@@ -316,6 +322,7 @@ int TokensCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream
   request.set_region(o.region);
   request.set_expires_in_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(*lifetime)));
   request.set_max_uses(o.max_uses);
+  request.set_reenroll(o.reenroll);
   request.set_note(o.note);
   parc::v1::CreateEnrollmentTokenResponse r;
   absl::Status s = admin.Call(&parc::v1::AdminService::Stub::CreateEnrollmentToken, request, &r);
@@ -342,7 +349,9 @@ int TokensList(Admin& admin, const Options& o, std::ostream& out, std::ostream& 
   Table table({"ID", "SCOPE", "STATE", "USES", "EXPIRES", "NOTE"});
   for (const auto& t : r.tokens()) {
     table.AddRow(
-        {t.id(), t.uai().empty() ? "region" : t.uai(), t.state(),
+        {t.id(),
+         absl::StrCat(t.uai().empty() ? "region" : t.uai(), t.reenroll() ? " (reenroll)" : ""),
+         t.state(),
          absl::StrCat(t.uses(), "/", t.max_uses() == 0 ? "∞" : std::to_string(t.max_uses())),
          FormatTimestamp(t.expires_at()), t.note()});
   }
@@ -438,7 +447,7 @@ int DevicesRetire(Admin& admin, const Options& o, std::ostream& out, std::ostrea
     out << common::ToJson(r);
     return 0;
   }
-  out << "Retired device " << r.id() << " (serial " << r.serial() << ", "
+  out << "Retired device " << r.id() << " (serial " << common::TerminalSafe(r.serial()) << ", "
       << (r.uai().empty() ? "unassigned" : r.uai()) << "): its record, inventories and reports "
       << "are deleted and its credential no longer works\n";
   return 0;
@@ -474,7 +483,7 @@ int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream&
                                 : "none received yet"});
   info.Print(out);
   if (r.has_inventory()) {
-    out << "\n" << common::FormatInventoryText(r.inventory());
+    out << "\n" << common::TerminalSafe(common::FormatInventoryText(r.inventory()), true);
   }
   return 0;
 }
@@ -587,10 +596,11 @@ std::string RolloutLine(const parc::v1::Rollout& r) {
   if (r.state() == "running") {
     state = absl::StrCat("running, wave ", r.current_wave() + 1, " of ", r.wave_count());
   }
-  return absl::StrCat(
+  // The reason of an automatic pause quotes a device's error: printed without control bytes.
+  return common::TerminalSafe(absl::StrCat(
       "Rollout ", r.id(), ": ", r.bundle_name(), "@", r.bundle_version(), " to ", r.target(),
       kinds.empty() ? "" : absl::StrCat(" (", absl::StrJoin(kinds, ", "), ")"), " — ", state,
-      r.state_reason().empty() ? "" : absl::StrCat(" (", r.state_reason(), ")"));
+      r.state_reason().empty() ? "" : absl::StrCat(" (", r.state_reason(), ")")));
 }
 
 int RolloutsCreate(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
@@ -749,7 +759,8 @@ int RolloutsStatus(Admin& admin, const Options& o, std::ostream& out, std::ostre
       << Percent(t.installed(), t.targeted()) << "), " << t.in_progress() << " in progress, "
       << t.failed() << " failed, " << t.not_seen() << " not seen since the start\n";
   for (const auto& e : t.top_errors()) {
-    out << "  " << e.reason() << ": " << e.devices() << " device(s), e.g. " << e.example() << "\n";
+    out << "  " << common::TerminalSafe(e.reason()) << ": " << e.devices() << " device(s), e.g. "
+        << common::TerminalSafe(e.example()) << "\n";
   }
   return 0;
 }
@@ -844,7 +855,7 @@ void PrintRows(const std::vector<std::string>& header,
                std::ostream& out) {
   if (format == "csv") {
     out << common::kCsvBom << common::CsvRow(header);
-    for (const auto& row : rows) out << common::CsvRow(row);
+    for (const auto& row : rows) out << common::CsvExportRow(row);
     return;
   }
   Table table(header);
@@ -971,7 +982,12 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                        "Region-wide: devices go to the establishment of their serial number "
                        "(devices preassign) or stay unassigned");
   tok_create->add_option("--expires", o.expires, "Lifetime, e.g. 30d, 12h")->capture_default_str();
-  tok_create->add_option("--max-uses", o.max_uses, "Number of enrollments allowed (0: unlimited)");
+  tok_create->add_option("--max-uses", o.max_uses,
+                         "Number of enrollments allowed (default: unlimited for an "
+                         "establishment, 500 for --region)");
+  tok_create->add_flag("--reenroll", o.reenroll,
+                       "May also re-key devices already enrolled in the establishment (after "
+                       "re-imaging them); without it their records cannot be taken over");
   tok_create->add_option("--note", o.note, "Free text shown in listings");
   bind(tok_create, TokensCreate);
   CLI::App* tok_list = tokens->add_subcommand("list", "List enrollment tokens");
