@@ -34,6 +34,23 @@
 namespace parc::agent {
 namespace {
 
+// text as a JSON string literal.
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20) {
+      out += absl::StrFormat("\\u%04x", u);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
 struct CommonFlags {
   std::string config_path = kDefaultAgentConfigPath;
   bool config_given = false;
@@ -149,8 +166,12 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
   // Enrolled already on this hardware: the current credential proves it is this device, so
   // the server may re-key it without a re-enrollment token.
   auto held = (*state)->LoadIdentity();
-  if (held.ok() && held->has_value() && (*held)->fingerprint == Fingerprint(request.identity())) {
+  const std::string fingerprint = Fingerprint(request.identity());
+  if (held.ok() && held->has_value() && (*held)->fingerprint == fingerprint) {
     request.set_device_credential(CredentialOf(**held));
+  } else if (std::string spare = (*state)->SpareCredential(fingerprint); !spare.empty()) {
+    // The state database was lost or damaged, not the device's credential.
+    request.set_device_credential(spare);
   }
   auto response = (*client)->Enroll(request);
   if (!response.ok()) {
@@ -331,6 +352,7 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   auto last_checkin = (*state)->Get("last_checkin_at");
   auto next_checkin = (*state)->Get("next_checkin_at");
   auto last_error = (*state)->Get("last_error");
+  auto last_refused = (*state)->Get("last_refused");
   auto when = [](const absl::StatusOr<std::string>& v) -> std::string {
     int64_t secs = 0;
     if (!v.ok() || !absl::SimpleAtoi(*v, &secs)) return "-";
@@ -349,7 +371,8 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
     }
     out << "  \"last_checkin\": \"" << when(last_checkin) << "\",\n"
         << "  \"queued_reports\": " << (queued.ok() ? *queued : -1) << ",\n"
-        << "  \"dropped_reports\": " << (dropped.ok() ? *dropped : 0) << "\n}\n";
+        << "  \"dropped_reports\": " << (dropped.ok() ? *dropped : 0) << ",\n"
+        << "  \"last_refused\": " << JsonString(last_refused.ok() ? *last_refused : "") << "\n}\n";
     return identity->has_value() ? 0 : 3;
   }
   auto row = [&](const char* label, const std::string& value) {
@@ -374,6 +397,7 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   row("Queued reports", absl::StrCat(queued.ok() ? *queued : -1, " (", dropped.ok() ? *dropped : 0,
                                      " dropped since enrollment)"));
   row("Last error", last_error.ok() && !last_error->empty() ? *last_error : "-");
+  row("Last refusal", last_refused.ok() && !last_refused->empty() ? *last_refused : "-");
   return identity->has_value() ? 0 : 3;
 }
 

@@ -72,7 +72,7 @@ absl::StatusOr<parc::v1::EnrollResponse> AgentClient::Enroll(
   common::SetDeadline(&ctx, options_.enroll_timeout);
   parc::v1::EnrollResponse response;
   grpc::Status s = stub_->Enroll(&ctx, request, &response);
-  if (!s.ok()) return Annotate(s, options_.server);
+  if (!s.ok()) return common::WithServerPushback(Annotate(s, options_.server), ctx);
   return response;
 }
 
@@ -84,7 +84,7 @@ absl::StatusOr<parc::v1::CheckEnrollmentResponse> AgentClient::CheckEnrollment(
   common::SetDeadline(&ctx, options_.enroll_timeout);
   parc::v1::CheckEnrollmentResponse response;
   grpc::Status s = stub_->CheckEnrollment(&ctx, request, &response);
-  if (!s.ok()) return Annotate(s, options_.server);
+  if (!s.ok()) return common::WithServerPushback(Annotate(s, options_.server), ctx);
   return response;
 }
 
@@ -97,7 +97,7 @@ absl::StatusOr<parc::v1::CheckInResponse> AgentClient::CheckIn(
   common::SetBearer(&ctx, credential);
   parc::v1::CheckInResponse response;
   grpc::Status s = stub_->CheckIn(&ctx, request, &response);
-  if (!s.ok()) return Annotate(s, options_.server);
+  if (!s.ok()) return common::WithServerPushback(Annotate(s, options_.server), ctx);
   return response;
 }
 
@@ -110,7 +110,7 @@ absl::Status AgentClient::ReportInventory(const std::string& credential,
   common::SetBearer(&ctx, credential);
   parc::v1::ReportInventoryResponse response;
   grpc::Status s = stub_->ReportInventory(&ctx, request, &response);
-  if (!s.ok()) return Annotate(s, options_.server);
+  if (!s.ok()) return common::WithServerPushback(Annotate(s, options_.server), ctx);
   return absl::OkStatus();
 }
 
@@ -123,7 +123,7 @@ absl::Status AgentClient::ReportDeployment(const std::string& credential,
   common::SetBearer(&ctx, credential);
   parc::v1::ReportDeploymentResponse response;
   grpc::Status s = stub_->ReportDeployment(&ctx, report, &response);
-  if (!s.ok()) return Annotate(s, options_.server);
+  if (!s.ok()) return common::WithServerPushback(Annotate(s, options_.server), ctx);
   return absl::OkStatus();
 }
 

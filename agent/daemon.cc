@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/collectors.h"
+#include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/logging.h"
 
@@ -144,6 +145,13 @@ void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
   if (identity_.has_value()) return CheckIn(std::move(snap));
 
   if (!options_.enroll.has_value()) {
+    if (!state_->recovered_from().empty()) {
+      spdlog::critical(
+          "the agent's state database was damaged and moved aside to {}; the configuration "
+          "holds no enrollment token, so this device stays silent until a technician runs "
+          "`parc-agent enroll`",
+          state_->recovered_from());
+    }
     return EndCycle(absl::FailedPreconditionError(
         "not enrolled: run `parc-agent enroll`, or set server, ca and enrollment_token in the "
         "agent configuration"));
@@ -156,6 +164,18 @@ void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
   absl::Status connected = EnsureClient(target);
   if (!connected.ok()) return EndCycle(connected);
   parc::v1::EnrollRequest request = MakeEnrollRequest(*reader_, params);
+  // After a damaged state database, the spare credential proves this is the enrolled device:
+  // it enrolls again under its own record.
+  const std::string spare = state_->SpareCredential(snap->fingerprint);
+  if (!spare.empty()) {
+    if (!state_->recovered_from().empty()) {
+      spdlog::warn(
+          "the agent's state database was damaged and moved aside to {}; enrolling "
+          "again as the same device",
+          state_->recovered_from());
+    }
+    request.set_device_credential(spare);
+  }
   AgentClient* client = client_.get();
   Offload<absl::StatusOr<parc::v1::EnrollResponse>>(
       [client, request] { return client->Enroll(request); },
@@ -367,15 +387,34 @@ void Daemon::OnDelivered(int64_t seq, bool stripped_software, absl::Status statu
     return DeliverNext();
   }
   if (absl::IsUnauthenticated(status)) return OnCredentialRejected(status);
-  if (absl::IsInvalidArgument(status) || absl::IsResourceExhausted(status)) {
+  if (IsFinalRefusal(status)) {
     // The server will never accept this report; keeping it would block the outbox forever.
     spdlog::error("server refused queued report #{}: {}; dropping it", seq, status.ToString());
-    absl::Status s = state_->Remove(seq);
-    if (s.ok()) s = state_->Set("last_refused", status.ToString());
+    absl::Status s = state_->DropRefused(seq, status, clock_->Now());
     if (!s.ok()) return EndCycle(s);
     return DeliverNext();
   }
+  // The server is busy, its storage failing, or the network down: the report stays queued
+  // and is sent again next cycle, until it is acknowledged.
   EndCycle(status);
+}
+
+bool IsFinalRefusal(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kUnimplemented:
+      return true;
+    case absl::StatusCode::kResourceExhausted:
+      // Too large for the server, unless it said to come back later (busy).
+      return !common::IsRetryLater(status);
+    default:
+      return false;
+  }
 }
 
 void Daemon::OnCredentialRejected(const absl::Status& status) {

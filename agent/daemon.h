@@ -19,6 +19,10 @@
 
 namespace parc::agent {
 
+// A refusal of a report that resending cannot fix (the report is then dropped): invalid,
+// unknown rollout, too large. Busy servers, failing storage and network errors are not.
+bool IsFinalRefusal(const absl::Status& status);
+
 struct DaemonOptions {
   // Used to enroll when the device has no identity or was cloned (preseeded config).
   std::optional<EnrollParams> enroll;

@@ -1,9 +1,15 @@
 #include "agent/state.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 
@@ -76,11 +82,45 @@ absl::StatusOr<std::unique_ptr<AgentState>> AgentState::Open(const std::string& 
                                                              OutboxLimits limits) {
   PARC_RETURN_IF_ERROR(common::MakeDirs(state_dir, 0700));
   ::chmod(state_dir.c_str(), 0700);  // holds the device secret
+  const std::string path = state_dir + "/agent.db";
   common::Database::Options options;
   // The agent survives power loss without losing acknowledged state: FULL sync.
-  PARC_ASSIGN_OR_RETURN(auto db, common::Database::Open(state_dir + "/agent.db", options));
-  PARC_RETURN_IF_ERROR(common::Migrate(db.get(), Migrations()));
-  return std::unique_ptr<AgentState>(new AgentState(std::move(db), state_dir, limits));
+  auto open = [&]() -> absl::StatusOr<std::unique_ptr<common::Database>> {
+    PARC_ASSIGN_OR_RETURN(auto db, common::Database::Open(path, options));
+    PARC_ASSIGN_OR_RETURN(common::Statement check, db->Prepare("PRAGMA quick_check"));
+    PARC_ASSIGN_OR_RETURN(bool row, check.Step());
+    if (!row || check.Text(0) != "ok") {
+      return absl::DataLossError(absl::StrCat(path, ": quick_check: ", row ? check.Text(0) : ""));
+    }
+    PARC_RETURN_IF_ERROR(common::Migrate(db.get(), Migrations()));
+    return db;
+  };
+  auto db = open();
+  std::string recovered_from;
+  if (!db.ok() && (absl::IsDataLoss(db.status()) ||
+                   absl::StrContains(db.status().message(), "not a database"))) {
+    // A damaged state leaves the device silent until a technician acts: keep the damaged
+    // file for diagnosis and start again (the daemon re-enrolls; see SpareCredential).
+    recovered_from = absl::StrCat(path, ".damaged-", absl::ToUnixSeconds(absl::Now()));
+    if (::rename(path.c_str(), recovered_from.c_str()) != 0) return db.status();
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+      (void)::rename(absl::StrCat(path, suffix).c_str(),
+                     absl::StrCat(recovered_from, suffix).c_str());
+    }
+    db = open();
+  }
+  if (!db.ok()) return db.status();
+  std::unique_ptr<AgentState> state(new AgentState(std::move(*db), state_dir, limits));
+  state->recovered_from_ = std::move(recovered_from);
+  return state;
+}
+
+std::string AgentState::SpareCredential(const std::string& fingerprint) const {
+  auto text = common::ReadFile(state_dir_ + "/credential", 4096);
+  if (!text.ok()) return "";
+  std::vector<std::string> lines = absl::StrSplit(*text, '\n');
+  if (lines.size() < 2 || lines[1] != fingerprint) return "";
+  return lines[0];
 }
 
 absl::StatusOr<std::optional<Identity>> AgentState::LoadIdentity() {
@@ -123,10 +163,15 @@ absl::Status AgentState::SaveIdentity(const Identity& id) {
     (void)db_->Exec("ROLLBACK");
     return s;
   }
-  return db_->Exec("COMMIT");
+  PARC_RETURN_IF_ERROR(db_->Exec("COMMIT"));
+  // A spare copy of the credential, outside the database, for when the database is damaged.
+  return common::WriteFileAtomic(
+      state_dir_ + "/credential",
+      absl::StrCat(id.device_id, ".", id.secret, "\n", id.fingerprint, "\n"), 0600);
 }
 
 absl::Status AgentState::ClearIdentity() {
+  (void)::unlink((state_dir_ + "/credential").c_str());
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   absl::Status s = db_->Exec(
       "DELETE FROM identity; DELETE FROM outbox; "
@@ -220,6 +265,27 @@ absl::StatusOr<int64_t> AgentState::QueuedCount() {
   PARC_ASSIGN_OR_RETURN(common::Statement st, db_->Prepare("SELECT count(*) FROM outbox"));
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? st.Int(0) : 0;
+}
+
+absl::Status AgentState::DropRefused(int64_t seq, const absl::Status& refusal, absl::Time now) {
+  PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> absl::Status {
+    PARC_RETURN_IF_ERROR(Remove(seq));
+    PARC_ASSIGN_OR_RETURN(
+        common::Statement count,
+        db_->Prepare("INSERT INTO meta(key, value) VALUES ('dropped_reports', 1) "
+                     "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"));
+    PARC_RETURN_IF_ERROR(count.Run());
+    return Set("last_refused",
+               absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M UTC", now, absl::UTCTimeZone()), ": ",
+                            refusal.ToString()));
+  };
+  absl::Status s = body();
+  if (!s.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return s;
+  }
+  return db_->Exec("COMMIT");
 }
 
 absl::StatusOr<uint64_t> AgentState::DroppedCount() {

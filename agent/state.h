@@ -72,8 +72,16 @@ struct OutboxLimits {
 // Not thread-safe: the daemon uses it from its event loop only.
 class AgentState {
  public:
+  // Opens (creates) <state_dir>/agent.db. A damaged database (not a database, or failing
+  // SQLite's quick check) is moved aside to agent.db.damaged-<time> and a fresh one created:
+  // recovered_from() then names the damaged copy.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<AgentState>> Open(
       const std::string& state_dir, OutboxLimits limits = {});
+  const std::string& recovered_from() const { return recovered_from_; }
+  // The device credential ("<id>.<secret>") kept beside the database, when its hardware
+  // fingerprint is this one: after a damaged database, it lets the device enroll again under
+  // its own record. Empty when there is none.
+  std::string SpareCredential(const std::string& fingerprint) const;
 
   [[nodiscard]] absl::StatusOr<std::optional<Identity>> LoadIdentity();
   [[nodiscard]] absl::Status SaveIdentity(const Identity& identity);
@@ -89,6 +97,9 @@ class AgentState {
   [[nodiscard]] absl::Status Remove(int64_t seq);
   [[nodiscard]] absl::StatusOr<int64_t> QueuedCount();
   [[nodiscard]] absl::StatusOr<uint64_t> DroppedCount();
+  // Removes a report the server refused for good (resending cannot fix it), counting it
+  // among the dropped and keeping the refusal for `parc-agent status`.
+  [[nodiscard]] absl::Status DropRefused(int64_t seq, const absl::Status& refusal, absl::Time now);
 
   // The assignment from the latest check-in (the signed bundle and how to fetch it).
   [[nodiscard]] absl::StatusOr<std::optional<parc::v1::Assignment>> LoadAssignment();
@@ -117,6 +128,7 @@ class AgentState {
   std::unique_ptr<common::Database> db_;
   std::string state_dir_;
   OutboxLimits limits_;
+  std::string recovered_from_;
 };
 
 }  // namespace parc::agent

@@ -1,9 +1,42 @@
 #include "common/grpc_util.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace parc::common {
+
+absl::Status RetryLater(absl::Status status, absl::Duration after) {
+  status.SetPayload(kRetryLaterPayload,
+                    absl::Cord(std::to_string(absl::ToInt64Milliseconds(after))));
+  return status;
+}
+
+bool IsRetryLater(const absl::Status& status) {
+  return status.GetPayload(kRetryLaterPayload).has_value();
+}
+
+absl::Duration RetryAfter(const absl::Status& status) {
+  auto payload = status.GetPayload(kRetryLaterPayload);
+  int64_t ms = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &ms) || ms < 0) {
+    return absl::ZeroDuration();
+  }
+  return absl::Milliseconds(ms);
+}
+
+absl::Status WithServerPushback(absl::Status status, const grpc::ClientContext& context) {
+  if (status.ok()) return status;
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(kRetryPushbackHeader);
+  int64_t ms = 0;
+  if (it == trailers.end() ||
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms)) {
+    return status;
+  }
+  return RetryLater(std::move(status), absl::Milliseconds(ms));
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;

@@ -1,5 +1,6 @@
 #include "common/sqlite.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -72,27 +73,43 @@ std::string Statement::Blob(int col) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
+bool IsStorageError(const absl::Status& status) {
+  return status.GetPayload(kStorageErrorPayload).has_value();
+}
+
 absl::Status Database::Error(int rc, absl::string_view context) const {
   std::string msg = absl::StrCat("sqlite (", path_, "): ", sqlite3_errmsg(db_), " [",
                                  sqlite3_errstr(rc), "] in: ", context.substr(0, 200));
+  absl::Status status;
   switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:
       return absl::FailedPreconditionError(msg);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
+      status = absl::UnavailableError(msg);
+      break;
     case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
+      status = absl::ResourceExhaustedError(msg);
+      break;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return absl::DataLossError(msg);
+      status = absl::DataLossError(msg);
+      break;
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
     case SQLITE_READONLY:
-      return absl::PermissionDeniedError(msg);
+      status = absl::PermissionDeniedError(msg);
+      break;
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+      status = absl::InternalError(msg);
+      break;
     default:
       return absl::InternalError(msg);
   }
+  status.SetPayload(kStorageErrorPayload, absl::Cord(sqlite3_errstr(rc)));
+  return status;
 }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,

@@ -15,6 +15,12 @@
 
 namespace parc::common {
 
+// Errors of the storage itself (disk full, I/O error, database busy or locked, corrupt or
+// unwritable file) carry this payload: the request was fine, the server could not record it
+// now. Errors of the request (a constraint) and of the code (SQL) do not.
+inline constexpr char kStorageErrorPayload[] = "type.parc.dev/storage-error";
+bool IsStorageError(const absl::Status& status);
+
 class Database;
 
 // A prepared statement borrowed from a Database's cache. Reset and unbound when the handle

@@ -1,5 +1,6 @@
 #include "server/agent_service.h"
 
+#include <tuple>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -137,6 +138,11 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   }
   auto hw_key = HardwareKey(request->identity());
   if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
+  // An unknown, expired or used-up token is refused from a read: a flood of bogus
+  // enrollments costs no write. The write checks the token again.
+  auto usable =
+      store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), clock_->Now());
+  if (!usable.ok()) return FinishNow(context, metrics_, kMethod, usable.status());
   auto device_id = common::RandomHex(8);
   auto secret = common::RandomHex(32);
   if (!device_id.ok() || !secret.ok()) {
@@ -166,7 +172,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   in.now = clock_->Now();
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->Enroll(std::move(in), [this, reactor, response,
+  store_->Enroll(std::move(in), [this, reactor, context, response,
                                  secret = *secret](absl::StatusOr<EnrollOutcome> outcome) {
     if (outcome.ok()) {
       response->set_device_id(outcome->device_id);
@@ -177,7 +183,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
       response->set_checkin_interval_seconds(
           static_cast<uint32_t>(absl::ToInt64Seconds(options_.checkin_interval)));
     }
-    FinishRpc(reactor, metrics_, "Enroll", outcome.status());
+    FinishRpc(reactor, metrics_, "Enroll", outcome.status(), context);
   });
   return reactor;
 }
@@ -254,12 +260,14 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
   }
 
   CheckInInput checkin{auth->id, request->agent_version(), clock_->Now()};
-  if (options_.checkin_write_behind && store_->RecordCheckInBehind(checkin)) {
+  // While the storage fails, a check-in waits for its write, so that the device is told the
+  // truth rather than an answer that is then not recorded.
+  if (options_.checkin_write_behind && store_->Writable() && store_->RecordCheckInBehind(checkin)) {
     return FinishNow(context, metrics_, kMethod, absl::OkStatus());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RecordCheckIn(std::move(checkin), [this, reactor](absl::StatusOr<bool> done) {
-    FinishRpc(reactor, metrics_, "CheckIn", done.status());
+  store_->RecordCheckIn(std::move(checkin), [this, reactor, context](absl::StatusOr<bool> done) {
+    FinishRpc(reactor, metrics_, "CheckIn", done.status(), context);
   });
   return reactor;
 }
@@ -334,12 +342,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool with_software = in.software.has_value();
-  store_->StoreInventory(std::move(in),
-                         [this, reactor, response, with_software](absl::StatusOr<bool> done) {
-                           response->set_stored(done.ok());
-                           if (done.ok()) metrics_->RecordInventory(with_software);
-                           FinishRpc(reactor, metrics_, "ReportInventory", done.status());
-                         });
+  store_->StoreInventory(
+      std::move(in), [this, reactor, context, response, with_software](absl::StatusOr<bool> done) {
+        response->set_stored(done.ok());
+        if (done.ok()) metrics_->RecordInventory(with_software);
+        FinishRpc(reactor, metrics_, "ReportInventory", done.status(), context);
+      });
   return reactor;
 }
 
@@ -361,7 +369,21 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("state: unknown deployment state"));
   }
+  for (auto [field, value, max] :
+       {std::tuple<absl::string_view, absl::string_view, size_t>{"reason", request->reason(), 64},
+        {"bundle_name", request->bundle_name(), 64},
+        {"bundle_version", request->bundle_version(), 64}}) {
+    absl::Status s = CheckLength(field, value, max);
+    if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
+  }
   for (const auto& p : request->packages()) {
+    for (auto [field, value] :
+         {std::pair<absl::string_view, absl::string_view>{"packages.package_id", p.package_id()},
+          {"packages.version", p.version()},
+          {"packages.reason", p.reason()}}) {
+      absl::Status s = CheckLength(field, value, 128);
+      if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
+    }
     if (!parc::v1::PackageState_IsValid(p.state())) {
       return FinishNow(context, metrics_, kMethod,
                        absl::InvalidArgumentError(absl::StrCat(
@@ -371,11 +393,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string rollout_id = request->rollout_id();
   store_->RecordDeployment(auth->id, *request, clock_->Now(),
-                           [this, reactor, rollout_id](absl::StatusOr<bool> done) {
+                           [this, reactor, context, rollout_id](absl::StatusOr<bool> done) {
                              if (done.ok() && options_.deployment_reported) {
                                options_.deployment_reported(rollout_id);
                              }
-                             FinishRpc(reactor, metrics_, "ReportDeployment", done.status());
+                             FinishRpc(reactor, metrics_, "ReportDeployment", done.status(),
+                                       context);
                            });
   return reactor;
 }

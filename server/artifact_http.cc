@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <httplib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,12 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
   s->bytes_served_ = std::make_shared<std::atomic<uint64_t>>(0);
   auto served = s->bytes_served_;
   s->http_->new_task_queue = [guard] { return guard->NewTaskQueue(); };
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+  // take half of the connections: the port is this server's alone.
+  s->http_->set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   // A silent client is dropped after 5 s; HttpGuard bounds a trickling one.
   s->http_->set_read_timeout(5, 0);
   s->http_->set_write_timeout(60, 0);

@@ -424,9 +424,14 @@ void Dashboard::Page(
 
 void Dashboard::Register(httplib::Server* http) {
   http->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    // Red when the database cannot be read, or while writes fail (disk full, I/O errors).
     auto ok = store_->CountOperators();
-    res.status = ok.ok() ? 200 : 503;
-    res.set_content(ok.ok() ? "ok\n" : "storage unavailable\n", "text/plain");
+    const bool writable = store_->Writable();
+    res.status = ok.ok() && writable ? 200 : 503;
+    res.set_content(!ok.ok()    ? "storage unavailable: reads fail\n"
+                    : !writable ? "storage unavailable: writes fail (disk full?)\n"
+                                : "ok\n",
+                    "text/plain");
   });
   http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string text = metrics_->RenderPrometheus();

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/sampled_log.h"
+#include "google/protobuf/descriptor.h"
 
 namespace parc::server {
 
@@ -37,6 +41,30 @@ void Metrics::RecordRolloutEvaluation() {
 uint64_t Metrics::RolloutEvaluations() const {
   std::lock_guard<std::mutex> lock(mu_);
   return rollout_evaluations_;
+}
+
+void Metrics::RecordStorageFailure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++storage_failures_;
+}
+
+uint64_t Metrics::StorageFailures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return storage_failures_;
+}
+
+void Metrics::RecordUnparseable(absl::string_view method) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = unparseable_.find(method);
+  if (it == unparseable_.end()) it = unparseable_.emplace(std::string(method), 0).first;
+  ++it->second;
+}
+
+uint64_t Metrics::Unparseable() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [method, count] : unparseable_) n += count;
+  return n;
 }
 
 void Histogram::Observe(double value) {
@@ -114,6 +142,17 @@ std::string Metrics::RenderPrometheus() const {
                   "parc_rollout_evaluations_total ",
                   rollout_evaluations_, "\n");
   absl::StrAppend(&out,
+                  "# HELP parc_storage_failures_total Calls answered \"storage unavailable\" "
+                  "(disk full, I/O error, database locked).\n"
+                  "# TYPE parc_storage_failures_total counter\nparc_storage_failures_total ",
+                  storage_failures_, "\n");
+  absl::StrAppend(&out,
+                  "# HELP parc_unparseable_requests_total Requests whose message did not "
+                  "parse, by method.\n# TYPE parc_unparseable_requests_total counter\n");
+  for (const auto& [method, count] : unparseable_) {
+    absl::StrAppend(&out, "parc_unparseable_requests_total{method=\"", method, "\"} ", count, "\n");
+  }
+  absl::StrAppend(&out,
                   "# HELP parc_store_commit_seconds Time to commit one batch of writes "
                   "(group commit).\n# TYPE parc_store_commit_seconds histogram\n");
   commits_.Render("parc_store_commit_seconds", "", &out);
@@ -144,8 +183,39 @@ class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
       absl::string_view method = info_->method();
       method.remove_prefix(std::min(method.size(), method.rfind('/') + 1));
       metrics_->ObserveRpcDuration(method, absl::ToDoubleSeconds(absl::Now() - start_));
+      // gRPC answers a request of a known method whose bytes do not parse with an empty
+      // UNIMPLEMENTED: the client sent a bad request, and says so.
+      grpc::Status status = methods->GetSendStatus();
+      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+          status.error_message().empty() && IsParcMethod(info_->method())) {
+        metrics_->RecordUnparseable(method);
+        uint64_t suppressed = 0;
+        if (UnparseableLog().Take(&suppressed)) {
+          spdlog::warn("{}: a request did not parse ({} more not logged)", std::string(method),
+                       suppressed);
+        }
+        methods->ModifySendStatus(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         absl::StrCat("the request is not a valid ", method, " message")));
+      }
     }
     methods->Proceed();
+  }
+
+  // "/parc.v1.AgentService/CheckIn" names a method of Parc's services.
+  static bool IsParcMethod(absl::string_view path) {
+    if (path.size() < 2 || path[0] != '/') return false;
+    std::string name(path.substr(1));
+    size_t slash = name.find('/');
+    if (slash == std::string::npos) return false;
+    name[slash] = '.';
+    return absl::StartsWith(name, "parc.") &&
+           google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name) != nullptr;
+  }
+
+  static common::SampledLog& UnparseableLog() {
+    static common::SampledLog log(std::chrono::seconds(10));
+    return log;
   }
 
  private:

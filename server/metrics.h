@@ -44,6 +44,11 @@ class Metrics {
   void ObserveRpcDuration(absl::string_view method, double seconds);
   // Calls of method observed with a duration up to le seconds (a bucket bound).
   uint64_t RpcDurationCount(absl::string_view method, double le) const;
+  // A call answered "storage unavailable" (disk full, I/O error…), and an unparseable request.
+  void RecordStorageFailure();
+  uint64_t StorageFailures() const;
+  void RecordUnparseable(absl::string_view method);
+  uint64_t Unparseable() const;
   // One committed storage batch: how long it took and how many writes it carried.
   void ObserveCommit(double seconds, size_t writes);
   std::string RenderPrometheus() const;
@@ -57,6 +62,8 @@ class Metrics {
   uint64_t inventories_with_software_ = 0;
   uint64_t inventories_deduplicated_ = 0;
   uint64_t rollout_evaluations_ = 0;
+  uint64_t storage_failures_ = 0;
+  std::map<std::string, uint64_t, std::less<>> unparseable_;
 };
 
 // Observes every call's duration into Metrics (parc_rpc_duration_seconds). A gRPC server

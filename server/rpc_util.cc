@@ -2,21 +2,61 @@
 
 #include "common/grpc_util.h"
 #include "common/logging.h"
+#include "common/sampled_log.h"
+#include "common/sqlite.h"
 
 namespace parc::server {
 
+namespace {
+
+common::SampledLog& StorageLog() {
+  static common::SampledLog log(std::chrono::seconds(10));
+  return log;
+}
+
+common::SampledLog& RefusalLog() {
+  static common::SampledLog log(std::chrono::seconds(10));
+  return log;
+}
+
+}  // namespace
+
+absl::Status StorageUnavailable() {
+  return common::RetryLater(
+      absl::UnavailableError(
+          "storage unavailable: the server could not record this now; retry later"),
+      absl::Seconds(30));
+}
+
 void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string_view method,
-               const absl::Status& status) {
+               const absl::Status& status, grpc::CallbackServerContext* context) {
   absl::Status sent = status;
-  switch (status.code()) {
+  if (common::IsStorageError(status)) {
+    uint64_t suppressed = 0;
+    if (StorageLog().Take(&suppressed)) {
+      spdlog::error("{}: storage failure: {} ({} more storage failures not logged)",
+                    std::string(method), status.ToString(), suppressed);
+    }
+    if (metrics != nullptr) metrics->RecordStorageFailure();
+    sent = StorageUnavailable();
+  } else if (status.code() == absl::StatusCode::kUnauthenticated) {
+    uint64_t suppressed = 0;
+    if (RefusalLog().Take(&suppressed)) {
+      spdlog::info("{}: refused: {} ({} more refusals not logged)", std::string(method),
+                   status.message(), suppressed);
+    }
+  }
+  if (context != nullptr && common::IsRetryLater(sent)) {
+    context->AddTrailingMetadata(
+        common::kRetryPushbackHeader,
+        std::to_string(absl::ToInt64Milliseconds(common::RetryAfter(sent))));
+  }
+  switch (sent.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kDataLoss:
     case absl::StatusCode::kUnknown:
       spdlog::error("{}: {}", std::string(method), status.ToString());
       sent = absl::Status(status.code(), "internal server error (details in the server log)");
-      break;
-    case absl::StatusCode::kUnavailable:
-      spdlog::warn("{}: {}", std::string(method), status.ToString());
       break;
     default:
       break;
@@ -29,7 +69,7 @@ void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metrics* metrics,
                                     absl::string_view method, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishRpc(reactor, metrics, method, status);
+  FinishRpc(reactor, metrics, method, status, context);
   return reactor;
 }
 

@@ -1,9 +1,14 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <future>
 
 #include "absl/strings/match.h"
@@ -45,6 +50,7 @@ absl::Status Server::Init() {
         "serves the dashboard and health checks)");
   }
   PARC_RETURN_IF_ERROR(common::MakeDirs(options_.data_dir, 0700));
+  PARC_RETURN_IF_ERROR(LockDataDir());
 
   SqliteStore::Options sopts;
   sopts.path = options_.data_dir + "/parc.db";
@@ -112,6 +118,19 @@ absl::Status Server::Init() {
   dashboard_options.secure_cookies = !options_.insecure;
   dashboard_options.extra_metrics = [this] {
     std::string text = RolloutMetrics();
+    absl::StrAppend(
+        &text,
+        "# HELP parc_store_writable 1 while the database accepts writes, 0 while they fail.\n"
+        "# TYPE parc_store_writable gauge\nparc_store_writable ",
+        store_->Writable() ? 1 : 0,
+        "\n# HELP parc_store_failed_batches_total Write batches that failed for the storage "
+        "itself.\n# TYPE parc_store_failed_batches_total counter\n"
+        "parc_store_failed_batches_total ",
+        store_->FailedBatches(),
+        "\n# HELP parc_checkins_unrecorded_total Check-ins answered before their write "
+        "whose write then failed.\n# TYPE parc_checkins_unrecorded_total counter\n"
+        "parc_checkins_unrecorded_total ",
+        store_->UnrecordedCheckIns(), "\n");
     if (artifact_http_) text += artifact_http_->guard().RenderPrometheus();
     return text;
   };
@@ -145,6 +164,8 @@ absl::Status Server::Init() {
   interceptors.push_back(std::make_unique<RpcDurationInterceptorFactory>(&metrics_));
   interceptors.push_back(std::make_unique<AuditInterceptorFactory>(store_.get(), options_.clock));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   grpc::ResourceQuota quota("parc-server");
@@ -167,6 +188,32 @@ absl::Status Server::Init() {
     SchedulePurge();
     ScheduleRolloutEvaluation();
   });
+  return absl::OkStatus();
+}
+
+absl::Status Server::LockDataDir() {
+  const std::string path = options_.data_dir + "/parc-server.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = ::pread(fd, pid, sizeof(pid) - 1, 0);
+    ::close(fd);
+    std::string holder(pid, n > 0 ? static_cast<size_t>(n) : 0);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return absl::FailedPreconditionError(
+        absl::StrCat("the data directory ", options_.data_dir, " is in use by another parc-server",
+                     holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"),
+                     ": two servers on one database would corrupt it; stop the other one first"));
+  }
+  std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("cannot write the pid to {}", path);
+  }
+  lock_fd_ = fd;  // held (and the lock with it) until the server is destroyed
   return absl::OkStatus();
 }
 
@@ -299,6 +346,9 @@ void Server::Wait() {
   if (grpc_server_) grpc_server_->Wait();
 }
 
-Server::~Server() { Shutdown(); }
+Server::~Server() {
+  Shutdown();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 }  // namespace parc::server

@@ -93,6 +93,8 @@ class Server {
  private:
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   absl::Status Init();
+  // Takes the data directory's lock (parc-server.lock): one server per database.
+  absl::Status LockDataDir();
   absl::Status EnsureBootstrapAdmin();
   void SchedulePurge();
   void ScheduleRolloutEvaluation();
@@ -114,6 +116,7 @@ class Server {
   int port_ = 0;
   std::string ca_path_;
   bool created_admin_token_ = false;
+  int lock_fd_ = -1;
   std::atomic<bool> shut_down_{false};
 
   asio::io_context jobs_;

@@ -9,7 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
+#include "common/grpc_util.h"
 #include "common/logging.h"
+#include "common/sampled_log.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
 #include "server/sqlite_util.h"
@@ -491,6 +493,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
   store->max_batch_ = options.max_batch;
   store->max_pending_checkins_ = options.max_pending_checkins;
+  store->max_queued_writes_ = options.max_queued_writes;
   store->checkpoint_pages_ = options.checkpoint_pages;
   store->wal_restart_pages_ = options.wal_restart_pages;
   store->checkpointer_db_ = std::move(checkpointer);
@@ -591,16 +594,34 @@ uint64_t SqliteStore::writes_applied() const {
 }
 
 void SqliteStore::Submit(WriteOp op, WriteDone done) {
+  size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
+    queued = queue_.size();
+    if (!stopping_ && queued < max_queued_writes_) {
       queue_.push_back(PendingWrite{std::move(op), std::move(done)});
       cv_.notify_one();
       return;
     }
   }
+  if (queued >= max_queued_writes_) {
+    done(common::RetryLater(
+        absl::ResourceExhaustedError(
+            absl::StrCat("server busy: ", queued, " writes are waiting for the disk; retry later")),
+        absl::Seconds(10)));
+    return;
+  }
   done(absl::UnavailableError("store is shutting down"));
 }
+
+namespace {
+
+common::SampledLog& WriteFailureLog() {
+  static common::SampledLog log(std::chrono::seconds(10));
+  return log;
+}
+
+}  // namespace
 
 void SqliteStore::WriterLoop() {
   pthread_setname_np(pthread_self(), "parc-writer");
@@ -644,12 +665,28 @@ void SqliteStore::WriterLoop() {
       }
       absl::Status commit = db->Exec("COMMIT");
       if (!commit.ok()) {
-        spdlog::error("store: commit of {} writes failed: {}", batch.size(), commit.ToString());
         (void)db->Exec("ROLLBACK");
         for (auto& r : results) {
           if (r.ok()) r = commit;
         }
       }
+    }
+    // The storage's own failures (not refused requests) turn the store's health red until a
+    // batch goes through again.
+    const absl::Status* storage_failure = nullptr;
+    for (const auto& r : results) {
+      if (common::IsStorageError(r)) storage_failure = &r;
+    }
+    if (storage_failure != nullptr) {
+      writable_ = false;
+      failed_batches_.fetch_add(1);
+      uint64_t suppressed = 0;
+      if (WriteFailureLog().Take(&suppressed)) {
+        spdlog::error("store: a batch of {} writes failed: {} ({} more failed batches not logged)",
+                      batch.size(), storage_failure->ToString(), suppressed);
+      }
+    } else {
+      writable_ = true;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1124,13 +1161,15 @@ bool SqliteStore::RecordCheckInBehind(CheckInInput in) {
     // The first check-in of a flush queues the write that takes all of them.
     if (pending_checkins_.size() > 1) return true;
   }
+  auto taken = std::make_shared<size_t>(0);
   Submit(
-      [this](Database* db) -> absl::Status {
+      [this, taken](Database* db) -> absl::Status {
         std::vector<CheckInInput> checkins;
         {
           std::lock_guard<std::mutex> lock(checkins_mu_);
           checkins.swap(pending_checkins_);
         }
+        *taken = checkins.size();
         PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
         for (const CheckInInput& c : checkins) {
           // A device retired since its check-in was authenticated changes nothing.
@@ -1138,8 +1177,10 @@ bool SqliteStore::RecordCheckInBehind(CheckInInput in) {
         }
         return absl::OkStatus();
       },
-      [](absl::Status status) {
-        if (!status.ok()) spdlog::warn("store: check-ins not recorded: {}", status.message());
+      [this, taken](absl::Status status) {
+        // Answered already: what was lost is counted (the store is reported unhealthy, and
+        // check-ins then wait for their write until it recovers).
+        if (!status.ok()) unrecorded_checkins_.fetch_add(*taken);
       });
   return true;
 }
@@ -1231,6 +1272,15 @@ void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
+          // A device keeps a bounded history, whatever it sends: the oldest inventories
+          // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
+          PARC_ASSIGN_OR_RETURN(
+              Statement trim,
+              db->Prepare("DELETE FROM inventories WHERE device_id = ?1 AND id <= (SELECT id "
+                          "FROM inventories WHERE device_id = ?1 ORDER BY id DESC LIMIT 1 "
+                          "OFFSET ?2)"));
+          PARC_RETURN_IF_ERROR(
+              trim.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice)).Run());
         }
         const auto& hw = in.hardware;
         std::string os = hw.os_pretty_name().empty()

@@ -36,6 +36,9 @@ class SqliteStore final : public Store {
     int wal_restart_pages = 16384;
     // Check-ins waiting for the writer (RecordCheckInBehind) beyond which callers wait.
     size_t max_pending_checkins = 50000;
+    // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
+    // retry later): memory stays bounded when the disk cannot keep up.
+    size_t max_queued_writes = 20000;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
@@ -44,6 +47,10 @@ class SqliteStore final : public Store {
 
   // Schema migrations, in order. Exposed for tests.
   static const std::vector<common::Migration>& Migrations();
+
+  bool Writable() const override { return writable_.load(); }
+  uint64_t FailedBatches() const override { return failed_batches_.load(); }
+  uint64_t UnrecordedCheckIns() const override { return unrecorded_checkins_.load(); }
 
   // Batches committed and writes applied so far (for metrics and tests).
   uint64_t batches_committed() const;
@@ -188,6 +195,11 @@ class SqliteStore final : public Store {
   std::deque<PendingWrite> queue_;
   bool stopping_ = false;
   size_t max_batch_ = 512;
+  size_t max_queued_writes_ = 20000;
+  // False from a batch that failed for the storage itself until one succeeds.
+  std::atomic<bool> writable_{true};
+  std::atomic<uint64_t> failed_batches_{0};
+  std::atomic<uint64_t> unrecorded_checkins_{0};
   uint64_t batches_ = 0;
   uint64_t writes_ = 0;
 

@@ -1,12 +1,14 @@
 // Bundles, rollouts and deployment reports of SqliteStore.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "parc/v1/bundle.pb.h"
 #include "server/sqlite_store.h"
 #include "server/sqlite_util.h"
 
@@ -425,11 +427,69 @@ void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentRe
   SubmitFor<bool>(
       [device_id = std::move(device_id), report = std::move(report),
        now](Database* db) -> absl::StatusOr<bool> {
-        PARC_ASSIGN_OR_RETURN(Statement known, db->Prepare("SELECT 1 FROM rollouts WHERE id = ?"));
-        known.Bind(1, report.rollout_id());
-        PARC_ASSIGN_OR_RETURN(bool exists, known.Step());
-        if (!exists) {
-          return absl::NotFoundError(absl::StrCat("no rollout with id ", report.rollout_id()));
+        // Only a rollout that targets the device (its establishment and kind), and only the
+        // packages of that rollout's bundle: a device cannot grow the database with made-up
+        // rollouts or packages.
+        PARC_ASSIGN_OR_RETURN(
+            Statement target,
+            db->Prepare("SELECT b.signed_manifest, b.name, b.version FROM rollouts r "
+                        "JOIN bundles b ON b.id = r.bundle_id JOIN devices d ON d.id = ?2 "
+                        "JOIN rollout_establishments re ON re.rollout_id = r.id "
+                        "AND re.uai = d.uai WHERE r.id = ?1 AND (r.kinds = '' OR "
+                        "instr(',' || r.kinds || ',', ',' || d.kind || ',') > 0)"));
+        target.BindAll(report.rollout_id(), device_id);
+        PARC_ASSIGN_OR_RETURN(bool targeted, target.Step());
+        if (!targeted) {
+          return absl::NotFoundError(
+              absl::StrCat("no rollout with id ", report.rollout_id(), " for this device"));
+        }
+        if ((!report.bundle_name().empty() && report.bundle_name() != target.Text(1)) ||
+            (!report.bundle_version().empty() && report.bundle_version() != target.Text(2))) {
+          return absl::InvalidArgumentError(absl::StrCat("bundle: rollout ", report.rollout_id(),
+                                                         " installs ", target.Text(1), "@",
+                                                         target.Text(2)));
+        }
+        // The bundle's packages, and those of its earlier versions (which the device
+        // reports as removed when a version drops them).
+        auto ids_of = [](const std::string& blob, std::set<std::string>* ids) {
+          parc::v1::SignedManifest signed_manifest;
+          parc::v1::BundleManifest manifest;
+          if (!signed_manifest.ParseFromString(blob) ||
+              !manifest.ParseFromString(signed_manifest.manifest())) {
+            return false;
+          }
+          for (const auto& p : manifest.packages()) ids->insert(p.id());
+          return true;
+        };
+        std::set<std::string> current, earlier;
+        if (!ids_of(target.Blob(0), &current)) {
+          return absl::InternalError("a published manifest does not parse");
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement previous,
+            db->Prepare("SELECT b.signed_manifest FROM bundles b JOIN rollouts r ON r.id = ?1 "
+                        "JOIN bundles this ON this.id = r.bundle_id WHERE b.name = this.name "
+                        "AND b.sequence < this.sequence"));
+        previous.Bind(1, report.rollout_id());
+        while (true) {
+          PARC_ASSIGN_OR_RETURN(bool row, previous.Step());
+          if (!row) break;
+          (void)ids_of(previous.Blob(0), &earlier);
+        }
+        earlier.insert(current.begin(), current.end());
+        if (static_cast<size_t>(report.packages_size()) > earlier.size()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "packages: ", report.packages_size(), " reported, the bundle has ", current.size()));
+        }
+        for (int i = 0; i < report.packages_size(); ++i) {
+          const auto& p = report.packages(i);
+          const bool removed = p.state() == parc::v1::PACKAGE_STATE_REMOVED;
+          if ((removed ? earlier : current).count(p.package_id()) == 0) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("packages[", i, "].package_id \"", p.package_id().substr(0, 64),
+                             "\" is not in ", target.Text(1), "@", target.Text(2),
+                             removed ? " nor in its earlier versions" : ""));
+          }
         }
         std::string message = report.message();
         if (message.empty()) {

@@ -15,6 +15,9 @@
 
 namespace parc::server {
 
+// Inventories kept per device, whatever it sends (the retention job also drops old ones).
+inline constexpr int kMaxInventoriesPerDevice = 50;
+
 template <typename T>
 using StoreCallback = std::function<void(absl::StatusOr<T>)>;
 
@@ -287,7 +290,8 @@ class Store {
   // nothing, when too many are already waiting (the caller then uses RecordCheckIn).
   [[nodiscard]] virtual bool RecordCheckInBehind(CheckInInput input) = 0;
   [[nodiscard]] virtual absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) = 0;
-  // FAILED_PRECONDITION when software is absent and software_hash unknown.
+  // FAILED_PRECONDITION when software is absent and software_hash unknown. A device keeps at
+  // most kMaxInventoriesPerDevice inventories: the oldest beyond go.
   virtual void StoreInventory(InventoryInput input, StoreCallback<bool> done) = 0;
 
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(
@@ -324,7 +328,8 @@ class Store {
   // kind, if any.
   [[nodiscard]] virtual absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
       const std::string& device_id) = 0;
-  // Stores a device's latest deployment report. NOT_FOUND for an unknown rollout.
+  // Stores a device's latest deployment report: NOT_FOUND for a rollout that does not target
+  // the device, INVALID_ARGUMENT for another bundle or a package not in the bundle.
   virtual void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
                                 absl::Time now, StoreCallback<bool> done) = 0;
 
@@ -354,6 +359,13 @@ class Store {
   // Deletes inventories received before cutoff, except each device's latest, and software
   // sets no inventory refers to any more. Returns the number of inventories deleted.
   virtual void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) = 0;
+
+  // Health of the write path: false while writes fail for the storage itself (disk full, I/O
+  // errors), until one succeeds again; the number of such failed batches; check-ins answered
+  // before their write (write-behind) whose write then failed.
+  virtual bool Writable() const = 0;
+  virtual uint64_t FailedBatches() const = 0;
+  virtual uint64_t UnrecordedCheckIns() const = 0;
 };
 
 }  // namespace parc::server

@@ -544,7 +544,12 @@ TEST_F(IntegrationTest, GarbageOnTheWireLeavesServerAndDatabaseIntact) {
       grpc::Status s = GenericUnary(channel, method, random_bytes(4096), nullptr);
       EXPECT_FALSE(s.ok()) << method;
     }
+    // A message that cannot parse (a field longer than the message) is a bad request,
+    // answered as such and counted.
+    grpc::Status s = GenericUnary(channel, method, std::string("\x0a\xff\xff\xff\x0f", 5), nullptr);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method << s.error_message();
   }
+  EXPECT_GE(server_->server()->metrics()->Unparseable(), 3u);
 
   // The server still serves, and the database is intact.
   std::string health;

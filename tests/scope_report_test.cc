@@ -1,6 +1,8 @@
 // Operators' scopes, roles, audit log and reports, against a real server and agents.
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/state.h"
+#include "common/sqlite.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "parc/v1/admin.pb.h"
@@ -205,6 +207,51 @@ TEST_F(ScopeTest, DeliveryListsMoveNothingOutOfTheCallersScope) {
   auto move = Admin({"devices", "preassign", dir_.Sub("move.csv")});
   EXPECT_EQ(move.status, 0) << move.err;
   EXPECT_TRUE(absl::StrContains(move.out, "1 updated")) << move.out;
+}
+
+TEST_F(ScopeTest, DeploymentReportsAreBoundToTheDevicesRolloutsAndBundle) {
+  // A second rollout of the same bundle, for Haute-Garonne only: the tablet (Joffre, 34) is
+  // not targeted by it.
+  auto other = Admin(
+      {"rollouts", "create", "--bundle", "mcnl@2026.1", "--target", "departement:31", "--json"});
+  ASSERT_EQ(other.status, 0) << other.err;
+  const std::string other_id = FromJson<parc::v1::Rollout>(other.out).id();
+  auto state = agent::AgentState::Open(tablet_.second);
+  ASSERT_TRUE(state.ok());
+  auto identity = (*state)->LoadIdentity();
+  ASSERT_TRUE(identity.ok() && identity->has_value());
+  const std::string credential = absl::StrCat((*identity)->device_id, ".", (*identity)->secret);
+  auto report = [&](const std::string& rollout, const std::vector<std::string>& packages) {
+    parc::v1::DeploymentReport r;
+    r.set_rollout_id(rollout);
+    r.set_state(parc::v1::DEPLOYMENT_STATE_IN_PROGRESS);
+    for (const auto& id : packages) {
+      auto* p = r.add_packages();
+      p->set_package_id(id);
+      p->set_version("1");
+      p->set_state(parc::v1::PACKAGE_STATE_QUEUED);
+    }
+    parc::v1::ReportDeploymentResponse ack;
+    return server_->AgentStub()->ReportDeployment(TestServer::Context(credential).get(), r, &ack);
+  };
+  EXPECT_EQ(report("r00000000", {}).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(report(other_id, {}).error_code(), grpc::StatusCode::NOT_FOUND);
+  std::vector<std::string> invented;
+  for (int i = 0; i < 200; ++i) invented.push_back(absl::StrCat("pkg", i));
+  EXPECT_EQ(report(rollout_, invented).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status unknown = report(rollout_, {"ok", "made-up"});
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(unknown.error_message(), "\"made-up\" is not in mcnl@2026.1"))
+      << unknown.error_message();
+  // Valid reports, sent 30 times, keep one row per package.
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(report(rollout_, {"ok"}).ok());
+  auto db = common::Database::Open(dir_.Sub("server/parc.db"), {});
+  ASSERT_TRUE(db.ok());
+  auto count = (*db)->Prepare("SELECT count(*) FROM deployment_packages WHERE device_id = ?");
+  ASSERT_TRUE(count.ok());
+  count->Bind(1, (*identity)->device_id);
+  ASSERT_TRUE(*count->Step());
+  EXPECT_EQ(count->Int(0), 1);
 }
 
 TEST_F(ScopeTest, CollectiviteScopesFollowWhoOwnsTheEquipment) {

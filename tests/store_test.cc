@@ -281,6 +281,15 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
   EXPECT_TRUE(store->GetDevice("d1")->inventory.has_value());
   // Orphaned software sets were deleted with their inventories.
   EXPECT_TRUE(*store->HasSoftwareSet(details->device.software_hash()));
+
+  // A device that sends inventory after inventory keeps a bounded history, newest kept.
+  for (int v = 10; v < 10 + kMaxInventoriesPerDevice + 20; ++v) {
+    ASSERT_TRUE(report(v, now + absl::Hours(24 * 1000 + v)).ok());
+  }
+  details = store->GetDevice("d1");
+  EXPECT_EQ(details->inventory_history, static_cast<uint32_t>(kMaxInventoriesPerDevice));
+  EXPECT_EQ(details->inventory->software().packages(0).version(),
+            std::to_string(10 + kMaxInventoriesPerDevice + 19));
 }
 
 TEST(SqliteStore, InventoryWithoutSoftwareNeedsAKnownSet) {
