@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/client.h"
@@ -460,7 +461,11 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   CLI::App* enroll = app.add_subcommand("enroll", "Enroll this device with a Parc server");
   AddCommonFlags(enroll, &common_flags);
   enroll->add_option("--server", server, "Server address HOST:PORT");
-  enroll->add_option("--token", token, "Enrollment token from `parcctl tokens create`");
+  std::string token_file;
+  enroll->add_option("--token", token,
+                     "Enrollment token from `parcctl tokens create` (visible to other users in "
+                     "ps: prefer --token-file or PARC_ENROLLMENT_TOKEN)");
+  enroll->add_option("--token-file", token_file, "File holding the enrollment token");
   enroll->add_option("--ca", ca, "CA certificate (PEM) the server's certificate is signed by");
   enroll->add_option("--kind", kind,
                      "Device kind: laptop, tablet, display, desktop or other (default: "
@@ -507,6 +512,19 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!common_flags.state_dir.empty()) config->state_dir = common_flags.state_dir;
 
   if (enroll->parsed()) {
+    // The token from --token, else --token-file, else PARC_ENROLLMENT_TOKEN, else the
+    // configuration.
+    if (token.empty() && !token_file.empty()) {
+      auto text = common::ReadFile(token_file, 4096);
+      if (!text.ok()) {
+        err << "parc-agent enroll: --token-file: " << text.status().message() << "\n";
+        return 2;
+      }
+      token = std::string(absl::StripAsciiWhitespace(*text));
+    }
+    if (const char* env = std::getenv("PARC_ENROLLMENT_TOKEN"); token.empty() && env != nullptr) {
+      token = env;
+    }
     auto params = ResolveEnrollParams(*config, server, token, ca, kind, insecure);
     if (!params.ok()) {
       err << "parc-agent enroll: " << params.status().message() << "\n";

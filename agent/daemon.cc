@@ -351,6 +351,7 @@ void Daemon::Deploy() {
   DeployerOptions options = options_.deploy;
   options.kind = device_kind_;
   options.ca_pem = identity_->ca_pem;
+  options.allow_http = identity_->insecure;
   const std::string state_dir = options_.state_dir;
   Offload<DeployOutcome>(
       [this, options, state_dir]() {

@@ -1,10 +1,13 @@
 #include "agent/deployer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/downloader.h"
 #include "common/crypto.h"
@@ -13,6 +16,29 @@
 #include "common/units.h"
 
 namespace parc::agent {
+
+bool CachedArtifactIsIntact(const std::string& path, const parc::v1::Artifact& artifact) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  common::Sha256 hash;
+  uint64_t size = 0;
+  std::string buf(1 << 20, '\0');
+  bool ok = true;
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ok = false;
+    if (n <= 0) break;
+    size += static_cast<uint64_t>(n);
+    if (size > artifact.size()) {
+      ok = false;
+      break;
+    }
+    hash.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  return ok && size == artifact.size() && hash.FinishHex() == artifact.sha256();
+}
 namespace {
 
 using parc::v1::PackageState;
@@ -174,6 +200,13 @@ DeployOutcome Deployer::Run() {
     }
 
     const std::string cached = absl::StrCat(options_.cache_dir, "/", spec.artifact().sha256());
+    // A file already in the cache is checked again before it is installed: the cache is
+    // only a directory, and what sits there may have changed since it was downloaded.
+    if (common::PathExists(cached) && !CachedArtifactIsIntact(cached, spec.artifact())) {
+      spdlog::warn("cached artifact {} does not match the manifest: downloading it again",
+                   spec.artifact().sha256());
+      (void)::unlink(cached.c_str());
+    }
     if (!common::PathExists(cached)) {
       if (!window_open) {
         if (r.state != parc::v1::PACKAGE_STATE_WAITING) save(r, parc::v1::PACKAGE_STATE_WAITING);
@@ -181,6 +214,16 @@ DeployOutcome Deployer::Run() {
         continue;
       }
       save(r, parc::v1::PACKAGE_STATE_DOWNLOADING);
+      if (!absl::StartsWith(a.artifact_base_url(), "https://") && !options_.allow_http) {
+        // The hash protects what is installed; HTTPS also keeps what a device installs, and
+        // from where, private on school and home networks.
+        r.reason = "insecure_url";
+        r.message =
+            absl::StrCat("artifact URL ", a.artifact_base_url().substr(0, 200), " is not https://");
+        r.attempts = options_.max_attempts;
+        save(r, parc::v1::PACKAGE_STATE_FAILED);
+        continue;
+      }
       DownloadRequest d;
       d.url = absl::StrCat(a.artifact_base_url(), "/", spec.artifact().sha256());
       d.ca_pem = options_.ca_pem;

@@ -20,6 +20,8 @@ struct DeployerOptions {
   std::string cache_dir;
   // CA certificate (PEM) for https artifact URLs.
   std::string ca_pem;
+  // Plain http:// artifact URLs: only with a plaintext test server on loopback (--insecure).
+  bool allow_http = false;
   InstallerOptions installer;
   // For the download window, which is in device-local time.
   absl::TimeZone time_zone = absl::LocalTimeZone();
@@ -66,5 +68,8 @@ class Deployer {
 
 // Whether a package is meant for a device kind (no kinds listed: every kind).
 bool PackageApplies(const parc::v1::PackageSpec& spec, parc::v1::DeviceKind kind);
+
+// True when the file at path has the artifact's size and SHA-256.
+bool CachedArtifactIsIntact(const std::string& path, const parc::v1::Artifact& artifact);
 
 }  // namespace parc::agent

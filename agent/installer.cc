@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -76,7 +77,18 @@ bool IsSafeRelativePath(absl::string_view path) {
   return true;
 }
 
-absl::Status Extract(const std::string& artifact, const std::string& dest_path) {
+// Bytes an archive may unpack to: generous for real software (which compresses a few times),
+// fatal to a decompression bomb.
+uint64_t ExtractionBound(const std::string& artifact, uint64_t configured) {
+  if (configured > 0) return configured;
+  struct stat st;
+  const uint64_t packed =
+      ::stat(artifact.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  return std::min<uint64_t>(uint64_t{64} << 30, std::max<uint64_t>(packed * 100, 64 << 20));
+}
+
+absl::Status Extract(const std::string& artifact, const std::string& dest_path,
+                     uint64_t max_bytes) {
   char resolved[PATH_MAX];
   if (::realpath(dest_path.c_str(), resolved) == nullptr) {
     return common::ErrnoStatus("cannot resolve", dest_path, errno);
@@ -93,6 +105,8 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path) 
                                           ARCHIVE_EXTRACT_SECURE_SYMLINKS);
   archive_write_disk_set_standard_lookup(out);
   absl::Status status;
+  uint64_t unpacked = 0;
+  uint64_t entries = 0;
   if (archive_read_open_filename(in, artifact.c_str(), 1 << 16) != ARCHIVE_OK) {
     status = absl::InvalidArgumentError(
         absl::StrCat("not a readable archive: ", archive_error_string(in)));
@@ -112,6 +126,42 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path) 
           absl::StrCat("archive entry \"", name, "\" points outside the install directory"));
       break;
     }
+    // Files, directories and links only: the agent runs as root, and a device node or a
+    // setuid program unpacked by it would hand root to whoever can run it.
+    const auto type = archive_entry_filetype(entry);
+    if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("archive entry \"", name, "\" is a device, fifo or socket: refused"));
+      break;
+    }
+    if (type == AE_IFLNK) {
+      // A symbolic link must stay inside: relative, and not climbing above the install
+      // directory from where it sits.
+      const char* target = archive_entry_symlink(entry);
+      std::string joined =
+          name.find('/') == std::string::npos ? std::string() : name.substr(0, name.rfind('/') + 1);
+      absl::StrAppend(&joined, target == nullptr ? "" : target);
+      int depth = 0;
+      bool inside = target != nullptr && target[0] != '/' && target[0] != '\0';
+      for (absl::string_view part : absl::StrSplit(joined, '/')) {
+        if (part == "..") {
+          inside = inside && --depth >= 0;
+        } else if (!part.empty() && part != ".") {
+          ++depth;
+        }
+      }
+      if (!inside) {
+        status = absl::InvalidArgumentError(
+            absl::StrCat("archive entry \"", name, "\" is a link to \"",
+                         target == nullptr ? "" : target, "\", outside the install directory"));
+        break;
+      }
+    }
+    archive_entry_set_perm(entry, archive_entry_perm(entry) & 0777);  // no setuid, setgid, sticky
+    if (++entries > 1000000) {
+      status = absl::InvalidArgumentError("archive: more than 1,000,000 entries");
+      break;
+    }
     std::string path = absl::StrCat(dest, "/", name);
     archive_entry_set_pathname(entry, path.c_str());
     if (hardlink != nullptr) {
@@ -127,6 +177,12 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path) 
     size_t size;
     la_int64_t offset;
     while ((r = archive_read_data_block(in, &buf, &size, &offset)) == ARCHIVE_OK) {
+      unpacked += size;
+      if (unpacked > max_bytes) {
+        status = absl::ResourceExhaustedError(absl::StrCat(
+            "archive unpacks to more than ", max_bytes, " bytes: refused (decompression bomb?)"));
+        break;
+      }
       if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN) {
         status = absl::InternalError(absl::StrCat("write: ", archive_error_string(out)));
         break;
@@ -144,7 +200,8 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path) 
   return status;
 }
 
-InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact) {
+InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact,
+                              const InstallerOptions& options) {
   const std::string& target = spec.archive().target_dir();
   const std::string version_dir = absl::StrCat(target, "/", spec.version());
   absl::Status s = common::MakeDirs(target, 0755);
@@ -153,7 +210,9 @@ InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::stri
     const std::string partial = absl::StrCat(target, "/.", spec.version(), ".partial");
     s = RemoveTree(partial);
     if (s.ok()) s = common::MakeDirs(partial, 0755);
-    if (s.ok()) s = Extract(artifact, partial);
+    if (s.ok()) {
+      s = Extract(artifact, partial, ExtractionBound(artifact, options.max_extracted_bytes));
+    }
     if (s.ok() && ::rename(partial.c_str(), version_dir.c_str()) != 0) {
       s = common::ErrnoStatus("cannot rename to", version_dir, errno);
     }
@@ -182,7 +241,7 @@ InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& art
                        const InstallerOptions& options) {
   switch (spec.install_case()) {
     case parc::v1::PackageSpec::kArchive:
-      return InstallArchive(spec, artifact_path);
+      return InstallArchive(spec, artifact_path, options);
     case parc::v1::PackageSpec::kCommand:
       return RunStep(Substitute(spec.command().install(), artifact_path, spec.version()),
                      TimeoutOf(spec.command().install(), options), "install_failed");

@@ -29,6 +29,8 @@ struct InstallerOptions {
   // Whether systemd manages this machine; nullopt: look for /run/systemd/system.
   std::optional<bool> under_systemd;
   absl::Duration default_timeout = absl::Minutes(10);
+  // Bytes an archive may unpack to; 0: 100 times its size, at least 64 MiB, at most 64 GiB.
+  uint64_t max_extracted_bytes = 0;
 };
 
 // Installs one package from its verified artifact:

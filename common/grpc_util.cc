@@ -48,9 +48,25 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+bool IsLoopbackAddress(absl::string_view host_port) {
+  absl::string_view host = host_port;
+  size_t colon = host_port.rfind(':');
+  if (colon != absl::string_view::npos && !absl::EndsWith(host_port, "]")) {
+    host = host_port.substr(0, colon);
+  }
+  if (host == "[::1]" || host == "::1" || host == "localhost") return true;
+  return absl::StartsWith(host, "127.");
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("no server address given");
   std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.insecure && !IsLoopbackAddress(options.target)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--insecure sends tokens and secrets in clear: it is only for a server on this machine "
+        "(127.0.0.1, [::1], localhost), not ",
+        options.target));
+  }
   if (options.insecure) {
     creds = grpc::InsecureChannelCredentials();
   } else {

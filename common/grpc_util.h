@@ -27,12 +27,15 @@ absl::Status WithServerPushback(absl::Status status, const grpc::ClientContext& 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// True for addresses of the loopback interface ("127.0.0.1:8443", "localhost:1", "[::1]:2").
+bool IsLoopbackAddress(absl::string_view host_port);
+
 // How a client reaches parc-server.
 struct ChannelOptions {
   std::string target;  // host:port
   // PEM of the CA that signed the server certificate. Required unless insecure.
   std::string ca_pem;
-  // Plaintext; only for loopback tests and benchmarks.
+  // Plaintext; refused unless target is a loopback address (tests and benchmarks).
   bool insecure = false;
   int max_receive_bytes = 64 << 20;
   int max_send_bytes = 64 << 20;

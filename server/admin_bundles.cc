@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -309,32 +311,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UpdateRollout(
     grpc::CallbackServerContext* context, const parc::v1::UpdateRolloutRequest* request,
     parc::v1::Rollout* response) {
   constexpr absl::string_view kMethod = "UpdateRollout";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  // Every role may ask: RolloutActions answers who may change what (same rule as the
+  // dashboard).
+  auto op = Authorize(*context, {});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  const std::string& action = request->action();
-  if (action != "start" && action != "pause" && action != "resume" && action != "cancel") {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("action: start, pause, resume or cancel"));
-  }
-  if (!op->scope.is_region()) {
-    auto existing = store_->GetRollout(request->id());
-    if (!existing.ok() || existing->created_by != op->record.name) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::NotFoundError(absl::StrCat("no rollout with id ", request->id())));
-    }
-  }
-  std::string reason;
-  if (action == "pause") reason = absl::StrCat("paused by ", op->record.name);
-  if (action == "cancel") reason = absl::StrCat("cancelled by ", op->record.name);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->UpdateRolloutState(request->id(), action, reason, clock_->Now(),
-                             [this, reactor, response](absl::StatusOr<RolloutRecord> r) {
-                               if (r.ok()) {
-                                 *response = RolloutProto(*r);
-                                 if (bundles_.rollout_changed) bundles_.rollout_changed(r->id);
-                               }
-                               FinishRpc(reactor, metrics_, "UpdateRollout", r.status());
-                             });
+  bundles_.rollouts->Apply(*op, request->id(), request->action(),
+                           [this, reactor, response](absl::StatusOr<RolloutRecord> r) {
+                             if (r.ok()) *response = RolloutProto(*r);
+                             FinishRpc(reactor, metrics_, "UpdateRollout", r.status());
+                           });
   return reactor;
 }
 
@@ -344,7 +330,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetRolloutStatus(
   constexpr absl::string_view kMethod = "GetRolloutStatus";
   auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto rollout = store_->GetRollout(request->id());
+  auto rollout = bundles_.rollouts->Visible(*op, request->id());
   if (!rollout.ok()) return FinishNow(context, metrics_, kMethod, rollout.status());
   auto scope_json = ScopeJson(*op);
   if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
@@ -381,7 +367,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRollouts(grpc::CallbackServerCon
   constexpr absl::string_view kMethod = "ListRollouts";
   auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto rollouts = store_->ListRollouts();
+  auto rollouts = bundles_.rollouts->ListVisible(*op);
   if (rollouts.ok()) {
     for (const auto& r : *rollouts) *response->add_rollouts() = RolloutProto(r);
   }
@@ -408,6 +394,27 @@ parc::v1::Operator OperatorProto(const OperatorRecord& op) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<OperatorRecord>> AdminServiceImpl::VisibleOperators(
+    const Caller& caller) {
+  PARC_ASSIGN_OR_RETURN(std::vector<OperatorRecord> all, store_->ListOperators());
+  if (caller.scope.is_region()) return all;
+  // Operators whose scope lies within the caller's: they see nothing it does not.
+  PARC_ASSIGN_OR_RETURN(auto establishments,
+                        store_->ListEstablishments(parc::v1::ListEstablishmentsRequest()));
+  const auto mine = caller.scope.Resolve(establishments);
+  std::vector<OperatorRecord> out;
+  for (auto& o : all) {
+    auto scope = Scope::Parse(o.scope);
+    if (!scope.ok() || scope->is_region()) continue;
+    const auto theirs = scope->Resolve(establishments);
+    if (!mine.has_value() || !theirs.has_value()) continue;
+    bool within = true;
+    for (const auto& uai : *theirs) within = within && mine->count(uai) > 0;
+    if (within) out.push_back(std::move(o));
+  }
+  return out;
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::CreateOperator(
     grpc::CallbackServerContext* context, const parc::v1::CreateOperatorRequest* request,
     parc::v1::CreateOperatorResponse* response) {
@@ -427,6 +434,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateOperator(
   if (request->name().empty() || request->name().size() > 64) {
     return FinishNow(context, metrics_, kMethod,
                      absl::InvalidArgumentError("name: 1 to 64 characters"));
+  }
+  if (request->scope().empty()) {
+    // No default: a forgotten scope must not give an operator the whole region.
+    return FinishNow(
+        context, metrics_, kMethod,
+        absl::InvalidArgumentError("scope is required (\"region\" for the whole territory, or "
+                                   "academie:, departement:, commune:, uai:, collectivite:…)"));
   }
   auto scope = Scope::Parse(request->scope());
   if (!scope.ok()) return FinishNow(context, metrics_, kMethod, scope.status());
@@ -455,7 +469,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListOperators(
   constexpr absl::string_view kMethod = "ListOperators";
   auto op = Authorize(*context, {kRoleAdmin});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto ops = store_->ListOperators();
+  auto ops = VisibleOperators(*op);
   if (ops.ok()) {
     for (const auto& o : *ops) *response->add_operators() = OperatorProto(o);
   }
@@ -492,10 +506,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListAudit(grpc::CallbackServerContex
   auto op = Authorize(*context, {kRoleAdmin});
   if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
   uint32_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 100000u);
+  // A scoped admin reads what the operators of its scope did, not the region's.
+  std::optional<std::set<std::string>> authors;
+  if (!op->scope.is_region()) {
+    auto visible = VisibleOperators(*op);
+    if (!visible.ok()) return FinishNow(context, metrics_, kMethod, visible.status());
+    authors.emplace();
+    for (const auto& o : *visible) authors->insert(o.id);
+  }
   auto entries =
       store_->ListAudit(absl::FromUnixSeconds(request->since_unix()), request->operator_(), limit);
   if (entries.ok()) {
     for (const auto& e : *entries) {
+      if (authors.has_value() && authors->count(e.operator_id) == 0) continue;
       auto* p = response->add_entries();
       p->mutable_at()->set_seconds(absl::ToUnixSeconds(e.at));
       p->set_operator_name(e.operator_name);

@@ -8,6 +8,7 @@
 #include "server/artifact_store.h"
 #include "server/metrics.h"
 #include "server/operator_auth.h"
+#include "server/rollout_actions.h"
 #include "server/scope.h"
 #include "server/store.h"
 
@@ -21,6 +22,8 @@ struct BundleConfig {
   int signature_threshold = 1;
   // Called after a rollout changed state, to evaluate it (may be empty).
   std::function<void(const std::string& rollout_id)> rollout_changed;
+  // Who sees and changes rollouts (shared with the dashboard). Required.
+  RolloutActions* rollouts = nullptr;
 };
 
 // AdminService on the gRPC callback API. Every call is authenticated with an operator token
@@ -108,6 +111,8 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
                                    std::initializer_list<absl::string_view> roles);
   // The scope filter for store queries ("" for the whole region).
   absl::StatusOr<std::string> ScopeJson(const Caller& caller);
+  // The operators whose scope lies within the caller's (all for a region-wide caller).
+  absl::StatusOr<std::vector<OperatorRecord>> VisibleOperators(const Caller& caller);
   // NOT_FOUND unless the establishment exists and is in the caller's scope.
   absl::StatusOr<parc::v1::Establishment> VisibleEstablishment(const Caller& caller,
                                                                const std::string& uai);

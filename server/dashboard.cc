@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/csv.h"
+#include "common/grpc_util.h"
 #include "common/inventory_format.h"
 #include "common/inventory_util.h"
 #include "common/logging.h"
@@ -363,8 +364,13 @@ std::vector<std::string> ReportCells(const parc::v1::DeploymentReportRow& r) {
 
 }  // namespace
 
-Dashboard::Dashboard(Store* store, const common::Clock* clock, Metrics* metrics, Options options)
-    : store_(store), clock_(clock), metrics_(metrics), options_(std::move(options)) {}
+Dashboard::Dashboard(Store* store, const common::Clock* clock, Metrics* metrics,
+                     RolloutActions* rollouts, Options options)
+    : store_(store),
+      clock_(clock),
+      metrics_(metrics),
+      rollouts_(rollouts),
+      options_(std::move(options)) {}
 
 std::optional<Caller> Dashboard::SignedIn(const httplib::Request& req, Session* session) {
   std::string id = CookieValue(req, kCookie);
@@ -433,7 +439,24 @@ void Dashboard::Register(httplib::Server* http) {
                                 : "ok\n",
                     "text/plain");
   });
-  http->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  http->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    // Fleet-wide figures: for a scraper on the server itself, or one presenting the token of
+    // a region-wide operator (Prometheus: authorization.credentials_file).
+    const std::string& from = req.remote_addr;
+    const bool loopback =
+        from == "::1" || absl::StartsWith(from, "127.") || absl::StartsWith(from, "::ffff:127.");
+    if (!loopback) {
+      std::string header = req.get_header_value("Authorization");
+      std::string token = absl::StartsWith(header, "Bearer ") ? header.substr(7) : "";
+      auto caller = AuthenticateOperator(store_, token, {});
+      if (!caller.ok() || !caller->scope.is_region()) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "Bearer realm=\"parc metrics\"");
+        res.set_content("metrics need a region-wide operator token (Authorization: Bearer)\n",
+                        "text/plain; charset=utf-8");
+        return;
+      }
+    }
     std::string text = metrics_->RenderPrometheus();
     if (options_.extra_metrics) text += options_.extra_metrics();
     res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
@@ -836,16 +859,24 @@ void Dashboard::Device(const httplib::Request&, const Caller& caller, const Sess
 
 void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
                          httplib::Response& res) {
-  auto rollouts = store_->ListRollouts();
+  auto rollouts = rollouts_->ListVisible(caller);
   auto scope = ScopeFilter(store_, caller);
   if (!rollouts.ok() || !scope.ok()) {
     res.status = 500;
     return;
   }
-  const bool may_act = caller.HasRole({kRoleAdmin, kRolePublisher});
   std::string body = "<h1>Déploiements</h1>";
+  static const std::map<std::string, std::string> kRefusals = {
+      {"role", "Action refusée : votre rôle ne permet pas de modifier un déploiement."},
+      {"perimetre",
+       "Action refusée : ce déploiement a été créé par un autre opérateur et dépasse votre "
+       "périmètre ; seuls son auteur et les administrateurs ou éditeurs régionaux peuvent le "
+       "modifier."},
+      {"etat", "Action impossible : l'état du déploiement a changé entre-temps."}};
   if (req.has_param("refus")) {
-    body += "<p class=\"error\" role=\"alert\">Action refusée : votre rôle ne le permet pas.</p>";
+    auto it = kRefusals.find(req.get_param_value("refus"));
+    body += absl::StrCat("<p class=\"error\" role=\"alert\">",
+                         it != kRefusals.end() ? it->second : kRefusals.at("role"), "</p>");
   }
   if (rollouts->empty()) body += "<p class=\"card\">Aucun déploiement.</p>";
   for (auto it = rollouts->rbegin(); it != rollouts->rend(); ++it) {
@@ -880,7 +911,7 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
                                    " installés, ", waves[w].failed, " en échec")});
     }
     body += BarChart("Appareils installés par vague", bars);
-    if (may_act && (r.state == "running" || r.state == "paused")) {
+    if (rollouts_->MayChange(caller, r).ok() && (r.state == "running" || r.state == "paused")) {
       std::string action = r.state == "running" ? "pause" : "reprise";
       absl::StrAppend(&body, "<form method=\"post\" action=\"/deploiements/", Esc(r.id), "/",
                       action, "\"><input type=\"hidden\" name=\"csrf\" value=\"", Esc(session.csrf),
@@ -907,30 +938,36 @@ void Dashboard::RolloutAction(const httplib::Request& req, httplib::Response& re
                     "text/plain; charset=utf-8");
     return;
   }
+  // The same action as parcctl's (RolloutActions): same rule, same answers, same audit.
   const std::string verb = action == "pause" ? "pause" : "resume";
-  absl::Status outcome;
-  if (!caller->HasRole({kRoleAdmin, kRolePublisher}) ||
-      (!caller->scope.is_region() && (!store_->GetRollout(id).ok() ||
-                                      store_->GetRollout(id)->created_by != caller->record.name))) {
-    outcome = absl::PermissionDeniedError("role or scope");
-  } else {
-    std::promise<absl::StatusOr<RolloutRecord>> done;
-    store_->UpdateRolloutState(
-        id, verb, verb == "pause" ? absl::StrCat("paused by ", caller->record.name) : "",
-        clock_->Now(), [&](absl::StatusOr<RolloutRecord> r) { done.set_value(std::move(r)); });
-    outcome = done.get_future().get().status();
-  }
+  std::promise<absl::StatusOr<RolloutRecord>> done;
+  rollouts_->Apply(*caller, id, verb,
+                   [&](absl::StatusOr<RolloutRecord> r) { done.set_value(std::move(r)); });
+  const absl::Status outcome = done.get_future().get().status();
   AuditRecord audit;
   audit.at = clock_->Now();
   audit.operator_id = caller->record.id;
   audit.operator_name = caller->record.name;
   audit.action = "UpdateRollout";
-  audit.target = absl::StrCat("rollout ", id, ": ", verb, " (dashboard)");
-  audit.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
-  audit.detail = std::string(outcome.message());
+  audit.target = absl::StrCat("id: \"", id, "\" action: \"", verb, "\" (tableau de bord)");
+  audit.outcome =
+      outcome.ok() ? "ok" : common::StatusCodeName(static_cast<grpc::StatusCode>(outcome.code()));
+  audit.detail = std::string(outcome.message()).substr(0, 300);
   store_->AppendAudit(std::move(audit), [](absl::StatusOr<bool>) {});
+  if (absl::IsNotFound(outcome)) {
+    res.status = 404;
+    res.set_content(Layout("Introuvable", &*caller, session.csrf,
+                           "<h1>Introuvable</h1><p>Aucun déploiement de ce code.</p>"),
+                    "text/html; charset=utf-8");
+    return;
+  }
   res.status = 303;
-  res.set_header("Location", outcome.ok() ? "/deploiements" : "/deploiements?refus=1");
+  const char* refusal = outcome.ok()                                    ? nullptr
+                        : absl::IsFailedPrecondition(outcome)           ? "etat"
+                        : caller->HasRole({kRoleAdmin, kRolePublisher}) ? "perimetre"
+                                                                        : "role";
+  res.set_header("Location", refusal == nullptr ? std::string("/deploiements")
+                                                : absl::StrCat("/deploiements?refus=", refusal));
 }
 
 }  // namespace parc::server

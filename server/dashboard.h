@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "server/metrics.h"
 #include "server/operator_auth.h"
+#include "server/rollout_actions.h"
 #include "server/store.h"
 
 namespace httplib {
@@ -39,7 +40,8 @@ class Dashboard {
     std::function<std::string()> extra_metrics;
   };
 
-  Dashboard(Store* store, const common::Clock* clock, Metrics* metrics, Options options);
+  Dashboard(Store* store, const common::Clock* clock, Metrics* metrics, RolloutActions* rollouts,
+            Options options);
   void Register(httplib::Server* http);
 
  private:
@@ -74,6 +76,7 @@ class Dashboard {
   Store* store_;
   const common::Clock* clock_;
   Metrics* metrics_;
+  RolloutActions* rollouts_;
   Options options_;
   std::mutex mu_;
   std::map<std::string, Session> sessions_;

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
+#include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/audit.h"
@@ -22,13 +23,7 @@
 
 namespace parc::server {
 
-bool IsLoopbackListen(const std::string& listen) {
-  std::string host = listen;
-  size_t colon = listen.rfind(':');
-  if (colon != std::string::npos) host = listen.substr(0, colon);
-  if (host == "[::1]" || host == "::1" || host == "localhost") return true;
-  return absl::StartsWith(host, "127.");
-}
+bool IsLoopbackListen(const std::string& listen) { return common::IsLoopbackAddress(listen); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server(std::move(options)));
@@ -74,6 +69,9 @@ absl::Status Server::Init() {
                      bundles.publisher_keys.size(), " publisher key(s)"));
   }
   bundles.rollout_changed = [this](const std::string& id) { EvaluateRolloutSoon(id); };
+  rollout_actions_ = std::make_unique<RolloutActions>(
+      store_.get(), options_.clock, [this](const std::string& id) { EvaluateRolloutSoon(id); });
+  bundles.rollouts = rollout_actions_.get();
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   ArtifactHttpServer::Options http;
@@ -134,12 +132,18 @@ absl::Status Server::Init() {
     if (artifact_http_) text += artifact_http_->guard().RenderPrometheus();
     return text;
   };
-  dashboard_ =
-      std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_, dashboard_options);
+  dashboard_ = std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_,
+                                           rollout_actions_.get(), dashboard_options);
   http.register_routes = [this](httplib::Server* s) { dashboard_->Register(s); };
   http.limits = options_.http_limits;
   PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));
   artifact_url_ = options_.artifact_url;
+  if (!artifact_url_.empty() && !options_.insecure &&
+      !absl::StartsWith(artifact_url_, "https://")) {
+    return absl::InvalidArgumentError(
+        "--artifact-url must be an https:// URL (agents refuse plain http: what a device "
+        "installs is nobody else's business on the way)");
+  }
   if (artifact_url_.empty()) {
     std::string host = options_.tls_names.empty() ? "localhost" : options_.tls_names[0];
     if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");

@@ -107,6 +107,7 @@ class Server {
   Metrics metrics_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<RolloutActions> rollout_actions_;
   std::unique_ptr<Dashboard> dashboard_;
   std::unique_ptr<ArtifactHttpServer> artifact_http_;
   std::string artifact_url_;

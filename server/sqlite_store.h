@@ -105,6 +105,8 @@ class SqliteStore final : public Store {
                           StoreCallback<RolloutRecord> done) override;
   absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) override;
   absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() override;
+  absl::StatusOr<bool> RolloutInScope(const std::string& id,
+                                      const std::string& scope_json) override;
   absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
       const std::string& id, const std::string& scope_json = "") override;
   void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;

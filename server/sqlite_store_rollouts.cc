@@ -302,6 +302,17 @@ absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts() {
   return out;
 }
 
+absl::StatusOr<bool> SqliteStore::RolloutInScope(const std::string& id,
+                                                 const std::string& scope_json) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT 1 FROM rollout_establishments WHERE rollout_id = ?1 AND (?2 = '' OR "
+                  "uai IN (SELECT value FROM json_each(?2))) LIMIT 1"));
+  st.BindAll(id, scope_json);
+  return st.Step();
+}
+
 absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(
     const std::string& id, const std::string& scope_json) {
   ReaderLease db = AcquireReader();

@@ -319,6 +319,9 @@ class Store {
                                   absl::Time now, StoreCallback<RolloutRecord> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() = 0;
+  // True when the rollout targets at least one establishment of the scope ("" : any).
+  [[nodiscard]] virtual absl::StatusOr<bool> RolloutInScope(const std::string& id,
+                                                            const std::string& scope_json) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
       const std::string& id, const std::string& scope_json = "") = 0;
   // Advances waves whose success ratio is reached, pauses on too many failures, completes.

@@ -1,7 +1,9 @@
 #include "absl/time/time.h"
+#include "common/cli_args.h"
 #include "common/crypto.h"
 #include "common/csv.h"
 #include "common/duration.h"
+#include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/text.h"
 #include "common/uai.h"
@@ -217,3 +219,34 @@ TEST(Dashboard, SignInSendsOnlyToItsOwnPages) {
 
 }  // namespace
 }  // namespace parc::server
+
+namespace parc::common {
+namespace {
+
+TEST(Channel, PlaintextIsOnlyForThisMachine) {
+  ChannelOptions o;
+  o.insecure = true;
+  for (const char* remote : {"10.1.2.3:8443", "parc.example.fr:8443", "[2001:db8::1]:8443"}) {
+    o.target = remote;
+    auto channel = MakeChannel(o);
+    ASSERT_FALSE(channel.ok()) << remote;
+    EXPECT_NE(channel.status().message().find("--insecure"), std::string::npos);
+  }
+  for (const char* local : {"127.0.0.1:8443", "localhost:1", "[::1]:2"}) {
+    o.target = local;
+    EXPECT_TRUE(MakeChannel(o).ok()) << local;
+  }
+}
+
+TEST(CommandLine, SecretArgumentsAreHiddenFromPs) {
+  char prog[] = "parcctl", a[] = "--token", b[] = "o123.secret", c[] = "--token=o456.secret",
+       d[] = "devices", e[] = "list";
+  char* argv[] = {prog, a, b, c, d, e};
+  HideSecretArgs(6, argv, {"--token"});
+  EXPECT_STREQ(argv[2], "xxxxxxxxxxx");
+  EXPECT_STREQ(argv[3], "--token=xxxxxxxxxxx");
+  EXPECT_STREQ(argv[4], "devices");
+}
+
+}  // namespace
+}  // namespace parc::common

@@ -303,6 +303,28 @@ TEST_F(IntegrationTest, RegionTokensAreLimitedInUsesAndTime) {
   EXPECT_NE(too_long.error_message().find("365 days"), std::string::npos);
 }
 
+TEST_F(IntegrationTest, OperatorsNeedAnExplicitScopeAndTokensCanComeFromFiles) {
+  parc::v1::CreateOperatorRequest request;
+  request.set_name("forgot-scope");
+  request.set_role("viewer");
+  parc::v1::CreateOperatorResponse response;
+  grpc::Status s =
+      server_->AdminStub()->CreateOperator(server_->AdminContext().get(), request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("scope is required"), std::string::npos);
+  auto ctl =
+      RunCtl({"operators", "create", "--name", "x", "--role", "viewer", "--server",
+              server_->address(), "--ca", server_->ca_path(), "--token", server_->admin_token()});
+  EXPECT_EQ(ctl.status, 2) << ctl.out;
+  // The enrollment token from a file rather than the command line (ps shows it).
+  WriteFile(dir_.Sub("token"), server_->CreateToken(kFermat) + "\n");
+  auto enrolled =
+      RunAgent({"enroll", "--root", DataPath("laptop"), "--state-dir", dir_.Sub("state"),
+                "--server", server_->address(), "--token-file", dir_.Sub("token"), "--ca",
+                server_->ca_path(), "--config", EmptyConfig()});
+  EXPECT_EQ(enrolled.status, 0) << enrolled.err;
+}
+
 TEST_F(IntegrationTest, AgentConfigurationHoldingATokenIsMadePrivate) {
   std::string config = dir_.Sub("agent.toml");
   WriteFile(config,

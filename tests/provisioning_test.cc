@@ -1,10 +1,13 @@
 // MCNL provisioning end to end: parc-bundle builds and signs, parcctl publishes and rolls out,
 // agents download over HTTPS with libcurl and install; plus the agent's refusals, resume,
 // crash recovery, window and rate cap.
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -406,6 +409,7 @@ class DeployerTest : public ::testing::Test {
     options_.keys = {keys_[0].public_key(), keys_[1].public_key()};
     options_.threshold = 1;
     options_.cache_dir = dir_.Sub("cache");
+    options_.allow_http = true;  // the artifact server of these tests is plaintext, on loopback
     options_.time_zone = absl::UTCTimeZone();
     options_.kind = parc::v1::DEVICE_KIND_LAPTOP;
     clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 11, 30, 10, 0, 0), absl::UTCTimeZone()));
@@ -537,6 +541,39 @@ TEST_F(DeployerTest, DownloadsOnlyInsideTheWindow) {
   EXPECT_GT(http_->bytes_served(), 0u);
   EXPECT_EQ(LastReport().state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
   EXPECT_TRUE(Installed(1));
+}
+
+TEST_F(DeployerTest, ACachedArtifactIsCheckedAgainBeforeItIsInstalled) {
+  const std::string content = RandomBytes(100000, 7);
+  auto m = Manifest(1, content);
+  Assign(m, {&keys_[0]});
+  // The first install fails after the download: the install directory's parent is a file.
+  WriteFile(dir_.Sub("installed"), "not a directory");
+  Run();
+  EXPECT_EQ(LastReport().packages(0).state(), parc::v1::PACKAGE_STATE_FAILED);
+  const std::string cached = dir_.Sub("cache/" + m.packages(0).artifact().sha256());
+  ASSERT_TRUE(common::PathExists(cached));
+  // The cached file is swapped before the next attempt.
+  std::string swapped = ReadFileOrDie(cached);
+  swapped.replace(swapped.size() / 2, 5, "EVIL!");
+  WriteFile(cached, swapped);
+  ASSERT_EQ(::unlink(dir_.Sub("installed").c_str()), 0);
+  const uint64_t served = http_->bytes_served();
+  Run();
+  EXPECT_EQ(LastReport().state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  EXPECT_GT(http_->bytes_served(), served) << "the artifact is downloaded again";
+  EXPECT_EQ(ReadFileOrDie(dir_.Sub("installed/app/1/f")), content);
+}
+
+TEST_F(DeployerTest, PlainHttpArtifactUrlsAreRefused) {
+  options_.allow_http = false;
+  Assign(Manifest(1, RandomBytes(1000, 3)), {&keys_[0]});
+  Run();
+  auto report = LastReport();
+  ASSERT_EQ(report.packages_size(), 1);
+  EXPECT_EQ(report.packages(0).state(), parc::v1::PACKAGE_STATE_FAILED);
+  EXPECT_EQ(report.packages(0).reason(), "insecure_url");
+  EXPECT_EQ(http_->bytes_served(), 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -896,6 +933,90 @@ TEST(Installer, TheAgentsOwnPackageInstallsOutsideTheAgentUnderSystemd) {
                          " --install /cache/new-agent\n"
                          "dpkg --install /cache/geogebra\n"
                          "dpkg --install /cache/new-agent\n"));
+}
+
+}  // namespace
+}  // namespace parc::testing
+
+namespace parc::testing {
+namespace {
+
+// Writes a tar.gz with libarchive: entries as an attacker would craft them.
+struct Entry {
+  std::string name;
+  mode_t type = AE_IFREG;
+  int perm = 0644;
+  std::string content;
+  std::string link;  // symlink target
+};
+std::string CraftArchive(const std::string& path, const std::vector<Entry>& entries) {
+  struct archive* a = archive_write_new();
+  archive_write_add_filter_gzip(a);
+  archive_write_set_format_pax_restricted(a);
+  EXPECT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK);
+  for (const auto& e : entries) {
+    struct archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, e.name.c_str());
+    archive_entry_set_filetype(entry, e.type);
+    archive_entry_set_perm(entry, static_cast<mode_t>(e.perm));
+    if (e.type == AE_IFLNK) archive_entry_set_symlink(entry, e.link.c_str());
+    if (e.type == AE_IFCHR) archive_entry_set_rdev(entry, makedev(1, 3));
+    archive_entry_set_size(entry, static_cast<la_int64_t>(e.content.size()));
+    archive_write_header(a, entry);
+    if (!e.content.empty()) archive_write_data(a, e.content.data(), e.content.size());
+    archive_entry_free(entry);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return path;
+}
+
+agent::InstallOutcome InstallCrafted(const TempDir& dir, const std::vector<Entry>& entries,
+                                     uint64_t max_bytes = 0) {
+  parc::v1::PackageSpec spec;
+  spec.set_id("crafted");
+  spec.set_version("1");
+  spec.mutable_archive()->set_target_dir(dir.Sub("target"));
+  agent::InstallerOptions options;
+  options.max_extracted_bytes = max_bytes;
+  return agent::Install(spec, CraftArchive(dir.Sub("crafted.tar.gz"), entries), options);
+}
+
+TEST(Installer, ArchivesUnpackNoDevicesNoSetuidNoOutsideLinksAndNoBombs) {
+  {
+    TempDir dir;
+    auto r = InstallCrafted(dir, {{"dev/mem", AE_IFCHR, 0600, "", ""}});
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(absl::StrContains(r.message, "device, fifo or socket")) << r.message;
+    EXPECT_FALSE(common::PathExists(dir.Sub("target/1")));
+  }
+  for (const char* target : {"/etc/shadow", "../../etc", "b/../../../x"}) {
+    TempDir dir;
+    auto r = InstallCrafted(dir, {{"a/link", AE_IFLNK, 0777, "", target}});
+    EXPECT_FALSE(r.ok) << target;
+    EXPECT_TRUE(absl::StrContains(r.message, "outside the install directory")) << r.message;
+  }
+  {
+    TempDir dir;
+    auto r = InstallCrafted(dir, {{"bin/tool", AE_IFREG, 04755, "#!/bin/sh\n", ""},
+                                  {"bin/group", AE_IFREG, 02755, "#!/bin/sh\n", ""},
+                                  {"bin/self", AE_IFLNK, 0777, "", "tool"},
+                                  {"share/up", AE_IFLNK, 0777, "", "../bin/tool"}});
+    ASSERT_TRUE(r.ok) << r.message;
+    struct stat st;
+    ASSERT_EQ(::stat(dir.Sub("target/1/bin/tool").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+    ASSERT_EQ(::stat(dir.Sub("target/1/bin/group").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+  }
+  {
+    TempDir dir;
+    auto r = InstallCrafted(dir, {{"zeros", AE_IFREG, 0644, std::string(8 << 20, '\0'), ""}},
+                            /*max_bytes=*/1 << 20);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(absl::StrContains(r.message, "decompression bomb")) << r.message;
+    EXPECT_FALSE(common::PathExists(dir.Sub("target/1")));
+  }
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // Operators' scopes, roles, audit log and reports, against a real server and agents.
+#include <httplib.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/state.h"
@@ -170,9 +172,10 @@ TEST_F(ScopeTest, DepartementViewerSeesOnlyItsDepartement) {
   EXPECT_TRUE(absl::StrContains(pause.err, "PERMISSION_DENIED")) << pause.err;
   EXPECT_TRUE(absl::StrContains(Ctl(viewer, {"tokens", "create", "--uai", "0310036W"}).err,
                                 "PERMISSION_DENIED"));
-  EXPECT_TRUE(
-      absl::StrContains(Ctl(viewer, {"operators", "create", "--name", "x", "--role", "admin"}).err,
-                        "PERMISSION_DENIED"));
+  EXPECT_TRUE(absl::StrContains(
+      Ctl(viewer, {"operators", "create", "--name", "x", "--role", "admin", "--scope", "region"})
+          .err,
+      "PERMISSION_DENIED"));
 }
 
 TEST_F(ScopeTest, DeliveryListsMoveNothingOutOfTheCallersScope) {
@@ -252,6 +255,84 @@ TEST_F(ScopeTest, DeploymentReportsAreBoundToTheDevicesRolloutsAndBundle) {
   count->Bind(1, (*identity)->device_id);
   ASSERT_TRUE(*count->Step());
   EXPECT_EQ(count->Int(0), 1);
+}
+
+TEST_F(ScopeTest, OneRolloutRuleBehindParcctlAndTheDashboard) {
+  auto created = Admin(
+      {"rollouts", "create", "--bundle", "mcnl@2026.1", "--target", "departement:31", "--json"});
+  ASSERT_EQ(created.status, 0) << created.err;
+  const std::string only31 = FromJson<parc::v1::Rollout>(created.out).id();
+  const std::string pub34 = CreateOperator("pub34", "publisher", "departement:34");
+
+  // A rollout that reaches nothing of 34 does not exist for 34's publisher.
+  auto status = Ctl(pub34, {"rollouts", "status", only31});
+  EXPECT_TRUE(absl::StrContains(status.err, "NOT_FOUND")) << status.err;
+  auto list = Ctl(pub34, {"rollouts", "list", "--json"});
+  ASSERT_EQ(list.status, 0) << list.err;
+  EXPECT_FALSE(absl::StrContains(list.out, only31));
+  EXPECT_TRUE(absl::StrContains(list.out, rollout_));
+  // The region-wide rollout reaches 34: visible, but not 34's to change, and it is told why.
+  auto pause = Ctl(pub34, {"rollouts", "pause", rollout_});
+  EXPECT_EQ(pause.status, 1);
+  EXPECT_TRUE(absl::StrContains(pause.err, "PERMISSION_DENIED")) << pause.err;
+  EXPECT_TRUE(absl::StrContains(pause.err, "was created by admin")) << pause.err;
+
+  // The dashboard: same rule, same answers.
+  httplib::SSLClient web("127.0.0.1", server_->server()->web_port());
+  web.enable_server_certificate_verification(false);
+  const httplib::Headers origin = {
+      {"Origin", absl::StrCat("https://127.0.0.1:", server_->server()->web_port())}};
+  auto login = web.Post("/connexion", origin, absl::StrCat("jeton=", pub34),
+                        "application/x-www-form-urlencoded");
+  ASSERT_TRUE(login && login->status == 303);
+  std::string cookie = login->get_header_value("Set-Cookie");
+  cookie = cookie.substr(0, cookie.find(';'));
+  auto page = web.Get("/deploiements", {{"Cookie", cookie}});
+  ASSERT_TRUE(page && page->status == 200);
+  EXPECT_FALSE(absl::StrContains(page->body, only31));
+  EXPECT_FALSE(absl::StrContains(page->body, "Mettre en pause"));
+  const std::string marker = "name=\"csrf\" value=\"";
+  const size_t at = page->body.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  const std::string csrf = page->body.substr(at + marker.size(), 64);
+  httplib::Headers headers = origin;
+  headers.emplace("Cookie", cookie);
+  auto refused = web.Post(absl::StrCat("/deploiements/", rollout_, "/pause").c_str(), headers,
+                          absl::StrCat("csrf=", csrf), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 303);
+  EXPECT_EQ(refused->get_header_value("Location"), "/deploiements?refus=perimetre");
+  auto hidden = web.Post(absl::StrCat("/deploiements/", only31, "/pause").c_str(), headers,
+                         absl::StrCat("csrf=", csrf), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(hidden);
+  EXPECT_EQ(hidden->status, 404);
+  // Both doors wrote the same audit entry.
+  auto audit = Admin({"audit", "--operator", "pub34", "--json"});
+  ASSERT_EQ(audit.status, 0);
+  auto entries = FromJson<parc::v1::ListAuditResponse>(audit.out);
+  int denied = 0;
+  for (const auto& e : entries.entries()) {
+    if (e.action() == "UpdateRollout" && e.outcome() == "PERMISSION_DENIED") ++denied;
+  }
+  EXPECT_EQ(denied, 2) << audit.out;
+  // The rollout still runs.
+  EXPECT_TRUE(absl::StrContains(Admin({"rollouts", "status", rollout_}).out, "running"));
+}
+
+TEST_F(ScopeTest, ScopedAdminsListOnlyOperatorsAndAuditOfTheirScope) {
+  const std::string admin31 = CreateOperator("admin31", "admin", "departement:31");
+  CreateOperator("fermat-viewer", "viewer", "uai:0310036W");
+  CreateOperator("cd34-viewer", "viewer", "departement:34");
+  auto ops = Ctl(admin31, {"operators", "list", "--json"});
+  ASSERT_EQ(ops.status, 0) << ops.err;
+  EXPECT_TRUE(absl::StrContains(ops.out, "fermat-viewer"));
+  EXPECT_TRUE(absl::StrContains(ops.out, "admin31"));
+  EXPECT_FALSE(absl::StrContains(ops.out, "cd34-viewer"));
+  EXPECT_FALSE(absl::StrContains(ops.out, "\"name\": \"admin\"")) << ops.out;
+  auto audit = Ctl(admin31, {"audit", "--json"});
+  ASSERT_EQ(audit.status, 0) << audit.err;
+  // The region admin's actions (operators created, rollouts started) are not 31's to read.
+  EXPECT_FALSE(absl::StrContains(audit.out, "\"operatorName\": \"admin\"")) << audit.out;
 }
 
 TEST_F(ScopeTest, CollectiviteScopesFollowWhoOwnsTheEquipment) {

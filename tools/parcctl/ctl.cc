@@ -244,7 +244,7 @@ struct Options {
   // operators, audit, reports
   std::string name;
   std::string role;
-  std::string scope = "region";
+  std::string scope;
   std::string since;
   std::string by;
   std::string format = "table";
@@ -1075,7 +1075,7 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                    "region | academie:NAME | departement:CODE | commune:CODE,… | uai:UAI,… | "
                    "collectivite:region | collectivite:departement:CODE | "
                    "collectivite:commune:CODE,…")
-      ->capture_default_str();
+      ->required();
   bind(op_create, OperatorsCreate);
   CLI::App* op_list = operators->add_subcommand("list", "List operators");
   bind(op_list, OperatorsList);

@@ -3,9 +3,11 @@
 #include <string>
 #include <vector>
 
+#include "common/cli_args.h"
 #include "tools/parcctl/ctl.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
+  parc::common::HideSecretArgs(argc, argv, {"--token"});
   return parc::cli::CtlMain(args, std::cout, std::cerr);
 }
