@@ -31,6 +31,7 @@
 #include "common/inventory_util.h"
 #include "common/logging.h"
 #include "common/proto_json.h"
+#include "common/text.h"
 
 namespace parc::agent {
 namespace {
@@ -309,6 +310,10 @@ int Bundles(const AgentConfig& config, std::ostream& out, std::ostream& err) {
     err << "parc-agent: " << bundles.status().message() << "\n";
     return 1;
   }
+  auto refused = (*state)->Get("refused_bundle");
+  if (refused.ok() && !refused->empty()) {
+    out << "REFUSED " << common::TerminalSafe(*refused) << "\n";
+  }
   if (bundles->empty()) out << "No bundle assigned to this device yet\n";
   for (const auto& b : *bundles) {
     out << b.name << "@" << b.version << " (sequence " << b.sequence << ", rollout " << b.rollout_id
@@ -354,6 +359,7 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   auto next_checkin = (*state)->Get("next_checkin_at");
   auto last_error = (*state)->Get("last_error");
   auto last_refused = (*state)->Get("last_refused");
+  auto refused_bundle = (*state)->Get("refused_bundle");
   auto when = [](const absl::StatusOr<std::string>& v) -> std::string {
     int64_t secs = 0;
     if (!v.ok() || !absl::SimpleAtoi(*v, &secs)) return "-";
@@ -373,6 +379,8 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
     out << "  \"last_checkin\": \"" << when(last_checkin) << "\",\n"
         << "  \"queued_reports\": " << (queued.ok() ? *queued : -1) << ",\n"
         << "  \"dropped_reports\": " << (dropped.ok() ? *dropped : 0) << ",\n"
+        << "  \"refused_bundle\": " << JsonString(refused_bundle.ok() ? *refused_bundle : "")
+        << ",\n"
         << "  \"last_refused\": " << JsonString(last_refused.ok() ? *last_refused : "") << "\n}\n";
     return identity->has_value() ? 0 : 3;
   }
@@ -399,6 +407,9 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
                                      " dropped since enrollment)"));
   row("Last error", last_error.ok() && !last_error->empty() ? *last_error : "-");
   row("Last refusal", last_refused.ok() && !last_refused->empty() ? *last_refused : "-");
+  if (refused_bundle.ok() && !refused_bundle->empty()) {
+    row("Refused bundle", common::TerminalSafe(*refused_bundle));
+  }
   return identity->has_value() ? 0 : 3;
 }
 

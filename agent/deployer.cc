@@ -137,8 +137,15 @@ DeployOutcome Deployer::Run() {
     report.set_reported_at(absl::ToUnixSeconds(clock_->Now()));
     (void)state_->Enqueue("deployment", report.SerializeAsString(), clock_->Now());
     (void)state_->Set("refused_manifest", manifest_sha);
+    // Shown by `parc-agent status` and `parc-agent bundles` until a bundle is accepted.
+    (void)state_->Set(
+        "refused_bundle",
+        absl::StrCat(peek.name(), "@", peek.version(), " (rollout ", a.rollout_id(), ", ",
+                     absl::FormatTime("%Y-%m-%d %H:%M UTC", clock_->Now(), absl::UTCTimeZone()),
+                     "): ", report.reason(), ": ", report.message()));
     return out;
   }
+  (void)state_->Set("refused_bundle", "");
 
   // 2. The bundle this device now follows.
   BundleState bundle;

@@ -180,10 +180,10 @@ absl::StatusOr<parc::v1::BundleManifest> VerifyManifest(const parc::v1::SignedMa
   }
   if (static_cast<int>(valid.size()) < policy.threshold) {
     if (valid.empty() && !unknown.empty()) {
-      return Refuse(absl::StatusCode::kPermissionDenied, kReasonUnknownKey,
-                    absl::StrCat("the manifest is signed only by keys this device does not "
-                                 "trust (",
-                                 unknown.front(), unknown.size() > 1 ? ", …" : "", ")"));
+      return Refuse(
+          absl::StatusCode::kPermissionDenied, kReasonUnknownKey,
+          absl::StrCat("the manifest is signed only by keys ", policy.holder, " does not trust (",
+                       unknown.front(), unknown.size() > 1 ? ", …" : "", ")"));
     }
     return Refuse(absl::StatusCode::kPermissionDenied, kReasonBelowThreshold,
                   absl::StrCat(valid.size(), " valid signature(s) from trusted keys, ",

@@ -60,6 +60,8 @@ struct TrustPolicy {
   absl::Time now;
   // Refuse sequences lower than this (the installed bundle's), when set.
   std::optional<uint64_t> min_sequence;
+  // Who holds the keys, as refusals name it ("this device", "this server").
+  std::string holder = "this device";
 };
 
 // Checks a signed manifest against the policy and returns the manifest. Refusals are

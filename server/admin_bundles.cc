@@ -188,6 +188,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PublishBundle(
                                       "--publisher-key FILE.pub for each académie's key"));
   }
   common::TrustPolicy policy;
+  policy.holder = "this server";
   policy.keys = bundles_.publisher_keys;
   policy.threshold = bundles_.signature_threshold;
   policy.now = clock_->Now();
@@ -299,11 +300,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
     if (m.wave == 0 && !pilots.empty()) r.pilots.push_back(m.uai);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->CreateRollout(std::move(r), std::move(*members),
-                        [this, reactor, response](absl::StatusOr<RolloutRecord> created) {
-                          if (created.ok()) *response = RolloutProto(*created);
-                          FinishRpc(reactor, metrics_, "CreateRollout", created.status());
-                        });
+  const auto establishments = static_cast<uint32_t>(members->size());
+  store_->CreateRollout(
+      std::move(r), std::move(*members),
+      [this, reactor, response, establishments](absl::StatusOr<RolloutRecord> created) {
+        if (created.ok()) {
+          *response = RolloutProto(*created);
+          response->set_establishments(establishments);
+        }
+        FinishRpc(reactor, metrics_, "CreateRollout", created.status());
+      });
   return reactor;
 }
 

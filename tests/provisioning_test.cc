@@ -146,10 +146,12 @@ class ProvisioningTest : public ::testing::Test {
     EXPECT_EQ(r.status, 0) << r.err;
     parc::v1::Rollout rollout;
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &rollout).ok()) << r.out;
+    last_created_establishments_ = rollout.establishments();
     auto started = Ctl({"rollouts", "start", rollout.id()});
     EXPECT_EQ(started.status, 0) << started.err;
     return rollout.id();
   }
+  uint32_t last_created_establishments_ = 0;
   parc::v1::RolloutStatus Status(const std::string& id) {
     parc::v1::GetRolloutStatusRequest request;
     request.set_id(id);
@@ -197,6 +199,7 @@ TEST_F(ProvisioningTest, TwoWaveRolloutReachesEveryDevice) {
   Device tablet = EnrollDevice("tablet", "tablet", kJoffre);
   std::string id = StartRollout(
       "2026.1", {"--target", "uai:0310036W,0340001S", "--pilot", kFermat, "--waves", "100"});
+  EXPECT_EQ(last_created_establishments_, 2u);  // what `rollouts create` reports
   auto status = Status(id);
   ASSERT_EQ(status.rollout().wave_count(), 2u);
   EXPECT_EQ(status.waves(0).establishments(0).uai(), kFermat);
@@ -377,6 +380,7 @@ TEST_F(ProvisioningTest, ServerRefusesManifestsItsKeysDidNotSign) {
   auto r = Ctl({"bundles", "publish", bundle});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "unknown_key")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "keys this server does not trust")) << r.err;
   Publish(BuildBundle("2026.2", 2, ArchivePackage("a", "1", "a")));
   auto older = Ctl({"bundles", "publish", BuildBundle("2026.0", 1, ArchivePackage("a", "1", "a"))});
   EXPECT_EQ(older.status, 1);
@@ -479,6 +483,7 @@ class DeployerTest : public ::testing::Test {
 
 TEST_F(DeployerTest, RefusesEachUntrustedManifestWithItsOwnReason) {
   auto m = Manifest(5, "five");
+  WriteFile(dir_.Sub("empty.toml"), "");
   auto refused = [&](const char* reason) {
     Run();
     auto report = LastReport();
@@ -486,6 +491,13 @@ TEST_F(DeployerTest, RefusesEachUntrustedManifestWithItsOwnReason) {
     EXPECT_EQ(report.reason(), reason);
     EXPECT_FALSE(Installed(5)) << reason;
     EXPECT_EQ(http_->bytes_served(), 0u) << reason;
+    // The technician at the device sees the refusal and why.
+    auto shown =
+        RunAgent({"bundles", "--state-dir", dir_.Sub("state"), "--config", dir_.Sub("empty.toml")});
+    EXPECT_TRUE(absl::StrContains(shown.out, absl::StrCat("REFUSED mcnl@v5 (rollout r1")))
+        << shown.out;
+    EXPECT_TRUE(absl::StrContains(shown.out, reason)) << shown.out;
+    (void)state_->Set("refused_manifest", "");  // the next case is refused afresh
   };
   Assign(m, {&keys_[2]});
   refused(common::kReasonUnknownKey);

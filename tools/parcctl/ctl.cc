@@ -659,7 +659,7 @@ int RolloutsCreate(Admin& admin, const Options& o, std::ostream& out, std::ostre
     out << common::ToJson(r);
     return 0;
   }
-  out << RolloutLine(r) << "\n  " << r.wave_count()
+  out << RolloutLine(r) << "\n  " << r.establishments() << " establishment(s) in " << r.wave_count()
       << " wave(s); start it with: parcctl rollouts start " << r.id() << "\n";
   return 0;
 }
