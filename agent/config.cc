@@ -51,11 +51,17 @@ void KeepTokenPrivate(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_exist) {
-  AgentConfig config;
   auto text = common::ReadFile(path, 1 << 20);
-  if (absl::IsNotFound(text.status()) && !must_exist) return config;
+  if (absl::IsNotFound(text.status()) && !must_exist) return AgentConfig();
   PARC_RETURN_IF_ERROR(text.status());
-  toml::parse_result parsed = toml::parse(*text, path);
+  PARC_ASSIGN_OR_RETURN(AgentConfig config, ParseAgentConfig(*text, path));
+  if (!config.enrollment_token.empty()) KeepTokenPrivate(path);
+  return config;
+}
+
+absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& path) {
+  AgentConfig config;
+  toml::parse_result parsed = toml::parse(text, path);
   if (!parsed) {
     const auto& err = parsed.error();
     return absl::InvalidArgumentError(absl::StrCat(path, ":", err.source().begin.line, ":",
@@ -125,7 +131,6 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
     }
     config.outbox_max_reports = static_cast<int>(*v);
   }
-  if (!config.enrollment_token.empty()) KeepTokenPrivate(path);
   return config;
 }
 

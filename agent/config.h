@@ -34,5 +34,8 @@ inline constexpr char kDefaultAgentConfigPath[] = "/etc/parc/agent.toml";
 // Reads a config file. A missing file yields the defaults unless must_exist. Errors name the
 // file, line and column.
 [[nodiscard]] absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_exist);
+// The settings in text (TOML); path only names the file in errors.
+[[nodiscard]] absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text,
+                                                           const std::string& path);
 
 }  // namespace parc::agent

@@ -11,6 +11,7 @@
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
 #include "server/identity.h"
+#include "server/report_validation.h"
 #include "server/rpc_util.h"
 
 namespace parc::server {
@@ -22,57 +23,6 @@ using parc::v1::EnrollRequest;
 using parc::v1::EnrollResponse;
 using parc::v1::ReportInventoryRequest;
 using parc::v1::ReportInventoryResponse;
-
-constexpr size_t kMaxShortField = 256;
-constexpr size_t kMaxLongField = 1024;
-
-bool IsHexHash(absl::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-// Both hashes must be SHA-256 digests in hex; empty ones pass when allow_empty.
-absl::Status CheckHashes(absl::string_view inventory_hash, absl::string_view software_hash,
-                         bool allow_empty) {
-  for (absl::string_view h : {inventory_hash, software_hash}) {
-    if ((allow_empty && h.empty()) || IsHexHash(h)) continue;
-    return absl::InvalidArgumentError(
-        "inventory_hash and software_hash must be SHA-256 digests in hex");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t max) {
-  if (value.size() > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " is ", value.size(), " bytes, more than the limit of ", max));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.manufacturer", hw.manufacturer(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.model", hw.model(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.serial", hw.serial(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.bios_version", hw.bios_version(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_version", hw.os_version(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_pretty_name", hw.os_pretty_name(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.kernel", hw.kernel(), kMaxShortField));
-  PARC_RETURN_IF_ERROR(CheckLength("hardware.hostname", hw.hostname(), kMaxShortField));
-  if (hw.disks_size() > 64 || hw.batteries_size() > 8 || hw.network_interfaces_size() > 64) {
-    return absl::InvalidArgumentError(
-        "hardware lists more than 64 disks, 8 batteries or 64 network interfaces");
-  }
-  if (!parc::v1::DeviceKind_IsValid(hw.detected_kind())) {
-    return absl::InvalidArgumentError("hardware.detected_kind is not a known device kind");
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -121,21 +71,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
     return FinishNow(context, metrics_, kMethod,
                      absl::UnauthenticatedError("enrollment token not recognized"));
   }
-  for (auto [field, value] :
-       {std::pair<absl::string_view, absl::string_view>{"hostname", request->hostname()},
-        {"agent_version", request->agent_version()},
-        {"identity.serial", request->identity().serial()},
-        {"identity.product_uuid", request->identity().product_uuid()},
-        {"identity.machine_id", request->identity().machine_id()},
-        {"device_credential", request->device_credential()}}) {
-    absl::Status s = CheckLength(field, value, kMaxShortField);
-    if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
-  }
-  if (!parc::v1::DeviceKind_IsValid(request->kind()) ||
-      !parc::v1::DeviceKind_IsValid(request->detected_kind())) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("kind is not a known device kind"));
-  }
+  absl::Status valid = ValidateEnroll(*request);
+  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
   auto hw_key = HardwareKey(request->identity());
   if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
   // An unknown, expired or used-up token is refused from a read: a flood of bogus
@@ -278,25 +215,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
   constexpr absl::string_view kMethod = "ReportInventory";
   auto auth = Authenticate(*context);
   if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  size_t size = request->ByteSizeLong();
-  if (size > options_.max_inventory_bytes) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::ResourceExhaustedError(absl::StrCat(
-                         "inventory is ", size, " bytes, more than the server's limit of ",
-                         options_.max_inventory_bytes)));
-  }
-  const auto& inventory = request->inventory();
-  if (inventory.software().packages_size() > options_.max_packages) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::ResourceExhaustedError(absl::StrCat(
-                         "inventory lists ", inventory.software().packages_size(),
-                         " packages, more than the server's limit of ", options_.max_packages)));
-  }
-  absl::Status hashes =
-      CheckHashes(request->inventory_hash(), request->software_hash(), /*allow_empty=*/false);
-  if (!hashes.ok()) return FinishNow(context, metrics_, kMethod, hashes);
-  absl::Status valid = ValidateHardware(inventory.hardware());
+  ReportLimits limits;
+  limits.max_inventory_bytes = options_.max_inventory_bytes;
+  limits.max_packages = options_.max_packages;
+  absl::Status valid = ValidateInventory(*request, limits);
   if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
+  const auto& inventory = request->inventory();
 
   InventoryInput in;
   in.device_id = auth->id;
@@ -314,28 +238,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
     with_list = !*known;
   }
   if (with_list) {
-    parc::v1::SoftwareList software = inventory.software();
-    for (const auto& p : software.packages()) {
-      if (p.name().empty() || p.name().size() > kMaxShortField ||
-          p.version().size() > kMaxShortField || p.architecture().size() > 64) {
-        return FinishNow(context, metrics_, kMethod,
-                         absl::InvalidArgumentError(absl::StrCat(
-                             "software package \"", p.name().substr(0, 64),
-                             "\" has an empty or over-long name, version or architecture")));
-      }
-    }
-    common::CanonicalizeSoftware(&software);
-    if (common::SoftwareHash(software) != request->software_hash()) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(
-                           "software_hash does not match the software list sent with it"));
-    }
-    in.software = std::move(software);
+    auto software = CheckSoftwareList(inventory.software(), request->software_hash());
+    if (!software.ok()) return FinishNow(context, metrics_, kMethod, software.status());
+    in.software = *std::move(software);
   }
-  if (common::InventoryHash(in.hardware, in.software_hash) != in.inventory_hash) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("inventory_hash does not match the inventory"));
-  }
+  absl::Status hashed = CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash);
+  if (!hashed.ok()) return FinishNow(context, metrics_, kMethod, hashed);
   in.received_at = clock_->Now();
   in.collected_at =
       request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at()) : in.received_at;
@@ -357,39 +265,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(
   constexpr absl::string_view kMethod = "ReportDeployment";
   auto auth = Authenticate(*context);
   if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  if (request->rollout_id().empty() || request->rollout_id().size() > 64) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("rollout_id: empty or too long"));
-  }
-  if (request->packages_size() > 1000 || request->ByteSizeLong() > (1u << 20)) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::ResourceExhaustedError("deployment report over 1000 packages or 1 MiB"));
-  }
-  if (!parc::v1::DeploymentState_IsValid(request->state())) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("state: unknown deployment state"));
-  }
-  for (auto [field, value, max] :
-       {std::tuple<absl::string_view, absl::string_view, size_t>{"reason", request->reason(), 64},
-        {"bundle_name", request->bundle_name(), 64},
-        {"bundle_version", request->bundle_version(), 64}}) {
-    absl::Status s = CheckLength(field, value, max);
-    if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
-  }
-  for (const auto& p : request->packages()) {
-    for (auto [field, value] :
-         {std::pair<absl::string_view, absl::string_view>{"packages.package_id", p.package_id()},
-          {"packages.version", p.version()},
-          {"packages.reason", p.reason()}}) {
-      absl::Status s = CheckLength(field, value, 128);
-      if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
-    }
-    if (!parc::v1::PackageState_IsValid(p.state())) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "package ", p.package_id().substr(0, 64), ": unknown package state")));
-    }
-  }
+  absl::Status valid = ValidateDeploymentReport(*request);
+  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string rollout_id = request->rollout_id();
   store_->RecordDeployment(auth->id, *request, clock_->Now(),

@@ -2,7 +2,7 @@
 # Installs Parc's build dependencies from Debian 12 packages; with --test, also what the
 # script tests use (Chromium for the dashboard, promtool for /metrics, Node.js); with
 # --package, what building and checking the Debian packages needs; with --bench, what
-# tools/bench/run.sh uses. Idempotent:
+# tools/bench/run.sh uses; with --fuzz, clang and libFuzzer for tools/fuzz.sh. Idempotent:
 # packages already present are not fetched again. Needs root (or sudo) when some are missing.
 set -euo pipefail
 
@@ -14,10 +14,13 @@ PACKAGES=(
   libspdlog-dev libtomlplusplus-dev
 )
 if [ "${1:-}" = "--package" ]; then
-  PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev)
+  PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap)
 fi
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(curl bc time python3 procps)
+fi
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang-14 libclang-rt-14-dev)
 fi
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium prometheus curl)

@@ -2,7 +2,9 @@
 # Builds the Debian packages (parc-agent, parc-server) with CPack and checks them:
 # file lists, maintainer scripts, lintian (no errors), systemd-analyze verify of the units,
 # and the extracted packages at work: parc-agent inventories a fixture and enrolls against the
-# extracted parc-server. Installs its own dependencies (Debian 12, as root or with sudo).
+# extracted parc-server; then tools/package-install-test.sh installs, upgrades and purges them
+# in a Debian 12 chroot (PARC_SKIP_CHROOT=1 skips that). Installs its own dependencies (Debian
+# 12, as root or with sudo).
 #   tools/package.sh            packages in build/release/*.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,3 +112,8 @@ TOKEN=$("$CTL" tokens create --uai 0310036W --json | sed -n 's/.*"token": "\(.*\
 "$CTL" devices list | grep -q "5CD1234ABC  0310036W" || fail "the enrolled device is not listed"
 ok "extracted parc-agent enrolls against the extracted parc-server"
 echo "package checks: $pass passed, 0 failed"
+
+# 6. The packages installed, upgraded and purged for real in a Debian 12 chroot.
+if [ "${PARC_SKIP_CHROOT:-}" != 1 ]; then
+  tools/package-install-test.sh "$AGENT_DEB" "$SERVER_DEB"
+fi

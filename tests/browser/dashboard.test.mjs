@@ -106,6 +106,32 @@ test('an establishment shows its devices and downloads as CSV', async () => {
   assert.ok(lines.some(l => l.includes('5CD1234ABC') && l.includes('à jour')));
 });
 
+test('hostile strings from a device are shown as text, never run', async () => {
+  const dialogs = [];
+  page.on('dialog', async d => { dialogs.push(d.message()); await d.dismiss(); });
+  for (const path of ['etablissement/0310036W', 'appareil/' + process.env.HOSTILE_DEVICE]) {
+    await page.goto(web + path);
+    await page.waitForTimeout(500);  // what a meta refresh of 0 s would need to navigate
+    assert.equal(page.url(), web + path, 'no redirect from device-supplied markup');
+    assert.equal(await page.locator('main script, main img, main iframe, main meta').count(), 0);
+    const text = await page.locator('main').textContent();
+    assert.match(text, /<meta http-equiv="refresh"/);
+    assert.match(text, /=HYPERLINK/);
+  }
+  assert.match(await page.locator('h1').textContent(), /<script>alert\(2\)<\/script>/);
+  assert.deepEqual(dialogs, []);
+  await shot('appareil-hostile');
+  // The CSV export keeps the formula as text for Calc and Excel.
+  await page.goto(web + 'etablissement/0310036W');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('a:has-text("Télécharger (CSV)")'),
+  ]);
+  const csv = (await readFile(await download.path())).toString('utf8');
+  assert.match(csv, /'=HYPERLINK/);
+  assert.doesNotMatch(csv, /;=HYPERLINK|;"=HYPERLINK/);
+});
+
 test('a device of another département does not exist for the viewer', async () => {
   const response = await page.goto(web + 'appareil/' + process.env.DEVICE_34);
   assert.equal(response.status(), 404);

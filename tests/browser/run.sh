@@ -38,6 +38,18 @@ enroll() {  # name fixture uai [extra]
     --ca "$PARC_CA" --token "$(token "$3")" --config "$WORK/agent.toml" "${@:4}" >/dev/null
 }
 enroll laptop laptop 0310036W
+# A device whose every self-reported string is hostile markup (a student's doing).
+HOSTILE="$WORK/hostile-root"
+cp -a "$ROOT/tests/data/laptop" "$HOSTILE"
+printf '%s\n' '<meta http-equiv="refresh" content="0;url=https://evil.example/">' \
+  >"$HOSTILE/sys/class/dmi/id/product_name"
+printf '%s\n' '<img src=x onerror="alert(1)">' >"$HOSTILE/sys/class/dmi/id/sys_vendor"
+printf '%s\n' '=HYPERLINK("https://evil.example";"x")' >"$HOSTILE/sys/class/dmi/id/product_serial"
+printf '%s\n' '4c4c4544-0000-0000-0000-0000deadbeef' >"$HOSTILE/sys/class/dmi/id/product_uuid"
+printf '%s\n' '<script>alert(2)</script>' >"$HOSTILE/proc/sys/kernel/hostname"
+printf 'PRETTY_NAME="<iframe src=https://evil.example>"\nID=debian\n' >"$HOSTILE/etc/os-release"
+"$AGENT" enroll --root "$HOSTILE" --state-dir "$WORK/hostile" --server "$PARC_SERVER" \
+  --ca "$PARC_CA" --token "$(token 0310036W)" --config "$WORK/agent.toml" >/dev/null
 enroll display desktop 0311234Y --kind display
 enroll tablet tablet 0340001S
 echo "x" >"$WORK/x.txt"
@@ -63,6 +75,11 @@ ROLLOUT=$("$CTL" rollouts create --bundle mcnl@2026.1 --target departement:31 --
   --config "$WORK/agent.toml" >/dev/null
 "$AGENT" run --once --root "$ROOT/tests/data/tablet" --state-dir "$WORK/tablet" \
   --config "$WORK/agent.toml" >/dev/null
+"$AGENT" run --once --root "$HOSTILE" --state-dir "$WORK/hostile" --config "$WORK/agent.toml" \
+  >/dev/null
+export HOSTILE_DEVICE=$("$CTL" devices list --uai 0310036W --json |
+  sed -n 's/.*"id": "\(d[0-9a-f]*\)".*/\1/p' | while read -r id; do
+    "$CTL" devices show "$id" --json | grep -q 'evil.example' && echo "$id"; done | head -1)
 export VIEWER_TOKEN=$("$CTL" operators create --name cd31 --role viewer \
   --scope departement:31 --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
 export DEVICE_34=$("$CTL" devices list --departement 34 --json |

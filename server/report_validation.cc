@@ -1,0 +1,156 @@
+#include "server/report_validation.h"
+
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/inventory_util.h"
+#include "common/status_macros.h"
+
+namespace parc::server {
+namespace {
+
+bool IsHexHash(absl::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status CheckHashes(absl::string_view inventory_hash, absl::string_view software_hash,
+                         bool allow_empty) {
+  for (absl::string_view h : {inventory_hash, software_hash}) {
+    if ((allow_empty && h.empty()) || IsHexHash(h)) continue;
+    return absl::InvalidArgumentError(
+        "inventory_hash and software_hash must be SHA-256 digests in hex");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t max) {
+  if (value.size() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", value.size(), " bytes, more than the limit of ", max));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.manufacturer", hw.manufacturer(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.model", hw.model(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.serial", hw.serial(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.bios_version", hw.bios_version(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_version", hw.os_version(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.os_pretty_name", hw.os_pretty_name(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.kernel", hw.kernel(), kMaxShortField));
+  PARC_RETURN_IF_ERROR(CheckLength("hardware.hostname", hw.hostname(), kMaxShortField));
+  if (hw.disks_size() > 64 || hw.batteries_size() > 8 || hw.network_interfaces_size() > 64) {
+    return absl::InvalidArgumentError(
+        "hardware lists more than 64 disks, 8 batteries or 64 network interfaces");
+  }
+  if (!parc::v1::DeviceKind_IsValid(hw.detected_kind())) {
+    return absl::InvalidArgumentError("hardware.detected_kind is not a known device kind");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request) {
+  for (auto [field, value] :
+       {std::pair<absl::string_view, absl::string_view>{"hostname", request.hostname()},
+        {"agent_version", request.agent_version()},
+        {"identity.serial", request.identity().serial()},
+        {"identity.product_uuid", request.identity().product_uuid()},
+        {"identity.machine_id", request.identity().machine_id()},
+        {"device_credential", request.device_credential()}}) {
+    PARC_RETURN_IF_ERROR(CheckLength(field, value, kMaxShortField));
+  }
+  if (!parc::v1::DeviceKind_IsValid(request.kind()) ||
+      !parc::v1::DeviceKind_IsValid(request.detected_kind())) {
+    return absl::InvalidArgumentError("kind is not a known device kind");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateInventory(const parc::v1::ReportInventoryRequest& request,
+                               const ReportLimits& limits) {
+  size_t size = request.ByteSizeLong();
+  if (size > limits.max_inventory_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("inventory is ", size,
+                                                     " bytes, more than the server's limit of ",
+                                                     limits.max_inventory_bytes));
+  }
+  const auto& inventory = request.inventory();
+  if (inventory.software().packages_size() > limits.max_packages) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("inventory lists ", inventory.software().packages_size(),
+                     " packages, more than the server's limit of ", limits.max_packages));
+  }
+  PARC_RETURN_IF_ERROR(
+      CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/false));
+  return ValidateHardware(inventory.hardware());
+}
+
+absl::StatusOr<parc::v1::SoftwareList> CheckSoftwareList(parc::v1::SoftwareList software,
+                                                         absl::string_view software_hash) {
+  for (const auto& p : software.packages()) {
+    if (p.name().empty() || p.name().size() > kMaxShortField ||
+        p.version().size() > kMaxShortField || p.architecture().size() > 64) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("software package \"", p.name().substr(0, 64),
+                       "\" has an empty or over-long name, version or architecture"));
+    }
+  }
+  common::CanonicalizeSoftware(&software);
+  if (common::SoftwareHash(software) != software_hash) {
+    return absl::InvalidArgumentError(
+        "software_hash does not match the software list sent with it");
+  }
+  return software;
+}
+
+absl::Status CheckInventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash,
+                                absl::string_view inventory_hash) {
+  if (common::InventoryHash(hardware, std::string(software_hash)) != inventory_hash) {
+    return absl::InvalidArgumentError("inventory_hash does not match the inventory");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDeploymentReport(const parc::v1::DeploymentReport& report) {
+  if (report.rollout_id().empty() || report.rollout_id().size() > 64) {
+    return absl::InvalidArgumentError("rollout_id: empty or too long");
+  }
+  if (report.packages_size() > 1000 || report.ByteSizeLong() > (1u << 20)) {
+    return absl::ResourceExhaustedError("deployment report over 1000 packages or 1 MiB");
+  }
+  if (!parc::v1::DeploymentState_IsValid(report.state())) {
+    return absl::InvalidArgumentError("state: unknown deployment state");
+  }
+  for (auto [field, value, max] :
+       {std::tuple<absl::string_view, absl::string_view, size_t>{"reason", report.reason(), 64},
+        {"bundle_name", report.bundle_name(), 64},
+        {"bundle_version", report.bundle_version(), 64}}) {
+    PARC_RETURN_IF_ERROR(CheckLength(field, value, max));
+  }
+  for (const auto& p : report.packages()) {
+    for (auto [field, value] :
+         {std::pair<absl::string_view, absl::string_view>{"packages.package_id", p.package_id()},
+          {"packages.version", p.version()},
+          {"packages.reason", p.reason()}}) {
+      PARC_RETURN_IF_ERROR(CheckLength(field, value, 128));
+    }
+    if (!parc::v1::PackageState_IsValid(p.state())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("package ", p.package_id().substr(0, 64), ": unknown package state"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace parc::server
