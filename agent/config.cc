@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "common/toml_text.h"
 
 namespace parc::agent {
 namespace {
@@ -61,7 +62,8 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const std::string& path, bool must_e
 
 absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& path) {
   AgentConfig config;
-  toml::parse_result parsed = toml::parse(text, path);
+  PARC_ASSIGN_OR_RETURN(std::string ascii, common::AsciiToml(text, path));
+  toml::parse_result parsed = toml::parse(ascii, path);
   if (!parsed) {
     const auto& err = parsed.error();
     return absl::InvalidArgumentError(absl::StrCat(path, ":", err.source().begin.line, ":",

@@ -119,7 +119,12 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path,
       status = absl::InvalidArgumentError(absl::StrCat("archive: ", archive_error_string(in)));
       break;
     }
-    const std::string name = archive_entry_pathname(entry);
+    const char* raw_name = archive_entry_pathname(entry);
+    if (raw_name == nullptr) {
+      status = absl::InvalidArgumentError("archive entry without a name");
+      break;
+    }
+    const std::string name = raw_name;
     const char* hardlink = archive_entry_hardlink(entry);
     if (!IsSafeRelativePath(name) || (hardlink != nullptr && !IsSafeRelativePath(hardlink))) {
       status = absl::InvalidArgumentError(

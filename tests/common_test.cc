@@ -6,6 +6,7 @@
 #include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/text.h"
+#include "common/toml_text.h"
 #include "common/uai.h"
 #include "gtest/gtest.h"
 #include "server/dashboard.h"
@@ -246,6 +247,26 @@ TEST(CommandLine, SecretArgumentsAreHiddenFromPs) {
   EXPECT_STREQ(argv[2], "xxxxxxxxxxx");
   EXPECT_STREQ(argv[3], "--token=xxxxxxxxxxx");
   EXPECT_STREQ(argv[4], "devices");
+}
+
+}  // namespace
+}  // namespace parc::common
+
+namespace parc::common {
+namespace {
+
+TEST(Toml, TextReachesTomlPlusPlusInAsciiWithTheSameValues) {
+  auto out = AsciiToml("# Configuré à la main\nnote = \"Lycée — 2ᵉ\"\nkind = 'écran'\n", "a.toml");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "# Configur? ? la main\nnote = \"Lyc\\u00E9e \\u2014 2\\u1D49\"\n"
+            "kind = \"\\u00E9cran\"\n");
+  auto bare = AsciiToml("server = 1\nclé = 2\n", "a.toml");
+  ASSERT_FALSE(bare.ok());
+  EXPECT_EQ(bare.status().message(),
+            "a.toml:2: a non-ASCII character outside a string or a comment");
+  EXPECT_FALSE(AsciiToml("a = \"\xff\"\n", "a.toml").ok());
+  EXPECT_EQ(*AsciiToml("plain = \"ascii\" # ok\n", "a.toml"), "plain = \"ascii\" # ok\n");
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "common/inventory_util.h"
 #include "common/proto_json.h"
 #include "common/status_macros.h"
+#include "common/toml_text.h"
 
 namespace parc::bundle {
 namespace {
@@ -85,7 +86,8 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
                                                    const std::string& spec_name,
                                                    const std::string& base_dir, absl::Time now,
                                                    std::vector<std::string>* artifact_paths) {
-  toml::parse_result parsed = toml::parse(spec_text, spec_name);
+  PARC_ASSIGN_OR_RETURN(std::string ascii, common::AsciiToml(spec_text, spec_name));
+  toml::parse_result parsed = toml::parse(ascii, spec_name);
   if (!parsed) {
     return absl::InvalidArgumentError(absl::StrCat(spec_name, ":",
                                                    parsed.error().source().begin.line, ": ",

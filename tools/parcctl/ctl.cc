@@ -32,6 +32,7 @@
 #include "common/proto_json.h"
 #include "common/status_macros.h"
 #include "common/text.h"
+#include "common/toml_text.h"
 #include "common/units.h"
 #include "parc/v1/admin.grpc.pb.h"
 #include "tools/bundle/bundle_tool.h"
@@ -80,7 +81,9 @@ absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags) {
   }
   auto text = common::ReadFile(config_path, 1 << 20);
   if (text.ok()) {
-    toml::parse_result parsed = toml::parse(*text, config_path);
+    auto ascii = common::AsciiToml(*text, config_path);
+    if (!ascii.ok()) return ascii.status();
+    toml::parse_result parsed = toml::parse(*ascii, config_path);
     if (!parsed) {
       return absl::InvalidArgumentError(absl::StrCat(config_path, ":",
                                                      parsed.error().source().begin.line, ": ",
