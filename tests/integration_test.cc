@@ -325,6 +325,46 @@ TEST_F(IntegrationTest, OperatorsNeedAnExplicitScopeAndTokensCanComeFromFiles) {
   EXPECT_EQ(enrolled.status, 0) << enrolled.err;
 }
 
+TEST_F(IntegrationTest, UnauthenticatedCallsCostNoWriteAndSecretsStayOutOfTheAudit) {
+  const uint64_t writes = server_->server()->store()->writes_applied();
+  auto agent = server_->AgentStub();
+  auto admin = server_->AdminStub();
+  for (int i = 0; i < 50; ++i) {
+    parc::v1::EnrollRequest e;
+    e.set_token(absl::StrCat("e00000000000", i % 10, ".", std::string(64, 'a')));
+    e.mutable_identity()->set_serial(absl::StrCat("BOGUS", i));
+    parc::v1::EnrollResponse r;
+    EXPECT_EQ(agent->Enroll(TestServer::Context().get(), e, &r).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    parc::v1::CreateEnrollmentTokenRequest t;
+    t.set_uai(kFermat);
+    parc::v1::CreateEnrollmentTokenResponse created;
+    EXPECT_EQ(
+        admin
+            ->CreateEnrollmentToken(
+                TestServer::Context(absl::StrCat("o000000000000.", std::string(64, 'b'))).get(), t,
+                &created)
+            .error_code(),
+        grpc::StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_EQ(server_->server()->store()->writes_applied(), writes);
+  EXPECT_GE(server_->server()->metrics()->RpcCount("Enroll", grpc::StatusCode::UNAUTHENTICATED),
+            50u);
+
+  // An operator pastes a whole token where its id goes, and the revoke fails: the audit log
+  // keeps the id, never the secret.
+  const std::string secret(64, 'c');
+  auto revoke =
+      RunCtl({"tokens", "revoke", absl::StrCat("e999999999999.", secret), "--server",
+              server_->address(), "--ca", server_->ca_path(), "--token", server_->admin_token()});
+  EXPECT_NE(revoke.status, 0);
+  auto audit = RunCtl({"audit", "--json", "--server", server_->address(), "--ca",
+                       server_->ca_path(), "--token", server_->admin_token()});
+  ASSERT_EQ(audit.status, 0) << audit.err;
+  EXPECT_TRUE(absl::StrContains(audit.out, "RevokeEnrollmentToken")) << audit.out;
+  EXPECT_FALSE(absl::StrContains(audit.out, secret)) << audit.out;
+}
+
 TEST_F(IntegrationTest, AgentConfigurationHoldingATokenIsMadePrivate) {
   std::string config = dir_.Sub("agent.toml");
   WriteFile(config,

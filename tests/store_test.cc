@@ -5,7 +5,9 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/sqlite.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -533,6 +535,44 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
     expect_same(absl::StrCat("after round ", round));
     if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+}  // namespace
+}  // namespace parc::server
+
+namespace parc::server {
+namespace {
+
+TEST(SqliteStore, TheWriteQueueIsBoundedAndSaysWhenToComeBack) {
+  TempDir dir;
+  SqliteStore::Options o;
+  o.path = dir.Sub("parc.db");
+  o.readers = 1;
+  o.max_queued_writes = 4;
+  auto store = SqliteStore::Open(o);
+  ASSERT_TRUE(store.ok());
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::atomic<int> done{0};
+  for (int i = 0; i < 300; ++i) {
+    (*store)->CreateEnrollmentToken(
+        Token(absl::StrCat("e", i), "", now), [&](absl::StatusOr<bool> r) {
+          if (r.ok()) {
+            ++ok;
+          } else if (absl::IsResourceExhausted(r.status()) && common::IsRetryLater(r.status())) {
+            ++busy;
+          } else {
+            ++other;
+          }
+          ++done;
+        });
+  }
+  while (done < 300) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(busy.load(), 0) << "300 writes at once never exceeded a queue of 4";
+  EXPECT_EQ(other.load(), 0);
+  // What was acknowledged is stored, and nothing else.
+  EXPECT_EQ((*store)->ListEnrollmentTokens()->size(), static_cast<size_t>(ok.load()));
 }
 
 }  // namespace

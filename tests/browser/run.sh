@@ -16,7 +16,19 @@ fi
 WORK=$(mktemp -d /tmp/parc-browser.XXXXXX)
 PID=""
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
+    # parc-server stops within seconds on SIGTERM; one that does not is shown (threads) and
+    # killed, so that a stuck shutdown is visible in the log rather than a test timeout.
+    for _ in $(seq 1 150); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$PID" 2>/dev/null; then
+      echo "parc-server did not stop within 15 s of SIGTERM; its threads:" >&2
+      command -v gdb >/dev/null && gdb -p "$PID" -batch -ex "thread apply all bt 12" 2>&1 |
+        grep -E '^Thread|^#' >&2
+      tail -20 "$WORK/server.log" >&2
+      kill -9 "$PID" 2>/dev/null
+    fi
+    wait "$PID" 2>/dev/null
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
