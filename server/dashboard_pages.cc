@@ -1,0 +1,472 @@
+#include <httplib.h>
+
+#include <algorithm>
+#include <future>
+#include <regex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto.h"
+#include "common/csv.h"
+#include "common/grpc_util.h"
+#include "common/inventory_format.h"
+#include "common/inventory_util.h"
+#include "common/logging.h"
+#include "common/uai.h"
+#include "server/dashboard.h"
+#include "server/dashboard_html.h"
+
+namespace parc::server {
+
+using web::Bar;
+using web::BarChart;
+using web::Column;
+using web::Esc;
+using web::KindLabel;
+using web::Layout;
+using web::PackageStateLabel;
+using web::Percent;
+using web::SendCsv;
+using web::SortedTable;
+using web::StateLabel;
+using web::UrlEncode;
+using web::WantsCsv;
+using web::When;
+
+namespace {
+
+std::optional<BundleRecord> ChosenBundle(Store* store, const httplib::Request& req) {
+  auto bundles = store->ListBundles("");
+  if (!bundles.ok() || bundles->empty()) return std::nullopt;
+  if (req.has_param("lot")) {
+    std::string lot = req.get_param_value("lot");
+    for (const auto& b : *bundles) {
+      if (absl::StrCat(b.name, "@", b.version) == lot) return b;
+    }
+  }
+  return *std::max_element(bundles->begin(), bundles->end(), [](const auto& a, const auto& b) {
+    return a.published_at < b.published_at;
+  });
+}
+
+std::string LotParam(const std::optional<BundleRecord>& b) {
+  return b.has_value() ? absl::StrCat("lot=", UrlEncode(absl::StrCat(b->name, "@", b->version)))
+                       : "";
+}
+
+std::vector<Column> ReportColumns(const std::string& first) {
+  return {{"nom", first},
+          {"etablissements", "Établissements", true},
+          {"appareils", "Appareils", true},
+          {"ajour", "À jour", true},
+          {"encours", "En cours", true},
+          {"echec", "En échec", true},
+          {"jamais", "Jamais vus", true},
+          {"inactifs", "Inactifs (7 j)", true},
+          {"pct", "% à jour", true}};
+}
+
+std::vector<std::string> ReportCells(const parc::v1::DeploymentReportRow& r) {
+  return {r.label(),
+          std::to_string(r.establishments()),
+          std::to_string(r.devices()),
+          std::to_string(r.up_to_date()),
+          std::to_string(r.in_progress()),
+          std::to_string(r.failed()),
+          std::to_string(r.never_seen()),
+          std::to_string(r.stale()),
+          absl::StrFormat("%.1f", r.percent_up_to_date())};
+}
+
+}  // namespace
+
+void Dashboard::Overview(const httplib::Request& req, const Caller& caller, const Session& session,
+                         httplib::Response& res) {
+  auto bundle = ChosenBundle(store_, req);
+  auto scope = ScopeFilter(store_, caller);
+  if (!scope.ok()) {
+    res.status = 500;
+    return;
+  }
+  std::string body = "<h1>Vue d'ensemble</h1>";
+  if (!bundle.has_value()) {
+    body += "<p class=\"card\">Aucun lot d'applications n'est encore publié.</p>";
+    res.set_content(Layout("Vue d'ensemble", &caller, session.csrf, body),
+                    "text/html; charset=utf-8");
+    return;
+  }
+  const std::string lot = LotParam(bundle);
+  absl::Time stale = clock_->Now() - absl::Hours(24 * 7);
+  auto total = store_->DeploymentReport(bundle->name, bundle->sequence, "region", stale, *scope);
+  auto academies =
+      store_->DeploymentReport(bundle->name, bundle->sequence, "academie", stale, *scope);
+  auto departements =
+      store_->DeploymentReport(bundle->name, bundle->sequence, "departement", stale, *scope);
+  if (!total.ok() || !academies.ok() || !departements.ok()) {
+    res.status = 500;
+    return;
+  }
+  if (WantsCsv(req)) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : departements->rows()) rows.push_back(ReportCells(r));
+    auto cols = ReportColumns("Département");
+    std::vector<std::string> header;
+    for (const auto& c : cols) header.push_back(c.label);
+    return SendCsv(
+        res, absl::StrCat("deploiement-", bundle->name, "-", bundle->version, "-departements.csv"),
+        header, rows);
+  }
+  const auto& t = total->total();
+  absl::StrAppend(&body, "<p>Lot <strong>", Esc(bundle->name), "@", Esc(bundle->version),
+                  "</strong> : <strong>", Percent(t.percent_up_to_date()), "</strong> des ",
+                  t.devices(), " appareils à jour (", t.up_to_date(), "), ", t.in_progress(),
+                  " en cours, ", t.failed(), " en échec, ", t.never_seen(), " jamais vus, dans ",
+                  t.establishments(), " établissements.</p>");
+  std::vector<Bar> bars;
+  for (const auto& r : academies->rows()) {
+    bars.push_back({absl::StrCat("Académie de ", r.label()), r.percent_up_to_date(), "",
+                    absl::StrCat(" (", r.up_to_date(), "/", r.devices(), ")")});
+  }
+  body += BarChart("Part des appareils à jour, par académie", bars);
+  bars.clear();
+  std::vector<std::vector<std::string>> rows, cells;
+  for (const auto& r : departements->rows()) {
+    std::string href = absl::StrCat("/departement/", r.group(), "?", lot);
+    bars.push_back({r.label(), r.percent_up_to_date(), href,
+                    absl::StrCat(" (", r.up_to_date(), "/", r.devices(), ")")});
+    rows.push_back(ReportCells(r));
+    rows.back()[0] = r.group();
+    auto c = ReportCells(r);
+    for (auto& x : c) x = Esc(x);
+    c[0] = absl::StrCat("<a href=\"", Esc(href), "\">", Esc(r.label()), "</a>");
+    c[8] = Percent(r.percent_up_to_date());
+    cells.push_back(c);
+  }
+  body += BarChart("Part des appareils à jour, par département", bars);
+  absl::StrAppend(
+      &body,
+      "<h2>Par département</h2><p class=\"actions\"><a class=\"btn light\" "
+      "href=\"/?",
+      lot, "&amp;format=csv\">Télécharger (CSV)</a></p>",
+      SortedTable(req, absl::StrCat("/?", lot), ReportColumns("Département"), rows, cells));
+  res.set_content(Layout("Vue d'ensemble", &caller, session.csrf, body),
+                  "text/html; charset=utf-8");
+}
+
+void Dashboard::Establishments(const httplib::Request& req, const Caller& caller,
+                               const Session& session, httplib::Response& res,
+                               const std::string& kind, const std::string& code) {
+  parc::v1::ListEstablishmentsRequest filter;
+  if (kind == "departement") {
+    filter.set_departement(common::NormalizeDepartement(code));
+  } else {
+    filter.set_commune(code);
+  }
+  auto in_area = store_->ListEstablishments(filter);
+  if (!in_area.ok()) {
+    res.status = 500;
+    return;
+  }
+  std::set<std::string> within;
+  std::string place;
+  for (const auto& e : *in_area) {
+    within.insert(e.uai());
+    place = kind == "departement"
+                ? absl::StrCat(e.departement(), " ", common::DepartementName(e.departement()))
+                : e.commune_name();
+  }
+  auto scope = ScopeFilter(store_, caller, within);
+  auto bundle = ChosenBundle(store_, req);
+  if (!scope.ok() || *scope == "[]" || !bundle.has_value()) {
+    res.status = 404;
+    res.set_content(Layout("Introuvable", &caller, session.csrf,
+                           "<h1>Introuvable</h1><p>Rien à afficher ici.</p>"),
+                    "text/html; charset=utf-8");
+    return;
+  }
+  auto report = store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
+                                         clock_->Now() - absl::Hours(24 * 7), *scope);
+  if (!report.ok()) {
+    res.status = 500;
+    return;
+  }
+  const std::string lot = LotParam(bundle);
+  const std::string title = kind == "departement" ? absl::StrCat("Département ", place)
+                                                  : absl::StrCat("Commune : ", place);
+  std::vector<Column> columns = ReportColumns("Établissement");
+  columns.insert(columns.begin() + 1, Column{"uai", "UAI"});
+  std::vector<std::vector<std::string>> rows, cells;
+  for (const auto& r : report->rows()) {
+    auto values = ReportCells(r);
+    values.insert(values.begin() + 1, r.group());
+    rows.push_back(values);
+    std::vector<std::string> c;
+    for (const auto& v : values) c.push_back(Esc(v));
+    c[0] = absl::StrCat("<a href=\"/etablissement/", Esc(r.group()), "?", lot, "\">",
+                        Esc(r.label()), "</a>");
+    c[9] = Percent(r.percent_up_to_date());
+    cells.push_back(c);
+  }
+  if (WantsCsv(req)) {
+    std::vector<std::string> header;
+    for (const auto& c : columns) header.push_back(c.label);
+    return SendCsv(res, absl::StrCat("etablissements-", kind, "-", code, ".csv"), header, rows);
+  }
+  std::string base = absl::StrCat("/", kind, "/", code, "?", lot);
+  std::string body = absl::StrCat(
+      "<h1>", Esc(title), "</h1><p>Lot ", Esc(bundle->name), "@", Esc(bundle->version), " : ",
+      Percent(report->total().percent_up_to_date()), " des ", report->total().devices(),
+      " appareils à jour.</p><p class=\"actions\"><a class=\"btn light\" href=\"", Esc(base),
+      "&amp;format=csv\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
+  res.set_content(Layout(title, &caller, session.csrf, body), "text/html; charset=utf-8");
+}
+
+void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
+                              const Session& session, httplib::Response& res,
+                              const std::string& uai) {
+  auto est = store_->GetEstablishment(uai);
+  auto bundle = ChosenBundle(store_, req);
+  if (!est.ok() || !caller.scope.Contains(*est)) {
+    res.status = 404;
+    res.set_content(Layout("Introuvable", &caller, session.csrf,
+                           "<h1>Introuvable</h1><p>Aucun établissement de ce code.</p>"),
+                    "text/html; charset=utf-8");
+    return;
+  }
+  auto scope = ScopeFilter(store_, caller, std::set<std::string>{uai});
+  auto devices = scope.ok() ? store_->ListDeviceStates(bundle ? bundle->name : "",
+                                                       bundle ? bundle->sequence : 0, *scope)
+                            : absl::StatusOr<std::vector<DeviceState>>(scope.status());
+  if (!devices.ok()) {
+    res.status = 500;
+    return;
+  }
+  std::vector<Column> columns = {{"appareil", "Appareil"},       {"type", "Type"},
+                                 {"modele", "Modèle"},           {"serie", "N° de série"},
+                                 {"contact", "Dernier contact"}, {"etat", "État du lot"},
+                                 {"erreur", "Dernière erreur"}};
+  std::vector<std::vector<std::string>> rows, cells;
+  for (const auto& d : *devices) {
+    // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
+    std::string model = absl::StartsWithIgnoreCase(d.device.model(), d.device.manufacturer())
+                            ? d.device.model()
+                            : absl::StrCat(d.device.manufacturer(), " ", d.device.model());
+    std::vector<std::string> values = {d.device.id(),
+                                       KindLabel(d.device.kind()),
+                                       std::string(absl::StripAsciiWhitespace(model)),
+                                       d.device.serial(),
+                                       When(d.device.last_seen_at()),
+                                       StateLabel(d.state),
+                                       d.message.empty() ? d.reason : d.message};
+    rows.push_back(values);
+    std::vector<std::string> c;
+    for (const auto& v : values) c.push_back(Esc(v));
+    c[0] = absl::StrCat("<a href=\"/appareil/", Esc(d.device.id()), "\">",
+                        Esc(d.device.hostname().empty() ? d.device.id() : d.device.hostname()),
+                        "</a>");
+    bool ok = d.state == parc::v1::DEPLOYMENT_STATE_INSTALLED;
+    bool ko = d.state == parc::v1::DEPLOYMENT_STATE_FAILED ||
+              d.state == parc::v1::DEPLOYMENT_STATE_REFUSED;
+    c[5] = absl::StrCat("<span class=\"", ok ? "ok" : ko ? "ko" : "muted", "\">", c[5], "</span>");
+    cells.push_back(c);
+  }
+  if (WantsCsv(req)) {
+    std::vector<std::string> header;
+    for (const auto& c : columns) header.push_back(c.label);
+    return SendCsv(res, absl::StrCat("appareils-", uai, ".csv"), header, rows);
+  }
+  const std::string base = absl::StrCat("/etablissement/", uai, "?", LotParam(bundle));
+  std::string body = absl::StrCat(
+      "<h1>", Esc(est->name()), "</h1><p>", Esc(uai), " — ", Esc(est->commune_name()), " (",
+      Esc(est->departement()), ") — équipement : ", Esc(est->collectivite_name()), "</p>",
+      bundle ? absl::StrCat("<p>Lot ", Esc(bundle->name), "@", Esc(bundle->version), "</p>") : "",
+      "<p class=\"actions\"><a class=\"btn light\" href=\"", Esc(base),
+      "&amp;format=csv\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
+  res.set_content(Layout(est->name(), &caller, session.csrf, body), "text/html; charset=utf-8");
+}
+
+void Dashboard::Device(const httplib::Request&, const Caller& caller, const Session& session,
+                       httplib::Response& res, const std::string& id) {
+  auto scope = ScopeFilter(store_, caller);
+  auto details =
+      scope.ok() ? store_->GetDevice(id, *scope) : absl::StatusOr<DeviceDetails>(scope.status());
+  if (!details.ok()) {
+    res.status = absl::IsNotFound(details.status()) ? 404 : 500;
+    res.set_content(Layout("Introuvable", &caller, session.csrf,
+                           "<h1>Introuvable</h1><p>Aucun appareil de ce code.</p>"),
+                    "text/html; charset=utf-8");
+    return;
+  }
+  const auto& d = details->device;
+  std::string body = absl::StrCat(
+      "<h1>", Esc(d.hostname().empty() ? d.id() : d.hostname()),
+      "</h1><div class=\"card wrap\">"
+      "<table><tbody>",
+      "<tr><th scope=\"row\">Appareil</th><td>", Esc(d.id()), "</td></tr>",
+      "<tr><th scope=\"row\">Établissement</th><td><a href=\"/etablissement/", Esc(d.uai()), "\">",
+      Esc(d.establishment_name()), "</a> (", Esc(d.uai()), ")</td></tr>",
+      "<tr><th scope=\"row\">Type</th><td>", Esc(KindLabel(d.kind())), "</td></tr>",
+      "<tr><th scope=\"row\">Modèle</th><td>", Esc(d.manufacturer()), " ", Esc(d.model()),
+      "</td></tr><tr><th scope=\"row\">N° de série</th><td>", Esc(d.serial()), "</td></tr>",
+      "<tr><th scope=\"row\">Système</th><td>", Esc(d.os()), "</td></tr>",
+      "<tr><th scope=\"row\">Agent</th><td>", Esc(d.agent_version()), "</td></tr>",
+      "<tr><th scope=\"row\">Inscrit le</th><td>", When(d.enrolled_at()), "</td></tr>",
+      "<tr><th scope=\"row\">Dernier contact</th><td>", When(d.last_seen_at()), "</td></tr>",
+      "</tbody></table></div>");
+  auto packages = store_->DevicePackages(d.id());
+  body += "<h2>Applications du lot</h2>";
+  if (!packages.ok() || packages->empty()) {
+    body += "<p class=\"muted\">Aucun déploiement pour cet appareil.</p>";
+  } else {
+    body +=
+        "<div class=\"wrap\"><table><thead><tr><th scope=\"col\">Application</th>"
+        "<th scope=\"col\">Version</th><th scope=\"col\">État</th><th scope=\"col\">"
+        "Erreur</th></tr></thead><tbody>";
+    for (const auto& p : *packages) {
+      std::string error = Esc(p.reason());
+      if (p.exit_status() != 0) absl::StrAppend(&error, " (code ", p.exit_status(), ")");
+      if (!p.output_tail().empty()) {
+        absl::StrAppend(&error, "<pre>",
+                        Esc(p.output_tail().substr(
+                            p.output_tail().size() > 400 ? p.output_tail().size() - 400 : 0)),
+                        "</pre>");
+      }
+      absl::StrAppend(&body, "<tr><th scope=\"row\">", Esc(p.package_id()), "</th><td>",
+                      Esc(p.version()), "</td><td>", Esc(PackageStateLabel(p.state())), "</td><td>",
+                      error, "</td></tr>");
+    }
+    body += "</tbody></table></div>";
+  }
+  body += "<h2>Derniers contacts</h2><ul>";
+  for (absl::Time t : details->recent_checkins) {
+    google::protobuf::Timestamp ts;
+    ts.set_seconds(absl::ToUnixSeconds(t));
+    absl::StrAppend(&body, "<li>", When(ts), "</li>");
+  }
+  body += "</ul>";
+  if (details->inventory.has_value()) {
+    absl::StrAppend(&body, "<h2>Inventaire</h2><pre class=\"card\">",
+                    Esc(common::FormatInventoryText(*details->inventory)), "</pre>");
+  }
+  res.set_content(Layout(d.id(), &caller, session.csrf, body), "text/html; charset=utf-8");
+}
+
+void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
+                         httplib::Response& res) {
+  auto rollouts = rollouts_->ListVisible(caller);
+  auto scope = ScopeFilter(store_, caller);
+  if (!rollouts.ok() || !scope.ok()) {
+    res.status = 500;
+    return;
+  }
+  std::string body = "<h1>Déploiements</h1>";
+  static const std::map<std::string, std::string> kRefusals = {
+      {"role", "Action refusée : votre rôle ne permet pas de modifier un déploiement."},
+      {"perimetre",
+       "Action refusée : ce déploiement a été créé par un autre opérateur et dépasse votre "
+       "périmètre ; seuls son auteur et les administrateurs ou éditeurs régionaux peuvent le "
+       "modifier."},
+      {"etat", "Action impossible : l'état du déploiement a changé entre-temps."}};
+  if (req.has_param("refus")) {
+    auto it = kRefusals.find(req.get_param_value("refus"));
+    body += absl::StrCat("<p class=\"error\" role=\"alert\">",
+                         it != kRefusals.end() ? it->second : kRefusals.at("role"), "</p>");
+  }
+  if (rollouts->empty()) body += "<p class=\"card\">Aucun déploiement.</p>";
+  for (auto it = rollouts->rbegin(); it != rollouts->rend(); ++it) {
+    const RolloutRecord& r = *it;
+    auto counts = store_->RolloutCounts(r.id, *scope);
+    if (!counts.ok()) continue;
+    std::vector<EstablishmentCounts> waves(r.wave_count);
+    for (const auto& c : *counts) {
+      if (c.wave >= waves.size()) continue;
+      waves[c.wave].targeted += c.targeted;
+      waves[c.wave].installed += c.installed;
+      waves[c.wave].failed += c.failed;
+      waves[c.wave].in_progress += c.in_progress;
+    }
+    static const std::map<std::string, std::string> kStates = {{"draft", "en préparation"},
+                                                               {"running", "en cours"},
+                                                               {"paused", "en pause"},
+                                                               {"completed", "terminé"},
+                                                               {"cancelled", "annulé"}};
+    absl::StrAppend(&body, "<section class=\"card\"><h2>", Esc(r.bundle_name), "@",
+                    Esc(r.bundle_version), " — ",
+                    Esc(kStates.count(r.state) ? kStates.at(r.state) : r.state),
+                    "</h2><p class=\"muted\">", Esc(r.id), " · cible ", Esc(r.target),
+                    r.state_reason.empty() ? "" : absl::StrCat(" · ", Esc(r.state_reason)), "</p>");
+    std::vector<Bar> bars;
+    for (size_t w = 0; w < waves.size(); ++w) {
+      double pct = waves[w].targeted == 0 ? 0 : 100.0 * waves[w].installed / waves[w].targeted;
+      bars.push_back({absl::StrCat("Vague ", w + 1,
+                                   w <= r.current_wave && r.state != "draft" ? "" : " (à venir)"),
+                      pct, "",
+                      absl::StrCat(" : ", waves[w].installed, "/", waves[w].targeted,
+                                   " installés, ", waves[w].failed, " en échec")});
+    }
+    body += BarChart("Appareils installés par vague", bars);
+    if (rollouts_->MayChange(caller, r).ok() && (r.state == "running" || r.state == "paused")) {
+      std::string action = r.state == "running" ? "pause" : "reprise";
+      absl::StrAppend(&body, "<form method=\"post\" action=\"/deploiements/", Esc(r.id), "/",
+                      action, "\"><input type=\"hidden\" name=\"csrf\" value=\"", Esc(session.csrf),
+                      "\"><button class=\"btn\" type=\"submit\">",
+                      r.state == "running" ? "Mettre en pause" : "Reprendre", "</button></form>");
+    }
+    body += "</section>";
+  }
+  res.set_content(Layout("Déploiements", &caller, session.csrf, body), "text/html; charset=utf-8");
+}
+
+void Dashboard::RolloutAction(const httplib::Request& req, httplib::Response& res,
+                              const std::string& id, const std::string& action) {
+  Session session;
+  auto caller = SignedIn(req, &session);
+  if (!caller.has_value()) {
+    res.status = 303;
+    res.set_header("Location", "/connexion");
+    return;
+  }
+  if (!CheckCsrf(req, session)) {
+    res.status = 403;
+    res.set_content("Requête refusée (jeton anti-CSRF absent ou invalide).\n",
+                    "text/plain; charset=utf-8");
+    return;
+  }
+  // The same action as parcctl's (RolloutActions): same rule, same answers, same audit.
+  const std::string verb = action == "pause" ? "pause" : "resume";
+  std::promise<absl::StatusOr<RolloutRecord>> done;
+  rollouts_->Apply(*caller, id, verb,
+                   [&](absl::StatusOr<RolloutRecord> r) { done.set_value(std::move(r)); });
+  const absl::Status outcome = done.get_future().get().status();
+  AuditRecord audit;
+  audit.at = clock_->Now();
+  audit.operator_id = caller->record.id;
+  audit.operator_name = caller->record.name;
+  audit.action = "UpdateRollout";
+  audit.target = absl::StrCat("id: \"", id, "\" action: \"", verb, "\" (tableau de bord)");
+  audit.outcome =
+      outcome.ok() ? "ok" : common::StatusCodeName(static_cast<grpc::StatusCode>(outcome.code()));
+  audit.detail = std::string(outcome.message()).substr(0, 300);
+  store_->AppendAudit(std::move(audit), [](absl::StatusOr<bool>) {});
+  if (absl::IsNotFound(outcome)) {
+    res.status = 404;
+    res.set_content(Layout("Introuvable", &*caller, session.csrf,
+                           "<h1>Introuvable</h1><p>Aucun déploiement de ce code.</p>"),
+                    "text/html; charset=utf-8");
+    return;
+  }
+  res.status = 303;
+  const char* refusal = outcome.ok()                                    ? nullptr
+                        : absl::IsFailedPrecondition(outcome)           ? "etat"
+                        : caller->HasRole({kRoleAdmin, kRolePublisher}) ? "perimetre"
+                                                                        : "role";
+  res.set_header("Location", refusal == nullptr ? std::string("/deploiements")
+                                                : absl::StrCat("/deploiements?refus=", refusal));
+}
+
+}  // namespace parc::server
