@@ -35,6 +35,17 @@ constexpr char kCookie[] = "parc_session";
 
 }  // namespace
 
+bool MetricsAllowed(Store* store, const std::string& remote_addr,
+                    const std::string& authorization) {
+  const bool loopback = remote_addr == "::1" || absl::StartsWith(remote_addr, "127.") ||
+                        absl::StartsWith(remote_addr, "::ffff:127.");
+  if (loopback) return true;
+  const std::string token =
+      absl::StartsWith(authorization, "Bearer ") ? authorization.substr(7) : "";
+  auto caller = AuthenticateOperator(store, token, {});
+  return caller.ok() && caller->scope.is_region();
+}
+
 std::string SafeNextPath(const std::string& suite) {
   // One of the dashboard's own pages, with a query of the characters its links use. Anything
   // else (absolute or protocol-relative URLs, backslashes, tabs and newlines that browsers
@@ -123,20 +134,12 @@ void Dashboard::Register(httplib::Server* http) {
   http->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     // Fleet-wide figures: for a scraper on the server itself, or one presenting the token of
     // a region-wide operator (Prometheus: authorization.credentials_file).
-    const std::string& from = req.remote_addr;
-    const bool loopback =
-        from == "::1" || absl::StartsWith(from, "127.") || absl::StartsWith(from, "::ffff:127.");
-    if (!loopback) {
-      std::string header = req.get_header_value("Authorization");
-      std::string token = absl::StartsWith(header, "Bearer ") ? header.substr(7) : "";
-      auto caller = AuthenticateOperator(store_, token, {});
-      if (!caller.ok() || !caller->scope.is_region()) {
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "Bearer realm=\"parc metrics\"");
-        res.set_content("metrics need a region-wide operator token (Authorization: Bearer)\n",
-                        "text/plain; charset=utf-8");
-        return;
-      }
+    if (!MetricsAllowed(store_, req.remote_addr, req.get_header_value("Authorization"))) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer realm=\"parc metrics\"");
+      res.set_content("metrics need a region-wide operator token (Authorization: Bearer)\n",
+                      "text/plain; charset=utf-8");
+      return;
     }
     std::string text = metrics_->RenderPrometheus();
     if (options_.extra_metrics) text += options_.extra_metrics();

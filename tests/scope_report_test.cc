@@ -11,6 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "parc/v1/admin.pb.h"
+#include "server/dashboard.h"
 #include "tests/test_util.h"
 #include "tools/bundle/bundle_tool.h"
 
@@ -342,6 +343,18 @@ TEST_F(ScopeTest, ScopedAdminsListOnlyOperatorsAndAuditOfTheirScope) {
   ASSERT_EQ(audit.status, 0) << audit.err;
   // The region admin's actions (operators created, rollouts started) are not 31's to read.
   EXPECT_FALSE(absl::StrContains(audit.out, "\"operatorName\": \"admin\"")) << audit.out;
+}
+
+TEST_F(ScopeTest, MetricsAnswerTheServerItselfOrARegionWideToken) {
+  const std::string region_viewer = CreateOperator("prometheus", "viewer", "region");
+  const std::string viewer31 = CreateOperator("cd31-metrics", "viewer", "departement:31");
+  server::Store* store = server_->server()->store();
+  EXPECT_TRUE(server::MetricsAllowed(store, "127.0.0.1", ""));
+  EXPECT_TRUE(server::MetricsAllowed(store, "::1", ""));
+  EXPECT_FALSE(server::MetricsAllowed(store, "10.31.0.7", ""));
+  EXPECT_FALSE(server::MetricsAllowed(store, "10.31.0.7", "Bearer " + viewer31));
+  EXPECT_FALSE(server::MetricsAllowed(store, "10.31.0.7", "Bearer o000000000000.bad"));
+  EXPECT_TRUE(server::MetricsAllowed(store, "10.31.0.7", "Bearer " + region_viewer));
 }
 
 TEST_F(ScopeTest, CollectiviteScopesFollowWhoOwnsTheEquipment) {
