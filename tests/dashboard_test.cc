@@ -19,17 +19,6 @@ constexpr char kScript[] = "<script>alert(1)</script>";
 constexpr char kImg[] = "<img src=x onerror=alert(2)>";
 constexpr char kFormula[] = "=HYPERLINK(\"https://evil.example\";\"cliquez\")";
 
-CommandResult RunBundleTool(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"parc-bundle"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::ostringstream out, err;
-  CommandResult r;
-  r.status = bundle::BundleMain(argv, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
 class DashboardTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -37,17 +37,6 @@ namespace {
 constexpr char kFermat[] = "0310036W";
 constexpr char kJoffre[] = "0340001S";
 
-CommandResult RunBundleTool(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"parc-bundle"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::ostringstream out, err;
-  CommandResult r;
-  r.status = bundle::BundleMain(argv, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
 std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::string s(n, '\0');

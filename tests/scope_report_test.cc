@@ -18,17 +18,6 @@
 namespace parc::testing {
 namespace {
 
-CommandResult RunBundleTool(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"parc-bundle"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::ostringstream out, err;
-  CommandResult r;
-  r.status = bundle::BundleMain(argv, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
 template <typename T>
 T FromJson(const std::string& json) {
   T message;

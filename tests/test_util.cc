@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "gtest/gtest.h"
+#include "tools/bundle/bundle_tool.h"
 #include "tools/parcctl/ctl.h"
 
 namespace parc::testing {
@@ -147,26 +149,37 @@ std::vector<parc::v1::Device> TestServer::ListDevices(const parc::v1::ListDevice
   return {response.devices().begin(), response.devices().end()};
 }
 
-CommandResult RunAgent(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"parc-agent"};
+namespace {
+
+// Runs a program's main (args without the program name) and collects what it printed.
+CommandResult RunMain(
+    const char* program, const std::vector<std::string>& args,
+    const std::function<int(const std::vector<std::string>&, std::ostream&, std::ostream&)>& main) {
+  std::vector<std::string> argv = {program};
   argv.insert(argv.end(), args.begin(), args.end());
   std::ostringstream out, err;
   CommandResult r;
-  r.status = agent::AgentMain(argv, out, err);
+  r.status = main(argv, out, err);
   r.out = out.str();
   r.err = err.str();
   return r;
 }
 
+}  // namespace
+
+CommandResult RunAgent(const std::vector<std::string>& args) {
+  return RunMain("parc-agent", args,
+                 [](const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+                   return agent::AgentMain(argv, out, err);
+                 });
+}
+
 CommandResult RunCtl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"parcctl"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::ostringstream out, err;
-  CommandResult r;
-  r.status = cli::CtlMain(argv, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
+  return RunMain("parcctl", args, cli::CtlMain);
+}
+
+CommandResult RunBundleTool(const std::vector<std::string>& args) {
+  return RunMain("parc-bundle", args, bundle::BundleMain);
 }
 
 }  // namespace parc::testing

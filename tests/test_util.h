@@ -85,5 +85,6 @@ struct CommandResult {
 };
 CommandResult RunAgent(const std::vector<std::string>& args);
 CommandResult RunCtl(const std::vector<std::string>& args);
+CommandResult RunBundleTool(const std::vector<std::string>& args);
 
 }  // namespace parc::testing
