@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "agent/installer.h"
@@ -19,7 +20,9 @@ int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) { return
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {
-    char tmpl[] = "/tmp/parc-fuzz-archive.XXXXXX";
+    // In memory (tmpfs) when there is one: each input is unpacked to disk.
+    char tmpl[] = "/dev/shm/parc-fuzz-archive.XXXXXX";
+    if (::access("/dev/shm", W_OK) != 0) std::strcpy(tmpl, "/tmp/parc-fuzz-archive.XXXXXX");
     return std::string(::mkdtemp(tmpl));
   }();
   const std::string artifact = dir + "/artifact";
