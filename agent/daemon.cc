@@ -464,7 +464,7 @@ void Daemon::EndCycle(absl::Status status) {
     return;
   }
   // Between cycles the agent holds no connection: gRPC's threads and timers end with its last
-  // channel, so an idle agent sleeps until its next check-in (P7 of benchmarks.md), and the
+  // channel, so an idle agent sleeps until its next check-in (P7 of docs/performance.md), and the
   // memory they used goes back to the system. A check-in an hour costs one TLS handshake.
   client_.reset();
   client_server_.clear();

@@ -1,7 +1,7 @@
 // parc-agent: the command technicians type and the service runs.
 //
 // This program is small on purpose: it collects and prints the inventory itself (P6 of
-// benchmarks.md: a one-shot inventory must stay far below FusionInventory's memory), and
+// docs/performance.md: a one-shot inventory must stay far below FusionInventory's memory), and
 // hands every other command to the full agent, parc-agent-full (next to it in a build tree,
 // /usr/lib/parc in the package), which links gRPC, libcurl, libarchive and SQLite. It links
 // none of those, and protobuf and Abseil statically when it can (agent/CMakeLists.txt).

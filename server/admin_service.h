@@ -20,9 +20,8 @@ struct BundleConfig {
   // Publisher keys the server checks manifests against, and how many must have signed.
   std::vector<common::PublicKey> publisher_keys;
   int signature_threshold = 1;
-  // Called after a rollout changed state, to evaluate it (may be empty).
-  std::function<void(const std::string& rollout_id)> rollout_changed;
-  // Who sees and changes rollouts (shared with the dashboard). Required.
+  // Who sees and changes rollouts, and asks for their evaluation after a change (shared with
+  // the dashboard). Required.
   RolloutActions* rollouts = nullptr;
 };
 

@@ -26,8 +26,7 @@ std::string SafeNextPath(const std::string& suite);
 
 // Whether /metrics answers a request (fleet-wide figures): from the server itself (loopback),
 // or with the bearer token of a region-wide operator, whatever its role.
-bool MetricsAllowed(Store* store, const std::string& remote_addr,
-                    const std::string& authorization);
+bool MetricsAllowed(Store* store, const std::string& remote_addr, const std::string& authorization);
 
 // The web dashboard for collectivités and operators, served by parc-server over HTTPS:
 // server-rendered French HTML with inline SVG charts, no external resources, every table

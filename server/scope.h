@@ -16,7 +16,7 @@ namespace parc::server {
 //   departement:31            the establishments of a département (all types)
 //   commune:31555[,31069…]    the establishments of communes (a commune, or an EPCI's list)
 //   uai:0310036W[,…]          a list of establishments
-// and, following who owns the equipment (domain.md):
+// and, following who owns the equipment (docs/design.md, "Operators: roles, scopes, audit"):
 //   collectivite:region               the lycées and EREA (the Conseil régional)
 //   collectivite:departement:31       the collèges of département 31 (its Conseil départemental)
 //   collectivite:commune:31555[,…]    the écoles of communes (a commune or EPCI)

@@ -68,7 +68,6 @@ absl::Status Server::Init() {
         absl::StrCat("--signature-threshold ", options_.signature_threshold, " with ",
                      bundles.publisher_keys.size(), " publisher key(s)"));
   }
-  bundles.rollout_changed = [this](const std::string& id) { EvaluateRolloutSoon(id); };
   rollout_actions_ = std::make_unique<RolloutActions>(
       store_.get(), options_.clock, [this](const std::string& id) { EvaluateRolloutSoon(id); });
   bundles.rollouts = rollout_actions_.get();

@@ -217,7 +217,7 @@ ALTER TABLE software_sets ADD COLUMN base_hash TEXT;
 CREATE INDEX software_sets_base ON software_sets(base_hash);
 )sql";
 
-// Counts the deployment report reads instead of scanning every device (P5 of benchmarks.md):
+// Counts the deployment report reads instead of scanning every device (P5 of docs/performance.md):
 // devices per (establishment, kind, UTC day of last check-in; -1: never seen), each device's
 // best state per bundle over its rollouts, and devices per (bundle, establishment, kind, best
 // state). Triggers keep them, so every write path (enrollment, check-in, move, retirement,

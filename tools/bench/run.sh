@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks P1-P10 of benchmarks.md, each figure next to a reference measured in the same run
+# Benchmarks P1-P10 of docs/performance.md, each figure next to a reference measured in the same run
 # on the same machine, and the ratio. Results: a table on stdout and build/bench/results.json.
 #
 #   tools/bench/run.sh            full size: 300,000 devices, 1 GiB artifact (about 15 minutes)
