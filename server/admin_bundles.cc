@@ -148,236 +148,229 @@ parc::v1::Rollout RolloutProto(const RolloutRecord& r) {
   return p;
 }
 
+namespace {
+
+constexpr std::initializer_list<absl::string_view> kEveryRole = {kRoleAdmin, kRolePublisher,
+                                                                 kRoleTechnician, kRoleViewer};
+constexpr std::initializer_list<absl::string_view> kPublishers = {kRoleAdmin, kRolePublisher};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminServiceImpl::MissingArtifacts(
     grpc::CallbackServerContext* context, const parc::v1::MissingArtifactsRequest* request,
     parc::v1::MissingArtifactsResponse* response) {
-  constexpr absl::string_view kMethod = "MissingArtifacts";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (request->sha256_size() > 10000) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("at most 10000 hashes per call"));
-  }
-  for (const auto& sha : request->sha256()) {
-    if (!ArtifactStore::IsSha256(sha)) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(
-                           absl::StrCat("\"", sha.substr(0, 80), "\" is not a SHA-256 in hex")));
-    }
-    if (!bundles_.artifacts->Has(sha)) response->add_sha256(sha);
-  }
-  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  return Handle(context, "MissingArtifacts", kPublishers,
+                [&](const Caller&, UnaryCall&) -> absl::Status {
+                  if (request->sha256_size() > 10000) {
+                    return absl::InvalidArgumentError("at most 10000 hashes per call");
+                  }
+                  for (const auto& sha : request->sha256()) {
+                    if (!ArtifactStore::IsSha256(sha)) {
+                      return absl::InvalidArgumentError(
+                          absl::StrCat("\"", sha.substr(0, 80), "\" is not a SHA-256 in hex"));
+                    }
+                    if (!bundles_.artifacts->Has(sha)) response->add_sha256(sha);
+                  }
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerReadReactor<parc::v1::ArtifactChunk>* AdminServiceImpl::UploadArtifact(
     grpc::CallbackServerContext* context, parc::v1::UploadArtifactResponse* response) {
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
+  auto op = Authorize(*context, kPublishers);
   return new UploadReactor(bundles_.artifacts, metrics_, op.status(), response);
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::PublishBundle(
     grpc::CallbackServerContext* context, const parc::v1::PublishBundleRequest* request,
     parc::v1::BundleSummary* response) {
-  constexpr absl::string_view kMethod = "PublishBundle";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (bundles_.publisher_keys.empty()) {
-    return FinishNow(
-        context, metrics_, kMethod,
-        absl::FailedPreconditionError("this server has no publisher keys: start parc-server with "
-                                      "--publisher-key FILE.pub for each académie's key"));
-  }
-  common::TrustPolicy policy;
-  policy.holder = "this server";
-  policy.keys = bundles_.publisher_keys;
-  policy.threshold = bundles_.signature_threshold;
-  policy.now = clock_->Now();
-  auto manifest = common::VerifyManifest(request->bundle(), policy);
-  if (!manifest.ok()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::Status(manifest.status().code(),
-                                  absl::StrCat("refused (", common::TrustReason(manifest.status()),
-                                               "): ", manifest.status().message())));
-  }
-  BundleRecord b;
-  b.name = manifest->name();
-  b.version = manifest->version();
-  b.sequence = manifest->sequence();
-  b.signed_manifest = request->bundle().SerializeAsString();
-  b.manifest_sha256 = common::Sha256Hex(b.signed_manifest);
-  b.published_at = clock_->Now();
-  b.expires_at = absl::FromUnixSeconds(manifest->expires_at());
-  b.package_count = static_cast<uint32_t>(manifest->packages_size());
-  b.published_by = op->record.name;
-  std::vector<std::string> missing;
-  for (const auto& pkg : manifest->packages()) {
-    b.total_bytes += pkg.artifact().size();
-    if (!bundles_.artifacts->Has(pkg.artifact().sha256())) {
-      missing.push_back(absl::StrCat(pkg.id(), " (", pkg.artifact().sha256(), ")"));
-    }
-  }
-  if (!missing.empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::FailedPreconditionError(absl::StrCat("artifacts not uploaded yet: ",
-                                                                absl::StrJoin(missing, ", "))));
-  }
-  for (const auto& sig : request->bundle().signatures()) b.signers.push_back(sig.key_id());
-  *response = SummaryProto(b);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->InsertBundle(std::move(b), [this, reactor](absl::StatusOr<bool> r) {
-    FinishRpc(reactor, metrics_, "PublishBundle", r.status());
-  });
-  return reactor;
+  return Handle(
+      context, "PublishBundle", kPublishers,
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        if (bundles_.publisher_keys.empty()) {
+          return absl::FailedPreconditionError(
+              "this server has no publisher keys: start parc-server with --publisher-key FILE.pub "
+              "for each académie's key");
+        }
+        common::TrustPolicy policy;
+        policy.holder = "this server";
+        policy.keys = bundles_.publisher_keys;
+        policy.threshold = bundles_.signature_threshold;
+        policy.now = clock_->Now();
+        auto manifest = common::VerifyManifest(request->bundle(), policy);
+        if (!manifest.ok()) {
+          return absl::Status(manifest.status().code(),
+                              absl::StrCat("refused (", common::TrustReason(manifest.status()),
+                                           "): ", manifest.status().message()));
+        }
+        BundleRecord b;
+        b.name = manifest->name();
+        b.version = manifest->version();
+        b.sequence = manifest->sequence();
+        b.signed_manifest = request->bundle().SerializeAsString();
+        b.manifest_sha256 = common::Sha256Hex(b.signed_manifest);
+        b.published_at = clock_->Now();
+        b.expires_at = absl::FromUnixSeconds(manifest->expires_at());
+        b.package_count = static_cast<uint32_t>(manifest->packages_size());
+        b.published_by = op.record.name;
+        std::vector<std::string> missing;
+        for (const auto& pkg : manifest->packages()) {
+          b.total_bytes += pkg.artifact().size();
+          if (!bundles_.artifacts->Has(pkg.artifact().sha256())) {
+            missing.push_back(absl::StrCat(pkg.id(), " (", pkg.artifact().sha256(), ")"));
+          }
+        }
+        if (!missing.empty()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("artifacts not uploaded yet: ", absl::StrJoin(missing, ", ")));
+        }
+        for (const auto& sig : request->bundle().signatures()) b.signers.push_back(sig.key_id());
+        *response = SummaryProto(b);
+        store_->InsertBundle(std::move(b),
+                             [done = call.Later()](absl::StatusOr<bool> r) { done(r.status()); });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListBundles(grpc::CallbackServerContext* context,
                                                         const parc::v1::ListBundlesRequest* request,
                                                         parc::v1::ListBundlesResponse* response) {
-  constexpr absl::string_view kMethod = "ListBundles";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto bundles = store_->ListBundles(request->name());
-  if (bundles.ok()) {
-    for (const auto& b : *bundles) *response->add_bundles() = SummaryProto(b);
-  }
-  return FinishNow(context, metrics_, kMethod, bundles.status());
+  return Handle(context, "ListBundles", kEveryRole, [&](const Caller&, UnaryCall&) -> absl::Status {
+    PARC_ASSIGN_OR_RETURN(auto bundles, store_->ListBundles(request->name()));
+    for (const auto& b : bundles) *response->add_bundles() = SummaryProto(b);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
     grpc::CallbackServerContext* context, const parc::v1::CreateRolloutRequest* request,
     parc::v1::Rollout* response) {
-  constexpr absl::string_view kMethod = "CreateRollout";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto bundle = store_->GetBundle(request->bundle_name(), request->bundle_version());
-  if (!bundle.ok()) return FinishNow(context, metrics_, kMethod, bundle.status());
-  auto fail = [&](const std::string& message) {
-    return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError(message));
-  };
-  RolloutRecord r;
-  r.bundle_id = bundle->id;
-  r.target = request->target().empty() ? "all" : request->target();
-  for (int k : request->kinds()) {
-    if (!parc::v1::DeviceKind_IsValid(k) || k == 0) return fail("kinds: unknown device kind");
-    r.kinds.push_back(static_cast<parc::v1::DeviceKind>(k));
-  }
-  r.waves.assign(request->waves().begin(), request->waves().end());
-  if (r.waves.empty()) r.waves = {100};
-  r.success_percent = request->success_percent() == 0 ? 95 : request->success_percent();
-  if (r.success_percent > 100) return fail("success: a percentage from 1 to 100");
-  r.max_failures_percent = request->max_failures_percent();
-  r.max_failures_count = request->max_failures_count();
-  if (r.max_failures_percent > 100) return fail("max-failures: a percentage up to 100");
-  r.window_start = request->window().start_minute();
-  r.window_end = request->window().end_minute();
-  if (r.window_start >= 1440 || r.window_end >= 1440) {
-    return fail("window: minutes since midnight, below 1440");
-  }
-  r.rate_limit = request->rate_limit_bytes_per_second();
-  r.created_at = clock_->Now();
-  r.created_by = op->record.name;
-  auto id = common::RandomHex(4);
-  if (!id.ok()) return FinishNow(context, metrics_, kMethod, id.status());
-  r.id = absl::StrCat("r", *id);
-
-  auto all = store_->ListEstablishments({});
-  if (!all.ok()) return FinishNow(context, metrics_, kMethod, all.status());
-  auto selected = SelectEstablishments(r.target, *all);
-  if (!selected.ok()) return FinishNow(context, metrics_, kMethod, selected.status());
-  // An operator rolls out within its own scope only.
-  selected->erase(std::remove_if(selected->begin(), selected->end(),
-                                 [&](const auto& e) { return !op->scope.Contains(e); }),
-                  selected->end());
-  if (selected->empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::FailedPreconditionError(
-                         absl::StrCat("target \"", r.target, "\" selects no establishment")));
-  }
-  std::vector<std::string> pilots(request->pilots().begin(), request->pilots().end());
-  auto members = PlanWaves(r.id, *selected, pilots, r.waves, &r.wave_count);
-  if (!members.ok()) return FinishNow(context, metrics_, kMethod, members.status());
-  for (const auto& m : *members) {
-    if (m.wave == 0 && !pilots.empty()) r.pilots.push_back(m.uai);
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const auto establishments = static_cast<uint32_t>(members->size());
-  store_->CreateRollout(
-      std::move(r), std::move(*members),
-      [this, reactor, response, establishments](absl::StatusOr<RolloutRecord> created) {
-        if (created.ok()) {
-          *response = RolloutProto(*created);
-          response->set_establishments(establishments);
+  return Handle(
+      context, "CreateRollout", kPublishers,
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(BundleRecord bundle,
+                              store_->GetBundle(request->bundle_name(), request->bundle_version()));
+        RolloutRecord r;
+        r.bundle_id = bundle.id;
+        r.target = request->target().empty() ? "all" : request->target();
+        for (int k : request->kinds()) {
+          if (!parc::v1::DeviceKind_IsValid(k) || k == 0) {
+            return absl::InvalidArgumentError("kinds: unknown device kind");
+          }
+          r.kinds.push_back(static_cast<parc::v1::DeviceKind>(k));
         }
-        FinishRpc(reactor, metrics_, "CreateRollout", created.status());
+        r.waves.assign(request->waves().begin(), request->waves().end());
+        if (r.waves.empty()) r.waves = {100};
+        r.success_percent = request->success_percent() == 0 ? 95 : request->success_percent();
+        if (r.success_percent > 100) {
+          return absl::InvalidArgumentError("success: a percentage from 1 to 100");
+        }
+        r.max_failures_percent = request->max_failures_percent();
+        r.max_failures_count = request->max_failures_count();
+        if (r.max_failures_percent > 100) {
+          return absl::InvalidArgumentError("max-failures: a percentage up to 100");
+        }
+        r.window_start = request->window().start_minute();
+        r.window_end = request->window().end_minute();
+        if (r.window_start >= 1440 || r.window_end >= 1440) {
+          return absl::InvalidArgumentError("window: minutes since midnight, below 1440");
+        }
+        r.rate_limit = request->rate_limit_bytes_per_second();
+        r.created_at = clock_->Now();
+        r.created_by = op.record.name;
+        PARC_ASSIGN_OR_RETURN(std::string id, common::RandomHex(4));
+        r.id = absl::StrCat("r", id);
+
+        PARC_ASSIGN_OR_RETURN(auto all, store_->ListEstablishments({}));
+        PARC_ASSIGN_OR_RETURN(auto selected, SelectEstablishments(r.target, all));
+        // An operator rolls out within its own scope only.
+        selected.erase(std::remove_if(selected.begin(), selected.end(),
+                                      [&](const auto& e) { return !op.scope.Contains(e); }),
+                       selected.end());
+        if (selected.empty()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("target \"", r.target, "\" selects no establishment"));
+        }
+        std::vector<std::string> pilots(request->pilots().begin(), request->pilots().end());
+        PARC_ASSIGN_OR_RETURN(auto members,
+                              PlanWaves(r.id, selected, pilots, r.waves, &r.wave_count));
+        for (const auto& m : members) {
+          if (m.wave == 0 && !pilots.empty()) r.pilots.push_back(m.uai);
+        }
+        const auto establishments = static_cast<uint32_t>(members.size());
+        store_->CreateRollout(
+            std::move(r), std::move(members),
+            [response, establishments, done = call.Later()](absl::StatusOr<RolloutRecord> created) {
+              if (created.ok()) {
+                *response = RolloutProto(*created);
+                response->set_establishments(establishments);
+              }
+              done(created.status());
+            });
+        return absl::OkStatus();
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::UpdateRollout(
     grpc::CallbackServerContext* context, const parc::v1::UpdateRolloutRequest* request,
     parc::v1::Rollout* response) {
-  constexpr absl::string_view kMethod = "UpdateRollout";
   // Every role may ask: RolloutActions answers who may change what (same rule as the
   // dashboard).
-  auto op = Authorize(*context, {});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  bundles_.rollouts->Apply(*op, request->id(), request->action(),
-                           [this, reactor, response](absl::StatusOr<RolloutRecord> r) {
-                             if (r.ok()) *response = RolloutProto(*r);
-                             FinishRpc(reactor, metrics_, "UpdateRollout", r.status());
-                           });
-  return reactor;
+  return Handle(
+      context, "UpdateRollout", {}, [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        bundles_.rollouts->Apply(op, request->id(), request->action(),
+                                 [response, done = call.Later()](absl::StatusOr<RolloutRecord> r) {
+                                   if (r.ok()) *response = RolloutProto(*r);
+                                   done(r.status());
+                                 });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetRolloutStatus(
     grpc::CallbackServerContext* context, const parc::v1::GetRolloutStatusRequest* request,
     parc::v1::RolloutStatus* response) {
-  constexpr absl::string_view kMethod = "GetRolloutStatus";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto rollout = bundles_.rollouts->Visible(*op, request->id());
-  if (!rollout.ok()) return FinishNow(context, metrics_, kMethod, rollout.status());
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  auto counts = store_->RolloutCounts(request->id(), *scope_json);
-  if (!counts.ok()) return FinishNow(context, metrics_, kMethod, counts.status());
-  *response->mutable_rollout() = RolloutProto(*rollout);
-  std::set<std::string> establishments;
-  for (uint32_t w = 0; w < rollout->wave_count; ++w) {
-    auto* wave = response->add_waves();
-    wave->set_index(w);
-    bool started = rollout->state != "draft" && w <= rollout->current_wave;
-    bool done = rollout->state == "completed" || (started && w < rollout->current_wave);
-    wave->set_state(done ? "done" : started ? "active" : "pending");
-    wave->mutable_counts();
-  }
-  for (const auto& c : *counts) {
-    if (c.wave >= rollout->wave_count) continue;
-    establishments.insert(c.uai);
-    auto* wave = response->mutable_waves(static_cast<int>(c.wave));
-    auto* e = wave->add_establishments();
-    e->set_uai(c.uai);
-    e->set_name(c.name);
-    AddCounts(e->mutable_counts(), c);
-    AddCounts(wave->mutable_counts(), c);
-    AddCounts(response->mutable_total(), c);
-  }
-  response->mutable_rollout()->set_establishments(static_cast<uint32_t>(establishments.size()));
-  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  return Handle(
+      context, "GetRolloutStatus", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(RolloutRecord rollout, bundles_.rollouts->Visible(op, request->id()));
+        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        PARC_ASSIGN_OR_RETURN(auto counts, store_->RolloutCounts(request->id(), scope));
+        *response->mutable_rollout() = RolloutProto(rollout);
+        std::set<std::string> establishments;
+        for (uint32_t w = 0; w < rollout.wave_count; ++w) {
+          auto* wave = response->add_waves();
+          wave->set_index(w);
+          bool started = rollout.state != "draft" && w <= rollout.current_wave;
+          bool done = rollout.state == "completed" || (started && w < rollout.current_wave);
+          wave->set_state(done ? "done" : started ? "active" : "pending");
+          wave->mutable_counts();
+        }
+        for (const auto& c : counts) {
+          if (c.wave >= rollout.wave_count) continue;
+          establishments.insert(c.uai);
+          auto* wave = response->mutable_waves(static_cast<int>(c.wave));
+          auto* e = wave->add_establishments();
+          e->set_uai(c.uai);
+          e->set_name(c.name);
+          AddCounts(e->mutable_counts(), c);
+          AddCounts(wave->mutable_counts(), c);
+          AddCounts(response->mutable_total(), c);
+        }
+        response->mutable_rollout()->set_establishments(
+            static_cast<uint32_t>(establishments.size()));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListRollouts(grpc::CallbackServerContext* context,
                                                          const parc::v1::ListRolloutsRequest*,
                                                          parc::v1::ListRolloutsResponse* response) {
-  constexpr absl::string_view kMethod = "ListRollouts";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto rollouts = bundles_.rollouts->ListVisible(*op);
-  if (rollouts.ok()) {
-    for (const auto& r : *rollouts) *response->add_rollouts() = RolloutProto(r);
-  }
-  return FinishNow(context, metrics_, kMethod, rollouts.status());
+  return Handle(context, "ListRollouts", kEveryRole,
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  PARC_ASSIGN_OR_RETURN(auto rollouts, bundles_.rollouts->ListVisible(op));
+                  for (const auto& r : rollouts) *response->add_rollouts() = RolloutProto(r);
+                  return absl::OkStatus();
+                });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,163 +417,150 @@ absl::StatusOr<std::vector<OperatorRecord>> AdminServiceImpl::VisibleOperators(
 grpc::ServerUnaryReactor* AdminServiceImpl::CreateOperator(
     grpc::CallbackServerContext* context, const parc::v1::CreateOperatorRequest* request,
     parc::v1::CreateOperatorResponse* response) {
-  constexpr absl::string_view kMethod = "CreateOperator";
-  auto op = Authorize(*context, {kRoleAdmin});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (!op->scope.is_region()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::PermissionDeniedError("creating operators needs a region-wide admin"));
-  }
-  const std::string& role = request->role();
-  if (role != kRoleAdmin && role != kRolePublisher && role != kRoleTechnician &&
-      role != kRoleViewer) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("role: admin, publisher, technician or viewer"));
-  }
-  if (request->name().empty() || request->name().size() > 64) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("name: 1 to 64 characters"));
-  }
-  if (request->scope().empty()) {
-    // No default: a forgotten scope must not give an operator the whole region.
-    return FinishNow(
-        context, metrics_, kMethod,
-        absl::InvalidArgumentError("scope is required (\"region\" for the whole territory, or "
-                                   "academie:, departement:, commune:, uai:, collectivite:…)"));
-  }
-  auto scope = Scope::Parse(request->scope());
-  if (!scope.ok()) return FinishNow(context, metrics_, kMethod, scope.status());
-  auto credential = common::NewCredential("o", 6);
-  if (!credential.ok()) return FinishNow(context, metrics_, kMethod, credential.status());
-  OperatorRecord rec;
-  rec.id = credential->id;
-  rec.name = request->name();
-  rec.secret_hash = common::Sha256Hex(credential->secret);
-  rec.role = role;
-  rec.scope = scope->text();
-  rec.created_at = clock_->Now();
-  response->set_token(common::FormatCredential(*credential));
-  *response->mutable_operator_() = OperatorProto(rec);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->CreateOperator(std::move(rec), [this, reactor, response](absl::StatusOr<bool> r) {
-    if (!r.ok()) response->clear_token();
-    FinishRpc(reactor, metrics_, "CreateOperator", r.status());
-  });
-  return reactor;
+  return Handle(
+      context, "CreateOperator", {kRoleAdmin},
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        if (!op.scope.is_region()) {
+          return absl::PermissionDeniedError("creating operators needs a region-wide admin");
+        }
+        const std::string& role = request->role();
+        if (role != kRoleAdmin && role != kRolePublisher && role != kRoleTechnician &&
+            role != kRoleViewer) {
+          return absl::InvalidArgumentError("role: admin, publisher, technician or viewer");
+        }
+        if (request->name().empty() || request->name().size() > 64) {
+          return absl::InvalidArgumentError("name: 1 to 64 characters");
+        }
+        if (request->scope().empty()) {
+          // No default: a forgotten scope must not give an operator the whole region.
+          return absl::InvalidArgumentError(
+              "scope is required (\"region\" for the whole territory, or academie:, departement:, "
+              "commune:, uai:, collectivite:…)");
+        }
+        PARC_ASSIGN_OR_RETURN(Scope scope, Scope::Parse(request->scope()));
+        PARC_ASSIGN_OR_RETURN(common::Credential credential, common::NewCredential("o", 6));
+        OperatorRecord rec;
+        rec.id = credential.id;
+        rec.name = request->name();
+        rec.secret_hash = common::Sha256Hex(credential.secret);
+        rec.role = role;
+        rec.scope = scope.text();
+        rec.created_at = clock_->Now();
+        response->set_token(common::FormatCredential(credential));
+        *response->mutable_operator_() = OperatorProto(rec);
+        store_->CreateOperator(std::move(rec),
+                               [response, done = call.Later()](absl::StatusOr<bool> r) {
+                                 if (!r.ok()) response->clear_token();
+                                 done(r.status());
+                               });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListOperators(
     grpc::CallbackServerContext* context, const parc::v1::ListOperatorsRequest*,
     parc::v1::ListOperatorsResponse* response) {
-  constexpr absl::string_view kMethod = "ListOperators";
-  auto op = Authorize(*context, {kRoleAdmin});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto ops = VisibleOperators(*op);
-  if (ops.ok()) {
-    for (const auto& o : *ops) *response->add_operators() = OperatorProto(o);
-  }
-  return FinishNow(context, metrics_, kMethod, ops.status());
+  return Handle(context, "ListOperators", {kRoleAdmin},
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  PARC_ASSIGN_OR_RETURN(auto ops, VisibleOperators(op));
+                  for (const auto& o : ops) *response->add_operators() = OperatorProto(o);
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::RevokeOperator(
     grpc::CallbackServerContext* context, const parc::v1::RevokeOperatorRequest* request,
     parc::v1::Operator* response) {
-  constexpr absl::string_view kMethod = "RevokeOperator";
-  auto op = Authorize(*context, {kRoleAdmin});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (!op->scope.is_region()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::PermissionDeniedError("revoking operators needs a region-wide admin"));
-  }
-  if (request->operator_() == op->record.id || request->operator_() == op->record.name) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::FailedPreconditionError("an operator cannot revoke itself"));
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RevokeOperator(request->operator_(), clock_->Now(),
-                         [this, reactor, response](absl::StatusOr<OperatorRecord> r) {
-                           if (r.ok()) *response = OperatorProto(*r);
-                           FinishRpc(reactor, metrics_, "RevokeOperator", r.status());
-                         });
-  return reactor;
+  return Handle(
+      context, "RevokeOperator", {kRoleAdmin},
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        if (!op.scope.is_region()) {
+          return absl::PermissionDeniedError("revoking operators needs a region-wide admin");
+        }
+        if (request->operator_() == op.record.id || request->operator_() == op.record.name) {
+          return absl::FailedPreconditionError("an operator cannot revoke itself");
+        }
+        store_->RevokeOperator(request->operator_(), clock_->Now(),
+                               [response, done = call.Later()](absl::StatusOr<OperatorRecord> r) {
+                                 if (r.ok()) *response = OperatorProto(*r);
+                                 done(r.status());
+                               });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListAudit(grpc::CallbackServerContext* context,
                                                       const parc::v1::ListAuditRequest* request,
                                                       parc::v1::ListAuditResponse* response) {
-  constexpr absl::string_view kMethod = "ListAudit";
-  auto op = Authorize(*context, {kRoleAdmin});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  uint32_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 100000u);
-  // A scoped admin reads what the operators of its scope did, not the region's.
-  std::optional<std::set<std::string>> authors;
-  if (!op->scope.is_region()) {
-    auto visible = VisibleOperators(*op);
-    if (!visible.ok()) return FinishNow(context, metrics_, kMethod, visible.status());
-    authors.emplace();
-    for (const auto& o : *visible) authors->insert(o.id);
-  }
-  auto entries =
-      store_->ListAudit(absl::FromUnixSeconds(request->since_unix()), request->operator_(), limit);
-  if (entries.ok()) {
-    for (const auto& e : *entries) {
-      if (authors.has_value() && authors->count(e.operator_id) == 0) continue;
-      auto* p = response->add_entries();
-      p->mutable_at()->set_seconds(absl::ToUnixSeconds(e.at));
-      p->set_operator_name(e.operator_name);
-      p->set_operator_id(e.operator_id);
-      p->set_action(e.action);
-      p->set_target(e.target);
-      p->set_outcome(e.outcome);
-      p->set_detail(e.detail);
-    }
-  }
-  return FinishNow(context, metrics_, kMethod, entries.status());
+  return Handle(
+      context, "ListAudit", {kRoleAdmin}, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        uint32_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 100000u);
+        // A scoped admin reads what the operators of its scope did, not the region's.
+        std::optional<std::set<std::string>> authors;
+        if (!op.scope.is_region()) {
+          PARC_ASSIGN_OR_RETURN(auto visible, VisibleOperators(op));
+          authors.emplace();
+          for (const auto& o : visible) authors->insert(o.id);
+        }
+        PARC_ASSIGN_OR_RETURN(auto entries,
+                              store_->ListAudit(absl::FromUnixSeconds(request->since_unix()),
+                                                request->operator_(), limit));
+        for (const auto& e : entries) {
+          if (authors.has_value() && authors->count(e.operator_id) == 0) continue;
+          auto* p = response->add_entries();
+          p->mutable_at()->set_seconds(absl::ToUnixSeconds(e.at));
+          p->set_operator_name(e.operator_name);
+          p->set_operator_id(e.operator_id);
+          p->set_action(e.action);
+          p->set_target(e.target);
+          p->set_outcome(e.outcome);
+          p->set_detail(e.detail);
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDeploymentReport(
     grpc::CallbackServerContext* context, const parc::v1::DeploymentReportRequest* request,
     parc::v1::DeploymentReportResponse* response) {
-  constexpr absl::string_view kMethod = "GetDeploymentReport";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  absl::StatusOr<BundleRecord> bundle = absl::NotFoundError("");
-  if (request->bundle_version().empty()) {
-    auto all = store_->ListBundles(request->bundle_name());
-    if (!all.ok()) return FinishNow(context, metrics_, kMethod, all.status());
-    if (all->empty()) {
-      return FinishNow(
-          context, metrics_, kMethod,
-          absl::NotFoundError(absl::StrCat("no published bundle ", request->bundle_name())));
-    }
-    bundle = all->front();  // highest sequence first
-  } else {
-    bundle = store_->GetBundle(request->bundle_name(), request->bundle_version());
-  }
-  if (!bundle.ok()) return FinishNow(context, metrics_, kMethod, bundle.status());
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  absl::Duration stale =
-      request->stale_seconds() == 0 ? absl::Hours(24 * 7) : absl::Seconds(request->stale_seconds());
-  auto report = store_->DeploymentReport(bundle->name, bundle->sequence,
-                                         request->by().empty() ? "region" : request->by(),
-                                         clock_->Now() - stale, *scope_json);
-  if (report.ok()) *response = std::move(*report);
-  return FinishNow(context, metrics_, kMethod, report.status());
+  return Handle(
+      context, "GetDeploymentReport", kEveryRole,
+      [&](const Caller& op, UnaryCall&) -> absl::Status {
+        BundleRecord bundle;
+        if (request->bundle_version().empty()) {
+          PARC_ASSIGN_OR_RETURN(auto all, store_->ListBundles(request->bundle_name()));
+          if (all.empty()) {
+            return absl::NotFoundError(
+                absl::StrCat("no published bundle ", request->bundle_name()));
+          }
+          bundle = std::move(all.front());  // highest sequence first
+        } else {
+          PARC_ASSIGN_OR_RETURN(
+              bundle, store_->GetBundle(request->bundle_name(), request->bundle_version()));
+        }
+        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        absl::Duration stale = request->stale_seconds() == 0
+                                   ? absl::Hours(24 * 7)
+                                   : absl::Seconds(request->stale_seconds());
+        PARC_ASSIGN_OR_RETURN(
+            *response, store_->DeploymentReport(bundle.name, bundle.sequence,
+                                                request->by().empty() ? "region" : request->by(),
+                                                clock_->Now() - stale, scope));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetInventoryReport(
     grpc::CallbackServerContext* context, const parc::v1::InventoryReportRequest* request,
     parc::v1::InventoryReportResponse* response) {
-  constexpr absl::string_view kMethod = "GetInventoryReport";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  auto report =
-      store_->InventoryReport(request->by().empty() ? "model" : request->by(), *scope_json);
-  if (report.ok()) *response = std::move(*report);
-  return FinishNow(context, metrics_, kMethod, report.status());
+  return Handle(
+      context, "GetInventoryReport", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        PARC_ASSIGN_OR_RETURN(
+            *response,
+            store_->InventoryReport(request->by().empty() ? "model" : request->by(), scope));
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace parc::server

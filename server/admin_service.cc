@@ -98,376 +98,340 @@ absl::StatusOr<parc::v1::Establishment> AdminServiceImpl::VisibleEstablishment(
   return est;
 }
 
+namespace {
+
+constexpr std::initializer_list<absl::string_view> kEveryRole = {kRoleAdmin, kRolePublisher,
+                                                                 kRoleTechnician, kRoleViewer};
+constexpr std::initializer_list<absl::string_view> kDeviceRoles = {kRoleAdmin, kRoleTechnician};
+
+absl::Status InvalidCsv(const parc::v1::ImportCsvRequest& request, const absl::Status& status) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      request.filename().empty() ? "" : absl::StrCat(request.filename(), ": "), status.message()));
+}
+
+absl::StatusOr<std::string> DepartementArg(const std::string& value) {
+  std::string dep = common::NormalizeDepartement(value);
+  if (dep.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("departement: \"", value, "\" is not a département code"));
+  }
+  return dep;
+}
+
+absl::StatusOr<std::string> UaiArg(const std::string& value) {
+  auto uai = common::NormalizeUai(value);
+  if (!uai.ok()) return absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message()));
+  return uai;
+}
+
+absl::Status DeviceArg(const std::string& value) {
+  if (value.empty())
+    return absl::InvalidArgumentError("device: give a device id or a serial number");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ImportEstablishments(
     grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
     parc::v1::ImportEstablishmentsResponse* response) {
-  constexpr absl::string_view kMethod = "ImportEstablishments";
-  auto op = Authorize(*context, {kRoleAdmin});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (!op->scope.is_region()) {
-    return FinishNow(
-        context, metrics_, kMethod,
-        absl::PermissionDeniedError("importing the annuaire needs a region-wide operator"));
-  }
-  auto parsed = ParseEstablishmentsCsv(request->content());
-  if (!parsed.ok()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
-                         parsed.status().message())));
-  }
-  response->set_ignored(parsed->ignored);
-  CopyErrors(parsed->errors, response);
-  if (request->dry_run()) {
-    response->set_inserted(static_cast<uint32_t>(parsed->rows.size()));
-    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
-  }
-  if (!parsed->errors.empty() && !request->skip_invalid()) {
-    return FinishNow(
-        context, metrics_, kMethod,
-        absl::InvalidArgumentError(DescribeRowErrors(parsed->errors, request->filename())));
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->UpsertEstablishments(std::move(parsed->rows), clock_->Now(),
-                               [this, reactor, response](absl::StatusOr<ImportCounts> counts) {
-                                 if (counts.ok()) {
-                                   response->set_inserted(counts->inserted);
-                                   response->set_updated(counts->updated);
-                                   response->set_unchanged(counts->unchanged);
-                                   response->set_committed(true);
-                                 }
-                                 FinishRpc(reactor, metrics_, "ImportEstablishments",
-                                           counts.status());
-                               });
-  return reactor;
+  return Handle(
+      context, "ImportEstablishments", {kRoleAdmin},
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        if (!op.scope.is_region()) {
+          return absl::PermissionDeniedError("importing the annuaire needs a region-wide operator");
+        }
+        auto parsed = ParseEstablishmentsCsv(request->content());
+        if (!parsed.ok()) return InvalidCsv(*request, parsed.status());
+        response->set_ignored(parsed->ignored);
+        CopyErrors(parsed->errors, response);
+        if (request->dry_run()) {
+          response->set_inserted(static_cast<uint32_t>(parsed->rows.size()));
+          return absl::OkStatus();
+        }
+        if (!parsed->errors.empty() && !request->skip_invalid()) {
+          return absl::InvalidArgumentError(DescribeRowErrors(parsed->errors, request->filename()));
+        }
+        store_->UpsertEstablishments(
+            std::move(parsed->rows), clock_->Now(),
+            [response, done = call.Later()](absl::StatusOr<ImportCounts> c) {
+              if (c.ok()) {
+                response->set_inserted(c->inserted);
+                response->set_updated(c->updated);
+                response->set_unchanged(c->unchanged);
+                response->set_committed(true);
+              }
+              done(c.status());
+            });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListEstablishments(
     grpc::CallbackServerContext* context, const parc::v1::ListEstablishmentsRequest* request,
     parc::v1::ListEstablishmentsResponse* response) {
-  constexpr absl::string_view kMethod = "ListEstablishments";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  parc::v1::ListEstablishmentsRequest filter = *request;
-  if (!filter.departement().empty()) {
-    std::string dep = common::NormalizeDepartement(filter.departement());
-    if (dep.empty()) {
-      return FinishNow(
-          context, metrics_, kMethod,
-          absl::InvalidArgumentError(absl::StrCat("departement: \"", filter.departement(),
-                                                  "\" is not a département code")));
-    }
-    filter.set_departement(dep);
-  }
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  auto rows = store_->ListEstablishments(filter, *scope_json);
-  if (rows.ok()) {
-    for (auto& e : *rows) *response->add_establishments() = std::move(e);
-  }
-  return FinishNow(context, metrics_, kMethod, rows.status());
+  return Handle(context, "ListEstablishments", kEveryRole,
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  parc::v1::ListEstablishmentsRequest filter = *request;
+                  if (!filter.departement().empty()) {
+                    PARC_ASSIGN_OR_RETURN(std::string dep, DepartementArg(filter.departement()));
+                    filter.set_departement(dep);
+                  }
+                  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+                  PARC_ASSIGN_OR_RETURN(auto rows, store_->ListEstablishments(filter, scope));
+                  for (auto& e : rows) *response->add_establishments() = std::move(e);
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
     grpc::CallbackServerContext* context, const parc::v1::CreateEnrollmentTokenRequest* request,
     parc::v1::CreateEnrollmentTokenResponse* response) {
-  constexpr absl::string_view kMethod = "CreateEnrollmentToken";
-  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (request->region() == !request->uai().empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(
-                         "give exactly one of uai (one establishment) and region (region-wide)"));
-  }
-  EnrollmentTokenRecord t;
-  if (request->region() && !op->scope.is_region()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::PermissionDeniedError(absl::StrCat(
-                         "a region-wide token needs a region-wide operator; this one's scope is ",
-                         op->scope.text())));
-  }
-  if (!request->uai().empty()) {
-    auto uai = common::NormalizeUai(request->uai());
-    if (!uai.ok()) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
-    }
-    auto est = VisibleEstablishment(*op, *uai);
-    if (!est.ok()) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::IsNotFound(est.status())
-                           ? absl::NotFoundError(absl::StrCat("no establishment with UAI ", *uai,
-                                                              ": import the annuaire first"))
-                           : est.status());
-    }
-    t.uai = *uai;
-  }
-  absl::Duration lifetime = request->expires_in_seconds() == 0
-                                ? kDefaultTokenLifetime
-                                : absl::Seconds(request->expires_in_seconds());
-  if (lifetime > kMaxTokenLifetime) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("expires_in_seconds: at most 10 years"));
-  }
-  uint32_t max_uses = request->max_uses();
-  if (request->region()) {
-    if (lifetime > kMaxRegionTokenLifetime) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(
-                           "expires_in_seconds: a region-wide token lives at most 365 days"));
-    }
-    if (max_uses == 0) max_uses = kDefaultRegionTokenUses;
-    if (max_uses > kMaxRegionTokenUses) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(
-                           "max_uses: a region-wide token enrolls at most 1,000,000 devices"));
-    }
-  }
-  if (request->note().size() > 256) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("note: at most 256 bytes"));
-  }
-  auto credential = common::NewCredential("e", 6);
-  if (!credential.ok()) return FinishNow(context, metrics_, kMethod, credential.status());
-  t.id = credential->id;
-  t.secret_hash = common::Sha256Hex(credential->secret);
-  t.created_at = clock_->Now();
-  t.expires_at = t.created_at + lifetime;
-  t.max_uses = max_uses;
-  t.reenroll = request->reenroll();
-  t.note = request->note();
-  t.created_by = op->record.name;
-  response->set_token(common::FormatCredential(*credential));
-  *response->mutable_info() = TokenProto(t, t.created_at);
-
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->CreateEnrollmentToken(std::move(t), [this, reactor, response](absl::StatusOr<bool> r) {
-    if (!r.ok()) response->clear_token();
-    FinishRpc(reactor, metrics_, "CreateEnrollmentToken", r.status());
-  });
-  return reactor;
+  return Handle(
+      context, "CreateEnrollmentToken", kDeviceRoles,
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        if (request->region() == !request->uai().empty()) {
+          return absl::InvalidArgumentError(
+              "give exactly one of uai (one establishment) and region (region-wide)");
+        }
+        if (request->region() && !op.scope.is_region()) {
+          return absl::PermissionDeniedError(
+              absl::StrCat("a region-wide token needs a region-wide operator; this one's scope is ",
+                           op.scope.text()));
+        }
+        EnrollmentTokenRecord t;
+        if (!request->uai().empty()) {
+          PARC_ASSIGN_OR_RETURN(t.uai, UaiArg(request->uai()));
+          auto est = VisibleEstablishment(op, t.uai);
+          if (absl::IsNotFound(est.status())) {
+            return absl::NotFoundError(
+                absl::StrCat("no establishment with UAI ", t.uai, ": import the annuaire first"));
+          }
+          PARC_RETURN_IF_ERROR(est.status());
+        }
+        absl::Duration lifetime = request->expires_in_seconds() == 0
+                                      ? kDefaultTokenLifetime
+                                      : absl::Seconds(request->expires_in_seconds());
+        if (lifetime > kMaxTokenLifetime) {
+          return absl::InvalidArgumentError("expires_in_seconds: at most 10 years");
+        }
+        uint32_t max_uses = request->max_uses();
+        if (request->region()) {
+          if (lifetime > kMaxRegionTokenLifetime) {
+            return absl::InvalidArgumentError(
+                "expires_in_seconds: a region-wide token lives at most 365 days");
+          }
+          if (max_uses == 0) max_uses = kDefaultRegionTokenUses;
+          if (max_uses > kMaxRegionTokenUses) {
+            return absl::InvalidArgumentError(
+                "max_uses: a region-wide token enrolls at most 1,000,000 devices");
+          }
+        }
+        if (request->note().size() > 256)
+          return absl::InvalidArgumentError("note: at most 256 bytes");
+        PARC_ASSIGN_OR_RETURN(common::Credential credential, common::NewCredential("e", 6));
+        t.id = credential.id;
+        t.secret_hash = common::Sha256Hex(credential.secret);
+        t.created_at = clock_->Now();
+        t.expires_at = t.created_at + lifetime;
+        t.max_uses = max_uses;
+        t.reenroll = request->reenroll();
+        t.note = request->note();
+        t.created_by = op.record.name;
+        response->set_token(common::FormatCredential(credential));
+        *response->mutable_info() = TokenProto(t, t.created_at);
+        store_->CreateEnrollmentToken(std::move(t),
+                                      [response, done = call.Later()](absl::StatusOr<bool> r) {
+                                        if (!r.ok()) response->clear_token();
+                                        done(r.status());
+                                      });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListEnrollmentTokens(
     grpc::CallbackServerContext* context, const parc::v1::ListEnrollmentTokensRequest* request,
     parc::v1::ListEnrollmentTokensResponse* response) {
-  constexpr absl::string_view kMethod = "ListEnrollmentTokens";
-  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto tokens = store_->ListEnrollmentTokens();
-  if (tokens.ok()) {
-    absl::Time now = clock_->Now();
-    for (const auto& t : *tokens) {
-      if (!op->scope.is_region() && (t.uai.empty() || !VisibleEstablishment(*op, t.uai).ok())) {
-        continue;
-      }
-      parc::v1::EnrollmentToken p = TokenProto(t, now);
-      if (request->include_inactive() || p.state() == "active") {
-        *response->add_tokens() = std::move(p);
-      }
-    }
-  }
-  return FinishNow(context, metrics_, kMethod, tokens.status());
+  return Handle(
+      context, "ListEnrollmentTokens", kDeviceRoles,
+      [&](const Caller& op, UnaryCall&) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(auto tokens, store_->ListEnrollmentTokens());
+        absl::Time now = clock_->Now();
+        for (const auto& t : tokens) {
+          if (!op.scope.is_region() && (t.uai.empty() || !VisibleEstablishment(op, t.uai).ok())) {
+            continue;
+          }
+          parc::v1::EnrollmentToken p = TokenProto(t, now);
+          if (request->include_inactive() || p.state() == "active") {
+            *response->add_tokens() = std::move(p);
+          }
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::RevokeEnrollmentToken(
     grpc::CallbackServerContext* context, const parc::v1::RevokeEnrollmentTokenRequest* request,
     parc::v1::EnrollmentToken* response) {
-  constexpr absl::string_view kMethod = "RevokeEnrollmentToken";
-  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  // Accept the whole token as well as its id.
-  std::string id = request->id();
-  auto credential = common::ParseCredential(id);
-  if (credential.ok()) id = credential->id;
-  if (id.empty()) {
-    return FinishNow(context, metrics_, kMethod, absl::InvalidArgumentError("id is empty"));
-  }
-  if (!op->scope.is_region()) {
-    auto tokens = store_->ListEnrollmentTokens();
-    if (!tokens.ok()) return FinishNow(context, metrics_, kMethod, tokens.status());
-    bool visible = false;
-    for (const auto& t : *tokens) {
-      visible |= t.id == id && !t.uai.empty() && VisibleEstablishment(*op, t.uai).ok();
-    }
-    if (!visible) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::NotFoundError(absl::StrCat("no enrollment token with id ", id)));
-    }
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RevokeEnrollmentToken(id, clock_->Now(),
-                                [this, reactor, response](absl::StatusOr<EnrollmentTokenRecord> t) {
-                                  if (t.ok()) *response = TokenProto(*t, clock_->Now());
-                                  FinishRpc(reactor, metrics_, "RevokeEnrollmentToken", t.status());
-                                });
-  return reactor;
+  return Handle(
+      context, "RevokeEnrollmentToken", kDeviceRoles,
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        // Accept the whole token as well as its id.
+        std::string id = request->id();
+        auto credential = common::ParseCredential(id);
+        if (credential.ok()) id = credential->id;
+        if (id.empty()) return absl::InvalidArgumentError("id is empty");
+        if (!op.scope.is_region()) {
+          PARC_ASSIGN_OR_RETURN(auto tokens, store_->ListEnrollmentTokens());
+          bool visible = false;
+          for (const auto& t : tokens) {
+            visible |= t.id == id && !t.uai.empty() && VisibleEstablishment(op, t.uai).ok();
+          }
+          if (!visible)
+            return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
+        }
+        store_->RevokeEnrollmentToken(
+            id, clock_->Now(),
+            [this, response, done = call.Later()](absl::StatusOr<EnrollmentTokenRecord> t) {
+              if (t.ok()) *response = TokenProto(*t, clock_->Now());
+              done(t.status());
+            });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
     grpc::CallbackServerContext* context, const parc::v1::ImportCsvRequest* request,
     parc::v1::PreassignDevicesResponse* response) {
-  constexpr absl::string_view kMethod = "PreassignDevices";
-  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  auto parsed = ParsePreassignCsv(request->content());
-  if (!parsed.ok()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         request->filename().empty() ? "" : absl::StrCat(request->filename(), ": "),
-                         parsed.status().message())));
-  }
-  // Every UAI must be a known establishment.
-  std::vector<Preassignment> rows;
-  std::vector<parc::v1::CsvRowError> errors = parsed->errors;
-  for (auto& r : parsed->rows) {
-    auto est = VisibleEstablishment(*op, r.uai);
-    if (absl::IsNotFound(est.status())) {
-      parc::v1::CsvRowError e;
-      e.set_line(r.line);
-      e.set_field("uai");
-      e.set_message(absl::StrCat("no establishment with UAI ", r.uai));
-      errors.push_back(std::move(e));
-      continue;
-    }
-    if (!est.ok()) return FinishNow(context, metrics_, kMethod, est.status());
-    rows.push_back({r.line, std::move(r.serial), std::move(r.uai)});
-  }
-  // Both ends of a move must be in scope: the new establishment (checked above) and wherever
-  // the serial is delivered or enrolled now.
-  auto scope = ScopeFilter(store_, *op);
-  if (!scope.ok()) return FinishNow(context, metrics_, kMethod, scope.status());
-  auto out_of_scope = store_->PreassignmentsOutOfScope(rows, *scope);
-  if (!out_of_scope.ok()) return FinishNow(context, metrics_, kMethod, out_of_scope.status());
-  for (const auto& [line, message] : *out_of_scope) {
-    parc::v1::CsvRowError e;
-    e.set_line(line);
-    e.set_field("serial");
-    e.set_message(message);
-    errors.push_back(std::move(e));
-    rows.erase(std::remove_if(rows.begin(), rows.end(),
-                              [line = line](const Preassignment& p) { return p.line == line; }),
-               rows.end());
-  }
-  std::sort(errors.begin(), errors.end(),
-            [](const auto& a, const auto& b) { return a.line() < b.line(); });
-  CopyErrors(errors, response);
-  if (request->dry_run()) {
-    response->set_inserted(static_cast<uint32_t>(rows.size()));
-    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
-  }
-  if (!errors.empty() && !request->skip_invalid()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename())));
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->UpsertPreassignments(std::move(rows), clock_->Now(), *scope,
-                               [this, reactor, response](absl::StatusOr<ImportCounts> counts) {
-                                 if (counts.ok()) {
-                                   response->set_inserted(counts->inserted);
-                                   response->set_updated(counts->updated);
-                                   response->set_unchanged(counts->unchanged);
-                                   response->set_placed_devices(counts->placed_devices);
-                                   response->set_committed(true);
-                                 }
-                                 FinishRpc(reactor, metrics_, "PreassignDevices", counts.status());
-                               });
-  return reactor;
+  return Handle(
+      context, "PreassignDevices", kDeviceRoles,
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        auto parsed = ParsePreassignCsv(request->content());
+        if (!parsed.ok()) return InvalidCsv(*request, parsed.status());
+        // Every UAI must be a known establishment.
+        std::vector<Preassignment> rows;
+        std::vector<parc::v1::CsvRowError> errors = parsed->errors;
+        for (auto& r : parsed->rows) {
+          auto est = VisibleEstablishment(op, r.uai);
+          if (absl::IsNotFound(est.status())) {
+            parc::v1::CsvRowError e;
+            e.set_line(r.line);
+            e.set_field("uai");
+            e.set_message(absl::StrCat("no establishment with UAI ", r.uai));
+            errors.push_back(std::move(e));
+            continue;
+          }
+          PARC_RETURN_IF_ERROR(est.status());
+          rows.push_back({r.line, std::move(r.serial), std::move(r.uai)});
+        }
+        // Both ends of a move must be in scope: the new establishment (checked above) and wherever
+        // the serial is delivered or enrolled now.
+        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        PARC_ASSIGN_OR_RETURN(auto out_of_scope, store_->PreassignmentsOutOfScope(rows, scope));
+        for (const auto& [line, message] : out_of_scope) {
+          parc::v1::CsvRowError e;
+          e.set_line(line);
+          e.set_field("serial");
+          e.set_message(message);
+          errors.push_back(std::move(e));
+          rows.erase(
+              std::remove_if(rows.begin(), rows.end(),
+                             [line = line](const Preassignment& p) { return p.line == line; }),
+              rows.end());
+        }
+        std::sort(errors.begin(), errors.end(),
+                  [](const auto& a, const auto& b) { return a.line() < b.line(); });
+        CopyErrors(errors, response);
+        if (request->dry_run()) {
+          response->set_inserted(static_cast<uint32_t>(rows.size()));
+          return absl::OkStatus();
+        }
+        if (!errors.empty() && !request->skip_invalid()) {
+          return absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename()));
+        }
+        store_->UpsertPreassignments(
+            std::move(rows), clock_->Now(), scope,
+            [response, done = call.Later()](absl::StatusOr<ImportCounts> c) {
+              if (c.ok()) {
+                response->set_inserted(c->inserted);
+                response->set_updated(c->updated);
+                response->set_unchanged(c->unchanged);
+                response->set_placed_devices(c->placed_devices);
+                response->set_committed(true);
+              }
+              done(c.status());
+            });
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerContext* context,
                                                         const parc::v1::ListDevicesRequest* request,
                                                         parc::v1::ListDevicesResponse* response) {
-  constexpr absl::string_view kMethod = "ListDevices";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  DeviceFilter f;
-  if (!request->uai().empty()) {
-    auto uai = common::NormalizeUai(request->uai());
-    if (!uai.ok()) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError(absl::StrCat("uai: ", uai.status().message())));
+  return Handle(
+      context, "ListDevices", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        DeviceFilter f;
+        if (!request->uai().empty()) {
+      PARC_ASSIGN_OR_RETURN(f.uai, UaiArg(request->uai()));
     }
-    f.uai = *uai;
-  }
-  if (!request->departement().empty()) {
-    f.departement = common::NormalizeDepartement(request->departement());
-    if (f.departement.empty()) {
-      return FinishNow(
-          context, metrics_, kMethod,
-          absl::InvalidArgumentError(absl::StrCat("departement: \"", request->departement(),
-                                                  "\" is not a département code")));
-    }
-  }
-  if (!parc::v1::DeviceKind_IsValid(request->kind())) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("kind is not a known device kind"));
-  }
-  f.kind = request->kind();
-  if (request->stale_seconds() > 0) {
-    f.seen_before = clock_->Now() - absl::Seconds(request->stale_seconds());
-  }
-  f.unassigned = request->unassigned();
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  f.scope_json = *scope_json;
-  f.limit = request->page_size() == 0 ? 1000u : std::min(request->page_size(), 10000u);
-  f.after = request->page_token();
-  auto devices = store_->ListDevices(f);
-  if (devices.ok()) {
-    for (auto& d : *devices) *response->add_devices() = std::move(d);
-    if (devices->size() == f.limit) response->set_next_page_token(devices->back().id());
-  }
-  return FinishNow(context, metrics_, kMethod, devices.status());
+        if (!request->departement().empty()) {
+          PARC_ASSIGN_OR_RETURN(f.departement, DepartementArg(request->departement()));
+        }
+        if (!parc::v1::DeviceKind_IsValid(request->kind())) {
+          return absl::InvalidArgumentError("kind is not a known device kind");
+        }
+        f.kind = request->kind();
+        if (request->stale_seconds() > 0) {
+          f.seen_before = clock_->Now() - absl::Seconds(request->stale_seconds());
+        }
+        f.unassigned = request->unassigned();
+        PARC_ASSIGN_OR_RETURN(f.scope_json, ScopeJson(op));
+        f.limit = request->page_size() == 0 ? 1000u : std::min(request->page_size(), 10000u);
+        f.after = request->page_token();
+        PARC_ASSIGN_OR_RETURN(auto devices, store_->ListDevices(f));
+        for (auto& d : devices) *response->add_devices() = std::move(d);
+        if (devices.size() == f.limit) response->set_next_page_token(devices.back().id());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::RetireDevice(grpc::CallbackServerContext* context,
                                                          const parc::v1::GetDeviceRequest* request,
                                                          parc::v1::Device* response) {
-  constexpr absl::string_view kMethod = "RetireDevice";
-  auto op = Authorize(*context, {kRoleAdmin, kRoleTechnician});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (request->device().empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("device: give a device id or a serial number"));
-  }
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RetireDevice(request->device(), *scope_json,
-                       [this, reactor, response](absl::StatusOr<parc::v1::Device> d) {
-                         if (d.ok()) *response = std::move(*d);
-                         FinishRpc(reactor, metrics_, "RetireDevice", d.status());
-                       });
-  return reactor;
+  return Handle(context, "RetireDevice", kDeviceRoles,
+                [&](const Caller& op, UnaryCall& call) -> absl::Status {
+                  PARC_RETURN_IF_ERROR(DeviceArg(request->device()));
+                  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+                  store_->RetireDevice(
+                      request->device(), scope,
+                      [response, done = call.Later()](absl::StatusOr<parc::v1::Device> d) {
+                        if (d.ok()) *response = std::move(*d);
+                        done(d.status());
+                      });
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContext* context,
                                                       const parc::v1::GetDeviceRequest* request,
                                                       parc::v1::GetDeviceResponse* response) {
-  constexpr absl::string_view kMethod = "GetDevice";
-  auto op = Authorize(*context, {kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer});
-  if (!op.ok()) return FinishNow(context, metrics_, kMethod, op.status());
-  if (request->device().empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::InvalidArgumentError("device: give a device id or a serial number"));
-  }
-  auto scope_json = ScopeJson(*op);
-  if (!scope_json.ok()) return FinishNow(context, metrics_, kMethod, scope_json.status());
-  auto details = store_->GetDevice(request->device(), *scope_json);
-  if (details.ok()) {
-    *response->mutable_device() = std::move(details->device);
-    for (absl::Time t : details->recent_checkins) {
-      response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
-    }
-    if (details->inventory.has_value()) {
-      *response->mutable_inventory() = std::move(*details->inventory);
-      response->mutable_inventory_received_at()->set_seconds(
-          absl::ToUnixSeconds(details->inventory_received_at));
-      response->set_inventory_history(details->inventory_history);
-    }
-  }
-  return FinishNow(context, metrics_, kMethod, details.status());
+  return Handle(
+      context, "GetDevice", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        PARC_RETURN_IF_ERROR(DeviceArg(request->device()));
+        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        PARC_ASSIGN_OR_RETURN(DeviceDetails details, store_->GetDevice(request->device(), scope));
+        *response->mutable_device() = std::move(details.device);
+        for (absl::Time t : details.recent_checkins) {
+          response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
+        }
+        if (details.inventory.has_value()) {
+          *response->mutable_inventory() = std::move(*details.inventory);
+          response->mutable_inventory_received_at()->set_seconds(
+              absl::ToUnixSeconds(details.inventory_received_at));
+          response->set_inventory_history(details.inventory_history);
+        }
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace parc::server

@@ -9,6 +9,7 @@
 #include "server/metrics.h"
 #include "server/operator_auth.h"
 #include "server/rollout_actions.h"
+#include "server/rpc_util.h"
 #include "server/scope.h"
 #include "server/store.h"
 
@@ -104,6 +105,19 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
       parc::v1::InventoryReportResponse* response) override;
 
  private:
+  // Runs a handler body, absl::Status(const Caller&, UnaryCall&), for an operator holding one
+  // of roles (UNAUTHENTICATED / PERMISSION_DENIED otherwise), and finishes the call with
+  // what it returns (see HandleUnary).
+  template <typename Body>
+  grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* context, absl::string_view method,
+                                   std::initializer_list<absl::string_view> roles, Body&& body) {
+    return HandleUnary(context, metrics_, method, [&](UnaryCall& call) -> absl::Status {
+      absl::StatusOr<Caller> caller = Authorize(*context, roles);
+      if (!caller.ok()) return caller.status();
+      return body(*caller, call);
+    });
+  }
+
   // The operator behind the call's token: UNAUTHENTICATED without a valid one,
   // PERMISSION_DENIED when its role is not among roles.
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& context,

@@ -61,223 +61,193 @@ absl::StatusOr<DeviceAuth> AgentServiceImpl::Authenticate(
 grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
                                                    const EnrollRequest* request,
                                                    EnrollResponse* response) {
-  constexpr absl::string_view kMethod = "Enroll";
-  if (request->token().empty()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::UnauthenticatedError("no enrollment token given"));
-  }
-  auto token = common::ParseCredential(request->token());
-  if (!token.ok()) {
-    return FinishNow(context, metrics_, kMethod,
-                     absl::UnauthenticatedError("enrollment token not recognized"));
-  }
-  absl::Status valid = ValidateEnroll(*request);
-  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
-  auto hw_key = HardwareKey(request->identity());
-  if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
-  // An unknown, expired or used-up token is refused from a read: a flood of bogus
-  // enrollments costs no write. The write checks the token again.
-  auto usable =
-      store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), clock_->Now());
-  if (!usable.ok()) return FinishNow(context, metrics_, kMethod, usable.status());
-  auto device_id = common::RandomHex(8);
-  auto secret = common::RandomHex(32);
-  if (!device_id.ok() || !secret.ok()) {
-    return FinishNow(context, metrics_, kMethod, absl::InternalError("random generator failed"));
-  }
+  return HandleUnary(context, metrics_, "Enroll", [&](UnaryCall& call) -> absl::Status {
+    if (request->token().empty()) return absl::UnauthenticatedError("no enrollment token given");
+    auto token = common::ParseCredential(request->token());
+    if (!token.ok()) return absl::UnauthenticatedError("enrollment token not recognized");
+    PARC_RETURN_IF_ERROR(ValidateEnroll(*request));
+    PARC_ASSIGN_OR_RETURN(std::string hw_key, HardwareKey(request->identity()));
+    // An unknown, expired or used-up token is refused from a read: a flood of bogus
+    // enrollments costs no write. The write checks the token again.
+    PARC_RETURN_IF_ERROR(
+        store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), clock_->Now())
+            .status());
+    auto device_id = common::RandomHex(8);
+    auto secret = common::RandomHex(32);
+    if (!device_id.ok() || !secret.ok()) return absl::InternalError("random generator failed");
 
-  EnrollInput in;
-  in.token_id = token->id;
-  in.token_secret_hash = common::Sha256Hex(token->secret);
-  in.hw_key = *hw_key;
-  in.serial = UsableSerial(request->identity().serial());
-  in.kind_from_technician = request->kind() != parc::v1::DEVICE_KIND_UNSPECIFIED;
-  in.kind = in.kind_from_technician ? request->kind() : request->detected_kind();
-  in.hostname = request->hostname();
-  in.agent_version = request->agent_version();
-  in.new_device_id = absl::StrCat("d", *device_id);
-  in.secret_hash = common::Sha256Hex(*secret);
-  if (!request->device_credential().empty()) {
-    auto current = common::ParseCredential(request->device_credential());
-    if (!current.ok()) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::InvalidArgumentError("device_credential is malformed"));
+    EnrollInput in;
+    in.token_id = token->id;
+    in.token_secret_hash = common::Sha256Hex(token->secret);
+    in.hw_key = std::move(hw_key);
+    in.serial = UsableSerial(request->identity().serial());
+    in.kind_from_technician = request->kind() != parc::v1::DEVICE_KIND_UNSPECIFIED;
+    in.kind = in.kind_from_technician ? request->kind() : request->detected_kind();
+    in.hostname = request->hostname();
+    in.agent_version = request->agent_version();
+    in.new_device_id = absl::StrCat("d", *device_id);
+    in.secret_hash = common::Sha256Hex(*secret);
+    if (!request->device_credential().empty()) {
+      auto current = common::ParseCredential(request->device_credential());
+      if (!current.ok()) return absl::InvalidArgumentError("device_credential is malformed");
+      in.current_device_id = current->id;
+      in.current_secret_hash = common::Sha256Hex(current->secret);
     }
-    in.current_device_id = current->id;
-    in.current_secret_hash = common::Sha256Hex(current->secret);
-  }
-  in.now = clock_->Now();
-
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->Enroll(std::move(in), [this, reactor, context, response,
-                                 secret = *secret](absl::StatusOr<EnrollOutcome> outcome) {
-    if (outcome.ok()) {
-      response->set_device_id(outcome->device_id);
-      response->set_device_secret(secret);
-      response->set_uai(outcome->uai);
-      response->set_establishment_name(outcome->establishment_name);
-      response->set_reenrolled(outcome->reenrolled);
-      response->set_checkin_interval_seconds(
-          static_cast<uint32_t>(absl::ToInt64Seconds(options_.checkin_interval)));
-    }
-    FinishRpc(reactor, metrics_, "Enroll", outcome.status(), context);
+    in.now = clock_->Now();
+    store_->Enroll(std::move(in), [this, response, secret = *secret,
+                                   done = call.Later()](absl::StatusOr<EnrollOutcome> outcome) {
+      if (outcome.ok()) {
+        response->set_device_id(outcome->device_id);
+        response->set_device_secret(secret);
+        response->set_uai(outcome->uai);
+        response->set_establishment_name(outcome->establishment_name);
+        response->set_reenrolled(outcome->reenrolled);
+        response->set_checkin_interval_seconds(
+            static_cast<uint32_t>(absl::ToInt64Seconds(options_.checkin_interval)));
+      }
+      done(outcome.status());
+    });
+    return absl::OkStatus();
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::CheckEnrollment(
     grpc::CallbackServerContext* context, const EnrollRequest* request,
     parc::v1::CheckEnrollmentResponse* response) {
-  constexpr absl::string_view kMethod = "CheckEnrollment";
-  auto token = common::ParseCredential(request->token());
-  if (!token.ok()) {
-    return FinishNow(
-        context, metrics_, kMethod,
-        absl::UnauthenticatedError(request->token().empty() ? "no enrollment token given"
-                                                            : "enrollment token not recognized"));
-  }
-  const absl::Time now = clock_->Now();
-  auto record = store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), now);
-  if (!record.ok()) return FinishNow(context, metrics_, kMethod, record.status());
-  // The hardware must be identifiable for Enroll to succeed later.
-  auto hw_key = HardwareKey(request->identity());
-  if (!hw_key.ok()) return FinishNow(context, metrics_, kMethod, hw_key.status());
-  response->set_uai(record->uai);
-  if (!record->uai.empty()) {
-    auto est = store_->GetEstablishment(record->uai);
-    if (est.ok()) response->set_establishment_name(est->name());
-  }
-  response->set_expires_in_seconds(absl::ToInt64Seconds(record->expires_at - now));
-  response->set_uses_left(record->max_uses == 0 ? 0 : record->max_uses - record->uses);
-  return FinishNow(context, metrics_, kMethod, absl::OkStatus());
+  return HandleUnary(context, metrics_, "CheckEnrollment", [&](UnaryCall&) -> absl::Status {
+    auto token = common::ParseCredential(request->token());
+    if (!token.ok()) {
+      return absl::UnauthenticatedError(request->token().empty()
+                                            ? "no enrollment token given"
+                                            : "enrollment token not recognized");
+    }
+    const absl::Time now = clock_->Now();
+    PARC_ASSIGN_OR_RETURN(
+        EnrollmentTokenRecord record,
+        store_->CheckEnrollmentToken(token->id, common::Sha256Hex(token->secret), now));
+    // The hardware must be identifiable for Enroll to succeed later.
+    PARC_RETURN_IF_ERROR(HardwareKey(request->identity()).status());
+    response->set_uai(record.uai);
+    if (!record.uai.empty()) {
+      auto est = store_->GetEstablishment(record.uai);
+      if (est.ok()) response->set_establishment_name(est->name());
+    }
+    response->set_expires_in_seconds(absl::ToInt64Seconds(record.expires_at - now));
+    response->set_uses_left(record.max_uses == 0 ? 0 : record.max_uses - record.uses);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext* context,
                                                     const CheckInRequest* request,
                                                     CheckInResponse* response) {
-  constexpr absl::string_view kMethod = "CheckIn";
-  auto auth = Authenticate(*context);
-  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  absl::Status hashes =
-      CheckHashes(request->inventory_hash(), request->software_hash(), /*allow_empty=*/true);
-  if (!hashes.ok()) return FinishNow(context, metrics_, kMethod, hashes);
-  absl::Status s = CheckLength("agent_version", request->agent_version(), kMaxShortField);
-  if (!s.ok()) return FinishNow(context, metrics_, kMethod, s);
+  return HandleUnary(context, metrics_, "CheckIn", [&](UnaryCall& call) -> absl::Status {
+    PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(*context));
+    PARC_RETURN_IF_ERROR(
+        CheckHashes(request->inventory_hash(), request->software_hash(), /*allow_empty=*/true));
+    PARC_RETURN_IF_ERROR(CheckLength("agent_version", request->agent_version(), kMaxShortField));
 
-  bool send_inventory = request->inventory_hash() != auth->inventory_hash;
-  bool send_software = false;
-  if (send_inventory) {
-    auto known = request->software_hash().empty()
-                     ? absl::StatusOr<bool>(false)
-                     : store_->HasSoftwareSet(request->software_hash());
-    if (!known.ok()) return FinishNow(context, metrics_, kMethod, known.status());
-    send_software = !*known;
-  }
-  response->set_send_inventory(send_inventory);
-  response->set_send_software(send_software);
-  response->set_uai(auth->uai);
-  response->set_next_checkin_seconds(NextCheckInSeconds());
-  auto assignment = store_->AssignmentFor(auth->id);
-  if (!assignment.ok()) return FinishNow(context, metrics_, kMethod, assignment.status());
-  if (assignment->has_value()) {
-    const ActiveAssignment& a = **assignment;
-    auto* out = response->mutable_assignment();
-    out->set_rollout_id(a.rollout_id);
-    out->set_manifest_sha256(a.manifest_sha256);
-    out->set_artifact_base_url(options_.artifact_base_url);
-    out->mutable_window()->set_start_minute(a.window_start);
-    out->mutable_window()->set_end_minute(a.window_end);
-    out->set_rate_limit_bytes_per_second(a.rate_limit);
-    // The manifest travels only when the agent does not hold it yet.
-    if (request->assignment_manifest_sha256() != a.manifest_sha256 &&
-        !out->mutable_bundle()->ParseFromString(a.signed_manifest)) {
-      return FinishNow(context, metrics_, kMethod,
-                       absl::DataLossError("stored signed manifest is unreadable"));
+    bool send_inventory = request->inventory_hash() != auth.inventory_hash;
+    bool send_software = false;
+    if (send_inventory && !request->software_hash().empty()) {
+      PARC_ASSIGN_OR_RETURN(bool known, store_->HasSoftwareSet(request->software_hash()));
+      send_software = !known;
     }
-  }
+    response->set_send_inventory(send_inventory);
+    response->set_send_software(send_software);
+    response->set_uai(auth.uai);
+    response->set_next_checkin_seconds(NextCheckInSeconds());
+    PARC_ASSIGN_OR_RETURN(std::optional<ActiveAssignment> assignment,
+                          store_->AssignmentFor(auth.id));
+    if (assignment.has_value()) {
+      const ActiveAssignment& a = *assignment;
+      auto* out = response->mutable_assignment();
+      out->set_rollout_id(a.rollout_id);
+      out->set_manifest_sha256(a.manifest_sha256);
+      out->set_artifact_base_url(options_.artifact_base_url);
+      out->mutable_window()->set_start_minute(a.window_start);
+      out->mutable_window()->set_end_minute(a.window_end);
+      out->set_rate_limit_bytes_per_second(a.rate_limit);
+      // The manifest travels only when the agent does not hold it yet.
+      if (request->assignment_manifest_sha256() != a.manifest_sha256 &&
+          !out->mutable_bundle()->ParseFromString(a.signed_manifest)) {
+        return absl::DataLossError("stored signed manifest is unreadable");
+      }
+    }
 
-  CheckInInput checkin{auth->id, request->agent_version(), clock_->Now()};
-  // While the storage fails, a check-in waits for its write, so that the device is told the
-  // truth rather than an answer that is then not recorded.
-  if (options_.checkin_write_behind && store_->Writable() && store_->RecordCheckInBehind(checkin)) {
-    return FinishNow(context, metrics_, kMethod, absl::OkStatus());
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RecordCheckIn(std::move(checkin), [this, reactor, context](absl::StatusOr<bool> done) {
-    FinishRpc(reactor, metrics_, "CheckIn", done.status(), context);
+    CheckInInput checkin{auth.id, request->agent_version(), clock_->Now()};
+    // While the storage fails, a check-in waits for its write, so that the device is told the
+    // truth rather than an answer that is then not recorded.
+    if (options_.checkin_write_behind && store_->Writable() &&
+        store_->RecordCheckInBehind(checkin)) {
+      return absl::OkStatus();
+    }
+    store_->RecordCheckIn(std::move(checkin),
+                          [done = call.Later()](absl::StatusOr<bool> r) { done(r.status()); });
+    return absl::OkStatus();
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServerContext* context,
                                                             const ReportInventoryRequest* request,
                                                             ReportInventoryResponse* response) {
-  constexpr absl::string_view kMethod = "ReportInventory";
-  auto auth = Authenticate(*context);
-  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  ReportLimits limits;
-  limits.max_inventory_bytes = options_.max_inventory_bytes;
-  limits.max_packages = options_.max_packages;
-  absl::Status valid = ValidateInventory(*request, limits);
-  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
-  const auto& inventory = request->inventory();
+  return HandleUnary(context, metrics_, "ReportInventory", [&](UnaryCall& call) -> absl::Status {
+    PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(*context));
+    ReportLimits limits;
+    limits.max_inventory_bytes = options_.max_inventory_bytes;
+    limits.max_packages = options_.max_packages;
+    PARC_RETURN_IF_ERROR(ValidateInventory(*request, limits));
+    const auto& inventory = request->inventory();
 
-  InventoryInput in;
-  in.device_id = auth->id;
-  in.inventory_hash = request->inventory_hash();
-  in.software_hash = request->software_hash();
-  in.hardware = inventory.hardware();
-  static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
-  bool with_list =
-      inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash;
-  if (with_list) {
-    // A list the server already holds (another clone of the same image sent it) is neither
-    // verified nor copied: nothing of it would be stored.
-    auto known = store_->HasSoftwareSet(in.software_hash);
-    if (!known.ok()) return FinishNow(context, metrics_, kMethod, known.status());
-    with_list = !*known;
-  }
-  if (with_list) {
-    auto software = CheckSoftwareList(inventory.software(), request->software_hash());
-    if (!software.ok()) return FinishNow(context, metrics_, kMethod, software.status());
-    in.software = *std::move(software);
-  }
-  absl::Status hashed = CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash);
-  if (!hashed.ok()) return FinishNow(context, metrics_, kMethod, hashed);
-  in.received_at = clock_->Now();
-  in.collected_at =
-      request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at()) : in.received_at;
-
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const bool with_software = in.software.has_value();
-  store_->StoreInventory(
-      std::move(in), [this, reactor, context, response, with_software](absl::StatusOr<bool> done) {
-        response->set_stored(done.ok());
-        if (done.ok()) metrics_->RecordInventory(with_software);
-        FinishRpc(reactor, metrics_, "ReportInventory", done.status(), context);
-      });
-  return reactor;
+    InventoryInput in;
+    in.device_id = auth.id;
+    in.inventory_hash = request->inventory_hash();
+    in.software_hash = request->software_hash();
+    in.hardware = inventory.hardware();
+    static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
+    bool with_list =
+        inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash;
+    if (with_list) {
+      // A list the server already holds (another clone of the same image sent it) is neither
+      // verified nor copied: nothing of it would be stored.
+      PARC_ASSIGN_OR_RETURN(bool known, store_->HasSoftwareSet(in.software_hash));
+      with_list = !known;
+    }
+    if (with_list) {
+      PARC_ASSIGN_OR_RETURN(in.software,
+                            CheckSoftwareList(inventory.software(), request->software_hash()));
+    }
+    PARC_RETURN_IF_ERROR(CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash));
+    in.received_at = clock_->Now();
+    in.collected_at = request->collected_at() > 0 ? absl::FromUnixSeconds(request->collected_at())
+                                                  : in.received_at;
+    const bool with_software = in.software.has_value();
+    store_->StoreInventory(std::move(in), [this, response, with_software,
+                                           done = call.Later()](absl::StatusOr<bool> r) {
+      response->set_stored(r.ok());
+      if (r.ok()) metrics_->RecordInventory(with_software);
+      done(r.status());
+    });
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(
     grpc::CallbackServerContext* context, const parc::v1::DeploymentReport* request,
     parc::v1::ReportDeploymentResponse* /*response*/) {
-  constexpr absl::string_view kMethod = "ReportDeployment";
-  auto auth = Authenticate(*context);
-  if (!auth.ok()) return FinishNow(context, metrics_, kMethod, auth.status());
-  absl::Status valid = ValidateDeploymentReport(*request);
-  if (!valid.ok()) return FinishNow(context, metrics_, kMethod, valid);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::string rollout_id = request->rollout_id();
-  store_->RecordDeployment(auth->id, *request, clock_->Now(),
-                           [this, reactor, context, rollout_id](absl::StatusOr<bool> done) {
-                             if (done.ok() && options_.deployment_reported) {
-                               options_.deployment_reported(rollout_id);
-                             }
-                             FinishRpc(reactor, metrics_, "ReportDeployment", done.status(),
-                                       context);
-                           });
-  return reactor;
+  return HandleUnary(context, metrics_, "ReportDeployment", [&](UnaryCall& call) -> absl::Status {
+    PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(*context));
+    PARC_RETURN_IF_ERROR(ValidateDeploymentReport(*request));
+    store_->RecordDeployment(
+        auth.id, *request, clock_->Now(),
+        [this, rollout_id = request->rollout_id(), done = call.Later()](absl::StatusOr<bool> r) {
+          if (r.ok() && options_.deployment_reported) {
+            options_.deployment_reported(rollout_id);
+          }
+          done(r.status());
+        });
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace parc::server

@@ -73,4 +73,22 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metric
   return reactor;
 }
 
+UnaryCall::Done UnaryCall::Later() {
+  reactor_ = context_->DefaultReactor();
+  finished_ = std::make_shared<std::atomic<bool>>(false);
+  return [context = context_, reactor = reactor_, metrics = metrics_, method = method_,
+          finished = finished_](const absl::Status& status) {
+    if (finished->exchange(true)) return;
+    FinishRpc(reactor, metrics, method, status, context);
+  };
+}
+
+grpc::ServerUnaryReactor* UnaryCall::Finish(const absl::Status& status) {
+  if (finished_ == nullptr) return FinishNow(context_, metrics_, method_, status);
+  if (!status.ok() && !finished_->exchange(true)) {
+    FinishRpc(reactor_, metrics_, method_, status, context_);
+  }
+  return reactor_;
+}
+
 }  // namespace parc::server
