@@ -25,8 +25,9 @@
 namespace parc::server {
 
 using web::CookieValue;
-using web::Esc;
+using web::Html;
 using web::Layout;
+using web::SendHtml;
 using web::UrlEncode;
 
 namespace {
@@ -148,23 +149,24 @@ void Dashboard::Register(httplib::Server* http) {
   http->Get("/connexion", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string suite =
         SafeNextPath(req.has_param("suite") ? req.get_param_value("suite") : "");
-    std::string error = req.has_param("erreur")
-                            ? "<p class=\"error\" role=\"alert\">Jeton refusé : vérifiez-le ou "
-                              "demandez-en un nouveau à votre administrateur.</p>"
-                            : "";
-    res.set_content(
-        Layout("Connexion", nullptr, "",
-               absl::StrCat("<div class=\"card\" style=\"max-width:32rem;margin:auto\">"
-                            "<h1>Connexion</h1>",
-                            error,
-                            "<form method=\"post\" action=\"/connexion\"><label for=\"jeton\">"
-                            "Jeton d'opérateur</label><input type=\"password\" id=\"jeton\" "
-                            "name=\"jeton\" autocomplete=\"current-password\" required>"
-                            "<input type=\"hidden\" name=\"suite\" value=\"",
-                            Esc(suite),
-                            "\"><p><button class=\"btn\" type=\"submit\">Se connecter</button>"
-                            "</p></form></div>")),
-        "text/html; charset=utf-8");
+    Html error;
+    if (req.has_param("erreur")) {
+      error = Html::Of(
+          "<p class=\"error\" role=\"alert\">Jeton refusé : vérifiez-le ou "
+          "demandez-en un nouveau à votre administrateur.</p>");
+    }
+    SendHtml(res, Layout("Connexion", nullptr, "",
+                         Html::Of("<div class=\"card\" style=\"max-width:32rem;margin:auto\">"
+                                  "<h1>Connexion</h1>",
+                                  error,
+                                  "<form method=\"post\" action=\"/connexion\"><label "
+                                  "for=\"jeton\">Jeton d'opérateur</label><input "
+                                  "type=\"password\" id=\"jeton\" name=\"jeton\" "
+                                  "autocomplete=\"current-password\" required>"
+                                  "<input type=\"hidden\" name=\"suite\" value=\"",
+                                  suite,
+                                  "\"><p><button class=\"btn\" type=\"submit\">Se "
+                                  "connecter</button></p></form></div>")));
   });
   http->Post("/connexion",
              [this](const httplib::Request& req, httplib::Response& res) { Login(req, res); });

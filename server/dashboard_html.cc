@@ -142,58 +142,66 @@ svg text{font-size:12px;font-family:inherit}
 
 }  // namespace
 
-std::string Layout(const std::string& title, const Caller* caller, const std::string& csrf,
-                   const std::string& body) {
-  std::string nav;
+Html Layout(const std::string& title, const Caller* caller, const std::string& csrf,
+            const Html& body) {
+  Html nav;
   if (caller != nullptr) {
-    nav = absl::StrCat(
+    nav.Add(
         "<nav><a href=\"/\">Vue d'ensemble</a></nav><nav><a href=\"/deploiements\">"
         "Déploiements</a></nav><span class=\"who\">",
-        Esc(caller->record.name), " — ", Esc(caller->scope.text()),
+        caller->record.name, " — ", caller->scope.text(),
         " <form method=\"post\" action=\"/deconnexion\"><input type=\"hidden\" name=\"csrf\" "
         "value=\"",
-        Esc(csrf), "\"><button type=\"submit\">Se déconnecter</button></form></span>");
+        csrf, "\"><button type=\"submit\">Se déconnecter</button></form></span>");
   }
-  return absl::StrCat(
+  return Html::Of(
       "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>",
-      Esc(title), " — Parc</title><style>", kStyle,
+      title, " — Parc</title><style>", kStyle,
       "</style></head><body><header>"
       "<a href=\"/\">Parc</a>",
       nav, "</header><main>", body, "</main></body></html>");
 }
 
-std::string BarChart(const std::string& title, const std::vector<Bar>& bars) {
+void SendHtml(httplib::Response& res, const Html& page) {
+  res.set_content(page.str(), "text/html; charset=utf-8");
+}
+
+Html BarChart(const std::string& title, const std::vector<Bar>& bars) {
   const int row = 28, label_width = 210, width = 640;
   const int height = static_cast<int>(bars.size()) * row + 10;
-  std::string svg = absl::StrCat("<figure class=\"card\"><figcaption>", Esc(title),
-                                 "</figcaption><svg role=\"img\" "
-                                 "aria-label=\"",
-                                 Esc(title), "\" viewBox=\"0 0 ", width, " ", height,
-                                 "\" width=\"100%\" preserveAspectRatio=\"xMinYMin meet\">");
+  Html svg =
+      Html::Of("<figure class=\"card\"><figcaption>", title,
+               "</figcaption><svg role=\"img\" aria-label=\"", title, "\" viewBox=\"0 0 ", width,
+               " ", height, "\" width=\"100%\" preserveAspectRatio=\"xMinYMin meet\">");
   for (size_t i = 0; i < bars.size(); ++i) {
     const Bar& b = bars[i];
     int y = static_cast<int>(i) * row + 5;
     double w = std::clamp(b.percent, 0.0, 100.0) / 100.0 * (width - label_width - 70);
-    std::string label = absl::StrCat("<text x=\"0\" y=\"", y + 17, "\">", Esc(b.label), "</text>");
-    if (!b.href.empty()) label = absl::StrCat("<a href=\"", Esc(b.href), "\">", label, "</a>");
-    absl::StrAppend(&svg, label, "<rect x=\"", label_width, "\" y=\"", y + 4, "\" width=\"",
-                    width - label_width - 70, "\" height=\"16\" fill=\"#e5e5f4\"/>",
-                    "<rect class=\"bar\" x=\"", label_width, "\" y=\"", y + 4, "\" width=\"",
-                    absl::StrFormat("%.1f", w), "\" height=\"16\" fill=\"#000091\"><title>",
-                    Esc(b.label), " : ", Percent(b.percent), Esc(b.detail),
-                    "</title></rect><text x=\"", width - 62, "\" y=\"", y + 17, "\">",
-                    Percent(b.percent), "</text>");
+    Html label = Html::Of("<text x=\"0\" y=\"", y + 17, "\">", b.label, "</text>");
+    if (!b.href.empty()) label = Html::Of("<a href=\"", b.href, "\">", label, "</a>");
+    svg.Add(label, "<rect x=\"", label_width, "\" y=\"", y + 4, "\" width=\"",
+            width - label_width - 70, "\" height=\"16\" fill=\"#e5e5f4\"/>",
+            "<rect class=\"bar\" x=\"", label_width, "\" y=\"", y + 4, "\" width=\"",
+            absl::StrFormat("%.1f", w), "\" height=\"16\" fill=\"#000091\"><title>", b.label, " : ",
+            Percent(b.percent), b.detail, "</title></rect><text x=\"", width - 62, "\" y=\"",
+            y + 17, "\">", Percent(b.percent), "</text>");
   }
-  svg += "</svg></figure>";
+  svg.Add("</svg></figure>");
   return svg;
 }
 
-std::string SortedTable(const httplib::Request& req, const std::string& base,
-                        const std::vector<Column>& columns,
-                        std::vector<std::vector<std::string>> rows,
-                        std::vector<std::vector<std::string>> cells_html) {
+std::vector<Html> TextCells(const std::vector<std::string>& values) {
+  std::vector<Html> cells;
+  cells.reserve(values.size());
+  for (const auto& v : values) cells.push_back(Html::Of(v));
+  return cells;
+}
+
+Html SortedTable(const httplib::Request& req, const std::string& base,
+                 const std::vector<Column>& columns, std::vector<std::vector<std::string>> rows,
+                 std::vector<std::vector<Html>> cells) {
   std::string sort = req.has_param("tri") ? req.get_param_value("tri") : "";
   bool desc = req.has_param("ordre") && req.get_param_value("ordre") == "desc";
   int index = -1;
@@ -203,57 +211,45 @@ std::string SortedTable(const httplib::Request& req, const std::string& base,
   std::vector<size_t> order(rows.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   if (index >= 0) {
-    bool numeric = columns[static_cast<size_t>(index)].numeric;
+    const auto col = static_cast<size_t>(index);
+    const bool numeric = columns[col].numeric;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      const auto& x = rows[a][static_cast<size_t>(index)];
-      const auto& y = rows[b][static_cast<size_t>(index)];
-      bool less;
+      const auto& x = rows[a][col];
+      const auto& y = rows[b][col];
       if (numeric) {
         double dx = 0, dy = 0;
         (void)absl::SimpleAtod(x, &dx);
         (void)absl::SimpleAtod(y, &dy);
-        less = dx < dy;
-      } else {
-        less = x < y;
+        return desc ? dx > dy : dx < dy;
       }
-      if (desc) {
-        bool greater;
-        if (numeric) {
-          double dx = 0, dy = 0;
-          (void)absl::SimpleAtod(x, &dx);
-          (void)absl::SimpleAtod(y, &dy);
-          greater = dx > dy;
-        } else {
-          greater = x > y;
-        }
-        return greater;
-      }
-      return less;
+      return desc ? x > y : x < y;
     });
   }
   const std::string sep = base.find('?') == std::string::npos ? "?" : "&";
-  std::string html = "<div class=\"wrap\"><table><thead><tr>";
+  Html html = Html::Of("<div class=\"wrap\"><table><thead><tr>");
   for (size_t i = 0; i < columns.size(); ++i) {
     bool active = static_cast<int>(i) == index;
     std::string next = active && !desc ? "desc" : "asc";
     std::string arrow = active ? (desc ? " ▼" : " ▲") : "";
-    absl::StrAppend(
-        &html, "<th scope=\"col\"", columns[i].numeric ? " class=\"n\"" : "",
-        active ? absl::StrCat(" aria-sort=\"", desc ? "descending" : "ascending", "\"") : "",
-        "><a href=\"", Esc(base), sep, "tri=", columns[i].key, "&amp;ordre=", next, "\">",
-        Esc(columns[i].label), arrow, "</a></th>");
+    html.Add("<th scope=\"col\"", columns[i].numeric ? Html::Of(" class=\"n\"") : Html());
+    if (active) html.Add(" aria-sort=\"", std::string(desc ? "descending" : "ascending"), "\"");
+    html.Add("><a href=\"", absl::StrCat(base, sep, "tri=", columns[i].key, "&ordre=", next), "\">",
+             columns[i].label, arrow, "</a></th>");
   }
-  html += "</tr></thead><tbody>";
+  html.Add("</tr></thead><tbody>");
   for (size_t r : order) {
-    html += "<tr>";
+    html.Add("<tr>");
     for (size_t c = 0; c < columns.size(); ++c) {
-      absl::StrAppend(&html, c == 0 ? "<th scope=\"row\"" : "<td",
-                      columns[c].numeric ? " class=\"n\"" : "", ">", cells_html[r][c],
-                      c == 0 ? "</th>" : "</td>");
+      const Html numeric = columns[c].numeric ? Html::Of(" class=\"n\"") : Html();
+      if (c == 0) {
+        html.Add("<th scope=\"row\"", numeric, ">", cells[r][c], "</th>");
+      } else {
+        html.Add("<td", numeric, ">", cells[r][c], "</td>");
+      }
     }
-    html += "</tr>";
+    html.Add("</tr>");
   }
-  html += "</tbody></table></div>";
+  html.Add("</tbody></table></div>");
   return html;
 }
 
@@ -281,7 +277,5 @@ std::string CookieValue(const httplib::Request& req, absl::string_view name) {
   }
   return "";
 }
-
-// The bundle shown: ?lot=name@version, else the latest published.
 
 }  // namespace parc::server::web

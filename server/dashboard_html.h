@@ -1,8 +1,10 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "parc/v1/admin.pb.h"
@@ -14,12 +16,61 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
-// The dashboard's HTML building blocks. Every function that takes text meant to be shown
-// escapes it itself; the ones that take markup say so (cells_html, body).
+// The dashboard's HTML building blocks. Pages are Html values, escaped by construction:
+// markup comes only from string literals written in the code and from other Html values;
+// every std::string or string_view appended is text and is escaped on the way in.
 namespace parc::server::web {
 
 // Text for HTML content and attribute values (& < > " ').
 std::string Esc(absl::string_view s);
+
+template <typename T>
+inline constexpr bool kNotHtmlPart = false;
+
+class Html {
+ public:
+  Html() = default;
+
+  // Html::Of("<p>", name, "</p>"): literals are markup, strings are escaped text, numbers are
+  // printed. A const char* that is not a literal does not compile: say which it is.
+  template <typename... Parts>
+  static Html Of(const Parts&... parts) {
+    Html h;
+    h.Add(parts...);
+    return h;
+  }
+
+  template <typename... Parts>
+  Html& Add(const Parts&... parts) {
+    (Append(parts), ...);
+    return *this;
+  }
+
+  const std::string& str() const { return markup_; }
+  bool empty() const { return markup_.empty(); }
+
+ private:
+  template <typename T>
+  void Append(const T& part) {
+    if constexpr (std::is_same_v<T, Html>) {
+      markup_ += part.markup_;
+    } else if constexpr (std::is_array_v<T>) {
+      static_assert(std::is_same_v<std::remove_cv_t<std::remove_extent_t<T>>, char>);
+      markup_.append(part, sizeof(T) - 1);  // a literal, without its terminating NUL
+    } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, absl::string_view>) {
+      markup_ += Esc(part);
+    } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool> &&
+                         !std::is_same_v<T, char>) {
+      absl::StrAppend(&markup_, part);
+    } else {
+      static_assert(kNotHtmlPart<T>,
+                    "Html parts: string literals (markup), Html, std::string or string_view "
+                    "(text, escaped), numbers");
+    }
+  }
+
+  std::string markup_;
+};
 // A query-string component.
 std::string UrlEncode(absl::string_view s);
 std::string Percent(double p);
@@ -29,10 +80,12 @@ std::string KindLabel(parc::v1::DeviceKind kind);
 std::string StateLabel(parc::v1::DeploymentState s);
 std::string PackageStateLabel(parc::v1::PackageState s);
 
-// The page around body (markup): header with the operator and the sign-out form (caller may
-// be null on the sign-in page).
-std::string Layout(const std::string& title, const Caller* caller, const std::string& csrf,
-                   const std::string& body);
+// The page around body: header with the operator and the sign-out form (caller may be null
+// on the sign-in page).
+Html Layout(const std::string& title, const Caller* caller, const std::string& csrf,
+            const Html& body);
+// Sends a page as text/html.
+void SendHtml(httplib::Response& res, const Html& page);
 
 // Horizontal bar chart of percentages (0-100), one bar per row, with optional links.
 struct Bar {
@@ -41,19 +94,20 @@ struct Bar {
   std::string href;
   std::string detail;
 };
-std::string BarChart(const std::string& title, const std::vector<Bar>& bars);
+Html BarChart(const std::string& title, const std::vector<Bar>& bars);
 
 // A sortable table: header links set ?tri=<key>&ordre=asc|desc; the rows are sorted here.
-// rows hold the plain values (sorting, CSV), cells_html the markup shown for each.
+// rows hold the plain values (sorting, CSV), cells what is shown for each.
 struct Column {
   std::string key;
   std::string label;
   bool numeric = false;
 };
-std::string SortedTable(const httplib::Request& req, const std::string& base,
-                        const std::vector<Column>& columns,
-                        std::vector<std::vector<std::string>> rows,
-                        std::vector<std::vector<std::string>> cells_html);
+Html SortedTable(const httplib::Request& req, const std::string& base,
+                 const std::vector<Column>& columns, std::vector<std::vector<std::string>> rows,
+                 std::vector<std::vector<Html>> cells);
+// Plain values shown as they are (escaped), for SortedTable's cells.
+std::vector<Html> TextCells(const std::vector<std::string>& values);
 
 // A CSV download (UTF-8 with BOM, ';'), cells neutralised for spreadsheets.
 void SendCsv(httplib::Response& res, const std::string& filename,

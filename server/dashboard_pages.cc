@@ -26,14 +26,16 @@ namespace parc::server {
 using web::Bar;
 using web::BarChart;
 using web::Column;
-using web::Esc;
+using web::Html;
 using web::KindLabel;
 using web::Layout;
 using web::PackageStateLabel;
 using web::Percent;
 using web::SendCsv;
+using web::SendHtml;
 using web::SortedTable;
 using web::StateLabel;
+using web::TextCells;
 using web::UrlEncode;
 using web::WantsCsv;
 using web::When;
@@ -93,11 +95,10 @@ void Dashboard::Overview(const httplib::Request& req, const Caller& caller, cons
     res.status = 500;
     return;
   }
-  std::string body = "<h1>Vue d'ensemble</h1>";
+  Html body = Html::Of("<h1>Vue d'ensemble</h1>");
   if (!bundle.has_value()) {
-    body += "<p class=\"card\">Aucun lot d'applications n'est encore publié.</p>";
-    res.set_content(Layout("Vue d'ensemble", &caller, session.csrf, body),
-                    "text/html; charset=utf-8");
+    body.Add("<p class=\"card\">Aucun lot d'applications n'est encore publié.</p>");
+    SendHtml(res, Layout("Vue d'ensemble", &caller, session.csrf, body));
     return;
   }
   const std::string lot = LotParam(bundle);
@@ -122,40 +123,35 @@ void Dashboard::Overview(const httplib::Request& req, const Caller& caller, cons
         header, rows);
   }
   const auto& t = total->total();
-  absl::StrAppend(&body, "<p>Lot <strong>", Esc(bundle->name), "@", Esc(bundle->version),
-                  "</strong> : <strong>", Percent(t.percent_up_to_date()), "</strong> des ",
-                  t.devices(), " appareils à jour (", t.up_to_date(), "), ", t.in_progress(),
-                  " en cours, ", t.failed(), " en échec, ", t.never_seen(), " jamais vus, dans ",
-                  t.establishments(), " établissements.</p>");
+  body.Add("<p>Lot <strong>", bundle->name, "@", bundle->version, "</strong> : <strong>",
+           Percent(t.percent_up_to_date()), "</strong> des ", t.devices(), " appareils à jour (",
+           t.up_to_date(), "), ", t.in_progress(), " en cours, ", t.failed(), " en échec, ",
+           t.never_seen(), " jamais vus, dans ", t.establishments(), " établissements.</p>");
   std::vector<Bar> bars;
   for (const auto& r : academies->rows()) {
     bars.push_back({absl::StrCat("Académie de ", r.label()), r.percent_up_to_date(), "",
                     absl::StrCat(" (", r.up_to_date(), "/", r.devices(), ")")});
   }
-  body += BarChart("Part des appareils à jour, par académie", bars);
+  body.Add(BarChart("Part des appareils à jour, par académie", bars));
   bars.clear();
-  std::vector<std::vector<std::string>> rows, cells;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<Html>> cells;
   for (const auto& r : departements->rows()) {
     std::string href = absl::StrCat("/departement/", r.group(), "?", lot);
     bars.push_back({r.label(), r.percent_up_to_date(), href,
                     absl::StrCat(" (", r.up_to_date(), "/", r.devices(), ")")});
     rows.push_back(ReportCells(r));
     rows.back()[0] = r.group();
-    auto c = ReportCells(r);
-    for (auto& x : c) x = Esc(x);
-    c[0] = absl::StrCat("<a href=\"", Esc(href), "\">", Esc(r.label()), "</a>");
-    c[8] = Percent(r.percent_up_to_date());
-    cells.push_back(c);
+    auto c = TextCells(ReportCells(r));
+    c[0] = Html::Of("<a href=\"", href, "\">", r.label(), "</a>");
+    c[8] = Html::Of(Percent(r.percent_up_to_date()));
+    cells.push_back(std::move(c));
   }
-  body += BarChart("Part des appareils à jour, par département", bars);
-  absl::StrAppend(
-      &body,
-      "<h2>Par département</h2><p class=\"actions\"><a class=\"btn light\" "
-      "href=\"/?",
-      lot, "&amp;format=csv\">Télécharger (CSV)</a></p>",
-      SortedTable(req, absl::StrCat("/?", lot), ReportColumns("Département"), rows, cells));
-  res.set_content(Layout("Vue d'ensemble", &caller, session.csrf, body),
-                  "text/html; charset=utf-8");
+  body.Add(BarChart("Part des appareils à jour, par département", bars));
+  body.Add("<h2>Par département</h2><p class=\"actions\"><a class=\"btn light\" href=\"",
+           absl::StrCat("/?", lot, "&format=csv"), "\">Télécharger (CSV)</a></p>",
+           SortedTable(req, absl::StrCat("/?", lot), ReportColumns("Département"), rows, cells));
+  SendHtml(res, Layout("Vue d'ensemble", &caller, session.csrf, body));
 }
 
 void Dashboard::Establishments(const httplib::Request& req, const Caller& caller,
@@ -184,9 +180,8 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
   auto bundle = ChosenBundle(store_, req);
   if (!scope.ok() || *scope == "[]" || !bundle.has_value()) {
     res.status = 404;
-    res.set_content(Layout("Introuvable", &caller, session.csrf,
-                           "<h1>Introuvable</h1><p>Rien à afficher ici.</p>"),
-                    "text/html; charset=utf-8");
+    SendHtml(res, Layout("Introuvable", &caller, session.csrf,
+                         Html::Of("<h1>Introuvable</h1><p>Rien à afficher ici.</p>")));
     return;
   }
   auto report = store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
@@ -200,17 +195,17 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
                                                   : absl::StrCat("Commune : ", place);
   std::vector<Column> columns = ReportColumns("Établissement");
   columns.insert(columns.begin() + 1, Column{"uai", "UAI"});
-  std::vector<std::vector<std::string>> rows, cells;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<Html>> cells;
   for (const auto& r : report->rows()) {
     auto values = ReportCells(r);
     values.insert(values.begin() + 1, r.group());
-    rows.push_back(values);
-    std::vector<std::string> c;
-    for (const auto& v : values) c.push_back(Esc(v));
-    c[0] = absl::StrCat("<a href=\"/etablissement/", Esc(r.group()), "?", lot, "\">",
-                        Esc(r.label()), "</a>");
-    c[9] = Percent(r.percent_up_to_date());
-    cells.push_back(c);
+    auto c = TextCells(values);
+    c[0] = Html::Of("<a href=\"", absl::StrCat("/etablissement/", r.group(), "?", lot), "\">",
+                    r.label(), "</a>");
+    c[9] = Html::Of(Percent(r.percent_up_to_date()));
+    rows.push_back(std::move(values));
+    cells.push_back(std::move(c));
   }
   if (WantsCsv(req)) {
     std::vector<std::string> header;
@@ -218,12 +213,13 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
     return SendCsv(res, absl::StrCat("etablissements-", kind, "-", code, ".csv"), header, rows);
   }
   std::string base = absl::StrCat("/", kind, "/", code, "?", lot);
-  std::string body = absl::StrCat(
-      "<h1>", Esc(title), "</h1><p>Lot ", Esc(bundle->name), "@", Esc(bundle->version), " : ",
-      Percent(report->total().percent_up_to_date()), " des ", report->total().devices(),
-      " appareils à jour.</p><p class=\"actions\"><a class=\"btn light\" href=\"", Esc(base),
-      "&amp;format=csv\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
-  res.set_content(Layout(title, &caller, session.csrf, body), "text/html; charset=utf-8");
+  Html body =
+      Html::Of("<h1>", title, "</h1><p>Lot ", bundle->name, "@", bundle->version, " : ",
+               Percent(report->total().percent_up_to_date()), " des ", report->total().devices(),
+               " appareils à jour.</p><p class=\"actions\"><a class=\"btn light\" href=\"",
+               absl::StrCat(base, "&format=csv"), "\">Télécharger (CSV)</a></p>",
+               SortedTable(req, base, columns, rows, cells));
+  SendHtml(res, Layout(title, &caller, session.csrf, body));
 }
 
 void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
@@ -233,9 +229,8 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   auto bundle = ChosenBundle(store_, req);
   if (!est.ok() || !caller.scope.Contains(*est)) {
     res.status = 404;
-    res.set_content(Layout("Introuvable", &caller, session.csrf,
-                           "<h1>Introuvable</h1><p>Aucun établissement de ce code.</p>"),
-                    "text/html; charset=utf-8");
+    SendHtml(res, Layout("Introuvable", &caller, session.csrf,
+                         Html::Of("<h1>Introuvable</h1><p>Aucun établissement de ce code.</p>")));
     return;
   }
   auto scope = ScopeFilter(store_, caller, std::set<std::string>{uai});
@@ -250,7 +245,8 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
                                  {"modele", "Modèle"},           {"serie", "N° de série"},
                                  {"contact", "Dernier contact"}, {"etat", "État du lot"},
                                  {"erreur", "Dernière erreur"}};
-  std::vector<std::vector<std::string>> rows, cells;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<Html>> cells;
   for (const auto& d : *devices) {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
     std::string model = absl::StartsWithIgnoreCase(d.device.model(), d.device.manufacturer())
@@ -263,17 +259,19 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
                                        When(d.device.last_seen_at()),
                                        StateLabel(d.state),
                                        d.message.empty() ? d.reason : d.message};
-    rows.push_back(values);
-    std::vector<std::string> c;
-    for (const auto& v : values) c.push_back(Esc(v));
-    c[0] = absl::StrCat("<a href=\"/appareil/", Esc(d.device.id()), "\">",
-                        Esc(d.device.hostname().empty() ? d.device.id() : d.device.hostname()),
-                        "</a>");
+    auto c = TextCells(values);
+    c[0] = Html::Of("<a href=\"", absl::StrCat("/appareil/", d.device.id()), "\">",
+                    d.device.hostname().empty() ? d.device.id() : d.device.hostname(), "</a>");
     bool ok = d.state == parc::v1::DEPLOYMENT_STATE_INSTALLED;
     bool ko = d.state == parc::v1::DEPLOYMENT_STATE_FAILED ||
               d.state == parc::v1::DEPLOYMENT_STATE_REFUSED;
-    c[5] = absl::StrCat("<span class=\"", ok ? "ok" : ko ? "ko" : "muted", "\">", c[5], "</span>");
-    cells.push_back(c);
+    c[5] = Html::Of("<span class=\"",
+                    std::string(ok   ? "ok"
+                                : ko ? "ko"
+                                     : "muted"),
+                    "\">", c[5], "</span>");
+    rows.push_back(std::move(values));
+    cells.push_back(std::move(c));
   }
   if (WantsCsv(req)) {
     std::vector<std::string> header;
@@ -281,13 +279,12 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
     return SendCsv(res, absl::StrCat("appareils-", uai, ".csv"), header, rows);
   }
   const std::string base = absl::StrCat("/etablissement/", uai, "?", LotParam(bundle));
-  std::string body = absl::StrCat(
-      "<h1>", Esc(est->name()), "</h1><p>", Esc(uai), " — ", Esc(est->commune_name()), " (",
-      Esc(est->departement()), ") — équipement : ", Esc(est->collectivite_name()), "</p>",
-      bundle ? absl::StrCat("<p>Lot ", Esc(bundle->name), "@", Esc(bundle->version), "</p>") : "",
-      "<p class=\"actions\"><a class=\"btn light\" href=\"", Esc(base),
-      "&amp;format=csv\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
-  res.set_content(Layout(est->name(), &caller, session.csrf, body), "text/html; charset=utf-8");
+  Html body = Html::Of("<h1>", est->name(), "</h1><p>", uai, " — ", est->commune_name(), " (",
+                       est->departement(), ") — équipement : ", est->collectivite_name(), "</p>");
+  if (bundle) body.Add("<p>Lot ", bundle->name, "@", bundle->version, "</p>");
+  body.Add("<p class=\"actions\"><a class=\"btn light\" href=\"", absl::StrCat(base, "&format=csv"),
+           "\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
+  SendHtml(res, Layout(est->name(), &caller, session.csrf, body));
 }
 
 void Dashboard::Device(const httplib::Request&, const Caller& caller, const Session& session,
@@ -297,63 +294,57 @@ void Dashboard::Device(const httplib::Request&, const Caller& caller, const Sess
       scope.ok() ? store_->GetDevice(id, *scope) : absl::StatusOr<DeviceDetails>(scope.status());
   if (!details.ok()) {
     res.status = absl::IsNotFound(details.status()) ? 404 : 500;
-    res.set_content(Layout("Introuvable", &caller, session.csrf,
-                           "<h1>Introuvable</h1><p>Aucun appareil de ce code.</p>"),
-                    "text/html; charset=utf-8");
+    SendHtml(res, Layout("Introuvable", &caller, session.csrf,
+                         Html::Of("<h1>Introuvable</h1><p>Aucun appareil de ce code.</p>")));
     return;
   }
   const auto& d = details->device;
-  std::string body = absl::StrCat(
-      "<h1>", Esc(d.hostname().empty() ? d.id() : d.hostname()),
-      "</h1><div class=\"card wrap\">"
-      "<table><tbody>",
-      "<tr><th scope=\"row\">Appareil</th><td>", Esc(d.id()), "</td></tr>",
-      "<tr><th scope=\"row\">Établissement</th><td><a href=\"/etablissement/", Esc(d.uai()), "\">",
-      Esc(d.establishment_name()), "</a> (", Esc(d.uai()), ")</td></tr>",
-      "<tr><th scope=\"row\">Type</th><td>", Esc(KindLabel(d.kind())), "</td></tr>",
-      "<tr><th scope=\"row\">Modèle</th><td>", Esc(d.manufacturer()), " ", Esc(d.model()),
-      "</td></tr><tr><th scope=\"row\">N° de série</th><td>", Esc(d.serial()), "</td></tr>",
-      "<tr><th scope=\"row\">Système</th><td>", Esc(d.os()), "</td></tr>",
-      "<tr><th scope=\"row\">Agent</th><td>", Esc(d.agent_version()), "</td></tr>",
+  Html body = Html::Of(
+      "<h1>", d.hostname().empty() ? d.id() : d.hostname(),
+      "</h1><div class=\"card wrap\"><table><tbody>", "<tr><th scope=\"row\">Appareil</th><td>",
+      d.id(), "</td></tr>", "<tr><th scope=\"row\">Établissement</th><td><a href=\"",
+      absl::StrCat("/etablissement/", d.uai()), "\">", d.establishment_name(), "</a> (", d.uai(),
+      ")</td></tr>", "<tr><th scope=\"row\">Type</th><td>", KindLabel(d.kind()), "</td></tr>",
+      "<tr><th scope=\"row\">Modèle</th><td>", d.manufacturer(), " ", d.model(),
+      "</td></tr><tr><th scope=\"row\">N° de série</th><td>", d.serial(), "</td></tr>",
+      "<tr><th scope=\"row\">Système</th><td>", d.os(), "</td></tr>",
+      "<tr><th scope=\"row\">Agent</th><td>", d.agent_version(), "</td></tr>",
       "<tr><th scope=\"row\">Inscrit le</th><td>", When(d.enrolled_at()), "</td></tr>",
       "<tr><th scope=\"row\">Dernier contact</th><td>", When(d.last_seen_at()), "</td></tr>",
       "</tbody></table></div>");
   auto packages = store_->DevicePackages(d.id());
-  body += "<h2>Applications du lot</h2>";
+  body.Add("<h2>Applications du lot</h2>");
   if (!packages.ok() || packages->empty()) {
-    body += "<p class=\"muted\">Aucun déploiement pour cet appareil.</p>";
+    body.Add("<p class=\"muted\">Aucun déploiement pour cet appareil.</p>");
   } else {
-    body +=
+    body.Add(
         "<div class=\"wrap\"><table><thead><tr><th scope=\"col\">Application</th>"
         "<th scope=\"col\">Version</th><th scope=\"col\">État</th><th scope=\"col\">"
-        "Erreur</th></tr></thead><tbody>";
+        "Erreur</th></tr></thead><tbody>");
     for (const auto& p : *packages) {
-      std::string error = Esc(p.reason());
-      if (p.exit_status() != 0) absl::StrAppend(&error, " (code ", p.exit_status(), ")");
+      Html error = Html::Of(p.reason());
+      if (p.exit_status() != 0) error.Add(" (code ", p.exit_status(), ")");
       if (!p.output_tail().empty()) {
-        absl::StrAppend(&error, "<pre>",
-                        Esc(p.output_tail().substr(
-                            p.output_tail().size() > 400 ? p.output_tail().size() - 400 : 0)),
-                        "</pre>");
+        const std::string& tail = p.output_tail();
+        error.Add("<pre>", tail.substr(tail.size() > 400 ? tail.size() - 400 : 0), "</pre>");
       }
-      absl::StrAppend(&body, "<tr><th scope=\"row\">", Esc(p.package_id()), "</th><td>",
-                      Esc(p.version()), "</td><td>", Esc(PackageStateLabel(p.state())), "</td><td>",
-                      error, "</td></tr>");
+      body.Add("<tr><th scope=\"row\">", p.package_id(), "</th><td>", p.version(), "</td><td>",
+               PackageStateLabel(p.state()), "</td><td>", error, "</td></tr>");
     }
-    body += "</tbody></table></div>";
+    body.Add("</tbody></table></div>");
   }
-  body += "<h2>Derniers contacts</h2><ul>";
+  body.Add("<h2>Derniers contacts</h2><ul>");
   for (absl::Time t : details->recent_checkins) {
     google::protobuf::Timestamp ts;
     ts.set_seconds(absl::ToUnixSeconds(t));
-    absl::StrAppend(&body, "<li>", When(ts), "</li>");
+    body.Add("<li>", When(ts), "</li>");
   }
-  body += "</ul>";
+  body.Add("</ul>");
   if (details->inventory.has_value()) {
-    absl::StrAppend(&body, "<h2>Inventaire</h2><pre class=\"card\">",
-                    Esc(common::FormatInventoryText(*details->inventory)), "</pre>");
+    body.Add("<h2>Inventaire</h2><pre class=\"card\">",
+             common::FormatInventoryText(*details->inventory), "</pre>");
   }
-  res.set_content(Layout(d.id(), &caller, session.csrf, body), "text/html; charset=utf-8");
+  SendHtml(res, Layout(d.id(), &caller, session.csrf, body));
 }
 
 void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
@@ -364,7 +355,7 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
     res.status = 500;
     return;
   }
-  std::string body = "<h1>Déploiements</h1>";
+  Html body = Html::Of("<h1>Déploiements</h1>");
   static const std::map<std::string, std::string> kRefusals = {
       {"role", "Action refusée : votre rôle ne permet pas de modifier un déploiement."},
       {"perimetre",
@@ -374,10 +365,10 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
       {"etat", "Action impossible : l'état du déploiement a changé entre-temps."}};
   if (req.has_param("refus")) {
     auto it = kRefusals.find(req.get_param_value("refus"));
-    body += absl::StrCat("<p class=\"error\" role=\"alert\">",
-                         it != kRefusals.end() ? it->second : kRefusals.at("role"), "</p>");
+    body.Add("<p class=\"error\" role=\"alert\">",
+             it != kRefusals.end() ? it->second : kRefusals.at("role"), "</p>");
   }
-  if (rollouts->empty()) body += "<p class=\"card\">Aucun déploiement.</p>";
+  if (rollouts->empty()) body.Add("<p class=\"card\">Aucun déploiement.</p>");
   for (auto it = rollouts->rbegin(); it != rollouts->rend(); ++it) {
     const RolloutRecord& r = *it;
     auto counts = store_->RolloutCounts(r.id, *scope);
@@ -395,11 +386,11 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
                                                                {"paused", "en pause"},
                                                                {"completed", "terminé"},
                                                                {"cancelled", "annulé"}};
-    absl::StrAppend(&body, "<section class=\"card\"><h2>", Esc(r.bundle_name), "@",
-                    Esc(r.bundle_version), " — ",
-                    Esc(kStates.count(r.state) ? kStates.at(r.state) : r.state),
-                    "</h2><p class=\"muted\">", Esc(r.id), " · cible ", Esc(r.target),
-                    r.state_reason.empty() ? "" : absl::StrCat(" · ", Esc(r.state_reason)), "</p>");
+    body.Add("<section class=\"card\"><h2>", r.bundle_name, "@", r.bundle_version, " — ",
+             kStates.count(r.state) ? kStates.at(r.state) : r.state, "</h2><p class=\"muted\">",
+             r.id, " · cible ", r.target);
+    if (!r.state_reason.empty()) body.Add(" · ", r.state_reason);
+    body.Add("</p>");
     std::vector<Bar> bars;
     for (size_t w = 0; w < waves.size(); ++w) {
       double pct = waves[w].targeted == 0 ? 0 : 100.0 * waves[w].installed / waves[w].targeted;
@@ -409,17 +400,18 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
                       absl::StrCat(" : ", waves[w].installed, "/", waves[w].targeted,
                                    " installés, ", waves[w].failed, " en échec")});
     }
-    body += BarChart("Appareils installés par vague", bars);
+    body.Add(BarChart("Appareils installés par vague", bars));
     if (rollouts_->MayChange(caller, r).ok() && (r.state == "running" || r.state == "paused")) {
       std::string action = r.state == "running" ? "pause" : "reprise";
-      absl::StrAppend(&body, "<form method=\"post\" action=\"/deploiements/", Esc(r.id), "/",
-                      action, "\"><input type=\"hidden\" name=\"csrf\" value=\"", Esc(session.csrf),
-                      "\"><button class=\"btn\" type=\"submit\">",
-                      r.state == "running" ? "Mettre en pause" : "Reprendre", "</button></form>");
+      body.Add("<form method=\"post\" action=\"", absl::StrCat("/deploiements/", r.id, "/", action),
+               "\"><input type=\"hidden\" name=\"csrf\" value=\"", session.csrf,
+               "\"><button class=\"btn\" type=\"submit\">",
+               std::string(r.state == "running" ? "Mettre en pause" : "Reprendre"),
+               "</button></form>");
     }
-    body += "</section>";
+    body.Add("</section>");
   }
-  res.set_content(Layout("Déploiements", &caller, session.csrf, body), "text/html; charset=utf-8");
+  SendHtml(res, Layout("Déploiements", &caller, session.csrf, body));
 }
 
 void Dashboard::RolloutAction(const httplib::Request& req, httplib::Response& res,
@@ -455,9 +447,8 @@ void Dashboard::RolloutAction(const httplib::Request& req, httplib::Response& re
   store_->AppendAudit(std::move(audit), [](absl::StatusOr<bool>) {});
   if (absl::IsNotFound(outcome)) {
     res.status = 404;
-    res.set_content(Layout("Introuvable", &*caller, session.csrf,
-                           "<h1>Introuvable</h1><p>Aucun déploiement de ce code.</p>"),
-                    "text/html; charset=utf-8");
+    SendHtml(res, Layout("Introuvable", &*caller, session.csrf,
+                         Html::Of("<h1>Introuvable</h1><p>Aucun déploiement de ce code.</p>")));
     return;
   }
   res.status = 303;

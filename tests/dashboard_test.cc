@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/state.h"
+#include "server/dashboard_html.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 #include "tools/bundle/bundle_tool.h"
@@ -57,6 +58,23 @@ class DashboardTest : public ::testing::Test {
   std::string config_;
   std::string cookie_;
 };
+
+TEST(HtmlTest, StringsAreTextAndOnlyLiteralsAreMarkup) {
+  using server::web::Html;
+  const std::string hostile = "<meta http-equiv=\"refresh\" content=\"0;url=//evil\">'&";
+  Html cell = Html::Of("<td>", hostile, "</td>");
+  EXPECT_EQ(cell.str(),
+            "<td>&lt;meta http-equiv=&quot;refresh&quot; content=&quot;0;url=//evil&quot;&gt;"
+            "&#39;&amp;</td>");
+  // Html values nest without being escaped twice; numbers are printed.
+  Html row = Html::Of("<tr>", cell, "<td>", 42, "</td></tr>");
+  EXPECT_EQ(row.str(), absl::StrCat("<tr>", cell.str(), "<td>42</td></tr>"));
+  EXPECT_EQ(Html::Of(absl::string_view("a<b")).str(), "a&lt;b");
+  // A page built from an escaped value cannot be turned back into markup by appending it.
+  Html page = server::web::Layout(hostile, nullptr, "", row);
+  EXPECT_EQ(page.str().find("<meta http-equiv=\"refresh\""), std::string::npos);
+  EXPECT_NE(page.str().find("&lt;meta http-equiv"), std::string::npos);
+}
 
 TEST_F(DashboardTest, DeviceSuppliedStringsAreTextOnEveryPageAndInertInExports) {
   // A laptop whose firmware, hostname, OS and packages carry markup and formulas.
