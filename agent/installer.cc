@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,13 +60,15 @@ InstallOutcome RunStep(const std::vector<std::string>& argv, absl::Duration time
   return o;
 }
 
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return ::remove(path) == 0 ? 0 : errno;
+}
+
+// rm -rf --one-file-system, in process: links are removed, never followed.
 absl::Status RemoveTree(const std::string& path) {
   if (!common::PathExists(path)) return absl::OkStatus();
-  auto r = RunCommand({"rm", "-rf", "--one-file-system", "--", path}, absl::Minutes(5));
-  if (!r.ok()) return r.status();
-  if (r->exit_status != 0) {
-    return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", r->output_tail));
-  }
+  int err = ::nftw(path.c_str(), RemoveEntry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (err != 0) return common::ErrnoStatus("cannot remove", path, err > 0 ? err : errno);
   return absl::OkStatus();
 }
 
