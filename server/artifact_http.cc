@@ -53,6 +53,9 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
   });
   // A silent client is dropped after 5 s; HttpGuard bounds a trickling one.
   s->http_->set_read_timeout(5, 0);
+  // Headers and body leave in separate writes: without this, Nagle and delayed ACKs hold
+  // every response back ~40 ms.
+  s->http_->set_tcp_nodelay(true);
   s->http_->set_write_timeout(60, 0);
   s->http_->set_keep_alive_timeout(5);
   s->http_->set_keep_alive_max_count(100);

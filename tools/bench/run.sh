@@ -15,10 +15,10 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     P*) ROWS+=("$a") ;;
-    *) echo "usage: $0 [--quick] [P1 ... P10]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [P1 ... P10 P12]" >&2; exit 2 ;;
   esac
 done
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P12)
 want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if [ "$QUICK" = 1 ]; then
@@ -105,8 +105,8 @@ rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 echo "Parc benchmarks ($([ $QUICK = 1 ] && echo quick || echo full): $DEVICES devices) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(date -u +%F)"
 printf '%-4s %-52s %-20s %-26s %-8s %-18s %s\n' row what figure reference ratio target verdict
 
-# P1, P2, P3, P4, P5, P10 share servers with an enrolled fleet.
-if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
+# P1, P2, P3, P4, P5, P10, P12 share servers with an enrolled fleet.
+if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P12; then
   for mode in insecure tls; do
     want P1 || [ "$mode" = tls ] || continue
     start_server "server-$mode" "$mode"
@@ -147,7 +147,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
       "$(printf 'echo %.0f/s' "$e")" "$(python3 -c "print(round($p / $e, 2))")" "≥ 2,000/s" \
       "$(verdict "$p >= 2000")"
   fi
-  if want P4 || want P10 || want P5; then
+  if want P4 || want P10 || want P5 || want P12; then
     # Every device reports one full inventory (the fleet's first day).
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
       --concurrency 32 --calls "$DEVICES" >"$WORK/inventory-pass.json"
@@ -161,7 +161,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
       "naive $(python3 -c "print(f'{$naive/2**30:.1f} GiB')")" "$(python3 -c "print(round($db / $naive, 3))")" \
       "≤ 1 GB (at 300k)" "$(verdict "$db * 300000 / $DEVICES <= 1e9")"
   fi
-  if want P5; then
+  if want P5 || want P12; then
     echo "x" >"$WORK/x.txt"
     printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
     "$BUNDLE" keygen --out "$WORK/key" >/dev/null
@@ -175,6 +175,8 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
     # Every device checks in, gets the assignment and reports it installed.
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload cycle \
       --concurrency 64 --calls $((DEVICES * 2)) >/dev/null
+  fi
+  if want P5; then
     # Server time from its own histogram (sum and count of GetDeploymentReport).
     report_seconds() {
       curl -sk "${S_WEB%/}/metrics" | awk '/^parc_rpc_duration_seconds_(sum|count)\{method="GetDeploymentReport"\}/ {print $2}' | tr '\n' ' '
@@ -197,6 +199,54 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10; then
     up=$(ctl report deployment --bundle mcnl --by region --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["up_to_date"])')
     row P5 "region report by establishment, server time ($up up to date)" "${server_ms} ms" \
       "wall ${med} ms, trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$server_ms < 100")"
+  fi
+  if want P12; then
+    # The dashboard as a collectivité's staff see it: every page type, signed in as a region
+    # viewer and as a département viewer; server time = curl's total minus its connection and
+    # TLS set-up (loopback), median of 5, gzip accepted as by a browser.
+    viewer() {  # scope -> cookie jar path
+      local tok jar=$WORK/jar-${1//[:\/]/_}
+      tok=$(ctl operators create --name "bench-${1//[:\/]/-}" --role viewer --scope "$1" --json |
+        sed -n 's/.*"token": "\(.*\)".*/\1/p')
+      curl -sk -c "$jar" -o /dev/null --data-urlencode "jeton=$tok" --data-urlencode "suite=/" \
+        "${S_WEB%/}/connexion"
+      echo "$jar"
+    }
+    page() {  # jar path -> "median_ms size_kb status"
+      local i out=()
+      for i in 1 2 3 4 5; do
+        out+=("$(curl -sk -b "$1" --compressed -o /dev/null \
+          -w '%{time_pretransfer} %{time_total} %{size_download} %{http_code}' "${S_WEB%/}$2")")
+      done
+      printf '%s\n' "${out[@]}" | python3 -c '
+import sys
+rows = [l.split() for l in sys.stdin if l.strip()]
+ms = sorted((float(r[1]) - float(r[0])) * 1000 for r in rows)
+print(round(ms[len(ms) // 2]), round(int(rows[-1][2]) / 1024), rows[-1][3])'
+    }
+    region_jar=$(viewer region)
+    dep_jar=$(viewer departement:31)
+    # The largest establishment of the Haute-Garonne and one of its devices.
+    big=$(ctl report deployment --bundle mcnl --by establishment --json | python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin)["rows"] if r["group"].startswith("031")]
+print(max(rows, key=lambda r: int(r.get("devices", 0)))["group"])')
+    dev=$(ctl devices list --uai "$big" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][0]["id"])')
+    commune=$(ctl establishments list --departement 31 --json | python3 -c '
+import json, sys
+print([e for e in json.load(sys.stdin)["establishments"] if e["uai"] == sys.argv[1]][0]["commune_code"])' "$big")
+    read -r ref_ms _ _ <<<"$(page "$region_jar" /healthz)"
+    pages=("/" "/?format=csv" "/departement/31" "/departement/31?format=csv"
+           "/etablissement/$big" "/etablissement/$big?format=csv" "/appareil/$dev" "/deploiements"
+           "/commune/$commune")
+    for who in region departement:31; do
+      jar=$region_jar; [ "$who" = region ] || jar=$dep_jar
+      for path in "${pages[@]}"; do
+        read -r ms kb code <<<"$(page "$jar" "$path")"
+        row P12 "dashboard $path ($who viewer)" "${ms} ms, ${kb} KiB" "/healthz ${ref_ms} ms" \
+          "HTTP $code" "< 200 ms, ≤ 300 KiB" "$(verdict "$ms < 200 and $kb <= 300 and $code == 200")"
+      done
+    done
   fi
   if want P10; then
     rss=$(rss_mib "$S_PID")
