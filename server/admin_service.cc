@@ -372,8 +372,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
       context, "ListDevices", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
         DeviceFilter f;
         if (!request->uai().empty()) {
-      PARC_ASSIGN_OR_RETURN(f.uai, UaiArg(request->uai()));
-    }
+          PARC_ASSIGN_OR_RETURN(f.uai, UaiArg(request->uai()));
+        }
         if (!request->departement().empty()) {
           PARC_ASSIGN_OR_RETURN(f.departement, DepartementArg(request->departement()));
         }

@@ -467,10 +467,67 @@ constexpr char kSchemaV6[] = R"sql(
 ALTER TABLE enrollment_tokens ADD COLUMN reenroll INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Devices per (rollout, establishment, kind, deployment state), kept by triggers as the
+// deployment report's counts are (schema 5): a rollout's status, its evaluation and the
+// dashboard's deployments page read these instead of joining every targeted device. A device
+// that moves or changes kind takes its deployments' counts along; a deleted device's
+// deployments go just before it (not by the foreign key's cascade, which runs after the device
+// row is gone), so the delete trigger still sees where it was.
+constexpr char kSchemaV7[] = R"sql(
+CREATE TABLE rollout_tally (
+  rollout_id TEXT NOT NULL,
+  uai TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (rollout_id, uai, kind, state)
+) WITHOUT ROWID;
+CREATE INDEX deployments_state ON deployments(rollout_id, state);
+
+INSERT INTO rollout_tally
+  SELECT dep.rollout_id, coalesce(d.uai, ''), d.kind, dep.state, count(*)
+  FROM deployments dep JOIN devices d ON d.id = dep.device_id GROUP BY 1, 2, 3, 4;
+
+CREATE TRIGGER rollout_tally_insert AFTER INSERT ON deployments BEGIN
+  INSERT INTO rollout_tally
+    SELECT new.rollout_id, coalesce(d.uai, ''), d.kind, new.state, 1 FROM devices d
+    WHERE d.id = new.device_id
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER rollout_tally_update AFTER UPDATE OF state ON deployments
+WHEN old.state != new.state BEGIN
+  UPDATE rollout_tally SET n = n - 1 WHERE rollout_id = old.rollout_id AND state = old.state
+    AND (uai, kind) = (SELECT coalesce(d.uai, ''), d.kind FROM devices d
+                       WHERE d.id = old.device_id);
+  INSERT INTO rollout_tally
+    SELECT new.rollout_id, coalesce(d.uai, ''), d.kind, new.state, 1 FROM devices d
+    WHERE d.id = new.device_id
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER rollout_tally_delete AFTER DELETE ON deployments BEGIN
+  UPDATE rollout_tally SET n = n - 1 WHERE rollout_id = old.rollout_id AND state = old.state
+    AND (uai, kind) = (SELECT coalesce(d.uai, ''), d.kind FROM devices d
+                       WHERE d.id = old.device_id);
+END;
+CREATE TRIGGER devices_delete_deployments BEFORE DELETE ON devices BEGIN
+  DELETE FROM deployments WHERE device_id = old.id;
+END;
+CREATE TRIGGER rollout_tally_moves AFTER UPDATE OF uai, kind ON devices
+WHEN old.uai IS NOT new.uai OR old.kind IS NOT new.kind BEGIN
+  UPDATE rollout_tally SET n = n - 1 WHERE uai = coalesce(old.uai, '') AND kind = old.kind
+    AND (rollout_id, state) IN (SELECT rollout_id, state FROM deployments
+                                WHERE device_id = new.id);
+  INSERT INTO rollout_tally
+    SELECT rollout_id, coalesce(new.uai, ''), new.kind, state, 1 FROM deployments
+    WHERE device_id = new.id
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+)sql";
+
 const std::vector<common::Migration>& SqliteStore::Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2},
-                                                             {3, kSchemaV3}, {4, kSchemaV4},
-                                                             {5, kSchemaV5}, {6, kSchemaV6}};
+  static const std::vector<common::Migration> kMigrations = {
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
+      {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
   return kMigrations;
 }
 

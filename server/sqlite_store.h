@@ -109,6 +109,10 @@ class SqliteStore final : public Store {
                                       const std::string& scope_json) override;
   absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
       const std::string& id, const std::string& scope_json = "") override;
+  // RolloutCounts from the devices and deployments themselves rather than the counts the
+  // triggers keep: the reference those counts are tested against.
+  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCountsByScan(
+      const std::string& id, const std::string& scope_json = "");
   void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;
   absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
       const std::string& device_id) override;

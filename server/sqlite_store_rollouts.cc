@@ -100,25 +100,25 @@ absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
 absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, const RolloutRecord& r,
                                                                const std::string& scope_json = "") {
   const std::string kinds = JoinNumbers(r.kinds);
-  const int64_t started = r.started_at.has_value() ? Unix(*r.started_at) : INT64_MAX;
+  // Day granularity (device_tally): "not seen" counts the devices not seen since the day the
+  // rollout started (UTC), all of them before it starts.
+  const int64_t started_day = r.started_at.has_value() ? Unix(*r.started_at) / 86400 : INT64_MAX;
+  // Targeted and not-seen devices per establishment from device_tally, states from
+  // rollout_tally: the cost follows the number of establishments, not of devices.
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare("SELECT re.wave, re.uai, e.name, count(d.id), "
-                  "coalesce(sum(dep.state = 2), 0), coalesce(sum(dep.state = 1), 0), "
-                  "coalesce(sum(dep.state IN (3, 4)), 0), "
-                  "coalesce(sum(d.id IS NOT NULL AND dep.state IS NULL AND "
-                  "(d.last_seen_at IS NULL OR d.last_seen_at < ?3)), 0) "
+      db->Prepare("SELECT re.wave, re.uai, e.name, coalesce(sum(t.n), 0), "
+                  "coalesce(sum(t.n) FILTER (WHERE t.seen_day < ?3), 0) "
                   "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
-                  "LEFT JOIN devices d ON d.uai = re.uai AND (?2 = '' OR "
-                  "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
-                  "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
-                  "AND dep.device_id = d.id "
+                  "LEFT JOIN device_tally t ON t.uai = re.uai AND (?2 = '' OR "
+                  "instr(',' || ?2 || ',', ',' || t.kind || ',') > 0) "
                   "WHERE re.rollout_id = ?1 "
                   "AND (?4 = '' OR re.uai IN (SELECT value FROM json_each(?4))) "
                   "GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
-  st.BindAll(r.id, kinds, started, scope_json);
+  st.BindAll(r.id, kinds, started_day, scope_json);
   std::vector<EstablishmentCounts> out;
   std::map<std::pair<uint32_t, std::string>, size_t> index;
+  std::map<std::string, size_t> by_uai;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
@@ -127,12 +127,38 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
     c.uai = st.Text(1);
     c.name = st.Text(2);
     c.targeted = U32(st.Int(3));
-    c.installed = U32(st.Int(4));
-    c.in_progress = U32(st.Int(5));
-    c.failed = U32(st.Int(6));
-    c.not_seen = U32(st.Int(7));
+    c.not_seen = U32(st.Int(4));
     index[{c.wave, c.uai}] = out.size();
+    by_uai[c.uai] = out.size();
     out.push_back(std::move(c));
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement states,
+      db->Prepare("SELECT uai, state, sum(n) FROM rollout_tally WHERE rollout_id = ?1 "
+                  "AND (?2 = '' OR instr(',' || ?2 || ',', ',' || kind || ',') > 0) "
+                  "GROUP BY uai, state"));
+  states.BindAll(r.id, kinds);
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, states.Step());
+    if (!row) break;
+    auto it = by_uai.find(states.Text(0));
+    if (it == by_uai.end()) continue;  // out of scope
+    EstablishmentCounts& c = out[it->second];
+    const auto n = U32(states.Int(2));
+    switch (states.Int(1)) {
+      case 2:
+        c.installed += n;
+        break;
+      case 1:
+        c.in_progress += n;
+        break;
+      case 3:
+      case 4:
+        c.failed += n;
+        break;
+      default:
+        break;
+    }
   }
   PARC_ASSIGN_OR_RETURN(
       Statement errors,
@@ -318,6 +344,45 @@ absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
   return ComputeCounts(db.get(), r, scope_json);
+}
+
+absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCountsByScan(
+    const std::string& id, const std::string& scope_json) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
+  const int64_t started_day = r.started_at.has_value() ? Unix(*r.started_at) / 86400 : INT64_MAX;
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT re.wave, re.uai, e.name, count(d.id), "
+                  "coalesce(sum(dep.state = 2), 0), coalesce(sum(dep.state = 1), 0), "
+                  "coalesce(sum(dep.state IN (3, 4)), 0), "
+                  "coalesce(sum(d.id IS NOT NULL AND "
+                  "coalesce(d.last_seen_at / 86400, -1) < ?3), 0) "
+                  "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
+                  "LEFT JOIN devices d ON d.uai = re.uai AND (?2 = '' OR "
+                  "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
+                  "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
+                  "AND dep.device_id = d.id "
+                  "WHERE re.rollout_id = ?1 "
+                  "AND (?4 = '' OR re.uai IN (SELECT value FROM json_each(?4))) "
+                  "GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
+  st.BindAll(r.id, JoinNumbers(r.kinds), started_day, scope_json);
+  std::vector<EstablishmentCounts> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    EstablishmentCounts c;
+    c.wave = U32(st.Int(0));
+    c.uai = st.Text(1);
+    c.name = st.Text(2);
+    c.targeted = U32(st.Int(3));
+    c.installed = U32(st.Int(4));
+    c.in_progress = U32(st.Int(5));
+    c.failed = U32(st.Int(6));
+    c.not_seen = U32(st.Int(7));
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 void SqliteStore::EvaluateRollout(std::string id, absl::Time now,

@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/state.h"
-#include "server/dashboard_html.h"
 #include "gtest/gtest.h"
+#include "server/dashboard_html.h"
 #include "tests/test_util.h"
 #include "tools/bundle/bundle_tool.h"
 

@@ -1020,5 +1020,43 @@ TEST(Installer, ArchivesUnpackNoDevicesNoSetuidNoOutsideLinksAndNoBombs) {
   }
 }
 
+TEST(Installer, ArchivesAreTarOrZipOnly) {
+  // An mtree "archive" names local files for libarchive to copy in (contents=): as root, it
+  // would publish /etc/shadow in the install directory. Only tar and zip are read.
+  TempDir dir;
+  const std::string artifact = dir.Sub("shadow.mtree");
+  ASSERT_TRUE(common::WriteFileAtomic(artifact,
+                                      "#mtree\n./copy type=file mode=0644 contents=/etc/hostname\n")
+                  .ok());
+  parc::v1::PackageSpec spec;
+  spec.set_id("mtree");
+  spec.set_version("1");
+  spec.mutable_archive()->set_target_dir(dir.Sub("target"));
+  auto r = agent::Install(spec, artifact, agent::InstallerOptions());
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(absl::StrContains(r.message, "archive")) << r.message;
+  EXPECT_FALSE(common::PathExists(dir.Sub("target/1/copy")));
+  // A zip still unpacks.
+  const std::string zip = dir.Sub("a.zip");
+  struct archive* a = archive_write_new();
+  archive_write_set_format_zip(a);
+  ASSERT_EQ(archive_write_open_filename(a, zip.c_str()), ARCHIVE_OK);
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, "readme.txt");
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, 5);
+  ASSERT_EQ(archive_write_header(a, e), ARCHIVE_OK);
+  ASSERT_EQ(archive_write_data(a, "hello", 5), 5);
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  spec.set_id("zip");
+  spec.mutable_archive()->set_target_dir(dir.Sub("zip"));
+  r = agent::Install(spec, zip, agent::InstallerOptions());
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(ReadFileOrDie(dir.Sub("zip/current/readme.txt")), "hello");
+}
+
 }  // namespace
 }  // namespace parc::testing
