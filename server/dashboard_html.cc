@@ -199,20 +199,56 @@ std::vector<Html> TextCells(const std::vector<std::string>& values) {
   return cells;
 }
 
+SortChoice RequestedSort(const httplib::Request& req, const std::vector<Column>& columns) {
+  SortChoice choice;
+  const std::string key = req.has_param("tri") ? req.get_param_value("tri") : "";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i].key == key) choice.column = static_cast<int>(i);
+  }
+  choice.descending = req.has_param("ordre") && req.get_param_value("ordre") == "desc";
+  return choice;
+}
+
+Html Table(const std::string& base, const std::vector<Column>& columns, SortChoice sort,
+           const std::vector<std::vector<Html>>& cells) {
+  const std::string sep = base.find('?') == std::string::npos ? "?" : "&";
+  Html html = Html::Of("<div class=\"wrap\"><table><thead><tr>");
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const bool active = static_cast<int>(i) == sort.column;
+    const bool desc = active && sort.descending;
+    std::string next = active && !desc ? "desc" : "asc";
+    std::string arrow = active ? (desc ? " ▼" : " ▲") : "";
+    html.Add("<th scope=\"col\"", columns[i].numeric ? Html::Of(" class=\"n\"") : Html());
+    if (active) html.Add(" aria-sort=\"", std::string(desc ? "descending" : "ascending"), "\"");
+    html.Add("><a href=\"", absl::StrCat(base, sep, "tri=", columns[i].key, "&ordre=", next), "\">",
+             columns[i].label, arrow, "</a></th>");
+  }
+  html.Add("</tr></thead><tbody>");
+  for (const auto& row : cells) {
+    html.Add("<tr>");
+    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) {
+      const Html numeric = columns[c].numeric ? Html::Of(" class=\"n\"") : Html();
+      if (c == 0) {
+        html.Add("<th scope=\"row\"", numeric, ">", row[c], "</th>");
+      } else {
+        html.Add("<td", numeric, ">", row[c], "</td>");
+      }
+    }
+    html.Add("</tr>");
+  }
+  html.Add("</tbody></table></div>");
+  return html;
+}
+
 Html SortedTable(const httplib::Request& req, const std::string& base,
                  const std::vector<Column>& columns, std::vector<std::vector<std::string>> rows,
                  std::vector<std::vector<Html>> cells) {
-  std::string sort = req.has_param("tri") ? req.get_param_value("tri") : "";
-  bool desc = req.has_param("ordre") && req.get_param_value("ordre") == "desc";
-  int index = -1;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    if (columns[i].key == sort) index = static_cast<int>(i);
-  }
+  const SortChoice sort = RequestedSort(req, columns);
   std::vector<size_t> order(rows.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (index >= 0) {
-    const auto col = static_cast<size_t>(index);
-    const bool numeric = columns[col].numeric;
+  if (sort.column >= 0) {
+    const auto col = static_cast<size_t>(sort.column);
+    const bool numeric = columns[col].numeric, desc = sort.descending;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
       const auto& x = rows[a][col];
       const auto& y = rows[b][col];
@@ -225,32 +261,10 @@ Html SortedTable(const httplib::Request& req, const std::string& base,
       return desc ? x > y : x < y;
     });
   }
-  const std::string sep = base.find('?') == std::string::npos ? "?" : "&";
-  Html html = Html::Of("<div class=\"wrap\"><table><thead><tr>");
-  for (size_t i = 0; i < columns.size(); ++i) {
-    bool active = static_cast<int>(i) == index;
-    std::string next = active && !desc ? "desc" : "asc";
-    std::string arrow = active ? (desc ? " ▼" : " ▲") : "";
-    html.Add("<th scope=\"col\"", columns[i].numeric ? Html::Of(" class=\"n\"") : Html());
-    if (active) html.Add(" aria-sort=\"", std::string(desc ? "descending" : "ascending"), "\"");
-    html.Add("><a href=\"", absl::StrCat(base, sep, "tri=", columns[i].key, "&ordre=", next), "\">",
-             columns[i].label, arrow, "</a></th>");
-  }
-  html.Add("</tr></thead><tbody>");
-  for (size_t r : order) {
-    html.Add("<tr>");
-    for (size_t c = 0; c < columns.size(); ++c) {
-      const Html numeric = columns[c].numeric ? Html::Of(" class=\"n\"") : Html();
-      if (c == 0) {
-        html.Add("<th scope=\"row\"", numeric, ">", cells[r][c], "</th>");
-      } else {
-        html.Add("<td", numeric, ">", cells[r][c], "</td>");
-      }
-    }
-    html.Add("</tr>");
-  }
-  html.Add("</tbody></table></div>");
-  return html;
+  std::vector<std::vector<Html>> sorted;
+  sorted.reserve(order.size());
+  for (size_t r : order) sorted.push_back(std::move(cells[r]));
+  return Table(base, columns, sort, sorted);
 }
 
 void SendCsv(httplib::Response& res, const std::string& filename,

@@ -106,6 +106,16 @@ struct Column {
 Html SortedTable(const httplib::Request& req, const std::string& base,
                  const std::vector<Column>& columns, std::vector<std::vector<std::string>> rows,
                  std::vector<std::vector<Html>> cells);
+// The column a request sorts by (?tri=key&ordre=asc|desc): its index (-1: none), direction.
+struct SortChoice {
+  int column = -1;
+  bool descending = false;
+};
+SortChoice RequestedSort(const httplib::Request& req, const std::vector<Column>& columns);
+// A table whose rows already come in the chosen order (sorted by the store, for long lists);
+// its header links sort again through base.
+Html Table(const std::string& base, const std::vector<Column>& columns, SortChoice sort,
+           const std::vector<std::vector<Html>>& cells);
 // Plain values shown as they are (escaped), for SortedTable's cells.
 std::vector<Html> TextCells(const std::vector<std::string>& values);
 

@@ -222,6 +222,50 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
   SendHtml(res, Layout(title, &caller, session.csrf, body));
 }
 
+namespace {
+
+constexpr uint32_t kDevicesPerPage = 100;
+
+struct KindKey {
+  const char* key;
+  parc::v1::DeviceKind kind;
+};
+constexpr KindKey kKindKeys[] = {{"portable", parc::v1::DEVICE_KIND_LAPTOP},
+                                 {"tablette", parc::v1::DEVICE_KIND_TABLET},
+                                 {"ecran", parc::v1::DEVICE_KIND_DISPLAY},
+                                 {"fixe", parc::v1::DEVICE_KIND_DESKTOP},
+                                 {"autre", parc::v1::DEVICE_KIND_OTHER}};
+
+struct GroupKey {
+  const char* key;
+  const char* label;
+  DeviceStateQuery::Group group;
+};
+constexpr GroupKey kGroupKeys[] = {{"ajour", "À jour", DeviceStateQuery::Group::kInstalled},
+                                   {"encours", "En cours", DeviceStateQuery::Group::kInProgress},
+                                   {"echec", "En échec", DeviceStateQuery::Group::kFailed},
+                                   {"pasencore", "Pas encore", DeviceStateQuery::Group::kNotYet}};
+
+DeviceStateQuery::Group GroupOf(parc::v1::DeploymentState s) {
+  switch (s) {
+    case parc::v1::DEPLOYMENT_STATE_INSTALLED:
+      return DeviceStateQuery::Group::kInstalled;
+    case parc::v1::DEPLOYMENT_STATE_IN_PROGRESS:
+      return DeviceStateQuery::Group::kInProgress;
+    case parc::v1::DEPLOYMENT_STATE_FAILED:
+    case parc::v1::DEPLOYMENT_STATE_REFUSED:
+      return DeviceStateQuery::Group::kFailed;
+    default:
+      return DeviceStateQuery::Group::kNotYet;
+  }
+}
+
+std::string Param(const httplib::Request& req, const char* name) {
+  return req.has_param(name) ? req.get_param_value(name) : "";
+}
+
+}  // namespace
+
 void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
                               const Session& session, httplib::Response& res,
                               const std::string& uai) {
@@ -234,32 +278,102 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
     return;
   }
   auto scope = ScopeFilter(store_, caller, std::set<std::string>{uai});
-  auto devices = scope.ok() ? store_->ListDeviceStates(bundle ? bundle->name : "",
-                                                       bundle ? bundle->sequence : 0, *scope)
-                            : absl::StatusOr<std::vector<DeviceState>>(scope.status());
-  if (!devices.ok()) {
+  if (!scope.ok()) {
     res.status = 500;
     return;
   }
-  std::vector<Column> columns = {{"appareil", "Appareil"},       {"type", "Type"},
-                                 {"modele", "Modèle"},           {"serie", "N° de série"},
-                                 {"contact", "Dernier contact"}, {"etat", "État du lot"},
-                                 {"erreur", "Dernière erreur"}};
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::vector<Html>> cells;
-  for (const auto& d : *devices) {
+  // Filters, sort and page, all done by the store: a lycée has hundreds of devices.
+  DeviceStateQuery q;
+  q.bundle_name = bundle ? bundle->name : "";
+  q.min_sequence = bundle ? bundle->sequence : 0;
+  q.scope_json = *scope;
+  const std::string type = Param(req, "type"), etat = Param(req, "etat");
+  std::string kind_label, group_label;
+  for (const auto& k : kKindKeys) {
+    if (type == k.key) {
+      q.kind = k.kind;
+      kind_label = KindLabel(k.kind);
+    }
+  }
+  for (const auto& g : kGroupKeys) {
+    if (etat == g.key) {
+      q.group = g.group;
+      group_label = g.label;
+    }
+  }
+  const std::vector<Column> columns = {{"appareil", "Appareil"},       {"type", "Type"},
+                                       {"modele", "Modèle"},           {"serie", "N° de série"},
+                                       {"contact", "Dernier contact"}, {"etat", "État du lot"},
+                                       {"erreur", "Dernière erreur"}};
+  constexpr DeviceStateQuery::Sort kSorts[] = {
+      DeviceStateQuery::Sort::kName,     DeviceStateQuery::Sort::kKind,
+      DeviceStateQuery::Sort::kModel,    DeviceStateQuery::Sort::kSerial,
+      DeviceStateQuery::Sort::kLastSeen, DeviceStateQuery::Sort::kState,
+      DeviceStateQuery::Sort::kError};
+  const web::SortChoice sort = web::RequestedSort(req, columns);
+  if (sort.column >= 0) q.sort = kSorts[sort.column];
+  q.descending = sort.descending;
+
+  auto counts = store_->CountDeviceStates(q.bundle_name, q.min_sequence, q.scope_json);
+  if (!counts.ok()) {
+    res.status = 500;
+    return;
+  }
+  // Devices per kind and state group; [kind][group], group 0 = all.
+  std::map<parc::v1::DeviceKind, std::map<DeviceStateQuery::Group, uint32_t>> summary;
+  uint32_t matching = 0, all = 0;
+  for (const auto& c : *counts) {
+    const auto group = GroupOf(c.state);
+    summary[c.kind][group] += c.devices;
+    summary[c.kind][DeviceStateQuery::Group::kAny] += c.devices;
+    all += c.devices;
+    if ((q.kind == parc::v1::DEVICE_KIND_UNSPECIFIED || q.kind == c.kind) &&
+        (q.group == DeviceStateQuery::Group::kAny || q.group == group)) {
+      matching += c.devices;
+    }
+  }
+  const uint32_t pages = std::max<uint32_t>(1, (matching + kDevicesPerPage - 1) / kDevicesPerPage);
+  uint32_t page = 1;
+  if (!absl::SimpleAtoi(Param(req, "page"), &page) || page < 1) page = 1;
+  page = std::min(page, pages);
+
+  auto row_values = [](const DeviceState& d) {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
     std::string model = absl::StartsWithIgnoreCase(d.device.model(), d.device.manufacturer())
                             ? d.device.model()
                             : absl::StrCat(d.device.manufacturer(), " ", d.device.model());
-    std::vector<std::string> values = {d.device.id(),
-                                       KindLabel(d.device.kind()),
-                                       std::string(absl::StripAsciiWhitespace(model)),
-                                       d.device.serial(),
-                                       When(d.device.last_seen_at()),
-                                       StateLabel(d.state),
-                                       d.message.empty() ? d.reason : d.message};
-    auto c = TextCells(values);
+    return std::vector<std::string>{d.device.id(),
+                                    KindLabel(d.device.kind()),
+                                    std::string(absl::StripAsciiWhitespace(model)),
+                                    d.device.serial(),
+                                    When(d.device.last_seen_at()),
+                                    StateLabel(d.state),
+                                    d.message.empty() ? d.reason : d.message};
+  };
+  if (WantsCsv(req)) {
+    // Every device that matches, not one page.
+    auto devices = store_->ListDeviceStates(q);
+    if (!devices.ok()) {
+      res.status = 500;
+      return;
+    }
+    std::vector<std::vector<std::string>> rows;
+    rows.reserve(devices->size());
+    for (const auto& d : *devices) rows.push_back(row_values(d));
+    std::vector<std::string> header;
+    for (const auto& c : columns) header.push_back(c.label);
+    return SendCsv(res, absl::StrCat("appareils-", uai, ".csv"), header, rows);
+  }
+  q.offset = (page - 1) * kDevicesPerPage;
+  q.limit = kDevicesPerPage;
+  auto devices = store_->ListDeviceStates(q);
+  if (!devices.ok()) {
+    res.status = 500;
+    return;
+  }
+  std::vector<std::vector<Html>> cells;
+  for (const auto& d : *devices) {
+    auto c = TextCells(row_values(d));
     c[0] = Html::Of("<a href=\"", absl::StrCat("/appareil/", d.device.id()), "\">",
                     d.device.hostname().empty() ? d.device.id() : d.device.hostname(), "</a>");
     bool ok = d.state == parc::v1::DEPLOYMENT_STATE_INSTALLED;
@@ -270,20 +384,84 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
                                 : ko ? "ko"
                                      : "muted"),
                     "\">", c[5], "</span>");
-    rows.push_back(std::move(values));
     cells.push_back(std::move(c));
   }
-  if (WantsCsv(req)) {
-    std::vector<std::string> header;
-    for (const auto& c : columns) header.push_back(c.label);
-    return SendCsv(res, absl::StrCat("appareils-", uai, ".csv"), header, rows);
-  }
-  const std::string base = absl::StrCat("/etablissement/", uai, "?", LotParam(bundle));
+
+  const std::string lot = LotParam(bundle);
+  const std::string here = absl::StrCat("/etablissement/", uai, "?", lot);
+  auto with = [&](const std::string& t, const std::string& e) {
+    std::string url = here;
+    if (!t.empty()) absl::StrAppend(&url, "&type=", t);
+    if (!e.empty()) absl::StrAppend(&url, "&etat=", e);
+    return url;
+  };
+  const std::string filtered =
+      with(type == "" || kind_label.empty() ? "" : type, group_label.empty() ? "" : etat);
+  const std::string sorted =
+      sort.column < 0
+          ? filtered
+          : absl::StrCat(filtered, "&tri=", columns[static_cast<size_t>(sort.column)].key,
+                         "&ordre=", sort.descending ? "desc" : "asc");
+
   Html body = Html::Of("<h1>", est->name(), "</h1><p>", uai, " — ", est->commune_name(), " (",
                        est->departement(), ") — équipement : ", est->collectivite_name(), "</p>");
   if (bundle) body.Add("<p>Lot ", bundle->name, "@", bundle->version, "</p>");
-  body.Add("<p class=\"actions\"><a class=\"btn light\" href=\"", absl::StrCat(base, "&format=csv"),
-           "\">Télécharger (CSV)</a></p>", SortedTable(req, base, columns, rows, cells));
+
+  // The summary: devices per kind and state, each count a link to that list.
+  body.Add(
+      "<h2>Par type d'appareil</h2><div class=\"wrap\"><table><thead><tr>"
+      "<th scope=\"col\">Type</th>");
+  for (const auto& g : kGroupKeys)
+    body.Add("<th scope=\"col\" class=\"n\">", std::string(g.label), "</th>");
+  body.Add("<th scope=\"col\" class=\"n\">Total</th></tr></thead><tbody>");
+  auto count_cell = [&](uint32_t n, const std::string& t, const std::string& e) {
+    return n == 0 ? Html::Of("<td class=\"n\">0</td>")
+                  : Html::Of("<td class=\"n\"><a href=\"", with(t, e), "\">", n, "</a></td>");
+  };
+  for (const auto& k : kKindKeys) {
+    auto it = summary.find(k.kind);
+    if (it == summary.end()) continue;
+    body.Add("<tr><th scope=\"row\">", KindLabel(k.kind), "</th>");
+    for (const auto& g : kGroupKeys) body.Add(count_cell(it->second[g.group], k.key, g.key));
+    body.Add(count_cell(it->second[DeviceStateQuery::Group::kAny], k.key, ""), "</tr>");
+  }
+  body.Add("<tr><th scope=\"row\">Tous types</th>");
+  for (const auto& g : kGroupKeys) {
+    uint32_t n = 0;
+    for (auto& [kind, groups] : summary) n += groups[g.group];
+    body.Add(count_cell(n, "", g.key));
+  }
+  body.Add(count_cell(all, "", ""), "</tr></tbody></table></div>");
+
+  body.Add("<h2>Appareils</h2>");
+  if (!kind_label.empty() || !group_label.empty()) {
+    body.Add("<p>Filtre : ", kind_label,
+             std::string(kind_label.empty() || group_label.empty() ? "" : " · "), group_label,
+             " — <a href=\"", here, "\">tout afficher</a></p>");
+  }
+  body.Add("<p class=\"actions\">");
+  if (matching > 0) {
+    body.Add("Appareils ", q.offset + 1, "–", q.offset + static_cast<uint32_t>(devices->size()),
+             " sur ", matching, " ");
+  } else {
+    body.Add("Aucun appareil. ");
+  }
+  body.Add("<a class=\"btn light\" href=\"", absl::StrCat(sorted, "&format=csv"),
+           "\">Télécharger la liste complète (CSV)</a></p>",
+           web::Table(filtered, columns, sort, cells));
+  if (pages > 1) {
+    body.Add("<nav class=\"actions\" aria-label=\"Pages\">");
+    if (page > 1) {
+      body.Add("<a class=\"btn light\" rel=\"prev\" href=\"",
+               absl::StrCat(sorted, "&page=", page - 1), "\">Précédents</a>");
+    }
+    body.Add("<span>Page ", page, " sur ", pages, "</span>");
+    if (page < pages) {
+      body.Add("<a class=\"btn light\" rel=\"next\" href=\"",
+               absl::StrCat(sorted, "&page=", page + 1), "\">Suivants</a>");
+    }
+    body.Add("</nav>");
+  }
   SendHtml(res, Layout(est->name(), &caller, session.csrf, body));
 }
 

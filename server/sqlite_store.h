@@ -138,9 +138,10 @@ class SqliteStore final : public Store {
       const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
       absl::Time stale_before, const std::string& scope_json);
 
-  absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const std::string& bundle_name,
-                                                            uint64_t min_sequence,
-                                                            const std::string& scope_json) override;
+  absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const DeviceStateQuery& query) override;
+  absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(
+      const std::string& bundle_name, uint64_t min_sequence,
+      const std::string& scope_json) override;
   absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(
       const std::string& device_id) override;
   // Observer of each committed batch (duration, number of writes), for metrics. Set before

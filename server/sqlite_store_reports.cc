@@ -396,23 +396,83 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   return out;
 }
 
-absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(
-    const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) {
+namespace {
+
+// Each device in scope (?3, and of kind ?4 unless 0) with the rollout of its best deployment
+// of the bundle (?1, sequence ?2 or later): one index lookup per device, so the cost follows
+// the establishment's size, not the region's.
+constexpr char kDeviceStates[] =
+    "WITH s AS (SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, d.last_seen_at, "
+    "d.hostname, (SELECT dep.rollout_id FROM deployments dep "
+    "JOIN rollouts r ON r.id = dep.rollout_id JOIN bundles b ON b.id = r.bundle_id "
+    "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2 "
+    "ORDER BY CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END "
+    "DESC, dep.updated_at DESC LIMIT 1) AS best FROM devices d "
+    "WHERE d.uai IS NOT NULL AND (?3 = '' OR d.uai IN (SELECT value FROM json_each(?3))) "
+    "AND (?4 = 0 OR d.kind = ?4)) "
+    "SELECT s.id, s.serial, s.uai, s.kind, s.manufacturer, s.model, s.last_seen_at, s.hostname, "
+    "dep.state, coalesce(dep.reason, ''), coalesce(dep.message, '') FROM s "
+    "LEFT JOIN deployments dep ON dep.rollout_id = s.best AND dep.device_id = s.id ";
+
+const char* GroupCondition(DeviceStateQuery::Group g) {
+  switch (g) {
+    case DeviceStateQuery::Group::kNotYet:
+      return "WHERE coalesce(dep.state, 0) = 0 ";
+    case DeviceStateQuery::Group::kInProgress:
+      return "WHERE dep.state = 1 ";
+    case DeviceStateQuery::Group::kInstalled:
+      return "WHERE dep.state = 2 ";
+    case DeviceStateQuery::Group::kFailed:
+      return "WHERE dep.state IN (3, 4) ";
+    case DeviceStateQuery::Group::kAny:
+      break;
+  }
+  return "";
+}
+
+std::string OrderBy(DeviceStateQuery::Sort sort, bool descending) {
+  const char* dir = descending ? " DESC" : "";
+  std::string key;
+  switch (sort) {
+    case DeviceStateQuery::Sort::kName:
+      key = absl::StrCat("coalesce(nullif(s.hostname, ''), s.id)", dir);
+      break;
+    case DeviceStateQuery::Sort::kKind:
+      key = absl::StrCat("s.kind", dir);
+      break;
+    case DeviceStateQuery::Sort::kModel:
+      key = absl::StrCat("s.manufacturer", dir, ", s.model", dir);
+      break;
+    case DeviceStateQuery::Sort::kSerial:
+      key = absl::StrCat("s.serial", dir);
+      break;
+    case DeviceStateQuery::Sort::kLastSeen:
+      key = absl::StrCat("coalesce(s.last_seen_at, 0)", dir);
+      break;
+    case DeviceStateQuery::Sort::kState:
+      key = absl::StrCat(
+          "CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END", dir);
+      break;
+    case DeviceStateQuery::Sort::kError:
+      key = absl::StrCat("coalesce(nullif(dep.message, ''), dep.reason, '')", dir);
+      break;
+    case DeviceStateQuery::Sort::kKindModel:
+      key = absl::StrCat("s.kind", dir, ", s.model", dir);
+      break;
+  }
+  return absl::StrCat("ORDER BY ", key, ", s.id", dir, " ");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(const DeviceStateQuery& q) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(
-          "SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, d.last_seen_at, "
-          "d.hostname, dep.state, dep.reason, dep.message FROM devices d "
-          "LEFT JOIN (SELECT dep.device_id, dep.state, dep.reason, dep.message, "
-          "row_number() OVER (PARTITION BY dep.device_id ORDER BY CASE dep.state WHEN 2 THEN 3 "
-          "WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END DESC, dep.updated_at DESC) AS n "
-          "FROM deployments dep JOIN rollouts r ON r.id = dep.rollout_id "
-          "JOIN bundles b ON b.id = r.bundle_id WHERE b.name = ?1 AND b.sequence >= ?2) dep "
-          "ON dep.device_id = d.id AND dep.n = 1 "
-          "WHERE d.uai IS NOT NULL AND (?3 = '' OR d.uai IN (SELECT value FROM json_each(?3))) "
-          "ORDER BY d.kind, d.model, d.id"));
-  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), scope_json);
+      Statement st, db->Prepare(absl::StrCat(kDeviceStates, GroupCondition(q.group),
+                                             OrderBy(q.sort, q.descending), "LIMIT ?5 OFFSET ?6")));
+  st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), q.scope_json,
+             static_cast<int64_t>(q.kind), q.limit == 0 ? int64_t{-1} : int64_t{q.limit},
+             static_cast<int64_t>(q.offset));
   std::vector<DeviceState> out;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -430,6 +490,26 @@ absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(
     s.reason = st.Text(9);
     s.message = st.Text(10);
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DeviceStateCount>> SqliteStore::CountDeviceStates(
+    const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st, db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", kDeviceStates,
+                                             ") GROUP BY 1, 2 ORDER BY 1, 2")));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), scope_json, int64_t{0});
+  std::vector<DeviceStateCount> out;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    DeviceStateCount c;
+    c.kind = static_cast<parc::v1::DeviceKind>(st.Int(0));
+    if (!st.IsNull(1)) c.state = static_cast<parc::v1::DeploymentState>(st.Int(1));
+    c.devices = U32(st.Int(2));
+    out.push_back(c);
   }
   return out;
 }

@@ -214,6 +214,31 @@ struct DeviceState {
   std::string message;
 };
 
+// Which devices of an establishment's list, in which order: filtered, sorted and cut into
+// pages by the store (the dashboard's device table).
+struct DeviceStateQuery {
+  // The bundle whose state is shown: name, this sequence or later.
+  std::string bundle_name;
+  uint64_t min_sequence = 0;
+  std::string scope_json;
+  // Filters: a device kind (UNSPECIFIED: any) and a state group.
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+  enum class Group { kAny, kNotYet, kInProgress, kInstalled, kFailed };
+  Group group = Group::kAny;
+  enum class Sort { kKindModel, kName, kKind, kModel, kSerial, kLastSeen, kState, kError };
+  Sort sort = Sort::kKindModel;
+  bool descending = false;
+  uint32_t offset = 0;
+  uint32_t limit = 0;  // 0: every device
+};
+
+// Devices per kind and state (UNSPECIFIED: no report yet) in scope, for a summary.
+struct DeviceStateCount {
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+  parc::v1::DeploymentState state = parc::v1::DEPLOYMENT_STATE_UNSPECIFIED;
+  uint32_t devices = 0;
+};
+
 struct AuditRecord {
   absl::Time at;
   std::string operator_id;
@@ -352,8 +377,12 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
       const std::string& by, const std::string& scope_json) = 0;
 
-  // Devices in scope with their best state for the bundle (name, sequence or later).
+  // Devices in scope with their best state for the bundle (name, sequence or later), as the
+  // query filters, sorts and pages them.
   [[nodiscard]] virtual absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(
+      const DeviceStateQuery& query) = 0;
+  // How many devices in scope are in each (kind, best state) for the bundle.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(
       const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) = 0;
   // The package states of the device's most recent deployment report.
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(

@@ -5,7 +5,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/state.h"
+#include "common/sqlite.h"
 #include "gtest/gtest.h"
 #include "server/dashboard_html.h"
 #include "tests/test_util.h"
@@ -74,6 +76,61 @@ TEST(HtmlTest, StringsAreTextAndOnlyLiteralsAreMarkup) {
   Html page = server::web::Layout(hostile, nullptr, "", row);
   EXPECT_EQ(page.str().find("<meta http-equiv=\"refresh\""), std::string::npos);
   EXPECT_NE(page.str().find("&lt;meta http-equiv"), std::string::npos);
+}
+
+TEST_F(DashboardTest, AnEstablishmentListsItsDevicesByPagesSortedAndFilteredByTheStore) {
+  {
+    // 200 laptops and 30 tablets in one lycée, written as enrollments would leave them.
+    common::Database::Options o;
+    auto db = common::Database::Open(dir_.Sub("server/parc.db"), o);
+    ASSERT_TRUE(db.ok()) << db.status();
+    std::string sql = "BEGIN;";
+    for (int i = 0; i < 230; ++i) {
+      absl::StrAppend(&sql,
+                      "INSERT INTO devices(id, secret_hash, hw_key, uai, kind, serial, hostname, "
+                      "enrolled_at, last_enrolled_at, last_seen_at) VALUES ('d",
+                      absl::StrFormat("%016d", i), "', 'x', 'hw", i, "', '0310036W', ",
+                      i < 200 ? 1 : 2, ", 'S", absl::StrFormat("%03d", i), "', 'pc-",
+                      absl::StrFormat("%03d", i), "', 1790000000, 1790000000, 1790000000);");
+    }
+    ASSERT_TRUE((*db)->Exec(sql + "COMMIT;").ok());
+  }
+  int status = 0;
+  std::string html = Page("/etablissement/0310036W", &status);
+  ASSERT_EQ(status, 200);
+  EXPECT_TRUE(absl::StrContains(html, "Appareils 1–100 sur 230")) << html;
+  EXPECT_TRUE(absl::StrContains(html, "Page 1 sur 3"));
+  EXPECT_TRUE(absl::StrContains(html, "rel=\"next\""));
+  EXPECT_FALSE(absl::StrContains(html, "rel=\"prev\""));
+  // The summary counts every device and links to each list.
+  EXPECT_TRUE(absl::StrContains(html, "type=tablette&amp;etat=pasencore\">30</a>")) << html;
+  EXPECT_TRUE(absl::StrContains(html, ">230</a>"));
+  EXPECT_LT(html.size(), 64u * 1024);
+
+  // Sorted by the store across pages: the last device by name comes first, descending.
+  html = Page("/etablissement/0310036W?tri=appareil&ordre=desc");
+  ASSERT_NE(html.find(">pc-229<"), std::string::npos);
+  EXPECT_LT(html.find(">pc-229<"), html.find(">pc-228<"));
+  EXPECT_EQ(html.find(">pc-129<"), std::string::npos);  // on page 2
+  html = Page("/etablissement/0310036W?tri=appareil&ordre=desc&page=2");
+  EXPECT_NE(html.find(">pc-129<"), std::string::npos);
+  EXPECT_TRUE(absl::StrContains(html, "Appareils 101–200 sur 230"));
+  // A page past the end shows the last one.
+  html = Page("/etablissement/0310036W?page=99");
+  EXPECT_TRUE(absl::StrContains(html, "Appareils 201–230 sur 230"));
+
+  // Filtered: only the tablets, one page.
+  html = Page("/etablissement/0310036W?type=tablette&etat=pasencore");
+  EXPECT_TRUE(absl::StrContains(html, "Appareils 1–30 sur 30"));
+  EXPECT_FALSE(absl::StrContains(html, "Page 1 sur"));
+  EXPECT_EQ(html.find(">pc-000<"), std::string::npos);
+  EXPECT_NE(html.find(">pc-200<"), std::string::npos);
+
+  // The CSV holds the whole list, not one page; with a filter, the filtered list.
+  std::string csv = Page("/etablissement/0310036W?format=csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 231);
+  csv = Page("/etablissement/0310036W?type=tablette&format=csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 31);
 }
 
 TEST_F(DashboardTest, DeviceSuppliedStringsAreTextOnEveryPageAndInertInExports) {

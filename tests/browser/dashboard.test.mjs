@@ -89,13 +89,16 @@ test('an establishment shows its devices and downloads as CSV', async () => {
   await page.goto(web + 'departement/31');
   await page.click('a:has-text("Lycée Pierre de Fermat")');
   assert.equal(await page.locator('h1').textContent(), 'Lycée Pierre de Fermat');
-  const devices = await page.locator('table').textContent();
+  // A summary by kind and state, then the device list (paged by the server).
+  const summary = await page.locator('table').first().textContent();
+  assert.match(summary, /Tous types/);
+  const devices = await page.locator('table').last().textContent();
   assert.match(devices, /5CD1234ABC/);
   assert.match(devices, /à jour/);
   await shot('etablissement');
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    page.click('a:has-text("Télécharger (CSV)")'),
+    page.click('a:has-text("liste complète (CSV)")'),
   ]);
   assert.match(download.suggestedFilename(), /^appareils-0310036W\.csv$/);
   const csv = await readFile(await download.path());
@@ -125,7 +128,7 @@ test('hostile strings from a device are shown as text, never run', async () => {
   await page.goto(web + 'etablissement/0310036W');
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    page.click('a:has-text("Télécharger (CSV)")'),
+    page.click('a:has-text("liste complète (CSV)")'),
   ]);
   const csv = (await readFile(await download.path())).toString('utf8');
   assert.match(csv, /'=HYPERLINK/);
