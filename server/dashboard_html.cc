@@ -12,6 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/csv.h"
+#include "common/logging.h"
+#include "common/sampled_log.h"
 
 namespace parc::server::web {
 
@@ -265,6 +267,20 @@ Html SortedTable(const httplib::Request& req, const std::string& base,
   sorted.reserve(order.size());
   for (size_t r : order) sorted.push_back(std::move(cells[r]));
   return Table(base, columns, sort, sorted);
+}
+
+void SendServerError(httplib::Response& res, absl::string_view page, const absl::Status& cause) {
+  static common::SampledLog log(std::chrono::seconds(10));
+  uint64_t suppressed = 0;
+  if (log.Take(&suppressed)) {
+    spdlog::error("dashboard {}: {} ({} more not logged)", std::string(page), cause.ToString(),
+                  suppressed);
+  }
+  res.status = 500;
+  res.set_content(
+      "Erreur du serveur : la page n'a pas pu être construite (détails dans le "
+      "journal du serveur).\n",
+      "text/plain; charset=utf-8");
 }
 
 void SendCsv(httplib::Response& res, const std::string& filename,

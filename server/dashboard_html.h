@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -118,6 +119,10 @@ Html Table(const std::string& base, const std::vector<Column>& columns, SortChoi
            const std::vector<std::vector<Html>>& cells);
 // Plain values shown as they are (escaped), for SortedTable's cells.
 std::vector<Html> TextCells(const std::vector<std::string>& values);
+
+// A page that failed on the server's side: 500 with a short French message; the cause goes to
+// the server's log (sampled), never to the browser.
+void SendServerError(httplib::Response& res, absl::string_view page, const absl::Status& cause);
 
 // A CSV download (UTF-8 with BOM, ';'), cells neutralised for spreadsheets.
 void SendCsv(httplib::Response& res, const std::string& filename,

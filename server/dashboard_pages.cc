@@ -278,10 +278,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
     return;
   }
   auto scope = ScopeFilter(store_, caller, std::set<std::string>{uai});
-  if (!scope.ok()) {
-    res.status = 500;
-    return;
-  }
+  if (!scope.ok()) return web::SendServerError(res, "etablissement", scope.status());
   // Filters, sort and page, all done by the store: a lycée has hundreds of devices.
   DeviceStateQuery q;
   q.bundle_name = bundle ? bundle->name : "";
@@ -315,10 +312,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   q.descending = sort.descending;
 
   auto counts = store_->CountDeviceStates(q.bundle_name, q.min_sequence, q.scope_json);
-  if (!counts.ok()) {
-    res.status = 500;
-    return;
-  }
+  if (!counts.ok()) return web::SendServerError(res, "etablissement", counts.status());
   // Devices per kind and state group; [kind][group], group 0 = all.
   std::map<parc::v1::DeviceKind, std::map<DeviceStateQuery::Group, uint32_t>> summary;
   uint32_t matching = 0, all = 0;
@@ -353,10 +347,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   if (WantsCsv(req)) {
     // Every device that matches, not one page.
     auto devices = store_->ListDeviceStates(q);
-    if (!devices.ok()) {
-      res.status = 500;
-      return;
-    }
+    if (!devices.ok()) return web::SendServerError(res, "etablissement", devices.status());
     std::vector<std::vector<std::string>> rows;
     rows.reserve(devices->size());
     for (const auto& d : *devices) rows.push_back(row_values(d));
@@ -367,10 +358,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   q.offset = (page - 1) * kDevicesPerPage;
   q.limit = kDevicesPerPage;
   auto devices = store_->ListDeviceStates(q);
-  if (!devices.ok()) {
-    res.status = 500;
-    return;
-  }
+  if (!devices.ok()) return web::SendServerError(res, "etablissement", devices.status());
   std::vector<std::vector<Html>> cells;
   for (const auto& d : *devices) {
     auto c = TextCells(row_values(d));

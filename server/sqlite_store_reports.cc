@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
 #include "common/uai.h"
@@ -401,6 +402,8 @@ namespace {
 // Each device in scope (?3, and of kind ?4 unless 0) with the rollout of its best deployment
 // of the bundle (?1, sequence ?2 or later): one index lookup per device, so the cost follows
 // the establishment's size, not the region's.
+// {scope}: the scope condition (ScopeCondition), so that SQLite can use devices_uai: a
+// "?3 = '' OR d.uai IN (...)" would scan every device of the region.
 constexpr char kDeviceStates[] =
     "WITH s AS (SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, d.last_seen_at, "
     "d.hostname, (SELECT dep.rollout_id FROM deployments dep "
@@ -408,11 +411,16 @@ constexpr char kDeviceStates[] =
     "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2 "
     "ORDER BY CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END "
     "DESC, dep.updated_at DESC LIMIT 1) AS best FROM devices d "
-    "WHERE d.uai IS NOT NULL AND (?3 = '' OR d.uai IN (SELECT value FROM json_each(?3))) "
-    "AND (?4 = 0 OR d.kind = ?4)) "
+    "WHERE d.uai IS NOT NULL AND {scope} AND (?4 = 0 OR d.kind = ?4)) "
     "SELECT s.id, s.serial, s.uai, s.kind, s.manufacturer, s.model, s.last_seen_at, s.hostname, "
     "dep.state, coalesce(dep.reason, ''), coalesce(dep.message, '') FROM s "
     "LEFT JOIN deployments dep ON dep.rollout_id = s.best AND dep.device_id = s.id ";
+
+std::string DeviceStatesSql(const std::string& scope_json) {
+  return absl::StrReplaceAll(
+      kDeviceStates,
+      {{"{scope}", scope_json.empty() ? "?3 = ''" : "d.uai IN (SELECT value FROM json_each(?3))"}});
+}
 
 const char* GroupCondition(DeviceStateQuery::Group g) {
   switch (g) {
@@ -468,7 +476,7 @@ std::string OrderBy(DeviceStateQuery::Sort sort, bool descending) {
 absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(const DeviceStateQuery& q) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat(kDeviceStates, GroupCondition(q.group),
+      Statement st, db->Prepare(absl::StrCat(DeviceStatesSql(q.scope_json), GroupCondition(q.group),
                                              OrderBy(q.sort, q.descending), "LIMIT ?5 OFFSET ?6")));
   st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), q.scope_json,
              static_cast<int64_t>(q.kind), q.limit == 0 ? int64_t{-1} : int64_t{q.limit},
@@ -498,8 +506,9 @@ absl::StatusOr<std::vector<DeviceStateCount>> SqliteStore::CountDeviceStates(
     const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", kDeviceStates,
-                                             ") GROUP BY 1, 2 ORDER BY 1, 2")));
+      Statement st,
+      db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", DeviceStatesSql(scope_json),
+                               ") GROUP BY 1, 2 ORDER BY 1, 2")));
   st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), scope_json, int64_t{0});
   std::vector<DeviceStateCount> out;
   while (true) {

@@ -6,6 +6,7 @@
 #   tools/bench/run.sh --quick    tiny sizes, only to prove the benchmarks still work (CI)
 #   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
+#   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P12   keep the data (profiling)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -46,7 +47,8 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  # PARC_BENCH_KEEP=DIR keeps the fleet and the servers' data there (to profile a page).
+  if [ -n "${PARC_BENCH_KEEP:-}" ]; then rm -rf "$PARC_BENCH_KEEP"; mv "$WORK" "$PARC_BENCH_KEEP"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 RESULTS=()
