@@ -878,7 +878,8 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
       Statement st,
       db->Prepare(absl::StrCat(
           "SELECT ", kEstablishmentColumns,
-          ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) FROM establishments e "
+          ", (SELECT coalesce(sum(t.n), 0) FROM device_tally t WHERE t.uai = e.uai) FROM "
+          "establishments e "
           "WHERE (?1 = '' OR departement = ?1) AND (?2 = '' OR lower(academie) = lower(?2)) "
           "AND (?3 = '' OR category = ?3) "
           "AND (?4 = '' OR commune_code = ?4 OR lower(commune_name) = lower(?4)) "
@@ -898,10 +899,11 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
 
 absl::StatusOr<parc::v1::Establishment> SqliteStore::GetEstablishment(const std::string& uai) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(
-                                          "SELECT ", kEstablishmentColumns,
-                                          ", (SELECT count(*) FROM devices d WHERE d.uai = e.uai) "
-                                          "FROM establishments e WHERE uai = ?")));
+  PARC_ASSIGN_OR_RETURN(
+      Statement st, db->Prepare(absl::StrCat(
+                        "SELECT ", kEstablishmentColumns,
+                        ", (SELECT coalesce(sum(t.n), 0) FROM device_tally t WHERE t.uai = e.uai) "
+                        "FROM establishments e WHERE uai = ?")));
   st.Bind(1, uai);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/inventory_util.h"
@@ -226,32 +227,55 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
   }
   const int64_t bundle_id = bundle_ids.empty() ? -1 : bundle_ids.front();
 
-  // The counts of every (establishment, kind) in scope, summed per group.
+  // The counts of every (establishment, kind) in scope, summed per group: devices from
+  // device_tally, states from bundle_tally, each read from the establishments in scope (an
+  // index walk, no temporary union of both tallies).
+  const std::string in_scope =
+      scope_json.empty() ? "?3 = ''" : "e.uai IN (SELECT value FROM json_each(?3))";
   PARC_ASSIGN_OR_RETURN(
-      Statement counts,
+      Statement devices,
       db->Prepare(absl::StrCat(
           "SELECT ", g.group,
-          ", count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END), sum(t.n), sum(t.up), "
-          "sum(t.prog), sum(t.failed), sum(t.never), sum(t.stale) FROM ("
-          "SELECT uai, kind, n, CASE WHEN seen_day < 0 THEN n ELSE 0 END AS never, "
-          "CASE WHEN seen_day >= 0 AND seen_day < ?2 THEN n ELSE 0 END AS stale, 0 AS up, "
-          "0 AS prog, 0 AS failed FROM device_tally UNION ALL "
-          "SELECT uai, kind, 0, 0, 0, CASE best WHEN 3 THEN n ELSE 0 END, "
-          "CASE best WHEN 1 THEN n ELSE 0 END, CASE best WHEN 2 THEN n ELSE 0 END "
-          "FROM bundle_tally WHERE bundle_id = ?1) t JOIN establishments e ON e.uai = t.uai "
-          "WHERE (?3 = '' OR e.uai IN (SELECT value FROM json_each(?3))) GROUP BY 1")));
-  counts.BindAll(bundle_id, StaleDay(stale_before), scope_json);
+          ", count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END), sum(t.n), "
+          "sum(CASE WHEN t.seen_day < 0 THEN t.n ELSE 0 END), "
+          "sum(CASE WHEN t.seen_day >= 0 AND t.seen_day < ?2 THEN t.n ELSE 0 END) "
+          "FROM establishments e JOIN device_tally t ON t.uai = e.uai WHERE ?1 = ?1 AND ",
+          in_scope, " GROUP BY 1")));
+  devices.BindAll(bundle_id, StaleDay(stale_before), scope_json);
   std::map<std::string, GroupCounts> by_group;
-  std::vector<std::pair<int64_t, GroupCounts>> by_kind;
   while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, counts.Step());
+    PARC_ASSIGN_OR_RETURN(bool row, devices.Step());
     if (!row) break;
-    GroupCounts c{counts.Int(1), counts.Int(2), counts.Int(3), counts.Int(4),
-                  counts.Int(5), counts.Int(6), counts.Int(7)};
-    if (by == "kind") {
-      if (c.devices > 0) by_kind.emplace_back(counts.Int(0), c);
-    } else {
-      by_group[counts.Text(0)] = c;
+    GroupCounts& c = by_group[devices.Text(0)];
+    c.establishments = devices.Int(1);
+    c.devices = devices.Int(2);
+    c.never = devices.Int(3);
+    c.stale = devices.Int(4);
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement states,
+      db->Prepare(absl::StrCat(
+          "SELECT ", g.group,
+          ", sum(CASE t.best WHEN 3 THEN t.n ELSE 0 END), "
+          "sum(CASE t.best WHEN 1 THEN t.n ELSE 0 END), "
+          "sum(CASE t.best WHEN 2 THEN t.n ELSE 0 END) "
+          "FROM establishments e JOIN bundle_tally t ON t.bundle_id = ?1 AND t.uai = e.uai "
+          "WHERE ?2 = ?2 AND ",
+          in_scope, " GROUP BY 1")));
+  states.BindAll(bundle_id, StaleDay(stale_before), scope_json);
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, states.Step());
+    if (!row) break;
+    GroupCounts& c = by_group[states.Text(0)];
+    c.up = states.Int(1);
+    c.prog = states.Int(2);
+    c.failed = states.Int(3);
+  }
+  std::vector<std::pair<int64_t, GroupCounts>> by_kind;
+  if (by == "kind") {
+    for (const auto& [kind, c] : by_group) {
+      int64_t k = 0;
+      if (c.devices > 0 && absl::SimpleAtoi(kind, &k)) by_kind.emplace_back(k, c);
     }
   }
 

@@ -126,6 +126,17 @@ TEST_F(DashboardTest, AnEstablishmentListsItsDevicesByPagesSortedAndFilteredByTh
   EXPECT_EQ(html.find(">pc-000<"), std::string::npos);
   EXPECT_NE(html.find(">pc-200<"), std::string::npos);
 
+  // Compressed with gzip even when the browser also offers brotli (cpp-httplib's brotli runs
+  // at its slowest quality).
+  {
+    httplib::SSLClient c("127.0.0.1", server_->server()->web_port());
+    c.enable_server_certificate_verification(false);
+    auto r = c.Get("/etablissement/0310036W",
+                   {{"Cookie", cookie_}, {"Accept-Encoding", "gzip, deflate, br"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->get_header_value("Content-Encoding"), "gzip");
+  }
+
   // The CSV holds the whole list, not one page; with a filter, the filtered list.
   std::string csv = Page("/etablissement/0310036W?format=csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 231);
