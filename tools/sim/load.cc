@@ -2,14 +2,21 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/grpc_util.h"
 
@@ -89,6 +96,29 @@ void Start(Shared* s, absl::Time intended, bool closed_loop) {
                  [s, f, closed_loop](grpc::Status status) { Finish(s, f, status, closed_loop); });
 }
 
+// CPU time (user + system) of this process.
+absl::Duration OwnCpu() {
+  struct rusage ru;
+  ::getrusage(RUSAGE_SELF, &ru);
+  return absl::DurationFromTimeval(ru.ru_utime) + absl::DurationFromTimeval(ru.ru_stime);
+}
+
+// CPU time of another process, from /proc/PID/stat (utime and stime, fields 14 and 15).
+absl::Duration ProcessCpu(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return absl::ZeroDuration();
+  std::vector<absl::string_view> f =
+      absl::StrSplit(absl::string_view(text).substr(close + 2), ' ', absl::SkipEmpty());
+  int64_t utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+    return absl::ZeroDuration();
+  }
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  return absl::Seconds(static_cast<double>(utime + stime) / static_cast<double>(ticks));
+}
+
 double Percentile(const std::vector<uint32_t>& sorted, double p) {
   if (sorted.empty()) return 0;
   size_t index = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1));
@@ -106,6 +136,21 @@ LoadResult RunLoad(const LoadOptions& options) {
   s.measure_from = s.start + options.warmup;
   s.end = s.measure_from + options.duration;
   const bool closed = options.rate <= 0;
+  // CPU over the measured window, sampled from a thread of its own (the open loop's thread
+  // is busy pacing calls).
+  absl::Duration own_cpu = absl::ZeroDuration(), server_cpu = absl::ZeroDuration();
+  std::thread sampler;
+  if (options.max_calls == 0) {
+    sampler = std::thread([&] {
+      absl::SleepFor(s.measure_from - absl::Now());
+      const absl::Duration own0 = OwnCpu();
+      const absl::Duration server0 =
+          options.server_pid > 0 ? ProcessCpu(options.server_pid) : absl::ZeroDuration();
+      absl::SleepFor(s.end - absl::Now());
+      own_cpu = OwnCpu() - own0;
+      if (options.server_pid > 0) server_cpu = ProcessCpu(options.server_pid) - server0;
+    });
+  }
   if (closed) {
     for (int i = 0; i < options.concurrency; ++i) Start(&s, absl::Now(), true);
     if (options.max_calls > 0) {
@@ -136,6 +181,7 @@ LoadResult RunLoad(const LoadOptions& options) {
   }
   // Calls still in flight reference s: wait for them (their deadline bounds this).
   while (s.in_flight.load() > 0) absl::SleepFor(absl::Milliseconds(10));
+  if (sampler.joinable()) sampler.join();
   LoadResult r;
   std::lock_guard<std::mutex> lock(s.mu);
   std::sort(s.latencies_us.begin(), s.latencies_us.end());
@@ -150,6 +196,13 @@ LoadResult RunLoad(const LoadOptions& options) {
   r.p999_ms = Percentile(s.latencies_us, 0.999);
   r.max_ms = s.latencies_us.empty() ? 0 : s.latencies_us.back() / 1000.0;
   r.offered_rate = options.rate;
+  const double counted = static_cast<double>(std::max<uint64_t>(1, s.ok + s.errors));
+  if (options.max_calls == 0) {
+    r.client_cpu_us_per_call = absl::ToDoubleMicroseconds(own_cpu) / counted;
+    if (options.server_pid > 0) {
+      r.server_cpu_us_per_call = absl::ToDoubleMicroseconds(server_cpu) / counted;
+    }
+  }
   return r;
 }
 
@@ -161,8 +214,10 @@ std::string LoadResult::ToJson() const {
   return absl::StrFormat(
       "{\"calls\": %d, \"errors\": %d, \"errors_by_code\": {%s}, \"seconds\": %.2f, "
       "\"throughput\": %.1f, \"offered_rate\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
-      "\"p999_ms\": %.3f, \"max_ms\": %.3f}",
-      calls, errors, errs, seconds, throughput, offered_rate, p50_ms, p99_ms, p999_ms, max_ms);
+      "\"p999_ms\": %.3f, \"max_ms\": %.3f, \"client_cpu_us_per_call\": %.1f, "
+      "\"server_cpu_us_per_call\": %.1f}",
+      calls, errors, errs, seconds, throughput, offered_rate, p50_ms, p99_ms, p999_ms, max_ms,
+      client_cpu_us_per_call, server_cpu_us_per_call);
 }
 
 }  // namespace parc::sim

@@ -41,6 +41,9 @@ struct LoadOptions {
   // Calls completing during the warm-up are not counted.
   absl::Duration warmup = absl::Seconds(1);
   absl::Duration deadline = absl::Seconds(10);
+  // When > 0, the CPU time of this process (the server) over the measured window is reported
+  // per call as well (from /proc/PID/stat).
+  int server_pid = 0;
 };
 
 struct LoadResult {
@@ -51,6 +54,10 @@ struct LoadResult {
   double throughput = 0;  // successful calls per second
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   double offered_rate = 0;  // open loop
+  // CPU time (user + system) per call over the measured window: this process's (the load
+  // generator's) and the server's when its pid was given (-1: not measured).
+  double client_cpu_us_per_call = 0;
+  double server_cpu_us_per_call = -1;
   std::string ToJson() const;
 };
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -98,21 +99,32 @@ class Payloads {
     }
   }
 
-  // Hashes of device i's inventory (computed the first time).
-  std::pair<std::string, std::string> Hashes(size_t i) {
+  // Hashes of device i's inventory.
+  std::pair<std::string, std::string> Hashes(size_t i) const {
     const SimDevice& d = (*devices_)[i];
     std::string sw_hash =
         d.variant ? common::SoftwareHash(DeviceSoftware(d)) : image_hash_[d.image];
     return {common::InventoryHash(DeviceHardware(d), sw_hash), sw_hash};
   }
 
-  std::string CheckIn(size_t i) {
-    parc::v1::CheckInRequest r;
-    r.set_agent_version("0.1.0-sim");
-    auto [inv, sw] = Hashes(i);
-    r.set_inventory_hash(inv);
-    r.set_software_hash(sw);
-    return r.SerializeAsString();
+  // Builds every device's check-in request before a load starts, on all cores: a check-in
+  // of a variant device hashes its 1,000-package list, which would otherwise be the load
+  // generator's own cost per call.
+  void PrepareCheckIns() {
+    checkins_.resize(devices_->size());
+    const size_t workers = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::thread> threads;
+    for (size_t w = 0; w < workers; ++w) {
+      threads.emplace_back([this, w, workers] {
+        for (size_t i = w; i < checkins_.size(); i += workers) checkins_[i] = BuildCheckIn(i);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  // Device i's check-in request (prepared, or built now).
+  std::string CheckIn(size_t i) const {
+    return i < checkins_.size() ? checkins_[i] : BuildCheckIn(i);
   }
 
   // A full inventory report (software list included unless with_software is false).
@@ -138,6 +150,15 @@ class Payloads {
     return request;
   }
 
+  std::string BuildCheckIn(size_t i) const {
+    parc::v1::CheckInRequest r;
+    r.set_agent_version("0.1.0-sim");
+    auto [inv, sw] = Hashes(i);
+    r.set_inventory_hash(inv);
+    r.set_software_hash(sw);
+    return r.SerializeAsString();
+  }
+
   std::string Enroll(size_t i, const std::string& token) {
     const SimDevice& d = (*devices_)[i];
     parc::v1::EnrollRequest r;
@@ -154,6 +175,7 @@ class Payloads {
   const std::vector<SimDevice>* devices_;
   std::vector<std::string> image_bytes_;
   std::vector<std::string> image_hash_;
+  std::vector<std::string> checkins_;
 };
 
 absl::StatusOr<std::vector<SimDevice>> LoadFleet(const std::string& dir) {
@@ -287,7 +309,7 @@ class Cycle {
 
 int Load(const Connection& c, const std::string& dir, const std::string& workload, int concurrency,
          double rate, absl::Duration duration, absl::Duration warmup, uint64_t calls,
-         std::ostream& out, std::ostream& err) {
+         int server_pid, std::ostream& out, std::ostream& err) {
   auto devices = LoadFleet(dir);
   auto channels = Channels(c);
   if (!devices.ok() || !channels.ok()) {
@@ -300,8 +322,10 @@ int Load(const Connection& c, const std::string& dir, const std::string& workloa
     return 1;
   }
   Payloads payloads(&*devices);
+  if (workload != "inventory") payloads.PrepareCheckIns();
   Cycle cycle(&*devices, &*credentials, &payloads);
   LoadOptions o;
+  o.server_pid = server_pid;
   o.channels = *channels;
   o.concurrency = concurrency;
   o.rate = rate;
@@ -503,6 +527,21 @@ int Resume(uint64_t size, std::ostream& out, std::ostream& err) {
 
 }  // namespace
 
+// Device i's check-in request and credential, for the minimal reference client.
+int Payload(const std::string& dir, size_t device, std::ostream& out, std::ostream& err) {
+  auto devices = LoadFleet(dir);
+  if (!devices.ok() || device >= devices->size()) {
+    err << "parc-sim: " << (devices.ok() ? "no such device" : devices.status().message()) << "\n";
+    return 1;
+  }
+  auto credentials = LoadCredentials(dir, devices->size());
+  Payloads payloads(&*devices);
+  out << "{\"method\": \"" << kCheckIn << "\", \"request_hex\": \""
+      << absl::BytesToHexString(payloads.CheckIn(device)) << "\", \"bearer\": \""
+      << (credentials.ok() ? (*credentials)[device] : "") << "\"}\n";
+  return 0;
+}
+
 int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{
       "parc-sim: a simulated fleet of devices against a Parc server, and the "
@@ -542,6 +581,13 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   load->add_option("--warmup", warmup)->capture_default_str();
   uint64_t calls = 0;
   load->add_option("--calls", calls, "Make exactly this many calls (devices in order)");
+  int server_pid = 0;
+  load->add_option("--server-pid", server_pid,
+                   "Also report this process's CPU time per call (the server under load)");
+  size_t payload_device = 0;
+  auto* payload = app.add_subcommand("payload", "Print a device's check-in request (hex)");
+  payload->add_option("--fleet", dir, "Directory written by region and enroll")->required();
+  payload->add_option("--device", payload_device)->capture_default_str();
   auto* echo = app.add_subcommand("echo-server", "The reference no-op gRPC server");
   echo->add_option("--listen", listen)->capture_default_str();
   echo->add_option("--tls-cert", cert);
@@ -570,8 +616,9 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       err << "parc-sim: bad --duration or --warmup\n";
       return 2;
     }
-    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, out, err);
+    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, server_pid, out, err);
   }
+  if (payload->parsed()) return Payload(dir, payload_device, out, err);
   if (echo->parsed()) return EchoServer(listen, cert, key, port_file, out, err);
   return 2;
 }
