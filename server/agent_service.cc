@@ -157,9 +157,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
     response->set_send_software(send_software);
     response->set_uai(auth.uai);
     response->set_next_checkin_seconds(NextCheckInSeconds());
-    PARC_ASSIGN_OR_RETURN(std::optional<ActiveAssignment> assignment,
-                          store_->AssignmentFor(auth.id));
-    if (assignment.has_value()) {
+    PARC_ASSIGN_OR_RETURN(std::shared_ptr<const ActiveAssignment> assignment,
+                          store_->AssignmentFor(auth));
+    if (assignment != nullptr) {
       const ActiveAssignment& a = *assignment;
       auto* out = response->mutable_assignment();
       out->set_rollout_id(a.rollout_id);

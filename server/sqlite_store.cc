@@ -547,7 +547,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   PARC_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
       "PRAGMA journal_size_limit=", int64_t{options.wal_restart_pages} * 4096 + (4 << 20))));
   PARC_ASSIGN_OR_RETURN(auto checkpointer, Database::Open(options.path, wopts));
-  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(std::move(writer), options.max_cached_devices));
   store->max_batch_ = options.max_batch;
   store->max_pending_checkins_ = options.max_pending_checkins;
   store->max_queued_writes_ = options.max_queued_writes;
@@ -571,7 +572,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   return store;
 }
 
-SqliteStore::SqliteStore(std::unique_ptr<Database> writer) : writer_db_(std::move(writer)) {}
+SqliteStore::SqliteStore(std::unique_ptr<Database> writer, size_t max_cached_devices)
+    : writer_db_(std::move(writer)), cache_(max_cached_devices) {}
 
 SqliteStore::~SqliteStore() {
   {
@@ -1048,13 +1050,17 @@ void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Ti
         }
         return counts;
       },
-      std::move(done));
+      [this, done = std::move(done)](absl::StatusOr<ImportCounts> r) {
+        cache_.InvalidateDevices();  // devices placed in an establishment
+        done(std::move(r));
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Devices
 
 void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
+  std::string current = in.current_device_id;
   SubmitFor<EnrollOutcome>(
       [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
         PARC_ASSIGN_OR_RETURN(EnrollmentTokenRecord token,
@@ -1142,7 +1148,13 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
         }
         return out;
       },
-      std::move(done));
+      [this, current = std::move(current),
+       done = std::move(done)](absl::StatusOr<EnrollOutcome> outcome) {
+        // A new secret, or a device placed: what check-ins read of it changed.
+        if (outcome.ok()) cache_.InvalidateDevice(outcome->device_id);
+        if (!current.empty()) cache_.InvalidateDevice(current);
+        done(std::move(outcome));
+      });
 }
 
 absl::StatusOr<EnrollmentTokenRecord> SqliteStore::CheckEnrollmentToken(
@@ -1178,18 +1190,26 @@ void SqliteStore::RetireDevice(std::string id_or_serial, std::string scope_json,
         PARC_RETURN_IF_ERROR(del.Bind(1, device.id()).Run());
         return device;
       },
-      std::move(done));
+      [this, done = std::move(done)](absl::StatusOr<parc::v1::Device> device) {
+        if (device.ok()) cache_.InvalidateDevice(device->id());
+        done(std::move(device));
+      });
 }
 
 absl::StatusOr<DeviceAuth> SqliteStore::GetDeviceAuth(const std::string& id) {
+  if (auto cached = cache_.GetDevice(id)) return *std::move(cached);
+  const uint64_t generation = cache_.Generation();
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash "
-                                    "FROM devices WHERE id = ?"));
+                        db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash, "
+                                    "kind FROM devices WHERE id = ?"));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError("unknown device");
-  return DeviceAuth{st.Text(0), st.Text(1), st.Text(2), st.Text(3)};
+  DeviceAuth auth{st.Text(0), st.Text(1), st.Text(2), st.Text(3),
+                  static_cast<parc::v1::DeviceKind>(st.Int(4))};
+  cache_.PutDevice(generation, auth);
+  return auth;
 }
 
 namespace {
@@ -1298,6 +1318,7 @@ absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& has
 }
 
 void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
+  std::string device_id = in.device_id;
   SubmitFor<bool>(
       [this, in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
@@ -1368,7 +1389,10 @@ void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
       },
-      std::move(done));
+      [this, device_id = std::move(device_id), done = std::move(done)](absl::StatusOr<bool> r) {
+        cache_.InvalidateDevice(device_id);  // its inventory hash
+        done(std::move(r));
+      });
 }
 
 absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const DeviceFilter& f) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/sqlite.h"
+#include "server/checkin_cache.h"
 #include "server/software_sets.h"
 #include "server/store.h"
 
@@ -39,6 +40,8 @@ class SqliteStore final : public Store {
     // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
     // retry later): memory stays bounded when the disk cannot keep up.
     size_t max_queued_writes = 20000;
+    // Device credential records kept in memory for check-ins (CheckInCache).
+    size_t max_cached_devices = 400000;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
@@ -114,8 +117,10 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCountsByScan(
       const std::string& id, const std::string& scope_json = "");
   void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;
-  absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
-      const std::string& device_id) override;
+  absl::StatusOr<std::shared_ptr<const ActiveAssignment>> AssignmentFor(
+      const DeviceAuth& device) override;
+  // What the check-in cache saved (metrics, tests).
+  const CheckInCache& checkin_cache() const { return cache_; }
   void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report, absl::Time now,
                         StoreCallback<bool> done) override;
 
@@ -175,7 +180,7 @@ class SqliteStore final : public Store {
     std::unique_ptr<common::Database> db_;
   };
 
-  explicit SqliteStore(std::unique_ptr<common::Database> writer);
+  SqliteStore(std::unique_ptr<common::Database> writer, size_t max_cached_devices);
 
   void Submit(WriteOp op, WriteDone done);
   template <typename T>
@@ -192,6 +197,8 @@ class SqliteStore final : public Store {
   absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
                                  const parc::v1::SoftwareList& list, absl::Time now);
   ReaderLease AcquireReader();
+  // done, after emptying the check-in cache's assignments (once a rollout write committed).
+  StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
 
   std::unique_ptr<common::Database> writer_db_;
   // Recent full software lists (writer thread only).
@@ -237,6 +244,9 @@ class SqliteStore final : public Store {
   std::mutex checkins_mu_;
   std::vector<CheckInInput> pending_checkins_;
   size_t max_pending_checkins_ = 50000;
+
+  // Credentials and assignments for check-ins; emptied by the writes that change them.
+  CheckInCache cache_;
 };
 
 template <typename T>

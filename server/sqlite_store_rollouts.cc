@@ -276,7 +276,15 @@ void SqliteStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishmen
         }
         return LoadRollout(db, r.id);
       },
-      std::move(done));
+      AfterRolloutWrite(std::move(done)));
+}
+
+StoreCallback<RolloutRecord> SqliteStore::AfterRolloutWrite(StoreCallback<RolloutRecord> done) {
+  // Which devices a rollout assigns may have changed (state, wave): check-ins read again.
+  return [this, done = std::move(done)](absl::StatusOr<RolloutRecord> r) {
+    cache_.InvalidateAssignments();
+    done(std::move(r));
+  };
 }
 
 void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::string reason,
@@ -307,7 +315,7 @@ void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::st
         PARC_RETURN_IF_ERROR(up.BindAll(next, reason, Unix(now), id).Run());
         return LoadRollout(db, id);
       },
-      std::move(done));
+      AfterRolloutWrite(std::move(done)));
 }
 
 absl::StatusOr<RolloutRecord> SqliteStore::GetRollout(const std::string& id) {
@@ -469,33 +477,39 @@ void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
         PARC_RETURN_IF_ERROR(up.BindAll(next_state, reason, wave, r.id, r.current_wave).Run());
         return LoadRollout(db, r.id);
       },
-      std::move(done));
+      AfterRolloutWrite(std::move(done)));
 }
 
-absl::StatusOr<std::optional<ActiveAssignment>> SqliteStore::AssignmentFor(
-    const std::string& device_id) {
+absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqliteStore::AssignmentFor(
+    const DeviceAuth& device) {
+  const int kind = static_cast<int>(device.kind);
+  if (auto cached = cache_.GetAssignment(device.uai, kind)) return *std::move(cached);
+  const uint64_t generation = cache_.Generation();
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
       db->Prepare("SELECT r.id, b.manifest_sha256, b.signed_manifest, r.window_start, "
-                  "r.window_end, r.rate_limit FROM devices d "
-                  "JOIN rollout_establishments re ON re.uai = d.uai "
+                  "r.window_end, r.rate_limit FROM rollout_establishments re "
                   "JOIN rollouts r ON r.id = re.rollout_id JOIN bundles b ON b.id = r.bundle_id "
-                  "WHERE d.id = ? AND r.state IN ('running', 'completed') "
+                  "WHERE re.uai = ?1 AND r.state IN ('running', 'completed') "
                   "AND re.wave <= r.current_wave "
-                  "AND (r.kinds = '' OR instr(',' || r.kinds || ',', ',' || d.kind || ',') > 0) "
+                  "AND (r.kinds = '' OR instr(',' || r.kinds || ',', ',' || ?2 || ',') > 0) "
                   "ORDER BY b.sequence DESC, r.created_at DESC LIMIT 1"));
-  st.Bind(1, device_id);
+  st.BindAll(device.uai, int64_t{kind});
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return std::optional<ActiveAssignment>();
-  ActiveAssignment a;
-  a.rollout_id = st.Text(0);
-  a.manifest_sha256 = st.Text(1);
-  a.signed_manifest = st.Blob(2);
-  a.window_start = U32(st.Int(3));
-  a.window_end = U32(st.Int(4));
-  a.rate_limit = static_cast<uint64_t>(st.Int(5));
-  return std::optional<ActiveAssignment>(std::move(a));
+  std::shared_ptr<const ActiveAssignment> out;
+  if (row) {
+    auto a = std::make_shared<ActiveAssignment>();
+    a->rollout_id = st.Text(0);
+    a->manifest_sha256 = st.Text(1);
+    a->signed_manifest = st.Blob(2);
+    a->window_start = U32(st.Int(3));
+    a->window_end = U32(st.Int(4));
+    a->rate_limit = static_cast<uint64_t>(st.Int(5));
+    out = std::move(a);
+  }
+  cache_.PutAssignment(generation, device.uai, kind, out);
+  return out;
 }
 
 void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,

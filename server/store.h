@@ -93,6 +93,7 @@ struct DeviceAuth {
   std::string secret_hash;
   std::string uai;
   std::string inventory_hash;
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
 };
 
 struct CheckInInput {
@@ -353,9 +354,9 @@ class Store {
   virtual void EvaluateRollout(std::string id, absl::Time now,
                                StoreCallback<RolloutRecord> done) = 0;
   // The newest running rollout whose started waves include the device's establishment and
-  // kind, if any.
-  [[nodiscard]] virtual absl::StatusOr<std::optional<ActiveAssignment>> AssignmentFor(
-      const std::string& device_id) = 0;
+  // kind (as GetDeviceAuth gave them), or null.
+  [[nodiscard]] virtual absl::StatusOr<std::shared_ptr<const ActiveAssignment>> AssignmentFor(
+      const DeviceAuth& device) = 0;
   // Stores a device's latest deployment report: NOT_FOUND for a rollout that does not target
   // the device, INVALID_ARGUMENT for another bundle or a package not in the bundle.
   virtual void RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,

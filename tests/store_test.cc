@@ -294,6 +294,72 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
             std::to_string(10 + kMaxInventoriesPerDevice + 19));
 }
 
+TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
+  CheckInCache cache(2);
+  DeviceAuth old{"d1", "old-secret", "0310036W", "inv1", parc::v1::DEVICE_KIND_LAPTOP};
+  // A reader takes the generation, reads the old row; a write commits and invalidates.
+  const uint64_t before = cache.Generation();
+  cache.InvalidateDevice("d1");
+  cache.PutDevice(before, old);
+  EXPECT_FALSE(cache.GetDevice("d1").has_value());
+  // A read after the write fills it.
+  cache.PutDevice(cache.Generation(), old);
+  ASSERT_TRUE(cache.GetDevice("d1").has_value());
+  EXPECT_EQ(cache.GetDevice("d1")->secret_hash, "old-secret");
+  // Past its bound it starts again rather than growing.
+  cache.PutDevice(cache.Generation(), DeviceAuth{"d2", "s", "", "", {}});
+  cache.PutDevice(cache.Generation(), DeviceAuth{"d3", "s", "", "", {}});
+  EXPECT_FALSE(cache.GetDevice("d1").has_value());
+  EXPECT_TRUE(cache.GetDevice("d3").has_value());
+  // Assignments: "none" is cached too, and a rollout write empties them.
+  cache.PutAssignment(cache.Generation(), "0310036W", 1, nullptr);
+  auto none = cache.GetAssignment("0310036W", 1);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(*none, nullptr);
+  cache.InvalidateAssignments();
+  EXPECT_FALSE(cache.GetAssignment("0310036W", 1).has_value());
+}
+
+TEST(SqliteStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("etok", "hw1", "d1", now), cb);
+              }).ok());
+  auto first = store->GetDeviceAuth("d1");
+  ASSERT_TRUE(first.ok());
+  const uint64_t hits = store->checkin_cache().hits();
+  ASSERT_TRUE(store->GetDeviceAuth("d1").ok());
+  EXPECT_EQ(store->checkin_cache().hits(), hits + 1);  // no database read
+
+  // Re-enrolled (new secret): the next check-in sees the new secret.
+  EnrollInput again = Enrollment("etok", "hw1", "d9", now);
+  again.secret_hash = common::Sha256Hex("new");
+  again.current_device_id = "d1";
+  again.current_secret_hash = common::Sha256Hex("d1");
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) { store->Enroll(again, cb); }).ok());
+  auto rekeyed = store->GetDeviceAuth("d1");
+  ASSERT_TRUE(rekeyed.ok()) << rekeyed.status();
+  EXPECT_EQ(rekeyed->secret_hash, common::Sha256Hex("new"));
+
+  // A new inventory: its hash.
+  InventoryInput in;
+  in.device_id = "d1";
+  in.software = parc::v1::SoftwareList();
+  in.software_hash = common::SoftwareHash(*in.software);
+  in.inventory_hash = std::string(64, 'b');
+  in.received_at = now;
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); }).ok());
+  EXPECT_EQ(store->GetDeviceAuth("d1")->inventory_hash, std::string(64, 'b'));
+
+  // Retired: gone for check-ins at once.
+  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d1", "", cb); }).ok());
+  EXPECT_EQ(store->GetDeviceAuth("d1").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(SqliteStore, InventoryWithoutSoftwareNeedsAKnownSet) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

@@ -1,0 +1,61 @@
+#include "server/checkin_cache.h"
+
+namespace parc::server {
+
+std::optional<DeviceAuth> CheckInCache::GetDevice(const std::string& id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = devices_.find(id);
+  if (it == devices_.end()) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return it->second;
+}
+
+void CheckInCache::PutDevice(uint64_t generation, const DeviceAuth& auth) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_.load(std::memory_order_acquire)) return;
+  if (devices_.size() >= max_devices_) devices_.clear();
+  devices_.insert_or_assign(auth.id, auth);
+}
+
+void CheckInCache::InvalidateDevice(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  devices_.erase(id);
+}
+
+void CheckInCache::InvalidateDevices() {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  devices_.clear();
+}
+
+std::optional<std::shared_ptr<const ActiveAssignment>> CheckInCache::GetAssignment(
+    const std::string& uai, int kind) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = assignments_.find(std::make_pair(uai, kind));
+  if (it == assignments_.end()) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return it->second;
+}
+
+void CheckInCache::PutAssignment(uint64_t generation, const std::string& uai, int kind,
+                                 std::shared_ptr<const ActiveAssignment> assignment) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_.load(std::memory_order_acquire)) return;
+  // (establishment, kind) pairs are bounded by the annuaire: tens of thousands at most.
+  assignments_.insert_or_assign(std::make_pair(uai, kind), std::move(assignment));
+}
+
+void CheckInCache::InvalidateAssignments() {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  assignments_.clear();
+}
+
+}  // namespace parc::server

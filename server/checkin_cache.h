@@ -1,0 +1,58 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store.h"
+
+namespace parc::server {
+
+// What a check-in reads, kept in memory so that a check-in that changes nothing reads nothing
+// from the database: each device's credential record, and the assignment of each
+// (establishment, device kind). Filled by reads, emptied by the writes that change what it
+// holds (the store calls Invalidate* once such a write is committed). A read that raced with a
+// write does not fill it: Put* stores only when nothing was invalidated since the Generation()
+// taken before the read.
+//
+// One process only: with several server nodes on one database, each node learns only of its
+// own writes (a shared invalidation channel comes with the multi-node store).
+class CheckInCache {
+ public:
+  // At most max_devices credential records (past it the map is emptied and refilled: a
+  // fleet larger than the bound costs reads, never wrong answers).
+  explicit CheckInCache(size_t max_devices) : max_devices_(max_devices) {}
+
+  uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
+
+  std::optional<DeviceAuth> GetDevice(const std::string& id) const;
+  void PutDevice(uint64_t generation, const DeviceAuth& auth);
+  void InvalidateDevice(const std::string& id);
+  void InvalidateDevices();
+
+  // nullopt: not cached; a null pointer: cached "no assignment".
+  std::optional<std::shared_ptr<const ActiveAssignment>> GetAssignment(const std::string& uai,
+                                                                       int kind) const;
+  void PutAssignment(uint64_t generation, const std::string& uai, int kind,
+                     std::shared_ptr<const ActiveAssignment> assignment);
+  void InvalidateAssignments();
+
+  uint64_t hits() const { return hits_.load(); }
+  uint64_t misses() const { return misses_.load(); }
+
+ private:
+  const size_t max_devices_;
+  std::atomic<uint64_t> generation_{0};
+  mutable std::atomic<uint64_t> hits_{0}, misses_{0};
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, DeviceAuth> devices_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::pair<std::string, int>, std::shared_ptr<const ActiveAssignment>>
+      assignments_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace parc::server
