@@ -6,8 +6,8 @@
 // connection, no thread and none of the agent's libraries (gRPC, libcurl, libarchive,
 // protobuf: about 19 MiB mapped once loaded), only libc and libstdc++: the agent a student's
 // laptop carries all day is this process, a few MiB, blocked in the kernel until its timer or
-// a signal (P7 of docs/performance.md). It is deliberately free of the project's libraries, which is
-// why it does not use Abseil like the rest of Parc.
+// a signal (P7 of docs/performance.md). It is deliberately free of the project's libraries, which
+// is why it does not use Abseil like the rest of Parc.
 //
 //   parc-agentd --agent PATH --splay-ms N --retry-base-ms N -- ARGS...
 //
