@@ -281,12 +281,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateRollout(
         PARC_ASSIGN_OR_RETURN(std::string id, common::RandomHex(4));
         r.id = absl::StrCat("r", id);
 
-        PARC_ASSIGN_OR_RETURN(auto all, store_->ListEstablishments({}));
-        PARC_ASSIGN_OR_RETURN(auto selected, SelectEstablishments(r.target, all));
         // An operator rolls out within its own scope only.
-        selected.erase(std::remove_if(selected.begin(), selected.end(),
-                                      [&](const auto& e) { return !op.scope.Contains(e); }),
-                       selected.end());
+        PARC_ASSIGN_OR_RETURN(auto all, store_->ListEstablishments({}, op.scope));
+        PARC_ASSIGN_OR_RETURN(auto selected, SelectEstablishments(r.target, all));
         if (selected.empty()) {
           return absl::FailedPreconditionError(
               absl::StrCat("target \"", r.target, "\" selects no establishment"));
@@ -333,8 +330,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetRolloutStatus(
   return Handle(
       context, "GetRolloutStatus", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
         PARC_ASSIGN_OR_RETURN(RolloutRecord rollout, bundles_.rollouts->Visible(op, request->id()));
-        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
-        PARC_ASSIGN_OR_RETURN(auto counts, store_->RolloutCounts(request->id(), scope));
+        PARC_ASSIGN_OR_RETURN(auto counts, store_->RolloutCounts(request->id(), op.scope));
         *response->mutable_rollout() = RolloutProto(rollout);
         std::set<std::string> establishments;
         for (uint32_t w = 0; w < rollout.wave_count; ++w) {
@@ -398,8 +394,7 @@ absl::StatusOr<std::vector<OperatorRecord>> AdminServiceImpl::VisibleOperators(
   PARC_ASSIGN_OR_RETURN(std::vector<OperatorRecord> all, store_->ListOperators());
   if (caller.scope.is_region()) return all;
   // Operators whose scope lies within the caller's: they see nothing it does not.
-  PARC_ASSIGN_OR_RETURN(auto establishments,
-                        store_->ListEstablishments(parc::v1::ListEstablishmentsRequest()));
+  PARC_ASSIGN_OR_RETURN(auto establishments, store_->ListEstablishments({}, Scope::Region()));
   const auto mine = caller.scope.Resolve(establishments);
   std::vector<OperatorRecord> out;
   for (auto& o : all) {
@@ -538,7 +533,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetDeploymentReport(
           PARC_ASSIGN_OR_RETURN(
               bundle, store_->GetBundle(request->bundle_name(), request->bundle_version()));
         }
-        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        const Scope& scope = op.scope;
         absl::Duration stale = request->stale_seconds() == 0
                                    ? absl::Hours(24 * 7)
                                    : absl::Seconds(request->stale_seconds());
@@ -555,7 +550,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetInventoryReport(
     parc::v1::InventoryReportResponse* response) {
   return Handle(
       context, "GetInventoryReport", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
-        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
+        const Scope& scope = op.scope;
         PARC_ASSIGN_OR_RETURN(
             *response,
             store_->InventoryReport(request->by().empty() ? "model" : request->by(), scope));

@@ -85,10 +85,6 @@ absl::StatusOr<Caller> AdminServiceImpl::Authorize(const grpc::CallbackServerCon
   return AuthenticateOperator(store_, common::BearerToken(context), roles);
 }
 
-absl::StatusOr<std::string> AdminServiceImpl::ScopeJson(const Caller& caller) {
-  return ScopeFilter(store_, caller);
-}
-
 absl::StatusOr<parc::v1::Establishment> AdminServiceImpl::VisibleEstablishment(
     const Caller& caller, const std::string& uai) {
   auto est = store_->GetEstablishment(uai);
@@ -177,8 +173,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListEstablishments(
                     PARC_ASSIGN_OR_RETURN(std::string dep, DepartementArg(filter.departement()));
                     filter.set_departement(dep);
                   }
-                  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
-                  PARC_ASSIGN_OR_RETURN(auto rows, store_->ListEstablishments(filter, scope));
+                  PARC_ASSIGN_OR_RETURN(auto rows, store_->ListEstablishments(filter, op.scope));
                   for (auto& e : rows) *response->add_establishments() = std::move(e);
                   return absl::OkStatus();
                 });
@@ -252,52 +247,39 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateEnrollmentToken(
 grpc::ServerUnaryReactor* AdminServiceImpl::ListEnrollmentTokens(
     grpc::CallbackServerContext* context, const parc::v1::ListEnrollmentTokensRequest* request,
     parc::v1::ListEnrollmentTokensResponse* response) {
-  return Handle(
-      context, "ListEnrollmentTokens", kDeviceRoles,
-      [&](const Caller& op, UnaryCall&) -> absl::Status {
-        PARC_ASSIGN_OR_RETURN(auto tokens, store_->ListEnrollmentTokens());
-        absl::Time now = clock_->Now();
-        for (const auto& t : tokens) {
-          if (!op.scope.is_region() && (t.uai.empty() || !VisibleEstablishment(op, t.uai).ok())) {
-            continue;
-          }
-          parc::v1::EnrollmentToken p = TokenProto(t, now);
-          if (request->include_inactive() || p.state() == "active") {
-            *response->add_tokens() = std::move(p);
-          }
-        }
-        return absl::OkStatus();
-      });
+  return Handle(context, "ListEnrollmentTokens", kDeviceRoles,
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  PARC_ASSIGN_OR_RETURN(auto tokens, store_->ListEnrollmentTokens(op.scope));
+                  absl::Time now = clock_->Now();
+                  for (const auto& t : tokens) {
+                    parc::v1::EnrollmentToken p = TokenProto(t, now);
+                    if (request->include_inactive() || p.state() == "active") {
+                      *response->add_tokens() = std::move(p);
+                    }
+                  }
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::RevokeEnrollmentToken(
     grpc::CallbackServerContext* context, const parc::v1::RevokeEnrollmentTokenRequest* request,
     parc::v1::EnrollmentToken* response) {
-  return Handle(
-      context, "RevokeEnrollmentToken", kDeviceRoles,
-      [&](const Caller& op, UnaryCall& call) -> absl::Status {
-        // Accept the whole token as well as its id.
-        std::string id = request->id();
-        auto credential = common::ParseCredential(id);
-        if (credential.ok()) id = credential->id;
-        if (id.empty()) return absl::InvalidArgumentError("id is empty");
-        if (!op.scope.is_region()) {
-          PARC_ASSIGN_OR_RETURN(auto tokens, store_->ListEnrollmentTokens());
-          bool visible = false;
-          for (const auto& t : tokens) {
-            visible |= t.id == id && !t.uai.empty() && VisibleEstablishment(op, t.uai).ok();
-          }
-          if (!visible)
-            return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
-        }
-        store_->RevokeEnrollmentToken(
-            id, clock_->Now(),
-            [this, response, done = call.Later()](absl::StatusOr<EnrollmentTokenRecord> t) {
-              if (t.ok()) *response = TokenProto(*t, clock_->Now());
-              done(t.status());
-            });
-        return absl::OkStatus();
-      });
+  return Handle(context, "RevokeEnrollmentToken", kDeviceRoles,
+                [&](const Caller& op, UnaryCall& call) -> absl::Status {
+                  // Accept the whole token as well as its id.
+                  std::string id = request->id();
+                  auto credential = common::ParseCredential(id);
+                  if (credential.ok()) id = credential->id;
+                  if (id.empty()) return absl::InvalidArgumentError("id is empty");
+                  store_->RevokeEnrollmentToken(id, op.scope, clock_->Now(),
+                                                [this, response, done = call.Later()](
+                                                    absl::StatusOr<EnrollmentTokenRecord> t) {
+                                                  if (t.ok())
+                                                    *response = TokenProto(*t, clock_->Now());
+                                                  done(t.status());
+                                                });
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
@@ -326,8 +308,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
         }
         // Both ends of a move must be in scope: the new establishment (checked above) and wherever
         // the serial is delivered or enrolled now.
-        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
-        PARC_ASSIGN_OR_RETURN(auto out_of_scope, store_->PreassignmentsOutOfScope(rows, scope));
+        PARC_ASSIGN_OR_RETURN(auto out_of_scope, store_->PreassignmentsOutOfScope(rows, op.scope));
         for (const auto& [line, message] : out_of_scope) {
           parc::v1::CsvRowError e;
           e.set_line(line);
@@ -350,7 +331,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PreassignDevices(
           return absl::InvalidArgumentError(DescribeRowErrors(errors, request->filename()));
         }
         store_->UpsertPreassignments(
-            std::move(rows), clock_->Now(), scope,
+            std::move(rows), clock_->Now(), op.scope,
             [response, done = call.Later()](absl::StatusOr<ImportCounts> c) {
               if (c.ok()) {
                 response->set_inserted(c->inserted);
@@ -370,7 +351,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
                                                         parc::v1::ListDevicesResponse* response) {
   return Handle(
       context, "ListDevices", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
-        DeviceFilter f;
+        DeviceFilter f(op.scope);
         if (!request->uai().empty()) {
           PARC_ASSIGN_OR_RETURN(f.uai, UaiArg(request->uai()));
         }
@@ -385,7 +366,6 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDevices(grpc::CallbackServerCont
           f.seen_before = clock_->Now() - absl::Seconds(request->stale_seconds());
         }
         f.unassigned = request->unassigned();
-        PARC_ASSIGN_OR_RETURN(f.scope_json, ScopeJson(op));
         f.limit = request->page_size() == 0 ? 1000u : std::min(request->page_size(), 10000u);
         f.after = request->page_token();
         PARC_ASSIGN_OR_RETURN(auto devices, store_->ListDevices(f));
@@ -401,9 +381,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RetireDevice(grpc::CallbackServerCon
   return Handle(context, "RetireDevice", kDeviceRoles,
                 [&](const Caller& op, UnaryCall& call) -> absl::Status {
                   PARC_RETURN_IF_ERROR(DeviceArg(request->device()));
-                  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
                   store_->RetireDevice(
-                      request->device(), scope,
+                      request->device(), op.scope,
                       [response, done = call.Later()](absl::StatusOr<parc::v1::Device> d) {
                         if (d.ok()) *response = std::move(*d);
                         done(d.status());
@@ -415,23 +394,23 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RetireDevice(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContext* context,
                                                       const parc::v1::GetDeviceRequest* request,
                                                       parc::v1::GetDeviceResponse* response) {
-  return Handle(
-      context, "GetDevice", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
-        PARC_RETURN_IF_ERROR(DeviceArg(request->device()));
-        PARC_ASSIGN_OR_RETURN(std::string scope, ScopeJson(op));
-        PARC_ASSIGN_OR_RETURN(DeviceDetails details, store_->GetDevice(request->device(), scope));
-        *response->mutable_device() = std::move(details.device);
-        for (absl::Time t : details.recent_checkins) {
-          response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
-        }
-        if (details.inventory.has_value()) {
-          *response->mutable_inventory() = std::move(*details.inventory);
-          response->mutable_inventory_received_at()->set_seconds(
-              absl::ToUnixSeconds(details.inventory_received_at));
-          response->set_inventory_history(details.inventory_history);
-        }
-        return absl::OkStatus();
-      });
+  return Handle(context, "GetDevice", kEveryRole,
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  PARC_RETURN_IF_ERROR(DeviceArg(request->device()));
+                  PARC_ASSIGN_OR_RETURN(DeviceDetails details,
+                                        store_->GetDevice(request->device(), op.scope));
+                  *response->mutable_device() = std::move(details.device);
+                  for (absl::Time t : details.recent_checkins) {
+                    response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
+                  }
+                  if (details.inventory.has_value()) {
+                    *response->mutable_inventory() = std::move(*details.inventory);
+                    response->mutable_inventory_received_at()->set_seconds(
+                        absl::ToUnixSeconds(details.inventory_received_at));
+                    response->set_inventory_history(details.inventory_history);
+                  }
+                  return absl::OkStatus();
+                });
 }
 
 }  // namespace parc::server

@@ -122,8 +122,6 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
   // PERMISSION_DENIED when its role is not among roles.
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& context,
                                    std::initializer_list<absl::string_view> roles);
-  // The scope filter for store queries ("" for the whole region).
-  absl::StatusOr<std::string> ScopeJson(const Caller& caller);
   // The operators whose scope lies within the caller's (all for a region-wide caller).
   absl::StatusOr<std::vector<OperatorRecord>> VisibleOperators(const Caller& caller);
   // NOT_FOUND unless the establishment exists and is in the caller's scope.

@@ -176,14 +176,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
     }
 
     CheckInInput checkin{auth.id, request->agent_version(), clock_->Now()};
-    // While the storage fails, a check-in waits for its write, so that the device is told the
-    // truth rather than an answer that is then not recorded.
-    if (options_.checkin_write_behind && store_->Writable() &&
-        store_->RecordCheckInBehind(checkin)) {
-      return absl::OkStatus();
-    }
-    store_->RecordCheckIn(std::move(checkin),
-                          [done = call.Later()](absl::StatusOr<bool> r) { done(r.status()); });
+    store_->RecordCheckIn(
+        std::move(checkin),
+        options_.checkin_write_behind ? Durability::kBehind : Durability::kDurable,
+        [done = call.Later()](absl::StatusOr<bool> r) { done(r.status()); });
     return absl::OkStatus();
   });
 }

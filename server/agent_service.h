@@ -22,7 +22,7 @@ struct AgentServiceOptions {
   // Where agents fetch artifacts: <artifact_base_url>/<sha256>.
   std::string artifact_base_url;
   // Check-ins are answered before their write commits (write-behind, see Store::
-  // RecordCheckInBehind); false: each check-in waits for its write to be durable.
+  // Durability::kBehind); false: each check-in waits for its write to be durable.
   bool checkin_write_behind = true;
   // Called after a deployment report was stored, to evaluate its rollout (may be empty).
   std::function<void(const std::string& rollout_id)> deployment_reported;

@@ -90,11 +90,7 @@ std::vector<std::string> ReportCells(const parc::v1::DeploymentReportRow& r) {
 void Dashboard::Overview(const httplib::Request& req, const Caller& caller, const Session& session,
                          httplib::Response& res) {
   auto bundle = ChosenBundle(store_, req);
-  auto scope = ScopeFilter(store_, caller);
-  if (!scope.ok()) {
-    res.status = 500;
-    return;
-  }
+  const Scope& scope = caller.scope;
   Html body = Html::Of("<h1>Vue d'ensemble</h1>");
   if (!bundle.has_value()) {
     body.Add("<p class=\"card\">Aucun lot d'applications n'est encore publié.</p>");
@@ -103,11 +99,11 @@ void Dashboard::Overview(const httplib::Request& req, const Caller& caller, cons
   }
   const std::string lot = LotParam(bundle);
   absl::Time stale = clock_->Now() - absl::Hours(24 * 7);
-  auto total = store_->DeploymentReport(bundle->name, bundle->sequence, "region", stale, *scope);
+  auto total = store_->DeploymentReport(bundle->name, bundle->sequence, "region", stale, scope);
   auto academies =
-      store_->DeploymentReport(bundle->name, bundle->sequence, "academie", stale, *scope);
+      store_->DeploymentReport(bundle->name, bundle->sequence, "academie", stale, scope);
   auto departements =
-      store_->DeploymentReport(bundle->name, bundle->sequence, "departement", stale, *scope);
+      store_->DeploymentReport(bundle->name, bundle->sequence, "departement", stale, scope);
   if (!total.ok() || !academies.ok() || !departements.ok()) {
     res.status = 500;
     return;
@@ -163,7 +159,8 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
   } else {
     filter.set_commune(code);
   }
-  auto in_area = store_->ListEstablishments(filter);
+  // The establishments of the area the caller may see.
+  auto in_area = store_->ListEstablishments(filter, caller.scope);
   if (!in_area.ok()) {
     res.status = 500;
     return;
@@ -176,16 +173,16 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
                 ? absl::StrCat(e.departement(), " ", common::DepartementName(e.departement()))
                 : e.commune_name();
   }
-  auto scope = ScopeFilter(store_, caller, within);
   auto bundle = ChosenBundle(store_, req);
-  if (!scope.ok() || *scope == "[]" || !bundle.has_value()) {
+  if (within.empty() || !bundle.has_value()) {
     res.status = 404;
     SendHtml(res, Layout("Introuvable", &caller, session.csrf,
                          Html::Of("<h1>Introuvable</h1><p>Rien à afficher ici.</p>")));
     return;
   }
-  auto report = store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
-                                         clock_->Now() - absl::Hours(24 * 7), *scope);
+  auto report =
+      store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
+                               clock_->Now() - absl::Hours(24 * 7), Scope::Uais(std::move(within)));
   if (!report.ok()) {
     res.status = 500;
     return;
@@ -277,13 +274,10 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
                          Html::Of("<h1>Introuvable</h1><p>Aucun établissement de ce code.</p>")));
     return;
   }
-  auto scope = ScopeFilter(store_, caller, std::set<std::string>{uai});
-  if (!scope.ok()) return web::SendServerError(res, "etablissement", scope.status());
   // Filters, sort and page, all done by the store: a lycée has hundreds of devices.
-  DeviceStateQuery q;
+  DeviceStateQuery q(Scope::Uais({uai}));
   q.bundle_name = bundle ? bundle->name : "";
   q.min_sequence = bundle ? bundle->sequence : 0;
-  q.scope_json = *scope;
   const std::string type = Param(req, "type"), etat = Param(req, "etat");
   std::string kind_label, group_label;
   for (const auto& k : kKindKeys) {
@@ -311,7 +305,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   if (sort.column >= 0) q.sort = kSorts[sort.column];
   q.descending = sort.descending;
 
-  auto counts = store_->CountDeviceStates(q.bundle_name, q.min_sequence, q.scope_json);
+  auto counts = store_->CountDeviceStates(q.bundle_name, q.min_sequence, q.scope);
   if (!counts.ok()) return web::SendServerError(res, "etablissement", counts.status());
   // Devices per kind and state group; [kind][group], group 0 = all.
   std::map<parc::v1::DeviceKind, std::map<DeviceStateQuery::Group, uint32_t>> summary;
@@ -455,9 +449,7 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
 
 void Dashboard::Device(const httplib::Request&, const Caller& caller, const Session& session,
                        httplib::Response& res, const std::string& id) {
-  auto scope = ScopeFilter(store_, caller);
-  auto details =
-      scope.ok() ? store_->GetDevice(id, *scope) : absl::StatusOr<DeviceDetails>(scope.status());
+  auto details = store_->GetDevice(id, caller.scope);
   if (!details.ok()) {
     res.status = absl::IsNotFound(details.status()) ? 404 : 500;
     SendHtml(res, Layout("Introuvable", &caller, session.csrf,
@@ -515,9 +507,8 @@ void Dashboard::Device(const httplib::Request&, const Caller& caller, const Sess
 
 void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
                          httplib::Response& res) {
-  auto rollouts = rollouts_->ListVisible(caller);
-  auto scope = ScopeFilter(store_, caller);
-  if (!rollouts.ok() || !scope.ok()) {
+  auto rollouts = store_->ListRollouts(caller.scope);
+  if (!rollouts.ok()) {
     res.status = 500;
     return;
   }
@@ -537,7 +528,7 @@ void Dashboard::Rollouts(const httplib::Request& req, const Caller& caller, cons
   if (rollouts->empty()) body.Add("<p class=\"card\">Aucun déploiement.</p>");
   for (auto it = rollouts->rbegin(); it != rollouts->rend(); ++it) {
     const RolloutRecord& r = *it;
-    auto counts = store_->RolloutCounts(r.id, *scope);
+    auto counts = store_->RolloutCounts(r.id, caller.scope);
     if (!counts.ok()) continue;
     std::vector<EstablishmentCounts> waves(r.wave_count);
     for (const auto& c : *counts) {

@@ -30,41 +30,17 @@ absl::StatusOr<Caller> AuthenticateOperator(Store* store, absl::string_view toke
   if (op->revoked_at.has_value()) {
     return absl::UnauthenticatedError("operator token has been revoked");
   }
-  Caller caller;
-  caller.record = std::move(*op);
+  auto scope = Scope::Parse(op->scope);
+  if (!scope.ok()) {
+    return absl::InternalError(absl::StrCat("stored scope: ", scope.status().message()));
+  }
+  Caller caller{std::move(*op), std::move(*scope)};
   if (roles.size() > 0 && !caller.HasRole(roles)) {
     return absl::PermissionDeniedError(
         absl::StrCat("operator \"", caller.record.name, "\" has role ", caller.record.role,
                      ", which may not do this (allowed: ", absl::StrJoin(roles, ", "), ")"));
   }
-  auto scope = Scope::Parse(caller.record.scope);
-  if (!scope.ok()) {
-    return absl::InternalError(absl::StrCat("stored scope: ", scope.status().message()));
-  }
-  caller.scope = std::move(*scope);
   return caller;
-}
-
-absl::StatusOr<std::string> ScopeFilter(Store* store, const Caller& caller,
-                                        const std::optional<std::set<std::string>>& within) {
-  if (caller.scope.is_region() && !within.has_value()) return std::string();
-  std::optional<std::set<std::string>> allowed;
-  if (!caller.scope.is_region()) {
-    PARC_ASSIGN_OR_RETURN(auto all, store->ListEstablishments({}));
-    allowed = caller.scope.Resolve(all);
-  }
-  if (within.has_value()) {
-    if (!allowed.has_value()) {
-      allowed = within;
-    } else {
-      std::set<std::string> both;
-      for (const auto& u : *within) {
-        if (allowed->count(u) > 0) both.insert(u);
-      }
-      allowed = std::move(both);
-    }
-  }
-  return ScopeFilterJson(allowed);
 }
 
 }  // namespace parc::server

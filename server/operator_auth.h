@@ -31,10 +31,4 @@ struct Caller {
 [[nodiscard]] absl::StatusOr<Caller> AuthenticateOperator(
     Store* store, absl::string_view token, std::initializer_list<absl::string_view> roles);
 
-// The store filter for a caller's scope, narrowed further to within (when set): a JSON array
-// of UAIs, or "" for no filter at all.
-[[nodiscard]] absl::StatusOr<std::string> ScopeFilter(
-    Store* store, const Caller& caller,
-    const std::optional<std::set<std::string>>& within = std::nullopt);
-
 }  // namespace parc::server

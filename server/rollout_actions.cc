@@ -6,28 +6,11 @@
 namespace parc::server {
 
 absl::StatusOr<RolloutRecord> RolloutActions::Visible(const Caller& caller, const std::string& id) {
-  auto rollout = store_->GetRollout(id);
-  if (absl::IsNotFound(rollout.status())) {
-    return absl::NotFoundError(absl::StrCat("no rollout with id ", id));
-  }
-  PARC_RETURN_IF_ERROR(rollout.status());
-  if (caller.scope.is_region()) return rollout;
-  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeFilter(store_, caller));
-  PARC_ASSIGN_OR_RETURN(bool in_scope, store_->RolloutInScope(id, scope));
-  if (!in_scope) return absl::NotFoundError(absl::StrCat("no rollout with id ", id));
-  return rollout;
+  return store_->GetRollout(id, caller.scope);
 }
 
 absl::StatusOr<std::vector<RolloutRecord>> RolloutActions::ListVisible(const Caller& caller) {
-  PARC_ASSIGN_OR_RETURN(std::vector<RolloutRecord> all, store_->ListRollouts());
-  if (caller.scope.is_region()) return all;
-  PARC_ASSIGN_OR_RETURN(std::string scope, ScopeFilter(store_, caller));
-  std::vector<RolloutRecord> out;
-  for (auto& r : all) {
-    PARC_ASSIGN_OR_RETURN(bool in_scope, store_->RolloutInScope(r.id, scope));
-    if (in_scope) out.push_back(std::move(r));
-  }
-  return out;
+  return store_->ListRollouts(caller.scope);
 }
 
 absl::Status RolloutActions::MayChange(const Caller& caller, const RolloutRecord& rollout) const {

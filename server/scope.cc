@@ -29,6 +29,14 @@ bool AllDigits(absl::string_view s) {
 
 Scope Scope::Region() { return Scope(); }
 
+Scope Scope::Uais(std::set<std::string> uais) {
+  Scope s;
+  s.kind_ = Kind::kUais;
+  s.text_ = absl::StrCat("uai:", absl::StrJoin(uais, ","));
+  s.values_ = std::move(uais);
+  return s;
+}
+
 absl::StatusOr<Scope> Scope::Parse(const std::string& raw) {
   std::string text(absl::StripAsciiWhitespace(raw));
   Scope s;
@@ -113,13 +121,6 @@ std::optional<std::set<std::string>> Scope::Resolve(
     if (Contains(e)) out.insert(e.uai());
   }
   return out;
-}
-
-std::string ScopeFilterJson(const std::optional<std::set<std::string>>& uais) {
-  if (!uais.has_value()) return "";
-  std::vector<std::string> quoted;
-  for (const auto& u : *uais) quoted.push_back(absl::StrCat("\"", u, "\""));
-  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
 }
 
 }  // namespace parc::server

@@ -260,11 +260,11 @@ std::string Server::RolloutMetrics() {
   std::string out =
       "# HELP parc_rollout_devices Devices targeted by each rollout, by deployment state.\n"
       "# TYPE parc_rollout_devices gauge\n";
-  auto rollouts = store_->ListRollouts();
+  auto rollouts = store_->ListRollouts(Scope::Region());
   if (!rollouts.ok()) return out;
   for (const auto& r : *rollouts) {
     if (r.state != "running" && r.state != "paused") continue;
-    auto counts = store_->RolloutCounts(r.id);
+    auto counts = store_->RolloutCounts(r.id, Scope::Region());
     if (!counts.ok()) continue;
     uint64_t targeted = 0, installed = 0, in_progress = 0, failed = 0;
     for (const auto& c : *counts) {
@@ -310,7 +310,7 @@ void Server::ScheduleRolloutEvaluation() {
   rollout_timer_.expires_after(absl::ToChronoMilliseconds(options_.rollout_interval));
   rollout_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
-    auto rollouts = store_->ListRollouts();
+    auto rollouts = store_->ListRollouts(Scope::Region());
     if (rollouts.ok()) {
       for (const auto& r : *rollouts) {
         if (r.state == "running") EvaluateRolloutSoon(r.id);

@@ -14,6 +14,7 @@
 #include "common/sampled_log.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
+#include "server/sqlite/scope_sql.h"
 #include "server/sqlite_util.h"
 
 namespace parc::server {
@@ -874,7 +875,7 @@ void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows
 }
 
 absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishments(
-    const parc::v1::ListEstablishmentsRequest& filter, const std::string& scope_json) {
+    const parc::v1::ListEstablishmentsRequest& filter, const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
@@ -885,18 +886,15 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
           "WHERE (?1 = '' OR departement = ?1) AND (?2 = '' OR lower(academie) = lower(?2)) "
           "AND (?3 = '' OR category = ?3) "
           "AND (?4 = '' OR commune_code = ?4 OR lower(commune_name) = lower(?4)) "
-          "AND (?5 = '' OR e.uai IN (SELECT value FROM json_each(?5))) "
-          "ORDER BY departement, commune_name, name, uai")));
+          "AND ",
+          sqlite::ScopeSql(scope, "e.uai", 5), " ORDER BY departement, commune_name, name, uai")));
   st.BindAll(filter.departement(), filter.academie(), filter.category(), filter.commune(),
-             scope_json);
-  std::vector<parc::v1::Establishment> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(EstablishmentFromRow(st));
-    out.back().set_device_count(U32(st.Int(13)));
-  }
-  return out;
+             sqlite::ScopeParam(scope));
+  return common::CollectRows(st, [](const Statement& row) {
+    parc::v1::Establishment e = EstablishmentFromRow(row);
+    e.set_device_count(U32(row.Int(13)));
+    return e;
+  });
 }
 
 absl::StatusOr<parc::v1::Establishment> SqliteStore::GetEstablishment(const std::string& uai) {
@@ -934,24 +932,39 @@ void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<b
       std::move(done));
 }
 
-absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens() {
-  ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                             " FROM enrollment_tokens ORDER BY created_at, id")));
-  std::vector<EnrollmentTokenRecord> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(TokenFromRow(st));
-  }
-  return out;
+namespace {
+
+// Tokens of establishments in scope, and region-wide tokens (uai NULL) for the region scope.
+std::string TokenInScope(const Scope& scope, int param) {
+  return absl::StrCat("(", sqlite::ScopeSql(scope, "uai", param), " AND ",
+                      scope.is_region() ? "1" : "uai IS NOT NULL", ")");
 }
 
-void SqliteStore::RevokeEnrollmentToken(std::string id, absl::Time now,
+}  // namespace
+
+absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens(
+    const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM enrollment_tokens WHERE ",
+                               TokenInScope(scope, 1), " ORDER BY created_at, id")));
+  st.Bind(1, sqlite::ScopeParam(scope));
+  return common::CollectRows(st, TokenFromRow);
+}
+
+void SqliteStore::RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
                                         StoreCallback<EnrollmentTokenRecord> done) {
   SubmitFor<EnrollmentTokenRecord>(
-      [id = std::move(id), now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
+      [id = std::move(id), scope = std::move(scope),
+       now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement visible,
+            db->Prepare(absl::StrCat("SELECT 1 FROM enrollment_tokens WHERE id = ?1 AND ",
+                                     TokenInScope(scope, 2))));
+        visible.BindAll(id, sqlite::ScopeParam(scope));
+        PARC_ASSIGN_OR_RETURN(bool found, visible.Step());
+        if (!found) return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
         PARC_ASSIGN_OR_RETURN(Statement up,
                               db->Prepare("UPDATE enrollment_tokens SET revoked_at = ? "
                                           "WHERE id = ? AND revoked_at IS NULL"));
@@ -972,20 +985,27 @@ void SqliteStore::RevokeEnrollmentToken(std::string id, absl::Time now,
 
 namespace {
 
-// Why a delivery-list row may not be applied with this scope ("" when it may): the serial is
-// already delivered to, or enrolled in, an establishment the scope does not cover.
+// Why a delivery-list row may not be applied with this scope ("" when it may): its
+// establishment is outside the scope, or the serial is already delivered to, or enrolled in,
+// an establishment the scope does not cover.
 absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preassignment& p,
-                                                      const std::string& scope_json) {
-  if (scope_json.empty()) return std::string();
+                                                      const Scope& scope) {
+  if (scope.is_region()) return std::string();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare("SELECT 'delivered' FROM preassignments WHERE serial = ?1 AND uai NOT IN "
-                  "(SELECT value FROM json_each(?2)) UNION ALL SELECT 'enrolled' FROM devices "
-                  "WHERE serial = ?1 AND uai IS NOT NULL AND uai NOT IN "
-                  "(SELECT value FROM json_each(?2)) LIMIT 1"));
-  st.BindAll(p.serial, scope_json);
+      db->Prepare(absl::StrCat(
+          "SELECT 'target' WHERE NOT ", sqlite::ScopeSql(scope, "?3", 2),
+          " UNION ALL SELECT 'delivered' FROM preassignments WHERE serial = ?1 AND NOT ",
+          sqlite::ScopeSql(scope, "uai", 2),
+          " UNION ALL SELECT 'enrolled' FROM devices WHERE serial = ?1 AND uai IS NOT NULL AND "
+          "NOT ",
+          sqlite::ScopeSql(scope, "uai", 2), " LIMIT 1")));
+  st.BindAll(p.serial, sqlite::ScopeParam(scope), p.uai);
   PARC_ASSIGN_OR_RETURN(bool found, st.Step());
   if (!found) return std::string();
+  if (st.Text(0) == "target") {
+    return absl::StrCat("the establishment ", p.uai, " is outside your scope");
+  }
   return absl::StrCat("serial ", p.serial, " is ", st.Text(0),
                       " in an establishment outside your scope: only an operator whose scope "
                       "covers both establishments can move it");
@@ -994,25 +1014,25 @@ absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preass
 }  // namespace
 
 absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqliteStore::PreassignmentsOutOfScope(
-    const std::vector<Preassignment>& rows, const std::string& scope_json) {
+    const std::vector<Preassignment>& rows, const Scope& scope) {
   std::vector<std::pair<uint32_t, std::string>> out;
-  if (scope_json.empty()) return out;
+  if (scope.is_region()) return out;
   ReaderLease db = AcquireReader();
   for (const auto& p : rows) {
-    PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db.get(), p, scope_json));
+    PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db.get(), p, scope));
     if (!problem.empty()) out.emplace_back(p.line, std::move(problem));
   }
   return out;
 }
 
-void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
-                                       std::string scope_json, StoreCallback<ImportCounts> done) {
+void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
+                                       StoreCallback<ImportCounts> done) {
   SubmitFor<ImportCounts>(
       [rows = std::move(rows), now,
-       scope_json = std::move(scope_json)](Database* db) -> absl::StatusOr<ImportCounts> {
+       scope = std::move(scope)](Database* db) -> absl::StatusOr<ImportCounts> {
         ImportCounts counts;
         for (const auto& p : rows) {
-          PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope_json));
+          PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope));
           if (!problem.empty()) {
             return absl::FailedPreconditionError(absl::StrCat("line ", p.line, ": ", problem));
           }
@@ -1163,18 +1183,18 @@ absl::StatusOr<EnrollmentTokenRecord> SqliteStore::CheckEnrollmentToken(
   return UsableToken(db.get(), id, secret_hash, now);
 }
 
-void SqliteStore::RetireDevice(std::string id_or_serial, std::string scope_json,
+void SqliteStore::RetireDevice(std::string id_or_serial, Scope scope,
                                StoreCallback<parc::v1::Device> done) {
   SubmitFor<parc::v1::Device>(
       [id_or_serial = std::move(id_or_serial),
-       scope_json = std::move(scope_json)](Database* db) -> absl::StatusOr<parc::v1::Device> {
+       scope = std::move(scope)](Database* db) -> absl::StatusOr<parc::v1::Device> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
-            db->Prepare(absl::StrCat(
-                kDeviceSelect,
-                "WHERE (d.id = ?1 OR (d.serial = ?1 AND d.serial <> '')) "
-                "AND (?2 = '' OR d.uai IN (SELECT value FROM json_each(?2))) LIMIT 2")));
-        st.BindAll(id_or_serial, scope_json);
+            db->Prepare(absl::StrCat(kDeviceSelect,
+                                     "WHERE (d.id = ?1 OR (d.serial = ?1 AND d.serial <> '')) "
+                                     "AND ",
+                                     sqlite::ScopeSql(scope, "d.uai", 2), " LIMIT 2")));
+        st.BindAll(id_or_serial, sqlite::ScopeParam(scope));
         PARC_ASSIGN_OR_RETURN(bool found, st.Step());
         if (!found) {
           return absl::NotFoundError(
@@ -1221,7 +1241,13 @@ constexpr char kRecordCheckInSql[] =
 
 }  // namespace
 
-void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
+void SqliteStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallback<bool> done) {
+  // While the storage fails, a check-in waits for its write, so that the device is told the
+  // truth rather than an answer that is then not recorded.
+  if (durability == Durability::kBehind && Writable() && QueueCheckIn(in)) {
+    done(true);
+    return;
+  }
   SubmitFor<bool>(
       [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
@@ -1232,7 +1258,7 @@ void SqliteStore::RecordCheckIn(CheckInInput in, StoreCallback<bool> done) {
       std::move(done));
 }
 
-bool SqliteStore::RecordCheckInBehind(CheckInInput in) {
+bool SqliteStore::QueueCheckIn(CheckInInput& in) {
   {
     std::lock_guard<std::mutex> lock(checkins_mu_);
     if (pending_checkins_.size() >= max_pending_checkins_) return false;
@@ -1405,29 +1431,25 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const Dev
           "AND (?4 = 0 OR d.kind = ?4) "
           "AND (?5 IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
           "AND (?6 = 0 OR d.uai IS NULL) "
-          "AND (?8 = '' OR d.uai IN (SELECT value FROM json_each(?8))) ORDER BY d.id LIMIT ?7")));
+          "AND ",
+          sqlite::ScopeSql(f.scope, "d.uai", 8), " ORDER BY d.id LIMIT ?7")));
   std::optional<int64_t> seen_before;
   if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
   st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before, f.unassigned,
-             f.limit, f.scope_json);
-  std::vector<parc::v1::Device> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(DeviceFromRow(st));
-  }
-  return out;
+             f.limit, sqlite::ScopeParam(f.scope));
+  return common::CollectRows(st, DeviceFromRow);
 }
 
 absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial,
-                                                     const std::string& scope_json) {
+                                                     const Scope& scope) {
   ReaderLease db = AcquireReader();
   DeviceDetails details;
   {
-    constexpr char kInScope[] = " AND (?2 = '' OR d.uai IN (SELECT value FROM json_each(?2)))";
+    const std::string kInScope = absl::StrCat(" AND ", sqlite::ScopeSql(scope, "d.uai", 2));
+    const std::string scope_param = sqlite::ScopeParam(scope);
     PARC_ASSIGN_OR_RETURN(Statement st,
                           db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?1", kInScope)));
-    st.BindAll(id_or_serial, scope_json);
+    st.BindAll(id_or_serial, scope_param);
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       details.device = DeviceFromRow(st);
@@ -1436,7 +1458,7 @@ absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_se
           Statement by_serial,
           db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.serial = ?1 AND d.serial <> ''",
                                    kInScope, " ORDER BY d.id LIMIT 2")));
-      by_serial.BindAll(id_or_serial, scope_json);
+      by_serial.BindAll(id_or_serial, scope_param);
       PARC_ASSIGN_OR_RETURN(bool found, by_serial.Step());
       if (!found) {
         return absl::NotFoundError(

@@ -35,7 +35,7 @@ class SqliteStore final : public Store {
     int checkpoint_pages = 1000;
     // WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
-    // Check-ins waiting for the writer (RecordCheckInBehind) beyond which callers wait.
+    // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their write.
     size_t max_pending_checkins = 50000;
     // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
     // retry later): memory stays bounded when the disk cannot keep up.
@@ -68,35 +68,34 @@ class SqliteStore final : public Store {
   void UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
                             StoreCallback<ImportCounts> done) override;
   absl::StatusOr<std::vector<parc::v1::Establishment>> ListEstablishments(
-      const parc::v1::ListEstablishmentsRequest& filter,
-      const std::string& scope_json = "") override;
+      const parc::v1::ListEstablishmentsRequest& filter, const Scope& scope) override;
   absl::StatusOr<parc::v1::Establishment> GetEstablishment(const std::string& uai) override;
 
   void CreateEnrollmentToken(EnrollmentTokenRecord token, StoreCallback<bool> done) override;
-  absl::StatusOr<std::vector<EnrollmentTokenRecord>> ListEnrollmentTokens() override;
-  void RevokeEnrollmentToken(std::string id, absl::Time now,
+  absl::StatusOr<std::vector<EnrollmentTokenRecord>> ListEnrollmentTokens(
+      const Scope& scope) override;
+  void RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
                              StoreCallback<EnrollmentTokenRecord> done) override;
 
-  void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, std::string scope_json,
+  void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
                             StoreCallback<ImportCounts> done) override;
   absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> PreassignmentsOutOfScope(
-      const std::vector<Preassignment>& rows, const std::string& scope_json) override;
+      const std::vector<Preassignment>& rows, const Scope& scope) override;
 
   void Enroll(EnrollInput input, StoreCallback<EnrollOutcome> done) override;
   absl::StatusOr<DeviceAuth> GetDeviceAuth(const std::string& id) override;
   absl::StatusOr<EnrollmentTokenRecord> CheckEnrollmentToken(const std::string& id,
                                                              const std::string& secret_hash,
                                                              absl::Time now) override;
-  void RetireDevice(std::string id_or_serial, std::string scope_json,
+  void RetireDevice(std::string id_or_serial, Scope scope,
                     StoreCallback<parc::v1::Device> done) override;
-  void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) override;
-  bool RecordCheckInBehind(CheckInInput input) override;
+  void RecordCheckIn(CheckInInput input, Durability durability, StoreCallback<bool> done) override;
   absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) override;
   void StoreInventory(InventoryInput input, StoreCallback<bool> done) override;
 
   absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(const DeviceFilter& filter) override;
   absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial,
-                                          const std::string& scope_json = "") override;
+                                          const Scope& scope) override;
 
   void InsertBundle(BundleRecord bundle, StoreCallback<bool> done) override;
   absl::StatusOr<std::vector<BundleRecord>> ListBundles(const std::string& name) override;
@@ -106,16 +105,14 @@ class SqliteStore final : public Store {
                      StoreCallback<RolloutRecord> done) override;
   void UpdateRolloutState(std::string id, std::string action, std::string reason, absl::Time now,
                           StoreCallback<RolloutRecord> done) override;
-  absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) override;
-  absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() override;
-  absl::StatusOr<bool> RolloutInScope(const std::string& id,
-                                      const std::string& scope_json) override;
-  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
-      const std::string& id, const std::string& scope_json = "") override;
+  absl::StatusOr<RolloutRecord> GetRollout(const std::string& id, const Scope& scope) override;
+  absl::StatusOr<std::vector<RolloutRecord>> ListRollouts(const Scope& scope) override;
+  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(const std::string& id,
+                                                                 const Scope& scope) override;
   // RolloutCounts from the devices and deployments themselves rather than the counts the
   // triggers keep: the reference those counts are tested against.
-  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCountsByScan(
-      const std::string& id, const std::string& scope_json = "");
+  absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCountsByScan(const std::string& id,
+                                                                       const Scope& scope);
   void EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) override;
   absl::StatusOr<std::shared_ptr<const ActiveAssignment>> AssignmentFor(
       const DeviceAuth& device) override;
@@ -133,20 +130,20 @@ class SqliteStore final : public Store {
                                                      uint32_t limit) override;
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReport(
       const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-      absl::Time stale_before, const std::string& scope_json) override;
-  absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
-      const std::string& by, const std::string& scope_json) override;
+      absl::Time stale_before, const Scope& scope) override;
+  absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(const std::string& by,
+                                                                    const Scope& scope) override;
   // The deployment report computed from the devices and deployments themselves rather than the
   // counts the triggers keep: the reference the counts are tested against, and the path for a
   // report spanning several bundles.
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
       const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-      absl::Time stale_before, const std::string& scope_json);
+      absl::Time stale_before, const Scope& scope);
 
   absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const DeviceStateQuery& query) override;
-  absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(
-      const std::string& bundle_name, uint64_t min_sequence,
-      const std::string& scope_json) override;
+  absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(const std::string& bundle_name,
+                                                                  uint64_t min_sequence,
+                                                                  const Scope& scope) override;
   absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(
       const std::string& device_id) override;
   // Observer of each committed batch (duration, number of writes), for metrics. Set before
@@ -188,7 +185,7 @@ class SqliteStore final : public Store {
   void WriterLoop();
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
       common::Database* db, const std::string& bundle_name, uint64_t min_sequence,
-      const std::string& by, absl::Time stale_before, const std::string& scope_json);
+      const std::string& by, absl::Time stale_before, const Scope& scope);
   // WAL hook of the writer connection: wakes the checkpointer once the WAL is large enough.
   void OnWalCommit(int pages);
   void CheckpointLoop();
@@ -197,6 +194,9 @@ class SqliteStore final : public Store {
   absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
                                  const parc::v1::SoftwareList& list, absl::Time now);
   ReaderLease AcquireReader();
+  // Queues a check-in for the writer's next batch (Durability::kBehind), taking it; false,
+  // leaving it, when too many are waiting already.
+  bool QueueCheckIn(CheckInInput& in);
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
   StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
 
@@ -240,7 +240,7 @@ class SqliteStore final : public Store {
   std::atomic<bool> checkpoint_busy_{false};
   std::thread checkpointer_thread_;
 
-  // Check-ins recorded behind (RecordCheckInBehind), written by one queued write.
+  // Check-ins recorded behind (Durability::kBehind), written by one queued write.
   std::mutex checkins_mu_;
   std::vector<CheckInInput> pending_checkins_;
   size_t max_pending_checkins_ = 50000;

@@ -8,6 +8,7 @@
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
 #include "common/uai.h"
+#include "server/sqlite/scope_sql.h"
 #include "server/sqlite_store.h"
 #include "server/sqlite_util.h"
 
@@ -204,7 +205,7 @@ int64_t StaleDay(absl::Time stale_before) {
 
 absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport(
     const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-    absl::Time stale_before, const std::string& scope_json) {
+    absl::Time stale_before, const Scope& scope) {
   PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
   ReaderLease db = AcquireReader();
   // The counts hold each device's best state per bundle; when several bundles of the name reach
@@ -215,23 +216,19 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
                                     "ON b.id = r.bundle_id WHERE b.name = ?1 AND b.sequence >= ?2 "
                                     "LIMIT 2"));
   bundles.BindAll(bundle_name, static_cast<int64_t>(min_sequence));
-  std::vector<int64_t> bundle_ids;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, bundles.Step());
-    if (!row) break;
-    bundle_ids.push_back(bundles.Int(0));
-  }
+  PARC_ASSIGN_OR_RETURN(
+      std::vector<int64_t> bundle_ids,
+      common::CollectRows(bundles, [](const Statement& row) { return row.Int(0); }));
   if (bundle_ids.size() > 1) {
-    return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before,
-                                  scope_json);
+    return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope);
   }
   const int64_t bundle_id = bundle_ids.empty() ? -1 : bundle_ids.front();
 
   // The counts of every (establishment, kind) in scope, summed per group: devices from
   // device_tally, states from bundle_tally, each read from the establishments in scope (an
   // index walk, no temporary union of both tallies).
-  const std::string in_scope =
-      scope_json.empty() ? "?3 = ''" : "e.uai IN (SELECT value FROM json_each(?3))";
+  const std::string in_scope = sqlite::ScopeSql(scope, "e.uai", 3);
+  const std::string scope_param = sqlite::ScopeParam(scope);
   PARC_ASSIGN_OR_RETURN(
       Statement devices,
       db->Prepare(absl::StrCat(
@@ -241,7 +238,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "sum(CASE WHEN t.seen_day >= 0 AND t.seen_day < ?2 THEN t.n ELSE 0 END) "
           "FROM establishments e JOIN device_tally t ON t.uai = e.uai WHERE ?1 = ?1 AND ",
           in_scope, " GROUP BY 1")));
-  devices.BindAll(bundle_id, StaleDay(stale_before), scope_json);
+  devices.BindAll(bundle_id, StaleDay(stale_before), scope_param);
   std::map<std::string, GroupCounts> by_group;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, devices.Step());
@@ -262,7 +259,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "FROM establishments e JOIN bundle_tally t ON t.bundle_id = ?1 AND t.uai = e.uai "
           "WHERE ?2 = ?2 AND ",
           in_scope, " GROUP BY 1")));
-  states.BindAll(bundle_id, StaleDay(stale_before), scope_json);
+  states.BindAll(bundle_id, StaleDay(stale_before), scope_param);
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, states.Step());
     if (!row) break;
@@ -285,11 +282,12 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
   auto* total = out.mutable_total();
   PARC_ASSIGN_OR_RETURN(
       Statement groups,
-      db->Prepare(absl::StrCat(
-          "SELECT ", by == "kind" ? "''" : g.group, ", max(", by == "kind" ? "''" : g.label,
-          "), count(*) FROM establishments e "
-          "WHERE (?1 = '' OR e.uai IN (SELECT value FROM json_each(?1))) GROUP BY 1 ORDER BY 1")));
-  groups.Bind(1, scope_json);
+      db->Prepare(absl::StrCat("SELECT ", by == "kind" ? "''" : g.group, ", max(",
+                               by == "kind" ? "''" : g.label,
+                               "), count(*) FROM establishments e "
+                               "WHERE ",
+                               sqlite::ScopeSql(scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
+  groups.Bind(1, scope_param);
   int64_t establishments_in_scope = 0;
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, groups.Step());
@@ -319,14 +317,14 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
 
 absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
     const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-    absl::Time stale_before, const std::string& scope_json) {
+    absl::Time stale_before, const Scope& scope) {
   ReaderLease db = AcquireReader();
-  return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope_json);
+  return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope);
 }
 
 absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
     Database* db, const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-    absl::Time stale_before, const std::string& scope_json) {
+    absl::Time stale_before, const Scope& scope) {
   PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
   if (by == "kind") g.group = g.label = "dev.kind";
   PARC_ASSIGN_OR_RETURN(
@@ -348,19 +346,20 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "coalesce(sum(dev.id IS NOT NULL AND dev.last_seen_at IS NULL), 0), "
           "coalesce(sum(dev.last_seen_at IS NOT NULL AND dev.last_seen_at / 86400 < ?3), 0) "
           "FROM establishments e LEFT JOIN dev ON dev.uai = e.uai "
-          "WHERE (?4 = '' OR e.uai IN (SELECT value FROM json_each(?4))) ",
-          by == "kind" ? "AND dev.id IS NOT NULL " : "", "GROUP BY 1 ORDER BY 1")));
-  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), StaleDay(stale_before), scope_json);
+          "WHERE ",
+          sqlite::ScopeSql(scope, "e.uai", 4), by == "kind" ? " AND dev.id IS NOT NULL " : " ",
+          "GROUP BY 1 ORDER BY 1")));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), StaleDay(stale_before),
+             sqlite::ScopeParam(scope));
   parc::v1::DeploymentReportResponse out = NewDeploymentReport();
   PARC_RETURN_IF_ERROR(ReadDeploymentRows(st, by, &out));
   auto* total = out.mutable_total();
   if (by == "kind") {
     // Establishments are counted once in the total, not once per kind.
-    PARC_ASSIGN_OR_RETURN(
-        Statement count,
-        db->Prepare("SELECT count(*) FROM establishments e WHERE (?1 = '' OR e.uai IN "
-                    "(SELECT value FROM json_each(?1)))"));
-    count.Bind(1, scope_json);
+    PARC_ASSIGN_OR_RETURN(Statement count,
+                          db->Prepare(absl::StrCat("SELECT count(*) FROM establishments e WHERE ",
+                                                   sqlite::ScopeSql(scope, "e.uai", 1))));
+    count.Bind(1, sqlite::ScopeParam(scope));
     PARC_ASSIGN_OR_RETURN(bool row, count.Step());
     if (row) total->set_establishments(U32(count.Int(0)));
   }
@@ -369,7 +368,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
 }
 
 absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
-    const std::string& by, const std::string& scope_json) {
+    const std::string& by, const Scope& scope) {
   std::string group;
   if (by == "model") {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
@@ -388,14 +387,14 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   }
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(absl::StrCat("SELECT ", group,
-                               ", count(*), coalesce(sum(d.battery_health < 60), 0), "
-                               "coalesce(sum(d.rotational_disk), 0), coalesce(avg(d.ram_bytes), 0) "
-                               "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
-                               "WHERE (?1 = '' OR d.uai IN (SELECT value FROM json_each(?1))) "
-                               "GROUP BY 1 ORDER BY 2 DESC, 1")));
-  st.Bind(1, scope_json);
+      Statement st, db->Prepare(absl::StrCat(
+                        "SELECT ", group,
+                        ", count(*), coalesce(sum(d.battery_health < 60), 0), "
+                        "coalesce(sum(d.rotational_disk), 0), coalesce(avg(d.ram_bytes), 0) "
+                        "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
+                        "WHERE ",
+                        sqlite::ScopeSql(scope, "d.uai", 1), " GROUP BY 1 ORDER BY 2 DESC, 1")));
+  st.Bind(1, sqlite::ScopeParam(scope));
   parc::v1::InventoryReportResponse out;
   auto* total = out.mutable_total();
   total->set_group("total");
@@ -440,10 +439,8 @@ constexpr char kDeviceStates[] =
     "dep.state, coalesce(dep.reason, ''), coalesce(dep.message, '') FROM s "
     "LEFT JOIN deployments dep ON dep.rollout_id = s.best AND dep.device_id = s.id ";
 
-std::string DeviceStatesSql(const std::string& scope_json) {
-  return absl::StrReplaceAll(
-      kDeviceStates,
-      {{"{scope}", scope_json.empty() ? "?3 = ''" : "d.uai IN (SELECT value FROM json_each(?3))"}});
+std::string DeviceStatesSql(const Scope& scope) {
+  return absl::StrReplaceAll(kDeviceStates, {{"{scope}", sqlite::ScopeSql(scope, "d.uai", 3)}});
 }
 
 const char* GroupCondition(DeviceStateQuery::Group g) {
@@ -500,51 +497,44 @@ std::string OrderBy(DeviceStateQuery::Sort sort, bool descending) {
 absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(const DeviceStateQuery& q) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat(DeviceStatesSql(q.scope_json), GroupCondition(q.group),
+      Statement st, db->Prepare(absl::StrCat(DeviceStatesSql(q.scope), GroupCondition(q.group),
                                              OrderBy(q.sort, q.descending), "LIMIT ?5 OFFSET ?6")));
-  st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), q.scope_json,
+  st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), sqlite::ScopeParam(q.scope),
              static_cast<int64_t>(q.kind), q.limit == 0 ? int64_t{-1} : int64_t{q.limit},
              static_cast<int64_t>(q.offset));
-  std::vector<DeviceState> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  return common::CollectRows(st, [](const Statement& row) {
     DeviceState s;
-    s.device.set_id(st.Text(0));
-    s.device.set_serial(st.Text(1));
-    s.device.set_uai(st.Text(2));
-    s.device.set_kind(static_cast<parc::v1::DeviceKind>(st.Int(3)));
-    s.device.set_manufacturer(st.Text(4));
-    s.device.set_model(st.Text(5));
-    if (!st.IsNull(6)) s.device.mutable_last_seen_at()->set_seconds(st.Int(6));
-    s.device.set_hostname(st.Text(7));
-    if (!st.IsNull(8)) s.state = static_cast<parc::v1::DeploymentState>(st.Int(8));
-    s.reason = st.Text(9);
-    s.message = st.Text(10);
-    out.push_back(std::move(s));
-  }
-  return out;
+    s.device.set_id(row.Text(0));
+    s.device.set_serial(row.Text(1));
+    s.device.set_uai(row.Text(2));
+    s.device.set_kind(static_cast<parc::v1::DeviceKind>(row.Int(3)));
+    s.device.set_manufacturer(row.Text(4));
+    s.device.set_model(row.Text(5));
+    if (!row.IsNull(6)) s.device.mutable_last_seen_at()->set_seconds(row.Int(6));
+    s.device.set_hostname(row.Text(7));
+    if (!row.IsNull(8)) s.state = static_cast<parc::v1::DeploymentState>(row.Int(8));
+    s.reason = row.Text(9);
+    s.message = row.Text(10);
+    return s;
+  });
 }
 
 absl::StatusOr<std::vector<DeviceStateCount>> SqliteStore::CountDeviceStates(
-    const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) {
+    const std::string& bundle_name, uint64_t min_sequence, const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", DeviceStatesSql(scope_json),
+      db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", DeviceStatesSql(scope),
                                ") GROUP BY 1, 2 ORDER BY 1, 2")));
-  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), scope_json, int64_t{0});
-  std::vector<DeviceStateCount> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), sqlite::ScopeParam(scope),
+             int64_t{0});
+  return common::CollectRows(st, [](const Statement& row) {
     DeviceStateCount c;
-    c.kind = static_cast<parc::v1::DeviceKind>(st.Int(0));
-    if (!st.IsNull(1)) c.state = static_cast<parc::v1::DeploymentState>(st.Int(1));
-    c.devices = U32(st.Int(2));
-    out.push_back(c);
-  }
-  return out;
+    c.kind = static_cast<parc::v1::DeviceKind>(row.Int(0));
+    if (!row.IsNull(1)) c.state = static_cast<parc::v1::DeploymentState>(row.Int(1));
+    c.devices = U32(row.Int(2));
+    return c;
+  });
 }
 
 absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages(

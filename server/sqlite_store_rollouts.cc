@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "parc/v1/bundle.pb.h"
+#include "server/sqlite/scope_sql.h"
 #include "server/sqlite_store.h"
 #include "server/sqlite_util.h"
 
@@ -98,7 +99,7 @@ absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
 
 // Per wave and establishment: devices targeted and their deployment states.
 absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, const RolloutRecord& r,
-                                                               const std::string& scope_json = "") {
+                                                               const Scope& scope) {
   const std::string kinds = JoinNumbers(r.kinds);
   // Day granularity (device_tally): "not seen" counts the devices not seen since the day the
   // rollout started (UTC), all of them before it starts.
@@ -106,16 +107,16 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
   // Targeted and not-seen devices per establishment from device_tally, states from
   // rollout_tally: the cost follows the number of establishments, not of devices.
   PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare("SELECT re.wave, re.uai, e.name, coalesce(sum(t.n), 0), "
-                  "coalesce(sum(t.n) FILTER (WHERE t.seen_day < ?3), 0) "
-                  "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
-                  "LEFT JOIN device_tally t ON t.uai = re.uai AND (?2 = '' OR "
-                  "instr(',' || ?2 || ',', ',' || t.kind || ',') > 0) "
-                  "WHERE re.rollout_id = ?1 "
-                  "AND (?4 = '' OR re.uai IN (SELECT value FROM json_each(?4))) "
-                  "GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
-  st.BindAll(r.id, kinds, started_day, scope_json);
+      Statement st, db->Prepare(absl::StrCat(
+                        "SELECT re.wave, re.uai, e.name, coalesce(sum(t.n), 0), "
+                        "coalesce(sum(t.n) FILTER (WHERE t.seen_day < ?3), 0) "
+                        "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
+                        "LEFT JOIN device_tally t ON t.uai = re.uai AND (?2 = '' OR "
+                        "instr(',' || ?2 || ',', ',' || t.kind || ',') > 0) "
+                        "WHERE re.rollout_id = ?1 AND ",
+                        sqlite::ScopeSql(scope, "re.uai", 4),
+                        " GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai")));
+  st.BindAll(r.id, kinds, started_day, sqlite::ScopeParam(scope));
   std::vector<EstablishmentCounts> out;
   std::map<std::pair<uint32_t, std::string>, size_t> index;
   std::map<std::string, size_t> by_uai;
@@ -318,46 +319,55 @@ void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::st
       AfterRolloutWrite(std::move(done)));
 }
 
-absl::StatusOr<RolloutRecord> SqliteStore::GetRollout(const std::string& id) {
-  ReaderLease db = AcquireReader();
-  return LoadRollout(db.get(), id);
+namespace {
+
+// Rollouts that target at least one establishment of the scope (alias r).
+std::string RolloutInScope(const Scope& scope, int param) {
+  if (scope.is_region()) return absl::StrCat("?", param, " IS NOT NULL");
+  return absl::StrCat(
+      "EXISTS (SELECT 1 FROM rollout_establishments scope_re WHERE "
+      "scope_re.rollout_id = r.id AND ",
+      sqlite::ScopeSql(scope, "scope_re.uai", param), ")");
 }
 
-absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts() {
-  ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare(absl::StrCat(kRolloutSelect, "ORDER BY r.created_at, r.id")));
-  std::vector<RolloutRecord> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(RolloutFromRow(st));
-  }
-  return out;
-}
-
-absl::StatusOr<bool> SqliteStore::RolloutInScope(const std::string& id,
-                                                 const std::string& scope_json) {
-  ReaderLease db = AcquireReader();
+absl::StatusOr<RolloutRecord> LoadVisibleRollout(Database* db, const std::string& id,
+                                                 const Scope& scope) {
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare("SELECT 1 FROM rollout_establishments WHERE rollout_id = ?1 AND (?2 = '' OR "
-                  "uai IN (SELECT value FROM json_each(?2))) LIMIT 1"));
-  st.BindAll(id, scope_json);
-  return st.Step();
+      db->Prepare(absl::StrCat(kRolloutSelect, "WHERE r.id = ?1 AND ", RolloutInScope(scope, 2))));
+  st.BindAll(id, sqlite::ScopeParam(scope));
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no rollout with id ", id));
+  return RolloutFromRow(st);
 }
 
-absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(
-    const std::string& id, const std::string& scope_json) {
+}  // namespace
+
+absl::StatusOr<RolloutRecord> SqliteStore::GetRollout(const std::string& id, const Scope& scope) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
-  return ComputeCounts(db.get(), r, scope_json);
+  return LoadVisibleRollout(db.get(), id, scope);
+}
+
+absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts(const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat(kRolloutSelect, "WHERE ", RolloutInScope(scope, 1),
+                                                 " ORDER BY r.created_at, r.id")));
+  st.Bind(1, sqlite::ScopeParam(scope));
+  return common::CollectRows(st, RolloutFromRow);
+}
+
+absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(const std::string& id,
+                                                                            const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadVisibleRollout(db.get(), id, scope));
+  return ComputeCounts(db.get(), r, scope);
 }
 
 absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCountsByScan(
-    const std::string& id, const std::string& scope_json) {
+    const std::string& id, const Scope& scope) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db.get(), id));
+  PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadVisibleRollout(db.get(), id, scope));
   const int64_t started_day = r.started_at.has_value() ? Unix(*r.started_at) / 86400 : INT64_MAX;
   PARC_ASSIGN_OR_RETURN(
       Statement st,
@@ -371,26 +381,22 @@ absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCountsBySca
                   "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
                   "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
                   "AND dep.device_id = d.id "
-                  "WHERE re.rollout_id = ?1 "
-                  "AND (?4 = '' OR re.uai IN (SELECT value FROM json_each(?4))) "
-                  "GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
-  st.BindAll(r.id, JoinNumbers(r.kinds), started_day, scope_json);
-  std::vector<EstablishmentCounts> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+                  "WHERE re.rollout_id = ?1 AND " +
+                  sqlite::ScopeSql(scope, "re.uai", 4) +
+                  " GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
+  st.BindAll(r.id, JoinNumbers(r.kinds), started_day, sqlite::ScopeParam(scope));
+  return common::CollectRows(st, [](const Statement& row) {
     EstablishmentCounts c;
-    c.wave = U32(st.Int(0));
-    c.uai = st.Text(1);
-    c.name = st.Text(2);
-    c.targeted = U32(st.Int(3));
-    c.installed = U32(st.Int(4));
-    c.in_progress = U32(st.Int(5));
-    c.failed = U32(st.Int(6));
-    c.not_seen = U32(st.Int(7));
-    out.push_back(std::move(c));
-  }
-  return out;
+    c.wave = U32(row.Int(0));
+    c.uai = row.Text(1);
+    c.name = row.Text(2);
+    c.targeted = U32(row.Int(3));
+    c.installed = U32(row.Int(4));
+    c.in_progress = U32(row.Int(5));
+    c.failed = U32(row.Int(6));
+    c.not_seen = U32(row.Int(7));
+    return c;
+  });
 }
 
 void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
@@ -405,7 +411,8 @@ void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
   {
     ReaderLease db = AcquireReader();
     loaded = LoadRollout(db.get(), id);
-    if (loaded.ok() && loaded->state == "running") counts = ComputeCounts(db.get(), *loaded);
+    if (loaded.ok() && loaded->state == "running")
+      counts = ComputeCounts(db.get(), *loaded, Scope::Region());
   }
   if (!loaded.ok()) return done(loaded.status());
   RolloutRecord r = *std::move(loaded);

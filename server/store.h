@@ -12,6 +12,7 @@
 #include "parc/v1/admin.pb.h"
 #include "parc/v1/agent.pb.h"
 #include "parc/v1/inventory.pb.h"
+#include "server/scope.h"
 
 namespace parc::server {
 
@@ -96,6 +97,17 @@ struct DeviceAuth {
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
 };
 
+// How RecordCheckIn waits.
+enum class Durability {
+  // The callback runs once the check-in is on disk.
+  kDurable,
+  // The callback runs at once: the check-in joins the writer's next batch (within
+  // milliseconds), so the answer does not wait for a disk flush. A crash loses at most the
+  // check-ins of that batch; the agent's next check-in restores them. When too many check-ins
+  // are already waiting, the store falls back to kDurable by itself.
+  kBehind,
+};
+
 struct CheckInInput {
   std::string device_id;
   std::string agent_version;
@@ -114,14 +126,15 @@ struct InventoryInput {
 };
 
 struct DeviceFilter {
+  explicit DeviceFilter(Scope within) : scope(std::move(within)) {}
+  // The devices the caller may see.
+  Scope scope;
   std::string uai;
   std::string departement;
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
   // Only devices whose last check-in (or enrollment) is before this time.
   std::optional<absl::Time> seen_before;
   bool unassigned = false;
-  // Scope filter: JSON array of the UAIs the caller may see, "" for the whole region.
-  std::string scope_json;
   uint32_t limit = 1000;
   // Devices with id > after.
   std::string after;
@@ -218,10 +231,11 @@ struct DeviceState {
 // Which devices of an establishment's list, in which order: filtered, sorted and cut into
 // pages by the store (the dashboard's device table).
 struct DeviceStateQuery {
+  explicit DeviceStateQuery(Scope within) : scope(std::move(within)) {}
+  Scope scope;
   // The bundle whose state is shown: name, this sequence or later.
   std::string bundle_name;
   uint64_t min_sequence = 0;
-  std::string scope_json;
   // Filters: a device kind (UNSPECIFIED: any) and a state group.
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
   enum class Group { kAny, kNotYet, kInProgress, kInstalled, kFailed };
@@ -250,9 +264,10 @@ struct AuditRecord {
   std::string detail;
 };
 
-// Persistent state of parc-server. Methods taking scope_json filter by it: a JSON array of
-// the UAIs the caller may see ("" for the whole region); out-of-scope rows do not exist for
-// the caller (NOT_FOUND). Implementations are thread-safe.
+// Persistent state of parc-server. Methods taking a Scope filter by it inside the store (each
+// backend turns it into its own SQL): out-of-scope rows do not exist for the caller
+// (NOT_FOUND). Callers acting for the server itself pass Scope::Region(). Implementations are
+// thread-safe.
 //
 // Writes are asynchronous: the callback runs once the write is durable (or has failed), on a
 // thread owned by the store, and must not block. Reads are synchronous and never wait for
@@ -270,29 +285,30 @@ class Store {
   virtual void UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
                                     StoreCallback<ImportCounts> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Establishment>> ListEstablishments(
-      const parc::v1::ListEstablishmentsRequest& filter, const std::string& scope_json = "") = 0;
+      const parc::v1::ListEstablishmentsRequest& filter, const Scope& scope) = 0;
   // NOT_FOUND when unknown.
   [[nodiscard]] virtual absl::StatusOr<parc::v1::Establishment> GetEstablishment(
       const std::string& uai) = 0;
 
   // Enrollment tokens.
   virtual void CreateEnrollmentToken(EnrollmentTokenRecord token, StoreCallback<bool> done) = 0;
-  [[nodiscard]] virtual absl::StatusOr<std::vector<EnrollmentTokenRecord>>
-  ListEnrollmentTokens() = 0;
-  virtual void RevokeEnrollmentToken(std::string id, absl::Time now,
+  // Tokens of establishments in scope; region-wide tokens for a region scope only.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<EnrollmentTokenRecord>> ListEnrollmentTokens(
+      const Scope& scope) = 0;
+  // NOT_FOUND when unknown or not listed for the scope.
+  virtual void RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
                                      StoreCallback<EnrollmentTokenRecord> done) = 0;
 
   // Serial number → establishment, from supplier delivery lists. Every UAI must exist
   // (FAILED_PRECONDITION naming the line otherwise). Places unassigned devices whose serial
-  // matches. With a scope (scope_json not empty), a serial already delivered to, or enrolled
-  // in, an establishment outside it is refused (FAILED_PRECONDITION naming the line): moving
-  // a device needs a scope that covers both establishments.
-  virtual void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now,
-                                    std::string scope_json, StoreCallback<ImportCounts> done) = 0;
-  // The rows UpsertPreassignments would refuse for scope_json, with the reason of each.
+  // matches. Below the region, a row whose UAI is outside the scope, or whose serial is
+  // already delivered to, or enrolled in, an establishment outside it, is refused
+  // (FAILED_PRECONDITION naming the line): moving a device needs a scope covering both.
+  virtual void UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
+                                    StoreCallback<ImportCounts> done) = 0;
+  // The rows UpsertPreassignments would refuse for the scope, with the reason of each.
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>>
-  PreassignmentsOutOfScope(const std::vector<Preassignment>& rows,
-                           const std::string& scope_json) = 0;
+  PreassignmentsOutOfScope(const std::vector<Preassignment>& rows, const Scope& scope) = 0;
 
   // Validates the token (UNAUTHENTICATED when unknown, wrong secret, expired or revoked;
   // PERMISSION_DENIED when used up), counts its use, and creates the device or, when hw_key
@@ -306,15 +322,11 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<EnrollmentTokenRecord> CheckEnrollmentToken(
       const std::string& id, const std::string& secret_hash, absl::Time now) = 0;
   // Deletes a device (by id or serial, within scope) with its inventories and reports.
-  virtual void RetireDevice(std::string id_or_serial, std::string scope_json,
+  virtual void RetireDevice(std::string id_or_serial, Scope scope,
                             StoreCallback<parc::v1::Device> done) = 0;
-  virtual void RecordCheckIn(CheckInInput input, StoreCallback<bool> done) = 0;
-  // Records a check-in without waiting for it: queued check-ins are written together by the
-  // writer's next batch (within milliseconds), so a check-in's answer does not wait for a disk
-  // flush. A crash loses at most the check-ins of that batch; the agent's next check-in
-  // restores them. A check-in of a device retired meanwhile is dropped. False, recording
-  // nothing, when too many are already waiting (the caller then uses RecordCheckIn).
-  [[nodiscard]] virtual bool RecordCheckInBehind(CheckInInput input) = 0;
+  // Records a check-in (see Durability). A check-in of a device retired meanwhile is dropped.
+  virtual void RecordCheckIn(CheckInInput input, Durability durability,
+                             StoreCallback<bool> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) = 0;
   // FAILED_PRECONDITION when software is absent and software_hash unknown. A device keeps at
   // most kMaxInventoriesPerDevice inventories: the oldest beyond go.
@@ -323,8 +335,8 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(
       const DeviceFilter& filter) = 0;
   // By id, or by serial number. NOT_FOUND when neither matches within the scope.
-  [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(
-      const std::string& id_or_serial, const std::string& scope_json = "") = 0;
+  [[nodiscard]] virtual absl::StatusOr<DeviceDetails> GetDevice(const std::string& id_or_serial,
+                                                                const Scope& scope) = 0;
 
   // Bundles. FAILED_PRECONDITION when name@version exists with other
   // content or when sequence is not above every published bundle of that name; publishing
@@ -343,13 +355,14 @@ class Store {
   // it. reason is recorded (e.g. "paused by admin").
   virtual void UpdateRolloutState(std::string id, std::string action, std::string reason,
                                   absl::Time now, StoreCallback<RolloutRecord> done) = 0;
-  [[nodiscard]] virtual absl::StatusOr<RolloutRecord> GetRollout(const std::string& id) = 0;
-  [[nodiscard]] virtual absl::StatusOr<std::vector<RolloutRecord>> ListRollouts() = 0;
-  // True when the rollout targets at least one establishment of the scope ("" : any).
-  [[nodiscard]] virtual absl::StatusOr<bool> RolloutInScope(const std::string& id,
-                                                            const std::string& scope_json) = 0;
+  // A rollout is in scope when it targets at least one establishment of the scope (a region
+  // scope: every rollout). NOT_FOUND when unknown or out of scope.
+  [[nodiscard]] virtual absl::StatusOr<RolloutRecord> GetRollout(const std::string& id,
+                                                                 const Scope& scope) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RolloutRecord>> ListRollouts(
+      const Scope& scope) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<EstablishmentCounts>> RolloutCounts(
-      const std::string& id, const std::string& scope_json = "") = 0;
+      const std::string& id, const Scope& scope) = 0;
   // Advances waves whose success ratio is reached, pauses on too many failures, completes.
   virtual void EvaluateRollout(std::string id, absl::Time now,
                                StoreCallback<RolloutRecord> done) = 0;
@@ -374,9 +387,9 @@ class Store {
   // Reports, aggregated in SQL.
   [[nodiscard]] virtual absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReport(
       const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-      absl::Time stale_before, const std::string& scope_json) = 0;
+      absl::Time stale_before, const Scope& scope) = 0;
   [[nodiscard]] virtual absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
-      const std::string& by, const std::string& scope_json) = 0;
+      const std::string& by, const Scope& scope) = 0;
 
   // Devices in scope with their best state for the bundle (name, sequence or later), as the
   // query filters, sorts and pages them.
@@ -384,7 +397,7 @@ class Store {
       const DeviceStateQuery& query) = 0;
   // How many devices in scope are in each (kind, best state) for the bundle.
   [[nodiscard]] virtual absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(
-      const std::string& bundle_name, uint64_t min_sequence, const std::string& scope_json) = 0;
+      const std::string& bundle_name, uint64_t min_sequence, const Scope& scope) = 0;
   // The package states of the device's most recent deployment report.
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::PackageReport>> DevicePackages(
       const std::string& device_id) = 0;

@@ -87,7 +87,7 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
   }
   auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
-  auto list = store->ListEstablishments({});
+  auto list = store->ListEstablishments({}, Scope::Region());
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->size(), 9u);
   // Re-import: no duplicates, nothing changed.
@@ -100,7 +100,7 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
   rows[0].set_name("Renamed");
   auto updated = Wait<ImportCounts>([&](auto cb) { store->UpsertEstablishments(rows, now, cb); });
   EXPECT_EQ(updated->updated, 1u);
-  EXPECT_EQ(store->ListEstablishments({})->size(), 9u);
+  EXPECT_EQ(store->ListEstablishments({}, Scope::Region())->size(), 9u);
 }
 
 TEST(SqliteStore, RefusesANewerSchemaAndNonDatabaseFiles) {
@@ -154,10 +154,10 @@ TEST(SqliteStore, GroupCommitsConcurrentWritesAndIsolatesFailures) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failed.load(), kThreads * 3);
   EXPECT_EQ(ok.load(), kThreads * kPerThread - kThreads * 3);
-  DeviceFilter all;
+  DeviceFilter all(Scope::Region());
   all.limit = 10000;
   EXPECT_EQ(store->ListDevices(all)->size(), static_cast<size_t>(ok.load()));
-  auto tokens = store->ListEnrollmentTokens();
+  auto tokens = store->ListEnrollmentTokens(Scope::Region());
   ASSERT_EQ(tokens->size(), 1u);
   EXPECT_EQ((*tokens)[0].uses, static_cast<uint32_t>(ok.load()));  // failed uses rolled back
   // Fewer transactions than writes: concurrent writes were batched.
@@ -195,7 +195,7 @@ TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
                       (*store)->RecordCheckIn(
                           CheckInInput{absl::StrCat("dhw", i), absl::StrCat("1.", round),
                                        now + absl::Seconds(round)},
-                          cb);
+                          Durability::kDurable, cb);
                     }).ok());
       }
     }
@@ -209,7 +209,7 @@ TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
   // Reopened: every device with its last check-in.
   auto store = SqliteStore::Open(o);
   ASSERT_TRUE(store.ok()) << store.status();
-  DeviceFilter all;
+  DeviceFilter all(Scope::Region());
   all.limit = 10000;
   auto devices = (*store)->ListDevices(all);
   ASSERT_TRUE(devices.ok()) << devices.status();
@@ -225,14 +225,95 @@ TEST(SqliteStore, PreassignmentIsAllOrNothing) {
                 store->UpsertEstablishments(FixtureEstablishments(), now, cb);
               }).ok());
   std::vector<Preassignment> rows = {{2, "A1", "0310036W"}, {3, "A2", "0000000A"}};
-  auto r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, "", cb); });
+  auto r = Wait<ImportCounts>(
+      [&](auto cb) { store->UpsertPreassignments(rows, now, Scope::Region(), cb); });
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("line 3"), absl::string_view::npos);
   // The first row was rolled back with the rest.
   rows.pop_back();
-  r = Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, "", cb); });
+  r = Wait<ImportCounts>(
+      [&](auto cb) { store->UpsertPreassignments(rows, now, Scope::Region(), cb); });
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->inserted, 1u);
+}
+
+TEST(SqliteStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), now, cb);
+              }).ok());
+  // Tokens: region-wide, one lycée in Haute-Garonne (31), one in Hérault (34).
+  for (const auto& [id, uai] : std::vector<std::pair<std::string, std::string>>{
+           {"t-region", ""}, {"t-31", "0310036W"}, {"t-34", "0340001S"}}) {
+    ASSERT_TRUE(
+        Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token(id, uai, now), cb); }).ok());
+  }
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("t-31", "hw-31", "d31", now), cb);
+              }).ok());
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("t-34", "hw-34", "d34", now), cb);
+              }).ok());
+  auto dep31 = Scope::Parse("departement:31");
+  ASSERT_TRUE(dep31.ok());
+
+  auto tokens = store->ListEnrollmentTokens(*dep31);
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ((*tokens)[0].id, "t-31");
+  EXPECT_EQ(store->ListEnrollmentTokens(Scope::Region())->size(), 3u);
+  // Out of scope: not found, and left as it was.
+  for (const char* id : {"t-34", "t-region"}) {
+    auto revoked = Wait<EnrollmentTokenRecord>(
+        [&](auto cb) { store->RevokeEnrollmentToken(id, *dep31, now, cb); });
+    EXPECT_TRUE(absl::IsNotFound(revoked.status())) << id << ": " << revoked.status();
+  }
+  auto all_tokens = store->ListEnrollmentTokens(Scope::Region());
+  ASSERT_TRUE(all_tokens.ok());
+  for (const auto& t : *all_tokens) {
+    EXPECT_FALSE(t.revoked_at.has_value()) << t.id;
+  }
+  EXPECT_TRUE(Wait<EnrollmentTokenRecord>([&](auto cb) {
+                store->RevokeEnrollmentToken("t-31", *dep31, now, cb);
+              }).ok());
+
+  DeviceFilter devices(*dep31);
+  auto listed = store->ListDevices(devices);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id(), "d31");
+  EXPECT_TRUE(store->GetDevice("d31", *dep31).ok());
+  EXPECT_TRUE(absl::IsNotFound(store->GetDevice("d34", *dep31).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d34", *dep31, cb); }).status()));
+  EXPECT_TRUE(store->GetDevice("d34", Scope::Region()).ok());
+
+  auto establishments = store->ListEstablishments({}, *dep31);
+  ASSERT_TRUE(establishments.ok());
+  EXPECT_FALSE(establishments->empty());
+  for (const auto& e : *establishments) EXPECT_EQ(e.departement(), "31") << e.uai();
+
+  // A delivery list of a Haute-Garonne operator: a serial enrolled in Hérault and a row for an
+  // Hérault establishment are refused, each on its line; the rest may go.
+  std::vector<Preassignment> rows = {
+      {2, "SER-hw-34", "0310036W"}, {3, "NEW-1", "0340001S"}, {4, "NEW-2", "0310024H"}};
+  auto refused = store->PreassignmentsOutOfScope(rows, *dep31);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->size(), 2u);
+  EXPECT_EQ((*refused)[0].first, 2u);
+  EXPECT_NE((*refused)[0].second.find("enrolled"), std::string::npos) << (*refused)[0].second;
+  EXPECT_EQ((*refused)[1].first, 3u);
+  EXPECT_NE((*refused)[1].second.find("0340001S"), std::string::npos) << (*refused)[1].second;
+  auto applied =
+      Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, *dep31, cb); });
+  EXPECT_TRUE(absl::IsFailedPrecondition(applied.status())) << applied.status();
+  rows = {rows[2]};
+  applied =
+      Wait<ImportCounts>([&](auto cb) { store->UpsertPreassignments(rows, now, *dep31, cb); });
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->inserted, 1u);
 }
 
 TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
@@ -266,13 +347,13 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
   ASSERT_TRUE(report(2, now + absl::Hours(24)).ok());
   ASSERT_TRUE(report(3, now + absl::Hours(48)).ok());
   ASSERT_TRUE(report(3, now + absl::Hours(49)).ok());  // same again: no new history row
-  EXPECT_EQ(store->GetDevice("d1")->inventory_history, 3u);
+  EXPECT_EQ(store->GetDevice("d1", Scope::Region())->inventory_history, 3u);
   // Purge everything older than 30 hours after the start: versions 1 and 2 go.
   auto deleted =
       Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(30), cb); });
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 2);
-  auto details = store->GetDevice("d1");
+  auto details = store->GetDevice("d1", Scope::Region());
   ASSERT_TRUE(details.ok());
   EXPECT_EQ(details->inventory_history, 1u);
   EXPECT_EQ(details->inventory->software().packages(0).version(), "3");
@@ -280,7 +361,7 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
   deleted = Wait<int64_t>(
       [&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(24 * 1000), cb); });
   EXPECT_EQ(*deleted, 0);
-  EXPECT_TRUE(store->GetDevice("d1")->inventory.has_value());
+  EXPECT_TRUE(store->GetDevice("d1", Scope::Region())->inventory.has_value());
   // Orphaned software sets were deleted with their inventories.
   EXPECT_TRUE(*store->HasSoftwareSet(details->device.software_hash()));
 
@@ -288,7 +369,7 @@ TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
   for (int v = 10; v < 10 + kMaxInventoriesPerDevice + 20; ++v) {
     ASSERT_TRUE(report(v, now + absl::Hours(24 * 1000 + v)).ok());
   }
-  details = store->GetDevice("d1");
+  details = store->GetDevice("d1", Scope::Region());
   EXPECT_EQ(details->inventory_history, static_cast<uint32_t>(kMaxInventoriesPerDevice));
   EXPECT_EQ(details->inventory->software().packages(0).version(),
             std::to_string(10 + kMaxInventoriesPerDevice + 19));
@@ -356,7 +437,9 @@ TEST(SqliteStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   EXPECT_EQ(store->GetDeviceAuth("d1")->inventory_hash, std::string(64, 'b'));
 
   // Retired: gone for check-ins at once.
-  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d1", "", cb); }).ok());
+  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
+                store->RetireDevice("d1", Scope::Region(), cb);
+              }).ok());
   EXPECT_EQ(store->GetDeviceAuth("d1").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -455,15 +538,15 @@ TEST(SqliteStore, CloseSoftwareListsAreStoredAsDeltas) {
   EXPECT_LT(st->Int(0), 200);
   EXPECT_EQ(st->Text(1), common::SoftwareHash(image));
   // Read back whole.
-  auto details = store->GetDevice("d2");
+  auto details = store->GetDevice("d2", Scope::Region());
   ASSERT_TRUE(details.ok() && details->inventory.has_value());
   EXPECT_EQ(details->inventory->software().SerializeAsString(), variant.SerializeAsString());
   // The image's list stays while a delta needs it, even when no inventory points at it.
-  ASSERT_TRUE(store->GetDevice("d1").ok());
-  (void)Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d1", "", cb); });
+  ASSERT_TRUE(store->GetDevice("d1", Scope::Region()).ok());
+  (void)Wait<parc::v1::Device>([&](auto cb) { store->RetireDevice("d1", Scope::Region(), cb); });
   ASSERT_TRUE(Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now, cb); }).ok());
   EXPECT_TRUE(*store->HasSoftwareSet(common::SoftwareHash(image)));
-  EXPECT_EQ(store->GetDevice("d2")->inventory->software().packages_size(), 1000);
+  EXPECT_EQ(store->GetDevice("d2", Scope::Region())->inventory->software().packages_size(), 1000);
 }
 
 // The deployment report reads counts kept by triggers; whatever writes the devices and
@@ -537,7 +620,7 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
            absl::StrCat("INSERT INTO establishments(uai, name, type, category, commune_code, "
                         "commune_name, departement, academie, collectivite_kind, "
                         "collectivite_code, collectivite_name, created_at, updated_at) VALUES ('",
-                        uais[i], "', 'Établissement ", i, "', 'LYC', 'lycee', 'c", i % 3,
+                        uais[i], "', 'Établissement ", i, "', 'LYC', 'lycee', '3155", i % 3,
                         "', 'Commune ", i % 3, "', '", uais[i].substr(1, 2), "', '",
                         i < 2 ? "Toulouse" : "Montpellier", "', 'region', '76', 'Région', 0, 0)"));
     }
@@ -561,13 +644,20 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
 
   auto store = OpenStore(path);  // migrates, filling the counts from the rows
   ASSERT_NE(store, nullptr);
+  // Every form of scope the store turns into SQL.
+  std::vector<Scope> scopes = {Scope::Region(), Scope::Uais({"0310001A", "0340002D"})};
+  for (const char* text : {"departement:31", "academie:Toulouse", "commune:31551,31552",
+                           "collectivite:region", "collectivite:departement:31"}) {
+    auto scope = Scope::Parse(text);
+    ASSERT_TRUE(scope.ok()) << scope.status();
+    scopes.push_back(*scope);
+  }
   auto expect_same = [&](const std::string& step) {
     for (const auto& [name, seq] :
          std::vector<std::pair<std::string, uint64_t>>{{"mcnl", 2}, {"mcnl", 1}, {"autre", 1}}) {
       for (const char* by :
            {"region", "academie", "departement", "commune", "establishment", "kind"}) {
-        for (const std::string& scope :
-             {std::string(), std::string("[\"0310001A\",\"0340002D\"]")}) {
+        for (const Scope& scope : scopes) {
           for (int64_t stale_day : {3, 6, 9}) {
             absl::Time stale_before = absl::FromUnixSeconds(t0 + stale_day * day);
             auto fast = store->DeploymentReport(name, seq, by, stale_before, scope);
@@ -575,7 +665,7 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
             ASSERT_TRUE(fast.ok()) << fast.status();
             ASSERT_TRUE(scan.ok()) << scan.status();
             ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*fast, *scan))
-                << step << ": " << name << " " << seq << " by " << by << " scope " << scope
+                << step << ": " << name << " " << seq << " by " << by << " scope " << scope.text()
                 << "\ncounts:\n"
                 << fast->DebugString() << "\nscan:\n"
                 << scan->DebugString();
@@ -602,9 +692,19 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
   }
   auto expect_same_rollouts = [&](const std::string& step) {
     for (const char* r : {"ra1", "ra2", "rb1", "rc1"}) {
-      for (const std::string& scope : {std::string(), std::string("[\"0310001A\",\"0340002D\"]")}) {
+      for (const Scope& scope : scopes) {
         auto fast = store->RolloutCounts(r, scope);
         auto scan = store->RolloutCountsByScan(r, scope);
+        // A rollout with no establishment in the scope does not exist for it.
+        if (scope.is_region() || scope.text() == "departement:31") {
+          ASSERT_TRUE(fast.ok()) << fast.status();
+        } else if (scope.text() == "collectivite:departement:31") {
+          EXPECT_TRUE(absl::IsNotFound(fast.status())) << fast.status();
+        }
+        if (absl::IsNotFound(fast.status())) {
+          EXPECT_TRUE(absl::IsNotFound(scan.status())) << scan.status();
+          continue;
+        }
         ASSERT_TRUE(fast.ok()) << fast.status();
         ASSERT_TRUE(scan.ok()) << scan.status();
         ASSERT_EQ(fast->size(), scan->size()) << step << " " << r;
@@ -613,7 +713,7 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
           EXPECT_EQ(
               std::tie(a.wave, a.uai, a.targeted, a.installed, a.in_progress, a.failed, a.not_seen),
               std::tie(b.wave, b.uai, b.targeted, b.installed, b.in_progress, b.failed, b.not_seen))
-              << step << ": rollout " << r << " " << a.uai << " scope " << scope;
+              << step << ": rollout " << r << " " << a.uai << " scope " << scope.text();
         }
       }
     }
@@ -621,7 +721,8 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
   expect_same("after migration");
   expect_same_rollouts("after migration");
   // The random history is not trivial: devices in every state.
-  auto report = store->DeploymentReport("autre", 1, "region", absl::FromUnixSeconds(t0), "");
+  auto report =
+      store->DeploymentReport("autre", 1, "region", absl::FromUnixSeconds(t0), Scope::Region());
   ASSERT_TRUE(report.ok());
   EXPECT_GT(report->total().devices(), 10u);
   EXPECT_GT(report->total().up_to_date(), 0u);
@@ -674,7 +775,8 @@ TEST(SqliteStore, TheWriteQueueIsBoundedAndSaysWhenToComeBack) {
   EXPECT_GT(busy.load(), 0) << "300 writes at once never exceeded a queue of 4";
   EXPECT_EQ(other.load(), 0);
   // What was acknowledged is stored, and nothing else.
-  EXPECT_EQ((*store)->ListEnrollmentTokens()->size(), static_cast<size_t>(ok.load()));
+  EXPECT_EQ((*store)->ListEnrollmentTokens(Scope::Region())->size(),
+            static_cast<size_t>(ok.load()));
 }
 
 }  // namespace
