@@ -13,18 +13,17 @@
 #include "common/sqlite.h"
 #include "server/checkin_cache.h"
 #include "server/software_sets.h"
+#include "server/sqlite/engine.h"
 #include "server/store.h"
 
 namespace parc::server {
 
-// Store on one SQLite file in WAL mode.
-//
-// Writes: one writer thread owns the only writing connection. It takes every write queued
-// while the previous batch committed and applies them in one transaction (group commit), each
-// inside its own savepoint so that one failing write does not undo the others, then runs each
-// callback once the transaction is durable. Reads: a pool of read-only connections, so
-// readers never wait for the writer. Checkpoints: a third connection on its own thread, woken
-// when the WAL has grown, so no write waits for one.
+// Store on one SQLite file in WAL mode: the engine (server/sqlite/engine.h: one writer with
+// group commit, a pool of readers, a background checkpointer), the schema and its migrations
+// (server/sqlite/schema.cc), and the SQL of each aggregate in its own file
+// (server/sqlite/*.cc: operators and audit, establishments, enrollment, devices, bundles and
+// rollouts, reports). This class holds what spans them: the check-in cache and the queue of
+// check-ins written behind.
 class SqliteStore final : public Store {
  public:
   struct Options {
@@ -35,7 +34,8 @@ class SqliteStore final : public Store {
     int checkpoint_pages = 1000;
     // WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
-    // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their write.
+    // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their
+    // write.
     size_t max_pending_checkins = 50000;
     // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
     // retry later): memory stays bounded when the disk cannot keep up.
@@ -51,15 +51,15 @@ class SqliteStore final : public Store {
   // Schema migrations, in order. Exposed for tests.
   static const std::vector<common::Migration>& Migrations();
 
-  bool Writable() const override { return writable_.load(); }
-  uint64_t FailedBatches() const override { return failed_batches_.load(); }
+  bool Writable() const override { return engine_->Writable(); }
+  uint64_t FailedBatches() const override { return engine_->FailedBatches(); }
   uint64_t UnrecordedCheckIns() const override { return unrecorded_checkins_.load(); }
 
   // Batches committed and writes applied so far (for metrics and tests).
-  uint64_t batches_committed() const;
-  uint64_t writes_applied() const;
+  uint64_t batches_committed() const { return engine_->batches_committed(); }
+  uint64_t writes_applied() const { return engine_->writes_applied(); }
   // Background checkpoints run so far.
-  uint64_t checkpoints() const;
+  uint64_t checkpoints() const { return engine_->checkpoints(); }
 
   void CreateOperator(OperatorRecord op, StoreCallback<bool> done) override;
   absl::StatusOr<OperatorRecord> GetOperator(const std::string& id) override;
@@ -149,96 +149,41 @@ class SqliteStore final : public Store {
   // Observer of each committed batch (duration, number of writes), for metrics. Set before
   // use; called on the writer thread.
   void set_commit_observer(std::function<void(absl::Duration, size_t)> observer) {
-    commit_observer_ = std::move(observer);
+    engine_->set_commit_observer(std::move(observer));
   }
 
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
  private:
-  using WriteOp = std::function<absl::Status(common::Database*)>;
-  using WriteDone = std::function<void(absl::Status)>;
-  struct PendingWrite {
-    WriteOp op;
-    WriteDone done;
-  };
+  using ReaderLease = sqlite::Engine::ReaderLease;
 
-  // A read connection borrowed from the pool for the lifetime of the lease.
-  class ReaderLease {
-   public:
-    ReaderLease(SqliteStore* store, std::unique_ptr<common::Database> db)
-        : store_(store), db_(std::move(db)) {}
-    ReaderLease(ReaderLease&&) = default;
-    ~ReaderLease();
-    common::Database* operator->() const { return db_.get(); }
-    common::Database* get() const { return db_.get(); }
+  SqliteStore(std::unique_ptr<sqlite::Engine> engine, const Options& options);
 
-   private:
-    SqliteStore* store_;
-    std::unique_ptr<common::Database> db_;
-  };
-
-  SqliteStore(std::unique_ptr<common::Database> writer, size_t max_cached_devices);
-
-  void Submit(WriteOp op, WriteDone done);
+  void Submit(sqlite::Engine::WriteOp op, sqlite::Engine::WriteDone done) {
+    engine_->Submit(std::move(op), std::move(done));
+  }
   template <typename T>
-  void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done);
-  void WriterLoop();
+  void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done) {
+    engine_->SubmitFor<T>(std::move(fn), std::move(done));
+  }
+  ReaderLease AcquireReader() { return engine_->AcquireReader(); }
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
       common::Database* db, const std::string& bundle_name, uint64_t min_sequence,
       const std::string& by, absl::Time stale_before, const Scope& scope);
-  // WAL hook of the writer connection: wakes the checkpointer once the WAL is large enough.
-  void OnWalCommit(int pages);
-  void CheckpointLoop();
   // Stores a software list once: as a delta against a close full list when there is one.
   // Writer thread only.
   absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
                                  const parc::v1::SoftwareList& list, absl::Time now);
-  ReaderLease AcquireReader();
   // Queues a check-in for the writer's next batch (Durability::kBehind), taking it; false,
   // leaving it, when too many are waiting already.
   bool QueueCheckIn(CheckInInput& in);
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
   StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
 
-  std::unique_ptr<common::Database> writer_db_;
+  std::unique_ptr<sqlite::Engine> engine_;
   // Recent full software lists (writer thread only).
   SoftwareBases bases_;
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<PendingWrite> queue_;
-  bool stopping_ = false;
-  size_t max_batch_ = 512;
-  size_t max_queued_writes_ = 20000;
-  // False from a batch that failed for the storage itself until one succeeds.
-  std::atomic<bool> writable_{true};
-  std::atomic<uint64_t> failed_batches_{0};
   std::atomic<uint64_t> unrecorded_checkins_{0};
-  uint64_t batches_ = 0;
-  uint64_t writes_ = 0;
-
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<common::Database>> readers_;
-
-  std::function<void(absl::Duration, size_t)> commit_observer_;
-  std::thread writer_thread_;
-
-  std::unique_ptr<common::Database> checkpointer_db_;
-  int checkpoint_pages_ = 1000;
-  int wal_restart_pages_ = 16384;
-  int wal_mark_ = 0;             // WAL size at the last checkpoint request (writer thread only)
-  bool restart_wanted_ = false;  // guarded by checkpoint_mu_
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  bool checkpoint_wanted_ = false;
-  bool checkpoint_stop_ = false;
-  uint64_t checkpoints_ = 0;  // guarded by mu_
-  // Set by the checkpointer, taken by the writer (see Open).
-  std::atomic<bool> finish_checkpoint_{false};
-  // From the wake-up of the checkpointer to the writer's end of that checkpoint.
-  std::atomic<bool> checkpoint_busy_{false};
-  std::thread checkpointer_thread_;
 
   // Check-ins recorded behind (Durability::kBehind), written by one queued write.
   std::mutex checkins_mu_;
@@ -248,23 +193,5 @@ class SqliteStore final : public Store {
   // Credentials and assignments for check-ins; emptied by the writes that change them.
   CheckInCache cache_;
 };
-
-template <typename T>
-inline void SqliteStore::SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn,
-                                   StoreCallback<T> done) {
-  auto result = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("not run"));
-  Submit(
-      [fn = std::move(fn), result](common::Database* db) {
-        *result = fn(db);
-        return result->status();
-      },
-      [result, done = std::move(done)](absl::Status status) {
-        if (!status.ok()) {
-          done(status);
-        } else {
-          done(std::move(*result));
-        }
-      });
-}
 
 }  // namespace parc::server

@@ -120,9 +120,7 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
   std::vector<EstablishmentCounts> out;
   std::map<std::pair<uint32_t, std::string>, size_t> index;
   std::map<std::string, size_t> by_uai;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
     EstablishmentCounts c;
     c.wave = U32(st.Int(0));
     c.uai = st.Text(1);
@@ -132,18 +130,16 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
     index[{c.wave, c.uai}] = out.size();
     by_uai[c.uai] = out.size();
     out.push_back(std::move(c));
-  }
+  }));
   PARC_ASSIGN_OR_RETURN(
       Statement states,
       db->Prepare("SELECT uai, state, sum(n) FROM rollout_tally WHERE rollout_id = ?1 "
                   "AND (?2 = '' OR instr(',' || ?2 || ',', ',' || kind || ',') > 0) "
                   "GROUP BY uai, state"));
   states.BindAll(r.id, kinds);
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, states.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(states, [&](const Statement&) {
     auto it = by_uai.find(states.Text(0));
-    if (it == by_uai.end()) continue;  // out of scope
+    if (it == by_uai.end()) return;  // out of scope
     EstablishmentCounts& c = out[it->second];
     const auto n = U32(states.Int(2));
     switch (states.Int(1)) {
@@ -160,7 +156,7 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
       default:
         break;
     }
-  }
+  }));
   PARC_ASSIGN_OR_RETURN(
       Statement errors,
       db->Prepare("SELECT re.wave, re.uai, dep.reason, count(*), max(dep.message) "
@@ -169,13 +165,11 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
                   "AND re.uai = d.uai WHERE dep.rollout_id = ? AND dep.state IN (3, 4) "
                   "GROUP BY re.wave, re.uai, dep.reason ORDER BY count(*) DESC"));
   errors.Bind(1, r.id);
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, errors.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(errors, [&](const Statement&) {
     auto it = index.find({U32(errors.Int(0)), errors.Text(1)});
-    if (it == index.end()) continue;
+    if (it == index.end()) return;
     out[it->second].errors.push_back({errors.Text(2), U32(errors.Int(3)), errors.Text(4)});
-  }
+  }));
   return out;
 }
 
@@ -228,13 +222,7 @@ absl::StatusOr<std::vector<BundleRecord>> SqliteStore::ListBundles(const std::st
                                                  " FROM bundles WHERE ?1 = '' OR name = ?1 "
                                                  "ORDER BY name, sequence DESC")));
   st.Bind(1, name);
-  std::vector<BundleRecord> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(BundleFromRow(st));
-  }
-  return out;
+  return common::CollectRows(st, BundleFromRow);
 }
 
 absl::StatusOr<BundleRecord> SqliteStore::GetBundle(const std::string& name,
@@ -568,11 +556,8 @@ void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentRe
                         "JOIN bundles this ON this.id = r.bundle_id WHERE b.name = this.name "
                         "AND b.sequence < this.sequence"));
         previous.Bind(1, report.rollout_id());
-        while (true) {
-          PARC_ASSIGN_OR_RETURN(bool row, previous.Step());
-          if (!row) break;
-          (void)ids_of(previous.Blob(0), &earlier);
-        }
+        PARC_RETURN_IF_ERROR(common::ForEachRow(
+            previous, [&](const Statement&) { (void)ids_of(previous.Blob(0), &earlier); }));
         earlier.insert(current.begin(), current.end());
         if (static_cast<size_t>(report.packages_size()) > earlier.size()) {
           return absl::InvalidArgumentError(absl::StrCat(

@@ -21,21 +21,6 @@ using sqlite_util::FromUnix;
 using sqlite_util::U32;
 using sqlite_util::Unix;
 
-constexpr char kOperatorSelect[] =
-    "SELECT id, name, secret_hash, role, scope, created_at, revoked_at FROM operators ";
-
-OperatorRecord OperatorFromRow(const Statement& st) {
-  OperatorRecord op;
-  op.id = st.Text(0);
-  op.name = st.Text(1);
-  op.secret_hash = st.Text(2);
-  op.role = st.Text(3);
-  op.scope = st.Text(4);
-  op.created_at = FromUnix(st.Int(5));
-  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
-  return op;
-}
-
 void SetPercent(parc::v1::DeploymentReportRow* row) {
   row->set_percent_up_to_date(row->devices() == 0 ? 0.0
                                                   : 100.0 * row->up_to_date() / row->devices());
@@ -52,72 +37,6 @@ void AddInto(parc::v1::DeploymentReportRow* total, const parc::v1::DeploymentRep
 }
 
 }  // namespace
-
-absl::StatusOr<std::vector<OperatorRecord>> SqliteStore::ListOperators() {
-  ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare(absl::StrCat(kOperatorSelect, "ORDER BY created_at, name")));
-  std::vector<OperatorRecord> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(OperatorFromRow(st));
-  }
-  return out;
-}
-
-void SqliteStore::RevokeOperator(std::string id_or_name, absl::Time now,
-                                 StoreCallback<OperatorRecord> done) {
-  SubmitFor<OperatorRecord>(
-      [id_or_name = std::move(id_or_name), now](Database* db) -> absl::StatusOr<OperatorRecord> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement up, db->Prepare("UPDATE operators SET revoked_at = coalesce(revoked_at, ?1) "
-                                      "WHERE id = ?2 OR name = ?2"));
-        PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id_or_name).Run());
-        PARC_ASSIGN_OR_RETURN(
-            Statement st, db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?1 OR name = ?1")));
-        st.Bind(1, id_or_name);
-        PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) return absl::NotFoundError(absl::StrCat("no operator \"", id_or_name, "\""));
-        return OperatorFromRow(st);
-      },
-      std::move(done));
-}
-
-void SqliteStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
-  SubmitFor<bool>(
-      [e = std::move(e)](Database* db) -> absl::StatusOr<bool> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement st,
-            db->Prepare("INSERT INTO audit(at, operator_id, operator_name, action, target, "
-                        "outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-        PARC_RETURN_IF_ERROR(st.BindAll(Unix(e.at), e.operator_id, e.operator_name, e.action,
-                                        e.target, e.outcome, e.detail.substr(0, 1024))
-                                 .Run());
-        return true;
-      },
-      std::move(done));
-}
-
-absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since,
-                                                                const std::string& operator_name,
-                                                                uint32_t limit) {
-  ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare("SELECT at, operator_id, operator_name, action, target, outcome, detail "
-                  "FROM audit WHERE at >= ?1 AND (?2 = '' OR operator_name = ?2) "
-                  "ORDER BY id DESC LIMIT ?3"));
-  st.BindAll(Unix(since), operator_name, limit);
-  std::vector<AuditRecord> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back({FromUnix(st.Int(0)), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5),
-                   st.Text(6)});
-  }
-  return out;
-}
 
 namespace {
 
@@ -177,9 +96,7 @@ std::string DepartementLabel(const std::string& code) {
 // stale.
 absl::Status ReadDeploymentRows(Statement& st, const std::string& by,
                                 parc::v1::DeploymentReportResponse* out) {
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
     std::string group = st.Text(0), label = st.Text(1);
     if (by == "departement") {
       label = DepartementLabel(group);
@@ -190,7 +107,7 @@ absl::Status ReadDeploymentRows(Statement& st, const std::string& by,
     AddDeploymentRow(
         out, group, label,
         GroupCounts{st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Int(6), st.Int(7), st.Int(8)});
-  }
+  }));
   return absl::OkStatus();
 }
 
@@ -240,15 +157,13 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           in_scope, " GROUP BY 1")));
   devices.BindAll(bundle_id, StaleDay(stale_before), scope_param);
   std::map<std::string, GroupCounts> by_group;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, devices.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(devices, [&](const Statement&) {
     GroupCounts& c = by_group[devices.Text(0)];
     c.establishments = devices.Int(1);
     c.devices = devices.Int(2);
     c.never = devices.Int(3);
     c.stale = devices.Int(4);
-  }
+  }));
   PARC_ASSIGN_OR_RETURN(
       Statement states,
       db->Prepare(absl::StrCat(
@@ -260,14 +175,12 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "WHERE ?2 = ?2 AND ",
           in_scope, " GROUP BY 1")));
   states.BindAll(bundle_id, StaleDay(stale_before), scope_param);
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, states.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(states, [&](const Statement&) {
     GroupCounts& c = by_group[states.Text(0)];
     c.up = states.Int(1);
     c.prog = states.Int(2);
     c.failed = states.Int(3);
-  }
+  }));
   std::vector<std::pair<int64_t, GroupCounts>> by_kind;
   if (by == "kind") {
     for (const auto& [kind, c] : by_group) {
@@ -289,18 +202,16 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
                                sqlite::ScopeSql(scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
   groups.Bind(1, scope_param);
   int64_t establishments_in_scope = 0;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, groups.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(groups, [&](const Statement&) {
     establishments_in_scope += groups.Int(2);
-    if (by == "kind") continue;
+    if (by == "kind") return;
     std::string group = groups.Text(0);
     auto it = by_group.find(group);
     GroupCounts c = it == by_group.end() ? GroupCounts{} : it->second;
     c.establishments = groups.Int(2);  // with or without devices
     AddDeploymentRow(&out, group, by == "departement" ? DepartementLabel(group) : groups.Text(1),
                      c);
-  }
+  }));
   if (by == "kind") {
     std::sort(by_kind.begin(), by_kind.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -400,9 +311,7 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   total->set_group("total");
   double ram_weighted = 0;
   constexpr double kGiB = 1024.0 * 1024 * 1024;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
     auto* r = out.add_rows();
     r->set_group(by == "kind" ? common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0)))
                               : st.Text(0));
@@ -415,7 +324,7 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
     total->set_devices(total->devices() + r->devices());
     total->set_battery_below_60(total->battery_below_60() + r->battery_below_60());
     total->set_rotational_disk(total->rotational_disk() + r->rotational_disk());
-  }
+  }));
   if (total->devices() > 0) total->set_average_ram_gib(ram_weighted / total->devices() / kGiB);
   return out;
 }
@@ -548,9 +457,7 @@ absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages
                   "ORDER BY updated_at DESC LIMIT 1) ORDER BY package_id"));
   st.Bind(1, device_id);
   std::vector<parc::v1::PackageReport> out;
-  while (true) {
-    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
     parc::v1::PackageReport p;
     p.set_package_id(st.Text(0));
     p.set_version(st.Text(1));
@@ -561,7 +468,7 @@ absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages
     p.set_message(st.Text(6));
     p.set_bytes_downloaded(static_cast<uint64_t>(st.Int(7)));
     out.push_back(std::move(p));
-  }
+  }));
   return out;
 }
 

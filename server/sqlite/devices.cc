@@ -1,0 +1,383 @@
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/software_sets.h"
+#include "server/sqlite/rows.h"
+#include "server/sqlite/scope_sql.h"
+#include "server/sqlite_store.h"
+#include "server/sqlite_util.h"
+
+namespace parc::server {
+
+using common::Database;
+using common::Statement;
+using sqlite::DeviceFromRow;
+using sqlite::EstablishmentFromRow;
+using sqlite::kDeviceSelect;
+using sqlite::kEstablishmentColumns;
+using sqlite::kTokenColumns;
+using sqlite::TokenFromRow;
+using sqlite::UsableToken;
+using sqlite_util::FromUnix;
+using sqlite_util::SetTimestamp;
+using sqlite_util::U32;
+using sqlite_util::Unix;
+
+void SqliteStore::RetireDevice(std::string id_or_serial, Scope scope,
+                               StoreCallback<parc::v1::Device> done) {
+  SubmitFor<parc::v1::Device>(
+      [id_or_serial = std::move(id_or_serial),
+       scope = std::move(scope)](Database* db) -> absl::StatusOr<parc::v1::Device> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare(absl::StrCat(kDeviceSelect,
+                                     "WHERE (d.id = ?1 OR (d.serial = ?1 AND d.serial <> '')) "
+                                     "AND ",
+                                     sqlite::ScopeSql(scope, "d.uai", 2), " LIMIT 2")));
+        st.BindAll(id_or_serial, sqlite::ScopeParam(scope));
+        PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+        if (!found) {
+          return absl::NotFoundError(
+              absl::StrCat("no device with id or serial number \"", id_or_serial, "\""));
+        }
+        parc::v1::Device device = DeviceFromRow(st);
+        PARC_ASSIGN_OR_RETURN(bool second, st.Step());
+        if (second) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
+        }
+        PARC_ASSIGN_OR_RETURN(Statement del, db->Prepare("DELETE FROM devices WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, device.id()).Run());
+        return device;
+      },
+      [this, done = std::move(done)](absl::StatusOr<parc::v1::Device> device) {
+        if (device.ok()) cache_.InvalidateDevice(device->id());
+        done(std::move(device));
+      });
+}
+
+absl::StatusOr<DeviceAuth> SqliteStore::GetDeviceAuth(const std::string& id) {
+  if (auto cached = cache_.GetDevice(id)) return *std::move(cached);
+  const uint64_t generation = cache_.Generation();
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash, "
+                                    "kind FROM devices WHERE id = ?"));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError("unknown device");
+  DeviceAuth auth{st.Text(0), st.Text(1), st.Text(2), st.Text(3),
+                  static_cast<parc::v1::DeviceKind>(st.Int(4))};
+  cache_.PutDevice(generation, auth);
+  return auth;
+}
+
+namespace {
+
+// A check-in: last seen, agent version, and the last 10 check-in times, newest first.
+constexpr char kRecordCheckInSql[] =
+    "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
+    "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) WHERE id = ?3";
+
+}  // namespace
+
+void SqliteStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallback<bool> done) {
+  // While the storage fails, a check-in waits for its write, so that the device is told the
+  // truth rather than an answer that is then not recorded.
+  if (durability == Durability::kBehind && Writable() && QueueCheckIn(in)) {
+    done(true);
+    return;
+  }
+  SubmitFor<bool>(
+      [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
+        PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
+        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        return true;
+      },
+      std::move(done));
+}
+
+bool SqliteStore::QueueCheckIn(CheckInInput& in) {
+  {
+    std::lock_guard<std::mutex> lock(checkins_mu_);
+    if (pending_checkins_.size() >= max_pending_checkins_) return false;
+    pending_checkins_.push_back(std::move(in));
+    // The first check-in of a flush queues the write that takes all of them.
+    if (pending_checkins_.size() > 1) return true;
+  }
+  auto taken = std::make_shared<size_t>(0);
+  Submit(
+      [this, taken](Database* db) -> absl::Status {
+        std::vector<CheckInInput> checkins;
+        {
+          std::lock_guard<std::mutex> lock(checkins_mu_);
+          checkins.swap(pending_checkins_);
+        }
+        *taken = checkins.size();
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
+        for (const CheckInInput& c : checkins) {
+          // A device retired since its check-in was authenticated changes nothing.
+          PARC_RETURN_IF_ERROR(st.BindAll(Unix(c.now), c.agent_version, c.device_id).Run());
+        }
+        return absl::OkStatus();
+      },
+      [this, taken](absl::Status status) {
+        // Answered already: what was lost is counted (the store is reported unhealthy, and
+        // check-ins then wait for their write until it recovers).
+        if (!status.ok()) unrecorded_checkins_.fetch_add(*taken);
+      });
+  return true;
+}
+
+absl::StatusOr<bool> SqliteStore::HasSoftwareSet(const std::string& hash) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+  st.Bind(1, hash);
+  return st.Step();
+}
+
+absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& hash,
+                                            const parc::v1::SoftwareList& list, absl::Time now) {
+  PARC_ASSIGN_OR_RETURN(Statement exists,
+                        db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+  exists.Bind(1, hash);
+  PARC_ASSIGN_OR_RETURN(bool known, exists.Step());
+  if (known) return absl::OkStatus();
+  if (bases_.empty()) {
+    // The full lists most recently stored: the current master images.
+    PARC_ASSIGN_OR_RETURN(Statement recent,
+                          db->Prepare("SELECT hash, packages FROM software_sets "
+                                      "WHERE base_hash IS NULL ORDER BY id DESC LIMIT 64"));
+    PARC_RETURN_IF_ERROR(common::ForEachRow(recent, [&](const Statement&) {
+      parc::v1::SoftwareList cached;
+      if (cached.ParseFromString(recent.Blob(1))) bases_.Add(recent.Text(0), cached);
+    }));
+  }
+  std::string blob;
+  std::optional<std::string> base_hash;
+  if (auto match = bases_.Closest(list)) {
+    // The base must be a full list present in this transaction's view.
+    PARC_ASSIGN_OR_RETURN(
+        Statement base,
+        db->Prepare("SELECT 1 FROM software_sets WHERE hash = ? AND base_hash IS NULL"));
+    base.Bind(1, match->base_hash);
+    PARC_ASSIGN_OR_RETURN(bool present, base.Step());
+    if (present) {
+      base_hash = match->base_hash;
+      blob = match->delta.SerializeAsString();
+    }
+  }
+  if (!base_hash.has_value()) {
+    blob = list.SerializeAsString();
+    bases_.Add(hash, list);
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement ins,
+      db->Prepare("INSERT INTO software_sets(hash, package_count, packages, created_at, "
+                  "base_hash) VALUES (?, ?, ?, ?, ?)"));
+  ins.BindAll(hash, list.packages_size());
+  ins.BindBlob(3, blob).Bind(4, Unix(now)).Bind(5, base_hash);
+  return ins.Run();
+}
+
+void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
+  std::string device_id = in.device_id;
+  SubmitFor<bool>(
+      [this, in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+        if (in.software.has_value()) {
+          PARC_RETURN_IF_ERROR(
+              InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
+        } else {
+          PARC_ASSIGN_OR_RETURN(Statement st,
+                                db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
+          st.Bind(1, in.software_hash);
+          PARC_ASSIGN_OR_RETURN(bool known, st.Step());
+          if (!known) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "software list ", in.software_hash, " is not known to the server: send it"));
+          }
+        }
+        // The same inventory delivered again (retry from the outbox) adds no history row.
+        PARC_ASSIGN_OR_RETURN(Statement last,
+                              db->Prepare("SELECT id, inventory_hash FROM inventories "
+                                          "WHERE device_id = ? ORDER BY id DESC LIMIT 1"));
+        last.Bind(1, in.device_id);
+        PARC_ASSIGN_OR_RETURN(bool has_last, last.Step());
+        if (has_last && last.Text(1) == in.inventory_hash) {
+          PARC_ASSIGN_OR_RETURN(Statement touch,
+                                db->Prepare("UPDATE inventories SET received_at = ? WHERE id = ?"));
+          PARC_RETURN_IF_ERROR(touch.BindAll(Unix(in.received_at), last.Int(0)).Run());
+        } else {
+          PARC_ASSIGN_OR_RETURN(
+              Statement ins,
+              db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
+                          "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?)"));
+          ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
+          ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
+          PARC_RETURN_IF_ERROR(ins.Run());
+          // A device keeps a bounded history, whatever it sends: the oldest inventories
+          // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
+          PARC_ASSIGN_OR_RETURN(
+              Statement trim,
+              db->Prepare("DELETE FROM inventories WHERE device_id = ?1 AND id <= (SELECT id "
+                          "FROM inventories WHERE device_id = ?1 ORDER BY id DESC LIMIT 1 "
+                          "OFFSET ?2)"));
+          PARC_RETURN_IF_ERROR(
+              trim.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice)).Run());
+        }
+        const auto& hw = in.hardware;
+        std::string os = hw.os_pretty_name().empty()
+                             ? absl::StrCat(hw.os_name(), " ", hw.os_version())
+                             : hw.os_pretty_name();
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
+                        "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
+                        "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
+                        "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
+                        "rotational_disk = ?12 WHERE id = ?9"));
+        std::optional<int64_t> battery;
+        for (const auto& b : hw.batteries()) {
+          if (b.design_capacity() == 0) continue;
+          int64_t h = b.health_percent();
+          battery = battery.has_value() ? std::min(*battery, h) : h;
+        }
+        bool rotational = false;
+        for (const auto& d : hw.disks()) rotational |= d.rotational();
+        PARC_RETURN_IF_ERROR(up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at),
+                                        hw.manufacturer(), hw.model(), hw.hostname(), os,
+                                        static_cast<int64_t>(hw.detected_kind()), in.device_id,
+                                        static_cast<int64_t>(hw.ram_bytes()), battery, rotational)
+                                 .Run());
+        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        return true;
+      },
+      [this, device_id = std::move(device_id), done = std::move(done)](absl::StatusOr<bool> r) {
+        cache_.InvalidateDevice(device_id);  // its inventory hash
+        done(std::move(r));
+      });
+}
+
+absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const DeviceFilter& f) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          kDeviceSelect,
+          "WHERE d.id > ?1 AND (?2 = '' OR d.uai = ?2) AND (?3 = '' OR e.departement = ?3) "
+          "AND (?4 = 0 OR d.kind = ?4) "
+          "AND (?5 IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
+          "AND (?6 = 0 OR d.uai IS NULL) "
+          "AND ",
+          sqlite::ScopeSql(f.scope, "d.uai", 8), " ORDER BY d.id LIMIT ?7")));
+  std::optional<int64_t> seen_before;
+  if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
+  st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before, f.unassigned,
+             f.limit, sqlite::ScopeParam(f.scope));
+  return common::CollectRows(st, DeviceFromRow);
+}
+
+absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial,
+                                                     const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  DeviceDetails details;
+  {
+    const std::string kInScope = absl::StrCat(" AND ", sqlite::ScopeSql(scope, "d.uai", 2));
+    const std::string scope_param = sqlite::ScopeParam(scope);
+    PARC_ASSIGN_OR_RETURN(Statement st,
+                          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?1", kInScope)));
+    st.BindAll(id_or_serial, scope_param);
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      details.device = DeviceFromRow(st);
+    } else {
+      PARC_ASSIGN_OR_RETURN(
+          Statement by_serial,
+          db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.serial = ?1 AND d.serial <> ''",
+                                   kInScope, " ORDER BY d.id LIMIT 2")));
+      by_serial.BindAll(id_or_serial, scope_param);
+      PARC_ASSIGN_OR_RETURN(bool found, by_serial.Step());
+      if (!found) {
+        return absl::NotFoundError(
+            absl::StrCat("no device with id or serial number \"", id_or_serial, "\""));
+      }
+      details.device = DeviceFromRow(by_serial);
+      PARC_ASSIGN_OR_RETURN(bool second, by_serial.Step());
+      if (second) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
+      }
+    }
+  }
+  PARC_ASSIGN_OR_RETURN(Statement recent,
+                        db->Prepare("SELECT recent_checkins FROM devices WHERE id = ?"));
+  recent.Bind(1, details.device.id());
+  PARC_ASSIGN_OR_RETURN(bool has_recent, recent.Step());
+  if (has_recent) {
+    for (absl::string_view t : absl::StrSplit(recent.Text(0), ',', absl::SkipEmpty())) {
+      int64_t secs = 0;
+      if (absl::SimpleAtoi(t, &secs)) details.recent_checkins.push_back(FromUnix(secs));
+    }
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement inv,
+      db->Prepare("SELECT i.hardware, i.received_at, s.packages, "
+                  "(SELECT count(*) FROM inventories WHERE device_id = i.device_id), "
+                  "s.base_hash, b.packages "
+                  "FROM inventories i JOIN software_sets s ON s.hash = i.software_hash "
+                  "LEFT JOIN software_sets b ON b.hash = s.base_hash "
+                  "WHERE i.device_id = ? ORDER BY i.id DESC LIMIT 1"));
+  inv.Bind(1, details.device.id());
+  PARC_ASSIGN_OR_RETURN(bool has_inv, inv.Step());
+  if (has_inv) {
+    parc::v1::Inventory inventory;
+    bool readable = inventory.mutable_hardware()->ParseFromString(inv.Blob(0));
+    if (inv.IsNull(4)) {
+      readable = readable && inventory.mutable_software()->ParseFromString(inv.Blob(2));
+    } else {
+      parc::v1::SoftwareList base;
+      parc::v1::SoftwareDelta delta;
+      readable =
+          readable && base.ParseFromString(inv.Blob(5)) && delta.ParseFromString(inv.Blob(2));
+      if (readable) *inventory.mutable_software() = ApplyDelta(base, delta);
+    }
+    if (!readable) {
+      return absl::DataLossError(
+          absl::StrCat("stored inventory of device ", details.device.id(), " is unreadable"));
+    }
+    details.inventory = std::move(inventory);
+    details.inventory_received_at = FromUnix(inv.Int(1));
+    details.inventory_history = U32(inv.Int(3));
+  }
+  return details;
+}
+
+void SqliteStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) {
+  SubmitFor<int64_t>(
+      [cutoff](Database* db) -> absl::StatusOr<int64_t> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement del,
+            db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
+                        "(SELECT max(id) FROM inventories GROUP BY device_id)"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
+        int64_t deleted = db->Changes();
+        PARC_ASSIGN_OR_RETURN(
+            Statement orphans,
+            db->Prepare("DELETE FROM software_sets WHERE NOT EXISTS (SELECT 1 FROM inventories i "
+                        "WHERE i.software_hash = software_sets.hash) AND NOT EXISTS (SELECT 1 "
+                        "FROM software_sets d WHERE d.base_hash = software_sets.hash)"));
+        PARC_RETURN_IF_ERROR(orphans.Run());
+        return deleted;
+      },
+      std::move(done));
+}
+
+}  // namespace parc::server

@@ -1,0 +1,304 @@
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/software_sets.h"
+#include "server/sqlite/rows.h"
+#include "server/sqlite/scope_sql.h"
+#include "server/sqlite_store.h"
+#include "server/sqlite_util.h"
+
+namespace parc::server {
+
+using common::Database;
+using common::Statement;
+using sqlite::DeviceFromRow;
+using sqlite::EstablishmentFromRow;
+using sqlite::kDeviceSelect;
+using sqlite::kEstablishmentColumns;
+using sqlite::kTokenColumns;
+using sqlite::TokenFromRow;
+using sqlite::UsableToken;
+using sqlite_util::FromUnix;
+using sqlite_util::SetTimestamp;
+using sqlite_util::U32;
+using sqlite_util::Unix;
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment tokens
+
+void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [t = std::move(t)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO enrollment_tokens(id, secret_hash, uai, created_at, "
+                        "expires_at, max_uses, note, created_by, reenroll) "
+                        "VALUES (?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(st.BindAll(t.id, t.secret_hash, t.uai, Unix(t.created_at),
+                                        Unix(t.expires_at), t.max_uses, t.note, t.created_by,
+                                        t.reenroll)
+                                 .Run());
+        return true;
+      },
+      std::move(done));
+}
+
+namespace {
+
+// Tokens of establishments in scope, and region-wide tokens (uai NULL) for the region scope.
+std::string TokenInScope(const Scope& scope, int param) {
+  return absl::StrCat("(", sqlite::ScopeSql(scope, "uai", param), " AND ",
+                      scope.is_region() ? "1" : "uai IS NOT NULL", ")");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens(
+    const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM enrollment_tokens WHERE ",
+                               TokenInScope(scope, 1), " ORDER BY created_at, id")));
+  st.Bind(1, sqlite::ScopeParam(scope));
+  return common::CollectRows(st, TokenFromRow);
+}
+
+void SqliteStore::RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
+                                        StoreCallback<EnrollmentTokenRecord> done) {
+  SubmitFor<EnrollmentTokenRecord>(
+      [id = std::move(id), scope = std::move(scope),
+       now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement visible,
+            db->Prepare(absl::StrCat("SELECT 1 FROM enrollment_tokens WHERE id = ?1 AND ",
+                                     TokenInScope(scope, 2))));
+        visible.BindAll(id, sqlite::ScopeParam(scope));
+        PARC_ASSIGN_OR_RETURN(bool found, visible.Step());
+        if (!found) return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare("UPDATE enrollment_tokens SET revoked_at = ? "
+                                          "WHERE id = ? AND revoked_at IS NULL"));
+        PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id).Run());
+        PARC_ASSIGN_OR_RETURN(Statement sel,
+                              db->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                       " FROM enrollment_tokens WHERE id = ?")));
+        sel.Bind(1, id);
+        PARC_ASSIGN_OR_RETURN(bool row, sel.Step());
+        if (!row) return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
+        return TokenFromRow(sel);
+      },
+      std::move(done));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preassignment
+
+namespace {
+
+// Why a delivery-list row may not be applied with this scope ("" when it may): its
+// establishment is outside the scope, or the serial is already delivered to, or enrolled in,
+// an establishment the scope does not cover.
+absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preassignment& p,
+                                                      const Scope& scope) {
+  if (scope.is_region()) return std::string();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "SELECT 'target' WHERE NOT ", sqlite::ScopeSql(scope, "?3", 2),
+          " UNION ALL SELECT 'delivered' FROM preassignments WHERE serial = ?1 AND NOT ",
+          sqlite::ScopeSql(scope, "uai", 2),
+          " UNION ALL SELECT 'enrolled' FROM devices WHERE serial = ?1 AND uai IS NOT NULL AND "
+          "NOT ",
+          sqlite::ScopeSql(scope, "uai", 2), " LIMIT 1")));
+  st.BindAll(p.serial, sqlite::ScopeParam(scope), p.uai);
+  PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+  if (!found) return std::string();
+  if (st.Text(0) == "target") {
+    return absl::StrCat("the establishment ", p.uai, " is outside your scope");
+  }
+  return absl::StrCat("serial ", p.serial, " is ", st.Text(0),
+                      " in an establishment outside your scope: only an operator whose scope "
+                      "covers both establishments can move it");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqliteStore::PreassignmentsOutOfScope(
+    const std::vector<Preassignment>& rows, const Scope& scope) {
+  std::vector<std::pair<uint32_t, std::string>> out;
+  if (scope.is_region()) return out;
+  ReaderLease db = AcquireReader();
+  for (const auto& p : rows) {
+    PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db.get(), p, scope));
+    if (!problem.empty()) out.emplace_back(p.line, std::move(problem));
+  }
+  return out;
+}
+
+void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
+                                       StoreCallback<ImportCounts> done) {
+  SubmitFor<ImportCounts>(
+      [rows = std::move(rows), now,
+       scope = std::move(scope)](Database* db) -> absl::StatusOr<ImportCounts> {
+        ImportCounts counts;
+        for (const auto& p : rows) {
+          PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope));
+          if (!problem.empty()) {
+            return absl::FailedPreconditionError(absl::StrCat("line ", p.line, ": ", problem));
+          }
+          PARC_ASSIGN_OR_RETURN(Statement est,
+                                db->Prepare("SELECT 1 FROM establishments WHERE uai = ?"));
+          est.Bind(1, p.uai);
+          PARC_ASSIGN_OR_RETURN(bool known, est.Step());
+          if (!known) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("line ", p.line, ": no establishment with UAI ", p.uai));
+          }
+          PARC_ASSIGN_OR_RETURN(Statement sel,
+                                db->Prepare("SELECT uai FROM preassignments WHERE serial = ?"));
+          sel.Bind(1, p.serial);
+          PARC_ASSIGN_OR_RETURN(bool exists, sel.Step());
+          if (exists && sel.Text(0) == p.uai) {
+            ++counts.unchanged;
+          } else {
+            PARC_ASSIGN_OR_RETURN(
+                Statement up,
+                db->Prepare("INSERT INTO preassignments(serial, uai, updated_at) VALUES (?1, ?2, "
+                            "?3) ON CONFLICT(serial) DO UPDATE SET uai = ?2, updated_at = ?3"));
+            PARC_RETURN_IF_ERROR(up.BindAll(p.serial, p.uai, Unix(now)).Run());
+            if (exists) {
+              ++counts.updated;
+            } else {
+              ++counts.inserted;
+            }
+          }
+          PARC_ASSIGN_OR_RETURN(
+              Statement place,
+              db->Prepare("UPDATE devices SET uai = ? WHERE serial = ? AND uai IS NULL"));
+          PARC_RETURN_IF_ERROR(place.BindAll(p.uai, p.serial).Run());
+          counts.placed_devices += U32(db->Changes());
+        }
+        return counts;
+      },
+      [this, done = std::move(done)](absl::StatusOr<ImportCounts> r) {
+        cache_.InvalidateDevices();  // devices placed in an establishment
+        done(std::move(r));
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
+  std::string current = in.current_device_id;
+  SubmitFor<EnrollOutcome>(
+      [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
+        PARC_ASSIGN_OR_RETURN(EnrollmentTokenRecord token,
+                              UsableToken(db, in.token_id, in.token_secret_hash, in.now));
+
+        // Where a new device goes: the token's establishment, else the supplier's delivery
+        // list.
+        std::string uai = token.uai;
+        std::string delivered_to;
+        if (!in.serial.empty()) {
+          PARC_ASSIGN_OR_RETURN(Statement pre,
+                                db->Prepare("SELECT uai FROM preassignments WHERE serial = ?"));
+          pre.Bind(1, in.serial);
+          PARC_ASSIGN_OR_RETURN(bool has, pre.Step());
+          if (has) delivered_to = pre.Text(0);
+        }
+        if (uai.empty()) uai = delivered_to;
+
+        EnrollOutcome out;
+        PARC_ASSIGN_OR_RETURN(
+            Statement existing,
+            db->Prepare("SELECT id, coalesce(uai, ''), kind_source, secret_hash FROM devices "
+                        "WHERE hw_key = ?"));
+        existing.Bind(1, in.hw_key);
+        PARC_ASSIGN_OR_RETURN(bool known, existing.Step());
+        const int64_t now = Unix(in.now);
+        const std::string kind_source = in.kind_from_technician ? "technician" : "detected";
+        if (known) {
+          out.device_id = existing.Text(0);
+          out.reenrolled = true;
+          const std::string current_uai = existing.Text(1);
+          // Re-keying an enrolled device locks its current agent out: only the device itself
+          // (its credential) or a technician's re-enrollment token may do it.
+          const bool holds_credential =
+              in.current_device_id == out.device_id && !in.current_secret_hash.empty() &&
+              common::ConstantTimeEquals(existing.Text(3), in.current_secret_hash);
+          const bool approved = token.reenroll && (token.uai.empty() || token.uai == current_uai);
+          if (!holds_credential && !approved) {
+            return absl::PermissionDeniedError(absl::StrCat(
+                "this hardware is already enrolled as device ", out.device_id,
+                ": enrolling it again needs its current credential (the agent's state) or a "
+                "re-enrollment token from a technician of its establishment (parcctl tokens "
+                "create --uai <its UAI> --reenroll)"));
+          }
+          // A re-enrollment never moves a device: it stays where it is (delivery lists and
+          // operators move devices). An unassigned device takes its delivery-list place.
+          uai = current_uai.empty() ? delivered_to : current_uai;
+          bool keep_kind = !in.kind_from_technician && existing.Text(2) == "technician";
+          PARC_ASSIGN_OR_RETURN(
+              Statement up,
+              db->Prepare("UPDATE devices SET secret_hash = ?1, uai = nullif(?2, ''), "
+                          "kind = CASE WHEN ?3 THEN kind ELSE ?4 END, "
+                          "kind_source = CASE WHEN ?3 THEN kind_source ELSE ?5 END, "
+                          "hostname = ?6, agent_version = ?7, last_enrolled_at = ?8, "
+                          "enroll_count = enroll_count + 1, token_id = ?9, serial = ?10, "
+                          "inventory_hash = '' WHERE id = ?11"));
+          PARC_RETURN_IF_ERROR(up.BindAll(in.secret_hash, uai, keep_kind,
+                                          static_cast<int64_t>(in.kind), kind_source, in.hostname,
+                                          in.agent_version, now, token.id, in.serial, out.device_id)
+                                   .Run());
+        } else {
+          out.device_id = in.new_device_id;
+          PARC_ASSIGN_OR_RETURN(
+              Statement ins,
+              db->Prepare("INSERT INTO devices(id, secret_hash, hw_key, serial, uai, kind, "
+                          "kind_source, hostname, agent_version, enrolled_at, last_enrolled_at, "
+                          "token_id) VALUES (?1, ?2, ?3, ?4, nullif(?5, ''), ?6, ?7, ?8, ?9, "
+                          "?10, ?10, ?11)"));
+          PARC_RETURN_IF_ERROR(ins.BindAll(out.device_id, in.secret_hash, in.hw_key, in.serial, uai,
+                                           static_cast<int64_t>(in.kind), kind_source, in.hostname,
+                                           in.agent_version, now, token.id)
+                                   .Run());
+        }
+        PARC_ASSIGN_OR_RETURN(Statement use,
+                              db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
+                                          "WHERE id = ?"));
+        PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
+        out.uai = uai;
+        if (!uai.empty()) {
+          PARC_ASSIGN_OR_RETURN(Statement name,
+                                db->Prepare("SELECT name FROM establishments WHERE uai = ?"));
+          name.Bind(1, uai);
+          PARC_ASSIGN_OR_RETURN(bool has, name.Step());
+          if (has) out.establishment_name = name.Text(0);
+        }
+        return out;
+      },
+      [this, current = std::move(current),
+       done = std::move(done)](absl::StatusOr<EnrollOutcome> outcome) {
+        // A new secret, or a device placed: what check-ins read of it changed.
+        if (outcome.ok()) cache_.InvalidateDevice(outcome->device_id);
+        if (!current.empty()) cache_.InvalidateDevice(current);
+        done(std::move(outcome));
+      });
+}
+
+absl::StatusOr<EnrollmentTokenRecord> SqliteStore::CheckEnrollmentToken(
+    const std::string& id, const std::string& secret_hash, absl::Time now) {
+  ReaderLease db = AcquireReader();
+  return UsableToken(db.get(), id, secret_hash, now);
+}
+
+}  // namespace parc::server

@@ -1,0 +1,157 @@
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/software_sets.h"
+#include "server/sqlite/rows.h"
+#include "server/sqlite/scope_sql.h"
+#include "server/sqlite_store.h"
+#include "server/sqlite_util.h"
+
+namespace parc::server {
+
+using common::Database;
+using common::Statement;
+using sqlite::DeviceFromRow;
+using sqlite::EstablishmentFromRow;
+using sqlite::kDeviceSelect;
+using sqlite::kEstablishmentColumns;
+using sqlite::kTokenColumns;
+using sqlite::TokenFromRow;
+using sqlite::UsableToken;
+using sqlite_util::FromUnix;
+using sqlite_util::SetTimestamp;
+using sqlite_util::U32;
+using sqlite_util::Unix;
+
+namespace {
+
+constexpr char kOperatorSelect[] =
+    "SELECT id, name, secret_hash, role, scope, created_at, revoked_at FROM operators ";
+
+OperatorRecord OperatorFromRow(const Statement& st) {
+  OperatorRecord op;
+  op.id = st.Text(0);
+  op.name = st.Text(1);
+  op.secret_hash = st.Text(2);
+  op.role = st.Text(3);
+  op.scope = st.Text(4);
+  op.created_at = FromUnix(st.Int(5));
+  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
+  return op;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Operators
+
+void SqliteStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [op = std::move(op)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO operators(id, name, secret_hash, role, scope, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)"));
+        absl::Status s =
+            st.BindAll(op.id, op.name, op.secret_hash, op.role, op.scope, Unix(op.created_at))
+                .Run();
+        if (absl::IsFailedPrecondition(s)) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("an operator named \"", op.name, "\" already exists"));
+        }
+        PARC_RETURN_IF_ERROR(s);
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<OperatorRecord> SqliteStore::GetOperator(const std::string& id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT id, name, secret_hash, role, scope, created_at, "
+                                    "revoked_at FROM operators WHERE id = ?"));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return absl::NotFoundError("operator not found");
+  OperatorRecord op;
+  op.id = st.Text(0);
+  op.name = st.Text(1);
+  op.secret_hash = st.Text(2);
+  op.role = st.Text(3);
+  op.scope = st.Text(4);
+  op.created_at = FromUnix(st.Int(5));
+  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
+  return op;
+}
+
+absl::StatusOr<int64_t> SqliteStore::CountOperators() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT count(*) FROM operators"));
+  PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.Int(0) : 0;
+}
+
+absl::StatusOr<std::vector<OperatorRecord>> SqliteStore::ListOperators() {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat(kOperatorSelect, "ORDER BY created_at, name")));
+  return common::CollectRows(st, OperatorFromRow);
+}
+
+void SqliteStore::RevokeOperator(std::string id_or_name, absl::Time now,
+                                 StoreCallback<OperatorRecord> done) {
+  SubmitFor<OperatorRecord>(
+      [id_or_name = std::move(id_or_name), now](Database* db) -> absl::StatusOr<OperatorRecord> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement up, db->Prepare("UPDATE operators SET revoked_at = coalesce(revoked_at, ?1) "
+                                      "WHERE id = ?2 OR name = ?2"));
+        PARC_RETURN_IF_ERROR(up.BindAll(Unix(now), id_or_name).Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement st, db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?1 OR name = ?1")));
+        st.Bind(1, id_or_name);
+        PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) return absl::NotFoundError(absl::StrCat("no operator \"", id_or_name, "\""));
+        return OperatorFromRow(st);
+      },
+      std::move(done));
+}
+
+void SqliteStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [e = std::move(e)](Database* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement st,
+            db->Prepare("INSERT INTO audit(at, operator_id, operator_name, action, target, "
+                        "outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(st.BindAll(Unix(e.at), e.operator_id, e.operator_name, e.action,
+                                        e.target, e.outcome, e.detail.substr(0, 1024))
+                                 .Run());
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since,
+                                                                const std::string& operator_name,
+                                                                uint32_t limit) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT at, operator_id, operator_name, action, target, outcome, detail "
+                  "FROM audit WHERE at >= ?1 AND (?2 = '' OR operator_name = ?2) "
+                  "ORDER BY id DESC LIMIT ?3"));
+  st.BindAll(Unix(since), operator_name, limit);
+  return common::CollectRows(st, [](const Statement& row) {
+    return AuditRecord{FromUnix(row.Int(0)), row.Text(1), row.Text(2), row.Text(3),
+                       row.Text(4),          row.Text(5), row.Text(6)};
+  });
+}
+
+}  // namespace parc::server

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/sqlite.h"
+#include "parc/v1/admin.pb.h"
+#include "server/store.h"
+
+// Rows read by several of the SQLite store's files: the columns selected and the readers of
+// one row.
+namespace parc::server::sqlite {
+
+inline constexpr char kEstablishmentColumns[] =
+    "uai, name, type, category, sector, commune_code, commune_name, departement, academie, "
+    "collectivite_kind, collectivite_code, collectivite_name, tags";
+inline constexpr char kTokenColumns[] =
+    "id, secret_hash, coalesce(uai, ''), created_at, expires_at, max_uses, uses, revoked_at, "
+    "note, created_by, reenroll";
+inline constexpr char kDeviceSelect[] =
+    "SELECT d.id, d.serial, coalesce(d.uai, ''), coalesce(e.name, ''), "
+    "coalesce(e.departement, ''), d.kind, d.kind_source, d.manufacturer, d.model, d.hostname, "
+    "d.os, d.agent_version, d.enrolled_at, d.last_enrolled_at, d.last_seen_at, "
+    "d.inventory_at, d.inventory_hash, d.software_hash, coalesce(s.package_count, 0), "
+    "d.enroll_count "
+    "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
+    "LEFT JOIN software_sets s ON s.hash = d.software_hash ";
+
+parc::v1::Establishment EstablishmentFromRow(const common::Statement& st);
+EnrollmentTokenRecord TokenFromRow(const common::Statement& st);
+parc::v1::Device DeviceFromRow(const common::Statement& st);
+// "2026-11-29 12:00 UTC".
+std::string FormatUtc(absl::Time t);
+// The token with this id if its secret matches and it may enroll one more device now.
+[[nodiscard]] absl::StatusOr<EnrollmentTokenRecord> UsableToken(common::Database* db,
+                                                                const std::string& id,
+                                                                const std::string& secret_hash,
+                                                                absl::Time now);
+
+}  // namespace parc::server::sqlite
