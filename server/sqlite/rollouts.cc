@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "parc/v1/bundle.pb.h"
+#include "server/rollout_policy.h"
 #include "server/sqlite/scope_sql.h"
 #include "server/sqlite_store.h"
 #include "server/sqlite_util.h"
@@ -282,20 +283,7 @@ void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::st
       [id = std::move(id), action = std::move(action), reason = std::move(reason),
        now](Database* db) -> absl::StatusOr<RolloutRecord> {
         PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db, id));
-        std::string next;
-        if (action == "start" && r.state == "draft") {
-          next = "running";
-        } else if (action == "pause" && r.state == "running") {
-          next = "paused";
-        } else if (action == "resume" && r.state == "paused") {
-          next = "running";
-        } else if (action == "cancel" &&
-                   (r.state == "draft" || r.state == "running" || r.state == "paused")) {
-          next = "cancelled";
-        } else {
-          return absl::FailedPreconditionError(
-              absl::StrCat("cannot ", action, " rollout ", id, ": it is ", r.state));
-        }
+        PARC_ASSIGN_OR_RETURN(std::string next, NextRolloutState(r, action));
         PARC_ASSIGN_OR_RETURN(
             Statement up,
             db->Prepare("UPDATE rollouts SET state = ?1, state_reason = ?2, "
@@ -406,70 +394,16 @@ void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
   RolloutRecord r = *std::move(loaded);
   if (r.state != "running") return done(std::move(r));
   if (!counts.ok()) return done(counts.status());
-  std::vector<EstablishmentCounts> waves(r.wave_count);
-  std::map<std::string, std::pair<uint32_t, std::string>> errors;
-  for (const auto& c : *counts) {
-    if (c.wave >= waves.size()) continue;
-    auto& w = waves[c.wave];
-    w.targeted += c.targeted;
-    w.installed += c.installed;
-    w.failed += c.failed;
-    if (c.wave <= r.current_wave) {
-      for (const auto& e : c.errors) {
-        errors[e.reason].first += e.devices;
-        errors[e.reason].second = e.example;
-      }
-    }
-  }
-  uint32_t started_targeted = 0, started_failed = 0;
-  for (uint32_t w = 0; w <= r.current_wave && w < waves.size(); ++w) {
-    started_targeted += waves[w].targeted;
-    started_failed += waves[w].failed;
-  }
-  std::string next_state = r.state, reason = r.state_reason;
-  uint32_t wave = r.current_wave;
-  bool too_many =
-      started_failed > 0 &&
-      ((r.max_failures_count > 0 && started_failed >= r.max_failures_count) ||
-       (r.max_failures_percent > 0 &&
-        uint64_t{started_failed} * 100 > uint64_t{r.max_failures_percent} * started_targeted));
-  if (too_many) {
-    auto worst = std::max_element(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
-      return a.second.first < b.second.first;
-    });
-    next_state = "paused";
-    reason = absl::StrCat(
-        "paused automatically: ", started_failed, " of ", started_targeted,
-        " devices of the started waves failed, over the limit of ",
-        r.max_failures_count > 0 ? absl::StrCat(r.max_failures_count, " devices")
-                                 : absl::StrCat(r.max_failures_percent, "%"),
-        worst == errors.end()
-            ? ""
-            : absl::StrCat("; most common error: ", worst->first, " (", worst->second.first,
-                           " devices), e.g. ", worst->second.second));
-  } else {
-    auto reached = [&](const EstablishmentCounts& w) {
-      return uint64_t{w.installed} * 100 >= uint64_t{r.success_percent} * w.targeted;
-    };
-    while (wave + 1 < r.wave_count && reached(waves[wave])) ++wave;
-    uint32_t targeted = 0, installed = 0;
-    for (const auto& w : waves) {
-      targeted += w.targeted;
-      installed += w.installed;
-    }
-    if (wave + 1 == r.wave_count && installed == targeted) {
-      next_state = "completed";
-      reason = absl::StrCat("every targeted device (", targeted, ") installed");
-    }
-  }
-  if (next_state == r.state && wave == r.current_wave) return done(std::move(r));
+  RolloutDecision d = DecideRollout(r, *counts);
+  if (!d.changed) return done(std::move(r));
   SubmitFor<RolloutRecord>(
-      [r, next_state, reason, wave](Database* db) -> absl::StatusOr<RolloutRecord> {
+      [r, d](Database* db) -> absl::StatusOr<RolloutRecord> {
         PARC_ASSIGN_OR_RETURN(
             Statement up,
             db->Prepare("UPDATE rollouts SET state = ?, state_reason = ?, current_wave = ? "
                         "WHERE id = ? AND state = 'running' AND current_wave = ?"));
-        PARC_RETURN_IF_ERROR(up.BindAll(next_state, reason, wave, r.id, r.current_wave).Run());
+        PARC_RETURN_IF_ERROR(
+            up.BindAll(d.state, d.reason, d.current_wave, r.id, r.current_wave).Run());
         return LoadRollout(db, r.id);
       },
       AfterRolloutWrite(std::move(done)));
