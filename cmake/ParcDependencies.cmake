@@ -12,6 +12,7 @@ find_package(spdlog CONFIG REQUIRED)
 find_path(TOMLPP_INCLUDE_DIR toml++/toml.h REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 
 # Header-only libraries shipped by Debian without CMake packages.
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)

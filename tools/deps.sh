@@ -11,7 +11,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libasio-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev openssl
   libgtest-dev libgmock-dev libcli11-dev libcpp-httplib-dev libarchive-dev
-  libspdlog-dev libtomlplusplus-dev
+  libspdlog-dev libtomlplusplus-dev libpq-dev
 )
 if [ "${1:-}" = "--package" ]; then
   PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap)
@@ -23,7 +23,7 @@ if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev)
 fi
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium prometheus curl)
+  PACKAGES+=(chromium prometheus curl postgresql)
   command -v node >/dev/null || PACKAGES+=(nodejs npm)
 fi
 
