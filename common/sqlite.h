@@ -7,7 +7,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -79,37 +78,6 @@ class Statement {
   sqlite3_stmt* stmt_;
   bool stepped_ = false;
 };
-
-// Steps through every row of st, calling read(st) for each; returns what read returned, in
-// row order. The one loop over rows the stores use.
-template <typename Read>
-[[nodiscard]] auto CollectRows(Statement& st, Read read)
-    -> absl::StatusOr<std::vector<decltype(read(st))>> {
-  std::vector<decltype(read(st))> out;
-  while (true) {
-    absl::StatusOr<bool> row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
-    out.push_back(read(st));
-  }
-}
-
-// Steps through every row of st, calling visit(st) for each; stops at the first error visit
-// returns (absl::Status) or at the end.
-template <typename Visit>
-[[nodiscard]] absl::Status ForEachRow(Statement& st, Visit visit) {
-  while (true) {
-    absl::StatusOr<bool> row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return absl::OkStatus();
-    if constexpr (std::is_same_v<decltype(visit(st)), void>) {
-      visit(st);
-    } else {
-      absl::Status status = visit(st);
-      if (!status.ok()) return status;
-    }
-  }
-}
 
 // One SQLite connection with a cache of prepared statements. Not thread-safe: each thread
 // uses its own connection.

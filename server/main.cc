@@ -35,6 +35,9 @@ int Run(int argc, char** argv) {
   app.add_option("--data-dir", options.data_dir,
                  "Directory holding the database, TLS material and bootstrap admin token")
       ->required();
+  app.add_option("--database", options.database,
+                 "PostgreSQL database instead of the SQLite file in --data-dir: a libpq URI "
+                 "(postgresql://parc@db.example/parc) or connection string");
   app.add_option("--listen", options.listen, "Address to listen on, HOST:PORT (port 0: any)")
       ->capture_default_str();
   app.add_option("--tls-cert", options.tls_cert,
@@ -108,7 +111,8 @@ int Run(int argc, char** argv) {
     return 1;
   }
   auto& s = **server;
-  std::cout << "parc-server " << PARC_VERSION << ": data in " << options.data_dir << "\n";
+  std::cout << "parc-server " << PARC_VERSION << ": data in " << options.data_dir
+            << (options.database.empty() ? "" : ", database on PostgreSQL") << "\n";
   if (!s.ca_path().empty()) {
     std::cout << "parc-server: agents and parcctl must trust the CA certificate " << s.ca_path()
               << "\n";

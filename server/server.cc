@@ -47,10 +47,11 @@ absl::Status Server::Init() {
   PARC_RETURN_IF_ERROR(common::MakeDirs(options_.data_dir, 0700));
   PARC_RETURN_IF_ERROR(LockDataDir());
 
-  SqliteStore::Options sopts;
+  SqlStore::Options sopts;
   sopts.path = options_.data_dir + "/parc.db";
+  sopts.postgres = options_.database;
   sopts.readers = options_.store_readers;
-  PARC_ASSIGN_OR_RETURN(store_, SqliteStore::Open(sopts));
+  PARC_ASSIGN_OR_RETURN(store_, SqlStore::Open(sopts));
   PARC_RETURN_IF_ERROR(EnsureBootstrapAdmin());
 
   PARC_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts"));

@@ -19,13 +19,16 @@
 #include "server/artifact_store.h"
 #include "server/dashboard.h"
 #include "server/metrics.h"
-#include "server/sqlite_store.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 
 struct ServerOptions {
   // Holds the database (parc.db), TLS material (tls/) and the bootstrap admin token.
   std::string data_dir;
+  // PostgreSQL instead of data_dir/parc.db, when set: a libpq connection string or URI
+  // (postgresql://parc@db.example/parc).
+  std::string database;
   std::string listen = "0.0.0.0:8443";
   // Operator-supplied certificate chain and key; otherwise a private CA is created.
   std::string tls_cert;
@@ -69,7 +72,7 @@ class Server {
   // File holding the bootstrap admin token (written on first start only).
   std::string admin_token_path() const { return options_.data_dir + "/admin.token"; }
   bool created_admin_token() const { return created_admin_token_; }
-  SqliteStore* store() const { return store_.get(); }
+  SqlStore* store() const { return store_.get(); }
   // The HTTPS port of artifacts, the dashboard, /metrics and /healthz.
   int artifact_port() const { return artifact_http_ ? artifact_http_->port() : 0; }
   int web_port() const { return artifact_port(); }
@@ -105,7 +108,7 @@ class Server {
 
   ServerOptions options_;
   Metrics metrics_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<SqlStore> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<RolloutActions> rollout_actions_;
   std::unique_ptr<Dashboard> dashboard_;

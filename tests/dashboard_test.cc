@@ -81,9 +81,8 @@ TEST(HtmlTest, StringsAreTextAndOnlyLiteralsAreMarkup) {
 TEST_F(DashboardTest, AnEstablishmentListsItsDevicesByPagesSortedAndFilteredByTheStore) {
   {
     // 200 laptops and 30 tablets in one lycée, written as enrollments would leave them.
-    common::Database::Options o;
-    auto db = common::Database::Open(dir_.Sub("server/parc.db"), o);
-    ASSERT_TRUE(db.ok()) << db.status();
+    auto db = server_->OpenDatabase();
+    ASSERT_NE(db, nullptr);
     std::string sql = "BEGIN;";
     for (int i = 0; i < 230; ++i) {
       absl::StrAppend(&sql,
@@ -93,7 +92,7 @@ TEST_F(DashboardTest, AnEstablishmentListsItsDevicesByPagesSortedAndFilteredByTh
                       i < 200 ? 1 : 2, ", 'S", absl::StrFormat("%03d", i), "', 'pc-",
                       absl::StrFormat("%03d", i), "', 1790000000, 1790000000, 1790000000);");
     }
-    ASSERT_TRUE((*db)->Exec(sql + "COMMIT;").ok());
+    ASSERT_TRUE(db->Exec(sql + "COMMIT;").ok());
   }
   int status = 0;
   std::string html = Page("/etablissement/0310036W", &status);

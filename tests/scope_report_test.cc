@@ -241,9 +241,9 @@ TEST_F(ScopeTest, DeploymentReportsAreBoundToTheDevicesRolloutsAndBundle) {
       << unknown.error_message();
   // Valid reports, sent 30 times, keep one row per package.
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(report(rollout_, {"ok"}).ok());
-  auto db = common::Database::Open(dir_.Sub("server/parc.db"), {});
-  ASSERT_TRUE(db.ok());
-  auto count = (*db)->Prepare("SELECT count(*) FROM deployment_packages WHERE device_id = ?");
+  auto db = server_->OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  auto count = db->Prepare("SELECT count(*) FROM deployment_packages WHERE device_id = ?");
   ASSERT_TRUE(count.ok());
   count->Bind(1, (*identity)->device_id);
   ASSERT_TRUE(*count->Step());

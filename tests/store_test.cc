@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <future>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -13,7 +14,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/establishment_import.h"
-#include "server/sqlite_store.h"
+#include "server/sql_store.h"
+#include "server/sqlite/schema.h"
 #include "tests/test_util.h"
 
 namespace parc::server {
@@ -28,11 +30,18 @@ absl::StatusOr<T> Wait(std::function<void(StoreCallback<T>)> submit) {
   return p.get_future().get();
 }
 
-std::unique_ptr<SqliteStore> OpenStore(const std::string& path) {
-  SqliteStore::Options o;
+// The store at path: a SQLite file, or on PostgreSQL (PARC_TEST_DATABASE=postgresql) a
+// database of its own for each path, the same one when the path is opened again.
+std::unique_ptr<SqlStore> OpenStore(const std::string& path) {
+  static std::map<std::string, std::string> databases;
+  SqlStore::Options o;
   o.path = path;
+  if (parc::testing::TestOnPostgres()) {
+    if (databases[path].empty()) databases[path] = parc::testing::NewTestDatabase();
+    o.postgres = databases[path];
+  }
   o.readers = 2;
-  auto store = SqliteStore::Open(o);
+  auto store = SqlStore::Open(o);
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(*store) : nullptr;
 }
@@ -67,7 +76,9 @@ EnrollInput Enrollment(const std::string& token_id, const std::string& hw_key,
   return in;
 }
 
-TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
+TEST(SqlStore, MigratesAnEmptyFileAndReopens) {
+  // Writes the SQLite file directly; postgres_test covers PostgreSQL's schema and counts.
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
   TempDir dir;
   const std::string path = dir.Sub("parc.db");
   const absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -83,7 +94,7 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
     common::Database::Options o;
     auto db = common::Database::Open(path, o);
     ASSERT_TRUE(db.ok());
-    EXPECT_EQ(*common::SchemaVersion(db->get()), SqliteStore::Migrations().back().version);
+    EXPECT_EQ(*common::SchemaVersion(db->get()), sqlite::Migrations().back().version);
   }
   auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
@@ -103,7 +114,7 @@ TEST(SqliteStore, MigratesAnEmptyFileAndReopens) {
   EXPECT_EQ(store->ListEstablishments({}, Scope::Region())->size(), 9u);
 }
 
-TEST(SqliteStore, RefusesANewerSchemaAndNonDatabaseFiles) {
+TEST(SqlStore, RefusesANewerSchemaAndNonDatabaseFiles) {
   TempDir dir;
   {
     common::Database::Options o;
@@ -111,21 +122,21 @@ TEST(SqliteStore, RefusesANewerSchemaAndNonDatabaseFiles) {
     ASSERT_TRUE(db.ok());
     ASSERT_TRUE((*db)->Exec("PRAGMA user_version=999").ok());
   }
-  SqliteStore::Options o;
+  SqlStore::Options o;
   o.path = dir.Sub("new.db");
-  auto store = SqliteStore::Open(o);
+  auto store = SqlStore::Open(o);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find("newer"), absl::string_view::npos);
 
   parc::testing::WriteFile(dir.Sub("garbage.db"), std::string(8192, 'x'));
   o.path = dir.Sub("garbage.db");
-  store = SqliteStore::Open(o);
+  store = SqlStore::Open(o);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
 }
 
-TEST(SqliteStore, GroupCommitsConcurrentWritesAndIsolatesFailures) {
+TEST(SqlStore, GroupCommitsConcurrentWritesAndIsolatesFailures) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   const absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -164,17 +175,17 @@ TEST(SqliteStore, GroupCommitsConcurrentWritesAndIsolatesFailures) {
   EXPECT_LT(store->batches_committed(), store->writes_applied());
 }
 
-TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
+TEST(SqlStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
   TempDir dir;
   const absl::Time now = absl::FromUnixSeconds(1790000000);
-  SqliteStore::Options o;
+  SqlStore::Options o;
   o.path = dir.Sub("parc.db");
   o.readers = 2;
   o.checkpoint_pages = 16;   // 64 KiB
   o.wal_restart_pages = 64;  // 256 KiB
   constexpr int kDevices = 400;
   {
-    auto store = SqliteStore::Open(o);
+    auto store = SqlStore::Open(o);
     ASSERT_TRUE(store.ok()) << store.status();
     ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
                   (*store)->UpsertEstablishments(FixtureEstablishments(), now, cb);
@@ -207,7 +218,7 @@ TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
     EXPECT_LT(st.st_size, 2 << 20);
   }
   // Reopened: every device with its last check-in.
-  auto store = SqliteStore::Open(o);
+  auto store = SqlStore::Open(o);
   ASSERT_TRUE(store.ok()) << store.status();
   DeviceFilter all(Scope::Region());
   all.limit = 10000;
@@ -217,7 +228,7 @@ TEST(SqliteStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
   for (const auto& d : *devices) EXPECT_EQ(d.agent_version(), "1.4") << d.id();
 }
 
-TEST(SqliteStore, PreassignmentIsAllOrNothing) {
+TEST(SqlStore, PreassignmentIsAllOrNothing) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   const absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -237,7 +248,7 @@ TEST(SqliteStore, PreassignmentIsAllOrNothing) {
   EXPECT_EQ(r->inserted, 1u);
 }
 
-TEST(SqliteStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
+TEST(SqlStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   const absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -316,7 +327,7 @@ TEST(SqliteStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   EXPECT_EQ(applied->inserted, 1u);
 }
 
-TEST(SqliteStore, RetentionKeepsEachDevicesLatestInventory) {
+TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -401,7 +412,7 @@ TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   EXPECT_FALSE(cache.GetAssignment("0310036W", 1).has_value());
 }
 
-TEST(SqliteStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
+TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -443,7 +454,7 @@ TEST(SqliteStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   EXPECT_EQ(store->GetDeviceAuth("d1").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(SqliteStore, InventoryWithoutSoftwareNeedsAKnownSet) {
+TEST(SqlStore, InventoryWithoutSoftwareNeedsAKnownSet) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -493,7 +504,9 @@ TEST(Sqlite, AStatementCanBeBoundAndRunRepeatedly) {
 namespace parc::server {
 namespace {
 
-TEST(SqliteStore, CloseSoftwareListsAreStoredAsDeltas) {
+TEST(SqlStore, CloseSoftwareListsAreStoredAsDeltas) {
+  // Reads the SQLite file directly to see how lists are stored.
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));
   absl::Time now = absl::FromUnixSeconds(1790000000);
@@ -552,7 +565,9 @@ TEST(SqliteStore, CloseSoftwareListsAreStoredAsDeltas) {
 // The deployment report reads counts kept by triggers; whatever writes the devices and
 // deployments (here: random SQL on another connection, a v4 database migrated with data in it),
 // the report must equal the one computed from the rows themselves.
-TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
+TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
+  // Writes the SQLite file directly; postgres_test covers PostgreSQL's schema and counts.
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
   TempDir dir;
   const std::string path = dir.Sub("parc.db");
   const int64_t day = 86400, t0 = 1790000000;
@@ -612,8 +627,8 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
     common::Database::Options o;
     auto db = common::Database::Open(path, o);
     ASSERT_TRUE(db.ok());
-    std::vector<common::Migration> v4(SqliteStore::Migrations().begin(),
-                                      SqliteStore::Migrations().begin() + 4);
+    std::vector<common::Migration> v4(sqlite::Migrations().begin(),
+                                      sqlite::Migrations().begin() + 4);
     ASSERT_TRUE(common::Migrate(db->get(), v4).ok());
     for (size_t i = 0; i < uais.size(); ++i) {
       exec(db->get(),
@@ -746,13 +761,13 @@ TEST(SqliteStore, DeploymentReportCountsFollowEveryWrite) {
 namespace parc::server {
 namespace {
 
-TEST(SqliteStore, TheWriteQueueIsBoundedAndSaysWhenToComeBack) {
+TEST(SqlStore, TheWriteQueueIsBoundedAndSaysWhenToComeBack) {
   TempDir dir;
-  SqliteStore::Options o;
+  SqlStore::Options o;
   o.path = dir.Sub("parc.db");
   o.readers = 1;
   o.max_queued_writes = 4;
-  auto store = SqliteStore::Open(o);
+  auto store = SqlStore::Open(o);
   ASSERT_TRUE(store.ok());
   const absl::Time now = absl::FromUnixSeconds(1790000000);
   std::atomic<int> ok{0}, busy{0}, other{0};

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,9 @@
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "gtest/gtest.h"
+#include "server/postgres/sql_connection.h"
+#include "server/sqlite/connection.h"
+#include "tests/postgres_server.h"
 #include "tools/bundle/bundle_tool.h"
 #include "tools/parcctl/ctl.h"
 
@@ -55,9 +60,39 @@ void CopyTree(const std::string& from, const std::string& to) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
+bool TestOnPostgres() {
+  const char* engine = std::getenv("PARC_TEST_DATABASE");
+  return engine != nullptr && std::string(engine) == "postgresql";
+}
+
+std::string NewTestDatabase() {
+  if (!TestOnPostgres()) return "";
+  auto info = PostgresServer::Shared().CreateDatabase();
+  EXPECT_TRUE(info.ok()) << info.status();
+  return info.ok() ? *info : "";
+}
+
+namespace {
+
+// On PostgreSQL, each server data directory has its database, found again by a server started
+// later on the same directory (as the SQLite file would be).
+std::string DatabaseOf(const std::string& data_dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> databases;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string& db = databases[data_dir];
+  if (db.empty()) db = NewTestDatabase();
+  return db;
+}
+
+}  // namespace
+
 TestServer::TestServer(const std::string& data_dir, int port,
                        std::function<void(server::ServerOptions&)> customize)
-    : data_dir_(data_dir), port_(port), customize_(std::move(customize)) {
+    : data_dir_(data_dir),
+      database_(DatabaseOf(data_dir)),
+      port_(port),
+      customize_(std::move(customize)) {
   Start();
 }
 
@@ -66,6 +101,7 @@ TestServer::~TestServer() { Stop(); }
 void TestServer::Start() {
   server::ServerOptions options;
   options.data_dir = data_dir_;
+  options.database = database_;
   options.listen = absl::StrCat("127.0.0.1:", port_);
   options.clock = &clock_;
   options.agent.checkin_interval = absl::Seconds(60);
@@ -90,6 +126,19 @@ void TestServer::Stop() {
 void TestServer::Restart() {
   Stop();
   Start();
+}
+
+std::unique_ptr<server::sql::Connection> TestServer::OpenDatabase() const {
+  if (!database_.empty()) {
+    auto db = server::pg::Connection::Open(database_);
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) return nullptr;
+    return std::make_unique<server::pg::SqlConnection>(std::move(*db));
+  }
+  auto db = common::Database::Open(data_dir_ + "/parc.db", {});
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return nullptr;
+  return std::make_unique<server::sqlite::Connection>(std::move(*db));
 }
 
 std::string TestServer::ca_pem() const { return ReadFileOrDie(ca_path()); }

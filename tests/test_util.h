@@ -11,6 +11,7 @@
 #include "parc/v1/admin.grpc.pb.h"
 #include "parc/v1/agent.grpc.pb.h"
 #include "server/server.h"
+#include "server/sql/sql.h"
 
 namespace parc::testing {
 
@@ -37,7 +38,14 @@ std::string ReadFileOrDie(const std::string& path);
 // cp -a from to (to must not exist).
 void CopyTree(const std::string& from, const std::string& to);
 
-// A parc-server on 127.0.0.1 (port 0 unless given) over TLS, with a fake clock.
+// The engine the tests' stores and servers run on: SQLite (the default) or, with
+// PARC_TEST_DATABASE=postgresql in the environment, PostgreSQL (tests/postgres_server.h).
+bool TestOnPostgres();
+// A new empty PostgreSQL database (connection string) when TestOnPostgres(), else "".
+std::string NewTestDatabase();
+
+// A parc-server on 127.0.0.1 (port 0 unless given) over TLS, with a fake clock, on the test
+// engine (TestOnPostgres).
 class TestServer {
  public:
   explicit TestServer(const std::string& data_dir, int port = 0,
@@ -60,6 +68,10 @@ class TestServer {
   static std::unique_ptr<grpc::ClientContext> Context(const std::string& bearer = "");
   std::unique_ptr<grpc::ClientContext> AdminContext() const { return Context(admin_token_); }
 
+  // A connection of its own to the server's database (the SQLite file or the PostgreSQL
+  // database), for tests that write or read rows directly, in SQL both engines accept.
+  std::unique_ptr<server::sql::Connection> OpenDatabase() const;
+
   // Imports tests/data/annuaire-occitanie.csv.
   void ImportFixtureEstablishments();
   // Creates an enrollment token; uai "" for region-wide.
@@ -70,6 +82,8 @@ class TestServer {
  private:
   void Start();
   std::string data_dir_;
+  // PostgreSQL database, kept across restarts; "" on SQLite.
+  std::string database_;
   int port_;
   std::function<void(server::ServerOptions&)> customize_;
   common::FakeClock clock_;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Parc with AddressSanitizer and UndefinedBehaviorSanitizer, warnings as errors, and
-# runs every test. Installs its own dependencies (Debian 12, as root or with sudo).
+# runs every test, on SQLite and again on PostgreSQL. Installs its own dependencies (Debian 12, as root or with sudo).
 #
 #   tools/test.sh            # build/asan, all tests
 #   BUILD_DIR=... tools/test.sh
@@ -21,6 +21,13 @@ cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DPARC_SANITIZE=address,undefined >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
+# The test binaries whose servers and stores follow PARC_TEST_DATABASE.
+POSTGRES_TESTS='^(SqlStore|Postgres|IntegrationTest|ProvisioningTest|ScopeTest|DashboardTest|CheckIn|AgentCycle|AgentDaemon|AgentFaultTest|AgentFront|ServerFault|DeployerTest|CtlTest|TokenTest|HttpGuardTest|Downloader)\.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Every test on the embedded default, SQLite; then the tests of the store, the services, the
+# dashboard and the agents again on PostgreSQL (a private server each test process starts:
+# tests/postgres_server.h), except those that read the SQLite file itself.
 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure --timeout 600
+PARC_TEST_DATABASE=postgresql ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure \
+  --timeout 600 -R "$POSTGRES_TESTS"

@@ -10,29 +10,34 @@
 #include <thread>
 #include <vector>
 
-#include "common/sqlite.h"
 #include "server/checkin_cache.h"
 #include "server/software_sets.h"
-#include "server/sqlite/engine.h"
+#include "server/sql/engine.h"
 #include "server/store.h"
 
 namespace parc::server {
 
-// Store on one SQLite file in WAL mode: the engine (server/sqlite/engine.h: one writer with
-// group commit, a pool of readers, a background checkpointer), the schema and its migrations
-// (server/sqlite/schema.cc), and the SQL of each aggregate in its own file
-// (server/sqlite/*.cc: operators and audit, establishments, enrollment, devices, bundles and
-// rollouts, reports). This class holds what spans them: the check-in cache and the queue of
-// check-ins written behind.
-class SqliteStore final : public Store {
+// The store on SQL, on either engine: SQLite (one file in WAL mode, the embedded default) or
+// PostgreSQL. The parts:
+//   - the engine (server/sql/engine.h: one writer with group commit, a pool of readers), with
+//     each engine's own connection, schema and migrations (server/sqlite/, server/postgres/);
+//   - the SQL of each aggregate, written once for both engines (server/sql/*.cc: operators
+//     and audit, establishments, enrollment, devices, bundles and rollouts, reports);
+//   - this class, which holds what spans them: the check-in cache and the queue of check-ins
+//     written behind.
+class SqlStore final : public Store {
  public:
   struct Options {
+    // SQLite: the database file.
     std::string path;
+    // PostgreSQL instead, when set: a libpq connection string or URI
+    // (postgresql://parc@db.example/parc).
+    std::string postgres;
     int readers = 4;
     size_t max_batch = 512;
-    // WAL growth (pages of 4 KiB) that starts a background checkpoint.
+    // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint.
     int checkpoint_pages = 1000;
-    // WAL size from which the writer completes a checkpoint so that the WAL restarts.
+    // SQLite: WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
     // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their
     // write.
@@ -44,12 +49,12 @@ class SqliteStore final : public Store {
     size_t max_cached_devices = 400000;
   };
 
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqlStore>> Open(const Options& options);
   // Drains queued writes, then closes.
-  ~SqliteStore() override;
+  ~SqlStore() override;
 
-  // Schema migrations, in order. Exposed for tests.
-  static const std::vector<common::Migration>& Migrations();
+  // "sqlite" or "postgresql".
+  const char* engine_name() const { return postgres_ ? "postgresql" : "sqlite"; }
 
   bool Writable() const override { return engine_->Writable(); }
   uint64_t FailedBatches() const override { return engine_->FailedBatches(); }
@@ -155,24 +160,24 @@ class SqliteStore final : public Store {
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
  private:
-  using ReaderLease = sqlite::Engine::ReaderLease;
+  using ReaderLease = sql::Engine::ReaderLease;
 
-  SqliteStore(std::unique_ptr<sqlite::Engine> engine, const Options& options);
+  SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options);
 
-  void Submit(sqlite::Engine::WriteOp op, sqlite::Engine::WriteDone done) {
+  void Submit(sql::Engine::WriteOp op, sql::Engine::WriteDone done) {
     engine_->Submit(std::move(op), std::move(done));
   }
   template <typename T>
-  void SubmitFor(std::function<absl::StatusOr<T>(common::Database*)> fn, StoreCallback<T> done) {
+  void SubmitFor(std::function<absl::StatusOr<T>(sql::Connection*)> fn, StoreCallback<T> done) {
     engine_->SubmitFor<T>(std::move(fn), std::move(done));
   }
   ReaderLease AcquireReader() { return engine_->AcquireReader(); }
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
-      common::Database* db, const std::string& bundle_name, uint64_t min_sequence,
+      sql::Connection* db, const std::string& bundle_name, uint64_t min_sequence,
       const std::string& by, absl::Time stale_before, const Scope& scope);
   // Stores a software list once: as a delta against a close full list when there is one.
   // Writer thread only.
-  absl::Status InsertSoftwareSet(common::Database* db, const std::string& hash,
+  absl::Status InsertSoftwareSet(sql::Connection* db, const std::string& hash,
                                  const parc::v1::SoftwareList& list, absl::Time now);
   // Queues a check-in for the writer's next batch (Durability::kBehind), taking it; false,
   // leaving it, when too many are waiting already.
@@ -180,7 +185,8 @@ class SqliteStore final : public Store {
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
   StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
 
-  std::unique_ptr<sqlite::Engine> engine_;
+  std::unique_ptr<sql::Engine> engine_;
+  bool postgres_ = false;
   // Recent full software lists (writer thread only).
   SoftwareBases bases_;
   std::atomic<uint64_t> unrecorded_checkins_{0};

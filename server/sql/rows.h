@@ -4,13 +4,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/sqlite.h"
 #include "parc/v1/admin.pb.h"
+#include "server/sql/sql.h"
 #include "server/store.h"
 
-// Rows read by several of the SQLite store's files: the columns selected and the readers of
+// Rows read by several of the store's files: the columns selected and the readers of
 // one row.
-namespace parc::server::sqlite {
+namespace parc::server::sql {
 
 inline constexpr char kEstablishmentColumns[] =
     "uai, name, type, category, sector, commune_code, commune_name, departement, academie, "
@@ -27,15 +27,15 @@ inline constexpr char kDeviceSelect[] =
     "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
     "LEFT JOIN software_sets s ON s.hash = d.software_hash ";
 
-parc::v1::Establishment EstablishmentFromRow(const common::Statement& st);
-EnrollmentTokenRecord TokenFromRow(const common::Statement& st);
-parc::v1::Device DeviceFromRow(const common::Statement& st);
+parc::v1::Establishment EstablishmentFromRow(const sql::Stmt& st);
+EnrollmentTokenRecord TokenFromRow(const sql::Stmt& st);
+parc::v1::Device DeviceFromRow(const sql::Stmt& st);
 // "2026-11-29 12:00 UTC".
 std::string FormatUtc(absl::Time t);
 // The token with this id if its secret matches and it may enroll one more device now.
-[[nodiscard]] absl::StatusOr<EnrollmentTokenRecord> UsableToken(common::Database* db,
+[[nodiscard]] absl::StatusOr<EnrollmentTokenRecord> UsableToken(sql::Connection* db,
                                                                 const std::string& id,
                                                                 const std::string& secret_hash,
                                                                 absl::Time now);
 
-}  // namespace parc::server::sqlite
+}  // namespace parc::server::sql

@@ -9,39 +9,38 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
-#include "server/sqlite/rows.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/rows.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 
-using common::Database;
-using common::Statement;
-using sqlite::DeviceFromRow;
-using sqlite::EstablishmentFromRow;
-using sqlite::kDeviceSelect;
-using sqlite::kEstablishmentColumns;
-using sqlite::kTokenColumns;
-using sqlite::TokenFromRow;
-using sqlite::UsableToken;
-using sqlite_util::FromUnix;
-using sqlite_util::SetTimestamp;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::DeviceFromRow;
+using sql::EstablishmentFromRow;
+using sql::FromUnix;
+using sql::kDeviceSelect;
+using sql::kEstablishmentColumns;
+using sql::kTokenColumns;
+using sql::SetTimestamp;
+using sql::TokenFromRow;
+using sql::U32;
+using sql::Unix;
+using sql::UsableToken;
 
-void SqliteStore::RetireDevice(std::string id_or_serial, Scope scope,
-                               StoreCallback<parc::v1::Device> done) {
+void SqlStore::RetireDevice(std::string id_or_serial, Scope scope,
+                            StoreCallback<parc::v1::Device> done) {
   SubmitFor<parc::v1::Device>(
       [id_or_serial = std::move(id_or_serial),
-       scope = std::move(scope)](Database* db) -> absl::StatusOr<parc::v1::Device> {
+       scope = std::move(scope)](sql::Connection* db) -> absl::StatusOr<parc::v1::Device> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
             db->Prepare(absl::StrCat(kDeviceSelect,
                                      "WHERE (d.id = ?1 OR (d.serial = ?1 AND d.serial <> '')) "
                                      "AND ",
-                                     sqlite::ScopeSql(scope, "d.uai", 2), " LIMIT 2")));
-        st.BindAll(id_or_serial, sqlite::ScopeParam(scope));
+                                     sql::ScopeSql(*db, scope, "d.uai", 2), " LIMIT 2")));
+        st.BindAll(id_or_serial, sql::ScopeParam(*db, scope));
         PARC_ASSIGN_OR_RETURN(bool found, st.Step());
         if (!found) {
           return absl::NotFoundError(
@@ -63,7 +62,7 @@ void SqliteStore::RetireDevice(std::string id_or_serial, Scope scope,
       });
 }
 
-absl::StatusOr<DeviceAuth> SqliteStore::GetDeviceAuth(const std::string& id) {
+absl::StatusOr<DeviceAuth> SqlStore::GetDeviceAuth(const std::string& id) {
   if (auto cached = cache_.GetDevice(id)) return *std::move(cached);
   const uint64_t generation = cache_.Generation();
   ReaderLease db = AcquireReader();
@@ -84,11 +83,12 @@ namespace {
 // A check-in: last seen, agent version, and the last 10 check-in times, newest first.
 constexpr char kRecordCheckInSql[] =
     "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
-    "recent_checkins = substr(?1 || ',' || recent_checkins, 1, 109) WHERE id = ?3";
+    "recent_checkins = substr(CAST(CAST(?1 AS BIGINT) AS TEXT) || ',' || recent_checkins, 1, 109) "
+    "WHERE id = ?3";
 
 }  // namespace
 
-void SqliteStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallback<bool> done) {
+void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallback<bool> done) {
   // While the storage fails, a check-in waits for its write, so that the device is told the
   // truth rather than an answer that is then not recorded.
   if (durability == Durability::kBehind && Writable() && QueueCheckIn(in)) {
@@ -96,7 +96,7 @@ void SqliteStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCal
     return;
   }
   SubmitFor<bool>(
-      [in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+      [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
         PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
@@ -105,7 +105,7 @@ void SqliteStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCal
       std::move(done));
 }
 
-bool SqliteStore::QueueCheckIn(CheckInInput& in) {
+bool SqlStore::QueueCheckIn(CheckInInput& in) {
   {
     std::lock_guard<std::mutex> lock(checkins_mu_);
     if (pending_checkins_.size() >= max_pending_checkins_) return false;
@@ -115,7 +115,7 @@ bool SqliteStore::QueueCheckIn(CheckInInput& in) {
   }
   auto taken = std::make_shared<size_t>(0);
   Submit(
-      [this, taken](Database* db) -> absl::Status {
+      [this, taken](sql::Connection* db) -> absl::Status {
         std::vector<CheckInInput> checkins;
         {
           std::lock_guard<std::mutex> lock(checkins_mu_);
@@ -137,15 +137,15 @@ bool SqliteStore::QueueCheckIn(CheckInInput& in) {
   return true;
 }
 
-absl::StatusOr<bool> SqliteStore::HasSoftwareSet(const std::string& hash) {
+absl::StatusOr<bool> SqlStore::HasSoftwareSet(const std::string& hash) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
   st.Bind(1, hash);
   return st.Step();
 }
 
-absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& hash,
-                                            const parc::v1::SoftwareList& list, absl::Time now) {
+absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string& hash,
+                                         const parc::v1::SoftwareList& list, absl::Time now) {
   PARC_ASSIGN_OR_RETURN(Statement exists,
                         db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
   exists.Bind(1, hash);
@@ -156,7 +156,7 @@ absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& has
     PARC_ASSIGN_OR_RETURN(Statement recent,
                           db->Prepare("SELECT hash, packages FROM software_sets "
                                       "WHERE base_hash IS NULL ORDER BY id DESC LIMIT 64"));
-    PARC_RETURN_IF_ERROR(common::ForEachRow(recent, [&](const Statement&) {
+    PARC_RETURN_IF_ERROR(sql::ForEachRow(recent, [&](const Statement&) {
       parc::v1::SoftwareList cached;
       if (cached.ParseFromString(recent.Blob(1))) bases_.Add(recent.Text(0), cached);
     }));
@@ -188,10 +188,10 @@ absl::Status SqliteStore::InsertSoftwareSet(Database* db, const std::string& has
   return ins.Run();
 }
 
-void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
+void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string device_id = in.device_id;
   SubmitFor<bool>(
-      [this, in = std::move(in)](Database* db) -> absl::StatusOr<bool> {
+      [this, in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
@@ -266,7 +266,7 @@ void SqliteStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
       });
 }
 
-absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const DeviceFilter& f) {
+absl::StatusOr<std::vector<parc::v1::Device>> SqlStore::ListDevices(const DeviceFilter& f) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
@@ -274,24 +274,24 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqliteStore::ListDevices(const Dev
           kDeviceSelect,
           "WHERE d.id > ?1 AND (?2 = '' OR d.uai = ?2) AND (?3 = '' OR e.departement = ?3) "
           "AND (?4 = 0 OR d.kind = ?4) "
-          "AND (?5 IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
+          "AND (CAST(?5 AS BIGINT) IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
           "AND (?6 = 0 OR d.uai IS NULL) "
           "AND ",
-          sqlite::ScopeSql(f.scope, "d.uai", 8), " ORDER BY d.id LIMIT ?7")));
+          sql::ScopeSql(*db, f.scope, "d.uai", 8), " ORDER BY d.id LIMIT ?7")));
   std::optional<int64_t> seen_before;
   if (f.seen_before.has_value()) seen_before = Unix(*f.seen_before);
   st.BindAll(f.after, f.uai, f.departement, static_cast<int64_t>(f.kind), seen_before, f.unassigned,
-             f.limit, sqlite::ScopeParam(f.scope));
-  return common::CollectRows(st, DeviceFromRow);
+             f.limit, sql::ScopeParam(*db, f.scope));
+  return sql::CollectRows(st, DeviceFromRow);
 }
 
-absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_serial,
-                                                     const Scope& scope) {
+absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_serial,
+                                                  const Scope& scope) {
   ReaderLease db = AcquireReader();
   DeviceDetails details;
   {
-    const std::string kInScope = absl::StrCat(" AND ", sqlite::ScopeSql(scope, "d.uai", 2));
-    const std::string scope_param = sqlite::ScopeParam(scope);
+    const std::string kInScope = absl::StrCat(" AND ", sql::ScopeSql(*db, scope, "d.uai", 2));
+    const std::string scope_param = sql::ScopeParam(*db, scope);
     PARC_ASSIGN_OR_RETURN(Statement st,
                           db->Prepare(absl::StrCat(kDeviceSelect, "WHERE d.id = ?1", kInScope)));
     st.BindAll(id_or_serial, scope_param);
@@ -360,9 +360,9 @@ absl::StatusOr<DeviceDetails> SqliteStore::GetDevice(const std::string& id_or_se
   return details;
 }
 
-void SqliteStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) {
+void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) {
   SubmitFor<int64_t>(
-      [cutoff](Database* db) -> absl::StatusOr<int64_t> {
+      [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
         PARC_ASSIGN_OR_RETURN(
             Statement del,
             db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "

@@ -9,34 +9,33 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
-#include "server/sqlite/rows.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/rows.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 
-using common::Database;
-using common::Statement;
-using sqlite::DeviceFromRow;
-using sqlite::EstablishmentFromRow;
-using sqlite::kDeviceSelect;
-using sqlite::kEstablishmentColumns;
-using sqlite::kTokenColumns;
-using sqlite::TokenFromRow;
-using sqlite::UsableToken;
-using sqlite_util::FromUnix;
-using sqlite_util::SetTimestamp;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::DeviceFromRow;
+using sql::EstablishmentFromRow;
+using sql::FromUnix;
+using sql::kDeviceSelect;
+using sql::kEstablishmentColumns;
+using sql::kTokenColumns;
+using sql::SetTimestamp;
+using sql::TokenFromRow;
+using sql::U32;
+using sql::Unix;
+using sql::UsableToken;
 
 // ---------------------------------------------------------------------------------------------
 // Establishments
 
-void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
-                                       StoreCallback<ImportCounts> done) {
+void SqlStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows, absl::Time now,
+                                    StoreCallback<ImportCounts> done) {
   SubmitFor<ImportCounts>(
-      [rows = std::move(rows), now](Database* db) -> absl::StatusOr<ImportCounts> {
+      [rows = std::move(rows), now](sql::Connection* db) -> absl::StatusOr<ImportCounts> {
         ImportCounts counts;
         for (const auto& e : rows) {
           std::string tags = absl::StrJoin(e.tags(), ",");
@@ -79,7 +78,7 @@ void SqliteStore::UpsertEstablishments(std::vector<parc::v1::Establishment> rows
       std::move(done));
 }
 
-absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishments(
+absl::StatusOr<std::vector<parc::v1::Establishment>> SqlStore::ListEstablishments(
     const parc::v1::ListEstablishmentsRequest& filter, const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
@@ -92,17 +91,18 @@ absl::StatusOr<std::vector<parc::v1::Establishment>> SqliteStore::ListEstablishm
           "AND (?3 = '' OR category = ?3) "
           "AND (?4 = '' OR commune_code = ?4 OR lower(commune_name) = lower(?4)) "
           "AND ",
-          sqlite::ScopeSql(scope, "e.uai", 5), " ORDER BY departement, commune_name, name, uai")));
+          sql::ScopeSql(*db, scope, "e.uai", 5),
+          " ORDER BY departement, commune_name, name, uai")));
   st.BindAll(filter.departement(), filter.academie(), filter.category(), filter.commune(),
-             sqlite::ScopeParam(scope));
-  return common::CollectRows(st, [](const Statement& row) {
+             sql::ScopeParam(*db, scope));
+  return sql::CollectRows(st, [](const Statement& row) {
     parc::v1::Establishment e = EstablishmentFromRow(row);
     e.set_device_count(U32(row.Int(13)));
     return e;
   });
 }
 
-absl::StatusOr<parc::v1::Establishment> SqliteStore::GetEstablishment(const std::string& uai) {
+absl::StatusOr<parc::v1::Establishment> SqlStore::GetEstablishment(const std::string& uai) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st, db->Prepare(absl::StrCat(

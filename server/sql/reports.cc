@@ -1,4 +1,4 @@
-// Operators, audit log and reports of SqliteStore.
+// Operators, audit log and reports of SqlStore.
 #include <algorithm>
 #include <map>
 
@@ -8,18 +8,17 @@
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
 #include "common/uai.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 namespace {
 
-using common::Database;
-using common::Statement;
-using sqlite_util::FromUnix;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::FromUnix;
+using sql::U32;
+using sql::Unix;
 
 void SetPercent(parc::v1::DeploymentReportRow* row) {
   row->set_percent_up_to_date(row->devices() == 0 ? 0.0
@@ -96,7 +95,7 @@ std::string DepartementLabel(const std::string& code) {
 // stale.
 absl::Status ReadDeploymentRows(Statement& st, const std::string& by,
                                 parc::v1::DeploymentReportResponse* out) {
-  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(st, [&](const Statement&) {
     std::string group = st.Text(0), label = st.Text(1);
     if (by == "departement") {
       label = DepartementLabel(group);
@@ -120,7 +119,7 @@ int64_t StaleDay(absl::Time stale_before) {
 
 }  // namespace
 
-absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport(
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReport(
     const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
     absl::Time stale_before, const Scope& scope) {
   PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
@@ -133,9 +132,8 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
                                     "ON b.id = r.bundle_id WHERE b.name = ?1 AND b.sequence >= ?2 "
                                     "LIMIT 2"));
   bundles.BindAll(bundle_name, static_cast<int64_t>(min_sequence));
-  PARC_ASSIGN_OR_RETURN(
-      std::vector<int64_t> bundle_ids,
-      common::CollectRows(bundles, [](const Statement& row) { return row.Int(0); }));
+  PARC_ASSIGN_OR_RETURN(std::vector<int64_t> bundle_ids,
+                        sql::CollectRows(bundles, [](const Statement& row) { return row.Int(0); }));
   if (bundle_ids.size() > 1) {
     return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope);
   }
@@ -144,8 +142,8 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
   // The counts of every (establishment, kind) in scope, summed per group: devices from
   // device_tally, states from bundle_tally, each read from the establishments in scope (an
   // index walk, no temporary union of both tallies).
-  const std::string in_scope = sqlite::ScopeSql(scope, "e.uai", 3);
-  const std::string scope_param = sqlite::ScopeParam(scope);
+  const std::string in_scope = sql::ScopeSql(*db, scope, "e.uai", 3);
+  const std::string scope_param = sql::ScopeParam(*db, scope);
   PARC_ASSIGN_OR_RETURN(
       Statement devices,
       db->Prepare(absl::StrCat(
@@ -157,7 +155,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           in_scope, " GROUP BY 1")));
   devices.BindAll(bundle_id, StaleDay(stale_before), scope_param);
   std::map<std::string, GroupCounts> by_group;
-  PARC_RETURN_IF_ERROR(common::ForEachRow(devices, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(devices, [&](const Statement&) {
     GroupCounts& c = by_group[devices.Text(0)];
     c.establishments = devices.Int(1);
     c.devices = devices.Int(2);
@@ -175,7 +173,7 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "WHERE ?2 = ?2 AND ",
           in_scope, " GROUP BY 1")));
   states.BindAll(bundle_id, StaleDay(stale_before), scope_param);
-  PARC_RETURN_IF_ERROR(common::ForEachRow(states, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(states, [&](const Statement&) {
     GroupCounts& c = by_group[states.Text(0)];
     c.up = states.Int(1);
     c.prog = states.Int(2);
@@ -199,10 +197,10 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
                                by == "kind" ? "''" : g.label,
                                "), count(*) FROM establishments e "
                                "WHERE ",
-                               sqlite::ScopeSql(scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
+                               sql::ScopeSql(*db, scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
   groups.Bind(1, scope_param);
   int64_t establishments_in_scope = 0;
-  PARC_RETURN_IF_ERROR(common::ForEachRow(groups, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(groups, [&](const Statement&) {
     establishments_in_scope += groups.Int(2);
     if (by == "kind") return;
     std::string group = groups.Text(0);
@@ -226,16 +224,16 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
   return out;
 }
 
-absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReportByScan(
     const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
     absl::Time stale_before, const Scope& scope) {
   ReaderLease db = AcquireReader();
   return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope);
 }
 
-absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReportByScan(
-    Database* db, const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
-    absl::Time stale_before, const Scope& scope) {
+absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReportByScan(
+    sql::Connection* db, const std::string& bundle_name, uint64_t min_sequence,
+    const std::string& by, absl::Time stale_before, const Scope& scope) {
   PARC_ASSIGN_OR_RETURN(ReportGrouping g, DeploymentGrouping(by));
   if (by == "kind") g.group = g.label = "dev.kind";
   PARC_ASSIGN_OR_RETURN(
@@ -252,16 +250,19 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
           "SELECT ",
           g.group, ", max(", g.label,
           "), count(DISTINCT e.uai), count(dev.id), "
-          "coalesce(sum(dev.st = 3), 0), coalesce(sum(dev.st = 1), 0), "
-          "coalesce(sum(dev.st = 2), 0), "
-          "coalesce(sum(dev.id IS NOT NULL AND dev.last_seen_at IS NULL), 0), "
-          "coalesce(sum(dev.last_seen_at IS NOT NULL AND dev.last_seen_at / 86400 < ?3), 0) "
+          "coalesce(sum(CASE WHEN dev.st = 3 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN dev.st "
+          "= 1 THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(CASE WHEN dev.st = 2 THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(CASE WHEN dev.id IS NOT NULL AND dev.last_seen_at IS NULL THEN 1 ELSE 0 "
+          "END), 0), "
+          "coalesce(sum(CASE WHEN dev.last_seen_at IS NOT NULL AND dev.last_seen_at / 86400 < "
+          "CAST(?3 AS BIGINT) THEN 1 ELSE 0 END), 0) "
           "FROM establishments e LEFT JOIN dev ON dev.uai = e.uai "
           "WHERE ",
-          sqlite::ScopeSql(scope, "e.uai", 4), by == "kind" ? " AND dev.id IS NOT NULL " : " ",
+          sql::ScopeSql(*db, scope, "e.uai", 4), by == "kind" ? " AND dev.id IS NOT NULL " : " ",
           "GROUP BY 1 ORDER BY 1")));
   st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), StaleDay(stale_before),
-             sqlite::ScopeParam(scope));
+             sql::ScopeParam(*db, scope));
   parc::v1::DeploymentReportResponse out = NewDeploymentReport();
   PARC_RETURN_IF_ERROR(ReadDeploymentRows(st, by, &out));
   auto* total = out.mutable_total();
@@ -269,8 +270,8 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
     // Establishments are counted once in the total, not once per kind.
     PARC_ASSIGN_OR_RETURN(Statement count,
                           db->Prepare(absl::StrCat("SELECT count(*) FROM establishments e WHERE ",
-                                                   sqlite::ScopeSql(scope, "e.uai", 1))));
-    count.Bind(1, sqlite::ScopeParam(scope));
+                                                   sql::ScopeSql(*db, scope, "e.uai", 1))));
+    count.Bind(1, sql::ScopeParam(*db, scope));
     PARC_ASSIGN_OR_RETURN(bool row, count.Step());
     if (row) total->set_establishments(U32(count.Int(0)));
   }
@@ -278,8 +279,8 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqliteStore::DeploymentReport
   return out;
 }
 
-absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
-    const std::string& by, const Scope& scope) {
+absl::StatusOr<parc::v1::InventoryReportResponse> SqlStore::InventoryReport(const std::string& by,
+                                                                            const Scope& scope) {
   std::string group;
   if (by == "model") {
     // Firmware often repeats the manufacturer in the product name ("HP" + "HP ProBook…").
@@ -298,20 +299,21 @@ absl::StatusOr<parc::v1::InventoryReportResponse> SqliteStore::InventoryReport(
   }
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat(
-                        "SELECT ", group,
-                        ", count(*), coalesce(sum(d.battery_health < 60), 0), "
-                        "coalesce(sum(d.rotational_disk), 0), coalesce(avg(d.ram_bytes), 0) "
-                        "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
-                        "WHERE ",
-                        sqlite::ScopeSql(scope, "d.uai", 1), " GROUP BY 1 ORDER BY 2 DESC, 1")));
-  st.Bind(1, sqlite::ScopeParam(scope));
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "SELECT ", group,
+          ", count(*), coalesce(sum(CASE WHEN d.battery_health < 60 THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(d.rotational_disk), 0), coalesce(avg(d.ram_bytes), 0) "
+          "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
+          "WHERE ",
+          sql::ScopeSql(*db, scope, "d.uai", 1), " GROUP BY 1 ORDER BY 2 DESC, 1")));
+  st.Bind(1, sql::ScopeParam(*db, scope));
   parc::v1::InventoryReportResponse out;
   auto* total = out.mutable_total();
   total->set_group("total");
   double ram_weighted = 0;
   constexpr double kGiB = 1024.0 * 1024 * 1024;
-  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(st, [&](const Statement&) {
     auto* r = out.add_rows();
     r->set_group(by == "kind" ? common::KindName(static_cast<parc::v1::DeviceKind>(st.Int(0)))
                               : st.Text(0));
@@ -343,13 +345,13 @@ constexpr char kDeviceStates[] =
     "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2 "
     "ORDER BY CASE dep.state WHEN 2 THEN 3 WHEN 3 THEN 2 WHEN 4 THEN 2 WHEN 1 THEN 1 ELSE 0 END "
     "DESC, dep.updated_at DESC LIMIT 1) AS best FROM devices d "
-    "WHERE d.uai IS NOT NULL AND {scope} AND (?4 = 0 OR d.kind = ?4)) "
+    "WHERE d.uai IS NOT NULL AND {scope} AND (CAST(?4 AS BIGINT) = 0 OR d.kind = ?4)) "
     "SELECT s.id, s.serial, s.uai, s.kind, s.manufacturer, s.model, s.last_seen_at, s.hostname, "
     "dep.state, coalesce(dep.reason, ''), coalesce(dep.message, '') FROM s "
     "LEFT JOIN deployments dep ON dep.rollout_id = s.best AND dep.device_id = s.id ";
 
-std::string DeviceStatesSql(const Scope& scope) {
-  return absl::StrReplaceAll(kDeviceStates, {{"{scope}", sqlite::ScopeSql(scope, "d.uai", 3)}});
+std::string DeviceStatesSql(const sql::Connection& db, const Scope& scope) {
+  return absl::StrReplaceAll(kDeviceStates, {{"{scope}", sql::ScopeSql(db, scope, "d.uai", 3)}});
 }
 
 const char* GroupCondition(DeviceStateQuery::Group g) {
@@ -403,15 +405,15 @@ std::string OrderBy(DeviceStateQuery::Sort sort, bool descending) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(const DeviceStateQuery& q) {
+absl::StatusOr<std::vector<DeviceState>> SqlStore::ListDeviceStates(const DeviceStateQuery& q) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
-      Statement st, db->Prepare(absl::StrCat(DeviceStatesSql(q.scope), GroupCondition(q.group),
+      Statement st, db->Prepare(absl::StrCat(DeviceStatesSql(*db, q.scope), GroupCondition(q.group),
                                              OrderBy(q.sort, q.descending), "LIMIT ?5 OFFSET ?6")));
-  st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), sqlite::ScopeParam(q.scope),
-             static_cast<int64_t>(q.kind), q.limit == 0 ? int64_t{-1} : int64_t{q.limit},
+  st.BindAll(q.bundle_name, static_cast<int64_t>(q.min_sequence), sql::ScopeParam(*db, q.scope),
+             static_cast<int64_t>(q.kind), q.limit == 0 ? int64_t{INT64_MAX} : int64_t{q.limit},
              static_cast<int64_t>(q.offset));
-  return common::CollectRows(st, [](const Statement& row) {
+  return sql::CollectRows(st, [](const Statement& row) {
     DeviceState s;
     s.device.set_id(row.Text(0));
     s.device.set_serial(row.Text(1));
@@ -428,16 +430,16 @@ absl::StatusOr<std::vector<DeviceState>> SqliteStore::ListDeviceStates(const Dev
   });
 }
 
-absl::StatusOr<std::vector<DeviceStateCount>> SqliteStore::CountDeviceStates(
+absl::StatusOr<std::vector<DeviceStateCount>> SqlStore::CountDeviceStates(
     const std::string& bundle_name, uint64_t min_sequence, const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", DeviceStatesSql(scope),
-                               ") GROUP BY 1, 2 ORDER BY 1, 2")));
-  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), sqlite::ScopeParam(scope),
+      db->Prepare(absl::StrCat("SELECT kind, state, count(*) FROM (", DeviceStatesSql(*db, scope),
+                               ") AS states GROUP BY 1, 2 ORDER BY 1, 2")));
+  st.BindAll(bundle_name, static_cast<int64_t>(min_sequence), sql::ScopeParam(*db, scope),
              int64_t{0});
-  return common::CollectRows(st, [](const Statement& row) {
+  return sql::CollectRows(st, [](const Statement& row) {
     DeviceStateCount c;
     c.kind = static_cast<parc::v1::DeviceKind>(row.Int(0));
     if (!row.IsNull(1)) c.state = static_cast<parc::v1::DeploymentState>(row.Int(1));
@@ -446,7 +448,7 @@ absl::StatusOr<std::vector<DeviceStateCount>> SqliteStore::CountDeviceStates(
   });
 }
 
-absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages(
+absl::StatusOr<std::vector<parc::v1::PackageReport>> SqlStore::DevicePackages(
     const std::string& device_id) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
@@ -457,7 +459,7 @@ absl::StatusOr<std::vector<parc::v1::PackageReport>> SqliteStore::DevicePackages
                   "ORDER BY updated_at DESC LIMIT 1) ORDER BY package_id"));
   st.Bind(1, device_id);
   std::vector<parc::v1::PackageReport> out;
-  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(st, [&](const Statement&) {
     parc::v1::PackageReport p;
     p.set_package_id(st.Text(0));
     p.set_version(st.Text(1));

@@ -9,33 +9,32 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
-#include "server/sqlite/rows.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/rows.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 
-using common::Database;
-using common::Statement;
-using sqlite::DeviceFromRow;
-using sqlite::EstablishmentFromRow;
-using sqlite::kDeviceSelect;
-using sqlite::kEstablishmentColumns;
-using sqlite::kTokenColumns;
-using sqlite::TokenFromRow;
-using sqlite::UsableToken;
-using sqlite_util::FromUnix;
-using sqlite_util::SetTimestamp;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::DeviceFromRow;
+using sql::EstablishmentFromRow;
+using sql::FromUnix;
+using sql::kDeviceSelect;
+using sql::kEstablishmentColumns;
+using sql::kTokenColumns;
+using sql::SetTimestamp;
+using sql::TokenFromRow;
+using sql::U32;
+using sql::Unix;
+using sql::UsableToken;
 
 // ---------------------------------------------------------------------------------------------
 // Enrollment tokens
 
-void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<bool> done) {
+void SqlStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<bool> done) {
   SubmitFor<bool>(
-      [t = std::move(t)](Database* db) -> absl::StatusOr<bool> {
+      [t = std::move(t)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
             db->Prepare("INSERT INTO enrollment_tokens(id, secret_hash, uai, created_at, "
@@ -53,34 +52,34 @@ void SqliteStore::CreateEnrollmentToken(EnrollmentTokenRecord t, StoreCallback<b
 namespace {
 
 // Tokens of establishments in scope, and region-wide tokens (uai NULL) for the region scope.
-std::string TokenInScope(const Scope& scope, int param) {
-  return absl::StrCat("(", sqlite::ScopeSql(scope, "uai", param), " AND ",
-                      scope.is_region() ? "1" : "uai IS NOT NULL", ")");
+std::string TokenInScope(const sql::Connection& db, const Scope& scope, int param) {
+  return absl::StrCat("(", sql::ScopeSql(db, scope, "uai", param), " AND ",
+                      scope.is_region() ? "TRUE" : "uai IS NOT NULL", ")");
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqliteStore::ListEnrollmentTokens(
+absl::StatusOr<std::vector<EnrollmentTokenRecord>> SqlStore::ListEnrollmentTokens(
     const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
       db->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM enrollment_tokens WHERE ",
-                               TokenInScope(scope, 1), " ORDER BY created_at, id")));
-  st.Bind(1, sqlite::ScopeParam(scope));
-  return common::CollectRows(st, TokenFromRow);
+                               TokenInScope(*db, scope, 1), " ORDER BY created_at, id")));
+  st.Bind(1, sql::ScopeParam(*db, scope));
+  return sql::CollectRows(st, TokenFromRow);
 }
 
-void SqliteStore::RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
-                                        StoreCallback<EnrollmentTokenRecord> done) {
+void SqlStore::RevokeEnrollmentToken(std::string id, Scope scope, absl::Time now,
+                                     StoreCallback<EnrollmentTokenRecord> done) {
   SubmitFor<EnrollmentTokenRecord>(
       [id = std::move(id), scope = std::move(scope),
-       now](Database* db) -> absl::StatusOr<EnrollmentTokenRecord> {
+       now](sql::Connection* db) -> absl::StatusOr<EnrollmentTokenRecord> {
         PARC_ASSIGN_OR_RETURN(
             Statement visible,
             db->Prepare(absl::StrCat("SELECT 1 FROM enrollment_tokens WHERE id = ?1 AND ",
-                                     TokenInScope(scope, 2))));
-        visible.BindAll(id, sqlite::ScopeParam(scope));
+                                     TokenInScope(*db, scope, 2))));
+        visible.BindAll(id, sql::ScopeParam(*db, scope));
         PARC_ASSIGN_OR_RETURN(bool found, visible.Step());
         if (!found) return absl::NotFoundError(absl::StrCat("no enrollment token with id ", id));
         PARC_ASSIGN_OR_RETURN(Statement up,
@@ -106,19 +105,19 @@ namespace {
 // Why a delivery-list row may not be applied with this scope ("" when it may): its
 // establishment is outside the scope, or the serial is already delivered to, or enrolled in,
 // an establishment the scope does not cover.
-absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preassignment& p,
+absl::StatusOr<std::string> PreassignmentScopeProblem(sql::Connection* db, const Preassignment& p,
                                                       const Scope& scope) {
   if (scope.is_region()) return std::string();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
       db->Prepare(absl::StrCat(
-          "SELECT 'target' WHERE NOT ", sqlite::ScopeSql(scope, "?3", 2),
+          "SELECT 'target' WHERE NOT ", sql::ScopeSql(*db, scope, "?3", 2),
           " UNION ALL SELECT 'delivered' FROM preassignments WHERE serial = ?1 AND NOT ",
-          sqlite::ScopeSql(scope, "uai", 2),
+          sql::ScopeSql(*db, scope, "uai", 2),
           " UNION ALL SELECT 'enrolled' FROM devices WHERE serial = ?1 AND uai IS NOT NULL AND "
           "NOT ",
-          sqlite::ScopeSql(scope, "uai", 2), " LIMIT 1")));
-  st.BindAll(p.serial, sqlite::ScopeParam(scope), p.uai);
+          sql::ScopeSql(*db, scope, "uai", 2), " LIMIT 1")));
+  st.BindAll(p.serial, sql::ScopeParam(*db, scope), p.uai);
   PARC_ASSIGN_OR_RETURN(bool found, st.Step());
   if (!found) return std::string();
   if (st.Text(0) == "target") {
@@ -131,7 +130,7 @@ absl::StatusOr<std::string> PreassignmentScopeProblem(Database* db, const Preass
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqliteStore::PreassignmentsOutOfScope(
+absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqlStore::PreassignmentsOutOfScope(
     const std::vector<Preassignment>& rows, const Scope& scope) {
   std::vector<std::pair<uint32_t, std::string>> out;
   if (scope.is_region()) return out;
@@ -143,11 +142,11 @@ absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqliteStore::Preas
   return out;
 }
 
-void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
-                                       StoreCallback<ImportCounts> done) {
+void SqlStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time now, Scope scope,
+                                    StoreCallback<ImportCounts> done) {
   SubmitFor<ImportCounts>(
       [rows = std::move(rows), now,
-       scope = std::move(scope)](Database* db) -> absl::StatusOr<ImportCounts> {
+       scope = std::move(scope)](sql::Connection* db) -> absl::StatusOr<ImportCounts> {
         ImportCounts counts;
         for (const auto& p : rows) {
           PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope));
@@ -197,10 +196,10 @@ void SqliteStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Ti
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
+void SqlStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
   std::string current = in.current_device_id;
   SubmitFor<EnrollOutcome>(
-      [in = std::move(in)](Database* db) -> absl::StatusOr<EnrollOutcome> {
+      [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<EnrollOutcome> {
         PARC_ASSIGN_OR_RETURN(EnrollmentTokenRecord token,
                               UsableToken(db, in.token_id, in.token_secret_hash, in.now));
 
@@ -295,8 +294,9 @@ void SqliteStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
       });
 }
 
-absl::StatusOr<EnrollmentTokenRecord> SqliteStore::CheckEnrollmentToken(
-    const std::string& id, const std::string& secret_hash, absl::Time now) {
+absl::StatusOr<EnrollmentTokenRecord> SqlStore::CheckEnrollmentToken(const std::string& id,
+                                                                     const std::string& secret_hash,
+                                                                     absl::Time now) {
   ReaderLease db = AcquireReader();
   return UsableToken(db.get(), id, secret_hash, now);
 }

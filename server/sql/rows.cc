@@ -1,20 +1,14 @@
-#include "server/sqlite/rows.h"
+#include "server/sql/rows.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/status_macros.h"
-#include "server/sqlite_util.h"
+#include "server/sql/time_util.h"
 
-namespace parc::server::sqlite {
+namespace parc::server::sql {
 
-using common::Database;
-using common::Statement;
-using sqlite_util::FromUnix;
-using sqlite_util::SetTimestamp;
-using sqlite_util::U32;
-
-parc::v1::Establishment EstablishmentFromRow(const Statement& st) {
+parc::v1::Establishment EstablishmentFromRow(const Stmt& st) {
   parc::v1::Establishment e;
   e.set_uai(st.Text(0));
   e.set_name(st.Text(1));
@@ -35,7 +29,7 @@ parc::v1::Establishment EstablishmentFromRow(const Statement& st) {
   return e;
 }
 
-EnrollmentTokenRecord TokenFromRow(const Statement& st) {
+EnrollmentTokenRecord TokenFromRow(const Stmt& st) {
   EnrollmentTokenRecord t;
   t.id = st.Text(0);
   t.secret_hash = st.Text(1);
@@ -51,7 +45,7 @@ EnrollmentTokenRecord TokenFromRow(const Statement& st) {
   return t;
 }
 
-parc::v1::Device DeviceFromRow(const Statement& st) {
+parc::v1::Device DeviceFromRow(const Stmt& st) {
   parc::v1::Device d;
   d.set_id(st.Text(0));
   d.set_serial(st.Text(1));
@@ -80,10 +74,10 @@ std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
 }
 
-absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::string& id,
+absl::StatusOr<EnrollmentTokenRecord> UsableToken(sql::Connection* db, const std::string& id,
                                                   const std::string& secret_hash, absl::Time now) {
   PARC_ASSIGN_OR_RETURN(
-      Statement tok,
+      Stmt tok,
       db->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM enrollment_tokens WHERE id = ?")));
   tok.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool found, tok.Step());
@@ -108,4 +102,4 @@ absl::StatusOr<EnrollmentTokenRecord> UsableToken(Database* db, const std::strin
   return token;
 }
 
-}  // namespace parc::server::sqlite
+}  // namespace parc::server::sql

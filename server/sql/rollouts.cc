@@ -1,4 +1,4 @@
-// Bundles, rollouts and deployment reports of SqliteStore.
+// Bundles, rollouts and deployment reports of SqlStore.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -10,18 +10,17 @@
 #include "common/status_macros.h"
 #include "parc/v1/bundle.pb.h"
 #include "server/rollout_policy.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 namespace {
 
-using common::Database;
-using common::Statement;
-using sqlite_util::FromUnix;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::FromUnix;
+using sql::U32;
+using sql::Unix;
 
 constexpr char kBundleColumns[] =
     "id, name, version, sequence, manifest_sha256, signed_manifest, published_at, expires_at, "
@@ -90,7 +89,7 @@ RolloutRecord RolloutFromRow(const Statement& st) {
   return r;
 }
 
-absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
+absl::StatusOr<RolloutRecord> LoadRollout(sql::Connection* db, const std::string& id) {
   PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kRolloutSelect, "WHERE r.id = ?")));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -99,7 +98,8 @@ absl::StatusOr<RolloutRecord> LoadRollout(Database* db, const std::string& id) {
 }
 
 // Per wave and establishment: devices targeted and their deployment states.
-absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, const RolloutRecord& r,
+absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(sql::Connection* db,
+                                                               const RolloutRecord& r,
                                                                const Scope& scope) {
   const std::string kinds = JoinNumbers(r.kinds);
   // Day granularity (device_tally): "not seen" counts the devices not seen since the day the
@@ -109,19 +109,19 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
   // rollout_tally: the cost follows the number of establishments, not of devices.
   PARC_ASSIGN_OR_RETURN(
       Statement st, db->Prepare(absl::StrCat(
-                        "SELECT re.wave, re.uai, e.name, coalesce(sum(t.n), 0), "
-                        "coalesce(sum(t.n) FILTER (WHERE t.seen_day < ?3), 0) "
+                        "SELECT re.wave, re.uai, max(e.name), coalesce(sum(t.n), 0), "
+                        "coalesce(sum(t.n) FILTER (WHERE t.seen_day < CAST(?3 AS BIGINT)), 0) "
                         "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
                         "LEFT JOIN device_tally t ON t.uai = re.uai AND (?2 = '' OR "
-                        "instr(',' || ?2 || ',', ',' || t.kind || ',') > 0) "
+                        "(',' || CAST(?2 AS TEXT) || ',') LIKE ('%,' || t.kind || ',%')) "
                         "WHERE re.rollout_id = ?1 AND ",
-                        sqlite::ScopeSql(scope, "re.uai", 4),
+                        sql::ScopeSql(*db, scope, "re.uai", 4),
                         " GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai")));
-  st.BindAll(r.id, kinds, started_day, sqlite::ScopeParam(scope));
+  st.BindAll(r.id, kinds, started_day, sql::ScopeParam(*db, scope));
   std::vector<EstablishmentCounts> out;
   std::map<std::pair<uint32_t, std::string>, size_t> index;
   std::map<std::string, size_t> by_uai;
-  PARC_RETURN_IF_ERROR(common::ForEachRow(st, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(st, [&](const Statement&) {
     EstablishmentCounts c;
     c.wave = U32(st.Int(0));
     c.uai = st.Text(1);
@@ -135,10 +135,10 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
   PARC_ASSIGN_OR_RETURN(
       Statement states,
       db->Prepare("SELECT uai, state, sum(n) FROM rollout_tally WHERE rollout_id = ?1 "
-                  "AND (?2 = '' OR instr(',' || ?2 || ',', ',' || kind || ',') > 0) "
+                  "AND (?2 = '' OR (',' || CAST(?2 AS TEXT) || ',') LIKE ('%,' || kind || ',%')) "
                   "GROUP BY uai, state"));
   states.BindAll(r.id, kinds);
-  PARC_RETURN_IF_ERROR(common::ForEachRow(states, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(states, [&](const Statement&) {
     auto it = by_uai.find(states.Text(0));
     if (it == by_uai.end()) return;  // out of scope
     EstablishmentCounts& c = out[it->second];
@@ -164,9 +164,9 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
                   "FROM deployments dep JOIN devices d ON d.id = dep.device_id "
                   "JOIN rollout_establishments re ON re.rollout_id = dep.rollout_id "
                   "AND re.uai = d.uai WHERE dep.rollout_id = ? AND dep.state IN (3, 4) "
-                  "GROUP BY re.wave, re.uai, dep.reason ORDER BY count(*) DESC"));
+                  "GROUP BY re.wave, re.uai, dep.reason ORDER BY count(*) DESC, dep.reason"));
   errors.Bind(1, r.id);
-  PARC_RETURN_IF_ERROR(common::ForEachRow(errors, [&](const Statement&) {
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(errors, [&](const Statement&) {
     auto it = index.find({U32(errors.Int(0)), errors.Text(1)});
     if (it == index.end()) return;
     out[it->second].errors.push_back({errors.Text(2), U32(errors.Int(3)), errors.Text(4)});
@@ -176,9 +176,9 @@ absl::StatusOr<std::vector<EstablishmentCounts>> ComputeCounts(Database* db, con
 
 }  // namespace
 
-void SqliteStore::InsertBundle(BundleRecord b, StoreCallback<bool> done) {
+void SqlStore::InsertBundle(BundleRecord b, StoreCallback<bool> done) {
   SubmitFor<bool>(
-      [b = std::move(b)](Database* db) -> absl::StatusOr<bool> {
+      [b = std::move(b)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(
             Statement same,
             db->Prepare("SELECT manifest_sha256 FROM bundles WHERE name = ? AND version = ?"));
@@ -216,18 +216,18 @@ void SqliteStore::InsertBundle(BundleRecord b, StoreCallback<bool> done) {
       std::move(done));
 }
 
-absl::StatusOr<std::vector<BundleRecord>> SqliteStore::ListBundles(const std::string& name) {
+absl::StatusOr<std::vector<BundleRecord>> SqlStore::ListBundles(const std::string& name) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare(absl::StrCat("SELECT ", kBundleColumns,
                                                  " FROM bundles WHERE ?1 = '' OR name = ?1 "
                                                  "ORDER BY name, sequence DESC")));
   st.Bind(1, name);
-  return common::CollectRows(st, BundleFromRow);
+  return sql::CollectRows(st, BundleFromRow);
 }
 
-absl::StatusOr<BundleRecord> SqliteStore::GetBundle(const std::string& name,
-                                                    const std::string& version) {
+absl::StatusOr<BundleRecord> SqlStore::GetBundle(const std::string& name,
+                                                 const std::string& version) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare(absl::StrCat("SELECT ", kBundleColumns,
@@ -238,11 +238,11 @@ absl::StatusOr<BundleRecord> SqliteStore::GetBundle(const std::string& name,
   return BundleFromRow(st);
 }
 
-void SqliteStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishment> members,
-                                StoreCallback<RolloutRecord> done) {
+void SqlStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishment> members,
+                             StoreCallback<RolloutRecord> done) {
   SubmitFor<RolloutRecord>(
       [r = std::move(r),
-       members = std::move(members)](Database* db) -> absl::StatusOr<RolloutRecord> {
+       members = std::move(members)](sql::Connection* db) -> absl::StatusOr<RolloutRecord> {
         PARC_ASSIGN_OR_RETURN(
             Statement ins,
             db->Prepare(
@@ -269,7 +269,7 @@ void SqliteStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishmen
       AfterRolloutWrite(std::move(done)));
 }
 
-StoreCallback<RolloutRecord> SqliteStore::AfterRolloutWrite(StoreCallback<RolloutRecord> done) {
+StoreCallback<RolloutRecord> SqlStore::AfterRolloutWrite(StoreCallback<RolloutRecord> done) {
   // Which devices a rollout assigns may have changed (state, wave): check-ins read again.
   return [this, done = std::move(done)](absl::StatusOr<RolloutRecord> r) {
     cache_.InvalidateAssignments();
@@ -277,18 +277,18 @@ StoreCallback<RolloutRecord> SqliteStore::AfterRolloutWrite(StoreCallback<Rollou
   };
 }
 
-void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::string reason,
-                                     absl::Time now, StoreCallback<RolloutRecord> done) {
+void SqlStore::UpdateRolloutState(std::string id, std::string action, std::string reason,
+                                  absl::Time now, StoreCallback<RolloutRecord> done) {
   SubmitFor<RolloutRecord>(
       [id = std::move(id), action = std::move(action), reason = std::move(reason),
-       now](Database* db) -> absl::StatusOr<RolloutRecord> {
+       now](sql::Connection* db) -> absl::StatusOr<RolloutRecord> {
         PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadRollout(db, id));
         PARC_ASSIGN_OR_RETURN(std::string next, NextRolloutState(r, action));
-        PARC_ASSIGN_OR_RETURN(
-            Statement up,
-            db->Prepare("UPDATE rollouts SET state = ?1, state_reason = ?2, "
-                        "started_at = coalesce(started_at, CASE WHEN ?1 = 'running' THEN ?3 END) "
-                        "WHERE id = ?4"));
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare("UPDATE rollouts SET state = ?1, state_reason = ?2, "
+                                          "started_at = coalesce(started_at, CASE WHEN ?1 = "
+                                          "'running' THEN CAST(?3 AS BIGINT) END) "
+                                          "WHERE id = ?4"));
         PARC_RETURN_IF_ERROR(up.BindAll(next, reason, Unix(now), id).Run());
         return LoadRollout(db, id);
       },
@@ -298,20 +298,20 @@ void SqliteStore::UpdateRolloutState(std::string id, std::string action, std::st
 namespace {
 
 // Rollouts that target at least one establishment of the scope (alias r).
-std::string RolloutInScope(const Scope& scope, int param) {
-  if (scope.is_region()) return absl::StrCat("?", param, " IS NOT NULL");
+std::string RolloutInScope(const sql::Connection& db, const Scope& scope, int param) {
+  if (scope.is_region()) return absl::StrCat("CAST(?", param, " AS TEXT) IS NOT NULL");
   return absl::StrCat(
       "EXISTS (SELECT 1 FROM rollout_establishments scope_re WHERE "
       "scope_re.rollout_id = r.id AND ",
-      sqlite::ScopeSql(scope, "scope_re.uai", param), ")");
+      sql::ScopeSql(db, scope, "scope_re.uai", param), ")");
 }
 
-absl::StatusOr<RolloutRecord> LoadVisibleRollout(Database* db, const std::string& id,
+absl::StatusOr<RolloutRecord> LoadVisibleRollout(sql::Connection* db, const std::string& id,
                                                  const Scope& scope) {
-  PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(absl::StrCat(kRolloutSelect, "WHERE r.id = ?1 AND ", RolloutInScope(scope, 2))));
-  st.BindAll(id, sqlite::ScopeParam(scope));
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare(absl::StrCat(kRolloutSelect, "WHERE r.id = ?1 AND ",
+                                                 RolloutInScope(*db, scope, 2))));
+  st.BindAll(id, sql::ScopeParam(*db, scope));
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no rollout with id ", id));
   return RolloutFromRow(st);
@@ -319,49 +319,51 @@ absl::StatusOr<RolloutRecord> LoadVisibleRollout(Database* db, const std::string
 
 }  // namespace
 
-absl::StatusOr<RolloutRecord> SqliteStore::GetRollout(const std::string& id, const Scope& scope) {
+absl::StatusOr<RolloutRecord> SqlStore::GetRollout(const std::string& id, const Scope& scope) {
   ReaderLease db = AcquireReader();
   return LoadVisibleRollout(db.get(), id, scope);
 }
 
-absl::StatusOr<std::vector<RolloutRecord>> SqliteStore::ListRollouts(const Scope& scope) {
+absl::StatusOr<std::vector<RolloutRecord>> SqlStore::ListRollouts(const Scope& scope) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare(absl::StrCat(kRolloutSelect, "WHERE ", RolloutInScope(scope, 1),
-                                                 " ORDER BY r.created_at, r.id")));
-  st.Bind(1, sqlite::ScopeParam(scope));
-  return common::CollectRows(st, RolloutFromRow);
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kRolloutSelect, "WHERE ",
+                                                               RolloutInScope(*db, scope, 1),
+                                                               " ORDER BY r.created_at, r.id")));
+  st.Bind(1, sql::ScopeParam(*db, scope));
+  return sql::CollectRows(st, RolloutFromRow);
 }
 
-absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCounts(const std::string& id,
-                                                                            const Scope& scope) {
+absl::StatusOr<std::vector<EstablishmentCounts>> SqlStore::RolloutCounts(const std::string& id,
+                                                                         const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadVisibleRollout(db.get(), id, scope));
   return ComputeCounts(db.get(), r, scope);
 }
 
-absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCountsByScan(
+absl::StatusOr<std::vector<EstablishmentCounts>> SqlStore::RolloutCountsByScan(
     const std::string& id, const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(RolloutRecord r, LoadVisibleRollout(db.get(), id, scope));
   const int64_t started_day = r.started_at.has_value() ? Unix(*r.started_at) / 86400 : INT64_MAX;
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare("SELECT re.wave, re.uai, e.name, count(d.id), "
-                  "coalesce(sum(dep.state = 2), 0), coalesce(sum(dep.state = 1), 0), "
-                  "coalesce(sum(dep.state IN (3, 4)), 0), "
-                  "coalesce(sum(d.id IS NOT NULL AND "
-                  "coalesce(d.last_seen_at / 86400, -1) < ?3), 0) "
-                  "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
-                  "LEFT JOIN devices d ON d.uai = re.uai AND (?2 = '' OR "
-                  "instr(',' || ?2 || ',', ',' || d.kind || ',') > 0) "
-                  "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
-                  "AND dep.device_id = d.id "
-                  "WHERE re.rollout_id = ?1 AND " +
-                  sqlite::ScopeSql(scope, "re.uai", 4) +
-                  " GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
-  st.BindAll(r.id, JoinNumbers(r.kinds), started_day, sqlite::ScopeParam(scope));
-  return common::CollectRows(st, [](const Statement& row) {
+      db->Prepare(
+          "SELECT re.wave, re.uai, max(e.name), count(d.id), "
+          "coalesce(sum(CASE WHEN dep.state = 2 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN "
+          "dep.state = 1 THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(CASE WHEN dep.state IN (3, 4) THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(CASE WHEN d.id IS NOT NULL AND "
+          "coalesce(d.last_seen_at / 86400, -1) < CAST(?3 AS BIGINT) THEN 1 ELSE 0 END), 0) "
+          "FROM rollout_establishments re JOIN establishments e ON e.uai = re.uai "
+          "LEFT JOIN devices d ON d.uai = re.uai AND (?2 = '' OR "
+          "(',' || CAST(?2 AS TEXT) || ',') LIKE ('%,' || d.kind || ',%')) "
+          "LEFT JOIN deployments dep ON dep.rollout_id = re.rollout_id "
+          "AND dep.device_id = d.id "
+          "WHERE re.rollout_id = ?1 AND " +
+          sql::ScopeSql(*db, scope, "re.uai", 4) +
+          " GROUP BY re.wave, re.uai ORDER BY re.wave, re.uai"));
+  st.BindAll(r.id, JoinNumbers(r.kinds), started_day, sql::ScopeParam(*db, scope));
+  return sql::CollectRows(st, [](const Statement& row) {
     EstablishmentCounts c;
     c.wave = U32(row.Int(0));
     c.uai = row.Text(1);
@@ -375,8 +377,7 @@ absl::StatusOr<std::vector<EstablishmentCounts>> SqliteStore::RolloutCountsBySca
   });
 }
 
-void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
-                                  StoreCallback<RolloutRecord> done) {
+void SqlStore::EvaluateRollout(std::string id, absl::Time now, StoreCallback<RolloutRecord> done) {
   (void)now;
   // The aggregate over every targeted device runs on a reader connection, so deployment
   // reports and check-ins keep flowing through the writer meanwhile; only a transition takes
@@ -397,7 +398,7 @@ void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
   RolloutDecision d = DecideRollout(r, *counts);
   if (!d.changed) return done(std::move(r));
   SubmitFor<RolloutRecord>(
-      [r, d](Database* db) -> absl::StatusOr<RolloutRecord> {
+      [r, d](sql::Connection* db) -> absl::StatusOr<RolloutRecord> {
         PARC_ASSIGN_OR_RETURN(
             Statement up,
             db->Prepare("UPDATE rollouts SET state = ?, state_reason = ?, current_wave = ? "
@@ -409,7 +410,7 @@ void SqliteStore::EvaluateRollout(std::string id, absl::Time now,
       AfterRolloutWrite(std::move(done)));
 }
 
-absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqliteStore::AssignmentFor(
+absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqlStore::AssignmentFor(
     const DeviceAuth& device) {
   const int kind = static_cast<int>(device.kind);
   if (auto cached = cache_.GetAssignment(device.uai, kind)) return *std::move(cached);
@@ -422,7 +423,8 @@ absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqliteStore::AssignmentF
                   "JOIN rollouts r ON r.id = re.rollout_id JOIN bundles b ON b.id = r.bundle_id "
                   "WHERE re.uai = ?1 AND r.state IN ('running', 'completed') "
                   "AND re.wave <= r.current_wave "
-                  "AND (r.kinds = '' OR instr(',' || r.kinds || ',', ',' || ?2 || ',') > 0) "
+                  "AND (r.kinds = '' OR (',' || CAST(r.kinds AS TEXT) || ',') LIKE ('%,' || "
+                  "CAST(?2 AS TEXT) || ',%')) "
                   "ORDER BY b.sequence DESC, r.created_at DESC LIMIT 1"));
   st.BindAll(device.uai, int64_t{kind});
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -441,11 +443,11 @@ absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqliteStore::AssignmentF
   return out;
 }
 
-void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
-                                   absl::Time now, StoreCallback<bool> done) {
+void SqlStore::RecordDeployment(std::string device_id, parc::v1::DeploymentReport report,
+                                absl::Time now, StoreCallback<bool> done) {
   SubmitFor<bool>(
       [device_id = std::move(device_id), report = std::move(report),
-       now](Database* db) -> absl::StatusOr<bool> {
+       now](sql::Connection* db) -> absl::StatusOr<bool> {
         // Only a rollout that targets the device (its establishment and kind), and only the
         // packages of that rollout's bundle: a device cannot grow the database with made-up
         // rollouts or packages.
@@ -455,7 +457,7 @@ void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentRe
                         "JOIN bundles b ON b.id = r.bundle_id JOIN devices d ON d.id = ?2 "
                         "JOIN rollout_establishments re ON re.rollout_id = r.id "
                         "AND re.uai = d.uai WHERE r.id = ?1 AND (r.kinds = '' OR "
-                        "instr(',' || r.kinds || ',', ',' || d.kind || ',') > 0)"));
+                        "(',' || CAST(r.kinds AS TEXT) || ',') LIKE ('%,' || d.kind || ',%'))"));
         target.BindAll(report.rollout_id(), device_id);
         PARC_ASSIGN_OR_RETURN(bool targeted, target.Step());
         if (!targeted) {
@@ -490,7 +492,7 @@ void SqliteStore::RecordDeployment(std::string device_id, parc::v1::DeploymentRe
                         "JOIN bundles this ON this.id = r.bundle_id WHERE b.name = this.name "
                         "AND b.sequence < this.sequence"));
         previous.Bind(1, report.rollout_id());
-        PARC_RETURN_IF_ERROR(common::ForEachRow(
+        PARC_RETURN_IF_ERROR(sql::ForEachRow(
             previous, [&](const Statement&) { (void)ids_of(previous.Blob(0), &earlier); }));
         earlier.insert(current.begin(), current.end());
         if (static_cast<size_t>(report.packages_size()) > earlier.size()) {

@@ -9,26 +9,25 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/software_sets.h"
-#include "server/sqlite/rows.h"
-#include "server/sqlite/scope_sql.h"
-#include "server/sqlite_store.h"
-#include "server/sqlite_util.h"
+#include "server/sql/rows.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
 
 namespace parc::server {
 
-using common::Database;
-using common::Statement;
-using sqlite::DeviceFromRow;
-using sqlite::EstablishmentFromRow;
-using sqlite::kDeviceSelect;
-using sqlite::kEstablishmentColumns;
-using sqlite::kTokenColumns;
-using sqlite::TokenFromRow;
-using sqlite::UsableToken;
-using sqlite_util::FromUnix;
-using sqlite_util::SetTimestamp;
-using sqlite_util::U32;
-using sqlite_util::Unix;
+using Statement = sql::Stmt;
+using sql::DeviceFromRow;
+using sql::EstablishmentFromRow;
+using sql::FromUnix;
+using sql::kDeviceSelect;
+using sql::kEstablishmentColumns;
+using sql::kTokenColumns;
+using sql::SetTimestamp;
+using sql::TokenFromRow;
+using sql::U32;
+using sql::Unix;
+using sql::UsableToken;
 
 namespace {
 
@@ -52,9 +51,9 @@ OperatorRecord OperatorFromRow(const Statement& st) {
 // ---------------------------------------------------------------------------------------------
 // Operators
 
-void SqliteStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
+void SqlStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
   SubmitFor<bool>(
-      [op = std::move(op)](Database* db) -> absl::StatusOr<bool> {
+      [op = std::move(op)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
             db->Prepare("INSERT INTO operators(id, name, secret_hash, role, scope, created_at) "
@@ -72,7 +71,7 @@ void SqliteStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
       std::move(done));
 }
 
-absl::StatusOr<OperatorRecord> SqliteStore::GetOperator(const std::string& id) {
+absl::StatusOr<OperatorRecord> SqlStore::GetOperator(const std::string& id) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare("SELECT id, name, secret_hash, role, scope, created_at, "
@@ -91,24 +90,25 @@ absl::StatusOr<OperatorRecord> SqliteStore::GetOperator(const std::string& id) {
   return op;
 }
 
-absl::StatusOr<int64_t> SqliteStore::CountOperators() {
+absl::StatusOr<int64_t> SqlStore::CountOperators() {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT count(*) FROM operators"));
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? st.Int(0) : 0;
 }
 
-absl::StatusOr<std::vector<OperatorRecord>> SqliteStore::ListOperators() {
+absl::StatusOr<std::vector<OperatorRecord>> SqlStore::ListOperators() {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare(absl::StrCat(kOperatorSelect, "ORDER BY created_at, name")));
-  return common::CollectRows(st, OperatorFromRow);
+  return sql::CollectRows(st, OperatorFromRow);
 }
 
-void SqliteStore::RevokeOperator(std::string id_or_name, absl::Time now,
-                                 StoreCallback<OperatorRecord> done) {
+void SqlStore::RevokeOperator(std::string id_or_name, absl::Time now,
+                              StoreCallback<OperatorRecord> done) {
   SubmitFor<OperatorRecord>(
-      [id_or_name = std::move(id_or_name), now](Database* db) -> absl::StatusOr<OperatorRecord> {
+      [id_or_name = std::move(id_or_name),
+       now](sql::Connection* db) -> absl::StatusOr<OperatorRecord> {
         PARC_ASSIGN_OR_RETURN(
             Statement up, db->Prepare("UPDATE operators SET revoked_at = coalesce(revoked_at, ?1) "
                                       "WHERE id = ?2 OR name = ?2"));
@@ -123,9 +123,9 @@ void SqliteStore::RevokeOperator(std::string id_or_name, absl::Time now,
       std::move(done));
 }
 
-void SqliteStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
+void SqlStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
   SubmitFor<bool>(
-      [e = std::move(e)](Database* db) -> absl::StatusOr<bool> {
+      [e = std::move(e)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(
             Statement st,
             db->Prepare("INSERT INTO audit(at, operator_id, operator_name, action, target, "
@@ -138,9 +138,9 @@ void SqliteStore::AppendAudit(AuditRecord e, StoreCallback<bool> done) {
       std::move(done));
 }
 
-absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since,
-                                                                const std::string& operator_name,
-                                                                uint32_t limit) {
+absl::StatusOr<std::vector<AuditRecord>> SqlStore::ListAudit(absl::Time since,
+                                                             const std::string& operator_name,
+                                                             uint32_t limit) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(
       Statement st,
@@ -148,7 +148,7 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(absl::Time since
                   "FROM audit WHERE at >= ?1 AND (?2 = '' OR operator_name = ?2) "
                   "ORDER BY id DESC LIMIT ?3"));
   st.BindAll(Unix(since), operator_name, limit);
-  return common::CollectRows(st, [](const Statement& row) {
+  return sql::CollectRows(st, [](const Statement& row) {
     return AuditRecord{FromUnix(row.Int(0)), row.Text(1), row.Text(2), row.Text(3),
                        row.Text(4),          row.Text(5), row.Text(6)};
   });

@@ -1,0 +1,163 @@
+#include "server/sql/engine.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/sampled_log.h"
+#include "common/sqlite.h"
+
+namespace parc::server::sql {
+
+Engine::Engine(const Options& options, std::unique_ptr<Connection> writer,
+               std::vector<std::unique_ptr<Connection>> readers, std::unique_ptr<Hooks> hooks)
+    : options_(options),
+      writer_(std::move(writer)),
+      hooks_(std::move(hooks)),
+      readers_(std::move(readers)) {
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  hooks_->Stop();
+}
+
+uint64_t Engine::batches_committed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_;
+}
+
+uint64_t Engine::writes_applied() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return writes_;
+}
+
+void Engine::Submit(WriteOp op, WriteDone done) {
+  size_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued = queue_.size();
+    if (!stopping_ && queued < options_.max_queued_writes) {
+      queue_.push_back(PendingWrite{std::move(op), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  if (queued >= options_.max_queued_writes) {
+    done(common::RetryLater(
+        absl::ResourceExhaustedError(
+            absl::StrCat("server busy: ", queued, " writes are waiting for the disk; retry later")),
+        absl::Seconds(10)));
+    return;
+  }
+  done(absl::UnavailableError("store is shutting down"));
+}
+
+namespace {
+
+common::SampledLog& WriteFailureLog() {
+  static common::SampledLog log(std::chrono::seconds(10));
+  return log;
+}
+
+}  // namespace
+
+void Engine::WriterLoop() {
+  pthread_setname_np(pthread_self(), "parc-writer");
+  Connection* db = writer_.get();
+  std::vector<PendingWrite> batch;
+  std::vector<absl::Status> results;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    hooks_->BeforeBatch(db);
+    results.assign(batch.size(), absl::OkStatus());
+    const absl::Time batch_start = absl::Now();
+    absl::Status begin = db->Exec(options_.begin);
+    if (!begin.ok()) {
+      for (auto& r : results) r = begin;
+    } else {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        absl::Status sp = db->Exec("SAVEPOINT w");
+        if (!sp.ok()) {
+          results[i] = sp;
+          continue;
+        }
+        results[i] = batch[i].op(db);
+        if (!results[i].ok()) (void)db->Exec("ROLLBACK TO w");
+        (void)db->Exec("RELEASE w");
+      }
+      absl::Status commit = db->Exec("COMMIT");
+      if (!commit.ok()) {
+        (void)db->Exec("ROLLBACK");
+        for (auto& r : results) {
+          if (r.ok()) r = commit;
+        }
+      }
+    }
+    // The storage's own failures (not refused requests) turn the store's health red until a
+    // batch goes through again.
+    const absl::Status* storage_failure = nullptr;
+    for (const auto& r : results) {
+      if (common::IsStorageError(r)) storage_failure = &r;
+    }
+    if (storage_failure != nullptr) {
+      writable_ = false;
+      failed_batches_.fetch_add(1);
+      uint64_t suppressed = 0;
+      if (WriteFailureLog().Take(&suppressed)) {
+        spdlog::error("store: a batch of {} writes failed: {} ({} more failed batches not logged)",
+                      batch.size(), storage_failure->ToString(), suppressed);
+      }
+    } else {
+      writable_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++batches_;
+      writes_ += batch.size();
+    }
+    if (commit_observer_) commit_observer_(absl::Now() - batch_start, batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+    batch.clear();
+  }
+}
+
+Engine::ReaderLease::~ReaderLease() {
+  if (db_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(engine_->readers_mu_);
+    engine_->readers_.push_back(std::move(db_));
+  }
+  engine_->readers_cv_.notify_one();
+}
+
+Engine::ReaderLease Engine::AcquireReader() {
+  std::unique_ptr<Connection> db;
+  {
+    std::unique_lock<std::mutex> lock(readers_mu_);
+    readers_cv_.wait(lock, [&] { return !readers_.empty(); });
+    db = std::move(readers_.back());
+    readers_.pop_back();
+  }
+  hooks_->BeforeRead(db.get());
+  return ReaderLease(this, std::move(db));
+}
+
+}  // namespace parc::server::sql
