@@ -71,6 +71,8 @@ class Statement {
   std::string Text(int col) const;
   std::string Blob(int col) const;
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  // SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB or SQLITE_NULL.
+  int Type(int col) const { return sqlite3_column_type(stmt_, col); }
 
  private:
   void ResetIfStepped();

@@ -7,6 +7,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "server/migrate.h"
 #include "server/server.h"
 
 namespace {
@@ -148,4 +149,9 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return Run(argc, argv); }
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "migrate") {
+    return parc::server::MigrateMain(argc - 1, argv + 1);
+  }
+  return Run(argc, argv);
+}

@@ -3,9 +3,12 @@
 // keep.
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include "common/sqlite.h"
 #include "server/postgres/connection.h"
 #include "server/postgres/schema.h"
+#include "server/sql_store.h"
 #include "tests/postgres_server.h"
 
 namespace parc::server::pg {
@@ -138,6 +141,72 @@ TEST(Postgres, TriggersKeepTheReportCounts) {
   EXPECT_EQ(tally(rollout), "0310036W 1 3 1;");
   EXPECT_EQ(tally(bundle), "0310036W 1 2 1;");
   EXPECT_EQ(tally(devices), " 2 -1 1;0310036W 1 -1 1;");
+}
+
+template <typename T>
+absl::StatusOr<T> Wait(std::function<void(StoreCallback<T>)> submit) {
+  std::promise<absl::StatusOr<T>> p;
+  submit([&](absl::StatusOr<T> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+OperatorRecord Operator(const std::string& name) {
+  OperatorRecord op;
+  op.id = name;
+  op.name = name;
+  op.secret_hash = "h";
+  op.role = "admin";
+  op.scope = "region";
+  op.created_at = absl::FromUnixSeconds(1790000000);
+  return op;
+}
+
+TEST(PostgresStore, OneServerPerDatabase) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  SqlStore::Options o;
+  o.postgres = *info;
+  o.readers = 1;
+  {
+    auto first = SqlStore::Open(o);
+    ASSERT_TRUE(first.ok()) << first.status();
+    auto second = SqlStore::Open(o);
+    EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+    EXPECT_NE(second.status().message().find("another parc-server"), absl::string_view::npos);
+  }
+  // The first one gone, the lock went with its session.
+  EXPECT_TRUE(SqlStore::Open(o).ok());
+}
+
+// PostgreSQL down: writes fail as the storage's failures (the store says it is not writable,
+// callers answer UNAVAILABLE), nothing acknowledged is lost, and the store recovers by itself
+// once the server is back.
+TEST(PostgresStore, ADatabaseThatGoesAwayFailsWritesClearlyAndIsReconnected) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  SqlStore::Options o;
+  o.postgres = *info;
+  o.readers = 1;
+  auto store = SqlStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { (*store)->CreateOperator(Operator("before"), cb); }).ok());
+
+  PostgresServer::Shared().Kill();
+  auto failed = Wait<bool>([&](auto cb) { (*store)->CreateOperator(Operator("during"), cb); });
+  EXPECT_FALSE(failed.ok());
+  EXPECT_TRUE(common::IsStorageError(failed.status())) << failed.status();
+  EXPECT_FALSE((*store)->Writable());
+  EXPECT_FALSE((*store)->GetOperator("before").ok());
+
+  ASSERT_TRUE(PostgresServer::Shared().Restart().ok());
+  // The next write reconnects and goes through; the read connection too.
+  auto after = Wait<bool>([&](auto cb) { (*store)->CreateOperator(Operator("after"), cb); });
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE((*store)->Writable());
+  EXPECT_TRUE((*store)->GetOperator("before").ok());
+  EXPECT_TRUE((*store)->GetOperator("after").ok());
+  EXPECT_TRUE(absl::IsNotFound((*store)->GetOperator("during").status()));
+  EXPECT_EQ(*(*store)->CountOperators(), 2);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "absl/strings/match.h"
@@ -27,7 +28,9 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/artifact_http.h"
+#include "server/migrate.h"
 #include "server/rollout_plan.h"
+#include "tests/postgres_server.h"
 #include "tests/test_util.h"
 #include "tools/bundle/bundle_tool.h"
 
@@ -217,6 +220,60 @@ TEST_F(ProvisioningTest, TwoWaveRolloutReachesEveryDevice) {
   EXPECT_TRUE(absl::StrContains(bundles.out, "installed")) << bundles.out;
   auto text = Ctl({"rollouts", "status", id});
   EXPECT_TRUE(absl::StrContains(text.out, "2 of 2 devices installed (100%)")) << text.out;
+}
+
+// A server moved from its SQLite file to PostgreSQL mid-rollout (`parc-server migrate`): the
+// counts match on both sides, the rollout's status is the same, and the agents carry on with
+// the credentials they hold.
+TEST_F(ProvisioningTest, MigratedToPostgresTheRolloutCarriesOnWithoutReenrolling) {
+  if (TestOnPostgres()) GTEST_SKIP() << "starts from the SQLite file";
+  Publish(BuildBundle("2026.1", 1, ArchivePackage("geogebra", "6.0.820", "GeoGebra")));
+  Device laptop = EnrollDevice("laptop", "laptop", kFermat);
+  Device tablet = EnrollDevice("tablet", "tablet", kJoffre);
+  std::string id = StartRollout(
+      "2026.1", {"--target", "uai:0310036W,0340001S", "--pilot", kFermat, "--waves", "100"});
+  ASSERT_EQ(RunOnce(laptop).status, 0);
+  for (int i = 0; i < 100 && Status(id).rollout().current_wave() < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const parc::v1::RolloutStatus before = Status(id);
+  ASSERT_EQ(before.rollout().current_wave(), 1u);
+  ASSERT_EQ(before.total().installed(), 1u);
+
+  const int port = server_->port();
+  server_.reset();
+  auto database = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(database.ok()) << database.status();
+  auto tables = server::MigrateSqliteToPostgres(dir_.Sub("server/parc.db"), *database);
+  ASSERT_TRUE(tables.ok()) << tables.status();
+  std::map<std::string, int64_t> copied;
+  for (const auto& t : *tables) {
+    EXPECT_EQ(t.source, t.target) << t.table;
+    copied[t.table] = t.target;
+  }
+  EXPECT_EQ(copied["devices"], 2);
+  EXPECT_EQ(copied["deployments"], 1);
+  EXPECT_EQ(copied["rollout_tally (devices)"], 1);
+  EXPECT_GT(copied["audit"], 0);
+  // Once only: the target now holds data.
+  auto again = server::MigrateSqliteToPostgres(dir_.Sub("server/parc.db"), *database);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
+
+  server_ = std::make_unique<TestServer>(dir_.Sub("server"), port, [&](server::ServerOptions& o) {
+    o.database = *database;
+    o.publisher_keys = {dir_.Sub("toulouse.pub")};
+    o.artifact_listen = "127.0.0.1:0";
+    o.rollout_interval = absl::Milliseconds(200);
+  });
+  ASSERT_STREQ(server_->server()->store()->engine_name(), "postgresql");
+  const parc::v1::RolloutStatus after = Status(id);
+  EXPECT_EQ(after.rollout().current_wave(), 1u);
+  EXPECT_EQ(after.total().targeted(), before.total().targeted());
+  EXPECT_EQ(after.total().installed(), before.total().installed());
+  // The tablet, enrolled before the move, installs without enrolling again.
+  auto r = RunOnce(tablet);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(WaitForState(id, "completed").total().installed(), 2u);
 }
 
 TEST_F(ProvisioningTest, TamperedArtifactIsRefusedAndCountsAsFailure) {

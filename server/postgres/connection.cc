@@ -75,6 +75,7 @@ Connection::~Connection() { PQfinish(conn_); }
 absl::Status Connection::Reset() {
   PQreset(conn_);
   prepared_.clear();
+  lost_ = false;
   if (PQstatus(conn_) != CONNECTION_OK) return Error(nullptr, "reconnect");
   return Run(
       "SET client_encoding = 'UTF8'; SET client_min_messages = warning; "
@@ -97,6 +98,7 @@ absl::Status Connection::Error(const PGresult* res, absl::string_view context) c
       cls == "40") {
     // Lost connection, server shutting down, serialization failure or deadlock: try again.
     status = absl::UnavailableError(msg);
+    if (cls != "40") lost_ = true;
   } else if (cls == "53") {
     status = absl::ResourceExhaustedError(msg);  // disk full, out of memory, connections
   } else if (cls == "58") {

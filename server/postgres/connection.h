@@ -81,8 +81,8 @@ class Connection {
                                             const std::vector<Param>& params = {});
   // Runs SQL text without parameters, several statements allowed (migrations, BEGIN…).
   [[nodiscard]] absl::Status Run(absl::string_view sql);
-  // True while the connection to the server is up.
-  bool connected() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // False once the connection to the server was found lost (until Reset).
+  bool connected() const { return !lost_ && PQstatus(conn_) == CONNECTION_OK; }
   // Reconnects after the server went away (prepared statements are prepared again).
   [[nodiscard]] absl::Status Reset();
   const std::string& where() const { return where_; }
@@ -93,6 +93,8 @@ class Connection {
 
   PGconn* conn_;
   std::string where_;
+  // Set by Error when the server went away (libpq may still say CONNECTION_OK).
+  mutable bool lost_ = false;
   std::map<std::string, std::string, std::less<>> prepared_;  // SQL → statement name
 };
 

@@ -8,6 +8,8 @@
 namespace parc::server::pg {
 namespace {
 
+constexpr int64_t kSingleNodeLock = 7061726301;
+
 class Reconnect final : public sql::Engine::Hooks {
  public:
   void BeforeBatch(sql::Connection* writer) override { Check(writer, "writer"); }
@@ -18,8 +20,15 @@ class Reconnect final : public sql::Engine::Hooks {
     pg::Connection* db = static_cast<SqlConnection*>(c)->db();
     if (db->connected()) return;
     absl::Status s = db->Reset();
-    if (s.ok()) {
-      spdlog::warn("store: postgresql {} connection re-established ({})", what, db->where());
+    if (!s.ok()) return;
+    spdlog::warn("store: postgresql {} connection re-established ({})", what, db->where());
+    if (std::string(what) == "writer") {
+      auto locked = db->Exec("SELECT pg_try_advisory_lock($1)", {kSingleNodeLock});
+      if (!locked.ok() || locked->Int(0, 0) != 1) {
+        spdlog::error(
+            "store: another parc-server took this database while the connection "
+            "was down: stop one of them");
+      }
     }
   }
 };
@@ -30,6 +39,17 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
     const EngineOptions& options, const std::vector<common::Migration>& migrations) {
   PARC_ASSIGN_OR_RETURN(auto writer, pg::Connection::Open(options.conninfo));
   PARC_RETURN_IF_ERROR(Migrate(writer.get(), migrations));
+  // One node per database for now: check-in caches, dashboard sessions and rollout
+  // evaluation are still per process (docs/design.md, "PostgreSQL"). The lock goes with the
+  // writer's session, so a node that dies frees it.
+  PARC_ASSIGN_OR_RETURN(Result locked,
+                        writer->Exec("SELECT pg_try_advisory_lock($1)", {kSingleNodeLock}));
+  if (locked.Int(0, 0) != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("another parc-server already runs on ", writer->where(),
+                     ": one server per PostgreSQL database (several nodes on one database are not "
+                     "supported yet)"));
+  }
   std::vector<std::unique_ptr<sql::Connection>> readers;
   for (int i = 0; i < options.readers; ++i) {
     PARC_ASSIGN_OR_RETURN(auto reader, pg::Connection::Open(options.conninfo));
