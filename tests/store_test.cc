@@ -327,6 +327,51 @@ TEST(SqlStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   EXPECT_EQ(applied->inserted, 1u);
 }
 
+// Check-ins answered before their write (Durability::kBehind) land with the next batch: each
+// device ends with its latest time and agent version, whatever characters the version holds.
+TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), now, cb);
+              }).ok());
+  ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                store->CreateEnrollmentToken(Token("t", "0310036W", now), cb);
+              }).ok());
+  for (const char* d : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("t", std::string("hw-") + d, d, now), cb);
+                }).ok());
+  }
+  const std::string odd = "1.0 \"beta\" \\ {x,y} é";
+  auto behind = [&](const char* id, int seconds, const std::string& version) {
+    bool answered = false;
+    store->RecordCheckIn({id, version, now + absl::Seconds(seconds)}, Durability::kBehind,
+                         [&](absl::StatusOr<bool> r) { answered = r.ok(); });
+    EXPECT_TRUE(answered);  // at once
+  };
+  behind("d1", 10, "0.9");
+  behind("d1", 20, odd);
+  behind("d2", 15, "2.0");
+  // A durable write after them: the writer has committed every earlier batch.
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) {
+        store->RecordCheckIn({"d2", "2.1", now + absl::Seconds(30)}, Durability::kDurable, cb);
+      }).ok());
+  auto d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->device.agent_version(), odd);
+  EXPECT_EQ(d1->device.last_seen_at().seconds(), absl::ToUnixSeconds(now) + 20);
+  ASSERT_FALSE(d1->recent_checkins.empty());
+  EXPECT_EQ(d1->recent_checkins.front(), now + absl::Seconds(20));
+  auto d2 = store->GetDevice("d2", Scope::Region());
+  ASSERT_TRUE(d2.ok());
+  EXPECT_EQ(d2->device.agent_version(), "2.1");
+  EXPECT_EQ(d2->recent_checkins.size(), 2u);
+  EXPECT_EQ(store->UnrecordedCheckIns(), 0u);
+}
+
 TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

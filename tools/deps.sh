@@ -17,7 +17,7 @@ if [ "${1:-}" = "--package" ]; then
   PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap)
 fi
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(curl bc time python3 procps)
+  PACKAGES+=(curl bc time python3 procps postgresql)
 fi
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev)

@@ -271,8 +271,13 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER devices_tally AFTER INSERT OR DELETE OR UPDATE OF uai, kind, last_seen_at
-  ON devices FOR EACH ROW EXECUTE FUNCTION parc_devices_changed();
+CREATE TRIGGER devices_tally_insert_delete AFTER INSERT OR DELETE ON devices
+  FOR EACH ROW EXECUTE FUNCTION parc_devices_changed();
+-- A check-in on a day the device was already seen changes no count: no function call at all.
+CREATE TRIGGER devices_tally_update AFTER UPDATE OF uai, kind, last_seen_at ON devices
+  FOR EACH ROW WHEN (OLD.uai IS DISTINCT FROM NEW.uai OR OLD.kind <> NEW.kind
+                     OR parc_seen_day(OLD.last_seen_at) <> parc_seen_day(NEW.last_seen_at))
+  EXECUTE FUNCTION parc_devices_changed();
 
 -- A deleted device's deployments go just before it, so their triggers still see where it was.
 CREATE FUNCTION parc_devices_delete_deployments() RETURNS trigger LANGUAGE plpgsql AS $$

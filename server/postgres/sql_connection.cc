@@ -120,16 +120,22 @@ std::string SqlConnection::InList(absl::string_view expr, int param) const {
 }
 
 std::string SqlConnection::ListParam(const std::set<std::string>& values) const {
-  std::vector<std::string> quoted;
-  for (const auto& v : values) {
-    std::string escaped;
-    for (char c : v) {
-      if (c == '"' || c == '\\') escaped.push_back('\\');
-      escaped.push_back(c);
+  return ArrayParam(std::vector<std::string>(values.begin(), values.end()));
+}
+
+std::string SqlConnection::ArrayParam(const std::vector<std::string>& values) const {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
     }
-    quoted.push_back(absl::StrCat("\"", escaped, "\""));
+    out.push_back('"');
   }
-  return absl::StrCat("{", absl::StrJoin(quoted, ","), "}");
+  out.push_back('}');
+  return out;
 }
 
 }  // namespace parc::server::pg

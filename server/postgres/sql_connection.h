@@ -23,6 +23,9 @@ class SqlConnection final : public sql::Connection {
   // expr = ANY(CAST(?param AS TEXT[])), the parameter an array literal.
   std::string InList(absl::string_view expr, int param) const override;
   std::string ListParam(const std::set<std::string>& values) const override;
+  bool has_arrays() const override { return true; }
+  // {"a","b\\"c"}: an array literal, each element quoted.
+  std::string ArrayParam(const std::vector<std::string>& values) const override;
 
   pg::Connection* db() const { return db_.get(); }
 

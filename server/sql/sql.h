@@ -119,6 +119,14 @@ class Connection {
   // and that parameter's value for a list (see scope_sql.h).
   virtual std::string InList(absl::string_view expr, int param) const = 0;
   virtual std::string ListParam(const std::set<std::string>& values) const = 0;
+  // Whether a parameter may be an array (PostgreSQL: CAST(?N AS TEXT[]) bound to
+  // ArrayParam(values)): a batch of rows then goes in one statement, one round trip, instead of
+  // one statement per row (which costs nothing more in SQLite, in process).
+  virtual bool has_arrays() const { return false; }
+  virtual std::string ArrayParam(const std::vector<std::string>& values) const {
+    (void)values;
+    return "";
+  }
 };
 
 // Steps through every row of st, calling read(st) for each; returns what read returned, in

@@ -7,6 +7,7 @@
 #   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
 #   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P12   keep the data (profiling)
+#   tools/bench/run.sh P13        SQLite and PostgreSQL side by side (P1, P3, P5 on each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -16,10 +17,10 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     P*) ROWS+=("$a") ;;
-    *) echo "usage: $0 [--quick] [P1 ... P10 P12]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [P1 ... P10 P12 P13]" >&2; exit 2 ;;
   esac
 done
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P12)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P12 P13)
 want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if [ "$QUICK" = 1 ]; then
@@ -45,9 +46,11 @@ OUT=$ROOT/build/bench
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/parc-bench.XXXXXX)
 PIDS=()
+PG_STOP=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ ${#PG_STOP[@]} -eq 0 ] || "${PG_STOP[@]}" >/dev/null 2>&1 || true
   # PARC_BENCH_KEEP=DIR keeps the fleet and the servers' data there (to profile a page).
   if [ -n "${PARC_BENCH_KEEP:-}" ]; then rm -rf "$PARC_BENCH_KEEP"; mv "$WORK" "$PARC_BENCH_KEEP"; else rm -rf "$WORK"; fi
 }
@@ -78,6 +81,27 @@ start_server() {  # name tls|insecure [extra args...] -> sets S_ADDR S_DATA S_PI
   S_ADDR=127.0.0.1:$(cat "$WORK/$name.port")
   S_WEB=$(sed -n 's/.*dashboard at \(https\{0,1\}:\/\/[^ ]*\).*/\1/p' "$WORK/$name.log")
   if [ "$mode" = insecure ]; then S_CONN=(--insecure); else S_CONN=(--ca "$S_DATA/tls/ca.pem"); fi
+}
+# A private PostgreSQL for P13 (initdb in WORK, Unix socket only, durable as configured by
+# default: fsync on), run as the user postgres when root. -> PG_URI
+start_postgres() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  local dir=$WORK/pg as=()
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chmod 711 "$WORK"; chown postgres "$dir"; as=(runuser -u postgres --); fi
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 >/dev/null
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -w -s -l "$dir/log" \
+    -o "-k $dir -c listen_addresses='' -c shared_buffers=512MB" start
+  PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -s stop)
+  "${as[@]}" "$bin/psql" -h "$dir" -U postgres -qc "CREATE DATABASE parc" >/dev/null
+  PG_URI="host=$dir user=postgres dbname=parc"
+}
+pg_cpu_ticks() {  # user+system ticks of every PostgreSQL process (backends included)
+  local t=0 p
+  for p in $(pgrep -u postgres postgres); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
 }
 ctl() { "$CTL" --server "$S_ADDR" "${S_CONN[@]}" --token-file "$S_DATA/admin.token" "$@"; }
 prepare_fleet() {  # region, annuaire, delivery list, region token, enrollment of every device
@@ -283,6 +307,59 @@ print([e for e in json.load(sys.stdin)["establishments"] if e["uai"] == sys.argv
     row P10 "server peak RSS, $DEVICES devices after the runs" "${rss} MiB" "-" "-" \
       "≤ 1.5 GB (at 300k)" "$(verdict "$rss * 300000 / $DEVICES <= 1536")"
   fi
+fi
+
+# P13: the same server on SQLite and on PostgreSQL, in the same run: check-ins, inventories and
+# the region report on each engine (PostgreSQL's own CPU counted apart).
+if want P13; then
+  start_postgres
+  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT
+  for engine in sqlite postgresql; do
+    extra=(--publisher-key "$WORK/p13key.pub")
+    [ -f "$WORK/p13key.pub" ] || "$BUNDLE" keygen --out "$WORK/p13key" >/dev/null
+    [ "$engine" = postgresql ] && extra+=(--database "$PG_URI")
+    start_server "p13-$engine" tls "${extra[@]}"
+    prepare_fleet
+    "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload checkin \
+      --concurrency 128 --calls "$DEVICES" >/dev/null
+    pg0=$(pg_cpu_ticks)
+    r=$(load "$S_ADDR" checkin 128 --server-pid "$S_PID")
+    pg1=$(pg_cpu_ticks)
+    calls=$(json "$r" "d['result']['calls']")
+    P13_CHECKIN[$engine]=$(json "$r" "d['result']['throughput']")
+    P13_SRV[$engine]=$(json "$r" "d['result']['server_cpu_us_per_call']")
+    P13_PG[$engine]=$(python3 -c "print(($pg1 - $pg0) * 1e6 / $(getconf CLK_TCK) / max($calls, 1))")
+    r=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID")
+    P13_INV[$engine]=$(json "$r" "d['result']['throughput']")
+    # The region report after a rollout every device installed.
+    echo "x" >"$WORK/x13.txt"
+    printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x13.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec13.toml"
+    [ -d "$WORK/bundle13" ] || "$BUNDLE" build "$WORK/spec13.toml" --key "$WORK/p13key.key" --out "$WORK/bundle13" >/dev/null
+    ctl bundles publish "$WORK/bundle13" >/dev/null
+    rid=$(ctl rollouts create --bundle mcnl@2026.1 --target all --json | sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
+    ctl rollouts start "$rid" >/dev/null
+    "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload cycle \
+      --concurrency 64 --calls $((DEVICES * 2)) >/dev/null
+    times=()
+    for _ in 1 2 3 4 5; do
+      t0=$(date +%s%N); ctl report deployment --bundle mcnl --by establishment >/dev/null
+      t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
+    done
+    P13_REPORT[$engine]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+    kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
+  done
+  s=${P13_CHECKIN[sqlite]}; p=${P13_CHECKIN[postgresql]}
+  ratio=$(python3 -c "print(round($p / $s, 2))")
+  row P13 "check-ins/s, $DEVICES devices, TLS, PostgreSQL vs SQLite" \
+    "$(printf '%.0f/s (srv %.0f µs, pg %.0f µs)' "$p" "${P13_SRV[postgresql]}" "${P13_PG[postgresql]}")" \
+    "$(printf 'SQLite %.0f/s (srv %.0f µs)' "$s" "${P13_SRV[sqlite]}")" "$ratio" "≥ 0.7×" \
+    "$(verdict "$ratio >= 0.7")"
+  s=${P13_INV[sqlite]}; p=${P13_INV[postgresql]}
+  row P13 "full inventories/s, TLS, PostgreSQL vs SQLite" "$(printf '%.0f/s' "$p")" \
+    "$(printf 'SQLite %.0f/s' "$s")" "$(python3 -c "print(round($p / $s, 2))")" "-" "-"
+  s=${P13_REPORT[sqlite]}; p=${P13_REPORT[postgresql]}
+  row P13 "region report by establishment, wall, PostgreSQL vs SQLite" "${p} ms" "SQLite ${s} ms" \
+    "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
 fi
 
 if want P6; then
