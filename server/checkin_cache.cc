@@ -58,4 +58,36 @@ void CheckInCache::InvalidateAssignments() {
   assignments_.clear();
 }
 
+std::optional<bool> CheckInCache::GetSoftwareSet(const std::string& hash, absl::Time now) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = software_sets_.find(hash);
+  if (it == software_sets_.end() || (!it->second.first && it->second.second <= now)) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return it->second.first;
+}
+
+void CheckInCache::PutSoftwareSet(uint64_t generation, const std::string& hash, bool known,
+                                  absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_.load(std::memory_order_acquire)) return;
+  if (software_sets_.size() >= max_devices_) software_sets_.clear();
+  software_sets_.insert_or_assign(hash, std::make_pair(known, now + kUnknownFor));
+}
+
+void CheckInCache::SoftwareSetStored(const std::string& hash) {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (software_sets_.size() >= max_devices_) software_sets_.clear();
+  software_sets_.insert_or_assign(hash, std::make_pair(true, absl::InfiniteFuture()));
+}
+
+void CheckInCache::InvalidateSoftwareSets() {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  software_sets_.clear();
+}
+
 }  // namespace parc::server

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store.h"
 
 namespace parc::server {
@@ -42,6 +43,17 @@ class CheckInCache {
                      std::shared_ptr<const ActiveAssignment> assignment);
   void InvalidateAssignments();
 
+  // Whether a software set (by hash) is stored: asked by every check-in whose inventory
+  // changed. Known stays known until a purge (InvalidateSoftwareSets); unknown is believed for
+  // unknown_for at most, since another node may store it meanwhile (and then the agent would
+  // only send a list the server already had).
+  std::optional<bool> GetSoftwareSet(const std::string& hash, absl::Time now) const;
+  void PutSoftwareSet(uint64_t generation, const std::string& hash, bool known, absl::Time now);
+  // Once a write storing it committed.
+  void SoftwareSetStored(const std::string& hash);
+  void InvalidateSoftwareSets();
+  static constexpr absl::Duration kUnknownFor = absl::Seconds(60);
+
   uint64_t hits() const { return hits_.load(); }
   uint64_t misses() const { return misses_.load(); }
 
@@ -53,6 +65,8 @@ class CheckInCache {
   absl::flat_hash_map<std::string, DeviceAuth> devices_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::pair<std::string, int>, std::shared_ptr<const ActiveAssignment>>
       assignments_ ABSL_GUARDED_BY(mu_);
+  // hash -> (known, until when an "unknown" holds).
+  absl::flat_hash_map<std::string, std::pair<bool, absl::Time>> software_sets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parc::server

@@ -457,6 +457,28 @@ TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   EXPECT_FALSE(cache.GetAssignment("0310036W", 1).has_value());
 }
 
+TEST(CheckInCache, SoftwareSetsStayKnownAndUnknownOnlyForAWhile) {
+  CheckInCache cache(10);
+  const absl::Time t = absl::FromUnixSeconds(1790000000);
+  EXPECT_FALSE(cache.GetSoftwareSet("h1", t).has_value());
+  cache.PutSoftwareSet(cache.Generation(), "h1", false, t);
+  ASSERT_TRUE(cache.GetSoftwareSet("h1", t).has_value());
+  EXPECT_FALSE(*cache.GetSoftwareSet("h1", t));
+  // Another node may have stored it since: "unknown" is asked again after a while.
+  EXPECT_FALSE(cache.GetSoftwareSet("h1", t + CheckInCache::kUnknownFor).has_value());
+  // Stored here: known at once, for good.
+  cache.SoftwareSetStored("h1");
+  EXPECT_TRUE(*cache.GetSoftwareSet("h1", t + absl::Hours(1000)));
+  // A read that raced with the store does not bring "unknown" back.
+  const uint64_t before = cache.Generation();
+  cache.SoftwareSetStored("h2");
+  cache.PutSoftwareSet(before, "h2", false, t);
+  EXPECT_TRUE(*cache.GetSoftwareSet("h2", t));
+  // A purge may delete sets: everything is asked again.
+  cache.InvalidateSoftwareSets();
+  EXPECT_FALSE(cache.GetSoftwareSet("h1", t).has_value());
+}
+
 TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

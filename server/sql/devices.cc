@@ -162,10 +162,15 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
 }
 
 absl::StatusOr<bool> SqlStore::HasSoftwareSet(const std::string& hash) {
+  const absl::Time now = absl::Now();
+  if (auto cached = cache_.GetSoftwareSet(hash, now)) return *cached;
+  const uint64_t generation = cache_.Generation();
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
   st.Bind(1, hash);
-  return st.Step();
+  PARC_ASSIGN_OR_RETURN(bool known, st.Step());
+  cache_.PutSoftwareSet(generation, hash, known, now);
+  return known;
 }
 
 absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string& hash,
@@ -214,6 +219,7 @@ absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string&
 
 void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string device_id = in.device_id;
+  std::string software_hash = in.software_hash;
   SubmitFor<bool>(
       [this, in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
@@ -284,8 +290,10 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
       },
-      [this, device_id = std::move(device_id), done = std::move(done)](absl::StatusOr<bool> r) {
+      [this, device_id = std::move(device_id), software_hash = std::move(software_hash),
+       done = std::move(done)](absl::StatusOr<bool> r) {
         cache_.InvalidateDevice(device_id);  // its inventory hash
+        if (r.ok()) cache_.SoftwareSetStored(software_hash);
         done(std::move(r));
       });
 }
@@ -401,7 +409,10 @@ void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> d
         PARC_RETURN_IF_ERROR(orphans.Run());
         return deleted;
       },
-      std::move(done));
+      [this, done = std::move(done)](absl::StatusOr<int64_t> r) {
+        cache_.InvalidateSoftwareSets();  // some may be gone
+        done(std::move(r));
+      });
 }
 
 }  // namespace parc::server
