@@ -19,16 +19,10 @@ namespace parc::server {
 
 using Statement = sql::Stmt;
 using sql::DeviceFromRow;
-using sql::EstablishmentFromRow;
 using sql::FromUnix;
 using sql::kDeviceSelect;
-using sql::kEstablishmentColumns;
-using sql::kTokenColumns;
-using sql::SetTimestamp;
-using sql::TokenFromRow;
 using sql::U32;
 using sql::Unix;
-using sql::UsableToken;
 
 void SqlStore::RetireDevice(std::string id_or_serial, Scope scope,
                             StoreCallback<parc::v1::Device> done) {

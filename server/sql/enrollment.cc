@@ -17,13 +17,7 @@
 namespace parc::server {
 
 using Statement = sql::Stmt;
-using sql::DeviceFromRow;
-using sql::EstablishmentFromRow;
-using sql::FromUnix;
-using sql::kDeviceSelect;
-using sql::kEstablishmentColumns;
 using sql::kTokenColumns;
-using sql::SetTimestamp;
 using sql::TokenFromRow;
 using sql::U32;
 using sql::Unix;

@@ -16,7 +16,6 @@ namespace parc::server {
 namespace {
 
 using Statement = sql::Stmt;
-using sql::FromUnix;
 using sql::U32;
 using sql::Unix;
 
