@@ -65,20 +65,11 @@ void SqlStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
 absl::StatusOr<OperatorRecord> SqlStore::GetOperator(const std::string& id) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare("SELECT id, name, secret_hash, role, scope, created_at, "
-                                    "revoked_at FROM operators WHERE id = ?"));
+                        db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?")));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError("operator not found");
-  OperatorRecord op;
-  op.id = st.Text(0);
-  op.name = st.Text(1);
-  op.secret_hash = st.Text(2);
-  op.role = st.Text(3);
-  op.scope = st.Text(4);
-  op.created_at = FromUnix(st.Int(5));
-  if (!st.IsNull(6)) op.revoked_at = FromUnix(st.Int(6));
-  return op;
+  return OperatorFromRow(st);
 }
 
 absl::StatusOr<int64_t> SqlStore::CountOperators() {
