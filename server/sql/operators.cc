@@ -64,8 +64,7 @@ void SqlStore::CreateOperator(OperatorRecord op, StoreCallback<bool> done) {
 
 absl::StatusOr<OperatorRecord> SqlStore::GetOperator(const std::string& id) {
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?")));
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat(kOperatorSelect, "WHERE id = ?")));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError("operator not found");
