@@ -64,6 +64,18 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
                                                                 httplib::Response& res) {
     const std::string sha = req.matches[1];
     const std::string etag = absl::StrCat("\"", sha, "\"");
+    // With several nodes, the first request for an artifact this node has not served yet
+    // copies it from the database.
+    if (absl::Status local = store->EnsureLocal(sha); !local.ok()) {
+      res.status = absl::IsNotFound(local) ? 404 : 503;
+      if (res.status == 503) {
+        spdlog::error("artifact {}: {}", sha, local.ToString());
+        res.set_header("Retry-After", "30");
+      }
+      res.set_content(res.status == 404 ? "unknown artifact\n" : "artifact unavailable\n",
+                      "text/plain");
+      return;
+    }
     int fd = ::open(store->PathOf(sha).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       res.status = 404;

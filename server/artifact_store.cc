@@ -21,13 +21,56 @@ bool ArtifactStore::IsSha256(const std::string& s) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(std::string dir) {
+absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(std::string dir,
+                                                                   SharedArtifacts* shared) {
   PARC_RETURN_IF_ERROR(common::MakeDirs(dir + "/tmp", 0755));
-  return std::unique_ptr<ArtifactStore>(new ArtifactStore(std::move(dir)));
+  return std::unique_ptr<ArtifactStore>(new ArtifactStore(std::move(dir), shared));
 }
 
 bool ArtifactStore::Has(const std::string& sha256) const {
-  return IsSha256(sha256) && common::PathExists(PathOf(sha256));
+  if (!IsSha256(sha256)) return false;
+  if (shared_ == nullptr) return common::PathExists(PathOf(sha256));
+  // The shared copy decides: a file here whose upload to it failed does not count.
+  auto has = shared_->Has(sha256);
+  return has.ok() && *has;
+}
+
+absl::Status ArtifactStore::EnsureLocal(const std::string& sha256) const {
+  if (!IsSha256(sha256)) return absl::InvalidArgumentError("not an artifact hash");
+  const std::string path = PathOf(sha256);
+  if (common::PathExists(path)) return absl::OkStatus();
+  if (shared_ == nullptr) return absl::NotFoundError("unknown artifact");
+  std::lock_guard<std::mutex> lock(fetch_mu_);
+  if (common::PathExists(path)) return absl::OkStatus();  // fetched meanwhile
+  PARC_ASSIGN_OR_RETURN(std::string suffix, common::RandomHex(8));
+  const std::string tmp = absl::StrCat(dir_, "/tmp/", sha256, ".", suffix);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return common::ErrnoStatus("cannot create", tmp, errno);
+  common::Sha256 hash;
+  absl::Status s = shared_->Get(sha256, [&](absl::string_view data) -> absl::Status {
+    hash.Update(data);
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t w = ::write(fd, data.data() + off, data.size() - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return common::ErrnoStatus("cannot write", tmp, errno);
+      }
+      off += static_cast<size_t>(w);
+    }
+    return absl::OkStatus();
+  });
+  if (s.ok() && hash.FinishHex() != sha256) {
+    s = absl::DataLossError(
+        absl::StrCat("artifact ", sha256, ": the shared copy does not hash to its name"));
+  }
+  if (s.ok() && ::fsync(fd) != 0) s = common::ErrnoStatus("cannot sync", tmp, errno);
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = common::ErrnoStatus("cannot rename to", path, errno);
+  }
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
 }
 
 ArtifactStore::Upload::~Upload() {
@@ -71,6 +114,8 @@ absl::Status ArtifactStore::Upload::Commit() {
     return common::ErrnoStatus("cannot rename to", final_path_, errno);
   }
   committed_ = true;
+  // Received once it is where every node reads it.
+  if (shared_ != nullptr) return shared_->Put(sha256_, final_path_, size_);
   return absl::OkStatus();
 }
 
@@ -87,6 +132,7 @@ absl::StatusOr<std::unique_ptr<ArtifactStore::Upload>> ArtifactStore::BeginUploa
   up->sha256_ = sha256;
   up->size_ = size;
   up->final_path_ = PathOf(sha256);
+  up->shared_ = shared_;
   PARC_ASSIGN_OR_RETURN(std::string suffix, common::RandomHex(8));
   up->tmp_path_ = absl::StrCat(dir_, "/tmp/", sha256, ".", suffix);
   up->fd_ = ::open(up->tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -2,6 +2,19 @@
 
 namespace parc::server {
 
+void CheckInCache::SetEnabled(bool enabled) {
+  absl::MutexLock lock(&mu_);
+  enabled_ = enabled;
+  ClearLocked();
+}
+
+void CheckInCache::ClearLocked() {
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  devices_.clear();
+  assignments_.clear();
+  software_sets_.clear();
+}
+
 std::optional<DeviceAuth> CheckInCache::GetDevice(const std::string& id) const {
   absl::ReaderMutexLock lock(&mu_);
   auto it = devices_.find(id);
@@ -15,7 +28,7 @@ std::optional<DeviceAuth> CheckInCache::GetDevice(const std::string& id) const {
 
 void CheckInCache::PutDevice(uint64_t generation, const DeviceAuth& auth) {
   absl::MutexLock lock(&mu_);
-  if (generation != generation_.load(std::memory_order_acquire)) return;
+  if (!enabled_ || generation != generation_.load(std::memory_order_acquire)) return;
   if (devices_.size() >= max_devices_) devices_.clear();
   devices_.insert_or_assign(auth.id, auth);
 }
@@ -47,7 +60,7 @@ std::optional<std::shared_ptr<const ActiveAssignment>> CheckInCache::GetAssignme
 void CheckInCache::PutAssignment(uint64_t generation, const std::string& uai, int kind,
                                  std::shared_ptr<const ActiveAssignment> assignment) {
   absl::MutexLock lock(&mu_);
-  if (generation != generation_.load(std::memory_order_acquire)) return;
+  if (!enabled_ || generation != generation_.load(std::memory_order_acquire)) return;
   // (establishment, kind) pairs are bounded by the annuaire: tens of thousands at most.
   assignments_.insert_or_assign(std::make_pair(uai, kind), std::move(assignment));
 }
@@ -72,7 +85,7 @@ std::optional<bool> CheckInCache::GetSoftwareSet(const std::string& hash, absl::
 void CheckInCache::PutSoftwareSet(uint64_t generation, const std::string& hash, bool known,
                                   absl::Time now) {
   absl::MutexLock lock(&mu_);
-  if (generation != generation_.load(std::memory_order_acquire)) return;
+  if (!enabled_ || generation != generation_.load(std::memory_order_acquire)) return;
   if (software_sets_.size() >= max_devices_) software_sets_.clear();
   software_sets_.insert_or_assign(hash, std::make_pair(known, now + kUnknownFor));
 }
@@ -80,6 +93,7 @@ void CheckInCache::PutSoftwareSet(uint64_t generation, const std::string& hash, 
 void CheckInCache::SoftwareSetStored(const std::string& hash) {
   absl::MutexLock lock(&mu_);
   generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (!enabled_) return;
   if (software_sets_.size() >= max_devices_) software_sets_.clear();
   software_sets_.insert_or_assign(hash, std::make_pair(true, absl::InfiniteFuture()));
 }

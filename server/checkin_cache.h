@@ -21,13 +21,18 @@ namespace parc::server {
 // write does not fill it: Put* stores only when nothing was invalidated since the Generation()
 // taken before the read.
 //
-// One process only: with several server nodes on one database, each node learns only of its
-// own writes (a shared invalidation channel comes with the multi-node store).
+// With several server nodes on one database, the writes of the other nodes arrive as
+// notifications (PostgreSQL NOTIFY, sent by the committing transaction) and invalidate the same
+// way; while the channel that brings them is down the cache is switched off (SetEnabled), since
+// it could miss some, and it starts empty when the channel is back.
 class CheckInCache {
  public:
   // At most max_devices credential records (past it the map is emptied and refilled: a
   // fleet larger than the bound costs reads, never wrong answers).
   explicit CheckInCache(size_t max_devices) : max_devices_(max_devices) {}
+
+  // Off: nothing is kept, every lookup misses. Switching either way empties it.
+  void SetEnabled(bool enabled);
 
   uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
 
@@ -58,7 +63,10 @@ class CheckInCache {
   uint64_t misses() const { return misses_.load(); }
 
  private:
+  void ClearLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const size_t max_devices_;
+  bool enabled_ ABSL_GUARDED_BY(mu_) = true;
   std::atomic<uint64_t> generation_{0};
   mutable std::atomic<uint64_t> hits_{0}, misses_{0};
   mutable absl::Mutex mu_;

@@ -67,17 +67,16 @@ Dashboard::Dashboard(Store* store, const common::Clock* clock, Metrics* metrics,
 
 std::optional<Caller> Dashboard::SignedIn(const httplib::Request& req, Session* session) {
   std::string id = CookieValue(req, kCookie);
-  if (id.empty()) return std::nullopt;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return std::nullopt;
-    if (it->second.expires <= clock_->Now()) {
-      sessions_.erase(it);
-      return std::nullopt;
+  if (id.empty() || id.size() > 128) return std::nullopt;
+  // In the database, so that any node answers for a session another node opened.
+  auto stored = store_->GetSession(common::Sha256Hex(id), clock_->Now());
+  if (!stored.ok()) {
+    if (!absl::IsNotFound(stored.status())) {
+      spdlog::warn("dashboard: cannot read a session: {}", stored.status().ToString());
     }
-    *session = it->second;
+    return std::nullopt;
   }
+  *session = Session{stored->operator_id, stored->csrf, stored->expires_at};
   // The operator may have been revoked since it signed in.
   auto op = store_->GetOperator(session->operator_id);
   if (!op.ok() || op->revoked_at.has_value()) return std::nullopt;
@@ -235,13 +234,17 @@ void Dashboard::Login(const httplib::Request& req, httplib::Response& res) {
     res.status = 500;
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // Forget expired sessions now and then.
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
-      it = it->second.expires <= clock_->Now() ? sessions_.erase(it) : std::next(it);
-    }
-    sessions_[*id] = Session{caller->record.id, *csrf, clock_->Now() + options_.session_lifetime};
+  std::promise<absl::StatusOr<bool>> created;
+  store_->CreateSession(DashboardSession{common::Sha256Hex(*id), caller->record.id, *csrf,
+                                         clock_->Now() + options_.session_lifetime},
+                        clock_->Now(),
+                        [&](absl::StatusOr<bool> r) { created.set_value(std::move(r)); });
+  if (auto r = created.get_future().get(); !r.ok()) {
+    spdlog::error("dashboard: cannot store a session: {}", r.status().ToString());
+    res.status = 503;
+    res.set_content("Service momentanément indisponible, réessayez dans un instant.\n",
+                    "text/plain; charset=utf-8");
+    return;
   }
   res.set_header("Set-Cookie",
                  absl::StrCat(kCookie, "=", *id, "; Path=/; HttpOnly; SameSite=Strict; Max-Age=",
@@ -260,9 +263,17 @@ void Dashboard::Logout(const httplib::Request& req, httplib::Response& res) {
                     "text/plain; charset=utf-8");
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    sessions_.erase(CookieValue(req, kCookie));
+  if (caller.has_value()) {
+    std::promise<absl::StatusOr<bool>> deleted;
+    store_->DeleteSession(common::Sha256Hex(CookieValue(req, kCookie)),
+                          [&](absl::StatusOr<bool> r) { deleted.set_value(std::move(r)); });
+    if (auto r = deleted.get_future().get(); !r.ok()) {
+      spdlog::error("dashboard: cannot end a session: {}", r.status().ToString());
+      res.status = 503;
+      res.set_content("Service momentanément indisponible, réessayez dans un instant.\n",
+                      "text/plain; charset=utf-8");
+      return;
+    }
   }
   res.set_header("Set-Cookie", absl::StrCat(kCookie,
                                             "=; Path=/; HttpOnly; SameSite=Strict; "

@@ -82,8 +82,6 @@ class Dashboard {
   Metrics* metrics_;
   RolloutActions* rollouts_;
   Options options_;
-  std::mutex mu_;
-  std::map<std::string, Session> sessions_;
 };
 
 }  // namespace parc::server

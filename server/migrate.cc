@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,8 +14,11 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file_util.h"
 #include "common/sqlite.h"
 #include "common/status_macros.h"
+#include "server/artifact_store.h"
+#include "server/postgres/artifacts.h"
 #include "server/postgres/connection.h"
 #include "server/postgres/schema.h"
 #include "server/postgres/sql_connection.h"
@@ -105,8 +110,9 @@ absl::Status CopyTable(common::Database* from, pg::SqlConnection* to, const std:
 
 }  // namespace
 
-absl::StatusOr<std::vector<MigratedTable>> MigrateSqliteToPostgres(const std::string& sqlite_path,
-                                                                   const std::string& postgres) {
+absl::StatusOr<std::vector<MigratedTable>> MigrateSqliteToPostgres(
+    const std::string& sqlite_path, const std::string& postgres,
+    const std::string& artifacts_dir) {
   common::Database::Options o;
   PARC_ASSIGN_OR_RETURN(auto from, common::Database::Open(sqlite_path, o));
   PARC_RETURN_IF_ERROR(common::Migrate(from.get(), sqlite::Migrations()));
@@ -160,6 +166,35 @@ absl::StatusOr<std::vector<MigratedTable>> MigrateSqliteToPostgres(const std::st
     out.push_back(t);
   }
   (void)from->Exec("ROLLBACK");
+  if (!artifacts_dir.empty()) {
+    // After the tables: an artifact stored twice (a second run after a failure) is found
+    // there and skipped.
+    MigratedTable t{"artifacts"};
+    pg::Artifacts shared(postgres);
+    DIR* dir = ::opendir(artifacts_dir.c_str());
+    if (dir == nullptr && errno != ENOENT) {
+      return common::ErrnoStatus("cannot list", artifacts_dir, errno);
+    }
+    absl::Status stored = absl::OkStatus();
+    while (dir != nullptr && stored.ok()) {
+      dirent* e = ::readdir(dir);
+      if (e == nullptr) break;
+      const std::string name = e->d_name;
+      if (!ArtifactStore::IsSha256(name)) continue;
+      const std::string path = artifacts_dir + "/" + name;
+      struct stat st;
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      ++t.source;
+      stored = shared.Put(name, path, static_cast<uint64_t>(st.st_size));
+      if (!stored.ok()) {
+        stored = absl::Status(stored.code(), absl::StrCat("artifact ", name, ": ", stored.message()));
+      }
+    }
+    if (dir != nullptr) ::closedir(dir);
+    PARC_RETURN_IF_ERROR(stored);
+    PARC_ASSIGN_OR_RETURN(t.target, PgCount(to_raw, "SELECT count(*) FROM artifacts"));
+    out.push_back(t);
+  }
   return out;
 }
 
@@ -168,7 +203,8 @@ int MigrateMain(int argc, char** argv) {
   CLI::App app{
       "parc-server migrate: copies a server's SQLite database into an empty PostgreSQL "
       "database.\nStop the server first; then start it with --data-dir DATA_DIR --database "
-      "URI:\nagents keep their credentials, TLS material and artifacts stay in DATA_DIR.",
+      "URI:\nagents keep their credentials; the artifacts are copied into the database too, where "
+      "every node reads them; TLS material stays in DATA_DIR.",
       "parc-server migrate"};
   app.add_option("--from", from, "Data directory of the server (holding parc.db)")->required();
   app.add_option("--to", to, "PostgreSQL database: postgresql://user@host/db or a libpq string")
@@ -185,7 +221,7 @@ int MigrateMain(int argc, char** argv) {
     if (fd >= 0) ::close(fd);
     return 1;
   }
-  auto tables = MigrateSqliteToPostgres(from + "/parc.db", to);
+  auto tables = MigrateSqliteToPostgres(from + "/parc.db", to, from + "/artifacts");
   ::close(fd);
   if (!tables.ok()) {
     std::cerr << "parc-server migrate: " << tables.status().message()

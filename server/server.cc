@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/audit.h"
+#include "server/postgres/artifacts.h"
 #include "server/tls_bootstrap.h"
 
 namespace parc::server {
@@ -54,7 +55,11 @@ absl::Status Server::Init() {
   PARC_ASSIGN_OR_RETURN(store_, SqlStore::Open(sopts));
   PARC_RETURN_IF_ERROR(EnsureBootstrapAdmin());
 
-  PARC_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts"));
+  if (!options_.database.empty()) {
+    shared_artifacts_ = std::make_unique<pg::Artifacts>(options_.database);
+  }
+  PARC_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts",
+                                                        shared_artifacts_.get()));
   BundleConfig bundles;
   bundles.artifacts = artifacts_.get();
   for (const auto& path : options_.publisher_keys) {
@@ -188,6 +193,8 @@ absl::Status Server::Init() {
     pthread_setname_np(pthread_self(), "parc-jobs");
     jobs_.run();
   });
+  // Rollout evaluations asked by other nodes (PostgreSQL), when this node leads.
+  store_->set_rollout_handler([this](const std::string& id) { EvaluateRolloutSoon(id); });
   asio::post(jobs_, [this] {
     SchedulePurge();
     ScheduleRolloutEvaluation();
@@ -245,6 +252,10 @@ void Server::SchedulePurge() {
   purge_timer_.expires_after(absl::ToChronoSeconds(options_.purge_interval));
   purge_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
+    if (!store_->LeadsJobs()) {  // another node purges
+      SchedulePurge();
+      return;
+    }
     store_->PurgeInventoryHistory(
         options_.clock->Now() - options_.inventory_retention, [](absl::StatusOr<int64_t> deleted) {
           if (!deleted.ok()) {
@@ -297,6 +308,11 @@ void Server::EvaluateRolloutSoon(const std::string& id) {
     timer->async_wait([this, id, timer](const asio::error_code& ec) {
       evaluation_pending_.erase(id);
       if (ec) return;
+      // With several nodes, one evaluates (the one that leads); the others pass it on.
+      if (!store_->LeadsJobs()) {
+        store_->RequestRolloutEvaluation(id);
+        return;
+      }
       metrics_.RecordRolloutEvaluation();
       store_->EvaluateRollout(id, options_.clock->Now(), [id](absl::StatusOr<RolloutRecord> r) {
         if (!r.ok()) {
@@ -311,7 +327,8 @@ void Server::ScheduleRolloutEvaluation() {
   rollout_timer_.expires_after(absl::ToChronoMilliseconds(options_.rollout_interval));
   rollout_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
-    auto rollouts = store_->ListRollouts(Scope::Region());
+    auto rollouts = store_->LeadsJobs() ? store_->ListRollouts(Scope::Region())
+                                        : absl::StatusOr<std::vector<RolloutRecord>>();
     if (rollouts.ok()) {
       for (const auto& r : *rollouts) {
         if (r.state == "running") EvaluateRolloutSoon(r.id);
@@ -331,6 +348,7 @@ absl::StatusOr<int64_t> Server::PurgeNow() {
 void Server::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (store_) store_->set_rollout_handler(nullptr);
   if (grpc_server_) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));

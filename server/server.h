@@ -109,6 +109,8 @@ class Server {
   ServerOptions options_;
   Metrics metrics_;
   std::unique_ptr<SqlStore> store_;
+  // PostgreSQL: the artifacts every node reads (artifacts_ is this node's cache of them).
+  std::unique_ptr<SharedArtifacts> shared_artifacts_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<RolloutActions> rollout_actions_;
   std::unique_ptr<Dashboard> dashboard_;

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "common/crypto.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/postgres/engine.h"
 #include "server/postgres/schema.h"
@@ -12,8 +15,11 @@ namespace parc::server {
 
 absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const Options& options) {
   std::unique_ptr<sql::Engine> engine;
+  std::string origin;
   if (!options.postgres.empty()) {
+    PARC_ASSIGN_OR_RETURN(origin, common::RandomHex(8));
     pg::EngineOptions e;
+    e.origin = origin;
     e.conninfo = options.postgres;
     e.readers = options.readers;
     e.max_batch = options.max_batch;
@@ -30,7 +36,67 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const Options& options)
     PARC_ASSIGN_OR_RETURN(engine, sqlite::OpenEngine(e, sqlite::Migrations()));
   }
   std::unique_ptr<SqlStore> store(new SqlStore(std::move(engine), options));
+  if (store->postgres_) {
+    // Off until the notifications of the other nodes' writes arrive.
+    store->cache_.SetEnabled(false);
+    pg::Coordinator::Options c;
+    c.conninfo = options.postgres;
+    c.channels = {kCacheChannel, kRolloutChannel};
+    c.origin = origin;
+    SqlStore* s = store.get();
+    PARC_ASSIGN_OR_RETURN(
+        store->coordinator_,
+        pg::Coordinator::Start(
+            c,
+            [s](const std::string& channel, const std::string& message) {
+              s->OnNotification(channel, message);
+            },
+            [s](bool connected) { s->cache_.SetEnabled(connected); }));
+  }
   return store;
+}
+
+void SqlStore::OnNotification(const std::string& channel, const std::string& message) {
+  if (channel == kRolloutChannel) {
+    if (!LeadsJobs()) return;  // the leading node has it too
+    std::lock_guard<std::mutex> lock(handler_mu_);
+    if (rollout_handler_) rollout_handler_(message);
+    return;
+  }
+  if (channel != kCacheChannel) return;
+  if (absl::StartsWith(message, "device ")) {
+    cache_.InvalidateDevice(message.substr(7));
+  } else if (message == "devices") {
+    cache_.InvalidateDevices();
+  } else if (message == "assignments") {
+    cache_.InvalidateAssignments();
+  } else if (message == "software_sets") {
+    cache_.InvalidateSoftwareSets();
+  } else {
+    spdlog::warn("store: unknown cache notification \"{}\"", message);
+    cache_.SetEnabled(true);  // empties it
+  }
+}
+
+void SqlStore::RequestRolloutEvaluation(const std::string& id) {
+  if (LeadsJobs()) {
+    std::lock_guard<std::mutex> lock(handler_mu_);
+    if (rollout_handler_) rollout_handler_(id);
+    return;
+  }
+  Submit(
+      [id](sql::Connection* db) {
+        db->Notify(kRolloutChannel, id);
+        return absl::OkStatus();
+      },
+      [id](absl::Status s) {
+        if (!s.ok()) spdlog::warn("rollout {}: cannot reach the leading node: {}", id, s.message());
+      });
+}
+
+void SqlStore::set_rollout_handler(std::function<void(const std::string&)> handler) {
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  rollout_handler_ = std::move(handler);
 }
 
 SqlStore::SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options)
@@ -40,6 +106,8 @@ SqlStore::SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options)
       cache_(options.max_cached_devices) {}
 
 SqlStore::~SqlStore() {
+  // No more notifications from other nodes (nor rollout requests for a server going away).
+  coordinator_.reset();
   // Queued writes run their callbacks, which touch the cache, before anything else goes.
   engine_.reset();
 }

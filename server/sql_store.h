@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "server/checkin_cache.h"
+#include "server/postgres/coordinator.h"
 #include "server/software_sets.h"
 #include "server/sql/engine.h"
 #include "server/store.h"
@@ -159,6 +160,21 @@ class SqlStore final : public Store {
 
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
+  void CreateSession(DashboardSession session, absl::Time now, StoreCallback<bool> done) override;
+  absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash,
+                                              absl::Time now) override;
+  void DeleteSession(std::string id_hash, StoreCallback<bool> done) override;
+
+  bool LeadsJobs() const override { return coordinator_ == nullptr || coordinator_->leads(); }
+  void RequestRolloutEvaluation(const std::string& id) override;
+  void set_rollout_handler(std::function<void(const std::string&)> handler) override;
+
+  // The channel on which the writes that change what check-ins cache are announced to every
+  // node ("device <id>", "devices", "assignments", "software_sets"), and the one on which a
+  // node asks the leading node to evaluate a rollout.
+  static constexpr char kCacheChannel[] = "parc_cache";
+  static constexpr char kRolloutChannel[] = "parc_rollout";
+
  private:
   using ReaderLease = sql::Engine::ReaderLease;
 
@@ -172,6 +188,13 @@ class SqlStore final : public Store {
     engine_->SubmitFor<T>(std::move(fn), std::move(done));
   }
   ReaderLease AcquireReader() { return engine_->AcquireReader(); }
+  // Inside a write: tells every node, once it commits, that what check-ins cache of the device
+  // changed (this node's cache is emptied by the write's callback).
+  static void NotifyDeviceChanged(sql::Connection* db, const std::string& device_id) {
+    db->Notify(kCacheChannel, "device " + device_id);
+  }
+  // A notification from any node (the coordinator's thread).
+  void OnNotification(const std::string& channel, const std::string& message);
   absl::StatusOr<parc::v1::DeploymentReportResponse> DeploymentReportByScan(
       sql::Connection* db, const std::string& bundle_name, uint64_t min_sequence,
       const std::string& by, absl::Time stale_before, const Scope& scope);
@@ -198,6 +221,11 @@ class SqlStore final : public Store {
 
   // Credentials and assignments for check-ins; emptied by the writes that change them.
   CheckInCache cache_;
+
+  // PostgreSQL: the link to the other nodes (notifications, the jobs' lease).
+  std::unique_ptr<pg::Coordinator> coordinator_;
+  std::mutex handler_mu_;
+  std::function<void(const std::string&)> rollout_handler_;
 };
 
 }  // namespace parc::server

@@ -271,6 +271,13 @@ struct AuditRecord {
 //
 // Writes are asynchronous: the callback runs once the write is durable (or has failed), on a
 // thread owned by the store, and must not block. Reads are synchronous and never wait for
+struct DashboardSession {
+  std::string id_hash;
+  std::string operator_id;
+  std::string csrf;
+  absl::Time expires_at;
+};
+
 // writes.
 class Store {
  public:
@@ -412,6 +419,25 @@ class Store {
   virtual bool Writable() const = 0;
   virtual uint64_t FailedBatches() const = 0;
   virtual uint64_t UnrecordedCheckIns() const = 0;
+
+  // Dashboard sessions, in the database so that every server node knows them. id_hash is
+  // the SHA-256 of the cookie's value (the value itself is never stored). Creating one also
+  // forgets the expired ones.
+  virtual void CreateSession(DashboardSession session, absl::Time now,
+                             StoreCallback<bool> done) = 0;
+  // NOT_FOUND for an unknown or expired session.
+  [[nodiscard]] virtual absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash,
+                                                                    absl::Time now) = 0;
+  virtual void DeleteSession(std::string id_hash, StoreCallback<bool> done) = 0;
+
+  // Several server nodes on one database. The jobs that must run on one node at a time (the
+  // rollout evaluation, the retention purge) run where LeadsJobs(): always with SQLite (one
+  // process per file), on the node that holds the database's lease with PostgreSQL.
+  virtual bool LeadsJobs() const = 0;
+  // Has the leading node (this one when it leads) evaluate the rollout soon: the handler set
+  // with set_rollout_handler runs there, on a thread of the store.
+  virtual void RequestRolloutEvaluation(const std::string& id) = 0;
+  virtual void set_rollout_handler(std::function<void(const std::string&)> handler) = 0;
 };
 
 }  // namespace parc::server

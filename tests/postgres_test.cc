@@ -3,8 +3,12 @@
 // keep.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <future>
+#include <mutex>
+#include <thread>
 
+#include "common/crypto.h"
 #include "common/sqlite.h"
 #include "server/postgres/connection.h"
 #include "server/postgres/schema.h"
@@ -78,7 +82,7 @@ TEST(Postgres, MigratesAnEmptyDatabaseOnceAndRefusesANewerOne) {
   auto tables =
       db->Exec("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'");
   ASSERT_TRUE(tables.ok());
-  EXPECT_EQ(tables->Int(0, 0), 18);  // 17 tables and parc_schema
+  EXPECT_EQ(tables->Int(0, 0), 21);  // 20 tables and parc_schema
   ASSERT_TRUE(db->Run("INSERT INTO parc_schema VALUES (99)").ok());
   auto newer = Migrate(db.get(), Migrations());
   EXPECT_TRUE(absl::IsFailedPrecondition(newer)) << newer;
@@ -161,21 +165,131 @@ OperatorRecord Operator(const std::string& name) {
   return op;
 }
 
-TEST(PostgresStore, OneServerPerDatabase) {
+// Polls cond every 20 ms for up to 10 s.
+bool Eventually(const std::function<bool()>& cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+SqlStore::Options NodeOptions(const std::string& conninfo) {
+  SqlStore::Options o;
+  o.postgres = conninfo;
+  o.readers = 1;
+  return o;
+}
+
+// Any number of nodes on one database; exactly one runs the jobs, and when it goes away
+// another takes them over within seconds.
+TEST(PostgresStore, NodesShareTheDatabaseAndOneOfThemLeadsTheJobs) {
   auto info = PostgresServer::Shared().CreateDatabase();
   ASSERT_TRUE(info.ok());
-  SqlStore::Options o;
-  o.postgres = *info;
-  o.readers = 1;
-  {
-    auto first = SqlStore::Open(o);
-    ASSERT_TRUE(first.ok()) << first.status();
-    auto second = SqlStore::Open(o);
-    EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
-    EXPECT_NE(second.status().message().find("another parc-server"), absl::string_view::npos);
+  auto first = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto third = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE((*first)->LeadsJobs());
+  EXPECT_FALSE((*second)->LeadsJobs());
+  EXPECT_FALSE((*third)->LeadsJobs());
+
+  // A rollout evaluation asked on a node that does not lead runs on the one that does.
+  std::mutex mu;
+  std::vector<std::string> evaluated_on_first, evaluated_elsewhere;
+  (*first)->set_rollout_handler([&](const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu);
+    evaluated_on_first.push_back(id);
+  });
+  for (auto* node : {second->get(), third->get()}) {
+    node->set_rollout_handler([&](const std::string& id) {
+      std::lock_guard<std::mutex> lock(mu);
+      evaluated_elsewhere.push_back(id);
+    });
   }
-  // The first one gone, the lock went with its session.
-  EXPECT_TRUE(SqlStore::Open(o).ok());
+  (*second)->RequestRolloutEvaluation("r-1");
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return evaluated_on_first == std::vector<std::string>{"r-1"};
+  }));
+
+  first->reset();  // the leading node goes away
+  EXPECT_TRUE(Eventually([&] { return (*second)->LeadsJobs() || (*third)->LeadsJobs(); }));
+  EXPECT_FALSE((*second)->LeadsJobs() && (*third)->LeadsJobs());
+  SqlStore* leader = (*second)->LeadsJobs() ? second->get() : third->get();
+  SqlStore* other = leader == second->get() ? third->get() : second->get();
+  other->RequestRolloutEvaluation("r-2");
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return evaluated_elsewhere == std::vector<std::string>{"r-2"};
+  }));
+}
+
+// What a node caches for check-ins follows the writes of the other nodes.
+TEST(PostgresStore, AWriteOnOneNodeEmptiesWhatTheOtherNodesCache) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  auto a = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(b.ok()) << b.status();
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  EnrollmentTokenRecord token;
+  token.id = "etok";
+  token.secret_hash = common::Sha256Hex("secret");
+  token.created_at = now;
+  token.expires_at = now + absl::Hours(1);
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { (*a)->CreateEnrollmentToken(token, cb); }).ok());
+  EnrollInput in;
+  in.token_id = "etok";
+  in.token_secret_hash = common::Sha256Hex("secret");
+  in.hw_key = "hw-1";
+  in.serial = "SER-1";
+  in.new_device_id = "d-1";
+  in.secret_hash = common::Sha256Hex("first");
+  in.now = now;
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) { (*a)->Enroll(in, cb); }).ok());
+
+  // b reads the device, then answers from its cache (once the notification of the enrollment
+  // itself, which empties it, has arrived).
+  EXPECT_TRUE(Eventually([&] {
+    const uint64_t hits = (*b)->checkin_cache().hits();
+    return (*b)->GetDeviceAuth("d-1").ok() && (*b)->GetDeviceAuth("d-1").ok() &&
+           (*b)->checkin_cache().hits() >= hits + 1;
+  }));
+
+  // Retired on a: b stops knowing it.
+  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
+                (*a)->RetireDevice("d-1", Scope::Region(), cb);
+              }).ok());
+  EXPECT_TRUE(Eventually([&] { return absl::IsNotFound((*b)->GetDeviceAuth("d-1").status()); }));
+}
+
+// A dashboard session opened on one node is known to every node until it expires or its
+// operator signs out.
+TEST(PostgresStore, DashboardSessionsAreSharedByTheNodes) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  auto a = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { (*a)->CreateOperator(Operator("alice"), cb); }).ok());
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  DashboardSession session{common::Sha256Hex("cookie"), "alice", "csrf-1", now + absl::Hours(8)};
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { (*a)->CreateSession(session, now, cb); }).ok());
+  auto on_b = (*b)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(1));
+  ASSERT_TRUE(on_b.ok()) << on_b.status();
+  EXPECT_EQ(on_b->operator_id, "alice");
+  EXPECT_EQ(on_b->csrf, "csrf-1");
+  EXPECT_TRUE(absl::IsNotFound(
+      (*b)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(9)).status()));
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { (*b)->DeleteSession(common::Sha256Hex("cookie"), cb); }).ok());
+  EXPECT_TRUE(
+      absl::IsNotFound((*a)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(1)).status()));
 }
 
 // PostgreSQL down: writes fail as the storage's failures (the store says it is not writable,

@@ -244,7 +244,8 @@ TEST_F(ProvisioningTest, MigratedToPostgresTheRolloutCarriesOnWithoutReenrolling
   server_.reset();
   auto database = PostgresServer::Shared().CreateDatabase();
   ASSERT_TRUE(database.ok()) << database.status();
-  auto tables = server::MigrateSqliteToPostgres(dir_.Sub("server/parc.db"), *database);
+  auto tables = server::MigrateSqliteToPostgres(dir_.Sub("server/parc.db"), *database,
+                                                dir_.Sub("server/artifacts"));
   ASSERT_TRUE(tables.ok()) << tables.status();
   std::map<std::string, int64_t> copied;
   for (const auto& t : *tables) {
@@ -255,6 +256,9 @@ TEST_F(ProvisioningTest, MigratedToPostgresTheRolloutCarriesOnWithoutReenrolling
   EXPECT_EQ(copied["deployments"], 1);
   EXPECT_EQ(copied["rollout_tally (devices)"], 1);
   EXPECT_GT(copied["audit"], 0);
+  EXPECT_EQ(copied["artifacts"], 1);
+  // The artifacts are in the database now: a node without them on its disk serves them.
+  ASSERT_EQ(std::system(("rm -rf " + dir_.Sub("server/artifacts")).c_str()), 0);
   // Once only: the target now holds data.
   auto again = server::MigrateSqliteToPostgres(dir_.Sub("server/parc.db"), *database);
   EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();

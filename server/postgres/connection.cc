@@ -151,6 +151,20 @@ absl::Status Connection::Run(absl::string_view sql) {
   return absl::OkStatus();
 }
 
+absl::Status Connection::ReadNotifications(
+    const std::function<void(const std::string&, const std::string&)>& handle) {
+  if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
+    lost_ = true;
+    return Error(nullptr, "waiting for notifications");
+  }
+  while (PGnotify* n = PQnotifies(conn_)) {
+    std::string channel = n->relname, payload = n->extra;
+    PQfreemem(n);
+    handle(channel, payload);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> SchemaVersion(Connection* db) {
   PARC_RETURN_IF_ERROR(
       db->Run("CREATE TABLE IF NOT EXISTS parc_schema (version integer NOT NULL)"));

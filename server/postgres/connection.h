@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -86,6 +87,12 @@ class Connection {
   // Reconnects after the server went away (prepared statements are prepared again).
   [[nodiscard]] absl::Status Reset();
   const std::string& where() const { return where_; }
+
+  // For a connection that LISTENs: its socket (to poll for input), and the notifications that
+  // arrived, each passed to handle(channel, payload). UNAVAILABLE once the connection is lost.
+  int socket() const { return PQsocket(conn_); }
+  [[nodiscard]] absl::Status ReadNotifications(
+      const std::function<void(const std::string&, const std::string&)>& handle);
 
  private:
   Connection(PGconn* conn, std::string where) : conn_(conn), where_(std::move(where)) {}

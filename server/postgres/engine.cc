@@ -8,8 +8,6 @@
 namespace parc::server::pg {
 namespace {
 
-constexpr int64_t kSingleNodeLock = 7061726301;
-
 class Reconnect final : public sql::Engine::Hooks {
  public:
   void BeforeBatch(sql::Connection* writer) override { Check(writer, "writer"); }
@@ -22,14 +20,6 @@ class Reconnect final : public sql::Engine::Hooks {
     absl::Status s = db->Reset();
     if (!s.ok()) return;
     spdlog::warn("store: postgresql {} connection re-established ({})", what, db->where());
-    if (std::string(what) == "writer") {
-      auto locked = db->Exec("SELECT pg_try_advisory_lock($1)", {kSingleNodeLock});
-      if (!locked.ok() || locked->Int(0, 0) != 1) {
-        spdlog::error(
-            "store: another parc-server took this database while the connection "
-            "was down: stop one of them");
-      }
-    }
   }
 };
 
@@ -39,17 +29,8 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
     const EngineOptions& options, const std::vector<common::Migration>& migrations) {
   PARC_ASSIGN_OR_RETURN(auto writer, pg::Connection::Open(options.conninfo));
   PARC_RETURN_IF_ERROR(Migrate(writer.get(), migrations));
-  // One node per database for now: check-in caches, dashboard sessions and rollout
-  // evaluation are still per process (docs/design.md, "PostgreSQL"). The lock goes with the
-  // writer's session, so a node that dies frees it.
-  PARC_ASSIGN_OR_RETURN(Result locked,
-                        writer->Exec("SELECT pg_try_advisory_lock($1)", {kSingleNodeLock}));
-  if (locked.Int(0, 0) != 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("another parc-server already runs on ", writer->where(),
-                     ": one server per PostgreSQL database (several nodes on one database are not "
-                     "supported yet)"));
-  }
+  // Any number of nodes may share the database: what they must agree on goes through it
+  // (pg::Coordinator).
   std::vector<std::unique_ptr<sql::Connection>> readers;
   for (int i = 0; i < options.readers; ++i) {
     PARC_ASSIGN_OR_RETURN(auto reader, pg::Connection::Open(options.conninfo));
@@ -59,7 +40,9 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
   eopts.max_batch = options.max_batch;
   eopts.max_queued_writes = options.max_queued_writes;
   eopts.begin = "BEGIN";
-  return std::make_unique<sql::Engine>(eopts, std::make_unique<SqlConnection>(std::move(writer)),
+  auto writing = std::make_unique<SqlConnection>(std::move(writer));
+  writing->set_origin(options.origin);
+  return std::make_unique<sql::Engine>(eopts, std::move(writing),
                                        std::move(readers), std::make_unique<Reconnect>());
 }
 

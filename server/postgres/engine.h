@@ -16,6 +16,10 @@ struct EngineOptions {
   int readers = 4;
   size_t max_batch = 512;
   size_t max_queued_writes = 20000;
+  // Who sends the notifications of this engine's writes (sql::Connection::Notify): each goes
+  // out as "<origin> <message>", so that the node that wrote can tell its own from the others'
+  // (pg::Coordinator::Options::origin).
+  std::string origin;
 };
 
 // The store's engine on PostgreSQL: one writing connection with group commit and a pool of

@@ -368,8 +368,33 @@ CREATE TRIGGER bundle_device_tally AFTER INSERT OR DELETE OR UPDATE ON bundle_de
 
 }  // namespace
 
+// Version 2: what several server nodes share. Dashboard sessions (SQLite's version 8), and the
+// artifacts themselves, in chunks of at most 1 MiB (artifacts lists those complete: a row
+// there is written after its last chunk), which each node copies to its own disk before
+// serving.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE dashboard_sessions (
+  id_hash TEXT PRIMARY KEY,
+  operator_id TEXT NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
+  csrf TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
+CREATE TABLE artifact_chunks (
+  sha256 TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (sha256, seq)
+);
+CREATE TABLE artifacts (
+  sha256 TEXT PRIMARY KEY,
+  size BIGINT NOT NULL,
+  stored_at BIGINT NOT NULL
+);
+)sql";
+
 const std::vector<common::Migration>& Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}};
+  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
   return kMigrations;
 }
 

@@ -115,6 +115,26 @@ absl::StatusOr<sql::Stmt> SqlConnection::Prepare(absl::string_view sql) {
   return sql::Stmt(it->second.get());
 }
 
+void SqlConnection::Notify(absl::string_view channel, absl::string_view message) {
+  notifications_.emplace(std::string(channel), absl::StrCat(origin_, " ", message));
+}
+
+absl::Status SqlConnection::FlushNotifications() {
+  if (notifications_.empty()) return absl::OkStatus();
+  std::vector<std::string> channels, messages;
+  for (const auto& [c, m] : notifications_) {
+    channels.push_back(c);
+    messages.push_back(m);
+  }
+  notifications_.clear();
+  return db_
+      ->Exec(
+          "SELECT count(pg_notify(c, m)) FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) "
+          "AS n(c, m)",
+          {ArrayParam(channels), ArrayParam(messages)})
+      .status();
+}
+
 std::string SqlConnection::InList(absl::string_view expr, int param) const {
   return absl::StrCat(expr, " = ANY(CAST(?", param, " AS TEXT[]))");
 }

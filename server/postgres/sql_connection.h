@@ -1,6 +1,8 @@
 #pragma once
 
 #include <map>
+#include <set>
+#include <utility>
 #include <memory>
 #include <string>
 
@@ -27,12 +29,22 @@ class SqlConnection final : public sql::Connection {
   // {"a","b\\"c"}: an array literal, each element quoted.
   std::string ArrayParam(const std::vector<std::string>& values) const override;
 
+  // Gathered and sent in one statement before the batch's COMMIT.
+  void Notify(absl::string_view channel, absl::string_view message) override;
+  absl::Status FlushNotifications() override;
+  void DropNotifications() override { notifications_.clear(); }
+  // Prefixed to each notification's message, and a space.
+  void set_origin(std::string origin) { origin_ = std::move(origin); }
+
   pg::Connection* db() const { return db_.get(); }
 
  private:
   class PgStatement;
   std::unique_ptr<pg::Connection> db_;
   int64_t changes_ = 0;
+  std::string origin_;
+  // (channel, message), each pair once.
+  std::set<std::pair<std::string, std::string>> notifications_;
   std::map<std::string, std::unique_ptr<PgStatement>, std::less<>> cache_;
 };
 

@@ -49,6 +49,7 @@ void SqlStore::RetireDevice(std::string id_or_serial, Scope scope,
         }
         PARC_ASSIGN_OR_RETURN(Statement del, db->Prepare("DELETE FROM devices WHERE id = ?"));
         PARC_RETURN_IF_ERROR(del.Bind(1, device.id()).Run());
+        NotifyDeviceChanged(db, device.id());
         return device;
       },
       [this, done = std::move(done)](absl::StatusOr<parc::v1::Device> device) {
@@ -282,6 +283,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                                         static_cast<int64_t>(hw.ram_bytes()), battery, rotational)
                                  .Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        NotifyDeviceChanged(db, in.device_id);
         return true;
       },
       [this, device_id = std::move(device_id), software_hash = std::move(software_hash),
@@ -401,6 +403,7 @@ void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> d
                         "WHERE i.software_hash = software_sets.hash) AND NOT EXISTS (SELECT 1 "
                         "FROM software_sets d WHERE d.base_hash = software_sets.hash)"));
         PARC_RETURN_IF_ERROR(orphans.Run());
+        db->Notify(kCacheChannel, "software_sets");
         return deleted;
       },
       [this, done = std::move(done)](absl::StatusOr<int64_t> r) {

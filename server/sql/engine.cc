@@ -91,6 +91,7 @@ void Engine::WriterLoop() {
     const absl::Time batch_start = absl::Now();
     absl::Status begin = db->Exec(options_.begin);
     if (!begin.ok()) {
+      db->DropNotifications();
       for (auto& r : results) r = begin;
     } else {
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -103,9 +104,11 @@ void Engine::WriterLoop() {
         if (!results[i].ok()) (void)db->Exec("ROLLBACK TO w");
         (void)db->Exec("RELEASE w");
       }
-      absl::Status commit = db->Exec("COMMIT");
+      absl::Status commit = db->FlushNotifications();
+      if (commit.ok()) commit = db->Exec("COMMIT");
       if (!commit.ok()) {
         (void)db->Exec("ROLLBACK");
+        db->DropNotifications();
         for (auto& r : results) {
           if (r.ok()) r = commit;
         }

@@ -179,6 +179,7 @@ void SqlStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time 
           PARC_RETURN_IF_ERROR(place.BindAll(p.uai, p.serial).Run());
           counts.placed_devices += U32(db->Changes());
         }
+        db->Notify(kCacheChannel, "devices");
         return counts;
       },
       [this, done = std::move(done)](absl::StatusOr<ImportCounts> r) {
@@ -269,6 +270,8 @@ void SqlStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
                               db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
                                           "WHERE id = ?"));
         PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
+        NotifyDeviceChanged(db, out.device_id);
+        if (!in.current_device_id.empty()) NotifyDeviceChanged(db, in.current_device_id);
         out.uai = uai;
         if (!uai.empty()) {
           PARC_ASSIGN_OR_RETURN(Statement name,

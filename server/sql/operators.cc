@@ -135,4 +135,48 @@ absl::StatusOr<std::vector<AuditRecord>> SqlStore::ListAudit(absl::Time since,
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dashboard sessions
+
+void SqlStore::CreateSession(DashboardSession session, absl::Time now, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [session = std::move(session), now](sql::Connection* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(Statement expired,
+                              db->Prepare("DELETE FROM dashboard_sessions WHERE expires_at <= ?"));
+        PARC_RETURN_IF_ERROR(expired.Bind(1, Unix(now)).Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement ins,
+            db->Prepare("INSERT INTO dashboard_sessions(id_hash, operator_id, csrf, expires_at) "
+                        "VALUES (?, ?, ?, ?)"));
+        PARC_RETURN_IF_ERROR(ins.BindAll(session.id_hash, session.operator_id, session.csrf,
+                                         Unix(session.expires_at))
+                                 .Run());
+        return true;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<DashboardSession> SqlStore::GetSession(const std::string& id_hash,
+                                                      absl::Time now) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT operator_id, csrf, expires_at FROM dashboard_sessions "
+                                    "WHERE id_hash = ? AND expires_at > ?"));
+  st.BindAll(id_hash, Unix(now));
+  PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+  if (!found) return absl::NotFoundError("no such session");
+  return DashboardSession{id_hash, st.Text(0), st.Text(1), FromUnix(st.Int(2))};
+}
+
+void SqlStore::DeleteSession(std::string id_hash, StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [id_hash = std::move(id_hash)](sql::Connection* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(Statement del,
+                              db->Prepare("DELETE FROM dashboard_sessions WHERE id_hash = ?"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, id_hash).Run());
+        return db->Changes() > 0;
+      },
+      std::move(done));
+}
+
 }  // namespace parc::server

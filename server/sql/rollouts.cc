@@ -264,6 +264,7 @@ void SqlStore::CreateRollout(RolloutRecord r, std::vector<RolloutEstablishment> 
         for (const auto& m : members) {
           PARC_RETURN_IF_ERROR(member.BindAll(r.id, m.uai, m.wave).Run());
         }
+        db->Notify(kCacheChannel, "assignments");
         return LoadRollout(db, r.id);
       },
       AfterRolloutWrite(std::move(done)));
@@ -290,6 +291,7 @@ void SqlStore::UpdateRolloutState(std::string id, std::string action, std::strin
                                           "'running' THEN CAST(?3 AS BIGINT) END) "
                                           "WHERE id = ?4"));
         PARC_RETURN_IF_ERROR(up.BindAll(next, reason, Unix(now), id).Run());
+        db->Notify(kCacheChannel, "assignments");
         return LoadRollout(db, id);
       },
       AfterRolloutWrite(std::move(done)));
@@ -405,6 +407,7 @@ void SqlStore::EvaluateRollout(std::string id, absl::Time now, StoreCallback<Rol
                         "WHERE id = ? AND state = 'running' AND current_wave = ?"));
         PARC_RETURN_IF_ERROR(
             up.BindAll(d.state, d.reason, d.current_wave, r.id, r.current_wave).Run());
+        db->Notify(kCacheChannel, "assignments");
         return LoadRollout(db, r.id);
       },
       AfterRolloutWrite(std::move(done)));

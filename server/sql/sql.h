@@ -127,6 +127,16 @@ class Connection {
     (void)values;
     return "";
   }
+  // Tells every server node on this database, once the current transaction commits, that
+  // message happened on channel (PostgreSQL's NOTIFY; the engine sends what a batch gathered
+  // in FlushNotifications, just before its COMMIT). Nothing where one process is the only
+  // one (SQLite).
+  virtual void Notify(absl::string_view channel, absl::string_view message) {
+    (void)channel;
+    (void)message;
+  }
+  [[nodiscard]] virtual absl::Status FlushNotifications() { return absl::OkStatus(); }
+  virtual void DropNotifications() {}
 };
 
 // Steps through every row of st, calling read(st) for each; returns what read returned, in

@@ -388,12 +388,25 @@ WHEN old.uai IS NOT new.uai OR old.kind IS NOT new.kind BEGIN
 END;
 )sql";
 
+// Dashboard sessions in the database, so that any server node answers for a session any other
+// node opened (and a restart does not sign everyone out). The cookie's value is never stored,
+// only its SHA-256.
+constexpr char kSchemaV8[] = R"sql(
+CREATE TABLE dashboard_sessions (
+  id_hash TEXT PRIMARY KEY,
+  operator_id TEXT NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
+  csrf TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
+)sql";
+
 }  // namespace
 
 const std::vector<common::Migration>& Migrations() {
   static const std::vector<common::Migration> kMigrations = {
       {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
-      {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
+      {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}};
   return kMigrations;
 }
 
