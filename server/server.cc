@@ -58,8 +58,8 @@ absl::Status Server::Init() {
   if (!options_.database.empty()) {
     shared_artifacts_ = std::make_unique<pg::Artifacts>(options_.database);
   }
-  PARC_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts",
-                                                        shared_artifacts_.get()));
+  PARC_ASSIGN_OR_RETURN(
+      artifacts_, ArtifactStore::Open(options_.data_dir + "/artifacts", shared_artifacts_.get()));
   BundleConfig bundles;
   bundles.artifacts = artifacts_.get();
   for (const auto& path : options_.publisher_keys) {
@@ -133,7 +133,11 @@ absl::Status Server::Init() {
         "\n# HELP parc_checkins_unrecorded_total Check-ins answered before their write "
         "whose write then failed.\n# TYPE parc_checkins_unrecorded_total counter\n"
         "parc_checkins_unrecorded_total ",
-        store_->UnrecordedCheckIns(), "\n");
+        store_->UnrecordedCheckIns(),
+        "\n# HELP parc_node_leads_jobs 1 on the node that evaluates rollouts and purges (one "
+        "node of those sharing a database), else 0.\n# TYPE parc_node_leads_jobs gauge\n"
+        "parc_node_leads_jobs ",
+        store_->LeadsJobs() ? 1 : 0, "\n");
     if (artifact_http_) text += artifact_http_->guard().RenderPrometheus();
     return text;
   };

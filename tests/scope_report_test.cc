@@ -436,7 +436,18 @@ TEST_F(ScopeTest, AuditRecordsWhoDidWhatAndTheOutcome) {
   EXPECT_EQ(Ctl(viewer, {"rollouts", "pause", rollout_}).status, 1);
   auto paused = Ctl(publisher, {"rollouts", "pause", rollout_});
   ASSERT_EQ(paused.status, 0) << paused.err;
-  auto audit = FromJson<parc::v1::ListAuditResponse>(Admin({"audit", "--json"}).out);
+  // An entry is queued before the call is answered and committed with the writer's next
+  // batch, milliseconds later.
+  parc::v1::ListAuditResponse audit;
+  for (int i = 0; i < 100; ++i) {
+    audit = FromJson<parc::v1::ListAuditResponse>(Admin({"audit", "--json"}).out);
+    bool has_pause = false;
+    for (const auto& e : audit.entries()) {
+      has_pause |= e.action() == "UpdateRollout" && e.operator_name() == "jean.publisher";
+    }
+    if (has_pause) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   bool denied = false, pause_ok = false, operator_created = false;
   for (const auto& e : audit.entries()) {
     if (e.action() == "UpdateRollout" && e.operator_name() == "marie.viewer") {

@@ -313,7 +313,7 @@ fi
 # the region report on each engine (PostgreSQL's own CPU counted apart).
 if want P13; then
   start_postgres
-  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT
+  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT P13_RSS
   for engine in sqlite postgresql; do
     extra=(--publisher-key "$WORK/p13key.pub")
     [ -f "$WORK/p13key.pub" ] || "$BUNDLE" keygen --out "$WORK/p13key" >/dev/null
@@ -346,8 +346,36 @@ if want P13; then
       t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
     done
     P13_REPORT[$engine]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+    P13_RSS[$engine]=$(rss_mib "$S_PID")
     kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
   done
+  # Two nodes on the same PostgreSQL database (the fleet the run above enrolled, its
+  # certificate on both), each driven by its own parc-sim with half the calls in flight. On
+  # one machine the nodes, PostgreSQL and the clients share the same cores: this measures what
+  # sharing a database costs, not how far a second machine would carry.
+  PG_HOME=$WORK/p13-postgresql
+  node_args=(tls --database "$PG_URI" --publisher-key "$WORK/p13key.pub"
+             --tls-cert "$PG_HOME/tls/server.pem" --tls-key "$PG_HOME/tls/server.key")
+  start_server p13-node1 "${node_args[@]}"; N1_ADDR=$S_ADDR; N1_PID=$S_PID
+  start_server p13-node2 "${node_args[@]}"; N2_ADDR=$S_ADDR; N2_PID=$S_PID
+  S_CONN=(--ca "$PG_HOME/tls/ca.pem")
+  load "$N1_ADDR" checkin 64 --server-pid "$N1_PID" >"$WORK/n1.json" &
+  l1=$!
+  load "$N2_ADDR" checkin 64 --server-pid "$N2_PID" >"$WORK/n2.json" &
+  l2=$!
+  wait "$l1" "$l2"
+  two=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(a['throughput'] + b['throughput'], (a['server_cpu_us_per_call'] + b['server_cpu_us_per_call']) / 2)")
+  read -r two_tput two_srv <<<"$two"
+  times=()
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    "$CTL" --server "$N2_ADDR" "${S_CONN[@]}" --token-file "$PG_HOME/admin.token" \
+      report deployment --bundle mcnl --by establishment >/dev/null
+    t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
+  done
+  two_report=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+  n1_rss=$(rss_mib "$N1_PID"); n2_rss=$(rss_mib "$N2_PID")
+  kill "$N1_PID" "$N2_PID"; wait "$N1_PID" "$N2_PID" 2>/dev/null || true
   s=${P13_CHECKIN[sqlite]}; p=${P13_CHECKIN[postgresql]}
   ratio=$(python3 -c "print(round($p / $s, 2))")
   row P13 "check-ins/s, $DEVICES devices, TLS, PostgreSQL vs SQLite" \
@@ -360,6 +388,16 @@ if want P13; then
   s=${P13_REPORT[sqlite]}; p=${P13_REPORT[postgresql]}
   row P13 "region report by establishment, wall, PostgreSQL vs SQLite" "${p} ms" "SQLite ${s} ms" \
     "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
+  p=${P13_CHECKIN[postgresql]}
+  row P13 "check-ins/s, two PostgreSQL nodes on this machine vs one" \
+    "$(printf '%.0f/s (srv %.0f µs)' "$two_tput" "$two_srv")" "$(printf 'one node %.0f/s' "$p")" \
+    "$(python3 -c "print(round($two_tput / $p, 2))")" "-" "-"
+  row P13 "region report through the second node, wall" "${two_report} ms" \
+    "one node ${P13_REPORT[postgresql]} ms" \
+    "$(python3 -c "print(round($two_report / max(${P13_REPORT[postgresql]}, 1), 2))")" "< 100 ms" \
+    "$(verdict "$two_report < 100")"
+  row P13 "server RSS: SQLite, one PostgreSQL node, two nodes" \
+    "${P13_RSS[sqlite]} / ${P13_RSS[postgresql]} / ${n1_rss}+${n2_rss} MiB" "-" "-" "-" "-"
 fi
 
 if want P6; then
