@@ -134,6 +134,10 @@ absl::Status Server::Init() {
         "whose write then failed.\n# TYPE parc_checkins_unrecorded_total counter\n"
         "parc_checkins_unrecorded_total ",
         store_->UnrecordedCheckIns(),
+        "\n# HELP parc_store_conflict_retries_total Writes run again in the next batch after a "
+        "lock conflict with another node's transaction.\n# TYPE parc_store_conflict_retries_total "
+        "counter\nparc_store_conflict_retries_total ",
+        store_->conflict_retries(),
         "\n# HELP parc_node_leads_jobs 1 on the node that evaluates rollouts and purges (one "
         "node of those sharing a database), else 0.\n# TYPE parc_node_leads_jobs gauge\n"
         "parc_node_leads_jobs ",

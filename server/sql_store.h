@@ -64,6 +64,8 @@ class SqlStore final : public Store {
   // Batches committed and writes applied so far (for metrics and tests).
   uint64_t batches_committed() const { return engine_->batches_committed(); }
   uint64_t writes_applied() const { return engine_->writes_applied(); }
+  // Writes run again after a lock conflict with another node (sql::Engine).
+  uint64_t conflict_retries() const { return engine_->conflict_retries(); }
   // Background checkpoints run so far.
   uint64_t checkpoints() const { return engine_->checkpoints(); }
 
@@ -161,8 +163,7 @@ class SqlStore final : public Store {
   void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) override;
 
   void CreateSession(DashboardSession session, absl::Time now, StoreCallback<bool> done) override;
-  absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash,
-                                              absl::Time now) override;
+  absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash, absl::Time now) override;
   void DeleteSession(std::string id_hash, StoreCallback<bool> done) override;
 
   bool LeadsJobs() const override { return coordinator_ == nullptr || coordinator_->leads(); }

@@ -3,14 +3,19 @@
 // keep.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/sqlite.h"
+#include "common/status_macros.h"
 #include "server/postgres/connection.h"
+#include "server/postgres/engine.h"
 #include "server/postgres/schema.h"
 #include "server/sql_store.h"
 #include "tests/postgres_server.h"
@@ -267,6 +272,109 @@ TEST(PostgresStore, AWriteOnOneNodeEmptiesWhatTheOtherNodesCache) {
   EXPECT_TRUE(Eventually([&] { return absl::IsNotFound((*b)->GetDeviceAuth("d-1").status()); }));
 }
 
+// Two nodes' transactions that lock the same rows in opposite orders deadlock; PostgreSQL
+// aborts one. The engine's write that lost runs again in its next batch and goes through: the
+// caller sees success, and nothing is applied twice.
+TEST(PostgresStore, AWriteThatLosesADeadlockRunsAgainInTheNextBatch) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  auto other = Connection::Open(*info);  // the other node
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)
+                  ->Run("CREATE TABLE t (id integer PRIMARY KEY, v integer NOT NULL); "
+                        "INSERT INTO t VALUES (1, 0), (2, 0)")
+                  .ok());
+  EngineOptions e;
+  e.conninfo = *info;
+  e.readers = 1;
+  auto engine = OpenEngine(e, {});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+
+  // The other node holds row 2 and will not be the one PostgreSQL picks (it waits 30 s before
+  // looking for a deadlock; the engine's writer 1 s, the default).
+  ASSERT_TRUE((*other)
+                  ->Run("BEGIN; SET LOCAL deadlock_timeout = '30s'; "
+                        "UPDATE t SET v = v + 1 WHERE id = 2")
+                  .ok());
+  std::atomic<int> runs{0};
+  std::promise<absl::Status> done;
+  (*engine)->Submit(
+      [&](sql::Connection* db) -> absl::Status {
+        ++runs;
+        PARC_ASSIGN_OR_RETURN(sql::Stmt one, db->Prepare("UPDATE t SET v = v + 10 WHERE id = 1"));
+        PARC_RETURN_IF_ERROR(one.Run());
+        PARC_ASSIGN_OR_RETURN(sql::Stmt two, db->Prepare("UPDATE t SET v = v + 10 WHERE id = 2"));
+        return two.Run();  // waits for the other node
+      },
+      [&](absl::Status s) { done.set_value(s); });
+  // Then the other node wants row 1, which the write holds: a deadlock.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE((*other)->Run("UPDATE t SET v = v + 1 WHERE id = 1; COMMIT").ok());
+  absl::Status s = done.get_future().get();
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ((*engine)->conflict_retries(), 1u);
+  auto rows = (*other)->Exec("SELECT v FROM t ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->Int(0, 0), 11);
+  EXPECT_EQ(rows->Int(1, 0), 11);
+}
+
+// An enrollment token's last use, asked on two nodes at once, goes to one of them.
+TEST(PostgresStore, TwoNodesCannotBothTakeATokensLastUse) {
+  auto info = PostgresServer::Shared().CreateDatabase();
+  ASSERT_TRUE(info.ok());
+  auto a = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = SqlStore::Open(NodeOptions(*info));
+  ASSERT_TRUE(b.ok()) << b.status();
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  int granted = 0, refused = 0;
+  for (int t = 0; t < 20; ++t) {
+    EnrollmentTokenRecord token;
+    token.id = absl::StrCat("etok", t);
+    token.secret_hash = common::Sha256Hex("secret");
+    token.created_at = now;
+    token.expires_at = now + absl::Hours(1);
+    token.max_uses = 1;
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { (*a)->CreateEnrollmentToken(token, cb); }).ok());
+    std::promise<absl::StatusOr<EnrollOutcome>> on_a, on_b;
+    for (auto [node, result, name] :
+         {std::make_tuple(a->get(), &on_a, "a"), std::make_tuple(b->get(), &on_b, "b")}) {
+      EnrollInput in;
+      in.token_id = token.id;
+      in.token_secret_hash = common::Sha256Hex("secret");
+      in.hw_key = absl::StrCat("hw-", t, name);
+      in.serial = absl::StrCat("SER-", t, name);
+      in.new_device_id = absl::StrCat("d-", t, name);
+      in.secret_hash = common::Sha256Hex(in.new_device_id);
+      in.now = now;
+      node->Enroll(in, [result = result](absl::StatusOr<EnrollOutcome> r) {
+        result->set_value(std::move(r));
+      });
+    }
+    for (auto* result : {&on_a, &on_b}) {
+      absl::StatusOr<EnrollOutcome> r = result->get_future().get();
+      if (r.ok()) {
+        ++granted;
+      } else {
+        EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+        ++refused;
+      }
+    }
+  }
+  EXPECT_EQ(granted, 20);
+  EXPECT_EQ(refused, 20);
+  auto db = Connection::Open(*info);
+  ASSERT_TRUE(db.ok());
+  auto devices = (*db)->Exec(
+      "SELECT count(*), sum(uses) FROM enrollment_tokens t "
+      "JOIN devices d ON d.token_id = t.id");
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  EXPECT_EQ(devices->Int(0, 0), 20);
+  EXPECT_EQ(devices->Int(0, 1), 20);
+}
+
 // A dashboard session opened on one node is known to every node until it expires or its
 // operator signs out.
 TEST(PostgresStore, DashboardSessionsAreSharedByTheNodes) {
@@ -288,8 +396,8 @@ TEST(PostgresStore, DashboardSessionsAreSharedByTheNodes) {
       (*b)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(9)).status()));
   ASSERT_TRUE(
       Wait<bool>([&](auto cb) { (*b)->DeleteSession(common::Sha256Hex("cookie"), cb); }).ok());
-  EXPECT_TRUE(
-      absl::IsNotFound((*a)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(1)).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      (*a)->GetSession(common::Sha256Hex("cookie"), now + absl::Hours(1)).status()));
 }
 
 // PostgreSQL down: writes fail as the storage's failures (the store says it is not writable,

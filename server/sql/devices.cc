@@ -132,13 +132,16 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
     if (pending_checkins_.size() > 1) return true;
   }
   auto taken = std::make_shared<size_t>(0);
+  // Taken from the queue on the first run, kept for a run again after a conflict.
+  auto batch = std::make_shared<std::optional<std::vector<CheckInInput>>>();
   Submit(
-      [this, taken](sql::Connection* db) -> absl::Status {
-        std::vector<CheckInInput> checkins;
-        {
+      [this, taken, batch](sql::Connection* db) -> absl::Status {
+        if (!batch->has_value()) {
+          batch->emplace();
           std::lock_guard<std::mutex> lock(checkins_mu_);
-          checkins.swap(pending_checkins_);
+          (*batch)->swap(pending_checkins_);
         }
+        const std::vector<CheckInInput>& checkins = **batch;
         *taken = checkins.size();
         // A device retired since its check-in was authenticated changes nothing.
         if (db->has_arrays()) return RecordCheckIns(db, checkins);

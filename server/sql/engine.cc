@@ -69,6 +69,17 @@ common::SampledLog& WriteFailureLog() {
   return log;
 }
 
+// A write that lost a lock conflict with another node's transaction (PostgreSQL: deadlock
+// detected, serialization failure). Its savepoint is rolled back, but the locks the rest of its
+// batch holds stay until the COMMIT: run at once it would meet the same conflict, run in the
+// next batch it goes through.
+bool IsConflict(const absl::Status& s) {
+  auto state = s.GetPayload(common::kStorageErrorPayload);
+  return state.has_value() && (*state == "40P01" || *state == "40001");
+}
+
+constexpr int kMaxConflictRetries = 3;
+
 }  // namespace
 
 void Engine::WriterLoop() {
@@ -114,6 +125,21 @@ void Engine::WriterLoop() {
         }
       }
     }
+    // Conflicts with other nodes go again, first in the next batch.
+    std::vector<PendingWrite> again;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (IsConflict(results[i]) && batch[i].attempts < kMaxConflictRetries) {
+        ++batch[i].attempts;
+        again.push_back(std::move(batch[i]));
+        batch[i].done = nullptr;
+        results[i] = absl::OkStatus();
+      }
+    }
+    if (!again.empty()) {
+      conflict_retries_.fetch_add(again.size());
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = again.rbegin(); it != again.rend(); ++it) queue_.push_front(std::move(*it));
+    }
     // The storage's own failures (not refused requests) turn the store's health red until a
     // batch goes through again.
     const absl::Status* storage_failure = nullptr;
@@ -137,7 +163,9 @@ void Engine::WriterLoop() {
       writes_ += batch.size();
     }
     if (commit_observer_) commit_observer_(absl::Now() - batch_start, batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(std::move(results[i]));
+    }
     batch.clear();
   }
 }

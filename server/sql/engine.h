@@ -61,7 +61,9 @@ class Engine {
   using WriteOp = std::function<absl::Status(Connection*)>;
   using WriteDone = std::function<void(absl::Status)>;
   // Queues a write: op runs on the writer thread inside the next batch, done once the batch
-  // is durable (or failed). RESOURCE_EXHAUSTED (retry later) when too many are waiting.
+  // is durable (or failed). op may run more than once (after a conflict with another node),
+  // each time in a fresh savepoint: what it changes outside the database must allow that.
+  // RESOURCE_EXHAUSTED (retry later) when too many are waiting.
   void Submit(WriteOp op, WriteDone done);
   // Submit for a write that computes a value.
   template <typename T>
@@ -94,6 +96,10 @@ class Engine {
   uint64_t batches_committed() const;
   uint64_t writes_applied() const;
   uint64_t checkpoints() const { return hooks_->checkpoints(); }
+  // Writes run again in the next batch after a lock conflict with another node's transaction
+  // (PostgreSQL deadlock or serialization failure; at most 3 times each, then the error is
+  // the caller's).
+  uint64_t conflict_retries() const { return conflict_retries_.load(); }
   // Observer of each committed batch (duration, number of writes). Set before use; called on
   // the writer thread.
   void set_commit_observer(std::function<void(absl::Duration, size_t)> observer) {
@@ -104,6 +110,7 @@ class Engine {
   struct PendingWrite {
     WriteOp op;
     WriteDone done;
+    int attempts = 0;
   };
   void WriterLoop();
 
@@ -117,6 +124,7 @@ class Engine {
   bool stopping_ = false;
   std::atomic<bool> writable_{true};
   std::atomic<uint64_t> failed_batches_{0};
+  std::atomic<uint64_t> conflict_retries_{0};
   uint64_t batches_ = 0;
   uint64_t writes_ = 0;
 

@@ -266,10 +266,17 @@ void SqlStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
                                            in.agent_version, now, token.id)
                                    .Run());
         }
+        // Conditional: with several nodes, another one may have taken the last use since the
+        // token was read (the row's lock orders the two; the second finds none left).
         PARC_ASSIGN_OR_RETURN(Statement use,
                               db->Prepare("UPDATE enrollment_tokens SET uses = uses + 1 "
-                                          "WHERE id = ?"));
+                                          "WHERE id = ? AND (max_uses = 0 OR uses < max_uses)"));
         PARC_RETURN_IF_ERROR(use.Bind(1, token.id).Run());
+        if (db->Changes() == 0) {
+          return absl::PermissionDeniedError(absl::StrCat("enrollment token ", token.id,
+                                                          " has already been used ", token.max_uses,
+                                                          " times, its maximum"));
+        }
         NotifyDeviceChanged(db, out.device_id);
         if (!in.current_device_id.empty()) NotifyDeviceChanged(db, in.current_device_id);
         out.uai = uai;

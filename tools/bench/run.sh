@@ -93,8 +93,13 @@ start_postgres() {
   "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -w -s -l "$dir/log" \
     -o "-k $dir -c listen_addresses='' -c shared_buffers=512MB" start
   PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -s stop)
+  PG_PSQL=("${as[@]}" "$bin/psql" -h "$dir" -U postgres -d parc)
   "${as[@]}" "$bin/psql" -h "$dir" -U postgres -qc "CREATE DATABASE parc" >/dev/null
   PG_URI="host=$dir user=postgres dbname=parc"
+}
+# Sum and count of the server's GetDeploymentReport times (its own histogram).
+report_seconds_at() {  # dashboard URL
+  curl -sk "${1%/}/metrics" | awk '/^parc_rpc_duration_seconds_(sum|count)\{method="GetDeploymentReport"\}/ {print $2}' | tr '\n' ' '
 }
 pg_cpu_ticks() {  # user+system ticks of every PostgreSQL process (backends included)
   local t=0 p
@@ -313,8 +318,11 @@ fi
 # the region report on each engine (PostgreSQL's own CPU counted apart).
 if want P13; then
   start_postgres
-  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT P13_RSS
-  for engine in sqlite postgresql; do
+  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT P13_REPORT_SRV P13_RSS P13_SIZE
+  # PARC_BENCH_ENGINES="postgresql" measures PostgreSQL alone (at 1,000,000 devices, say);
+  # PARC_BENCH_INVENTORY_PASS=1 first has every device report a full inventory (P4's fleet).
+  ENGINES=${PARC_BENCH_ENGINES:-sqlite postgresql}
+  for engine in $ENGINES; do
     extra=(--publisher-key "$WORK/p13key.pub")
     [ -f "$WORK/p13key.pub" ] || "$BUNDLE" keygen --out "$WORK/p13key" >/dev/null
     [ "$engine" = postgresql ] && extra+=(--database "$PG_URI")
@@ -331,6 +339,10 @@ if want P13; then
     P13_PG[$engine]=$(python3 -c "print(($pg1 - $pg0) * 1e6 / $(getconf CLK_TCK) / max($calls, 1))")
     r=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID")
     P13_INV[$engine]=$(json "$r" "d['result']['throughput']")
+    if [ "${PARC_BENCH_INVENTORY_PASS:-0}" = 1 ]; then
+      "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
+        --concurrency 32 --calls "$DEVICES" >/dev/null
+    fi
     # The region report after a rollout every device installed.
     echo "x" >"$WORK/x13.txt"
     printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x13.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec13.toml"
@@ -341,11 +353,19 @@ if want P13; then
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload cycle \
       --concurrency 64 --calls $((DEVICES * 2)) >/dev/null
     times=()
+    read -r sum0 count0 <<<"$(report_seconds_at "$S_WEB") 0 0"
     for _ in 1 2 3 4 5; do
       t0=$(date +%s%N); ctl report deployment --bundle mcnl --by establishment >/dev/null
       t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
     done
+    read -r sum1 count1 <<<"$(report_seconds_at "$S_WEB")"
+    P13_REPORT_SRV[$engine]=$(python3 -c "print(round(($sum1 - $sum0) * 1000 / max($count1 - $count0, 1)))")
     P13_REPORT[$engine]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+    if [ "$engine" = postgresql ]; then
+      P13_SIZE[$engine]=$("${PG_PSQL[@]}" -tAc "SELECT pg_database_size('parc')")
+    else
+      P13_SIZE[$engine]=$(du -cb "$S_DATA"/parc.db* | awk 'END {print $1}')
+    fi
     P13_RSS[$engine]=$(rss_mib "$S_PID")
     kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
   done
@@ -353,6 +373,7 @@ if want P13; then
   # certificate on both), each driven by its own parc-sim with half the calls in flight. On
   # one machine the nodes, PostgreSQL and the clients share the same cores: this measures what
   # sharing a database costs, not how far a second machine would carry.
+  if [[ " $ENGINES " == *" postgresql "* ]] && [ "${PARC_BENCH_TWO_NODES:-1}" = 1 ]; then
   PG_HOME=$WORK/p13-postgresql
   node_args=(tls --database "$PG_URI" --publisher-key "$WORK/p13key.pub"
              --tls-cert "$PG_HOME/tls/server.pem" --tls-key "$PG_HOME/tls/server.key")
@@ -376,28 +397,38 @@ if want P13; then
   two_report=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
   n1_rss=$(rss_mib "$N1_PID"); n2_rss=$(rss_mib "$N2_PID")
   kill "$N1_PID" "$N2_PID"; wait "$N1_PID" "$N2_PID" 2>/dev/null || true
-  s=${P13_CHECKIN[sqlite]}; p=${P13_CHECKIN[postgresql]}
-  ratio=$(python3 -c "print(round($p / $s, 2))")
-  row P13 "check-ins/s, $DEVICES devices, TLS, PostgreSQL vs SQLite" \
-    "$(printf '%.0f/s (srv %.0f µs, pg %.0f µs)' "$p" "${P13_SRV[postgresql]}" "${P13_PG[postgresql]}")" \
-    "$(printf 'SQLite %.0f/s (srv %.0f µs)' "$s" "${P13_SRV[sqlite]}")" "$ratio" "≥ 0.7×" \
-    "$(verdict "$ratio >= 0.7")"
-  s=${P13_INV[sqlite]}; p=${P13_INV[postgresql]}
-  row P13 "full inventories/s, TLS, PostgreSQL vs SQLite" "$(printf '%.0f/s' "$p")" \
-    "$(printf 'SQLite %.0f/s' "$s")" "$(python3 -c "print(round($p / $s, 2))")" "-" "-"
-  s=${P13_REPORT[sqlite]}; p=${P13_REPORT[postgresql]}
-  row P13 "region report by establishment, wall, PostgreSQL vs SQLite" "${p} ms" "SQLite ${s} ms" \
-    "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
-  p=${P13_CHECKIN[postgresql]}
-  row P13 "check-ins/s, two PostgreSQL nodes on this machine vs one" \
-    "$(printf '%.0f/s (srv %.0f µs)' "$two_tput" "$two_srv")" "$(printf 'one node %.0f/s' "$p")" \
-    "$(python3 -c "print(round($two_tput / $p, 2))")" "-" "-"
-  row P13 "region report through the second node, wall" "${two_report} ms" \
-    "one node ${P13_REPORT[postgresql]} ms" \
-    "$(python3 -c "print(round($two_report / max(${P13_REPORT[postgresql]}, 1), 2))")" "< 100 ms" \
-    "$(verdict "$two_report < 100")"
-  row P13 "server RSS: SQLite, one PostgreSQL node, two nodes" \
-    "${P13_RSS[sqlite]} / ${P13_RSS[postgresql]} / ${n1_rss}+${n2_rss} MiB" "-" "-" "-" "-"
+  fi
+  if [ -n "${P13_CHECKIN[sqlite]:-}" ] && [ -n "${P13_CHECKIN[postgresql]:-}" ]; then
+    s=${P13_CHECKIN[sqlite]}; p=${P13_CHECKIN[postgresql]}
+    ratio=$(python3 -c "print(round($p / $s, 2))")
+    row P13 "check-ins/s, $DEVICES devices, TLS, PostgreSQL vs SQLite" \
+      "$(printf '%.0f/s (srv %.0f µs, pg %.0f µs)' "$p" "${P13_SRV[postgresql]}" "${P13_PG[postgresql]}")" \
+      "$(printf 'SQLite %.0f/s (srv %.0f µs)' "$s" "${P13_SRV[sqlite]}")" "$ratio" "≥ 0.7×" \
+      "$(verdict "$ratio >= 0.7")"
+    s=${P13_INV[sqlite]}; p=${P13_INV[postgresql]}
+    row P13 "full inventories/s, TLS, PostgreSQL vs SQLite" "$(printf '%.0f/s' "$p")" \
+      "$(printf 'SQLite %.0f/s' "$s")" "$(python3 -c "print(round($p / $s, 2))")" "-" "-"
+    s=${P13_REPORT[sqlite]}; p=${P13_REPORT[postgresql]}
+    row P13 "region report by establishment, wall, PostgreSQL vs SQLite" "${p} ms" "SQLite ${s} ms" \
+      "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
+  fi
+  for engine in $ENGINES; do
+    row P13 "database size and region report server time, $engine" \
+      "$(python3 -c "print(f'{${P13_SIZE[$engine]}/2**20:.0f} MiB, {${P13_REPORT_SRV[$engine]}} ms')")" \
+      "wall ${P13_REPORT[$engine]} ms" "-" "< 100 ms server" "$(verdict "${P13_REPORT_SRV[$engine]} < 100")"
+  done
+  if [ -n "${two_tput:-}" ]; then
+    p=${P13_CHECKIN[postgresql]}
+    row P13 "check-ins/s, two PostgreSQL nodes on this machine vs one" \
+      "$(printf '%.0f/s (srv %.0f µs)' "$two_tput" "$two_srv")" "$(printf 'one node %.0f/s' "$p")" \
+      "$(python3 -c "print(round($two_tput / $p, 2))")" "-" "-"
+    row P13 "region report through the second node, wall" "${two_report} ms" \
+      "one node ${P13_REPORT[postgresql]} ms" \
+      "$(python3 -c "print(round($two_report / max(${P13_REPORT[postgresql]}, 1), 2))")" "< 100 ms" \
+      "$(verdict "$two_report < 100")"
+    row P13 "server RSS: SQLite, one PostgreSQL node, two nodes" \
+      "${P13_RSS[sqlite]:--} / ${P13_RSS[postgresql]} / ${n1_rss}+${n2_rss} MiB" "-" "-" "-" "-"
+  fi
 fi
 
 if want P6; then
