@@ -312,8 +312,10 @@ TEST(PostgresStore, AWriteThatLosesADeadlockRunsAgainInTheNextBatch) {
   ASSERT_TRUE((*other)->Run("UPDATE t SET v = v + 1 WHERE id = 1; COMMIT").ok());
   absl::Status s = done.get_future().get();
   EXPECT_TRUE(s.ok()) << s;
-  EXPECT_EQ(runs.load(), 2);
-  EXPECT_EQ((*engine)->conflict_retries(), 1u);
+  // Once more at least; more when, under load, the write takes row 1 again before the other
+  // node does and meets the same cycle.
+  EXPECT_GE(runs.load(), 2);
+  EXPECT_EQ((*engine)->conflict_retries(), static_cast<uint64_t>(runs.load() - 1));
   auto rows = (*other)->Exec("SELECT v FROM t ORDER BY id");
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ(rows->Int(0, 0), 11);
