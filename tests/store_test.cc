@@ -248,6 +248,49 @@ TEST(SqlStore, PreassignmentIsAllOrNothing) {
   EXPECT_EQ(r->inserted, 1u);
 }
 
+// Each line counts in file order: a serial listed twice is updated by its second line, and an
+// enrolled, unassigned device is placed by its serial's first line (PostgreSQL takes a region's
+// list in batches, SQLite row by row: the same outcome).
+TEST(SqlStore, ADeliveryListCountsEachLineAndPlacesADeviceOnce) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), now, cb);
+              }).ok());
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("etok", "hw1", "d1", now), cb);
+              }).ok());
+  ASSERT_EQ(store->GetDeviceAuth("d1")->uai, "");
+  const std::vector<Preassignment> rows = {{2, "SER-hw1", "0310036W"},
+                                           {3, "X1", "0340001S"},
+                                           {4, "X1", "0310036W"},
+                                           {5, "SER-hw1", "0340001S"}};
+  auto r = Wait<ImportCounts>(
+      [&](auto cb) { store->UpsertPreassignments(rows, now, Scope::Region(), cb); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->inserted, 2u);
+  EXPECT_EQ(r->updated, 2u);
+  EXPECT_EQ(r->unchanged, 0u);
+  EXPECT_EQ(r->placed_devices, 1u);
+  EXPECT_EQ(store->GetDeviceAuth("d1")->uai, "0310036W");
+  r = Wait<ImportCounts>(
+      [&](auto cb) { store->UpsertPreassignments(rows, now, Scope::Region(), cb); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->updated, 4u);
+  EXPECT_EQ(r->placed_devices, 0u);
+  // Unchanged lines count as such.
+  r = Wait<ImportCounts>([&](auto cb) {
+    store->UpsertPreassignments({{2, "X1", "0310036W"}, {3, "X2", "0340001S"}}, now,
+                                Scope::Region(), cb);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->unchanged, 1u);
+  EXPECT_EQ(r->inserted, 1u);
+}
+
 TEST(SqlStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

@@ -1,4 +1,8 @@
+#include <algorithm>
+#include <map>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -122,6 +126,89 @@ absl::StatusOr<std::string> PreassignmentScopeProblem(sql::Connection* db, const
                       "covers both establishments can move it");
 }
 
+// A region-wide delivery list on an engine with array parameters (PostgreSQL): the same
+// outcome as the row-by-row path below, in a few statements per 5,000 rows instead of five
+// round trips per row (a 300,000-line list took over a minute that way, holding the writer).
+absl::StatusOr<ImportCounts> UpsertRegionPreassignments(sql::Connection* db,
+                                                        const std::vector<Preassignment>& rows,
+                                                        absl::Time now) {
+  ImportCounts counts;
+  // Every establishment must exist; the first row naming an unknown one is the error.
+  std::set<std::string> uais;
+  for (const auto& p : rows) uais.insert(p.uai);
+  PARC_ASSIGN_OR_RETURN(Statement missing,
+                        db->Prepare("SELECT u FROM unnest(CAST(?1 AS TEXT[])) AS t(u) WHERE NOT "
+                                    "EXISTS (SELECT 1 FROM establishments e WHERE e.uai = t.u)"));
+  missing.Bind(1, db->ListParam(uais));
+  PARC_ASSIGN_OR_RETURN(std::vector<std::string> unknown,
+                        sql::CollectRows(missing, [](const Statement& r) { return r.Text(0); }));
+  if (!unknown.empty()) {
+    const std::set<std::string> bad(unknown.begin(), unknown.end());
+    for (const auto& p : rows) {
+      if (bad.count(p.uai)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("line ", p.line, ": no establishment with UAI ", p.uai));
+      }
+    }
+  }
+  constexpr size_t kChunk = 5000;
+  for (size_t start = 0; start < rows.size(); start += kChunk) {
+    const size_t end = std::min(rows.size(), start + kChunk);
+    std::vector<std::string> serials;
+    for (size_t i = start; i < end; ++i) serials.push_back(rows[i].serial);
+    PARC_ASSIGN_OR_RETURN(
+        Statement cur,
+        db->Prepare(
+            "SELECT serial, uai FROM preassignments WHERE serial = ANY(CAST(?1 AS TEXT[]))"));
+    cur.Bind(1, db->ArrayParam(serials));
+    std::map<std::string, std::string> value;
+    PARC_RETURN_IF_ERROR(
+        sql::ForEachRow(cur, [&](const Statement& r) { value[r.Text(0)] = r.Text(1); }));
+    // In file order, as the row-by-row path: the list ends with each serial's last line; a
+    // device is placed by its serial's first line.
+    std::map<std::string, std::string> written, placed;
+    for (size_t i = start; i < end; ++i) {
+      const Preassignment& p = rows[i];
+      placed.emplace(p.serial, p.uai);
+      auto it = value.find(p.serial);
+      if (it != value.end() && it->second == p.uai) {
+        ++counts.unchanged;
+        continue;
+      }
+      ++(it != value.end() ? counts.updated : counts.inserted);
+      value[p.serial] = p.uai;
+      written[p.serial] = p.uai;
+    }
+    auto columns = [db](const std::map<std::string, std::string>& m) {
+      std::vector<std::string> s, u;
+      for (const auto& [serial, uai] : m) {
+        s.push_back(serial);
+        u.push_back(uai);
+      }
+      return std::make_pair(db->ArrayParam(s), db->ArrayParam(u));
+    };
+    if (!written.empty()) {
+      auto [s, u] = columns(written);
+      PARC_ASSIGN_OR_RETURN(
+          Statement up,
+          db->Prepare("INSERT INTO preassignments(serial, uai, updated_at) SELECT s, u, "
+                      "CAST(?3 AS BIGINT) FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS TEXT[])) "
+                      "AS t(s, u) ON CONFLICT(serial) DO UPDATE SET uai = excluded.uai, "
+                      "updated_at = excluded.updated_at"));
+      PARC_RETURN_IF_ERROR(up.BindAll(s, u, Unix(now)).Run());
+    }
+    auto [s, u] = columns(placed);
+    PARC_ASSIGN_OR_RETURN(
+        Statement place,
+        db->Prepare("UPDATE devices SET uai = t.u FROM unnest(CAST(?1 AS TEXT[]), "
+                    "CAST(?2 AS TEXT[])) AS t(s, u) WHERE devices.serial = t.s AND "
+                    "devices.uai IS NULL"));
+    PARC_RETURN_IF_ERROR(place.BindAll(s, u).Run());
+    counts.placed_devices += U32(db->Changes());
+  }
+  return counts;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::pair<uint32_t, std::string>>> SqlStore::PreassignmentsOutOfScope(
@@ -142,6 +229,11 @@ void SqlStore::UpsertPreassignments(std::vector<Preassignment> rows, absl::Time 
       [rows = std::move(rows), now,
        scope = std::move(scope)](sql::Connection* db) -> absl::StatusOr<ImportCounts> {
         ImportCounts counts;
+        if (db->has_arrays() && scope.is_region()) {
+          PARC_ASSIGN_OR_RETURN(counts, UpsertRegionPreassignments(db, rows, now));
+          db->Notify(kCacheChannel, "devices");
+          return counts;
+        }
         for (const auto& p : rows) {
           PARC_ASSIGN_OR_RETURN(std::string problem, PreassignmentScopeProblem(db, p, scope));
           if (!problem.empty()) {
