@@ -370,7 +370,9 @@ if want P13; then
     kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
   done
   # Two nodes on the same PostgreSQL database (the fleet the run above enrolled, its
-  # certificate on both), each driven by its own parc-sim with half the calls in flight. On
+  # certificate on both), each driven by its own parc-sim for its half of the fleet (a device
+  # talks to one node at a time), with half the calls in flight; each node's caches warmed by
+  # one check-in of each of its devices first, as the one node's were. On
   # one machine the nodes, PostgreSQL and the clients share the same cores: this measures what
   # sharing a database costs, not how far a second machine would carry.
   if [[ " $ENGINES " == *" postgresql "* ]] && [ "${PARC_BENCH_TWO_NODES:-1}" = 1 ]; then
@@ -380,9 +382,17 @@ if want P13; then
   start_server p13-node1 "${node_args[@]}"; N1_ADDR=$S_ADDR; N1_PID=$S_PID
   start_server p13-node2 "${node_args[@]}"; N2_ADDR=$S_ADDR; N2_PID=$S_PID
   S_CONN=(--ca "$PG_HOME/tls/ca.pem")
-  load "$N1_ADDR" checkin 64 --server-pid "$N1_PID" >"$WORK/n1.json" &
+  half=$(( (DEVICES + 1) / 2 ))
+  "$SIM" load --server "$N1_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload checkin \
+    --concurrency 64 --calls "$half" --shard 0/2 >/dev/null &
   l1=$!
-  load "$N2_ADDR" checkin 64 --server-pid "$N2_PID" >"$WORK/n2.json" &
+  "$SIM" load --server "$N2_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload checkin \
+    --concurrency 64 --calls "$half" --shard 1/2 >/dev/null &
+  l2=$!
+  wait "$l1" "$l2"
+  load "$N1_ADDR" checkin 64 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
+  l1=$!
+  load "$N2_ADDR" checkin 64 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
   l2=$!
   wait "$l1" "$l2"
   two=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(a['throughput'] + b['throughput'], (a['server_cpu_us_per_call'] + b['server_cpu_us_per_call']) / 2)")

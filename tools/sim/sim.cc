@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <deque>
@@ -13,6 +14,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -309,7 +311,18 @@ class Cycle {
 
 int Load(const Connection& c, const std::string& dir, const std::string& workload, int concurrency,
          double rate, absl::Duration duration, absl::Duration warmup, uint64_t calls,
-         int server_pid, std::ostream& out, std::ostream& err) {
+         int server_pid, const std::string& shard, std::ostream& out, std::ostream& err) {
+  // K/N: only the devices whose index is K modulo N (one of N load generators, each for its
+  // own part of the fleet, as each device talks to one server node at a time).
+  uint64_t shard_k = 0, shard_n = 1;
+  if (!shard.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(shard, '/');
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &shard_k) ||
+        !absl::SimpleAtoi(parts[1], &shard_n) || shard_n == 0 || shard_k >= shard_n) {
+      err << "parc-sim load: --shard K/N with 0 <= K < N (e.g. 0/2)\n";
+      return 2;
+    }
+  }
   auto devices = LoadFleet(dir);
   auto channels = Channels(c);
   if (!devices.ok() || !channels.ok()) {
@@ -338,10 +351,13 @@ int Load(const Connection& c, const std::string& dir, const std::string& workloa
     o.duration = absl::Hours(24);
   }
   const size_t n = devices->size();
+  // The shard's devices: shard_k, shard_k + shard_n, …
+  const uint64_t m = std::max<uint64_t>(1, (n - shard_k + shard_n - 1) / shard_n);
   // Devices are visited in a scattered order, as check-ins from a real fleet arrive (a
   // counted pass visits each device once, in order).
-  auto device = [n, calls](uint64_t i) {
-    return calls > 0 ? i % n : static_cast<size_t>((i * 2654435761u) % n);
+  auto device = [m, calls, shard_k, shard_n](uint64_t i) {
+    const uint64_t idx = calls > 0 ? i % m : (i * 2654435761u) % m;
+    return static_cast<size_t>(shard_k + idx * shard_n);
   };
   if (workload == "checkin") {
     o.make_call = [&](uint64_t i) {
@@ -581,6 +597,8 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   load->add_option("--warmup", warmup)->capture_default_str();
   uint64_t calls = 0;
   load->add_option("--calls", calls, "Make exactly this many calls (devices in order)");
+  std::string shard;
+  load->add_option("--shard", shard, "K/N: only the devices whose index is K modulo N");
   int server_pid = 0;
   load->add_option("--server-pid", server_pid,
                    "Also report this process's CPU time per call (the server under load)");
@@ -616,7 +634,7 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       err << "parc-sim: bad --duration or --warmup\n";
       return 2;
     }
-    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, server_pid, out, err);
+    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, server_pid, shard, out, err);
   }
   if (payload->parsed()) return Payload(dir, payload_device, out, err);
   if (echo->parsed()) return EchoServer(listen, cert, key, port_file, out, err);
