@@ -257,7 +257,9 @@ int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std:
   auto request = CsvRequest(o.file, o.skip_invalid, o.dry_run);
   if (!request.ok()) return Fail(err, request.status());
   parc::v1::ImportEstablishmentsResponse r;
-  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ImportEstablishments, *request, &r);
+  // A bulk import: the annuaire's 10,000 lines take seconds, a large fleet's list longer.
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ImportEstablishments, *request, &r,
+                              absl::Minutes(10));
   if (!s.ok()) return Fail(err, s);
   if (o.json) {
     out << common::ToJson(r);
@@ -380,7 +382,9 @@ int DevicesPreassign(Admin& admin, const Options& o, std::ostream& out, std::ost
   auto request = CsvRequest(o.file, o.skip_invalid, o.dry_run);
   if (!request.ok()) return Fail(err, request.status());
   parc::v1::PreassignDevicesResponse r;
-  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::PreassignDevices, *request, &r);
+  // A bulk import: a supplier's delivery list may hold hundreds of thousands of lines.
+  absl::Status s =
+      admin.Call(&parc::v1::AdminService::Stub::PreassignDevices, *request, &r, absl::Minutes(10));
   if (!s.ok()) return Fail(err, s);
   if (o.json) {
     out << common::ToJson(r);
