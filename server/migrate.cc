@@ -1,8 +1,8 @@
 #include "server/migrate.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,8 +111,7 @@ absl::Status CopyTable(common::Database* from, pg::SqlConnection* to, const std:
 }  // namespace
 
 absl::StatusOr<std::vector<MigratedTable>> MigrateSqliteToPostgres(
-    const std::string& sqlite_path, const std::string& postgres,
-    const std::string& artifacts_dir) {
+    const std::string& sqlite_path, const std::string& postgres, const std::string& artifacts_dir) {
   common::Database::Options o;
   PARC_ASSIGN_OR_RETURN(auto from, common::Database::Open(sqlite_path, o));
   PARC_RETURN_IF_ERROR(common::Migrate(from.get(), sqlite::Migrations()));
@@ -187,7 +186,8 @@ absl::StatusOr<std::vector<MigratedTable>> MigrateSqliteToPostgres(
       ++t.source;
       stored = shared.Put(name, path, static_cast<uint64_t>(st.st_size));
       if (!stored.ok()) {
-        stored = absl::Status(stored.code(), absl::StrCat("artifact ", name, ": ", stored.message()));
+        stored =
+            absl::Status(stored.code(), absl::StrCat("artifact ", name, ": ", stored.message()));
       }
     }
     if (dir != nullptr) ::closedir(dir);

@@ -44,14 +44,13 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const Options& options)
     c.channels = {kCacheChannel, kRolloutChannel};
     c.origin = origin;
     SqlStore* s = store.get();
-    PARC_ASSIGN_OR_RETURN(
-        store->coordinator_,
-        pg::Coordinator::Start(
-            c,
-            [s](const std::string& channel, const std::string& message) {
-              s->OnNotification(channel, message);
-            },
-            [s](bool connected) { s->cache_.SetEnabled(connected); }));
+    PARC_ASSIGN_OR_RETURN(store->coordinator_,
+                          pg::Coordinator::Start(
+                              c,
+                              [s](const std::string& channel, const std::string& message) {
+                                s->OnNotification(channel, message);
+                              },
+                              [s](bool connected) { s->cache_.SetEnabled(connected); }));
   }
   return store;
 }

@@ -53,9 +53,8 @@ absl::Status Artifacts::Put(const std::string& sha256, const std::string& path, 
     if (filled == 0) {
       return fail(absl::DataLossError(absl::StrCat(path, ": shorter than ", size, " bytes")));
     }
-    auto ins =
-        db->Exec("INSERT INTO artifact_chunks(sha256, seq, data) VALUES ($1, $2, $3)",
-                 {sha256, seq, Param::Bytes(chunk.substr(0, filled))});
+    auto ins = db->Exec("INSERT INTO artifact_chunks(sha256, seq, data) VALUES ($1, $2, $3)",
+                        {sha256, seq, Param::Bytes(chunk.substr(0, filled))});
     if (!ins.ok()) return fail(ins.status());
     stored += filled;
   }

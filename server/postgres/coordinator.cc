@@ -99,15 +99,15 @@ void Coordinator::Loop() {
         static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(wake - absl::Now())));
     (void)::poll(fds, 2, std::min(timeout_ms, 1000));
     if (connected && (fds[1].revents != 0)) {
-      absl::Status read = db_->ReadNotifications(
-          [this](const std::string& channel, const std::string& payload) {
-            const size_t space = payload.find(' ');
-            if (space == std::string::npos) return;
-            if (payload.compare(0, space, options_.origin) == 0 && space == options_.origin.size()) {
-              return;  // this node's own
-            }
-            on_message_(channel, payload.substr(space + 1));
-          });
+      absl::Status read = db_->ReadNotifications([this](const std::string& channel,
+                                                        const std::string& payload) {
+        const size_t space = payload.find(' ');
+        if (space == std::string::npos) return;
+        if (payload.compare(0, space, options_.origin) == 0 && space == options_.origin.size()) {
+          return;  // this node's own
+        }
+        on_message_(channel, payload.substr(space + 1));
+      });
       if (!read.ok()) spdlog::warn("store: {}", read.ToString());
     }
   }

@@ -42,8 +42,8 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
   eopts.begin = "BEGIN";
   auto writing = std::make_unique<SqlConnection>(std::move(writer));
   writing->set_origin(options.origin);
-  return std::make_unique<sql::Engine>(eopts, std::move(writing),
-                                       std::move(readers), std::make_unique<Reconnect>());
+  return std::make_unique<sql::Engine>(eopts, std::move(writing), std::move(readers),
+                                       std::make_unique<Reconnect>());
 }
 
 }  // namespace parc::server::pg

@@ -1,10 +1,10 @@
 #pragma once
 
 #include <map>
-#include <set>
-#include <utility>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "server/postgres/connection.h"
 #include "server/sql/sql.h"

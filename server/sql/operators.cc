@@ -156,8 +156,7 @@ void SqlStore::CreateSession(DashboardSession session, absl::Time now, StoreCall
       std::move(done));
 }
 
-absl::StatusOr<DashboardSession> SqlStore::GetSession(const std::string& id_hash,
-                                                      absl::Time now) {
+absl::StatusOr<DashboardSession> SqlStore::GetSession(const std::string& id_hash, absl::Time now) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare("SELECT operator_id, csrf, expires_at FROM dashboard_sessions "
