@@ -54,6 +54,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) 
   return out;
 }
 
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot write", path, errno);
+    }
+    off += static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);

@@ -25,5 +25,7 @@ bool PathExists(const std::string& path);
 
 // Status from errno with the operation and path in the message.
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err);
+// Writes all of data to fd (retrying short writes and EINTR); path names it in errors.
+[[nodiscard]] absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
 
 }  // namespace parc::common

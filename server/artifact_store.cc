@@ -49,16 +49,7 @@ absl::Status ArtifactStore::EnsureLocal(const std::string& sha256) const {
   common::Sha256 hash;
   absl::Status s = shared_->Get(sha256, [&](absl::string_view data) -> absl::Status {
     hash.Update(data);
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return common::ErrnoStatus("cannot write", tmp, errno);
-      }
-      off += static_cast<size_t>(w);
-    }
-    return absl::OkStatus();
+    return common::WriteAll(fd, data, tmp);
   });
   if (s.ok() && hash.FinishHex() != sha256) {
     s = absl::DataLossError(
@@ -83,15 +74,7 @@ absl::Status ArtifactStore::Upload::Append(const std::string& data) {
     return absl::InvalidArgumentError(
         absl::StrCat("artifact ", sha256_, ": more than the ", size_, " bytes announced"));
   }
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t w = ::write(fd_, data.data() + off, data.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return common::ErrnoStatus("cannot write", tmp_path_, errno);
-    }
-    off += static_cast<size_t>(w);
-  }
+  PARC_RETURN_IF_ERROR(common::WriteAll(fd_, data, tmp_path_));
   hash_.Update(data);
   received_ += data.size();
   return absl::OkStatus();
