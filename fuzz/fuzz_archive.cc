@@ -10,7 +10,8 @@
 #include <cstring>
 #include <string>
 
-#include "agent/installer.h"
+#include "agent/linux/packages.h"
+#include "agent/linux/process_runner.h"
 
 namespace {
 
@@ -38,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spec.mutable_archive()->set_target_dir(target);
   parc::agent::InstallerOptions options;
   options.max_extracted_bytes = 4 << 20;
-  (void)parc::agent::Install(spec, artifact, options);
+  parc::agent::PosixProcessRunner runner;
+  (void)parc::agent::LinuxPackages(&runner, options).Install(spec, artifact);
   // Nothing may land outside the target directory: only "artifact" and "target" exist here.
   ::nftw(target.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
   return 0;

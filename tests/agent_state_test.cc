@@ -1,5 +1,5 @@
-#include "agent/daemon.h"
-#include "agent/state.h"
+#include "agent/core/daemon.h"
+#include "agent/core/sqlite_state.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -12,7 +12,7 @@ TEST(AgentState, IdentitySurvivesReopen) {
   TempDir dir;
   const std::string state_dir = dir.Sub("state");
   {
-    auto state = AgentState::Open(state_dir);
+    auto state = SqliteAgentState::Open(state_dir);
     ASSERT_TRUE(state.ok()) << state.status();
     EXPECT_FALSE((*state)->LoadIdentity()->has_value());
     Identity id;
@@ -26,7 +26,7 @@ TEST(AgentState, IdentitySurvivesReopen) {
     id.enrolled_at = absl::FromUnixSeconds(1790000000);
     ASSERT_TRUE((*state)->SaveIdentity(id).ok());
   }
-  auto state = AgentState::Open(state_dir);
+  auto state = SqliteAgentState::Open(state_dir);
   ASSERT_TRUE(state.ok());
   auto id = (*state)->LoadIdentity();
   ASSERT_TRUE(id.ok() && id->has_value());
@@ -39,7 +39,7 @@ TEST(AgentState, OutboxIsBoundedOrderedAndCountsDrops) {
   TempDir dir;
   OutboxLimits limits;
   limits.max_entries = 3;
-  auto state = AgentState::Open(dir.Sub("state"), limits);
+  auto state = SqliteAgentState::Open(dir.Sub("state"), limits);
   ASSERT_TRUE(state.ok());
   absl::Time now = absl::FromUnixSeconds(1790000000);
   for (int i = 0; i < 5; ++i) {
@@ -56,7 +56,7 @@ TEST(AgentState, OutboxIsBoundedOrderedAndCountsDrops) {
 
 TEST(AgentState, NewInventoryReplacesTheQueuedOne) {
   TempDir dir;
-  auto state = AgentState::Open(dir.Sub("state"));
+  auto state = SqliteAgentState::Open(dir.Sub("state"));
   absl::Time now = absl::FromUnixSeconds(1790000000);
   ASSERT_TRUE((*state)->Enqueue("inventory", "v1", now).ok());
   ASSERT_TRUE((*state)->Enqueue("inventory", "v2", now).ok());
@@ -68,7 +68,7 @@ TEST(AgentState, NewInventoryReplacesTheQueuedOne) {
 
 TEST(AgentState, ClearIdentityDropsQueuedReports) {
   TempDir dir;
-  auto state = AgentState::Open(dir.Sub("state"));
+  auto state = SqliteAgentState::Open(dir.Sub("state"));
   Identity id;
   id.device_id = "d1";
   ASSERT_TRUE((*state)->SaveIdentity(id).ok());

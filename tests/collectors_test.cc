@@ -1,6 +1,7 @@
-#include "agent/collectors.h"
+#include "agent/linux/collectors.h"
 
-#include "agent/system_reader.h"
+#include "agent/core/enrollment.h"
+#include "agent/linux/system_reader.h"
 #include "common/inventory_util.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"

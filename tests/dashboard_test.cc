@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "agent/state.h"
+#include "agent/core/sqlite_state.h"
 #include "common/sqlite.h"
 #include "gtest/gtest.h"
 #include "server/dashboard_html.h"
@@ -186,7 +186,7 @@ TEST_F(DashboardTest, DeviceSuppliedStringsAreTextOnEveryPageAndInertInExports) 
   ASSERT_EQ(run.status, 0) << run.err;
 
   // The device also reports a hostile reason and message of its own.
-  auto agent_state = agent::AgentState::Open(state);
+  auto agent_state = agent::SqliteAgentState::Open(state);
   ASSERT_TRUE(agent_state.ok());
   auto identity = (*agent_state)->LoadIdentity();
   ASSERT_TRUE(identity.ok() && identity->has_value());

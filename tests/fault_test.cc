@@ -16,7 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "agent/state.h"
+#include "agent/core/sqlite_state.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"

@@ -18,10 +18,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "agent/deployer.h"
-#include "agent/downloader.h"
-#include "agent/installer.h"
-#include "agent/process.h"
+#include "agent/core/deployer.h"
+#include "agent/core/sqlite_state.h"
+#include "agent/linux/curl_fetcher.h"
+#include "agent/linux/packages.h"
+#include "agent/linux/process_runner.h"
 #include "common/bundle_trust.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
@@ -36,6 +37,11 @@
 
 namespace parc::testing {
 namespace {
+
+agent::PosixProcessRunner& PosixRunner() {
+  static agent::PosixProcessRunner runner;
+  return runner;
+}
 
 constexpr char kFermat[] = "0310036W";
 constexpr char kJoffre[] = "0340001S";
@@ -457,7 +463,7 @@ class DeployerTest : public ::testing::Test {
       WriteFile(path, pair->first);
       keys_.push_back(*common::SigningKey::Load(path));
     }
-    auto state = agent::AgentState::Open(dir_.Sub("state"));
+    auto state = agent::SqliteAgentState::Open(dir_.Sub("state"));
     ASSERT_TRUE(state.ok());
     state_ = std::move(*state);
     options_.keys = {keys_[0].public_key(), keys_[1].public_key()};
@@ -507,7 +513,9 @@ class DeployerTest : public ::testing::Test {
     ASSERT_TRUE(state_->SaveAssignment(a).ok());
   }
   agent::DeployOutcome Run() {
-    agent::Deployer d(state_.get(), &clock_, options_);
+    agent::LinuxPackages packages(&PosixRunner(), agent::InstallerOptions());
+    agent::CurlFetcher fetcher;
+    agent::Deployer d(state_.get(), &clock_, options_, &packages, &fetcher);
     return d.Run();
   }
   // The latest queued deployment report.
@@ -915,13 +923,13 @@ TEST(Installer, DebPackagesGoThroughDpkg) {
   spec.set_id("geogebra");
   spec.set_version("6");
   spec.mutable_deb()->set_package_name("geogebra-classic");
-  auto installed = agent::Install(spec, "/cache/abc", options);
+  auto installed = agent::LinuxPackages(&PosixRunner(), options).Install(spec, "/cache/abc");
   EXPECT_TRUE(installed.ok) << installed.message;
-  auto removed = agent::Remove(spec, options);
+  auto removed = agent::LinuxPackages(&PosixRunner(), options).Remove(spec);
   EXPECT_TRUE(removed.ok) << removed.message;
   EXPECT_EQ(ReadFileOrDie(log), "--install /cache/abc\n--remove geogebra-classic\n");
   WriteFile(fake, "#!/bin/sh\necho 'dpkg: error: dependency problems' >&2\nexit 1\n");
-  auto failed = agent::Install(spec, "/cache/abc", options);
+  auto failed = agent::LinuxPackages(&PosixRunner(), options).Install(spec, "/cache/abc");
   EXPECT_FALSE(failed.ok);
   EXPECT_EQ(failed.reason, "install_failed");
   EXPECT_EQ(failed.exit_status, 1);
@@ -940,7 +948,8 @@ TEST(Installer, ArchivesCannotEscapeTheirDirectory) {
   spec.set_id("evil");
   spec.set_version("1");
   spec.mutable_archive()->set_target_dir(dir.Sub("target"));
-  auto r = agent::Install(spec, dir.Sub("evil.tar"), agent::InstallerOptions());
+  auto r = agent::LinuxPackages(&PosixRunner(), agent::InstallerOptions())
+               .Install(spec, dir.Sub("evil.tar"));
   EXPECT_FALSE(r.ok);
   EXPECT_TRUE(absl::StrContains(r.message, "outside")) << r.message;
   EXPECT_FALSE(common::PathExists(dir.Sub("target/1")));
@@ -983,12 +992,12 @@ TEST(Installer, TheAgentsOwnPackageInstallsOutsideTheAgentUnderSystemd) {
   self.set_id("parc-agent");
   self.set_version("0.2.0");
   self.mutable_deb()->set_package_name("parc-agent");
-  EXPECT_TRUE(agent::Install(self, "/cache/new-agent", options).ok);
+  EXPECT_TRUE(agent::LinuxPackages(&PosixRunner(), options).Install(self, "/cache/new-agent").ok);
   parc::v1::PackageSpec other = self;
   other.mutable_deb()->set_package_name("geogebra-classic");
-  EXPECT_TRUE(agent::Install(other, "/cache/geogebra", options).ok);
+  EXPECT_TRUE(agent::LinuxPackages(&PosixRunner(), options).Install(other, "/cache/geogebra").ok);
   options.under_systemd = false;
-  EXPECT_TRUE(agent::Install(self, "/cache/new-agent", options).ok);
+  EXPECT_TRUE(agent::LinuxPackages(&PosixRunner(), options).Install(self, "/cache/new-agent").ok);
   EXPECT_EQ(ReadFileOrDie(log),
             absl::StrCat("systemd-run --wait --collect --quiet --unit=parc-agent-self-update -- ",
                          dir.Sub("dpkg"),
@@ -1041,7 +1050,8 @@ agent::InstallOutcome InstallCrafted(const TempDir& dir, const std::vector<Entry
   spec.mutable_archive()->set_target_dir(dir.Sub("target"));
   agent::InstallerOptions options;
   options.max_extracted_bytes = max_bytes;
-  return agent::Install(spec, CraftArchive(dir.Sub("crafted.tar.gz"), entries), options);
+  return agent::LinuxPackages(&PosixRunner(), options)
+      .Install(spec, CraftArchive(dir.Sub("crafted.tar.gz"), entries));
 }
 
 TEST(Installer, ArchivesUnpackNoDevicesNoSetuidNoOutsideLinksAndNoBombs) {
@@ -1093,7 +1103,7 @@ TEST(Installer, ArchivesAreTarOrZipOnly) {
   spec.set_id("mtree");
   spec.set_version("1");
   spec.mutable_archive()->set_target_dir(dir.Sub("target"));
-  auto r = agent::Install(spec, artifact, agent::InstallerOptions());
+  auto r = agent::LinuxPackages(&PosixRunner(), agent::InstallerOptions()).Install(spec, artifact);
   EXPECT_FALSE(r.ok);
   EXPECT_TRUE(absl::StrContains(r.message, "archive")) << r.message;
   EXPECT_FALSE(common::PathExists(dir.Sub("target/1/copy")));
@@ -1114,7 +1124,7 @@ TEST(Installer, ArchivesAreTarOrZipOnly) {
   archive_write_free(a);
   spec.set_id("zip");
   spec.mutable_archive()->set_target_dir(dir.Sub("zip"));
-  r = agent::Install(spec, zip, agent::InstallerOptions());
+  r = agent::LinuxPackages(&PosixRunner(), agent::InstallerOptions()).Install(spec, zip);
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_EQ(ReadFileOrDie(dir.Sub("zip/current/readme.txt")), "hello");
 }

@@ -6,7 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/state.h"
+#include "agent/core/sqlite_state.h"
 #include "common/sqlite.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -212,7 +212,7 @@ TEST_F(ScopeTest, DeploymentReportsAreBoundToTheDevicesRolloutsAndBundle) {
       {"rollouts", "create", "--bundle", "mcnl@2026.1", "--target", "departement:31", "--json"});
   ASSERT_EQ(other.status, 0) << other.err;
   const std::string other_id = FromJson<parc::v1::Rollout>(other.out).id();
-  auto state = agent::AgentState::Open(tablet_.second);
+  auto state = agent::SqliteAgentState::Open(tablet_.second);
   ASSERT_TRUE(state.ok());
   auto identity = (*state)->LoadIdentity();
   ASSERT_TRUE(identity.ok() && identity->has_value());

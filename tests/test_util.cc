@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "agent/cli.h"
+#include "agent/linux/platform.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "gtest/gtest.h"
@@ -219,7 +219,7 @@ CommandResult RunMain(
 CommandResult RunAgent(const std::vector<std::string>& args) {
   return RunMain("parc-agent", args,
                  [](const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-                   return agent::AgentMain(argv, out, err);
+                   return agent::LinuxAgentMain(argv, out, err);
                  });
 }
 

@@ -19,7 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "agent/downloader.h"
+#include "agent/linux/curl_fetcher.h"
 #include "common/cli_args.h"
 #include "common/crypto.h"
 #include "common/duration.h"

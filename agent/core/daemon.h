@@ -9,11 +9,10 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "agent/client.h"
-#include "agent/deployer.h"
-#include "agent/enrollment.h"
-#include "agent/state.h"
-#include "agent/system_reader.h"
+#include "agent/core/deployer.h"
+#include "agent/core/enrollment.h"
+#include "agent/core/platform.h"
+#include "agent/core/state.h"
 #include "asio.hpp"
 #include "common/clock.h"
 
@@ -32,17 +31,13 @@ struct DaemonOptions {
   // The first cycle starts after uniform(0, initial_splay), so that a classroom of laptops
   // switched on together does not check in at the same instant.
   absl::Duration initial_splay = absl::Seconds(10);
-  // Stop after one cycle (parc-agent run --once).
+  // Stop after one cycle (parc-agent run --once). When the platform's service host says a
+  // supervisor started this cycle, the delay to the next one goes to it (NextCycleIn) and the
+  // retry attempt is kept in the state, so that backoff grows across cycles.
   bool once = false;
   // Bundle installs: the pinned keys and where artifacts are cached. deploy.kind and
   // deploy.ca_pem are filled from the identity at run time.
   DeployerOptions deploy;
-  // State directory, opened a second time by the deploy thread.
-  std::string state_dir;
-  // With once: where to write the seconds until the next cycle ("<seconds>\n"), for the
-  // supervisor that starts each cycle (parc-agentd); -1: nowhere. The retry attempt is then
-  // kept in the state database, so that backoff grows across cycles.
-  int next_cycle_fd = -1;
   // Called once when the daemon stops (after a signal or the --once cycle), on the loop's
   // thread: lets the owner cancel its own waits so that the io_context runs out of work.
   std::function<void()> on_stop;
@@ -58,11 +53,13 @@ absl::Duration ClampCheckInInterval(uint32_t server_seconds);
 // The agent daemon. One asio::io_context (the caller's) owns all state; collection and
 // network calls run on a one-thread pool and post their results back, so the state needs no
 // locks. A cycle: collect → (enroll if needed) → queue the inventory if it changed → check in
-// → deliver queued reports in order → wait for the time the server asked for. Every failure
-// ends the cycle and retries after a backoff.
+// → deliver queued reports in order → deploy the assignment → deliver what the deployment
+// queued → wait for the time the server asked for. Every failure ends the cycle and retries
+// after a backoff. Everything the cycle asks of the system goes through platform (its host
+// may be null: no supervisor, nothing to release between cycles).
 class Daemon {
  public:
-  Daemon(asio::io_context& io, const SystemReader* reader, AgentState* state, DaemonOptions options,
+  Daemon(asio::io_context& io, Platform* platform, AgentState* state, DaemonOptions options,
          const common::Clock* clock);
   ~Daemon();
 
@@ -108,6 +105,7 @@ class Daemon {
   void OnCredentialRejected(const absl::Status& status);
   void EndCycle(absl::Status status);
   absl::Status EnsureClient(const Identity& identity);
+  bool supervised() const;
 
   asio::io_context& io_;
   asio::thread_pool pool_{1};
@@ -115,13 +113,13 @@ class Daemon {
   asio::thread_pool deploy_pool_{1};
   std::unique_ptr<AgentState> deploy_state_;
   asio::steady_timer timer_;
-  const SystemReader* reader_;
+  Platform* platform_;
   AgentState* state_;
   DaemonOptions options_;
   const common::Clock* clock_;
   std::mt19937_64 rng_;
 
-  std::unique_ptr<AgentClient> client_;
+  std::unique_ptr<AgentTransport> client_;
   std::string client_server_;
   std::optional<Identity> identity_;
   bool in_cycle_ = false;

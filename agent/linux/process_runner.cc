@@ -1,4 +1,4 @@
-#include "agent/process.h"
+#include "agent/linux/process_runner.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,11 +1,6 @@
-#include "agent/cli.h"
+#include "agent/core/cli.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <csignal>
 #include <cstdlib>
-#include <cstring>
 #include <iomanip>
 #include <sstream>
 
@@ -13,15 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "agent/client.h"
-#include "agent/collectors.h"
-#include "agent/config.h"
-#include "agent/daemon.h"
-#include "agent/enrollment.h"
-#include "agent/inventory_command.h"
-#include "agent/sibling_program.h"
-#include "agent/state.h"
-#include "agent/system_reader.h"
+#include "agent/core/config.h"
+#include "agent/core/daemon.h"
+#include "agent/core/enrollment.h"
+#include "agent/core/sqlite_state.h"
 #include "asio.hpp"
 #include "common/bundle_trust.h"
 #include "common/cli_args.h"
@@ -111,20 +101,19 @@ absl::StatusOr<EnrollParams> ResolveEnrollParams(const AgentConfig& config,
 
 // Before imaging: is the server reachable, is its certificate from this CA, does the token
 // work, is this hardware identifiable? Enrolls nothing.
-int CheckEnroll(const AgentConfig& config, const EnrollParams& params, std::ostream& out,
+int CheckEnroll(const Platform& platform, const EnrollParams& params, std::ostream& out,
                 std::ostream& err) {
-  RootedSystemReader reader(config.root);
-  AgentClient::Options o;
+  TransportOptions o;
   o.server = params.server;
   o.ca_pem = params.ca_pem;
   o.insecure = params.insecure;
   o.enroll_timeout = absl::Seconds(15);
-  auto client = AgentClient::Connect(o);
+  auto client = platform.transport->Connect(o);
   if (!client.ok()) {
     err << "parc-agent: " << client.status().message() << "\n";
     return 1;
   }
-  auto r = (*client)->CheckEnrollment(MakeEnrollRequest(reader, params));
+  auto r = (*client)->CheckEnrollment(MakeEnrollRequest(*platform.inventory, params));
   if (!r.ok()) {
     err << "parc-agent enroll --check: FAILED: " << absl::StatusCodeToString(r.status().code())
         << ": " << r.status().message() << "\n";
@@ -147,24 +136,23 @@ int CheckEnroll(const AgentConfig& config, const EnrollParams& params, std::ostr
   return 0;
 }
 
-int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& out,
-           std::ostream& err) {
-  RootedSystemReader reader(config.root);
-  auto state = AgentState::Open(config.state_dir);
+int Enroll(const AgentConfig& config, const Platform& platform, const EnrollParams& params,
+           std::ostream& out, std::ostream& err) {
+  auto state = SqliteAgentState::Open(config.state_dir);
   if (!state.ok()) {
     err << "parc-agent: state: " << state.status().message() << "\n";
     return 1;
   }
-  AgentClient::Options o;
+  TransportOptions o;
   o.server = params.server;
   o.ca_pem = params.ca_pem;
   o.insecure = params.insecure;
-  auto client = AgentClient::Connect(o);
+  auto client = platform.transport->Connect(o);
   if (!client.ok()) {
     err << "parc-agent: " << client.status().message() << "\n";
     return 1;
   }
-  auto request = MakeEnrollRequest(reader, params);
+  auto request = MakeEnrollRequest(*platform.inventory, params);
   // Enrolled already on this hardware: the current credential proves it is this device, so
   // the server may re-key it without a re-enrollment token.
   auto held = (*state)->LoadIdentity();
@@ -200,19 +188,17 @@ int Enroll(const AgentConfig& config, const EnrollParams& params, std::ostream& 
   return 0;
 }
 
-int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::Duration splay,
-        std::ostream& out, std::ostream& err) {
-  RootedSystemReader reader(config.root);
+int Run(const AgentConfig& config, Platform& platform, bool once, absl::Duration retry_base,
+        absl::Duration splay, std::ostream& out, std::ostream& err) {
   OutboxLimits limits;
   limits.max_entries = config.outbox_max_reports;
-  auto state = AgentState::Open(config.state_dir, limits);
+  auto state = SqliteAgentState::Open(config.state_dir, limits);
   if (!state.ok()) {
     err << "parc-agent: state: " << state.status().message() << "\n";
     return 1;
   }
   DaemonOptions options;
   options.once = once;
-  options.state_dir = config.state_dir;
   options.deploy.cache_dir =
       config.cache_dir.empty() ? config.state_dir + "/cache" : config.cache_dir;
   options.deploy.threshold = config.signature_threshold;
@@ -226,9 +212,6 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
   }
   options.retry_base = retry_base;
   options.initial_splay = splay;
-  if (const char* fd = std::getenv("PARC_AGENT_NEXT_CYCLE_FD"); once && fd != nullptr) {
-    options.next_cycle_fd = std::atoi(fd);  // a cycle of parc-agentd
-  }
   if (!config.server.empty() && !config.enrollment_token.empty()) {
     auto params = ResolveEnrollParams(config, "", "", "", "", false);
     if (!params.ok()) {
@@ -238,26 +221,16 @@ int Run(const AgentConfig& config, bool once, absl::Duration retry_base, absl::D
     options.enroll = *params;
   }
   asio::io_context io;
-  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  asio::signal_set hup(io, SIGHUP);
-  options.on_stop = [&] {
-    stop_signals.cancel();
-    hup.cancel();
-  };
-  Daemon daemon(io, &reader, state->get(), options, common::RealClock::Get());
-  stop_signals.async_wait([&](const asio::error_code& ec, int) {
-    if (ec) return;
-    spdlog::info("stopping");
-    daemon.Stop();
-  });
-  std::function<void()> wait_hup = [&] {
-    hup.async_wait([&](const asio::error_code& ec, int) {
-      if (ec) return;
-      daemon.TriggerNow();
-      wait_hup();
-    });
-  };
-  wait_hup();
+  ServiceHost* host = platform.host.get();
+  options.on_stop = [host] { host->Unwatch(); };
+  Daemon daemon(io, &platform, state->get(), options, common::RealClock::Get());
+  host->Watch(
+      io,
+      [&daemon] {
+        spdlog::info("stopping");
+        daemon.Stop();
+      },
+      [&daemon] { daemon.TriggerNow(); });
   daemon.Start();
   // Runs until the daemon stops (signal, or the end of the --once cycle).
   io.run();
@@ -300,7 +273,7 @@ int Bundles(const AgentConfig& config, std::ostream& out, std::ostream& err) {
     out << "No bundle: this device is not enrolled (no state in " << config.state_dir << ")\n";
     return 0;
   }
-  auto state = AgentState::Open(config.state_dir);
+  auto state = SqliteAgentState::Open(config.state_dir);
   if (!state.ok()) {
     err << "parc-agent: state: " << state.status().message() << "\n";
     return 1;
@@ -335,13 +308,14 @@ int Bundles(const AgentConfig& config, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream& err) {
+int Status(const AgentConfig& config, const Platform& platform, bool json, std::ostream& out,
+           std::ostream& err) {
   if (!common::PathExists(config.state_dir + "/agent.db")) {
     out << "Not enrolled (no state in " << config.state_dir
         << "). Enroll with: parc-agent enroll --server HOST:PORT --token TOKEN --ca CA.pem\n";
     return 3;
   }
-  auto state = AgentState::Open(config.state_dir);
+  auto state = SqliteAgentState::Open(config.state_dir);
   if (!state.ok()) {
     err << "parc-agent: state: " << state.status().message() << "\n";
     return 1;
@@ -351,8 +325,7 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
     err << "parc-agent: " << identity.status().message() << "\n";
     return 1;
   }
-  RootedSystemReader reader(config.root);
-  std::string fingerprint = Fingerprint(CollectIdentity(reader));
+  std::string fingerprint = Fingerprint(platform.inventory->CollectIdentity());
   auto queued = (*state)->QueuedCount();
   auto dropped = (*state)->DroppedCount();
   auto last_checkin = (*state)->Get("last_checkin_at");
@@ -413,40 +386,10 @@ int Status(const AgentConfig& config, bool json, std::ostream& out, std::ostream
   return identity->has_value() ? 0 : 3;
 }
 
-// Replaces this process with parc-agentd, which runs each cycle as `parc-agent run --once`
-// and sleeps in between without this program's libraries. Returns only if it could not.
-void ExecSupervisor(const std::vector<std::string>& args, absl::Duration splay,
-                    absl::Duration retry_base, std::ostream& err) {
-  std::string self = SelfPath();
-  std::string supervisor = SiblingProgram("parc-agentd");
-  if (supervisor.empty()) {
-    err << "parc-agent: parc-agentd not found next to " << self
-        << " or in ../lib/parc; the daemon runs in this process\n";
-    return;
-  }
-  std::vector<std::string> argv = {supervisor,
-                                   "--agent",
-                                   self,
-                                   "--splay-ms",
-                                   absl::StrCat(absl::ToInt64Milliseconds(splay)),
-                                   "--retry-base-ms",
-                                   absl::StrCat(absl::ToInt64Milliseconds(retry_base)),
-                                   "--"};
-  auto run = std::find(args.begin(), args.end(), "run");
-  if (run != args.end()) argv.insert(argv.end(), run + 1, args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  err.flush();
-  ::execv(supervisor.c_str(), cargv.data());
-  err << "parc-agent: cannot run " << supervisor << ": " << std::strerror(errno)
-      << "; the daemon runs in this process\n";
-}
-
 }  // namespace
 
 int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
-              bool supervise) {
+              const PlatformFactory& make_platform, bool supervise) {
   CLI::App app{
       "parc-agent: inventories this device for Parc and keeps it enrolled.\n"
       "Reads /etc/parc/agent.toml (server, ca, enrollment_token, kind, state_dir); flags "
@@ -521,6 +464,7 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   if (!common_flags.root.empty()) config->root = common_flags.root;
   if (!common_flags.state_dir.empty()) config->state_dir = common_flags.state_dir;
+  std::unique_ptr<Platform> platform = make_platform(*config);
 
   if (enroll->parsed()) {
     // The token from --token, else --token-file, else PARC_ENROLLMENT_TOKEN, else the
@@ -541,7 +485,8 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << "parc-agent enroll: " << params.status().message() << "\n";
       return 2;
     }
-    return check ? CheckEnroll(*config, *params, out, err) : Enroll(*config, *params, out, err);
+    return check ? CheckEnroll(*platform, *params, out, err)
+                 : Enroll(*config, *platform, *params, out, err);
   }
   if (run->parsed()) {
     auto base = common::ParseDuration(retry_base);
@@ -550,16 +495,15 @@ int AgentMain(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << "parc-agent run: " << (base.ok() ? sp.status() : base.status()).message() << "\n";
       return 2;
     }
-    if (!once && supervise) ExecSupervisor(args, *sp, *base, err);
-    return Run(*config, once, *base, once ? absl::ZeroDuration() : *sp, out, err);
+    if (!once && supervise) platform->host->Supervise(args, *sp, *base, err);
+    return Run(*config, *platform, once, *base, once ? absl::ZeroDuration() : *sp, out, err);
   }
   if (inventory->parsed()) {
-    RootedSystemReader reader(config->root);
-    parc::v1::Inventory inv = CollectInventory(reader);
+    parc::v1::Inventory inv = platform->inventory->CollectInventory();
     out << (json ? common::ToJson(inv) : common::FormatInventoryText(inv));
     return 0;
   }
-  if (status->parsed()) return Status(*config, json, out, err);
+  if (status->parsed()) return Status(*config, *platform, json, out, err);
   if (bundles->parsed()) return Bundles(*config, out, err);
   return 2;
 }

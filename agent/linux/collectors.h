@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "agent/system_reader.h"
+#include "agent/linux/system_reader.h"
 #include "parc/v1/agent.pb.h"
 #include "parc/v1/inventory.pb.h"
 
@@ -39,9 +39,5 @@ parc::v1::Inventory CollectInventory(const SystemReader& reader);
 
 // DMI product UUID, serial number and machine-id: what binds an identity to hardware.
 parc::v1::HardwareIdentity CollectIdentity(const SystemReader& reader);
-
-// SHA-256 over the hardware identity: changes when the state directory is copied onto other
-// hardware (a cloned disk image).
-std::string Fingerprint(const parc::v1::HardwareIdentity& identity);
 
 }  // namespace parc::agent

@@ -1,4 +1,4 @@
-#include "agent/downloader.h"
+#include "agent/linux/curl_fetcher.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

@@ -4,9 +4,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/client.h"
-#include "agent/state.h"
-#include "agent/system_reader.h"
+#include "agent/core/platform.h"
+#include "agent/core/state.h"
 #include "parc/v1/inventory.pb.h"
 
 namespace parc::agent {
@@ -24,7 +23,12 @@ struct EnrollParams {
 };
 
 // Builds the enrollment request from the system (hardware identity, detected kind, hostname).
-parc::v1::EnrollRequest MakeEnrollRequest(const SystemReader& reader, const EnrollParams& params);
+parc::v1::EnrollRequest MakeEnrollRequest(const InventorySource& system,
+                                          const EnrollParams& params);
+
+// SHA-256 over the hardware identity: changes when the state directory is copied onto other
+// hardware (a cloned disk image).
+std::string Fingerprint(const parc::v1::HardwareIdentity& identity);
 
 // The identity to persist after a successful enrollment.
 Identity IdentityFromEnrollment(const EnrollParams& params, const parc::v1::EnrollResponse& r,

@@ -1,8 +1,8 @@
-#include "agent/inventory_command.h"
+#include "agent/linux/inventory_command.h"
 
 #include "CLI/CLI.hpp"
-#include "agent/collectors.h"
-#include "agent/system_reader.h"
+#include "agent/linux/collectors.h"
+#include "agent/linux/system_reader.h"
 #include "common/cli_args.h"
 #include "common/inventory_format.h"
 #include "common/proto_json.h"

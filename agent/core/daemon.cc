@@ -1,16 +1,10 @@
-#include "agent/daemon.h"
-
-#include <malloc.h>
-#include <unistd.h>
+#include "agent/core/daemon.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/collectors.h"
 #include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/logging.h"
@@ -40,11 +34,11 @@ absl::Duration ClampCheckInInterval(uint32_t server_seconds) {
   return std::clamp(absl::Seconds(server_seconds), absl::Seconds(1), absl::Hours(24 * 7));
 }
 
-Daemon::Daemon(asio::io_context& io, const SystemReader* reader, AgentState* state,
-               DaemonOptions options, const common::Clock* clock)
+Daemon::Daemon(asio::io_context& io, Platform* platform, AgentState* state, DaemonOptions options,
+               const common::Clock* clock)
     : io_(io),
       timer_(io),
-      reader_(reader),
+      platform_(platform),
       state_(state),
       options_(std::move(options)),
       clock_(clock),
@@ -59,8 +53,11 @@ Daemon::~Daemon() {
 template <typename Result>
 void Daemon::Offload(std::function<Result()> work, std::function<void(Result)> then,
                      asio::thread_pool* pool) {
+  // The loop has work while the pool does: without it, io.run() would return mid-cycle when
+  // nothing else (a signal set, a timer) is registered.
   asio::post(pool != nullptr ? *pool : pool_,
-             [this, work = std::move(work), then = std::move(then)]() mutable {
+             [this, guard = asio::make_work_guard(io_), work = std::move(work),
+              then = std::move(then)]() mutable {
                auto result = std::make_shared<Result>(work());
                asio::post(io_, [this, then = std::move(then), result]() mutable {
                  if (stopping_) return;
@@ -101,15 +98,15 @@ void Daemon::ScheduleCycle(absl::Duration delay) {
 
 void Daemon::BeginCycle() {
   in_cycle_ = true;
-  const SystemReader* reader = reader_;
+  const InventorySource* system = platform_->inventory.get();
   Offload<std::shared_ptr<Snapshot>>(
-      [reader] {
+      [system] {
         auto snap = std::make_shared<Snapshot>();
-        snap->inventory = CollectInventory(*reader);
+        snap->inventory = system->CollectInventory();
         snap->software_hash = common::SoftwareHash(snap->inventory.software());
         snap->inventory_hash =
             common::InventoryHash(snap->inventory.hardware(), snap->software_hash);
-        snap->identity = CollectIdentity(*reader);
+        snap->identity = system->CollectIdentity();
         snap->fingerprint = Fingerprint(snap->identity);
         return snap;
       },
@@ -118,15 +115,19 @@ void Daemon::BeginCycle() {
 
 absl::Status Daemon::EnsureClient(const Identity& identity) {
   if (client_ && client_server_ == identity.server) return absl::OkStatus();
-  AgentClient::Options o;
+  TransportOptions o;
   o.server = identity.server;
   o.ca_pem = identity.ca_pem;
   o.insecure = identity.insecure;
-  auto client = AgentClient::Connect(o);
+  auto client = platform_->transport->Connect(o);
   if (!client.ok()) return client.status();
   client_ = std::move(*client);
   client_server_ = identity.server;
   return absl::OkStatus();
+}
+
+bool Daemon::supervised() const {
+  return options_.once && platform_->host != nullptr && platform_->host->supervised();
 }
 
 void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
@@ -163,7 +164,7 @@ void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
   target.insecure = params.insecure;
   absl::Status connected = EnsureClient(target);
   if (!connected.ok()) return EndCycle(connected);
-  parc::v1::EnrollRequest request = MakeEnrollRequest(*reader_, params);
+  parc::v1::EnrollRequest request = MakeEnrollRequest(*platform_->inventory, params);
   // After a damaged state database, the spare credential proves this is the enrolled device:
   // it enrolls again under its own record.
   const std::string spare = state_->SpareCredential(snap->fingerprint);
@@ -176,7 +177,7 @@ void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
     }
     request.set_device_credential(spare);
   }
-  AgentClient* client = client_.get();
+  AgentTransport* client = client_.get();
   Offload<absl::StatusOr<parc::v1::EnrollResponse>>(
       [client, request] { return client->Enroll(request); },
       [this, snap](absl::StatusOr<parc::v1::EnrollResponse> r) { OnEnrolled(snap, std::move(r)); });
@@ -231,7 +232,7 @@ void Daemon::CheckIn(std::shared_ptr<Snapshot> snap) {
   device_kind_ = identity_->kind != parc::v1::DEVICE_KIND_UNSPECIFIED
                      ? identity_->kind
                      : snap->inventory.hardware().detected_kind();
-  AgentClient* client = client_.get();
+  AgentTransport* client = client_.get();
   std::string credential = CredentialOf(*identity_);
   Offload<absl::StatusOr<parc::v1::CheckInResponse>>(
       [client, credential, request] { return client->CheckIn(credential, request); },
@@ -307,7 +308,7 @@ void Daemon::DeliverNext() {
       if (!s.ok()) return EndCycle(s);
       return DeliverNext();
     }
-    AgentClient* client = client_.get();
+    AgentTransport* client = client_.get();
     std::string credential = CredentialOf(*identity_);
     int64_t seq = e.seq;
     Offload<absl::Status>(
@@ -335,7 +336,7 @@ void Daemon::DeliverNext() {
     report.mutable_inventory()->clear_software();
     stripped = true;
   }
-  AgentClient* client = client_.get();
+  AgentTransport* client = client_.get();
   std::string credential = CredentialOf(*identity_);
   int64_t seq = e.seq;
   Offload<absl::Status>(
@@ -352,12 +353,11 @@ void Daemon::Deploy() {
   options.kind = device_kind_;
   options.ca_pem = identity_->ca_pem;
   options.allow_http = identity_->insecure;
-  const std::string state_dir = options_.state_dir;
   Offload<DeployOutcome>(
-      [this, options, state_dir]() {
-        // The deploy thread's own connection to the state database.
+      [this, options]() {
+        // The deploy thread's own handle on the state.
         if (!deploy_state_) {
-          auto opened = AgentState::Open(state_dir);
+          auto opened = state_->OpenAnother();
           if (!opened.ok()) {
             spdlog::error("deploy: {}", opened.status().ToString());
             DeployOutcome failed;
@@ -366,7 +366,8 @@ void Daemon::Deploy() {
           }
           deploy_state_ = std::move(*opened);
         }
-        Deployer deployer(deploy_state_.get(), clock_, options);
+        Deployer deployer(deploy_state_.get(), clock_, options, platform_->packages.get(),
+                          platform_->fetcher.get());
         return deployer.Run();
       },
       [this](DeployOutcome outcome) { OnDeployed(outcome); }, &deploy_pool_);
@@ -439,7 +440,7 @@ void Daemon::EndCycle(absl::Status status) {
   const DeployOutcome deployed = deploy_outcome_;
   deployed_ = false;
   deploy_outcome_ = DeployOutcome();
-  if (options_.once && options_.next_cycle_fd < 0) {
+  if (options_.once && !supervised()) {
     Stop();
     return;
   }
@@ -456,10 +457,7 @@ void Daemon::EndCycle(absl::Status status) {
   if (options_.once) {
     // One cycle of parc-agentd: the supervisor waits, this process ends.
     (void)state_->Set("retry_attempt", absl::StrCat(attempt_));
-    std::string line = absl::StrCat(absl::ToInt64Milliseconds(delay), "\n");
-    if (::write(options_.next_cycle_fd, line.data(), line.size()) < 0) {
-      spdlog::warn("cannot give the next cycle's delay to parc-agentd: {}", std::strerror(errno));
-    }
+    platform_->host->NextCycleIn(delay);
     Stop();
     return;
   }
@@ -468,7 +466,7 @@ void Daemon::EndCycle(absl::Status status) {
   // memory they used goes back to the system. A check-in an hour costs one TLS handshake.
   client_.reset();
   client_server_.clear();
-  malloc_trim(0);
+  if (platform_->host != nullptr) platform_->host->ReleaseMemory();
   ScheduleCycle(delay);
 }
 

@@ -1,4 +1,4 @@
-#include "agent/config.h"
+#include "agent/core/config.h"
 
 // Header-only, without exceptions: parse errors come back as values (the shared library
 // Debian ships is built with exceptions).

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/inventory_command.h"
-#include "agent/sibling_program.h"
+#include "agent/linux/inventory_command.h"
+#include "agent/linux/sibling_program.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);

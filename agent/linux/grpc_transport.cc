@@ -1,4 +1,4 @@
-#include "agent/client.h"
+#include "agent/linux/grpc_transport.h"
 
 #include <functional>
 
@@ -33,25 +33,32 @@ absl::Status Cancelled() { return absl::CancelledError("agent is stopping"); }
 
 }  // namespace
 
-bool AgentClient::Track(grpc::ClientContext* ctx) {
+bool GrpcTransport::Track(grpc::ClientContext* ctx) {
   std::lock_guard<std::mutex> lock(mu_);
   if (cancelled_) return false;
   active_.insert(ctx);
   return true;
 }
 
-void AgentClient::Untrack(grpc::ClientContext* ctx) {
+void GrpcTransport::Untrack(grpc::ClientContext* ctx) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(ctx);
 }
 
-void AgentClient::CancelAll() {
+void GrpcTransport::CancelAll() {
   std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;
   for (grpc::ClientContext* ctx : active_) ctx->TryCancel();
 }
 
-absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Connect(const Options& options) {
+absl::StatusOr<std::unique_ptr<AgentTransport>> GrpcTransportFactory::Connect(
+    const TransportOptions& options) const {
+  PARC_ASSIGN_OR_RETURN(auto transport, GrpcTransport::Connect(options));
+  return std::unique_ptr<AgentTransport>(std::move(transport));
+}
+
+absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Connect(
+    const TransportOptions& options) {
   common::ChannelOptions channel;
   channel.target = options.server;
   channel.ca_pem = options.ca_pem;
@@ -59,12 +66,12 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Connect(const Options&
   channel.max_send_bytes = 8 << 20;
   channel.max_receive_bytes = 4 << 20;
   PARC_ASSIGN_OR_RETURN(auto ch, common::MakeChannel(channel));
-  std::unique_ptr<AgentClient> client(new AgentClient(options));
+  std::unique_ptr<GrpcTransport> client(new GrpcTransport(options));
   client->stub_ = parc::v1::AgentService::NewStub(ch);
   return client;
 }
 
-absl::StatusOr<parc::v1::EnrollResponse> AgentClient::Enroll(
+absl::StatusOr<parc::v1::EnrollResponse> GrpcTransport::Enroll(
     const parc::v1::EnrollRequest& request) {
   grpc::ClientContext ctx;
   if (!Track(&ctx)) return Cancelled();
@@ -76,7 +83,7 @@ absl::StatusOr<parc::v1::EnrollResponse> AgentClient::Enroll(
   return response;
 }
 
-absl::StatusOr<parc::v1::CheckEnrollmentResponse> AgentClient::CheckEnrollment(
+absl::StatusOr<parc::v1::CheckEnrollmentResponse> GrpcTransport::CheckEnrollment(
     const parc::v1::EnrollRequest& request) {
   grpc::ClientContext ctx;
   if (!Track(&ctx)) return Cancelled();
@@ -88,7 +95,7 @@ absl::StatusOr<parc::v1::CheckEnrollmentResponse> AgentClient::CheckEnrollment(
   return response;
 }
 
-absl::StatusOr<parc::v1::CheckInResponse> AgentClient::CheckIn(
+absl::StatusOr<parc::v1::CheckInResponse> GrpcTransport::CheckIn(
     const std::string& credential, const parc::v1::CheckInRequest& request) {
   grpc::ClientContext ctx;
   if (!Track(&ctx)) return Cancelled();
@@ -101,8 +108,8 @@ absl::StatusOr<parc::v1::CheckInResponse> AgentClient::CheckIn(
   return response;
 }
 
-absl::Status AgentClient::ReportInventory(const std::string& credential,
-                                          const parc::v1::ReportInventoryRequest& request) {
+absl::Status GrpcTransport::ReportInventory(const std::string& credential,
+                                            const parc::v1::ReportInventoryRequest& request) {
   grpc::ClientContext ctx;
   if (!Track(&ctx)) return Cancelled();
   CallScope scope([&] { Untrack(&ctx); });
@@ -114,8 +121,8 @@ absl::Status AgentClient::ReportInventory(const std::string& credential,
   return absl::OkStatus();
 }
 
-absl::Status AgentClient::ReportDeployment(const std::string& credential,
-                                           const parc::v1::DeploymentReport& report) {
+absl::Status GrpcTransport::ReportDeployment(const std::string& credential,
+                                             const parc::v1::DeploymentReport& report) {
   grpc::ClientContext ctx;
   if (!Track(&ctx)) return Cancelled();
   CallScope scope([&] { Untrack(&ctx); });

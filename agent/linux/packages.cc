@@ -1,4 +1,4 @@
-#include "agent/installer.h"
+#include "agent/linux/packages.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -12,53 +12,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "agent/process.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 
 namespace parc::agent {
 namespace {
-
-InstallOutcome Failure(std::string reason, std::string message) {
-  InstallOutcome o;
-  o.reason = std::move(reason);
-  o.message = std::move(message);
-  return o;
-}
-
-absl::Duration TimeoutOf(const parc::v1::CommandSpec& c, const InstallerOptions& options) {
-  return c.timeout_seconds() > 0 ? absl::Seconds(c.timeout_seconds()) : options.default_timeout;
-}
-
-std::vector<std::string> Substitute(const parc::v1::CommandSpec& c, const std::string& artifact,
-                                    const std::string& version) {
-  std::vector<std::string> argv;
-  for (const auto& a : c.argv()) {
-    argv.push_back(absl::StrReplaceAll(a, {{"{artifact}", artifact}, {"{version}", version}}));
-  }
-  return argv;
-}
-
-InstallOutcome RunStep(const std::vector<std::string>& argv, absl::Duration timeout,
-                       const char* failure_reason) {
-  auto r = RunCommand(argv, timeout);
-  if (!r.ok()) return Failure(failure_reason, std::string(r.status().message()));
-  InstallOutcome o;
-  o.exit_status = r->exit_status;
-  o.output_tail = r->output_tail;
-  if (r->timed_out) {
-    o.reason = "install_timeout";
-    o.message = absl::StrCat(argv[0], " did not finish within ", absl::FormatDuration(timeout));
-  } else if (r->exit_status != 0) {
-    o.reason = failure_reason;
-    o.message = absl::StrCat(argv[0], " exited with status ", r->exit_status);
-  } else {
-    o.ok = true;
-  }
-  return o;
-}
 
 int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
   return ::remove(path) == 0 ? 0 : errno;
@@ -216,25 +175,27 @@ absl::Status Extract(const std::string& artifact, const std::string& dest_path,
   return status;
 }
 
-InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact,
-                              const InstallerOptions& options) {
+}  // namespace
+
+InstallOutcome LinuxPackages::InstallArchive(const parc::v1::PackageSpec& spec,
+                                             const std::string& artifact) {
   const std::string& target = spec.archive().target_dir();
   const std::string version_dir = absl::StrCat(target, "/", spec.version());
   absl::Status s = common::MakeDirs(target, 0755);
-  if (!s.ok()) return Failure("install_failed", std::string(s.message()));
+  if (!s.ok()) return InstallFailure("install_failed", std::string(s.message()));
   if (!common::PathExists(version_dir)) {
     const std::string partial = absl::StrCat(target, "/.", spec.version(), ".partial");
     s = RemoveTree(partial);
     if (s.ok()) s = common::MakeDirs(partial, 0755);
     if (s.ok()) {
-      s = Extract(artifact, partial, ExtractionBound(artifact, options.max_extracted_bytes));
+      s = Extract(artifact, partial, ExtractionBound(artifact, options_.max_extracted_bytes));
     }
     if (s.ok() && ::rename(partial.c_str(), version_dir.c_str()) != 0) {
       s = common::ErrnoStatus("cannot rename to", version_dir, errno);
     }
     if (!s.ok()) {
       (void)RemoveTree(partial);
-      return Failure("install_failed", std::string(s.message()));
+      return InstallFailure("install_failed", std::string(s.message()));
     }
   }
   // Switch atomically: a new symlink renamed over "current".
@@ -243,39 +204,37 @@ InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::stri
   ::unlink(tmp_link.c_str());
   if (::symlink(spec.version().c_str(), tmp_link.c_str()) != 0 ||
       ::rename(tmp_link.c_str(), link.c_str()) != 0) {
-    return Failure("install_failed", absl::StrCat("cannot point ", link, " at ", spec.version(),
-                                                  ": ", std::strerror(errno)));
+    return InstallFailure(
+        "install_failed",
+        absl::StrCat("cannot point ", link, " at ", spec.version(), ": ", std::strerror(errno)));
   }
   InstallOutcome o;
   o.ok = true;
   return o;
 }
 
-}  // namespace
-
-InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& artifact_path,
-                       const InstallerOptions& options) {
+InstallOutcome LinuxPackages::Install(const parc::v1::PackageSpec& spec,
+                                      const std::string& artifact_path) {
   switch (spec.install_case()) {
     case parc::v1::PackageSpec::kArchive:
-      return InstallArchive(spec, artifact_path, options);
+      return InstallArchive(spec, artifact_path);
     case parc::v1::PackageSpec::kCommand:
-      return RunStep(Substitute(spec.command().install(), artifact_path, spec.version()),
-                     TimeoutOf(spec.command().install(), options), "install_failed");
+      return steps_.InstallCommand(spec, artifact_path);
     case parc::v1::PackageSpec::kDeb: {
-      std::vector<std::string> argv = {options.dpkg, "--install", artifact_path};
-      bool systemd = options.under_systemd.value_or(common::PathExists("/run/systemd/system"));
-      if (spec.deb().package_name() == options.self_package && systemd) {
-        argv.insert(argv.begin(), {options.systemd_run, "--wait", "--collect", "--quiet",
+      std::vector<std::string> argv = {options_.dpkg, "--install", artifact_path};
+      bool systemd = options_.under_systemd.value_or(common::PathExists("/run/systemd/system"));
+      if (spec.deb().package_name() == options_.self_package && systemd) {
+        argv.insert(argv.begin(), {options_.systemd_run, "--wait", "--collect", "--quiet",
                                    "--unit=parc-agent-self-update", "--"});
       }
-      return RunStep(argv, options.default_timeout, "install_failed");
+      return steps_.Run(argv, options_.default_timeout, "install_failed");
     }
     default:
-      return Failure("install_failed", "the package declares no install method");
+      return InstallFailure("install_failed", "the package declares no install method");
   }
 }
 
-InstallOutcome Remove(const parc::v1::PackageSpec& spec, const InstallerOptions& options) {
+InstallOutcome LinuxPackages::Remove(const parc::v1::PackageSpec& spec) {
   switch (spec.install_case()) {
     case parc::v1::PackageSpec::kArchive: {
       const std::string& target = spec.archive().target_dir();
@@ -287,40 +246,23 @@ InstallOutcome Remove(const parc::v1::PackageSpec& spec, const InstallerOptions&
         ::unlink(link.c_str());
       }
       absl::Status s = RemoveTree(version_dir);
-      if (!s.ok()) return Failure("remove_failed", std::string(s.message()));
+      if (!s.ok()) return InstallFailure("remove_failed", std::string(s.message()));
       InstallOutcome o;
       o.ok = true;
       return o;
     }
-    case parc::v1::PackageSpec::kCommand: {
-      if (spec.command().remove().argv().empty()) {
-        InstallOutcome o;
-        o.ok = true;
-        o.message = "no remove command: left in place";
-        return o;
-      }
-      return RunStep(Substitute(spec.command().remove(), "", spec.version()),
-                     TimeoutOf(spec.command().remove(), options), "remove_failed");
-    }
+    case parc::v1::PackageSpec::kCommand:
+      return steps_.RemoveCommand(spec);
     case parc::v1::PackageSpec::kDeb:
-      return RunStep({options.dpkg, "--remove", spec.deb().package_name()}, options.default_timeout,
-                     "remove_failed");
+      return steps_.Run({options_.dpkg, "--remove", spec.deb().package_name()},
+                        options_.default_timeout, "remove_failed");
     default:
-      return Failure("remove_failed", "the package declares no install method");
+      return InstallFailure("remove_failed", "the package declares no install method");
   }
 }
 
-std::optional<bool> Detect(const parc::v1::PackageSpec& spec, const InstallerOptions& options) {
-  if (spec.detect().argv().empty()) return std::nullopt;
-  auto r =
-      RunCommand(Substitute(spec.detect(), "", spec.version()), TimeoutOf(spec.detect(), options));
-  // A detection command that does not exist (yet) means "not installed".
-  if (absl::IsNotFound(r.status())) return false;
-  if (!r.ok()) {
-    spdlog::warn("package {}: detection cannot run: {}", spec.id(), r.status().ToString());
-    return std::nullopt;
-  }
-  return !r->timed_out && r->exit_status == 0;
+std::optional<bool> LinuxPackages::Detect(const parc::v1::PackageSpec& spec) {
+  return steps_.Detect(spec);
 }
 
 }  // namespace parc::agent

@@ -1,4 +1,4 @@
-#include "agent/system_reader.h"
+#include "agent/linux/system_reader.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

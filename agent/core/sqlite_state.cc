@@ -1,4 +1,4 @@
-#include "agent/state.h"
+#include "agent/core/sqlite_state.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,8 +78,8 @@ const std::vector<common::Migration>& Migrations() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentState>> AgentState::Open(const std::string& state_dir,
-                                                             OutboxLimits limits) {
+absl::StatusOr<std::unique_ptr<AgentState>> SqliteAgentState::Open(const std::string& state_dir,
+                                                                   OutboxLimits limits) {
   PARC_RETURN_IF_ERROR(common::MakeDirs(state_dir, 0700));
   ::chmod(state_dir.c_str(), 0700);  // holds the device secret
   const std::string path = state_dir + "/agent.db";
@@ -110,12 +110,16 @@ absl::StatusOr<std::unique_ptr<AgentState>> AgentState::Open(const std::string& 
     db = open();
   }
   if (!db.ok()) return db.status();
-  std::unique_ptr<AgentState> state(new AgentState(std::move(*db), state_dir, limits));
+  std::unique_ptr<SqliteAgentState> state(new SqliteAgentState(std::move(*db), state_dir, limits));
   state->recovered_from_ = std::move(recovered_from);
-  return state;
+  return std::unique_ptr<AgentState>(std::move(state));
 }
 
-std::string AgentState::SpareCredential(const std::string& fingerprint) const {
+absl::StatusOr<std::unique_ptr<AgentState>> SqliteAgentState::OpenAnother() const {
+  return Open(state_dir_, limits_);
+}
+
+std::string SqliteAgentState::SpareCredential(const std::string& fingerprint) const {
   auto text = common::ReadFile(state_dir_ + "/credential", 4096);
   if (!text.ok()) return "";
   std::vector<std::string> lines = absl::StrSplit(*text, '\n');
@@ -123,7 +127,7 @@ std::string AgentState::SpareCredential(const std::string& fingerprint) const {
   return lines[0];
 }
 
-absl::StatusOr<std::optional<Identity>> AgentState::LoadIdentity() {
+absl::StatusOr<std::optional<Identity>> SqliteAgentState::LoadIdentity() {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("SELECT device_id, secret, server, ca_pem, insecure, fingerprint, uai, "
@@ -144,7 +148,7 @@ absl::StatusOr<std::optional<Identity>> AgentState::LoadIdentity() {
   return std::optional<Identity>(std::move(id));
 }
 
-absl::Status AgentState::SaveIdentity(const Identity& id) {
+absl::Status SqliteAgentState::SaveIdentity(const Identity& id) {
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto st = db_->Prepare(
       "INSERT OR REPLACE INTO identity(id, device_id, secret, server, ca_pem, insecure, "
@@ -170,7 +174,7 @@ absl::Status AgentState::SaveIdentity(const Identity& id) {
       absl::StrCat(id.device_id, ".", id.secret, "\n", id.fingerprint, "\n"), 0600);
 }
 
-absl::Status AgentState::ClearIdentity() {
+absl::Status SqliteAgentState::ClearIdentity() {
   (void)::unlink((state_dir_ + "/credential").c_str());
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   absl::Status s = db_->Exec(
@@ -183,8 +187,8 @@ absl::Status AgentState::ClearIdentity() {
   return db_->Exec("COMMIT");
 }
 
-absl::Status AgentState::Enqueue(const std::string& kind, const std::string& payload,
-                                 absl::Time now) {
+absl::Status SqliteAgentState::Enqueue(const std::string& kind, const std::string& payload,
+                                       absl::Time now) {
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto body = [&]() -> absl::Status {
     if (kind == "inventory" || kind == "deployment") {
@@ -232,7 +236,7 @@ absl::Status AgentState::Enqueue(const std::string& kind, const std::string& pay
   return db_->Exec("COMMIT");
 }
 
-absl::StatusOr<std::optional<OutboxEntry>> AgentState::Oldest() {
+absl::StatusOr<std::optional<OutboxEntry>> SqliteAgentState::Oldest() {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("SELECT seq, kind, payload, created_at FROM outbox ORDER BY seq LIMIT 1"));
@@ -242,7 +246,7 @@ absl::StatusOr<std::optional<OutboxEntry>> AgentState::Oldest() {
       OutboxEntry{st.Int(0), st.Text(1), st.Blob(2), absl::FromUnixSeconds(st.Int(3))});
 }
 
-absl::StatusOr<std::vector<OutboxEntry>> AgentState::QueuedOfKind(const std::string& kind) {
+absl::StatusOr<std::vector<OutboxEntry>> SqliteAgentState::QueuedOfKind(const std::string& kind) {
   PARC_ASSIGN_OR_RETURN(common::Statement st,
                         db_->Prepare("SELECT seq, kind, payload, created_at FROM outbox "
                                      "WHERE kind = ? ORDER BY seq"));
@@ -256,18 +260,19 @@ absl::StatusOr<std::vector<OutboxEntry>> AgentState::QueuedOfKind(const std::str
   return out;
 }
 
-absl::Status AgentState::Remove(int64_t seq) {
+absl::Status SqliteAgentState::Remove(int64_t seq) {
   PARC_ASSIGN_OR_RETURN(common::Statement st, db_->Prepare("DELETE FROM outbox WHERE seq = ?"));
   return st.Bind(1, seq).Run();
 }
 
-absl::StatusOr<int64_t> AgentState::QueuedCount() {
+absl::StatusOr<int64_t> SqliteAgentState::QueuedCount() {
   PARC_ASSIGN_OR_RETURN(common::Statement st, db_->Prepare("SELECT count(*) FROM outbox"));
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? st.Int(0) : 0;
 }
 
-absl::Status AgentState::DropRefused(int64_t seq, const absl::Status& refusal, absl::Time now) {
+absl::Status SqliteAgentState::DropRefused(int64_t seq, const absl::Status& refusal,
+                                           absl::Time now) {
   PARC_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto body = [&]() -> absl::Status {
     PARC_RETURN_IF_ERROR(Remove(seq));
@@ -288,13 +293,13 @@ absl::Status AgentState::DropRefused(int64_t seq, const absl::Status& refusal, a
   return db_->Exec("COMMIT");
 }
 
-absl::StatusOr<uint64_t> AgentState::DroppedCount() {
+absl::StatusOr<uint64_t> SqliteAgentState::DroppedCount() {
   PARC_ASSIGN_OR_RETURN(std::string v, Get("dropped_reports"));
   uint64_t n = 0;
   return absl::SimpleAtoi(v, &n) ? n : 0;
 }
 
-absl::StatusOr<std::optional<parc::v1::Assignment>> AgentState::LoadAssignment() {
+absl::StatusOr<std::optional<parc::v1::Assignment>> SqliteAgentState::LoadAssignment() {
   PARC_ASSIGN_OR_RETURN(common::Statement st,
                         db_->Prepare("SELECT assignment FROM assignment WHERE id = 1"));
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -306,14 +311,14 @@ absl::StatusOr<std::optional<parc::v1::Assignment>> AgentState::LoadAssignment()
   return std::optional<parc::v1::Assignment>(std::move(a));
 }
 
-absl::Status AgentState::SaveAssignment(const parc::v1::Assignment& assignment) {
+absl::Status SqliteAgentState::SaveAssignment(const parc::v1::Assignment& assignment) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("INSERT OR REPLACE INTO assignment(id, assignment) VALUES (1, ?)"));
   return st.BindBlob(1, assignment.SerializeAsString()).Run();
 }
 
-absl::Status AgentState::ClearAssignment() { return db_->Exec("DELETE FROM assignment"); }
+absl::Status SqliteAgentState::ClearAssignment() { return db_->Exec("DELETE FROM assignment"); }
 
 namespace {
 
@@ -330,7 +335,7 @@ BundleState BundleFromRow(const common::Statement& st) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<BundleState>> AgentState::LoadBundle(const std::string& name) {
+absl::StatusOr<std::optional<BundleState>> SqliteAgentState::LoadBundle(const std::string& name) {
   PARC_ASSIGN_OR_RETURN(common::Statement st,
                         db_->Prepare("SELECT name, version, sequence, rollout_id, state, manifest "
                                      "FROM bundles WHERE name = ?"));
@@ -340,7 +345,7 @@ absl::StatusOr<std::optional<BundleState>> AgentState::LoadBundle(const std::str
   return std::optional<BundleState>(BundleFromRow(st));
 }
 
-absl::StatusOr<std::vector<BundleState>> AgentState::LoadBundles() {
+absl::StatusOr<std::vector<BundleState>> SqliteAgentState::LoadBundles() {
   PARC_ASSIGN_OR_RETURN(common::Statement st,
                         db_->Prepare("SELECT name, version, sequence, rollout_id, state, manifest "
                                      "FROM bundles ORDER BY name"));
@@ -353,7 +358,7 @@ absl::StatusOr<std::vector<BundleState>> AgentState::LoadBundles() {
   return out;
 }
 
-absl::Status AgentState::SaveBundle(const BundleState& b) {
+absl::Status SqliteAgentState::SaveBundle(const BundleState& b) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("INSERT OR REPLACE INTO bundles(name, version, sequence, rollout_id, state, "
@@ -362,7 +367,7 @@ absl::Status AgentState::SaveBundle(const BundleState& b) {
   return st.BindBlob(6, b.manifest.SerializeAsString()).Run();
 }
 
-absl::StatusOr<std::vector<PackageRecord>> AgentState::LoadPackages(
+absl::StatusOr<std::vector<PackageRecord>> SqliteAgentState::LoadPackages(
     const std::string& bundle_name) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
@@ -391,7 +396,7 @@ absl::StatusOr<std::vector<PackageRecord>> AgentState::LoadPackages(
   return out;
 }
 
-absl::Status AgentState::SavePackage(const PackageRecord& p) {
+absl::Status SqliteAgentState::SavePackage(const PackageRecord& p) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("INSERT OR REPLACE INTO packages(bundle_name, package_id, version, state, "
@@ -403,22 +408,22 @@ absl::Status AgentState::SavePackage(const PackageRecord& p) {
   return st.BindBlob(11, p.spec.SerializeAsString()).Run();
 }
 
-absl::Status AgentState::DeletePackage(const std::string& bundle_name,
-                                       const std::string& package_id) {
+absl::Status SqliteAgentState::DeletePackage(const std::string& bundle_name,
+                                             const std::string& package_id) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("DELETE FROM packages WHERE bundle_name = ? AND package_id = ?"));
   return st.BindAll(bundle_name, package_id).Run();
 }
 
-absl::StatusOr<std::string> AgentState::Get(const std::string& key) {
+absl::StatusOr<std::string> SqliteAgentState::Get(const std::string& key) {
   PARC_ASSIGN_OR_RETURN(common::Statement st, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
   st.Bind(1, key);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? st.Text(0) : std::string();
 }
 
-absl::Status AgentState::Set(const std::string& key, const std::string& value) {
+absl::Status SqliteAgentState::Set(const std::string& key, const std::string& value) {
   PARC_ASSIGN_OR_RETURN(common::Statement st,
                         db_->Prepare("INSERT INTO meta(key, value) VALUES (?1, ?2) "
                                      "ON CONFLICT(key) DO UPDATE SET value = ?2"));

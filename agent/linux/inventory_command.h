@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/config.h"
+#include "agent/core/config.h"
 
 namespace parc::agent {
 

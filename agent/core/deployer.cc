@@ -1,44 +1,35 @@
-#include "agent/deployer.h"
+#include "agent/core/deployer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/downloader.h"
 #include "common/crypto.h"
-#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/units.h"
 
 namespace parc::agent {
 
 bool CachedArtifactIsIntact(const std::string& path, const parc::v1::Artifact& artifact) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  std::ifstream in(std::filesystem::u8path(path), std::ios::binary);
+  if (!in) return false;
   common::Sha256 hash;
   uint64_t size = 0;
   std::string buf(1 << 20, '\0');
-  bool ok = true;
-  while (true) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) ok = false;
-    if (n <= 0) break;
-    size += static_cast<uint64_t>(n);
-    if (size > artifact.size()) {
-      ok = false;
-      break;
-    }
-    hash.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    size += n;
+    if (size > artifact.size()) return false;
+    hash.Update(absl::string_view(buf.data(), n));
   }
-  ::close(fd);
-  return ok && size == artifact.size() && hash.FinishHex() == artifact.sha256();
+  if (in.bad()) return false;
+  return size == artifact.size() && hash.FinishHex() == artifact.sha256();
 }
+
 namespace {
 
 using parc::v1::PackageState;
@@ -63,8 +54,13 @@ bool PackageApplies(const parc::v1::PackageSpec& spec, parc::v1::DeviceKind kind
   return false;
 }
 
-Deployer::Deployer(AgentState* state, const common::Clock* clock, DeployerOptions options)
-    : state_(state), clock_(clock), options_(std::move(options)) {}
+Deployer::Deployer(AgentState* state, const common::Clock* clock, DeployerOptions options,
+                   PackageBackend* packages, ArtifactFetcher* fetcher)
+    : state_(state),
+      clock_(clock),
+      options_(std::move(options)),
+      packages_(packages),
+      fetcher_(fetcher) {}
 
 absl::Status Deployer::QueueReport(const std::string& rollout_id, const BundleState& bundle,
                                    parc::v1::DeploymentState state, const std::string& reason,
@@ -166,7 +162,14 @@ DeployOutcome Deployer::Run() {
   std::map<std::string, PackageRecord> by_id;
   for (auto& r : *records) by_id[r.package_id] = std::move(r);
 
-  (void)common::MakeDirs(options_.cache_dir, 0700);
+  {
+    // Holds what this device installs: readable by the agent only.
+    std::error_code ec;
+    const auto dir = std::filesystem::u8path(options_.cache_dir);
+    std::filesystem::create_directories(dir, ec);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
   const bool window_open = common::InDailyWindow(a.window().start_minute(), a.window().end_minute(),
                                                  MinuteOfDay(clock_->Now(), options_.time_zone));
   bool changed = false;
@@ -198,7 +201,7 @@ DeployOutcome Deployer::Run() {
     // Already there (installed by hand, by an earlier image, or by an install that completed
     // before a crash could record it)?
     if (r.state != parc::v1::PACKAGE_STATE_FAILED) {
-      std::optional<bool> present = Detect(spec, options_.installer);
+      std::optional<bool> present = packages_->Detect(spec);
       if (present.value_or(false)) {
         r.reason = r.state == parc::v1::PACKAGE_STATE_QUEUED ? "already_installed" : "";
         save(r, parc::v1::PACKAGE_STATE_INSTALLED);
@@ -209,12 +212,15 @@ DeployOutcome Deployer::Run() {
     const std::string cached = absl::StrCat(options_.cache_dir, "/", spec.artifact().sha256());
     // A file already in the cache is checked again before it is installed: the cache is
     // only a directory, and what sits there may have changed since it was downloaded.
-    if (common::PathExists(cached) && !CachedArtifactIsIntact(cached, spec.artifact())) {
+    const auto cached_path = std::filesystem::u8path(cached);
+    std::error_code ec;
+    if (std::filesystem::exists(cached_path, ec) &&
+        !CachedArtifactIsIntact(cached, spec.artifact())) {
       spdlog::warn("cached artifact {} does not match the manifest: downloading it again",
                    spec.artifact().sha256());
-      (void)::unlink(cached.c_str());
+      std::filesystem::remove(cached_path, ec);
     }
-    if (!common::PathExists(cached)) {
+    if (!std::filesystem::exists(cached_path, ec)) {
       if (!window_open) {
         if (r.state != parc::v1::PACKAGE_STATE_WAITING) save(r, parc::v1::PACKAGE_STATE_WAITING);
         out.waiting_for_window = true;
@@ -237,7 +243,7 @@ DeployOutcome Deployer::Run() {
       d.sha256 = spec.artifact().sha256();
       d.size = spec.artifact().size();
       d.rate_limit = a.rate_limit_bytes_per_second();
-      auto got = DownloadArtifact(d, cached + ".part", cached);
+      auto got = fetcher_->Fetch(d, cached + ".part", cached);
       if (!got.ok()) {
         std::string reason = common::TrustReason(got.status());
         r.reason = reason;
@@ -260,8 +266,8 @@ DeployOutcome Deployer::Run() {
     }
 
     save(r, parc::v1::PACKAGE_STATE_INSTALLING);
-    InstallOutcome result = Install(spec, cached, options_.installer);
-    if (result.ok && Detect(spec, options_.installer).value_or(true) == false) {
+    InstallOutcome result = packages_->Install(spec, cached);
+    if (result.ok && packages_->Detect(spec).value_or(true) == false) {
       result.ok = false;
       result.reason = "detect_failed";
       result.message = "installed, but the detection command still reports it absent";
@@ -287,7 +293,7 @@ DeployOutcome Deployer::Run() {
   for (auto& [id, r] : by_id) {
     if (wanted.count(id) > 0 || r.package_id.empty()) continue;
     if (r.state == parc::v1::PACKAGE_STATE_INSTALLED) {
-      InstallOutcome result = Remove(r.spec, options_.installer);
+      InstallOutcome result = packages_->Remove(r.spec);
       if (!result.ok) {
         r.reason = result.reason;
         r.message = result.message;

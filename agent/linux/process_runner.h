@@ -5,15 +5,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/core/platform.h"
 
 namespace parc::agent {
-
-struct CommandResult {
-  int exit_status = -1;  // exit code, or 128 + signal number
-  bool timed_out = false;
-  // Last bytes of standard output and error, interleaved as written.
-  std::string output_tail;
-};
 
 // Runs argv (no shell; argv[0] searched in PATH) with stdin from /dev/null, stdout and stderr
 // captured. The command runs in its own process group, killed whole when the timeout expires,
@@ -22,5 +16,13 @@ struct CommandResult {
 [[nodiscard]] absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                                        absl::Duration timeout,
                                                        size_t tail_bytes = 4096);
+
+class PosixProcessRunner final : public ProcessRunner {
+ public:
+  absl::StatusOr<CommandResult> Run(const std::vector<std::string>& argv, absl::Duration timeout,
+                                    size_t tail_bytes) const override {
+    return RunCommand(argv, timeout, tail_bytes);
+  }
+};
 
 }  // namespace parc::agent

@@ -1,16 +1,17 @@
-#include "agent/enrollment.h"
+#include "agent/core/enrollment.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/collectors.h"
+#include "common/crypto.h"
 
 namespace parc::agent {
 
-parc::v1::EnrollRequest MakeEnrollRequest(const SystemReader& reader, const EnrollParams& params) {
+parc::v1::EnrollRequest MakeEnrollRequest(const InventorySource& system,
+                                          const EnrollParams& params) {
   parc::v1::EnrollRequest request;
   request.set_token(params.token);
-  *request.mutable_identity() = CollectIdentity(reader);
+  *request.mutable_identity() = system.CollectIdentity();
   request.set_kind(params.kind);
-  parc::v1::Hardware hw = CollectHardware(reader);
+  parc::v1::Hardware hw = system.CollectHardware();
   request.set_detected_kind(hw.detected_kind());
   request.set_hostname(hw.hostname());
   request.set_agent_version(kAgentVersion);
@@ -31,6 +32,11 @@ Identity IdentityFromEnrollment(const EnrollParams& params, const parc::v1::Enro
   id.kind = params.kind;
   id.enrolled_at = now;
   return id;
+}
+
+std::string Fingerprint(const parc::v1::HardwareIdentity& identity) {
+  return common::Sha256Hex(
+      absl::StrCat(identity.product_uuid(), "\n", identity.serial(), "\n", identity.machine_id()));
 }
 
 std::string CredentialOf(const Identity& identity) {

@@ -1,4 +1,4 @@
-#include "agent/collectors.h"
+#include "agent/linux/collectors.h"
 
 #include <set>
 
@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/crypto.h"
 #include "common/inventory_util.h"
 
 namespace parc::agent {
@@ -304,11 +303,6 @@ parc::v1::HardwareIdentity CollectIdentity(const SystemReader& reader) {
   if (machine_id.empty()) machine_id = ReadValue(reader, "/var/lib/dbus/machine-id");
   id.set_machine_id(machine_id);
   return id;
-}
-
-std::string Fingerprint(const parc::v1::HardwareIdentity& identity) {
-  return common::Sha256Hex(
-      absl::StrCat(identity.product_uuid(), "\n", identity.serial(), "\n", identity.machine_id()));
 }
 
 }  // namespace parc::agent

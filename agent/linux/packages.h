@@ -3,20 +3,12 @@
 #include <optional>
 #include <string>
 
-#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/core/command_steps.h"
+#include "agent/core/platform.h"
 #include "parc/v1/bundle.pb.h"
 
 namespace parc::agent {
-
-struct InstallOutcome {
-  bool ok = false;
-  // For failures: install_failed, install_timeout, remove_failed, detect_failed.
-  std::string reason;
-  int exit_status = 0;
-  std::string output_tail;
-  std::string message;
-};
 
 struct InstallerOptions {
   // dpkg, for packages of type deb.
@@ -33,23 +25,30 @@ struct InstallerOptions {
   uint64_t max_extracted_bytes = 0;
 };
 
-// Installs one package from its verified artifact:
+// The Linux package types, from verified artifacts:
 // - archive: extracts with libarchive (refusing absolute paths, "..", and links leading out)
 //   into <target_dir>/.<version>.partial, renames it to <target_dir>/<version>, then points
 //   <target_dir>/current at it by renaming a new symlink over the old one. An extraction
 //   interrupted by a crash leaves only the .partial directory, replaced on the next attempt;
-//   a version directory that exists is complete and is not extracted again.
-// - command: runs install.argv ("{artifact}" and "{version}" substituted) with its timeout;
-// - deb: dpkg --install <artifact>.
-InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& artifact_path,
-                       const InstallerOptions& options);
+//   a version directory that exists is complete and is not extracted again. Removal deletes
+//   the version directory, and current if it points there.
+// - command: install.argv ("{artifact}" and "{version}" substituted) with its timeout, and
+//   remove.argv;
+// - deb: dpkg --install <artifact>, dpkg --remove <package>.
+// Detection runs the package's detection command.
+class LinuxPackages final : public PackageBackend {
+ public:
+  LinuxPackages(const ProcessRunner* runner, InstallerOptions options)
+      : options_(std::move(options)), steps_(runner, options_.default_timeout) {}
+  InstallOutcome Install(const parc::v1::PackageSpec& spec,
+                         const std::string& artifact_path) override;
+  InstallOutcome Remove(const parc::v1::PackageSpec& spec) override;
+  std::optional<bool> Detect(const parc::v1::PackageSpec& spec) override;
 
-// Removes an installed package (archive: its version directory, and current if it points
-// there; command: remove.argv; deb: dpkg --remove).
-InstallOutcome Remove(const parc::v1::PackageSpec& spec, const InstallerOptions& options);
-
-// Runs the package's detection command: true when it exits 0, false otherwise (including
-// when its program does not exist), nullopt when the package has none.
-std::optional<bool> Detect(const parc::v1::PackageSpec& spec, const InstallerOptions& options);
+ private:
+  InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact);
+  InstallerOptions options_;
+  CommandSteps steps_;
+};
 
 }  // namespace parc::agent

@@ -3,11 +3,11 @@
 #include <string>
 #include <vector>
 
-#include "agent/cli.h"
+#include "agent/linux/platform.h"
 #include "common/cli_args.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   parc::common::HideSecretArgs(argc, argv, {"--token"});
-  return parc::agent::AgentMain(args, std::cout, std::cerr, /*supervise=*/true);
+  return parc::agent::LinuxAgentMain(args, std::cout, std::cerr, /*supervise=*/true);
 }

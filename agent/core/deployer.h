@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "agent/installer.h"
-#include "agent/state.h"
+#include "agent/core/platform.h"
+#include "agent/core/state.h"
 #include "common/bundle_trust.h"
 #include "common/clock.h"
 
@@ -22,7 +22,6 @@ struct DeployerOptions {
   std::string ca_pem;
   // Plain http:// artifact URLs: only with a plaintext test server on loopback (--insecure).
   bool allow_http = false;
-  InstallerOptions installer;
   // For the download window, which is in device-local time.
   absl::TimeZone time_zone = absl::LocalTimeZone();
   // Install attempts of one package version before it stays failed until the next version.
@@ -49,10 +48,12 @@ struct DeployOutcome {
 // run resumes it: a partial download continues, an interrupted install is detected or redone,
 // and nothing already installed is installed again. After every change, a cumulative
 // DeploymentReport is queued in the outbox. Blocking; runs on the agent's deploy thread with
-// its own state connection.
+// its own state connection. The platform's package backend installs, removes and detects; its
+// fetcher downloads.
 class Deployer {
  public:
-  Deployer(AgentState* state, const common::Clock* clock, DeployerOptions options);
+  Deployer(AgentState* state, const common::Clock* clock, DeployerOptions options,
+           PackageBackend* packages, ArtifactFetcher* fetcher);
   DeployOutcome Run();
 
  private:
@@ -64,6 +65,8 @@ class Deployer {
   AgentState* state_;
   const common::Clock* clock_;
   DeployerOptions options_;
+  PackageBackend* packages_;
+  ArtifactFetcher* fetcher_;
 };
 
 // Whether a package is meant for a device kind (no kinds listed: every kind).
