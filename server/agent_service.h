@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "parc/v1/agent.grpc.pb.h"
 #include "server/metrics.h"
+#include "server/rpc_util.h"
 #include "server/store.h"
 
 namespace parc::server {
@@ -28,13 +29,54 @@ struct AgentServiceOptions {
   std::function<void(const std::string& rollout_id)> deployment_reported;
 };
 
-// AgentService on the gRPC callback API. Handlers authenticate, validate, read from the
-// store, and finish when the store has made their write durable; they never block on disk
-// writes.
+// Who made an agent call, as its transport carried it.
+struct AgentCaller {
+  // The device credential, from "authorization: Bearer <credential>" ("" when absent).
+  std::string bearer;
+};
+
+// AgentService's handlers, whatever transport carried the call: gRPC (AgentServiceImpl) or
+// gRPC-Web (grpc_web.h), so that both get the same authentication, validation, limits,
+// metrics and store writes. Each validates, authenticates, reads from the store, and finishes
+// the call (UnaryCall) when the store has made its write durable; none blocks on disk writes.
+// The response must live until the call is finished.
+class AgentCalls {
+ public:
+  AgentCalls(Store* store, const common::Clock* clock, Metrics* metrics,
+             AgentServiceOptions options);
+
+  absl::Status Enroll(const AgentCaller& caller, const parc::v1::EnrollRequest& request,
+                      parc::v1::EnrollResponse* response, UnaryCall& call);
+  absl::Status CheckEnrollment(const AgentCaller& caller, const parc::v1::EnrollRequest& request,
+                               parc::v1::CheckEnrollmentResponse* response, UnaryCall& call);
+  absl::Status CheckIn(const AgentCaller& caller, const parc::v1::CheckInRequest& request,
+                       parc::v1::CheckInResponse* response, UnaryCall& call);
+  absl::Status ReportInventory(const AgentCaller& caller,
+                               const parc::v1::ReportInventoryRequest& request,
+                               parc::v1::ReportInventoryResponse* response, UnaryCall& call);
+  absl::Status ReportDeployment(const AgentCaller& caller,
+                                const parc::v1::DeploymentReport& request,
+                                parc::v1::ReportDeploymentResponse* response, UnaryCall& call);
+
+ private:
+  // The device a call's credential belongs to; UNAUTHENTICATED otherwise.
+  absl::StatusOr<DeviceAuth> Authenticate(const AgentCaller& caller);
+  uint32_t NextCheckInSeconds();
+
+  Store* store_;
+  const common::Clock* clock_;
+  Metrics* metrics_;
+  AgentServiceOptions options_;
+};
+
+// AgentService on the gRPC callback API: each handler hands its call to AgentCalls.
 class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
  public:
   AgentServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
                    AgentServiceOptions options);
+
+  // The handlers, for the other transports.
+  AgentCalls* calls() { return &calls_; }
 
   grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
                                    const parc::v1::EnrollRequest* request,
@@ -53,14 +95,8 @@ class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
                                              parc::v1::ReportDeploymentResponse* response) override;
 
  private:
-  // The device a call's credential belongs to; UNAUTHENTICATED otherwise.
-  absl::StatusOr<DeviceAuth> Authenticate(const grpc::CallbackServerContext& context);
-  uint32_t NextCheckInSeconds();
-
-  Store* store_;
-  const common::Clock* clock_;
   Metrics* metrics_;
-  AgentServiceOptions options_;
+  AgentCalls calls_;
 };
 
 }  // namespace parc::server

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/grpc_web.h"
 
 namespace parc::server {
 
@@ -337,69 +339,95 @@ void OfferGzipOnly(const httplib::Request& req) {
 }  // namespace
 
 void HttpGuard::Install(httplib::Server* http, std::string download_prefix) {
-  http->set_payload_max_length(limits_.max_form_bytes);
-  http->set_pre_routing_handler(
-      [this, download_prefix](const httplib::Request& req, httplib::Response& res) {
-        using Outcome = httplib::Server::HandlerResponse;
-        Connection* c = ConnectionOf(req);
-        OfferGzipOnly(req);
-        if (t_refusing) {
-          Refuse(res, 503,
-                 "Serveur occupé : trop de connexions, réessayez dans un instant. / Too many "
-                 "connections, retry shortly.\n",
-                 10);
-          return Outcome::Handled;
-        }
-        // Bodies are refused before they are read, unless they are small forms.
-        const bool chunked = req.has_header("Transfer-Encoding");
-        const std::string length_header = req.get_header_value("Content-Length");
-        uint64_t length = 0;
-        if (!length_header.empty() && !absl::SimpleAtoi(length_header, &length)) {
-          stats_.refused_bodies.fetch_add(1);
-          Refuse(res, 400, "Content-Length invalide / invalid Content-Length\n");
-          return Outcome::Handled;
-        }
-        if (req.method == "POST") {
-          if (chunked || req.has_header("Content-Encoding") || length_header.empty()) {
-            stats_.refused_bodies.fetch_add(1);
-            Refuse(res, 411,
-                   "Un formulaire a une longueur annoncée (Content-Length), sans compression. / "
-                   "A form needs a Content-Length and no transfer or content encoding.\n");
-            return Outcome::Handled;
-          }
-          if (length > limits_.max_form_bytes) {
-            stats_.refused_bodies.fetch_add(1);
-            Refuse(res, 413,
-                   absl::StrCat("Requête trop grande (", limits_.max_form_bytes,
-                                " octets au plus). / Request body over ", limits_.max_form_bytes,
-                                " bytes.\n"));
-            return Outcome::Handled;
-          }
-          // The body must arrive within the same deadline as the head.
-          if (c != nullptr) c->allowance = c->read + length + kTlsSlack;
-        } else if (req.method == "GET" || req.method == "HEAD") {
-          if (chunked || length > 0) {
-            stats_.refused_bodies.fetch_add(1);
-            Refuse(res, 400, "Pas de corps pour GET ou HEAD. / GET and HEAD take no body.\n");
-            return Outcome::Handled;
-          }
-          // The head is complete: writing the response is bounded by the write timeout.
-          if (c != nullptr) c->deadline = SteadyTime::max();
-        } else {
-          Refuse(res, 405, "Méthode non prise en charge. / Method not allowed.\n");
-          res.set_header("Allow", "GET, HEAD, POST");
-          return Outcome::Handled;
-        }
-        if (absl::StartsWith(req.path, download_prefix) && !TryAcquireDownload()) {
-          stats_.refused_downloads.fetch_add(1);
-          Refuse(res, 503,
-                 "Trop de téléchargements en cours, réessayez plus tard. / Too many downloads in "
-                 "progress, retry later.\n",
-                 30);
-          return Outcome::Handled;
-        }
-        return Outcome::Unhandled;
-      });
+  // Forms are held to max_form_bytes above, before their bodies are read.
+  http->set_payload_max_length(
+      std::max<size_t>(limits_.max_form_bytes, limits_.max_rpc_bytes + limits_.max_rpc_bytes / 8));
+  http->set_pre_routing_handler([this, download_prefix](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    using Outcome = httplib::Server::HandlerResponse;
+    Connection* c = ConnectionOf(req);
+    OfferGzipOnly(req);
+    if (t_refusing) {
+      Refuse(res, 503,
+             "Serveur occupé : trop de connexions, réessayez dans un instant. / Too many "
+             "connections, retry shortly.\n",
+             10);
+      return Outcome::Handled;
+    }
+    // Bodies are refused before they are read, unless they are small forms.
+    const bool chunked = req.has_header("Transfer-Encoding");
+    const std::string length_header = req.get_header_value("Content-Length");
+    uint64_t length = 0;
+    if (!length_header.empty() && !absl::SimpleAtoi(length_header, &length)) {
+      stats_.refused_bodies.fetch_add(1);
+      Refuse(res, 400, "Content-Length invalide / invalid Content-Length\n");
+      return Outcome::Handled;
+    }
+    if (req.method == "POST" && absl::StartsWith(req.path, kGrpcWebPrefix)) {
+      // A gRPC-Web call: its message is read whole by its handler, within the limits.
+      const uint64_t max_body = limits_.max_rpc_bytes + 5;
+      if (req.has_header("Content-Encoding") || length > max_body) {
+        stats_.refused_bodies.fetch_add(1);
+        res.status = 200;
+        res.set_header("Connection", "close");
+        res.set_content(
+            EncodeGrpcWebResponse(
+                "", req.has_header("Content-Encoding")
+                        ? absl::UnimplementedError("compressed request bodies are not served")
+                        : absl::ResourceExhaustedError(absl::StrCat("gRPC-Web request of ", length,
+                                                                    " bytes is over the limit of ",
+                                                                    max_body))),
+            "application/grpc-web+proto");
+        t_close_after = true;
+        return Outcome::Handled;
+      }
+      if (c != nullptr) {
+        // Chunk headers add a few bytes per chunk: 1/8 more covers chunks of 64 bytes.
+        const uint64_t body = chunked || length_header.empty() ? max_body + max_body / 8 : length;
+        c->allowance = c->read + body + kTlsSlack;
+        c->deadline = std::chrono::steady_clock::now() + ToSteady(limits_.rpc_body_timeout);
+      }
+    } else if (req.method == "POST") {
+      if (chunked || req.has_header("Content-Encoding") || length_header.empty()) {
+        stats_.refused_bodies.fetch_add(1);
+        Refuse(res, 411,
+               "Un formulaire a une longueur annoncée (Content-Length), sans compression. / "
+               "A form needs a Content-Length and no transfer or content encoding.\n");
+        return Outcome::Handled;
+      }
+      if (length > limits_.max_form_bytes) {
+        stats_.refused_bodies.fetch_add(1);
+        Refuse(res, 413,
+               absl::StrCat("Requête trop grande (", limits_.max_form_bytes,
+                            " octets au plus). / Request body over ", limits_.max_form_bytes,
+                            " bytes.\n"));
+        return Outcome::Handled;
+      }
+      // The body must arrive within the same deadline as the head.
+      if (c != nullptr) c->allowance = c->read + length + kTlsSlack;
+    } else if (req.method == "GET" || req.method == "HEAD") {
+      if (chunked || length > 0) {
+        stats_.refused_bodies.fetch_add(1);
+        Refuse(res, 400, "Pas de corps pour GET ou HEAD. / GET and HEAD take no body.\n");
+        return Outcome::Handled;
+      }
+      // The head is complete: writing the response is bounded by the write timeout.
+      if (c != nullptr) c->deadline = SteadyTime::max();
+    } else {
+      Refuse(res, 405, "Méthode non prise en charge. / Method not allowed.\n");
+      res.set_header("Allow", "GET, HEAD, POST");
+      return Outcome::Handled;
+    }
+    if (absl::StartsWith(req.path, download_prefix) && !TryAcquireDownload()) {
+      stats_.refused_downloads.fetch_add(1);
+      Refuse(res, 503,
+             "Trop de téléchargements en cours, réessayez plus tard. / Too many downloads in "
+             "progress, retry later.\n",
+             30);
+      return Outcome::Handled;
+    }
+    return Outcome::Unhandled;
+  });
   http->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     ReleaseDownload();
     Connection* c = ConnectionOf(req);

@@ -34,8 +34,15 @@ struct HttpLimits {
   absl::Duration request_timeout = absl::Seconds(10);
   // Bytes a client may send (TLS records included) before its request head is complete.
   size_t max_head_bytes = 32 << 10;
-  // Largest form body (POST, application/x-www-form-urlencoded). Other requests carry none.
+  // Largest form body (POST, application/x-www-form-urlencoded).
   size_t max_form_bytes = 4 << 10;
+  // Largest gRPC-Web message (POST under /parc.v1.AgentService/, see grpc_web.h): an
+  // inventory is at most 4 MiB by default, and the gRPC port's own limit is larger. Its body
+  // (Content-Length or chunked, not compressed) must arrive within rpc_body_timeout: an
+  // inventory from a laptop on a slow school link takes a few seconds, a trickling client is
+  // cut off. Other requests carry no body.
+  size_t max_rpc_bytes = 8 << 20;
+  absl::Duration rpc_body_timeout = absl::Seconds(60);
 };
 
 // Counts of what the guard refused, for /metrics.
@@ -55,7 +62,8 @@ struct HttpGuardStats {
 //    body) is not complete within request_timeout or max_head_bytes: slow or endless headers
 //    cost one thread for seconds, never the port;
 //  - request bodies are refused before they are read unless they are forms within
-//    max_form_bytes with a Content-Length (no chunked or compressed bodies);
+//    max_form_bytes with a Content-Length (no chunked or compressed bodies), or gRPC-Web
+//    calls within max_rpc_bytes (refused with a gRPC-Web RESOURCE_EXHAUSTED beyond);
 //  - artifact downloads take at most max_downloads of the connections.
 // Plaintext servers (tests on loopback only) get the limits on connections, bodies and
 // downloads but no time or size limit on request heads.

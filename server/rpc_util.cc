@@ -28,8 +28,7 @@ absl::Status StorageUnavailable() {
       absl::Seconds(30));
 }
 
-void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string_view method,
-               const absl::Status& status, grpc::CallbackServerContext* context) {
+absl::Status ClientStatus(Metrics* metrics, absl::string_view method, const absl::Status& status) {
   absl::Status sent = status;
   if (common::IsStorageError(status)) {
     uint64_t suppressed = 0;
@@ -46,11 +45,6 @@ void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string
                    status.message(), suppressed);
     }
   }
-  if (context != nullptr && common::IsRetryLater(sent)) {
-    context->AddTrailingMetadata(
-        common::kRetryPushbackHeader,
-        std::to_string(absl::ToInt64Milliseconds(common::RetryAfter(sent))));
-  }
   switch (sent.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kDataLoss:
@@ -61,9 +55,25 @@ void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string
     default:
       break;
   }
-  grpc::Status g = common::ToGrpcStatus(sent);
-  if (metrics != nullptr) metrics->RecordRpc(method, g.error_code());
-  reactor->Finish(g);
+  if (metrics != nullptr) {
+    metrics->RecordRpc(method, static_cast<grpc::StatusCode>(static_cast<int>(sent.code())));
+  }
+  return sent;
+}
+
+void SendGrpcStatus(grpc::ServerUnaryReactor* reactor, grpc::CallbackServerContext* context,
+                    const absl::Status& client_status) {
+  if (context != nullptr && common::IsRetryLater(client_status)) {
+    context->AddTrailingMetadata(
+        common::kRetryPushbackHeader,
+        std::to_string(absl::ToInt64Milliseconds(common::RetryAfter(client_status))));
+  }
+  reactor->Finish(common::ToGrpcStatus(client_status));
+}
+
+void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string_view method,
+               const absl::Status& status, grpc::CallbackServerContext* context) {
+  SendGrpcStatus(reactor, context, ClientStatus(metrics, method, status));
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metrics* metrics,
@@ -73,22 +83,25 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metric
   return reactor;
 }
 
-UnaryCall::Done UnaryCall::Later() {
-  reactor_ = context_->DefaultReactor();
-  finished_ = std::make_shared<std::atomic<bool>>(false);
-  return [context = context_, reactor = reactor_, metrics = metrics_, method = method_,
-          finished = finished_](const absl::Status& status) {
-    if (finished->exchange(true)) return;
-    FinishRpc(reactor, metrics, method, status, context);
-  };
+UnaryCall::UnaryCall(Metrics* metrics, absl::string_view method, Deliver deliver)
+    : shared_(std::make_shared<Shared>()) {
+  shared_->metrics = metrics;
+  shared_->method = std::string(method);
+  shared_->deliver = std::move(deliver);
 }
 
-grpc::ServerUnaryReactor* UnaryCall::Finish(const absl::Status& status) {
-  if (finished_ == nullptr) return FinishNow(context_, metrics_, method_, status);
-  if (!status.ok() && !finished_->exchange(true)) {
-    FinishRpc(reactor_, metrics_, method_, status, context_);
-  }
-  return reactor_;
+void UnaryCall::Shared::Send(const absl::Status& status) {
+  if (finished.exchange(true)) return;
+  deliver(ClientStatus(metrics, method, status));
+}
+
+UnaryCall::Done UnaryCall::Later() {
+  deferred_ = true;
+  return [shared = shared_](const absl::Status& status) { shared->Send(status); };
+}
+
+void UnaryCall::Finish(const absl::Status& status) {
+  if (!deferred_ || !status.ok()) shared_->Send(status);
 }
 
 }  // namespace parc::server

@@ -12,12 +12,16 @@
 
 namespace parc::server {
 
-// Finishes a unary call with status, counting it in metrics. Internal errors are logged in
-// full and reach the client without their details (file paths, SQL). Failures of the storage
+// What a handler's status becomes for the client, whatever the transport (gRPC, gRPC-Web):
+// counted in metrics by method and code. Internal errors are logged in full and reach the
+// client without their details (file paths, SQL). Failures of the storage
 // (common::IsStorageError: disk full, I/O error, database locked) reach it as UNAVAILABLE
-// "storage unavailable" with a retry pushback, counted in metrics and logged at most every
-// 10 s. A RetryLater status sends its pushback ("grpc-retry-pushback-ms") when context is
-// given. Refusals of credentials are logged at most every 10 s too.
+// "storage unavailable" with a retry pushback (common::RetryLater), counted in metrics and
+// logged at most every 10 s. Refusals of credentials are logged at most every 10 s too.
+absl::Status ClientStatus(Metrics* metrics, absl::string_view method, const absl::Status& status);
+
+// Finishes a gRPC call with ClientStatus(status); a RetryLater status sends its pushback
+// ("grpc-retry-pushback-ms") when context is given.
 void FinishRpc(grpc::ServerUnaryReactor* reactor, Metrics* metrics, absl::string_view method,
                const absl::Status& status, grpc::CallbackServerContext* context = nullptr);
 
@@ -28,40 +32,53 @@ absl::Status StorageUnavailable();
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, Metrics* metrics,
                                     absl::string_view method, const absl::Status& status);
 
-// One unary call in the hands of its handler's body (see HandleUnary).
+// Finishes a gRPC call with a status ClientStatus already mapped (and its pushback, if any).
+void SendGrpcStatus(grpc::ServerUnaryReactor* reactor, grpc::CallbackServerContext* context,
+                    const absl::Status& client_status);
+
+// One unary call in the hands of its handler's body (see HandleUnary), whatever transport
+// carried it: the transport gives the function that sends the client's status
+// (ClientStatus of the body's) and, when OK, the response the body filled.
 class UnaryCall {
  public:
   // Finishes the call later with a status (the callback of an asynchronous store write).
   using Done = std::function<void(const absl::Status&)>;
+  using Deliver = std::function<void(const absl::Status& client_status)>;
 
-  UnaryCall(grpc::CallbackServerContext* context, Metrics* metrics, absl::string_view method)
-      : context_(context), metrics_(metrics), method_(method) {}
+  UnaryCall(Metrics* metrics, absl::string_view method, Deliver deliver);
 
   // Hands the answer to whoever calls the returned function, once; the body then returns OK.
   // A body that fails after taking it still finishes the call at once with its error, and the
   // late answer is dropped.
   Done Later();
 
-  // Used by HandleUnary: finishes the call with the body's status unless it is deferred.
-  grpc::ServerUnaryReactor* Finish(const absl::Status& status);
+  // Finishes the call with the body's status unless it is deferred.
+  void Finish(const absl::Status& status);
 
  private:
-  grpc::CallbackServerContext* context_;
-  Metrics* metrics_;
-  std::string method_;
-  grpc::ServerUnaryReactor* reactor_ = nullptr;
-  std::shared_ptr<std::atomic<bool>> finished_;
+  struct Shared {
+    Metrics* metrics;
+    std::string method;
+    Deliver deliver;
+    std::atomic<bool> finished{false};
+    void Send(const absl::Status& status);
+  };
+  std::shared_ptr<Shared> shared_;
+  bool deferred_ = false;
 };
 
-// Runs a handler body, absl::Status(UnaryCall&), and finishes the call with what it returns
-// (FinishRpc's mapping), or leaves it to the callback the body took with call.Later(). Every
-// unary handler then reads as validate → authorize → call the store → return the status.
+// Runs a handler body, absl::Status(UnaryCall&), and finishes the gRPC call with what it
+// returns, or leaves it to the callback the body took with call.Later(). Every unary handler
+// then reads as validate → authorize → call the store → return the status.
 template <typename Body>
 grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* context, Metrics* metrics,
                                       absl::string_view method, Body&& body) {
-  UnaryCall call(context, metrics, method);
-  absl::Status status = body(call);
-  return call.Finish(status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall call(metrics, method, [context, reactor](const absl::Status& client_status) {
+    SendGrpcStatus(reactor, context, client_status);
+  });
+  call.Finish(body(call));
+  return reactor;
 }
 
 }  // namespace parc::server

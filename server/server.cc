@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/audit.h"
+#include "server/grpc_web.h"
 #include "server/postgres/artifacts.h"
 #include "server/tls_bootstrap.h"
 
@@ -147,7 +148,12 @@ absl::Status Server::Init() {
   };
   dashboard_ = std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_,
                                            rollout_actions_.get(), dashboard_options);
-  http.register_routes = [this](httplib::Server* s) { dashboard_->Register(s); };
+  http.register_routes = [this](httplib::Server* s) {
+    dashboard_->Register(s);
+    GrpcWebOptions grpc_web;
+    grpc_web.max_message_bytes = options_.http_limits.max_rpc_bytes;
+    RegisterGrpcWeb(s, &grpc_web_calls_, &metrics_, grpc_web);
+  };
   http.limits = options_.http_limits;
   PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));
   artifact_url_ = options_.artifact_url;
@@ -168,6 +174,7 @@ absl::Status Server::Init() {
   agent_options.deployment_reported = [this](const std::string& id) { EvaluateRolloutSoon(id); };
   agent_service_ =
       std::make_unique<AgentServiceImpl>(store_.get(), options_.clock, &metrics_, agent_options);
+  grpc_web_calls_.store(agent_service_->calls());
   admin_service_ = std::make_unique<AdminServiceImpl>(store_.get(), options_.clock, &metrics_,
                                                       std::move(bundles));
 

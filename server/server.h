@@ -117,6 +117,8 @@ class Server {
   std::unique_ptr<ArtifactHttpServer> artifact_http_;
   std::string artifact_url_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
+  // agent_service_'s handlers once it exists, for gRPC-Web on the HTTPS port.
+  std::atomic<AgentCalls*> grpc_web_calls_{nullptr};
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

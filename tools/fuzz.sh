@@ -32,7 +32,7 @@ cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target fuzzers
 
 if [ ${#HARNESSES[@]} -eq 0 ]; then
   HARNESSES=(fuzz_csv fuzz_manifest fuzz_bundle_spec fuzz_agent_config fuzz_reports
-             fuzz_collectors fuzz_archive)
+             fuzz_collectors fuzz_archive fuzz_grpc_web)
 fi
 mkdir -p "$BUILD_DIR/crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

@@ -1,0 +1,262 @@
+#include "server/grpc_web.h"
+
+#include <httplib.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/sampled_log.h"
+#include "server/rpc_util.h"
+
+namespace parc::server {
+namespace {
+
+constexpr size_t kFrameHeader = 5;
+constexpr unsigned char kTrailerFlag = 0x80;
+constexpr unsigned char kCompressedFlag = 0x01;
+constexpr char kContentType[] = "application/grpc-web+proto";
+
+common::SampledLog& MalformedLog() {
+  static common::SampledLog log(std::chrono::seconds(10));
+  return log;
+}
+
+std::string Trailers(const absl::Status& status) {
+  std::string t = absl::StrCat("grpc-status:", static_cast<int>(status.code()), "\r\n");
+  if (!status.message().empty()) {
+    absl::StrAppend(&t, "grpc-message:", PercentEncodeGrpcMessage(status.message()), "\r\n");
+  }
+  if (common::IsRetryLater(status)) {
+    absl::StrAppend(&t, common::kRetryPushbackHeader, ":",
+                    absl::ToInt64Milliseconds(common::RetryAfter(status)), "\r\n");
+  }
+  return t;
+}
+
+void Reply(httplib::Response& res, absl::string_view message, const absl::Status& status) {
+  res.status = 200;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(EncodeGrpcWebResponse(message, status), kContentType);
+}
+
+// A request refused before it reached a handler: counted like a gRPC call of that method.
+void Refuse(httplib::Response& res, Metrics* metrics, const std::string& method,
+            const absl::Status& status) {
+  Reply(res, "", ClientStatus(metrics, method, status));
+}
+
+// Runs one call of AgentCalls and waits for its status (the handler thread is httplib's).
+template <typename Request, typename Response, typename Handler>
+void Serve(absl::string_view message, const AgentCaller& caller, const std::string& method,
+           Metrics* metrics, const GrpcWebOptions& options, httplib::Response& res,
+           Handler handler) {
+  auto request = std::make_shared<Request>();
+  if (!request->ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+    metrics->RecordUnparseable(method);
+    uint64_t suppressed = 0;
+    if (MalformedLog().Take(&suppressed)) {
+      spdlog::warn("gRPC-Web {}: a request did not parse ({} more not logged)", method, suppressed);
+    }
+    Refuse(res, metrics, method,
+           absl::InvalidArgumentError(
+               absl::StrCat("the request is not a valid ", method, " message")));
+    return;
+  }
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    absl::Status status;
+    Response response;
+  };
+  auto state = std::make_shared<State>();
+  const absl::Time start = absl::Now();
+  UnaryCall call(metrics, method, [state](const absl::Status& client_status) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->status = client_status;
+    state->done = true;
+    state->cv.notify_all();
+  });
+  call.Finish(handler(caller, *request, &state->response, call));
+  std::unique_lock<std::mutex> lock(state->mu);
+  if (!state->cv.wait_for(lock, absl::ToChronoNanoseconds(options.call_timeout),
+                          [&] { return state->done; })) {
+    lock.unlock();
+    Reply(res, "",
+          absl::DeadlineExceededError(absl::StrCat(method, " did not finish within ",
+                                                   absl::FormatDuration(options.call_timeout))));
+    return;
+  }
+  metrics->ObserveRpcDuration(method, absl::ToDoubleSeconds(absl::Now() - start));
+  Reply(res, state->status.ok() ? state->response.SerializeAsString() : std::string(),
+        state->status);
+}
+
+}  // namespace
+
+absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
+                                                       size_t max_message_bytes) {
+  if (body.size() < kFrameHeader) {
+    return absl::InvalidArgumentError(absl::StrCat("gRPC-Web request body of ", body.size(),
+                                                   " bytes: one data frame (5-byte header and "
+                                                   "message) was expected"));
+  }
+  const auto flags = static_cast<unsigned char>(body[0]);
+  const uint32_t length = (static_cast<uint32_t>(static_cast<unsigned char>(body[1])) << 24) |
+                          (static_cast<uint32_t>(static_cast<unsigned char>(body[2])) << 16) |
+                          (static_cast<uint32_t>(static_cast<unsigned char>(body[3])) << 8) |
+                          static_cast<uint32_t>(static_cast<unsigned char>(body[4]));
+  if ((flags & kTrailerFlag) != 0) {
+    return absl::InvalidArgumentError("gRPC-Web request starts with a trailer frame (flags 0x80)");
+  }
+  if (flags & kCompressedFlag) {
+    return absl::UnimplementedError(
+        "compressed gRPC-Web message: this server accepts uncompressed messages only");
+  }
+  if (flags != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("gRPC-Web frame with unknown flags 0x%02x", flags));
+  }
+  if (length > max_message_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "gRPC-Web message of ", length, " bytes is over the limit of ", max_message_bytes));
+  }
+  if (body.size() - kFrameHeader != length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gRPC-Web frame declares ", length, " bytes but the body holds ",
+                     body.size() - kFrameHeader, " after its header (one message per call)"));
+  }
+  return body.substr(kFrameHeader);
+}
+
+std::string GrpcWebFrame(unsigned char flags, absl::string_view payload) {
+  const auto n = static_cast<uint32_t>(payload.size());
+  std::string out;
+  out.reserve(kFrameHeader + payload.size());
+  out.push_back(static_cast<char>(flags));
+  out.push_back(static_cast<char>((n >> 24) & 0xff));
+  out.push_back(static_cast<char>((n >> 16) & 0xff));
+  out.push_back(static_cast<char>((n >> 8) & 0xff));
+  out.push_back(static_cast<char>(n & 0xff));
+  out.append(payload.data(), payload.size());
+  return out;
+}
+
+std::string EncodeGrpcWebResponse(absl::string_view message, const absl::Status& status) {
+  std::string out;
+  if (status.ok()) out = GrpcWebFrame(0, message);
+  out += GrpcWebFrame(kTrailerFlag, Trailers(status));
+  return out;
+}
+
+std::string PercentEncodeGrpcMessage(absl::string_view message) {
+  std::string out;
+  for (char c : message) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u <= 0x7e && c != '%') {
+      out.push_back(c);
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", u);
+    }
+  }
+  return out;
+}
+
+void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agent_calls,
+                     Metrics* metrics, GrpcWebOptions options) {
+  http->Post(R"(/parc\.v1\.AgentService/([A-Za-z]+))", [agent_calls, metrics, options](
+                                                           const httplib::Request& req,
+                                                           httplib::Response& res,
+                                                           const httplib::ContentReader& reader) {
+    const std::string method = req.matches[1];
+    AgentCalls* calls = agent_calls->load();
+    std::string type = req.get_header_value("Content-Type");
+    type = std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
+    if (type != "application/grpc-web" && type != kContentType) {
+      // As the gRPC-over-HTTP protocol says of a content type it does not serve.
+      res.status = 415;
+      res.set_header("grpc-status", "3");
+      res.set_header("grpc-message", PercentEncodeGrpcMessage(absl::StrCat(
+                                         "content type ", type.substr(0, 80),
+                                         " is not served: use application/grpc-web+proto")));
+      res.set_content("Use Content-Type: application/grpc-web+proto\n", "text/plain");
+      return;
+    }
+    std::string body;
+    bool oversized = false;
+    const size_t max_body = options.max_message_bytes + kFrameHeader;
+    reader([&](const char* data, size_t n) {
+      if (body.size() + n > max_body) {
+        oversized = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (oversized) {
+      res.set_header("Connection", "close");
+      Refuse(
+          res, metrics, method,
+          absl::ResourceExhaustedError(absl::StrCat("gRPC-Web request over ", max_body, " bytes")));
+      return;
+    }
+    auto message = DecodeGrpcWebRequest(body, options.max_message_bytes);
+    if (!message.ok()) {
+      metrics->RecordUnparseable(method);
+      uint64_t suppressed = 0;
+      if (MalformedLog().Take(&suppressed)) {
+        spdlog::warn("gRPC-Web {}: {} ({} more not logged)", method, message.status().message(),
+                     suppressed);
+      }
+      Refuse(res, metrics, method, message.status());
+      return;
+    }
+    if (calls == nullptr) {
+      Reply(res, "", absl::UnavailableError("the server is starting; retry shortly"));
+      return;
+    }
+    AgentCaller caller;
+    const std::string authorization = req.get_header_value("authorization");
+    constexpr absl::string_view kBearer = "Bearer ";
+    if (absl::StartsWith(authorization, kBearer)) {
+      caller.bearer = authorization.substr(kBearer.size());
+    }
+    using namespace parc::v1;  // NOLINT(build/namespaces): the message types of one service
+    auto bind = [calls](auto member) {
+      return
+          [calls, member](const auto& who, const auto& request, auto* response, UnaryCall& call) {
+            return (calls->*member)(who, request, response, call);
+          };
+    };
+    if (method == "Enroll") {
+      Serve<EnrollRequest, EnrollResponse>(*message, caller, method, metrics, options, res,
+                                           bind(&AgentCalls::Enroll));
+    } else if (method == "CheckEnrollment") {
+      Serve<EnrollRequest, CheckEnrollmentResponse>(*message, caller, method, metrics, options, res,
+                                                    bind(&AgentCalls::CheckEnrollment));
+    } else if (method == "CheckIn") {
+      Serve<CheckInRequest, CheckInResponse>(*message, caller, method, metrics, options, res,
+                                             bind(&AgentCalls::CheckIn));
+    } else if (method == "ReportInventory") {
+      Serve<ReportInventoryRequest, ReportInventoryResponse>(
+          *message, caller, method, metrics, options, res, bind(&AgentCalls::ReportInventory));
+    } else if (method == "ReportDeployment") {
+      Serve<DeploymentReport, ReportDeploymentResponse>(*message, caller, method, metrics, options,
+                                                        res, bind(&AgentCalls::ReportDeployment));
+    } else {
+      // Not counted by method: the name is the client's.
+      Reply(res, "",
+            absl::UnimplementedError(
+                absl::StrCat("unknown method parc.v1.AgentService/", method.substr(0, 64))));
+    }
+  });
+}
+
+}  // namespace parc::server
