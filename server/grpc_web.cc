@@ -171,92 +171,92 @@ std::string PercentEncodeGrpcMessage(absl::string_view message) {
 
 void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agent_calls,
                      Metrics* metrics, GrpcWebOptions options) {
-  http->Post(R"(/parc\.v1\.AgentService/([A-Za-z]+))", [agent_calls, metrics, options](
-                                                           const httplib::Request& req,
-                                                           httplib::Response& res,
-                                                           const httplib::ContentReader& reader) {
-    const std::string method = req.matches[1];
-    AgentCalls* calls = agent_calls->load();
-    std::string type = req.get_header_value("Content-Type");
-    type = std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
-    if (type != "application/grpc-web" && type != kContentType) {
-      // As the gRPC-over-HTTP protocol says of a content type it does not serve.
-      res.status = 415;
-      res.set_header("grpc-status", "3");
-      res.set_header("grpc-message", PercentEncodeGrpcMessage(absl::StrCat(
-                                         "content type ", type.substr(0, 80),
-                                         " is not served: use application/grpc-web+proto")));
-      res.set_content("Use Content-Type: application/grpc-web+proto\n", "text/plain");
-      return;
-    }
-    std::string body;
-    bool oversized = false;
-    const size_t max_body = options.max_message_bytes + kFrameHeader;
-    reader([&](const char* data, size_t n) {
-      if (body.size() + n > max_body) {
-        oversized = true;
-        return false;
-      }
-      body.append(data, n);
-      return true;
-    });
-    if (oversized) {
-      res.set_header("Connection", "close");
-      Refuse(
-          res, metrics, method,
-          absl::ResourceExhaustedError(absl::StrCat("gRPC-Web request over ", max_body, " bytes")));
-      return;
-    }
-    auto message = DecodeGrpcWebRequest(body, options.max_message_bytes);
-    if (!message.ok()) {
-      metrics->RecordUnparseable(method);
-      uint64_t suppressed = 0;
-      if (MalformedLog().Take(&suppressed)) {
-        spdlog::warn("gRPC-Web {}: {} ({} more not logged)", method, message.status().message(),
-                     suppressed);
-      }
-      Refuse(res, metrics, method, message.status());
-      return;
-    }
-    if (calls == nullptr) {
-      Reply(res, "", absl::UnavailableError("the server is starting; retry shortly"));
-      return;
-    }
-    AgentCaller caller;
-    const std::string authorization = req.get_header_value("authorization");
-    constexpr absl::string_view kBearer = "Bearer ";
-    if (absl::StartsWith(authorization, kBearer)) {
-      caller.bearer = authorization.substr(kBearer.size());
-    }
-    using namespace parc::v1;  // NOLINT(build/namespaces): the message types of one service
-    auto bind = [calls](auto member) {
-      return
-          [calls, member](const auto& who, const auto& request, auto* response, UnaryCall& call) {
+  http->Post(
+      R"(/parc\.v1\.AgentService/([A-Za-z]+))",
+      [agent_calls, metrics, options](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& reader) {
+        const std::string method = req.matches[1];
+        AgentCalls* calls = agent_calls->load();
+        std::string type = req.get_header_value("Content-Type");
+        type = std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
+        if (type != "application/grpc-web" && type != kContentType) {
+          // As the gRPC-over-HTTP protocol says of a content type it does not serve.
+          res.status = 415;
+          res.set_header("grpc-status", "3");
+          res.set_header("grpc-message", PercentEncodeGrpcMessage(absl::StrCat(
+                                             "content type ", type.substr(0, 80),
+                                             " is not served: use application/grpc-web+proto")));
+          res.set_content("Use Content-Type: application/grpc-web+proto\n", "text/plain");
+          return;
+        }
+        // A body over the limit is read to its end and dropped, up to twice the limit, so that
+        // the client reads a clean RESOURCE_EXHAUSTED rather than a reset connection (HttpGuard
+        // refuses larger ones before reading them).
+        std::string body;
+        const size_t max_body = options.max_message_bytes + kFrameHeader;
+        size_t received = 0;
+        const bool complete = reader([&](const char* data, size_t n) {
+          received += n;
+          if (received <= max_body) body.append(data, n);
+          return received <= 2 * max_body;
+        });
+        if (received > max_body) {
+          if (!complete) res.set_header("Connection", "close");
+          Refuse(res, metrics, method,
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "gRPC-Web request of ", received, "+ bytes is over the limit of ", max_body)));
+          return;
+        }
+        auto message = DecodeGrpcWebRequest(body, options.max_message_bytes);
+        if (!message.ok()) {
+          metrics->RecordUnparseable(method);
+          uint64_t suppressed = 0;
+          if (MalformedLog().Take(&suppressed)) {
+            spdlog::warn("gRPC-Web {}: {} ({} more not logged)", method, message.status().message(),
+                         suppressed);
+          }
+          Refuse(res, metrics, method, message.status());
+          return;
+        }
+        if (calls == nullptr) {
+          Reply(res, "", absl::UnavailableError("the server is starting; retry shortly"));
+          return;
+        }
+        AgentCaller caller;
+        const std::string authorization = req.get_header_value("authorization");
+        constexpr absl::string_view kBearer = "Bearer ";
+        if (absl::StartsWith(authorization, kBearer)) {
+          caller.bearer = authorization.substr(kBearer.size());
+        }
+        using namespace parc::v1;  // NOLINT(build/namespaces): the message types of one service
+        auto bind = [calls](auto member) {
+          return [calls, member](const auto& who, const auto& request, auto* response,
+                                 UnaryCall& call) {
             return (calls->*member)(who, request, response, call);
           };
-    };
-    if (method == "Enroll") {
-      Serve<EnrollRequest, EnrollResponse>(*message, caller, method, metrics, options, res,
-                                           bind(&AgentCalls::Enroll));
-    } else if (method == "CheckEnrollment") {
-      Serve<EnrollRequest, CheckEnrollmentResponse>(*message, caller, method, metrics, options, res,
-                                                    bind(&AgentCalls::CheckEnrollment));
-    } else if (method == "CheckIn") {
-      Serve<CheckInRequest, CheckInResponse>(*message, caller, method, metrics, options, res,
-                                             bind(&AgentCalls::CheckIn));
-    } else if (method == "ReportInventory") {
-      Serve<ReportInventoryRequest, ReportInventoryResponse>(
-          *message, caller, method, metrics, options, res, bind(&AgentCalls::ReportInventory));
-    } else if (method == "ReportDeployment") {
-      Serve<DeploymentReport, ReportDeploymentResponse>(*message, caller, method, metrics, options,
-                                                        res, bind(&AgentCalls::ReportDeployment));
-    } else {
-      // Not counted by method: the name is the client's.
-      Reply(res, "",
-            absl::UnimplementedError(
-                absl::StrCat("unknown method parc.v1.AgentService/", method.substr(0, 64))));
-    }
-  });
+        };
+        if (method == "Enroll") {
+          Serve<EnrollRequest, EnrollResponse>(*message, caller, method, metrics, options, res,
+                                               bind(&AgentCalls::Enroll));
+        } else if (method == "CheckEnrollment") {
+          Serve<EnrollRequest, CheckEnrollmentResponse>(*message, caller, method, metrics, options,
+                                                        res, bind(&AgentCalls::CheckEnrollment));
+        } else if (method == "CheckIn") {
+          Serve<CheckInRequest, CheckInResponse>(*message, caller, method, metrics, options, res,
+                                                 bind(&AgentCalls::CheckIn));
+        } else if (method == "ReportInventory") {
+          Serve<ReportInventoryRequest, ReportInventoryResponse>(
+              *message, caller, method, metrics, options, res, bind(&AgentCalls::ReportInventory));
+        } else if (method == "ReportDeployment") {
+          Serve<DeploymentReport, ReportDeploymentResponse>(
+              *message, caller, method, metrics, options, res, bind(&AgentCalls::ReportDeployment));
+        } else {
+          // Not counted by method: the name is the client's.
+          Reply(res, "",
+                absl::UnimplementedError(
+                    absl::StrCat("unknown method parc.v1.AgentService/", method.substr(0, 64))));
+        }
+      });
 }
 
 }  // namespace parc::server

@@ -341,7 +341,7 @@ void OfferGzipOnly(const httplib::Request& req) {
 void HttpGuard::Install(httplib::Server* http, std::string download_prefix) {
   // Forms are held to max_form_bytes above, before their bodies are read.
   http->set_payload_max_length(
-      std::max<size_t>(limits_.max_form_bytes, limits_.max_rpc_bytes + limits_.max_rpc_bytes / 8));
+      std::max<size_t>(limits_.max_form_bytes, 2 * (limits_.max_rpc_bytes + 5) * 9 / 8));
   http->set_pre_routing_handler([this, download_prefix](const httplib::Request& req,
                                                         httplib::Response& res) {
     using Outcome = httplib::Server::HandlerResponse;
@@ -365,7 +365,9 @@ void HttpGuard::Install(httplib::Server* http, std::string download_prefix) {
     }
     if (req.method == "POST" && absl::StartsWith(req.path, kGrpcWebPrefix)) {
       // A gRPC-Web call: its message is read whole by its handler, within the limits.
-      const uint64_t max_body = limits_.max_rpc_bytes + 5;
+      // Its handler reads a body up to twice the limit (to answer it cleanly) and drops what
+      // is over the limit; larger ones are refused unread.
+      const uint64_t max_body = 2 * (limits_.max_rpc_bytes + 5);
       if (req.has_header("Content-Encoding") || length > max_body) {
         stats_.refused_bodies.fetch_add(1);
         res.status = 200;
@@ -376,7 +378,7 @@ void HttpGuard::Install(httplib::Server* http, std::string download_prefix) {
                         ? absl::UnimplementedError("compressed request bodies are not served")
                         : absl::ResourceExhaustedError(absl::StrCat("gRPC-Web request of ", length,
                                                                     " bytes is over the limit of ",
-                                                                    max_body))),
+                                                                    limits_.max_rpc_bytes + 5))),
             "application/grpc-web+proto");
         t_close_after = true;
         return Outcome::Handled;

@@ -250,7 +250,7 @@ TEST_F(GrpcWebTest, MalformedCallsGetAClearStatusAndChangeNothing) {
   r = CallWith("CheckIn", checkin, credential + "x");
   EXPECT_EQ(r.grpc_status, 16);
 
-  // Over the limit (64 KiB here): refused before the body is read.
+  // Over the limit (64 KiB here): read to its end and dropped, answered cleanly.
   parc::v1::ReportInventoryRequest big;
   big.mutable_inventory()->mutable_hardware()->set_model(std::string(100 << 10, 'x'));
   r = CallWith("ReportInventory", big, credential);
