@@ -390,6 +390,56 @@ TEST_F(AgentCore, TheNextVersionFetchesOnlyWhatChangedAndRemovesDroppedPackages)
   EXPECT_EQ(packages_->installed().at("geogebra"), "6.0.850");
 }
 
+TEST_F(AgentCore, PackagesOfAnotherPlatformAreLeftOut) {
+  packages_->HandleOnly({parc::v1::PackageSpec::kCommand});
+  parc::v1::PackageSpec deb = Package("libreoffice-deb", "24.8");
+  deb.mutable_deb()->set_package_name("libreoffice");
+  Assign({Package("geogebra", "6.0.800"), deb}, 1, keys_[0]);
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_EQ(packages_->installed(), (std::map<std::string, std::string>{{"geogebra", "6.0.800"}}));
+  EXPECT_EQ(fetcher_->requests().size(), 1u);  // the deb is not even downloaded
+  const auto report = LastDeployment();
+  EXPECT_EQ(report.state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  ASSERT_EQ(report.packages_size(), 1);
+  EXPECT_EQ(report.packages(0).package_id(), "geogebra");
+}
+
+TEST_F(AgentCore, ABusyInstallerIsTriedAgainWithoutCountingAnAttempt) {
+  agent::InstallOutcome busy;
+  busy.retry_later = true;
+  busy.reason = "install_busy";
+  busy.exit_status = 1618;
+  packages_->FailInstalls("geogebra", busy, 4);  // more than max_attempts (3)
+  Assign({Package("geogebra", "6.0.800")}, 1, keys_[0]);
+  for (int cycle = 1; cycle <= 4; ++cycle) {
+    ASSERT_TRUE(Cycle().ok());
+    auto records = state_.LoadPackages("mcnl");
+    ASSERT_TRUE(records.ok() && records->size() == 1u);
+    EXPECT_EQ((*records)[0].state, parc::v1::PACKAGE_STATE_DOWNLOADED) << cycle;
+    EXPECT_EQ((*records)[0].attempts, 0) << cycle;
+    EXPECT_EQ(LastDeployment().state(), parc::v1::DEPLOYMENT_STATE_IN_PROGRESS) << cycle;
+    EXPECT_LE(host_->next_cycles.back(), absl::Seconds(10) * (1 << cycle)) << cycle;
+  }
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_EQ(LastDeployment().state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  EXPECT_EQ(fetcher_->requests().size(), 1u);
+}
+
+TEST_F(AgentCore, AnInstallThatAsksForARebootIsInstalledWithTheRebootPending) {
+  agent::InstallOutcome reboot;
+  reboot.ok = true;
+  reboot.reboot_pending = true;
+  reboot.exit_status = 3010;
+  packages_->FailInstalls("geogebra", reboot, 1);
+  Assign({Package("geogebra", "6.0.800")}, 1, keys_[0]);
+  ASSERT_TRUE(Cycle().ok());
+  const auto report = LastDeployment();
+  EXPECT_EQ(report.state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  ASSERT_EQ(report.packages_size(), 1);
+  EXPECT_EQ(report.packages(0).reason(), "reboot_pending");
+  EXPECT_EQ(report.packages(0).exit_status(), 3010);
+}
+
 TEST_F(AgentCore, AFailingStateStoreEndsTheCycleAndLosesNoReport) {
   ASSERT_TRUE(Cycle().ok());
   parc::v1::Inventory changed = inventory_->CollectInventory();

@@ -330,6 +330,16 @@ absl::StatusOr<std::unique_ptr<agent::AgentTransport>> FakeTransportFactory::Con
 // ---------------------------------------------------------------------------------------------
 // FakePackages
 
+bool FakePackages::Handles(const parc::v1::PackageSpec& spec) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return handled_.empty() || handled_.count(spec.install_case()) > 0;
+}
+
+void FakePackages::HandleOnly(std::set<parc::v1::PackageSpec::InstallCase> types) {
+  std::lock_guard<std::mutex> lock(mu_);
+  handled_ = std::move(types);
+}
+
 agent::InstallOutcome FakePackages::Install(const parc::v1::PackageSpec& spec,
                                             const std::string& artifact_path) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -337,6 +347,8 @@ agent::InstallOutcome FakePackages::Install(const parc::v1::PackageSpec& spec,
   auto f = failures_.find(spec.id());
   if (f != failures_.end() && f->second.second > 0) {
     --f->second.second;
+    // A scripted success (a reboot pending) installs all the same.
+    if (f->second.first.ok) installed_[spec.id()] = spec.version();
     return f->second.first;
   }
   agent::InstallOutcome o;

@@ -126,12 +126,16 @@ class FakeTransportFactory final : public agent::TransportFactory {
 // be scripted per package id; every call is recorded.
 class FakePackages final : public agent::PackageBackend {
  public:
+  // Every type unless told otherwise.
+  bool Handles(const parc::v1::PackageSpec& spec) const override;
+  void HandleOnly(std::set<parc::v1::PackageSpec::InstallCase> types);
   agent::InstallOutcome Install(const parc::v1::PackageSpec& spec,
                                 const std::string& artifact_path) override;
   agent::InstallOutcome Remove(const parc::v1::PackageSpec& spec) override;
   std::optional<bool> Detect(const parc::v1::PackageSpec& spec) override;
 
-  // The next installs of this package fail with this outcome.
+  // The next installs of this package end with this outcome (a failure, or a success with a
+  // reboot pending).
   void FailInstalls(const std::string& package_id, agent::InstallOutcome outcome, int times);
   // Present before any install (installed by hand, or by the disk image).
   void Preinstall(const std::string& package_id, const std::string& version);
@@ -141,6 +145,7 @@ class FakePackages final : public agent::PackageBackend {
 
  private:
   mutable std::mutex mu_;
+  std::set<parc::v1::PackageSpec::InstallCase> handled_;
   std::map<std::string, std::string> installed_;
   std::map<std::string, std::pair<agent::InstallOutcome, int>> failures_;
   std::vector<std::string> calls_;

@@ -118,11 +118,40 @@ TEST(BundleSpec, ErrorsNameThePackageAndField) {
   EXPECT_EQ(ok->packages(0).kinds(0), parc::v1::DEVICE_KIND_LAPTOP);
   auto bad_type = parse(head +
                         "[[packages]]\nid = \"a\"\nversion = \"1\"\nartifact = \"a.bin\"\n"
-                        "type = \"msi\"\n");
+                        "type = \"rpm\"\n");
   ASSERT_FALSE(bad_type.ok());
-  EXPECT_NE(bad_type.status().message().find("packages[0] (a): type \"msi\""),
+  EXPECT_NE(bad_type.status().message().find(
+                "packages[0] (a): type \"rpm\" must be archive, command, deb, msi or exe"),
             absl::string_view::npos)
       << bad_type.status();
+  // Windows packages: msi with its product code, exe with its arguments and detection.
+  auto windows = parse(head +
+                       "[[packages]]\nid = \"geogebra\"\nversion = \"6.0.850\"\n"
+                       "artifact = \"a.bin\"\ntype = \"msi\"\n"
+                       "product_code = \"{5C5C5C5C-1234-4ABC-9DEF-0123456789AB}\"\n"
+                       "properties = [\"ALLUSERS=1\"]\n"
+                       "[[packages]]\nid = \"scratch\"\nversion = \"3.29.1\"\n"
+                       "artifact = \"a.bin\"\ntype = \"exe\"\nargs = [\"/S\"]\n"
+                       "detect_installed = { display_name = \"Scratch 3\" }\n");
+  ASSERT_TRUE(windows.ok()) << windows.status();
+  EXPECT_EQ(windows->packages(0).msi().product_code(), "{5C5C5C5C-1234-4ABC-9DEF-0123456789AB}");
+  EXPECT_EQ(windows->packages(0).msi().properties(0), "ALLUSERS=1");
+  EXPECT_EQ(windows->packages(1).exe().args(0), "/S");
+  EXPECT_EQ(windows->packages(1).detect_installed().display_name(), "Scratch 3");
+  auto bad_code = parse(head +
+                        "[[packages]]\nid = \"g\"\nversion = \"1\"\nartifact = \"a.bin\"\n"
+                        "type = \"msi\"\nproduct_code = \"5C5C5C5C\"\n");
+  ASSERT_FALSE(bad_code.ok());
+  EXPECT_NE(bad_code.status().message().find("(g): product_code must be a {GUID}"),
+            absl::string_view::npos)
+      << bad_code.status();
+  auto bad_property = parse(head +
+                            "[[packages]]\nid = \"g\"\nversion = \"1\"\n"
+                            "artifact = \"a.bin\"\ntype = \"msi\"\nproperties = [\"QUIET\"]\n");
+  ASSERT_FALSE(bad_property.ok());
+  EXPECT_NE(bad_property.status().message().find("\"QUIET\" is not NAME=value"),
+            absl::string_view::npos)
+      << bad_property.status();
   auto missing = parse(head +
                        "[[packages]]\nid = \"b\"\nversion = \"1\"\nartifact = \"nope\"\n"
                        "type = \"deb\"\ndeb_package = \"b\"\n");

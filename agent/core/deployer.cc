@@ -182,7 +182,7 @@ DeployOutcome Deployer::Run() {
 
   std::set<std::string> wanted;
   for (const auto& spec : manifest->packages()) {
-    if (!PackageApplies(spec, options_.kind)) continue;
+    if (!PackageApplies(spec, options_.kind) || !packages_->Handles(spec)) continue;
     wanted.insert(spec.id());
     PackageRecord& r = by_id[spec.id()];
     if (r.package_id.empty() || r.version != spec.version()) {
@@ -276,9 +276,14 @@ DeployOutcome Deployer::Run() {
     r.output_tail = result.output_tail;
     r.message = result.message;
     if (result.ok) {
-      r.reason.clear();
+      r.reason = result.reboot_pending ? "reboot_pending" : "";
       r.attempts = 0;
       save(r, parc::v1::PACKAGE_STATE_INSTALLED);
+    } else if (result.retry_later) {
+      // Not this package's fault: the artifact stays verified in the cache for the next run.
+      r.reason = result.reason;
+      save(r, parc::v1::PACKAGE_STATE_DOWNLOADED);
+      out.retry = true;
     } else {
       r.reason = result.reason;
       ++r.attempts;

@@ -56,6 +56,12 @@ class ProcessRunner {
 
 struct InstallOutcome {
   bool ok = false;
+  // With ok: the installer asks for a reboot (msiexec 3010 or 1641); reported as
+  // "reboot_pending".
+  bool reboot_pending = false;
+  // Not ok, but not the package's fault (another installation is in progress): tried again
+  // at the next cycle without counting an attempt.
+  bool retry_later = false;
   // For failures: install_failed, install_timeout, remove_failed, detect_failed.
   std::string reason;
   int exit_status = 0;
@@ -64,10 +70,13 @@ struct InstallOutcome {
 };
 
 // Installs, removes and detects the packages of a bundle, from verified artifacts. Each
-// platform knows its own package types (Linux: deb, archive, command).
+// platform knows its own package types (Linux: deb, archive, command; Windows: msi, exe,
+// command).
 class PackageBackend {
  public:
   virtual ~PackageBackend() = default;
+  // Whether this platform installs the package's type; the others are not for this device.
+  virtual bool Handles(const parc::v1::PackageSpec& spec) const = 0;
   virtual InstallOutcome Install(const parc::v1::PackageSpec& spec,
                                  const std::string& artifact_path) = 0;
   virtual InstallOutcome Remove(const parc::v1::PackageSpec& spec) = 0;

@@ -213,6 +213,17 @@ InstallOutcome LinuxPackages::InstallArchive(const parc::v1::PackageSpec& spec,
   return o;
 }
 
+bool LinuxPackages::Handles(const parc::v1::PackageSpec& spec) const {
+  switch (spec.install_case()) {
+    case parc::v1::PackageSpec::kArchive:
+    case parc::v1::PackageSpec::kCommand:
+    case parc::v1::PackageSpec::kDeb:
+      return true;
+    default:
+      return false;
+  }
+}
+
 InstallOutcome LinuxPackages::Install(const parc::v1::PackageSpec& spec,
                                       const std::string& artifact_path) {
   switch (spec.install_case()) {

@@ -40,6 +40,7 @@ class LinuxPackages final : public PackageBackend {
  public:
   LinuxPackages(const ProcessRunner* runner, InstallerOptions options)
       : options_(std::move(options)), steps_(runner, options_.default_timeout) {}
+  bool Handles(const parc::v1::PackageSpec& spec) const override;
   InstallOutcome Install(const parc::v1::PackageSpec& spec,
                          const std::string& artifact_path) override;
   InstallOutcome Remove(const parc::v1::PackageSpec& spec) override;

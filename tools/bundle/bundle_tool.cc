@@ -82,6 +82,22 @@ absl::Status CopyFile(const std::string& from, const std::string& to) {
 
 }  // namespace
 
+namespace {
+
+// "{8-4-4-4-12 hex}", as Windows Installer writes product codes.
+bool IsProductCode(absl::string_view code) {
+  if (code.size() != 38 || code.front() != '{' || code.back() != '}') return false;
+  for (size_t i = 1; i < 37; ++i) {
+    const bool dash = i == 9 || i == 14 || i == 19 || i == 24;
+    if (dash ? code[i] != '-' : !absl::ascii_isxdigit(static_cast<unsigned char>(code[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
                                                    const std::string& spec_name,
                                                    const std::string& base_dir, absl::Time now,
@@ -166,8 +182,46 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
       std::string name = (*p)["deb_package"].value_or(std::string());
       if (name.empty()) return SpecError(where, "deb_package must name the Debian package");
       pkg->mutable_deb()->set_package_name(name);
+    } else if (type == "msi") {
+      // Windows Installer: the product code finds it installed and removes it.
+      std::string code = (*p)["product_code"].value_or(std::string());
+      if (!code.empty() && !IsProductCode(code)) {
+        return SpecError(where, "product_code must be a {GUID} (e.g. the MSI's ProductCode)");
+      }
+      PARC_ASSIGN_OR_RETURN(auto properties, StringList(*p, "properties", where));
+      auto* msi = pkg->mutable_msi();
+      msi->set_product_code(code);
+      for (auto& prop : properties) {
+        if (prop.find('=') == std::string::npos) {
+          return SpecError(where, absl::StrCat("properties: \"", prop, "\" is not NAME=value"));
+        }
+        msi->add_properties(prop);
+      }
+    } else if (type == "exe") {
+      PARC_ASSIGN_OR_RETURN(auto args, StringList(*p, "args", where));
+      PARC_ASSIGN_OR_RETURN(auto remove, StringList(*p, "remove", where));
+      PARC_ASSIGN_OR_RETURN(uint32_t timeout, Seconds(*p, "timeout", where));
+      auto* exe = pkg->mutable_exe();
+      for (auto& a : args) exe->add_args(a);
+      exe->set_timeout_seconds(timeout);
+      for (auto& a : remove) exe->mutable_remove()->add_argv(a);
+      exe->mutable_remove()->set_timeout_seconds(timeout);
     } else {
-      return SpecError(where, absl::StrCat("type \"", type, "\" must be archive, command or deb"));
+      return SpecError(
+          where, absl::StrCat("type \"", type, "\" must be archive, command, deb, msi or exe"));
+    }
+    // Windows: detection among the installed products (Apps & features).
+    if (const toml::table* installed = (*p)["detect_installed"].as_table()) {
+      auto* d = pkg->mutable_detect_installed();
+      d->set_product_code((*installed)["product_code"].value_or(std::string()));
+      d->set_display_name((*installed)["display_name"].value_or(std::string()));
+      d->set_display_version((*installed)["display_version"].value_or(std::string()));
+      if (!d->product_code().empty() && !IsProductCode(d->product_code())) {
+        return SpecError(where, "detect_installed.product_code must be a {GUID}");
+      }
+      if (d->product_code().empty() && d->display_name().empty()) {
+        return SpecError(where, "detect_installed needs product_code or display_name");
+      }
     }
     PARC_ASSIGN_OR_RETURN(auto detect, StringList(*p, "detect", where));
     PARC_ASSIGN_OR_RETURN(uint32_t detect_timeout, Seconds(*p, "detect_timeout", where));
