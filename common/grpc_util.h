@@ -9,17 +9,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/retry.h"
 
 namespace parc::common {
 
-// A refusal the client should retry later (the server is busy), as opposed to one that
-// resending cannot fix. Travels as the standard "grpc-retry-pushback-ms" trailing metadata.
-inline constexpr char kRetryLaterPayload[] = "type.parc.dev/retry-later";
-inline constexpr char kRetryPushbackHeader[] = "grpc-retry-pushback-ms";
-absl::Status RetryLater(absl::Status status, absl::Duration after);
-bool IsRetryLater(const absl::Status& status);
-// How long the server asked to wait (0 when it did not say).
-absl::Duration RetryAfter(const absl::Status& status);
 // Reads the pushback of a failed client call into the status.
 absl::Status WithServerPushback(absl::Status status, const grpc::ClientContext& context);
 

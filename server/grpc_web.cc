@@ -10,8 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/grpc_util.h"
+#include "common/grpc_web_codec.h"
 #include "common/logging.h"
+#include "common/retry.h"
 #include "common/sampled_log.h"
 #include "server/rpc_util.h"
 
@@ -136,36 +137,10 @@ absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
   return body.substr(kFrameHeader);
 }
 
-std::string GrpcWebFrame(unsigned char flags, absl::string_view payload) {
-  const auto n = static_cast<uint32_t>(payload.size());
-  std::string out;
-  out.reserve(kFrameHeader + payload.size());
-  out.push_back(static_cast<char>(flags));
-  out.push_back(static_cast<char>((n >> 24) & 0xff));
-  out.push_back(static_cast<char>((n >> 16) & 0xff));
-  out.push_back(static_cast<char>((n >> 8) & 0xff));
-  out.push_back(static_cast<char>(n & 0xff));
-  out.append(payload.data(), payload.size());
-  return out;
-}
-
 std::string EncodeGrpcWebResponse(absl::string_view message, const absl::Status& status) {
   std::string out;
   if (status.ok()) out = GrpcWebFrame(0, message);
   out += GrpcWebFrame(kTrailerFlag, Trailers(status));
-  return out;
-}
-
-std::string PercentEncodeGrpcMessage(absl::string_view message) {
-  std::string out;
-  for (char c : message) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u <= 0x7e && c != '%') {
-      out.push_back(c);
-    } else {
-      absl::StrAppendFormat(&out, "%%%02X", u);
-    }
-  }
   return out;
 }
 

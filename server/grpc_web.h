@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/grpc_web_codec.h"
 #include "server/agent_service.h"
 #include "server/metrics.h"
 
@@ -36,14 +37,11 @@ namespace parc::server {
 [[nodiscard]] absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
                                                                      size_t max_message_bytes);
 
-// One frame: flags, big-endian length, payload.
-std::string GrpcWebFrame(unsigned char flags, absl::string_view payload);
+using common::GrpcWebFrame;              // one frame (common/grpc_web_codec.h)
+using common::PercentEncodeGrpcMessage;  // grpc-message's encoding
 
 // A response body: the message's data frame when status is OK, then the trailer frame.
 std::string EncodeGrpcWebResponse(absl::string_view message, const absl::Status& status);
-
-// grpc-message's encoding: bytes outside printable ASCII, and '%', as %XX.
-std::string PercentEncodeGrpcMessage(absl::string_view message);
 
 struct GrpcWebOptions {
   // Largest request message; larger ones are refused with RESOURCE_EXHAUSTED.

@@ -10,10 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "agent/core/command_steps.h"
 #include "agent/core/daemon.h"
+#include "agent/core/grpc_web_transport.h"
 #include "common/bundle_trust.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/grpc_util.h"
+#include "common/grpc_web_codec.h"
 #include "gtest/gtest.h"
 #include "tests/agent_fakes.h"
 
@@ -452,6 +454,108 @@ TEST_F(AgentCore, AFailingStateStoreEndsTheCycleAndLosesNoReport) {
   ASSERT_TRUE(Cycle().ok());
   ASSERT_EQ(server_.inventories.size(), 2u);
   EXPECT_EQ(server_.inventories[1].second.inventory().hardware().hostname(), "lordi-0043");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gRPC-Web transport (the Windows agent's, and any agent's behind an HTTP/1.1 proxy).
+
+class ScriptedHttp final : public agent::HttpClient {
+ public:
+  explicit ScriptedHttp(std::vector<absl::StatusOr<agent::HttpAnswer>>* answers,
+                        std::vector<agent::HttpPost>* posts)
+      : answers_(answers), posts_(posts) {}
+  absl::StatusOr<agent::HttpAnswer> Post(const agent::HttpPost& request) override {
+    posts_->push_back(request);
+    auto a = answers_->front();
+    answers_->erase(answers_->begin());
+    return a;
+  }
+  void CancelAll() override {}
+
+ private:
+  std::vector<absl::StatusOr<agent::HttpAnswer>>* answers_;
+  std::vector<agent::HttpPost>* posts_;
+};
+
+agent::HttpAnswer GrpcWebAnswer(const std::string& body,
+                                std::map<std::string, std::string> headers = {}) {
+  agent::HttpAnswer a;
+  a.status = 200;
+  a.headers = std::move(headers);
+  a.headers.emplace("content-type", "application/grpc-web+proto");
+  a.body = body;
+  return a;
+}
+
+TEST(GrpcWebTransport, FramesCallsAndReadsStatusesAsGrpcDoes) {
+  std::vector<absl::StatusOr<agent::HttpAnswer>> answers;
+  std::vector<agent::HttpPost> posts;
+  agent::TransportOptions options;
+  options.server = "https://parc.ac-toulouse.test:8444/";
+  options.ca_pem = "-----BEGIN CERTIFICATE-----";
+  agent::GrpcWebTransport transport(std::make_unique<ScriptedHttp>(&answers, &posts), options);
+  EXPECT_TRUE(agent::GrpcWebTransport::IsGrpcWebAddress(options.server));
+  EXPECT_FALSE(agent::GrpcWebTransport::IsGrpcWebAddress("parc.ac-toulouse.test:8443"));
+
+  parc::v1::CheckInResponse ok;
+  ok.set_next_checkin_seconds(3600);
+  ok.set_uai("0310036W");
+  answers.push_back(GrpcWebAnswer(common::GrpcWebFrame(0, ok.SerializeAsString()) +
+                                  common::GrpcWebFrame(0x80, "grpc-status: 0\r\n")));
+  parc::v1::CheckInRequest request;
+  request.set_agent_version("0.1.0");
+  auto r = transport.CheckIn("d-1.s-1", request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->uai(), "0310036W");
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].url, "https://parc.ac-toulouse.test:8444/parc.v1.AgentService/CheckIn");
+  EXPECT_EQ(posts[0].body, common::GrpcWebFrame(0, request.SerializeAsString()));
+  EXPECT_EQ(posts[0].ca_pem, options.ca_pem);
+  bool bearer = false;
+  for (const auto& [name, value] : posts[0].headers) {
+    bearer |= name == "authorization" && value == "Bearer d-1.s-1";
+  }
+  EXPECT_TRUE(bearer);
+
+  // A refusal, its message percent-encoded, with a pushback.
+  answers.push_back(GrpcWebAnswer(
+      common::GrpcWebFrame(0x80,
+                           "grpc-status:14\r\ngrpc-message:storage unavailable%3A retry later\r\n"
+                           "grpc-retry-pushback-ms:30000\r\n")));
+  r = transport.CheckIn("d-1.s-1", request);
+  EXPECT_TRUE(absl::IsUnavailable(r.status()));
+  EXPECT_EQ(r.status().message(), "storage unavailable: retry later");
+  EXPECT_TRUE(common::IsRetryLater(r.status()));
+  EXPECT_EQ(common::RetryAfter(r.status()), absl::Seconds(30));
+
+  // Trailers-only, in the headers.
+  agent::HttpAnswer refused;
+  refused.status = 415;
+  refused.headers = {{"grpc-status", "3"}, {"grpc-message", "content type"}};
+  answers.push_back(refused);
+  EXPECT_TRUE(absl::IsInvalidArgument(transport.CheckIn("d-1.s-1", request).status()));
+
+  // A proxy's error page, a network failure, a truncated answer.
+  agent::HttpAnswer proxy;
+  proxy.status = 502;
+  proxy.headers = {{"content-type", "text/html"}};
+  proxy.body = "<html>Bad Gateway</html>";
+  answers.push_back(proxy);
+  auto p = transport.CheckIn("d-1.s-1", request);
+  EXPECT_TRUE(absl::IsUnavailable(p.status()));
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "HTTP 502")) << p.status();
+  answers.push_back(absl::UnavailableError("Could not resolve proxy: proxy.lycee.test"));
+  auto n = transport.CheckIn("d-1.s-1", request);
+  EXPECT_TRUE(absl::IsUnavailable(n.status()));
+  EXPECT_TRUE(absl::StrContains(n.status().message(), "server https://parc.ac-toulouse.test:8444"))
+      << n.status();
+  answers.push_back(GrpcWebAnswer(common::GrpcWebFrame(0, ok.SerializeAsString()).substr(0, 7)));
+  EXPECT_TRUE(absl::IsInternal(transport.CheckIn("d-1.s-1", request).status()));
+
+  // Enrollment carries no credential.
+  answers.push_back(GrpcWebAnswer(common::GrpcWebFrame(0x80, "grpc-status:16\r\n")));
+  EXPECT_TRUE(absl::IsUnauthenticated(transport.Enroll(parc::v1::EnrollRequest()).status()));
+  for (const auto& [name, value] : posts.back().headers) EXPECT_NE(name, "authorization");
 }
 
 // ---------------------------------------------------------------------------------------------

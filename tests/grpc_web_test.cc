@@ -265,6 +265,32 @@ TEST_F(GrpcWebTest, MalformedCallsGetAClearStatusAndChangeNothing) {
   EXPECT_GE(server_.server()->metrics()->Unparseable(), 3u);
 }
 
+// Parc's own Linux agent, told the HTTPS port's URL instead of the gRPC port: it enrolls,
+// inventories and checks in over gRPC-Web (libcurl, HTTP/1.1), as behind a proxy that passes
+// only HTTP/1.1. The HTTPS port speaks no gRPC, so success means gRPC-Web was used.
+TEST_F(GrpcWebTest, TheLinuxAgentWorksOverGrpcWebToo) {
+  const std::string config = dir_.Sub("agent.toml");
+  WriteFile(config, "");
+  const std::string url = absl::StrCat("https://127.0.0.1:", server_.server()->artifact_port());
+  const std::string state = dir_.Sub("state");
+  CommandResult enrolled = RunAgent({"enroll", "--root", DataPath("laptop"), "--state-dir", state,
+                                     "--server", url, "--token", server_.CreateToken(kFermat),
+                                     "--ca", server_.ca_path(), "--config", config});
+  ASSERT_EQ(enrolled.status, 0) << enrolled.err;
+  EXPECT_TRUE(absl::StrContains(enrolled.out, "in 0310036W")) << enrolled.out;
+  CommandResult run = RunAgent(
+      {"run", "--once", "--root", DataPath("laptop"), "--state-dir", state, "--config", config});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.out, "0 report(s) still queued")) << run.out;
+  auto devices = server_.ListDevices();
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].model(), "HP ProBook x360 11 G7 Education Edition");
+  EXPECT_EQ(devices[0].software_packages(), 8u);
+  auto* metrics = server_.server()->metrics();
+  EXPECT_EQ(metrics->RpcCount("CheckIn", grpc::OK), 1u);
+  EXPECT_EQ(metrics->RpcCount("ReportInventory", grpc::OK), 1u);
+}
+
 // The descriptors of AgentService and of every file it imports.
 std::string AgentServiceDescriptors() {
   google::protobuf::FileDescriptorSet set;

@@ -5,9 +5,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/logging.h"
+#include "common/retry.h"
 
 namespace parc::agent {
 namespace {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -126,7 +127,9 @@ struct TransportOptions {
 };
 
 // The agent's side of parc.v1.AgentService: a deadline on every call, the device credential
-// ("<device_id>.<secret>") in the call's metadata. Thread-safe.
+// ("<device_id>.<secret>") in the call's metadata. Over gRPC (HTTP/2) or gRPC-Web (HTTP/1.1,
+// grpc_web_transport.h: for the Windows agent and agents behind proxies that pass only
+// HTTP/1.1). Thread-safe.
 class AgentTransport {
  public:
   virtual ~AgentTransport() = default;
@@ -141,6 +144,31 @@ class AgentTransport {
   [[nodiscard]] virtual absl::Status ReportDeployment(const std::string& credential,
                                                       const parc::v1::DeploymentReport& report) = 0;
   // Cancels the calls in flight and makes later calls fail with CANCELLED (shutdown).
+  virtual void CancelAll() = 0;
+};
+
+// One HTTP POST over TLS, for the gRPC-Web transport (Linux: libcurl; Windows: WinHTTP, with
+// the system's proxy settings). Thread-safe.
+struct HttpPost {
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // PEM of the CA the server's certificate must chain to ("" for http:// URLs).
+  std::string ca_pem;
+  absl::Duration timeout = absl::Seconds(30);
+};
+struct HttpAnswer {
+  int status = 0;
+  // Header names lower-cased.
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // UNAVAILABLE when no answer came (connection, TLS, timeout); any HTTP status otherwise.
+  [[nodiscard]] virtual absl::StatusOr<HttpAnswer> Post(const HttpPost& request) = 0;
+  // Ends the requests in flight and makes later ones fail with CANCELLED.
   virtual void CancelAll() = 0;
 };
 

@@ -12,8 +12,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/core/cli.h"
+#include "agent/core/grpc_web_transport.h"
 #include "agent/linux/collectors.h"
 #include "agent/linux/curl_fetcher.h"
+#include "agent/linux/curl_http_client.h"
 #include "agent/linux/grpc_transport.h"
 #include "agent/linux/process_runner.h"
 #include "agent/linux/sibling_program.h"
@@ -108,13 +110,22 @@ void LinuxServiceHost::NextCycleIn(absl::Duration delay) {
 
 void LinuxServiceHost::ReleaseMemory() { malloc_trim(0); }
 
+absl::StatusOr<std::unique_ptr<AgentTransport>> LinuxTransportFactory::Connect(
+    const TransportOptions& options) const {
+  if (GrpcWebTransport::IsGrpcWebAddress(options.server)) {
+    return std::unique_ptr<AgentTransport>(
+        new GrpcWebTransport(std::make_unique<CurlHttpClient>(), options));
+  }
+  return GrpcTransportFactory().Connect(options);
+}
+
 std::unique_ptr<Platform> MakeLinuxPlatform(const AgentConfig& config, InstallerOptions installer) {
   auto p = std::make_unique<Platform>();
   p->inventory = std::make_unique<LinuxInventorySource>(config.root);
   p->processes = std::make_unique<PosixProcessRunner>();
   p->packages = std::make_unique<LinuxPackages>(p->processes.get(), std::move(installer));
   p->fetcher = std::make_unique<CurlFetcher>();
-  p->transport = std::make_unique<GrpcTransportFactory>();
+  p->transport = std::make_unique<LinuxTransportFactory>();
   p->host = std::make_unique<LinuxServiceHost>();
   return p;
 }

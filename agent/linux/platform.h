@@ -47,6 +47,14 @@ class LinuxServiceHost final : public ServiceHost {
   std::function<void()> on_trigger_;
 };
 
+// gRPC (HOST:PORT) or, for an https:// address (the server's HTTPS port), gRPC-Web through
+// libcurl: for agents behind proxies that pass only HTTP/1.1.
+class LinuxTransportFactory final : public TransportFactory {
+ public:
+  absl::StatusOr<std::unique_ptr<AgentTransport>> Connect(
+      const TransportOptions& options) const override;
+};
+
 // Linux's implementations: the inventory under config.root, fork/exec processes, dpkg,
 // libarchive and command packages, libcurl downloads, gRPC over TLS, signals and parc-agentd.
 std::unique_ptr<Platform> MakeLinuxPlatform(const AgentConfig& config,
