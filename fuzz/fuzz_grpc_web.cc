@@ -1,10 +1,11 @@
-// What reaches the HTTPS port's gRPC-Web routes: any body bytes, and any message text the
-// trailers must carry.
+// What reaches the HTTPS port's gRPC-Web routes (any body bytes, any message text the trailers
+// must carry) and what reaches an agent's gRPC-Web transport (any answer).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "parc/v1/agent.pb.h"
+#include "common/grpc_web_codec.h"
 #include "server/grpc_web.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,6 +16,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (message->size() + 5 != bytes.size() || bytes[0] != 0) __builtin_trap();
     parc::v1::CheckInRequest checkin;
     (void)checkin.ParseFromArray(message->data(), static_cast<int>(message->size()));
+  }
+  // What an agent reads back: any bytes a server or a proxy sends.
+  auto answer = parc::common::ParseGrpcWebResponse(bytes);
+  if (answer.ok()) (void)parc::common::GrpcWebStatus(answer->trailers);
+  if (parc::common::PercentDecodeGrpcMessage(parc::common::PercentEncodeGrpcMessage(bytes)) !=
+      bytes) {
+    __builtin_trap();
   }
   // Trailers stay one line per field, whatever the message holds.
   const std::string encoded = parc::server::PercentEncodeGrpcMessage(bytes);
