@@ -35,57 +35,12 @@ constexpr char kFermat[] = "0310036W";
 constexpr char kJoffre[] = "0340001S";
 constexpr char kClemenceau[] = "0340123Z";
 
-// A port free on 127.0.0.1 now (the kernel's pick for port 0).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A child process, killed with SIGKILL when destroyed.
-class Process {
- public:
-  ~Process() { Kill(); }
-  void Start(std::vector<std::string> argv) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  // True once it ended (it is then reaped).
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    if (::waitpid(pid_, nullptr, WNOHANG) != pid_) return false;
-    pid_ = -1;
-    return true;
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
 // One parc-server process with fixed ports.
 struct Node {
   std::string data;
   int grpc_port = 0;
   int https_port = 0;
-  Process process;
+  ChildProcess process;
 
   void Start(const std::vector<std::string>& extra) {
     grpc_port = FreePort();
@@ -391,7 +346,7 @@ class Scenario {
   TempDir dir_;
   std::string install_root_;
   Node a_, b_;
-  Process haproxy_;
+  ChildProcess haproxy_;
   std::string address_, ca_, admin_token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::map<std::string, std::vector<Device>> devices_;

@@ -291,6 +291,60 @@ TEST_F(GrpcWebTest, TheLinuxAgentWorksOverGrpcWebToo) {
   EXPECT_EQ(metrics->RpcCount("ReportInventory", grpc::OK), 1u);
 }
 
+// Through a real HTTP proxy (tinyproxy from Debian), as in a school whose proxy passes only
+// HTTP/1.1: the agent's gRPC-Web transport tunnels through it (CONNECT), as https_proxy says.
+TEST_F(GrpcWebTest, TheAgentReachesTheServerThroughTheSchoolsHttpProxy) {
+  if (std::system("command -v tinyproxy >/dev/null") != 0) {
+    GTEST_SKIP() << "needs tinyproxy (tools/deps.sh --test installs it)";
+  }
+  const int proxy_port = FreePort();
+  const std::string conf = dir_.Sub("tinyproxy.conf");
+  WriteFile(conf, absl::StrCat("Port ", proxy_port, "\nListen 127.0.0.1\nTimeout 30\n",
+                               "Allow 127.0.0.1\nLogLevel Info\n",
+                               ::geteuid() == 0 ? "User nobody\nGroup nogroup\n" : ""));
+  const std::string proxy_log = dir_.Sub("tinyproxy.log");
+  ChildProcess proxy;
+  proxy.Start({"tinyproxy", "-d", "-c", conf}, proxy_log);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  bool listening = false;
+  while (!listening && absl::Now() < deadline) {
+    httplib::Client probe("127.0.0.1", proxy_port);
+    listening = static_cast<bool>(probe.Get("/"));
+    if (!listening) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(listening) << ReadFileOrDie(proxy_log);
+
+  // The agent reads the proxy from its environment, like the service's.
+  ::setenv("https_proxy", absl::StrCat("http://127.0.0.1:", proxy_port).c_str(), 1);
+  ::setenv("no_proxy", "", 1);
+  ::unsetenv("NO_PROXY");
+  const std::string config = dir_.Sub("agent.toml");
+  WriteFile(config, "");
+  const std::string url = absl::StrCat("https://127.0.0.1:", server_.server()->artifact_port());
+  const std::string state = dir_.Sub("state");
+  CommandResult enrolled = RunAgent({"enroll", "--root", DataPath("tablet"), "--state-dir", state,
+                                     "--server", url, "--token", server_.CreateToken(kFermat),
+                                     "--ca", server_.ca_path(), "--config", config});
+  CommandResult run = RunAgent(
+      {"run", "--once", "--root", DataPath("tablet"), "--state-dir", state, "--config", config});
+  // Without the proxy, nothing gets through.
+  proxy.Kill();
+  CommandResult cut = RunAgent(
+      {"run", "--once", "--root", DataPath("tablet"), "--state-dir", state, "--config", config});
+  ::unsetenv("https_proxy");
+  ::unsetenv("no_proxy");
+  ASSERT_EQ(enrolled.status, 0) << enrolled.err;
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(server_.ListDevices().size(), 1u);
+  const std::string log = ReadFileOrDie(proxy_log);
+  EXPECT_TRUE(
+      absl::StrContains(log, absl::StrCat("CONNECT 127.0.0.1:", server_.server()->artifact_port())))
+      << log;
+  EXPECT_EQ(cut.status, 1);
+  // It tried the proxy, not the server directly.
+  EXPECT_TRUE(absl::StrContains(cut.err, absl::StrCat("port ", proxy_port))) << cut.err;
+}
+
 // The descriptors of AgentService and of every file it imports.
 std::string AgentServiceDescriptors() {
   google::protobuf::FileDescriptorSet set;

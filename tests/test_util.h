@@ -1,6 +1,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -92,6 +93,26 @@ class TestServer {
 };
 
 // Runs the parc-agent / parcctl command lines in-process.
+// A port free on 127.0.0.1 now (the kernel's pick for port 0).
+int FreePort();
+
+// A child process (argv[0] searched in PATH), killed with SIGKILL when destroyed. Its standard
+// output and error go to output_path when given.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { Kill(); }
+  void Start(std::vector<std::string> argv, const std::string& output_path = "");
+  // True once it ended (it is then reaped).
+  bool Exited();
+  void Kill();
+
+ private:
+  pid_t pid_ = -1;
+};
+
 struct CommandResult {
   int status = -1;
   std::string out;

@@ -23,7 +23,7 @@ if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev)
 fi
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium prometheus curl postgresql haproxy)
+  PACKAGES+=(chromium prometheus curl postgresql haproxy tinyproxy)
   command -v node >/dev/null || PACKAGES+=(nodejs npm)
 fi
 
