@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/core/command_steps.h"
+#include "agent/core/config.h"
 #include "agent/core/daemon.h"
 #include "agent/core/grpc_web_transport.h"
 #include "common/bundle_trust.h"
@@ -556,6 +557,26 @@ TEST(GrpcWebTransport, FramesCallsAndReadsStatusesAsGrpcDoes) {
   answers.push_back(GrpcWebAnswer(common::GrpcWebFrame(0x80, "grpc-status:16\r\n")));
   EXPECT_TRUE(absl::IsUnauthenticated(transport.Enroll(parc::v1::EnrollRequest()).status()));
   for (const auto& [name, value] : posts.back().headers) EXPECT_NE(name, "authorization");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent's configuration.
+
+TEST(AgentConfig, NumbersMustBeWholeAndInRange) {
+  auto huge = agent::ParseAgentConfig("outbox_max_reports = 1e300\n", "agent.toml");
+  EXPECT_TRUE(absl::IsInvalidArgument(huge.status()));
+  EXPECT_TRUE(absl::StrContains(huge.status().message(),
+                                "agent.toml: outbox_max_reports must be a number from 1 to 100000"))
+      << huge.status();
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      agent::ParseAgentConfig("signature_threshold = 1.5\n", "agent.toml").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      agent::ParseAgentConfig("signature_threshold = 17\n", "agent.toml").status()));
+  auto ok =
+      agent::ParseAgentConfig("outbox_max_reports = 500\nsignature_threshold = 2\n", "agent.toml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->outbox_max_reports, 500);
+  EXPECT_EQ(ok->signature_threshold, 2);
 }
 
 // ---------------------------------------------------------------------------------------------

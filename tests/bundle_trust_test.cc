@@ -158,6 +158,12 @@ TEST(BundleSpec, ErrorsNameThePackageAndField) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("(b): artifact"), absl::string_view::npos);
   EXPECT_FALSE(parse("name = \"mcnl\"\n").ok());
+  auto float_sequence =
+      parse("name = \"mcnl\"\nversion = \"2026.1\"\nsequence = 1e300\nexpires = \"365d\"\n");
+  ASSERT_FALSE(float_sequence.ok());
+  EXPECT_NE(float_sequence.status().message().find("sequence must be a whole number"),
+            absl::string_view::npos)
+      << float_sequence.status();
 }
 
 }  // namespace

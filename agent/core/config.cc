@@ -117,21 +117,23 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text, const std:
       config.publisher_keys.push_back(*v);
     }
   }
+  // Integers only (as_integer): toml++ converts a float such as 1e300 to an integer without
+  // checking its range, which is undefined behaviour (found by fuzz_agent_config).
   if (const toml::node* n = t.get("signature_threshold")) {
-    auto v = n->value<int64_t>();
-    if (!v || *v < 1 || *v > 16) {
+    const toml::value<int64_t>* v = n->as_integer();
+    if (v == nullptr || v->get() < 1 || v->get() > 16) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": signature_threshold must be a number from 1 to 16"));
     }
-    config.signature_threshold = static_cast<int>(*v);
+    config.signature_threshold = static_cast<int>(v->get());
   }
   if (const toml::node* n = t.get("outbox_max_reports")) {
-    auto v = n->value<int64_t>();
-    if (!v || *v < 1 || *v > 100000) {
+    const toml::value<int64_t>* v = n->as_integer();
+    if (v == nullptr || v->get() < 1 || v->get() > 100000) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": outbox_max_reports must be a number from 1 to 100000"));
     }
-    config.outbox_max_reports = static_cast<int>(*v);
+    config.outbox_max_reports = static_cast<int>(v->get());
   }
   return config;
 }

@@ -115,9 +115,13 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
   m.set_version(t["version"].value_or(std::string()));
   if (!ValidId(m.name())) return SpecError(spec_name, "name must be set ([A-Za-z0-9._-])");
   if (m.version().empty()) return SpecError(spec_name, "version must be set");
-  auto sequence = t["sequence"].value<int64_t>();
-  if (!sequence || *sequence < 1) return SpecError(spec_name, "sequence must be a number ≥ 1");
-  m.set_sequence(static_cast<uint64_t>(*sequence));
+  // An integer only: toml++ converts a float such as 1e300 to an integer without checking its
+  // range (undefined behaviour).
+  const toml::value<int64_t>* sequence = t["sequence"].as_integer();
+  if (sequence == nullptr || sequence->get() < 1) {
+    return SpecError(spec_name, "sequence must be a whole number ≥ 1");
+  }
+  m.set_sequence(static_cast<uint64_t>(sequence->get()));
   auto expires = t["expires"].value<std::string>();
   if (!expires)
     return SpecError(spec_name, "expires must be set (e.g. \"2027-08-31\" or \"365d\")");
