@@ -22,6 +22,16 @@ std::string GrpcWebFrame(unsigned char flags, absl::string_view payload) {
   return out;
 }
 
+bool ReadGrpcWebFrameHeader(absl::string_view bytes, unsigned char* flags, uint32_t* length) {
+  if (bytes.size() < kGrpcWebFrameHeader) return false;
+  *flags = static_cast<unsigned char>(bytes[0]);
+  *length = 0;
+  for (size_t i = 1; i < kGrpcWebFrameHeader; ++i) {
+    *length = (*length << 8) | static_cast<unsigned char>(bytes[i]);
+  }
+  return true;
+}
+
 std::string PercentEncodeGrpcMessage(absl::string_view message) {
   std::string out;
   for (char c : message) {
@@ -39,7 +49,7 @@ std::string PercentDecodeGrpcMessage(absl::string_view message) {
   std::string out;
   for (size_t i = 0; i < message.size(); ++i) {
     int v = 0;
-    if (message[i] == '%' && i + 2 < message.size() + 0 &&
+    if (message[i] == '%' && i + 2 < message.size() &&
         absl::SimpleHexAtoi(message.substr(i + 1, 2), &v)) {
       out.push_back(static_cast<char>(v));
       i += 2;
@@ -54,13 +64,12 @@ absl::StatusOr<GrpcWebResponse> ParseGrpcWebResponse(absl::string_view body) {
   GrpcWebResponse r;
   bool trailers_seen = false;
   while (!body.empty()) {
-    if (body.size() < 5) {
+    unsigned char flags = 0;
+    uint32_t n = 0;
+    if (!ReadGrpcWebFrameHeader(body, &flags, &n)) {
       return absl::InternalError(
           absl::StrCat("gRPC-Web response ends inside a frame header (", body.size(), " bytes)"));
     }
-    const auto flags = static_cast<unsigned char>(body[0]);
-    uint32_t n = 0;
-    for (size_t i = 1; i <= 4; ++i) n = (n << 8) | static_cast<unsigned char>(body[i]);
     if (body.size() - 5 < n) {
       return absl::InternalError(
           absl::StrCat("gRPC-Web response frame declares ", n, " bytes, holds ", body.size() - 5));

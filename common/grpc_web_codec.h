@@ -4,6 +4,8 @@
 // agents' gRPC-Web transport. No gRPC library involved: a frame is a flags byte (0x00 data,
 // 0x80 trailers, 0x01 compressed), a 4-byte big-endian length and the payload.
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -15,6 +17,10 @@ namespace parc::common {
 inline constexpr unsigned char kGrpcWebTrailerFlag = 0x80;
 inline constexpr unsigned char kGrpcWebCompressedFlag = 0x01;
 inline constexpr char kGrpcWebContentType[] = "application/grpc-web+proto";
+inline constexpr size_t kGrpcWebFrameHeader = 5;
+
+// The header at the start of bytes: false when fewer than 5 bytes are there.
+bool ReadGrpcWebFrameHeader(absl::string_view bytes, unsigned char* flags, uint32_t* length);
 
 // One frame: flags, big-endian length, payload.
 std::string GrpcWebFrame(unsigned char flags, absl::string_view payload);

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "parc/v1/agent.pb.h"
 #include "common/grpc_web_codec.h"
+#include "parc/v1/agent.pb.h"
 #include "server/grpc_web.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

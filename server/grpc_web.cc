@@ -19,10 +19,10 @@
 namespace parc::server {
 namespace {
 
-constexpr size_t kFrameHeader = 5;
-constexpr unsigned char kTrailerFlag = 0x80;
-constexpr unsigned char kCompressedFlag = 0x01;
-constexpr char kContentType[] = "application/grpc-web+proto";
+using common::kGrpcWebCompressedFlag;
+using common::kGrpcWebContentType;
+using common::kGrpcWebFrameHeader;
+using common::kGrpcWebTrailerFlag;
 
 common::SampledLog& MalformedLog() {
   static common::SampledLog log(std::chrono::seconds(10));
@@ -44,7 +44,7 @@ std::string Trailers(const absl::Status& status) {
 void Reply(httplib::Response& res, absl::string_view message, const absl::Status& status) {
   res.status = 200;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(EncodeGrpcWebResponse(message, status), kContentType);
+  res.set_content(EncodeGrpcWebResponse(message, status), kGrpcWebContentType);
 }
 
 // A request refused before it reached a handler: counted like a gRPC call of that method.
@@ -104,20 +104,17 @@ void Serve(absl::string_view message, const AgentCaller& caller, const std::stri
 
 absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
                                                        size_t max_message_bytes) {
-  if (body.size() < kFrameHeader) {
+  unsigned char flags = 0;
+  uint32_t length = 0;
+  if (!common::ReadGrpcWebFrameHeader(body, &flags, &length)) {
     return absl::InvalidArgumentError(absl::StrCat("gRPC-Web request body of ", body.size(),
                                                    " bytes: one data frame (5-byte header and "
                                                    "message) was expected"));
   }
-  const auto flags = static_cast<unsigned char>(body[0]);
-  const uint32_t length = (static_cast<uint32_t>(static_cast<unsigned char>(body[1])) << 24) |
-                          (static_cast<uint32_t>(static_cast<unsigned char>(body[2])) << 16) |
-                          (static_cast<uint32_t>(static_cast<unsigned char>(body[3])) << 8) |
-                          static_cast<uint32_t>(static_cast<unsigned char>(body[4]));
-  if ((flags & kTrailerFlag) != 0) {
+  if ((flags & kGrpcWebTrailerFlag) != 0) {
     return absl::InvalidArgumentError("gRPC-Web request starts with a trailer frame (flags 0x80)");
   }
-  if (flags & kCompressedFlag) {
+  if (flags & kGrpcWebCompressedFlag) {
     return absl::UnimplementedError(
         "compressed gRPC-Web message: this server accepts uncompressed messages only");
   }
@@ -129,18 +126,18 @@ absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
     return absl::ResourceExhaustedError(absl::StrCat(
         "gRPC-Web message of ", length, " bytes is over the limit of ", max_message_bytes));
   }
-  if (body.size() - kFrameHeader != length) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("gRPC-Web frame declares ", length, " bytes but the body holds ",
-                     body.size() - kFrameHeader, " after its header (one message per call)"));
+  if (body.size() - kGrpcWebFrameHeader != length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gRPC-Web frame declares ", length, " bytes but the body holds ",
+        body.size() - kGrpcWebFrameHeader, " after its header (one message per call)"));
   }
-  return body.substr(kFrameHeader);
+  return body.substr(kGrpcWebFrameHeader);
 }
 
 std::string EncodeGrpcWebResponse(absl::string_view message, const absl::Status& status) {
   std::string out;
   if (status.ok()) out = GrpcWebFrame(0, message);
-  out += GrpcWebFrame(kTrailerFlag, Trailers(status));
+  out += GrpcWebFrame(kGrpcWebTrailerFlag, Trailers(status));
   return out;
 }
 
@@ -154,7 +151,7 @@ void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agen
         AgentCalls* calls = agent_calls->load();
         std::string type = req.get_header_value("Content-Type");
         type = std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
-        if (type != "application/grpc-web" && type != kContentType) {
+        if (type != "application/grpc-web" && type != kGrpcWebContentType) {
           // As the gRPC-over-HTTP protocol says of a content type it does not serve.
           res.status = 415;
           res.set_header("grpc-status", "3");
@@ -168,7 +165,7 @@ void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agen
         // the client reads a clean RESOURCE_EXHAUSTED rather than a reset connection (HttpGuard
         // refuses larger ones before reading them).
         std::string body;
-        const size_t max_body = options.max_message_bytes + kFrameHeader;
+        const size_t max_body = options.max_message_bytes + kGrpcWebFrameHeader;
         size_t received = 0;
         const bool complete = reader([&](const char* data, size_t n) {
           received += n;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
+#include "common/grpc_web_codec.h"
 #include "common/inventory_util.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -83,42 +84,14 @@ struct WebReply {
   std::map<std::string, std::string> trailers;
 };
 
-std::string PercentDecode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int v = 0;
-    if (s[i] == '%' && i + 2 < s.size() &&
-        absl::SimpleHexAtoi(absl::string_view(s).substr(i + 1, 2), &v)) {
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 WebReply Parse(const httplib::Result& r) {
   WebReply reply;
   if (!r) return reply;
   reply.http_status = r->status;
-  absl::string_view body = r->body;
-  while (body.size() >= 5) {
-    const auto flags = static_cast<unsigned char>(body[0]);
-    uint32_t n = 0;
-    for (int i = 1; i <= 4; ++i)
-      n = (n << 8) | static_cast<unsigned char>(body[static_cast<size_t>(i)]);
-    absl::string_view payload = body.substr(5, n);
-    body.remove_prefix(std::min<size_t>(body.size(), 5 + n));
-    if ((flags & 0x80) == 0) {
-      reply.message = std::string(payload);
-      continue;
-    }
-    for (absl::string_view line : absl::StrSplit(payload, "\r\n", absl::SkipEmpty())) {
-      const size_t colon = line.find(':');
-      if (colon == absl::string_view::npos) continue;
-      reply.trailers[std::string(line.substr(0, colon))] = std::string(line.substr(colon + 1));
-    }
+  auto parsed = common::ParseGrpcWebResponse(r->body);
+  if (parsed.ok()) {
+    reply.message = parsed->message;
+    reply.trailers = parsed->trailers;
   }
   if (r->has_header("grpc-status"))
     reply.trailers["grpc-status"] = r->get_header_value("grpc-status");
@@ -128,7 +101,7 @@ WebReply Parse(const httplib::Result& r) {
   if (reply.trailers.count("grpc-status") > 0) {
     (void)absl::SimpleAtoi(reply.trailers["grpc-status"], &reply.grpc_status);
   }
-  reply.grpc_message = PercentDecode(reply.trailers["grpc-message"]);
+  reply.grpc_message = common::PercentDecodeGrpcMessage(reply.trailers["grpc-message"]);
   return reply;
 }
 

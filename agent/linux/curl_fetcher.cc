@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/linux/curl_ca.h"
 #include "common/bundle_trust.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
@@ -151,13 +152,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(const DownloadRequest& request,
       // Small receive buffer: fine-grained pacing.
       curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 16384L);
     }
-    curl_blob ca;
-    if (!request.ca_pem.empty()) {
-      ca.data = const_cast<char*>(request.ca_pem.data());
-      ca.len = request.ca_pem.size();
-      ca.flags = CURL_BLOB_COPY;
-      curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
-    }
+    PinCa(curl, request.ca_pem);
     struct curl_slist* headers = nullptr;
     std::string range;
     if (t.have > 0) {

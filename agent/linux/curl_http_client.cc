@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/linux/curl_ca.h"
 
 namespace parc::agent {
 namespace {
@@ -77,13 +78,7 @@ absl::StatusOr<HttpAnswer> CurlHttpClient::Post(const HttpPost& request) {
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &x);
-  curl_blob ca;
-  if (!request.ca_pem.empty()) {
-    ca.data = const_cast<char*>(request.ca_pem.data());
-    ca.len = request.ca_pem.size();
-    ca.flags = CURL_BLOB_COPY;
-    curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
-  }
+  PinCa(curl, request.ca_pem);
   struct curl_slist* headers = nullptr;
   // No "Expect: 100-continue" round trip for the larger reports.
   headers = curl_slist_append(headers, "Expect:");
