@@ -1,10 +1,6 @@
+// The parts of common/crypto.h that need no cryptographic library; SHA-256 and randomness
+// come from crypto_openssl.cc (Linux) or crypto_windows.cc (CNG).
 #include "common/crypto.h"
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -24,45 +20,21 @@ std::string HexEncode(absl::string_view bytes) {
   return out;
 }
 
-struct Sha256::Impl {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~Impl() { EVP_MD_CTX_free(ctx); }
-};
-
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
-}
-
-Sha256::~Sha256() = default;
-
-void Sha256::Update(absl::string_view data) {
-  EVP_DigestUpdate(impl_->ctx, data.data(), data.size());
-}
-
-std::string Sha256::FinishHex() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx, digest, &len);
-  return HexEncode(absl::string_view(reinterpret_cast<const char*>(digest), len));
-}
-
 std::string Sha256Hex(absl::string_view data) {
   Sha256 sha;
   sha.Update(data);
   return sha.FinishHex();
 }
 
-absl::StatusOr<std::string> RandomHex(size_t n) {
-  std::vector<unsigned char> buf(n);
-  if (RAND_bytes(buf.data(), static_cast<int>(n)) != 1) {
-    return absl::InternalError("the system random generator failed");
-  }
-  return HexEncode(absl::string_view(reinterpret_cast<const char*>(buf.data()), n));
-}
-
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   if (a.size() != b.size()) return false;
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  // Every byte is compared whatever the earlier ones were.
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = static_cast<unsigned char>(
+        diff | (static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i])));
+  }
+  return diff == 0;
 }
 
 absl::StatusOr<Credential> NewCredential(absl::string_view prefix, size_t id_bytes) {

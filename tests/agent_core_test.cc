@@ -1,8 +1,7 @@
 // The agent's core (cycle, deployer, command steps) against the in-memory platform of
 // tests/agent_fakes.h: no server, no network, no package manager. This test links the core
 // library only, not the Linux platform: it also shows that the core stands on the interfaces.
-#include <stdlib.h>
-
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -15,8 +14,8 @@
 #include "common/bundle_trust.h"
 #include "common/clock.h"
 #include "common/crypto.h"
-#include "common/grpc_util.h"
 #include "common/grpc_web_codec.h"
+#include "common/retry.h"
 #include "gtest/gtest.h"
 #include "tests/agent_fakes.h"
 
@@ -30,8 +29,10 @@ using parc::v1::PackageState;
 class ScratchDir {
  public:
   ScratchDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "parc-core-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
+    // Portable (the test also runs on Windows): a random name, created exclusively.
+    auto name = common::RandomHex(8);
+    path_ = (std::filesystem::temp_directory_path() / ("parc-core-" + name.value())).string();
+    if (!std::filesystem::create_directory(path_)) std::abort();
   }
   ~ScratchDir() {
     std::error_code ec;

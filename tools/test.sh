@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds Parc with AddressSanitizer and UndefinedBehaviorSanitizer, warnings as errors, and
-# runs every test, on SQLite and again on PostgreSQL. Installs its own dependencies (Debian 12, as root or with sudo).
+# runs every test, on SQLite and again on PostgreSQL; then cross-builds the Windows agent and
+# runs its tests under Wine (tools/build-windows.sh). Installs its own dependencies (Debian 12,
+# as root or with sudo).
 #
 #   tools/test.sh            # build/asan, all tests
 #   BUILD_DIR=... tools/test.sh
@@ -35,3 +37,6 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure --timeout 600
 PARC_TEST_DATABASE=postgresql ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure \
   --timeout 600 -R "$POSTGRES_TESTS"
+
+# The Windows agent: cross-built with MinGW-w64, its tests run under Wine.
+tools/build-windows.sh --test

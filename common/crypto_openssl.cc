@@ -1,0 +1,41 @@
+// SHA-256 and the system random generator with OpenSSL (Linux).
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <vector>
+
+#include "common/crypto.h"
+
+namespace parc::common {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+}
+
+Sha256::~Sha256() = default;
+
+void Sha256::Update(absl::string_view data) {
+  EVP_DigestUpdate(impl_->ctx, data.data(), data.size());
+}
+
+std::string Sha256::FinishHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, digest, &len);
+  return HexEncode(absl::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
+absl::StatusOr<std::string> RandomHex(size_t n) {
+  std::vector<unsigned char> buf(n);
+  if (RAND_bytes(buf.data(), static_cast<int>(n)) != 1) {
+    return absl::InternalError("the system random generator failed");
+  }
+  return HexEncode(absl::string_view(reinterpret_cast<const char*>(buf.data()), n));
+}
+
+}  // namespace parc::common
