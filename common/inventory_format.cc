@@ -74,7 +74,7 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv, absl::string_vie
     out << "  " << n.name() << "  " << n.mac() << "  " << (n.wireless() ? "wireless" : "wired")
         << "\n";
   }
-  out << "Software\n  " << inv.software().packages_size() << " Debian packages";
+  out << "Software\n  " << inv.software().packages_size() << " installed packages";
   if (!list_id.empty()) out << " (list " << list_id << ")";
   out << "\n";
   return out.str();

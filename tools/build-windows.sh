@@ -9,6 +9,8 @@
 #   tools/build-windows.sh --test     # ... and run the tests under Wine
 #   PARC_WINDOWS_CACHE=dir tools/build-windows.sh   # default ~/.cache/parc-windows
 #   WINDOWS_BUILD_DIR=dir tools/build-windows.sh    # default build/windows
+#   LINUX_BUILD_DIR=dir tools/build-windows.sh --test   # Linux server for the end-to-end
+#                                                        # test (default build/asan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -128,8 +130,11 @@ for h in toml++ CLI asio asio.hpp spdlog fmt; do
 done
 
 # --- The agent --------------------------------------------------------------------------------
+# The end-to-end test runs the Linux parc-server, parcctl and parc-bundle of LINUX_BUILD_DIR
+# (tools/test.sh builds them there first).
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN" \
-  -DCMAKE_BUILD_TYPE=Release -DPARC_WERROR=ON -DPARC_HOST_HEADERS="$HEADERS" >/dev/null
+  -DCMAKE_BUILD_TYPE=Release -DPARC_WERROR=ON -DPARC_HOST_HEADERS="$HEADERS" \
+  -DPARC_LINUX_BUILD_DIR="$ROOT/${LINUX_BUILD_DIR:-build/asan}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 if [ "$RUN_TESTS" = 1 ]; then
@@ -138,5 +143,7 @@ if [ "$RUN_TESTS" = 1 ]; then
   export WINEPREFIX WINEDEBUG=-all
   trap 'wineserver -k >/dev/null 2>&1 || true; rm -rf "$work" "$WINEPREFIX"' EXIT
   wineboot -i >/dev/null 2>&1 || true
+  # Wine reports Windows 7 unless told otherwise; the fleet runs Windows 10 and 11.
+  wine winecfg -v win10 >/dev/null 2>&1 || true
   ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600
 fi

@@ -18,7 +18,11 @@ struct AgentConfig {
   // Device kind set by the technician (interactive displays cannot be detected).
   std::string kind;
   bool insecure = false;
+#ifdef _WIN32
+  std::string state_dir = "C:\\ProgramData\\Parc\\state";
+#else
   std::string state_dir = "/var/lib/parc-agent";
+#endif
   std::string root = "/";
   int outbox_max_reports = 100;
   // Bundle publishers this device trusts (PEM public keys), and how many of them must have
@@ -29,7 +33,13 @@ struct AgentConfig {
   std::string cache_dir;
 };
 
+#ifdef _WIN32
+// Written by the MSI from PARC_SERVER, PARC_TOKEN and PARC_CA; readable by SYSTEM and
+// Administrators only.
+inline constexpr char kDefaultAgentConfigPath[] = "C:\\ProgramData\\Parc\\agent.toml";
+#else
 inline constexpr char kDefaultAgentConfigPath[] = "/etc/parc/agent.toml";
+#endif
 
 // Reads a config file. A missing file yields the defaults unless must_exist. Errors name the
 // file, line and column.

@@ -1,0 +1,253 @@
+#include "agent/windows/system_facts.h"
+
+#include <windows.h>
+// windows.h first.
+#include <oleauto.h>
+#include <wbemidl.h>
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/windows_util.h"
+
+namespace parc::agent {
+namespace {
+
+using common::Narrow;
+
+// COM for the calling thread (the daemon collects from its pool threads), for this scope.
+class ComScope {
+ public:
+  ComScope() {
+    HRESULT hr = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+    initialized_ = SUCCEEDED(hr);
+    static std::once_flag security;
+    std::call_once(security, [] {
+      // RPC_E_TOO_LATE when the process already did: fine.
+      CoInitializeSecurity(nullptr, -1, nullptr, nullptr, RPC_C_AUTHN_LEVEL_DEFAULT,
+                           RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE, nullptr);
+    });
+  }
+  ~ComScope() {
+    if (initialized_) CoUninitialize();
+  }
+  ComScope(const ComScope&) = delete;
+  ComScope& operator=(const ComScope&) = delete;
+
+ private:
+  bool initialized_ = false;
+};
+
+template <typename T>
+struct ComRelease {
+  void operator()(T* p) const {
+    if (p != nullptr) p->Release();
+  }
+};
+template <typename T>
+using ComPtr = std::unique_ptr<T, ComRelease<T>>;
+
+// A scalar VARIANT as text: integers in decimal, booleans TRUE/FALSE, strings as UTF-8.
+bool ScalarText(VARIANT* v, std::string* out) {
+  switch (V_VT(v)) {
+    case VT_EMPTY:
+    case VT_NULL:
+      return false;
+    case VT_BSTR:
+      *out = V_BSTR(v) != nullptr ? Narrow(V_BSTR(v)) : std::string();
+      return true;
+    case VT_BOOL:
+      *out = V_BOOL(v) != VARIANT_FALSE ? "TRUE" : "FALSE";
+      return true;
+    default: {
+      VARIANT text;
+      VariantInit(&text);
+      if (FAILED(VariantChangeType(&text, v, 0, VT_BSTR))) return false;
+      *out = V_BSTR(&text) != nullptr ? Narrow(V_BSTR(&text)) : std::string();
+      VariantClear(&text);
+      return true;
+    }
+  }
+}
+
+bool VariantText(VARIANT* v, std::string* out) {
+  if ((V_VT(v) & VT_ARRAY) == 0) return ScalarText(v, out);
+  SAFEARRAY* array = V_ARRAY(v);
+  // The array's own element type (WMI may store narrower integers than the VARIANT says).
+  VARTYPE element_type = VT_EMPTY;
+  LONG lower = 0, upper = -1;
+  if (array == nullptr || SafeArrayGetDim(array) != 1 ||
+      FAILED(SafeArrayGetVartype(array, &element_type)) ||
+      FAILED(SafeArrayGetLBound(array, 1, &lower)) ||
+      FAILED(SafeArrayGetUBound(array, 1, &upper))) {
+    return false;
+  }
+  std::vector<std::string> parts;
+  for (LONG i = lower; i <= upper; ++i) {
+    VARIANT element{};
+    V_VT(&element) = element_type;
+    // The element lands in the VARIANT's value union, whatever its type.
+    if (FAILED(SafeArrayGetElement(array, &i, &V_UI1(&element)))) continue;
+    std::string text;
+    if (ScalarText(&element, &text)) parts.push_back(std::move(text));
+    VariantClear(&element);
+  }
+  *out = absl::StrJoin(parts, ",");
+  return true;
+}
+
+std::wstring RegString(HKEY key, const wchar_t* value) {
+  DWORD size = 0;
+  if (RegGetValueW(key, nullptr, value, RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND,
+                   nullptr, nullptr, &size) != ERROR_SUCCESS ||
+      size == 0) {
+    return std::wstring();
+  }
+  std::wstring out(size / sizeof(wchar_t), L'\0');
+  if (RegGetValueW(key, nullptr, value, RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND,
+                   nullptr, out.data(), &size) != ERROR_SUCCESS) {
+    return std::wstring();
+  }
+  out.resize(wcsnlen(out.c_str(), out.size()));
+  return out;
+}
+
+DWORD RegDword(HKEY key, const wchar_t* value) {
+  DWORD data = 0, size = sizeof(data);
+  if (RegGetValueW(key, nullptr, value, RRF_RT_REG_DWORD, nullptr, &data, &size) != ERROR_SUCCESS) {
+    return 0;
+  }
+  return data;
+}
+
+void ListUninstallKeys(REGSAM view, bool wow64, std::vector<InstalledProduct>* out) {
+  HKEY root = nullptr;
+  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, L"SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall",
+                    0, KEY_READ | view, &root) != ERROR_SUCCESS) {
+    return;
+  }
+  for (DWORD i = 0;; ++i) {
+    wchar_t name[256];
+    DWORD name_len = 256;
+    LONG rc = RegEnumKeyExW(root, i, name, &name_len, nullptr, nullptr, nullptr, nullptr);
+    if (rc == ERROR_NO_MORE_ITEMS) break;
+    if (rc != ERROR_SUCCESS) continue;
+    HKEY entry = nullptr;
+    if (RegOpenKeyExW(root, name, 0, KEY_READ | view, &entry) != ERROR_SUCCESS) continue;
+    InstalledProduct p;
+    p.key = Narrow(std::wstring_view(name, name_len));
+    p.display_name = Narrow(RegString(entry, L"DisplayName"));
+    p.display_version = Narrow(RegString(entry, L"DisplayVersion"));
+    p.publisher = Narrow(RegString(entry, L"Publisher"));
+    p.wow64 = wow64;
+    p.system_component = RegDword(entry, L"SystemComponent") == 1;
+    const std::wstring release = RegString(entry, L"ReleaseType");
+    p.is_update = !RegString(entry, L"ParentKeyName").empty() || release == L"Update" ||
+                  release == L"Hotfix" || release == L"Security Update";
+    RegCloseKey(entry);
+    out->push_back(std::move(p));
+  }
+  RegCloseKey(root);
+}
+
+}  // namespace
+
+std::vector<WmiObject> QueryWmi(const wchar_t* wmi_namespace, const wchar_t* wql) {
+  ComScope com;
+  std::vector<WmiObject> objects;
+  IWbemLocator* raw_locator = nullptr;
+  if (FAILED(CoCreateInstance(CLSID_WbemLocator, nullptr, CLSCTX_INPROC_SERVER, IID_IWbemLocator,
+                              reinterpret_cast<void**>(&raw_locator)))) {
+    return objects;
+  }
+  ComPtr<IWbemLocator> locator(raw_locator);
+  IWbemServices* raw_services = nullptr;
+  BSTR ns = SysAllocString(wmi_namespace);
+  HRESULT hr =
+      locator->ConnectServer(ns, nullptr, nullptr, nullptr, 0, nullptr, nullptr, &raw_services);
+  SysFreeString(ns);
+  if (FAILED(hr)) return objects;
+  ComPtr<IWbemServices> services(raw_services);
+  CoSetProxyBlanket(services.get(), RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, nullptr,
+                    RPC_C_AUTHN_LEVEL_CALL, RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE);
+  BSTR language = SysAllocString(L"WQL");
+  BSTR query = SysAllocString(wql);
+  IEnumWbemClassObject* raw_enum = nullptr;
+  hr = services->ExecQuery(language, query, WBEM_FLAG_FORWARD_ONLY | WBEM_FLAG_RETURN_IMMEDIATELY,
+                           nullptr, &raw_enum);
+  SysFreeString(language);
+  SysFreeString(query);
+  if (FAILED(hr)) return objects;
+  ComPtr<IEnumWbemClassObject> results(raw_enum);
+  while (true) {
+    IWbemClassObject* raw_object = nullptr;
+    ULONG returned = 0;
+    // 30 s per object at most: a hung provider does not hold the cycle forever.
+    if (results->Next(30000, 1, &raw_object, &returned) != WBEM_S_NO_ERROR || returned == 0) {
+      break;
+    }
+    ComPtr<IWbemClassObject> object(raw_object);
+    WmiObject fields;
+    object->BeginEnumeration(WBEM_FLAG_NONSYSTEM_ONLY);
+    BSTR name = nullptr;
+    VARIANT value;
+    VariantInit(&value);
+    while (object->Next(0, &name, &value, nullptr, nullptr) == WBEM_S_NO_ERROR) {
+      std::string text;
+      if (name != nullptr && VariantText(&value, &text)) fields[Narrow(name)] = std::move(text);
+      SysFreeString(name);
+      VariantClear(&value);
+    }
+    object->EndEnumeration();
+    objects.push_back(std::move(fields));
+  }
+  return objects;
+}
+
+std::string ReadMachineGuid() {
+  HKEY key = nullptr;
+  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, L"SOFTWARE\\Microsoft\\Cryptography", 0,
+                    KEY_READ | KEY_WOW64_64KEY, &key) != ERROR_SUCCESS) {
+    return std::string();
+  }
+  std::string guid = Narrow(RegString(key, L"MachineGuid"));
+  RegCloseKey(key);
+  return guid;
+}
+
+std::vector<InstalledProduct> RegistryInstalledProducts::List() const {
+  std::vector<InstalledProduct> products;
+  ListUninstallKeys(KEY_WOW64_64KEY, /*wow64=*/false, &products);
+  ListUninstallKeys(KEY_WOW64_32KEY, /*wow64=*/true, &products);
+  return products;
+}
+
+WindowsFacts CollectWindowsFacts(bool with_software) {
+  ComScope com;  // one COM scope for all the queries
+  constexpr wchar_t kCimV2[] = L"ROOT\\CIMV2";
+  constexpr wchar_t kWmi[] = L"ROOT\\WMI";
+  WindowsFacts f;
+  f.computer_system = QueryWmi(kCimV2, L"SELECT * FROM Win32_ComputerSystem");
+  f.computer_system_product = QueryWmi(kCimV2, L"SELECT * FROM Win32_ComputerSystemProduct");
+  f.bios = QueryWmi(kCimV2, L"SELECT * FROM Win32_BIOS");
+  f.enclosure = QueryWmi(kCimV2, L"SELECT * FROM Win32_SystemEnclosure");
+  f.processor = QueryWmi(kCimV2, L"SELECT * FROM Win32_Processor");
+  f.operating_system = QueryWmi(kCimV2, L"SELECT * FROM Win32_OperatingSystem");
+  f.disk_drive = QueryWmi(kCimV2, L"SELECT * FROM Win32_DiskDrive");
+  f.physical_disk =
+      QueryWmi(L"ROOT\\Microsoft\\Windows\\Storage", L"SELECT * FROM MSFT_PhysicalDisk");
+  f.battery = QueryWmi(kCimV2, L"SELECT * FROM Win32_Battery");
+  if (!f.battery.empty()) {
+    f.battery_static = QueryWmi(kWmi, L"SELECT * FROM BatteryStaticData");
+    f.battery_full = QueryWmi(kWmi, L"SELECT * FROM BatteryFullChargedCapacity");
+    f.battery_cycles = QueryWmi(kWmi, L"SELECT * FROM BatteryCycleCount");
+  }
+  f.network_adapter =
+      QueryWmi(kCimV2, L"SELECT * FROM Win32_NetworkAdapter WHERE PhysicalAdapter = TRUE");
+  f.machine_guid = ReadMachineGuid();
+  if (with_software) f.products = RegistryInstalledProducts().List();
+  return f;
+}
+
+}  // namespace parc::agent
