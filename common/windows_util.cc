@@ -42,7 +42,23 @@ std::string WindowsErrorText(unsigned long code) {
     LocalFree(buf);
   }
   absl::string_view trimmed = absl::StripTrailingAsciiWhitespace(text);
-  if (trimmed.empty()) return absl::StrCat("Windows error ", code);
+  if (trimmed.empty()) {
+    // The WinHTTP errors a technician meets most, when the system has no text for them.
+    switch (code) {
+      case 12002:
+        return "the operation timed out";
+      case 12007:
+        return "the server name could not be resolved";
+      case 12029:
+        return "cannot connect to the server";
+      case 12030:
+        return "the connection was ended";
+      case 12175:
+        return "a TLS (secure channel) error occurred";
+      default:
+        return absl::StrCat("Windows error ", code);
+    }
+  }
   return std::string(trimmed);
 }
 

@@ -301,6 +301,19 @@ TEST_F(AgentCore, ASignedBundleIsFetchedInstalledAndReportedInTheSameCycle) {
   EXPECT_EQ(fetcher_->requests().size(), 2u);
 }
 
+TEST_F(AgentCore, CachedArtifactsKeepTheirSourceFilesExtension) {
+  // Windows runs installers and scripts by their extension: geogebra.msi is cached as
+  // <sha256>.msi; a name without a plain extension gives the bare hash.
+  auto msi = Package("geogebra", "6.0.800");
+  msi.mutable_artifact()->set_filename("GeoGebra-Windows-Installer-6-0-800.MSI");
+  auto odd = Package("scratch", "3.29");
+  odd.mutable_artifact()->set_filename("scratch.tar.gz;rm -rf");
+  Assign({msi, odd}, 1, keys_[0]);
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_TRUE(std::filesystem::exists(dir_.Sub("cache/" + msi.artifact().sha256() + ".msi")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Sub("cache/" + odd.artifact().sha256())));
+}
+
 TEST_F(AgentCore, AFailingInstallIsRetriedThenReportedFailedWithItsExitCode) {
   agent::InstallOutcome failed;
   failed.reason = "install_failed";

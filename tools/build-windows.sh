@@ -137,6 +137,19 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN" \
   -DPARC_LINUX_BUILD_DIR="$ROOT/${LINUX_BUILD_DIR:-build/asan}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
+# --- The agent's MSI --------------------------------------------------------------------------
+VERSION=$(sed -n 's/^project(parc VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+STAGE=$BUILD_DIR/msi
+rm -rf "$STAGE" && mkdir -p "$STAGE"
+x86_64-w64-mingw32-strip -o "$STAGE/parc-agent.exe" "$BUILD_DIR/agent/parc-agent.exe"
+cp packaging/windows/parc-agent.wxs "$STAGE/"
+# wixl resolves File sources relative to the working directory.
+(cd "$STAGE" && wixl -a x64 -D Version="$VERSION" -D AgentExe=parc-agent.exe \
+  -o "parc-agent-$VERSION-x64.msi" parc-agent.wxs)
+mv "$STAGE/parc-agent-$VERSION-x64.msi" "$BUILD_DIR/"
+echo "build-windows.sh: $BUILD_DIR/agent/parc-agent.exe, $BUILD_DIR/parc-agent-$VERSION-x64.msi" \
+  "($(du -k "$BUILD_DIR/parc-agent-$VERSION-x64.msi" | cut -f1) KiB)"
+
 if [ "$RUN_TESTS" = 1 ]; then
   # One Wine prefix for the whole run (its first start takes seconds), removed afterwards.
   WINEPREFIX=$(mktemp -d)

@@ -34,6 +34,11 @@ absl::Status ReadString(const toml::table& t, const std::string& path, const cha
 // it is readable by its owner only. A configuration preseeded with looser permissions (0644 by
 // an image tool) is tightened; one the agent cannot tighten is reported.
 void KeepTokenPrivate(const std::string& path) {
+#ifdef _WIN32
+  // Windows has no permission bits: ProgramData\Parc's ACL (parc-agent configure, run by the
+  // MSI) keeps the file to SYSTEM and Administrators.
+  (void)path;
+#else
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
   if (::chmod(path.c_str(), st.st_mode & 0600) == 0) {
@@ -47,6 +52,7 @@ void KeepTokenPrivate(const std::string& path) {
                  "chmod 600 it\n",
                  path.c_str());
   }
+#endif
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
@@ -31,6 +32,20 @@ bool CachedArtifactIsIntact(const std::string& path, const parc::v1::Artifact& a
 }
 
 namespace {
+
+// The artifact's name in the cache: its hash, and the extension of its source file (Windows
+// runs a ".cmd" or an ".exe" by its extension); only a plain extension is kept.
+std::string CachedArtifactName(const parc::v1::Artifact& artifact) {
+  const std::string& name = artifact.filename();
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos || name.size() - dot - 1 < 1 || name.size() - dot - 1 > 8) {
+    return artifact.sha256();
+  }
+  for (size_t i = dot + 1; i < name.size(); ++i) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(name[i]))) return artifact.sha256();
+  }
+  return absl::StrCat(artifact.sha256(), absl::AsciiStrToLower(name.substr(dot)));
+}
 
 using parc::v1::PackageState;
 
@@ -209,7 +224,8 @@ DeployOutcome Deployer::Run() {
       }
     }
 
-    const std::string cached = absl::StrCat(options_.cache_dir, "/", spec.artifact().sha256());
+    const std::string cached =
+        absl::StrCat(options_.cache_dir, "/", CachedArtifactName(spec.artifact()));
     // A file already in the cache is checked again before it is installed: the cache is
     // only a directory, and what sits there may have changed since it was downloaded.
     const auto cached_path = std::filesystem::u8path(cached);

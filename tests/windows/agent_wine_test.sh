@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The Windows agent end to end, under Wine, against a real parc-server (the Linux build) over
-# gRPC-Web on its HTTPS port: enrollment with a token, a check-in cycle with the WMI inventory,
-# a signed bundle holding a real MSI (built here with wixl) rolled out and installed by msiexec,
-# the installed product seen in the registry by the next inventory, and an agent pinned to
-# another CA refusing the server before sending anything.
+# gRPC-Web on its HTTPS port: an agent pinned to another CA refuses the server before sending
+# anything; the agent's own MSI installs with msiexec (PARC_SERVER, PARC_TOKEN, PARC_CA,
+# PARC_PUBLISHER_KEY), writes its configuration and starts the ParcAgent service, which enrolls
+# the device with its WMI inventory; a signed bundle holding a real MSI (built here with wixl)
+# and a command package is rolled out, installed by msiexec and cmd, and reported; the
+# installed product is then inventoried from the registry.
 #   agent_wine_test.sh WINDOWS_BUILD_DIR LINUX_BUILD_DIR
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WIN=$(cd "$1" && pwd)
 LINUX=$(cd "$2" && pwd)
 AGENT=$WIN/agent/parc-agent.exe
+AGENT_MSI=$(ls "$WIN"/parc-agent-*-x64.msi 2>/dev/null | head -1)
+[ -n "$AGENT_MSI" ] || { echo "missing the agent's MSI in $WIN: build with tools/build-windows.sh"; exit 1; }
 CTL=$LINUX/tools/parcctl/parcctl
 for bin in "$LINUX/server/parc-server" "$CTL" "$LINUX/tools/bundle/parc-bundle"; do
   [ -x "$bin" ] || { echo "missing $bin: build the Linux programs first (tools/test.sh)"; exit 1; }
@@ -18,13 +22,18 @@ WORK=$(mktemp -d /tmp/parc-wine.XXXXXX)
 PID=""
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  wineserver -k 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 export WINEDEBUG=-all
 [ -n "${WINEPREFIX:-}" ] || { export WINEPREFIX=$WORK/wine; wineboot -i >/dev/null 2>&1; }
 wine winecfg -v win10 >/dev/null 2>&1  # as the fleet: Windows 10 and 11
+# Wine ends services when its server exits (a few seconds after the last program): keep it
+# up while the test runs, so that the ParcAgent service lives as on Windows.
+wineserver -k 2>/dev/null || true
+wineserver -p
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -20 "$WORK/server.log"; exit 1; }
 
@@ -49,8 +58,6 @@ token() {
 }
 printf 'publisher_keys = ["%s"]\n' "$(winpath "$WORK/toulouse.pub" | sed 's/\\/\\\\/g')" \
   >"$WORK/agent.toml"
-STATE=$(winpath "$WORK/state")
-agent() { wine "$AGENT" "$@" --config "$(winpath "$WORK/agent.toml")" --state-dir "$STATE"; }
 
 # 1. An agent pinned to another CA refuses the server: nothing enrolled, the token unused.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=other \
@@ -65,15 +72,41 @@ grep -q "not issued by the CA this agent trusts" "$WORK/refused.out" ||
   fail "unclear refusal: $(cat "$WORK/refused.out")"
 "$CTL" tokens list --json | grep -q '"uses": 1' && fail "the refused agent used its token"
 
-# 2. Enrollment and one cycle over gRPC-Web, inventory from WMI.
-agent enroll --server "https://localhost:$HTTPS_PORT" --ca "$(winpath "$PARC_CA")" \
-  --token "$(token)" >"$WORK/enroll.out" 2>&1 || fail "enroll: $(cat "$WORK/enroll.out")"
-agent run --once >"$WORK/run1.out" 2>&1 || fail "run: $(cat "$WORK/run1.out")"
-DEVICE=$("$CTL" devices list --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["id"] if d else "")')
-[ -n "$DEVICE" ] || fail "no device on the server"
-"$CTL" devices show "$DEVICE" >"$WORK/device.txt"
+# 2. The agent's MSI, as a GPO deploys it: the service starts and enrolls the device.
+T2=$(token)
+wine msiexec /i "$(winpath "$AGENT_MSI")" /qn PARC_SERVER="https://localhost:$HTTPS_PORT" \
+  PARC_CA="$(winpath "$PARC_CA")" PARC_TOKEN="$T2" \
+  PARC_PUBLISHER_KEY="$(winpath "$WORK/toulouse.pub")" /l*v "$(winpath "$WORK/agent-msi.log")" ||
+  fail "the agent's MSI did not install: $(iconv -f utf-16 -t utf-8 "$WORK/agent-msi.log" 2>/dev/null | grep -i 'error\|return value 3' | head -5)"
+C=$WINEPREFIX/drive_c
+[ -f "$C/Program Files/Parc/parc-agent.exe" ] || fail "parc-agent.exe not under Program Files"
+grep -q "^server = 'https://localhost:$HTTPS_PORT'" "$C/ProgramData/Parc/agent.toml" ||
+  fail "no configuration: $(cat "$C/ProgramData/Parc/agent.toml" 2>&1)"
+grep -q "^enrollment_token = '$T2'" "$C/ProgramData/Parc/agent.toml" || fail "no token configured"
+if iconv -f utf-16 -t utf-8 "$WORK/agent-msi.log" 2>/dev/null | grep -q "$T2"; then
+  fail "the enrollment token is in the MSI log"
+fi
+wine reg query 'HKLM\System\CurrentControlSet\Services\ParcAgent' 2>/dev/null | grep -q "service" ||
+  fail "the ParcAgent service is not registered"
+DEVICE=""
+for _ in $(seq 1 120); do
+  DEVICE=$("$CTL" devices list --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["id"] if d else "")')
+  [ -n "$DEVICE" ] && break
+  sleep 0.5
+done
+[ -n "$DEVICE" ] || fail "the service enrolled nothing: $(cat "$C/ProgramData/Parc/logs/agent.log" 2>&1 | tail -5)"
+# The service's first cycle reports the inventory.
+for _ in $(seq 1 60); do
+  "$CTL" devices show "$DEVICE" >"$WORK/device.txt"
+  grep -q "Microsoft Windows 10" "$WORK/device.txt" && break
+  sleep 0.5
+done
 grep -q "Microsoft Windows 10" "$WORK/device.txt" || fail "no Windows inventory: $(cat "$WORK/device.txt")"
 grep -q "0310036W" "$WORK/device.txt" || fail "device not in its establishment"
+# From here a technician's console runs the cycles: the service steps aside.
+wine net stop ParcAgent >/dev/null 2>&1 || true
+INSTALLED="C:\\Program Files\\Parc\\parc-agent.exe"
+agent() { wine "$INSTALLED" "$@"; }
 
 # 3. A signed bundle with a real MSI, rolled out, installed by msiexec.
 PRODUCT="{6D1B2C3A-4E5F-4A6B-8C7D-9E0F1A2B3C4D}"
@@ -99,6 +132,7 @@ cat >"$WORK/geogebra.wxs" <<WXS
 </Wix>
 WXS
 echo "GeoGebra Classic (test)" >"$WORK/README.txt"
+printf '@echo off\r\necho %%1> "%%ProgramData%%\\ressources-mcnl.txt"\r\n' >"$WORK/ressources.cmd"
 (cd "$WORK" && wixl -a x64 -o geogebra.msi geogebra.wxs)
 cat >"$WORK/mcnl.toml" <<SPEC
 name = "mcnl"
@@ -112,6 +146,13 @@ version = "6.0.820"
 artifact = "geogebra.msi"
 type = "msi"
 product_code = "$PRODUCT"
+
+[[packages]]
+id = "ressources-mcnl"
+version = "2026.1"
+artifact = "ressources.cmd"
+type = "command"
+install = ["cmd", "/c", "{artifact}", "{version}"]
 
 [[packages]]
 id = "ressources-debian"
@@ -129,8 +170,17 @@ ROLLOUT=$("$CTL" rollouts create --bundle mcnl@2026.1 --target uai:0310036W --wa
 agent run --once >"$WORK/run2.out" 2>&1 || fail "run: $(cat "$WORK/run2.out")"
 agent bundles >"$WORK/bundles.out" 2>&1 || true
 grep -q "geogebra.*installed" "$WORK/bundles.out" || fail "not installed: $(cat "$WORK/bundles.out" "$WORK/run2.out")"
-[ -f "$WINEPREFIX/drive_c/Program Files/GeoGebra Test/README.txt" ] || fail "the MSI's file is missing"
+[ -f "$C/Program Files/GeoGebra Test/README.txt" ] || fail "the MSI's file is missing"
+grep -q "2026.1" "$C/ProgramData/ressources-mcnl.txt" || fail "the command package did not run"
+grep -q "ressources-mcnl.*installed" "$WORK/bundles.out" || fail "command package not reported"
+for _ in $(seq 1 20); do
+  "$CTL" rollouts status "$ROLLOUT" >"$WORK/rollout.txt"
+  grep -q "every targeted device (1) installed" "$WORK/rollout.txt" && break
+  sleep 0.5
+done
+grep -q "every targeted device (1) installed" "$WORK/rollout.txt" || fail "rollout status: $(cat "$WORK/rollout.txt")"
 # 4. The next inventory lists the product from the registry's Uninstall keys.
 agent inventory --json >"$WORK/inventory.json" 2>&1 || true
 grep -q "GeoGebra Classic (test)" "$WORK/inventory.json" || fail "product not inventoried"
-echo "agent_wine_test: enrolled over gRPC-Web, inventoried, installed an MSI, refused a foreign CA"
+echo "agent_wine_test: refused a foreign CA; agent MSI installed, service enrolled over gRPC-Web;"
+echo "  bundle (MSI + command) installed and reported; product inventoried from the registry"
