@@ -10,6 +10,7 @@
 #include "agent/core/command_steps.h"
 #include "agent/core/config.h"
 #include "agent/core/daemon.h"
+#include "agent/core/enrollment.h"
 #include "agent/core/grpc_web_transport.h"
 #include "common/bundle_trust.h"
 #include "common/clock.h"
@@ -179,6 +180,23 @@ TEST_F(AgentCore, APreseededDeviceEnrollsChecksInAndDeliversItsInventory) {
   // The supervisor starts the next cycle when the server asked.
   ASSERT_EQ(host_->next_cycles.size(), 1u);
   EXPECT_EQ(host_->next_cycles[0], absl::Seconds(3600));
+}
+
+TEST_F(AgentCore, TheMasterImagesMachineDoesNotEnrollItsClonesDo) {
+  // Prepared with `configure --image`: the configuration holds this machine's fingerprint.
+  options_.image_fingerprint = agent::Fingerprint(inventory_->CollectIdentity());
+  absl::Status s = Cycle();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(s.message(), "master image")) << s;
+  EXPECT_TRUE(server_.enrolls.empty());
+  // A clone: other hardware (UUID and serial), the same image (MachineGuid kept by sysprep).
+  parc::v1::HardwareIdentity clone = inventory_->CollectIdentity();
+  clone.set_serial("PF4CLONE");
+  clone.set_product_uuid("4c4c4544-0042-3010-8036-b7c04f574d33");
+  inventory_->Set(inventory_->CollectInventory(), clone);
+  ASSERT_TRUE(Cycle().ok());
+  ASSERT_EQ(server_.enrolls.size(), 1u);
+  EXPECT_EQ(server_.enrolls[0].identity().serial(), "PF4CLONE");
 }
 
 TEST_F(AgentCore, AnInventoryTheServerHoldsIsNotSentAgain) {

@@ -211,6 +211,7 @@ int Run(const AgentConfig& config, Platform& platform, bool once, absl::Duration
     options.deploy.keys.push_back(*key);
   }
   options.retry_base = retry_base;
+  options.image_fingerprint = config.image_fingerprint;
   options.initial_splay = splay;
   if (!config.server.empty() && !config.enrollment_token.empty()) {
     auto params = ResolveEnrollParams(config, "", "", "", "", false);

@@ -86,7 +86,8 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text, const std:
                                  "outbox_max_reports",
                                  "publisher_keys",
                                  "signature_threshold",
-                                 "cache_dir"};
+                                 "cache_dir",
+                                 "image_fingerprint"};
   for (const auto& [key, node] : t) {
     bool known = false;
     for (const char* k : kKnown) known |= key.str() == k;
@@ -98,6 +99,7 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(const std::string& text, const std:
   }
   PARC_RETURN_IF_ERROR(ReadString(t, path, "server", &config.server));
   PARC_RETURN_IF_ERROR(ReadString(t, path, "ca", &config.ca));
+  PARC_RETURN_IF_ERROR(ReadString(t, path, "image_fingerprint", &config.image_fingerprint));
   PARC_RETURN_IF_ERROR(ReadString(t, path, "enrollment_token", &config.enrollment_token));
   PARC_RETURN_IF_ERROR(ReadString(t, path, "kind", &config.kind));
   PARC_RETURN_IF_ERROR(ReadString(t, path, "state_dir", &config.state_dir));

@@ -31,6 +31,10 @@ struct AgentConfig {
   int signature_threshold = 1;
   // Downloaded artifacts (default <state_dir>/cache).
   std::string cache_dir;
+  // Set in a master image (`parc-agent configure --image` on Windows): the fingerprint of the
+  // machine the image is prepared on, which never enrolls; its clones (other hardware) enroll
+  // at their first boot.
+  std::string image_fingerprint;
 };
 
 #ifdef _WIN32

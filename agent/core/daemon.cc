@@ -157,6 +157,11 @@ void Daemon::OnSnapshot(std::shared_ptr<Snapshot> snap) {
         "not enrolled: run `parc-agent enroll`, or set server, ca and enrollment_token in the "
         "agent configuration"));
   }
+  if (!options_.image_fingerprint.empty() && options_.image_fingerprint == snap->fingerprint) {
+    return EndCycle(absl::FailedPreconditionError(
+        "this machine is the master image's (image_fingerprint in the configuration): it does "
+        "not enroll; the devices cloned from the image enroll at their first boot"));
+  }
   const EnrollParams params = *options_.enroll;
   Identity target;
   target.server = params.server;

@@ -25,6 +25,8 @@ bool IsFinalRefusal(const absl::Status& status);
 struct DaemonOptions {
   // Used to enroll when the device has no identity or was cloned (preseeded config).
   std::optional<EnrollParams> enroll;
+  // The master image's machine (AgentConfig::image_fingerprint): not enrolled from here.
+  std::string image_fingerprint;
   // Retries after a failure wait uniform(0, min(retry_max, retry_base * 2^attempt)).
   absl::Duration retry_base = absl::Seconds(10);
   absl::Duration retry_max = absl::Hours(1);

@@ -25,6 +25,8 @@ int Configure(const std::vector<std::string>& args) {
   app.add_option("--token", setup.token, "Enrollment token (used at the first boot)");
   app.add_option("--ca", setup.ca_file, "File of the CA certificate that signed the server's");
   app.add_option("--publisher-key", setup.publisher_key_files, "Bundle publisher key (.pub)");
+  std::string image;
+  app.add_option("--image", image, "1: a master image's machine, which does not enroll itself");
   app.add_option("--dir", dir, "Configuration directory (default ProgramData\\Parc)");
   std::vector<std::string> rest(args.begin() + 2, args.end());
   std::reverse(rest.begin(), rest.end());
@@ -33,6 +35,7 @@ int Configure(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  setup.image = image == "1";
   absl::Status s = parc::agent::ConfigureMachine(setup, dir);
   if (!s.ok()) {
     std::cerr << "parc-agent configure: " << s.message() << "\n";

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/core/cli.h"
+#include "agent/core/enrollment.h"
 #include "agent/windows/platform.h"
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -220,6 +221,10 @@ absl::Status ConfigureMachine(const MachineSetup& given, const std::string& parc
       setup.server, "'\n", "ca = '", ca_path, "'\n", "state_dir = '", parc_dir, "\\state'\n");
   if (!setup.token.empty()) absl::StrAppend(&toml, "enrollment_token = '", setup.token, "'\n");
   if (!keys.empty()) absl::StrAppend(&toml, "publisher_keys = [", absl::StrJoin(keys, ", "), "]\n");
+  if (setup.image) {
+    const std::string fingerprint = Fingerprint(WindowsInventorySource().CollectIdentity());
+    absl::StrAppend(&toml, "image_fingerprint = '", fingerprint, "'\n");
+  }
   return common::WriteFileAtomic(config_path, toml, 0600);
 }
 

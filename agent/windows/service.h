@@ -39,6 +39,9 @@ struct MachineSetup {
   std::string token;
   std::string ca_file;
   std::vector<std::string> publisher_key_files;
+  // PARC_IMAGE=1: this machine prepares a master image and never enrolls itself; the devices
+  // cloned from the image (other hardware) enroll at their first boot.
+  bool image = false;
 };
 
 // `parc-agent.exe configure`: creates ProgramData\Parc with an ACL that lets only SYSTEM and

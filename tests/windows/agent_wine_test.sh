@@ -33,7 +33,7 @@ wine winecfg -v win10 >/dev/null 2>&1  # as the fleet: Windows 10 and 11
 # Wine ends services when its server exits (a few seconds after the last program): keep it
 # up while the test runs, so that the ParcAgent service lives as on Windows.
 wineserver -k 2>/dev/null || true
-wineserver -p
+wineserver -p </dev/null >/dev/null 2>&1
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -20 "$WORK/server.log"; exit 1; }
 
@@ -182,5 +182,21 @@ grep -q "every targeted device (1) installed" "$WORK/rollout.txt" || fail "rollo
 # 4. The next inventory lists the product from the registry's Uninstall keys.
 agent inventory --json >"$WORK/inventory.json" 2>&1 || true
 grep -q "GeoGebra Classic (test)" "$WORK/inventory.json" || fail "product not inventoried"
+# 5. An upgrade: a newer MSI without properties replaces the agent, keeps its configuration.
+UP=$WORK/upgrade
+mkdir -p "$UP"
+cp "$WIN/msi/parc-agent.exe" "$WIN/msi/parc-agent.wxs" "$UP/"
+(cd "$UP" && wixl -a x64 -D Version=99.0.0 -D AgentExe=parc-agent.exe -o up.msi parc-agent.wxs)
+wine net stop ParcAgent >/dev/null 2>&1 || true
+wine msiexec /i "$(winpath "$UP/up.msi")" /qn >/dev/null 2>&1 || fail "the upgrade failed"
+grep -q "^enrollment_token = '$T2'" "$C/ProgramData/Parc/agent.toml" || fail "upgrade lost the configuration"
+PRODUCTS=$(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null |
+  grep -c "DisplayName.*Parc agent" || true)
+[ "$PRODUCTS" = 1 ] || fail "$PRODUCTS Parc agents installed after the upgrade"
+wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null |
+  grep -q "DisplayVersion.*99.0.0" || fail "the upgrade did not install the new version"
+wine "$INSTALLED" status >"$WORK/status.out" 2>&1 || fail "status after upgrade: $(cat "$WORK/status.out")"
+grep -q "$DEVICE" "$WORK/status.out" || fail "the enrollment was lost: $(cat "$WORK/status.out")"
 echo "agent_wine_test: refused a foreign CA; agent MSI installed, service enrolled over gRPC-Web;"
-echo "  bundle (MSI + command) installed and reported; product inventoried from the registry"
+echo "  bundle (MSI + command) installed and reported; product inventoried from the registry;"
+echo "  the agent upgraded by a newer MSI, its configuration and enrollment kept"
