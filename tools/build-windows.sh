@@ -46,11 +46,18 @@ fi
 
 # --- Libraries from Debian source packages, cached by version ---------------------------------
 ensure_deb_src() {
-  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+  if grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ || grep -qs '^deb-src' /etc/apt/sources.list; then
+    return
+  fi
+  # The same mirrors as the binary packages, for source packages.
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
       $SUDO tee /etc/apt/sources.list.d/parc-deb-src.sources >/dev/null
-    $SUDO apt-get update -qq
+  else
+    sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list |
+      $SUDO tee /etc/apt/sources.list.d/parc-deb-src.list >/dev/null
   fi
+  $SUDO apt-get update -qq
 }
 
 # fetch_source NAME VERSION: unpacks the pinned Debian source package into $work/NAME and

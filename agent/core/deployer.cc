@@ -264,7 +264,7 @@ DeployOutcome Deployer::Run() {
         std::string reason = common::TrustReason(got.status());
         r.reason = reason;
         r.message = std::string(got.status().message());
-        if (reason == "download_failed") {
+        if (reason == kReasonDownloadFailed) {
           // Worth another try: keep the partial file, stay in DOWNLOADING.
           save(r, parc::v1::PACKAGE_STATE_DOWNLOADING);
           out.retry = true;

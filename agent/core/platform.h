@@ -109,6 +109,9 @@ struct DownloadResult {
 // a file whose size and SHA-256 match. Errors carry a common::TrustReason:
 // artifact_size_mismatch or artifact_hash_mismatch (the partial file is deleted),
 // download_failed (network or HTTP error; the partial file is kept for the next attempt).
+inline constexpr char kReasonArtifactSizeMismatch[] = "artifact_size_mismatch";
+inline constexpr char kReasonArtifactHashMismatch[] = "artifact_hash_mismatch";
+inline constexpr char kReasonDownloadFailed[] = "download_failed";
 class ArtifactFetcher {
  public:
   virtual ~ArtifactFetcher() = default;

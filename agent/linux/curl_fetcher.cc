@@ -18,10 +18,6 @@
 namespace parc::agent {
 namespace {
 
-constexpr char kSizeMismatch[] = "artifact_size_mismatch";
-constexpr char kHashMismatch[] = "artifact_hash_mismatch";
-constexpr char kDownloadFailed[] = "download_failed";
-
 struct Transfer {
   CURL* curl = nullptr;
   int fd = -1;
@@ -173,15 +169,16 @@ absl::StatusOr<DownloadResult> DownloadArtifact(const DownloadRequest& request,
                                            ": the server sent more than "
                                            "the ",
                                            request.size, " bytes the manifest declares")),
-          kSizeMismatch);
+          kReasonArtifactSizeMismatch);
     } else if (t.write_error) {
-      status = common::WithReason(
-          absl::ResourceExhaustedError(absl::StrCat("cannot write ", part_path)), kDownloadFailed);
+      status =
+          common::WithReason(absl::ResourceExhaustedError(absl::StrCat("cannot write ", part_path)),
+                             kReasonDownloadFailed);
     } else if (rc != CURLE_OK) {
       status = common::WithReason(
           absl::UnavailableError(absl::StrCat("download of ", request.url, " failed: ",
                                               error[0] != '\0' ? error : curl_easy_strerror(rc))),
-          kDownloadFailed);
+          kReasonDownloadFailed);
     }
   }
   result.bytes_transferred = t.transferred;
@@ -190,11 +187,11 @@ absl::StatusOr<DownloadResult> DownloadArtifact(const DownloadRequest& request,
     status = common::WithReason(
         absl::UnavailableError(absl::StrCat("download of ", request.url, " ended after ", t.have,
                                             " of ", request.size, " bytes")),
-        kDownloadFailed);
+        kReasonDownloadFailed);
   }
   if (!status.ok()) {
     ::close(t.fd);
-    if (common::TrustReason(status) == kSizeMismatch) ::unlink(part_path.c_str());
+    if (common::TrustReason(status) == kReasonArtifactSizeMismatch) ::unlink(part_path.c_str());
     return status;
   }
   std::string actual = t.hash->FinishHex();
@@ -204,7 +201,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(const DownloadRequest& request,
     return common::WithReason(
         absl::DataLossError(absl::StrCat("artifact ", request.sha256, ": downloaded bytes hash to ",
                                          actual, " — refusing it")),
-        kHashMismatch);
+        kReasonArtifactHashMismatch);
   }
   ::fsync(t.fd);
   ::close(t.fd);

@@ -10,10 +10,6 @@
 namespace parc::agent {
 namespace {
 
-constexpr char kSizeMismatch[] = "artifact_size_mismatch";
-constexpr char kHashMismatch[] = "artifact_hash_mismatch";
-constexpr char kDownloadFailed[] = "download_failed";
-
 struct File {
   HANDLE h = INVALID_HANDLE_VALUE;
   ~File() { Close(); }
@@ -41,7 +37,7 @@ bool Truncate(HANDLE h) {
 }
 
 absl::Status Failed(absl::Status status) {
-  return common::WithReason(std::move(status), kDownloadFailed);
+  return common::WithReason(std::move(status), kReasonDownloadFailed);
 }
 
 }  // namespace
@@ -126,7 +122,7 @@ absl::StatusOr<DownloadResult> WinHttpFetcher::Fetch(const DownloadRequest& requ
             common::WithReason(absl::DataLossError(absl::StrCat(
                                    "artifact ", request.sha256, ": the server sent more than the ",
                                    request.size, " bytes the manifest declares")),
-                               kSizeMismatch);
+                               kReasonArtifactSizeMismatch);
         break;
       }
       if (!WriteAllTo(file.h, buf.data(), *n)) {
@@ -152,7 +148,7 @@ absl::StatusOr<DownloadResult> WinHttpFetcher::Fetch(const DownloadRequest& requ
   }
   if (!status.ok()) {
     file.Close();
-    if (common::TrustReason(status) == kSizeMismatch) DeleteFileW(wpart.c_str());
+    if (common::TrustReason(status) == kReasonArtifactSizeMismatch) DeleteFileW(wpart.c_str());
     return status;
   }
   const std::string actual = hash->FinishHex();
@@ -162,7 +158,7 @@ absl::StatusOr<DownloadResult> WinHttpFetcher::Fetch(const DownloadRequest& requ
     return common::WithReason(
         absl::DataLossError(absl::StrCat("artifact ", request.sha256, ": downloaded bytes hash to ",
                                          actual, " — refusing it")),
-        kHashMismatch);
+        kReasonArtifactHashMismatch);
   }
   FlushFileBuffers(file.h);
   file.Close();
