@@ -32,27 +32,6 @@ BOOL WINAPI OnConsoleControl(DWORD type) {
   return TRUE;
 }
 
-// Everything the Windows packages need besides the runner: the registry's Uninstall keys.
-class WindowsPackagesWithRegistry final : public PackageBackend {
- public:
-  explicit WindowsPackagesWithRegistry(const ProcessRunner* runner)
-      : packages_(runner, &products_, WindowsInstallerOptions()) {}
-  bool Handles(const parc::v1::PackageSpec& spec) const override { return packages_.Handles(spec); }
-  InstallOutcome Install(const parc::v1::PackageSpec& spec, const std::string& path) override {
-    return packages_.Install(spec, path);
-  }
-  InstallOutcome Remove(const parc::v1::PackageSpec& spec) override {
-    return packages_.Remove(spec);
-  }
-  std::optional<bool> Detect(const parc::v1::PackageSpec& spec) override {
-    return packages_.Detect(spec);
-  }
-
- private:
-  RegistryInstalledProducts products_;
-  WindowsPackages packages_;
-};
-
 }  // namespace
 
 parc::v1::Inventory WindowsInventorySource::CollectInventory() const {
@@ -65,9 +44,9 @@ parc::v1::Hardware WindowsInventorySource::CollectHardware() const {
 
 parc::v1::HardwareIdentity WindowsInventorySource::CollectIdentity() const {
   WindowsFacts f;
-  f.computer_system_product =
-      QueryWmi(L"ROOT\\CIMV2", L"SELECT UUID FROM Win32_ComputerSystemProduct");
-  f.bios = QueryWmi(L"ROOT\\CIMV2", L"SELECT SerialNumber FROM Win32_BIOS");
+  const WmiNamespace cimv2(L"ROOT\\CIMV2");
+  f.computer_system_product = cimv2.Query(L"SELECT UUID FROM Win32_ComputerSystemProduct");
+  f.bios = cimv2.Query(L"SELECT SerialNumber FROM Win32_BIOS");
   f.machine_guid = ReadMachineGuid();
   return ParseWindowsIdentity(f);
 }
@@ -107,7 +86,10 @@ std::unique_ptr<Platform> MakeWindowsPlatform(const AgentConfig& /*config*/) {
   auto p = std::make_unique<Platform>();
   p->inventory = std::make_unique<WindowsInventorySource>();
   p->processes = std::make_unique<WindowsProcessRunner>();
-  p->packages = std::make_unique<WindowsPackagesWithRegistry>(p->processes.get());
+  // The registry's Uninstall keys: stateless, shared by every platform of the process.
+  static const RegistryInstalledProducts registry;
+  p->packages =
+      std::make_unique<WindowsPackages>(p->processes.get(), &registry, WindowsInstallerOptions());
   p->fetcher = std::make_unique<WinHttpFetcher>();
   p->transport = std::make_unique<WindowsTransportFactory>();
   p->host = std::make_unique<ConsoleServiceHost>();

@@ -16,29 +16,6 @@ namespace {
 
 using common::Narrow;
 
-// COM for the calling thread (the daemon collects from its pool threads), for this scope.
-class ComScope {
- public:
-  ComScope() {
-    HRESULT hr = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
-    initialized_ = SUCCEEDED(hr);
-    static std::once_flag security;
-    std::call_once(security, [] {
-      // RPC_E_TOO_LATE when the process already did: fine.
-      CoInitializeSecurity(nullptr, -1, nullptr, nullptr, RPC_C_AUTHN_LEVEL_DEFAULT,
-                           RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE, nullptr);
-    });
-  }
-  ~ComScope() {
-    if (initialized_) CoUninitialize();
-  }
-  ComScope(const ComScope&) = delete;
-  ComScope& operator=(const ComScope&) = delete;
-
- private:
-  bool initialized_ = false;
-};
-
 template <typename T>
 struct ComRelease {
   void operator()(T* p) const {
@@ -153,29 +130,45 @@ void ListUninstallKeys(REGSAM view, bool wow64, std::vector<InstalledProduct>* o
 
 }  // namespace
 
-std::vector<WmiObject> QueryWmi(const wchar_t* wmi_namespace, const wchar_t* wql) {
-  ComScope com;
-  std::vector<WmiObject> objects;
+WmiNamespace::WmiNamespace(const wchar_t* name) {
+  com_initialized_ = SUCCEEDED(CoInitializeEx(nullptr, COINIT_MULTITHREADED));
+  static std::once_flag security;
+  std::call_once(security, [] {
+    // RPC_E_TOO_LATE when the process already did: fine.
+    CoInitializeSecurity(nullptr, -1, nullptr, nullptr, RPC_C_AUTHN_LEVEL_DEFAULT,
+                         RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE, nullptr);
+  });
   IWbemLocator* raw_locator = nullptr;
   if (FAILED(CoCreateInstance(CLSID_WbemLocator, nullptr, CLSCTX_INPROC_SERVER, IID_IWbemLocator,
                               reinterpret_cast<void**>(&raw_locator)))) {
-    return objects;
+    return;
   }
   ComPtr<IWbemLocator> locator(raw_locator);
-  IWbemServices* raw_services = nullptr;
-  BSTR ns = SysAllocString(wmi_namespace);
+  BSTR ns = SysAllocString(name);
   HRESULT hr =
-      locator->ConnectServer(ns, nullptr, nullptr, nullptr, 0, nullptr, nullptr, &raw_services);
+      locator->ConnectServer(ns, nullptr, nullptr, nullptr, 0, nullptr, nullptr, &services_);
   SysFreeString(ns);
-  if (FAILED(hr)) return objects;
-  ComPtr<IWbemServices> services(raw_services);
-  CoSetProxyBlanket(services.get(), RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, nullptr,
-                    RPC_C_AUTHN_LEVEL_CALL, RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE);
+  if (FAILED(hr)) {
+    services_ = nullptr;
+    return;
+  }
+  CoSetProxyBlanket(services_, RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, nullptr, RPC_C_AUTHN_LEVEL_CALL,
+                    RPC_C_IMP_LEVEL_IMPERSONATE, nullptr, EOAC_NONE);
+}
+
+WmiNamespace::~WmiNamespace() {
+  if (services_ != nullptr) services_->Release();
+  if (com_initialized_) CoUninitialize();
+}
+
+std::vector<WmiObject> WmiNamespace::Query(const wchar_t* wql) const {
+  std::vector<WmiObject> objects;
+  if (services_ == nullptr) return objects;
   BSTR language = SysAllocString(L"WQL");
   BSTR query = SysAllocString(wql);
   IEnumWbemClassObject* raw_enum = nullptr;
-  hr = services->ExecQuery(language, query, WBEM_FLAG_FORWARD_ONLY | WBEM_FLAG_RETURN_IMMEDIATELY,
-                           nullptr, &raw_enum);
+  HRESULT hr = services_->ExecQuery(
+      language, query, WBEM_FLAG_FORWARD_ONLY | WBEM_FLAG_RETURN_IMMEDIATELY, nullptr, &raw_enum);
   SysFreeString(language);
   SysFreeString(query);
   if (FAILED(hr)) return objects;
@@ -224,27 +217,26 @@ std::vector<InstalledProduct> RegistryInstalledProducts::List() const {
 }
 
 WindowsFacts CollectWindowsFacts(bool with_software) {
-  ComScope com;  // one COM scope for all the queries
-  constexpr wchar_t kCimV2[] = L"ROOT\\CIMV2";
-  constexpr wchar_t kWmi[] = L"ROOT\\WMI";
+  const WmiNamespace cimv2(L"ROOT\\CIMV2");
   WindowsFacts f;
-  f.computer_system = QueryWmi(kCimV2, L"SELECT * FROM Win32_ComputerSystem");
-  f.computer_system_product = QueryWmi(kCimV2, L"SELECT * FROM Win32_ComputerSystemProduct");
-  f.bios = QueryWmi(kCimV2, L"SELECT * FROM Win32_BIOS");
-  f.enclosure = QueryWmi(kCimV2, L"SELECT * FROM Win32_SystemEnclosure");
-  f.processor = QueryWmi(kCimV2, L"SELECT * FROM Win32_Processor");
-  f.operating_system = QueryWmi(kCimV2, L"SELECT * FROM Win32_OperatingSystem");
-  f.disk_drive = QueryWmi(kCimV2, L"SELECT * FROM Win32_DiskDrive");
+  f.computer_system = cimv2.Query(L"SELECT * FROM Win32_ComputerSystem");
+  f.computer_system_product = cimv2.Query(L"SELECT * FROM Win32_ComputerSystemProduct");
+  f.bios = cimv2.Query(L"SELECT * FROM Win32_BIOS");
+  f.enclosure = cimv2.Query(L"SELECT * FROM Win32_SystemEnclosure");
+  f.processor = cimv2.Query(L"SELECT * FROM Win32_Processor");
+  f.operating_system = cimv2.Query(L"SELECT * FROM Win32_OperatingSystem");
+  f.disk_drive = cimv2.Query(L"SELECT * FROM Win32_DiskDrive");
   f.physical_disk =
-      QueryWmi(L"ROOT\\Microsoft\\Windows\\Storage", L"SELECT * FROM MSFT_PhysicalDisk");
-  f.battery = QueryWmi(kCimV2, L"SELECT * FROM Win32_Battery");
+      WmiNamespace(L"ROOT\\Microsoft\\Windows\\Storage").Query(L"SELECT * FROM MSFT_PhysicalDisk");
+  f.battery = cimv2.Query(L"SELECT * FROM Win32_Battery");
   if (!f.battery.empty()) {
-    f.battery_static = QueryWmi(kWmi, L"SELECT * FROM BatteryStaticData");
-    f.battery_full = QueryWmi(kWmi, L"SELECT * FROM BatteryFullChargedCapacity");
-    f.battery_cycles = QueryWmi(kWmi, L"SELECT * FROM BatteryCycleCount");
+    const WmiNamespace wmi(L"ROOT\\WMI");
+    f.battery_static = wmi.Query(L"SELECT * FROM BatteryStaticData");
+    f.battery_full = wmi.Query(L"SELECT * FROM BatteryFullChargedCapacity");
+    f.battery_cycles = wmi.Query(L"SELECT * FROM BatteryCycleCount");
   }
   f.network_adapter =
-      QueryWmi(kCimV2, L"SELECT * FROM Win32_NetworkAdapter WHERE PhysicalAdapter = TRUE");
+      cimv2.Query(L"SELECT * FROM Win32_NetworkAdapter WHERE PhysicalAdapter = TRUE");
   f.machine_guid = ReadMachineGuid();
   if (with_software) f.products = RegistryInstalledProducts().List();
   return f;

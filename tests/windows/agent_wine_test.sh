@@ -35,6 +35,13 @@ wine winecfg -v win10 >/dev/null 2>&1  # as the fleet: Windows 10 and 11
 wineserver -k 2>/dev/null || true
 wineserver -p </dev/null >/dev/null 2>&1
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
+# retry N CMD...: runs CMD until it succeeds, N times at most, 0.5 s apart.
+retry() {
+  local n=$1
+  shift
+  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.5; done
+  return 1
+}
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -20 "$WORK/server.log"; exit 1; }
 
 "$LINUX/tools/bundle/parc-bundle" keygen --out "$WORK/toulouse" >/dev/null
@@ -89,19 +96,17 @@ fi
 wine reg query 'HKLM\System\CurrentControlSet\Services\ParcAgent' 2>/dev/null | grep -q "service" ||
   fail "the ParcAgent service is not registered"
 DEVICE=""
-for _ in $(seq 1 120); do
+enrolled() {
   DEVICE=$("$CTL" devices list --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["id"] if d else "")')
-  [ -n "$DEVICE" ] && break
-  sleep 0.5
-done
-[ -n "$DEVICE" ] || fail "the service enrolled nothing: $(cat "$C/ProgramData/Parc/logs/agent.log" 2>&1 | tail -5)"
+  [ -n "$DEVICE" ]
+}
+retry 120 enrolled || fail "the service enrolled nothing: $(cat "$C/ProgramData/Parc/logs/agent.log" 2>&1 | tail -5)"
 # The service's first cycle reports the inventory.
-for _ in $(seq 1 60); do
+inventoried() {
   "$CTL" devices show "$DEVICE" >"$WORK/device.txt"
-  grep -q "Microsoft Windows 10" "$WORK/device.txt" && break
-  sleep 0.5
-done
-grep -q "Microsoft Windows 10" "$WORK/device.txt" || fail "no Windows inventory: $(cat "$WORK/device.txt")"
+  grep -q "Microsoft Windows 10" "$WORK/device.txt"
+}
+retry 60 inventoried || fail "no Windows inventory: $(cat "$WORK/device.txt")"
 grep -q "0310036W" "$WORK/device.txt" || fail "device not in its establishment"
 # From here a technician's console runs the cycles: the service steps aside.
 wine net stop ParcAgent >/dev/null 2>&1 || true
@@ -173,12 +178,11 @@ grep -q "geogebra.*installed" "$WORK/bundles.out" || fail "not installed: $(cat 
 [ -f "$C/Program Files/GeoGebra Test/README.txt" ] || fail "the MSI's file is missing"
 grep -q "2026.1" "$C/ProgramData/ressources-mcnl.txt" || fail "the command package did not run"
 grep -q "ressources-mcnl.*installed" "$WORK/bundles.out" || fail "command package not reported"
-for _ in $(seq 1 20); do
+rollout_done() {
   "$CTL" rollouts status "$ROLLOUT" >"$WORK/rollout.txt"
-  grep -q "every targeted device (1) installed" "$WORK/rollout.txt" && break
-  sleep 0.5
-done
-grep -q "every targeted device (1) installed" "$WORK/rollout.txt" || fail "rollout status: $(cat "$WORK/rollout.txt")"
+  grep -q "every targeted device (1) installed" "$WORK/rollout.txt"
+}
+retry 20 rollout_done || fail "rollout status: $(cat "$WORK/rollout.txt")"
 # 4. The next inventory lists the product from the registry's Uninstall keys.
 agent inventory --json >"$WORK/inventory.json" 2>&1 || true
 grep -q "GeoGebra Classic (test)" "$WORK/inventory.json" || fail "product not inventoried"
