@@ -21,6 +21,17 @@ find_library(PARC_GPG_ERROR_LIB libgpg-error.a REQUIRED)
 add_library(parc_gcrypt INTERFACE)
 target_link_libraries(parc_gcrypt INTERFACE ${PARC_GCRYPT_LIB} ${PARC_GPG_ERROR_LIB} ws2_32)
 
+# libarchive (zip and tar packages) from Debian's source package, with zlib from Debian's
+# MinGW package (libz-mingw-w64-dev) and no other compression library.
+find_library(PARC_ARCHIVE_LIB libarchive_static.a REQUIRED)
+find_path(PARC_ARCHIVE_INCLUDE archive.h REQUIRED)
+find_library(PARC_ZLIB_LIB libz.a REQUIRED)
+add_library(LibArchive::LibArchive INTERFACE IMPORTED)
+set_target_properties(LibArchive::LibArchive PROPERTIES
+  INTERFACE_LINK_LIBRARIES "${PARC_ARCHIVE_LIB};${PARC_ZLIB_LIB};bcrypt"
+  INTERFACE_INCLUDE_DIRECTORIES ${PARC_ARCHIVE_INCLUDE}
+  INTERFACE_COMPILE_DEFINITIONS LIBARCHIVE_STATIC)
+
 if(NOT PARC_HOST_HEADERS)
   message(FATAL_ERROR "PARC_HOST_HEADERS is not set: build with tools/build-windows.sh")
 endif()

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,16 @@ namespace parc::common {
 [[nodiscard]] absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);
 
 bool PathExists(const std::string& path);
+
+// Size of a file in bytes; NOT_FOUND when it does not exist.
+[[nodiscard]] absl::StatusOr<uint64_t> FileSize(const std::string& path);
+
+// Renames a file or directory; fails when `to` exists (directories are never merged).
+[[nodiscard]] absl::Status RenamePath(const std::string& from, const std::string& to);
+
+// Removes a file or a directory and everything in it, like rm -rf on one file system: links
+// (and Windows junctions) are removed, never followed. OK when nothing is there.
+[[nodiscard]] absl::Status RemoveTree(const std::string& path);
 
 // Status from errno with the operation and path in the message.
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err);

@@ -1,5 +1,6 @@
 // File operations on POSIX systems (Linux).
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,6 +105,33 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
+}
+
+absl::StatusOr<uint64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+absl::Status RenamePath(const std::string& from, const std::string& to) {
+  struct stat st;
+  if (::lstat(to.c_str(), &st) == 0) return ErrnoStatus("cannot rename to", to, EEXIST);
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("cannot rename to", to, errno);
+  return absl::OkStatus();
+}
+
+namespace {
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return ::remove(path) == 0 ? 0 : errno;
+}
+}  // namespace
+
+absl::Status RemoveTree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  int err = ::nftw(path.c_str(), RemoveEntry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (err != 0) return ErrnoStatus("cannot remove", path, err > 0 ? err : errno);
+  return absl::OkStatus();
 }
 
 }  // namespace parc::common

@@ -130,4 +130,60 @@ bool PathExists(const std::string& path) {
   return GetFileAttributesW(Widen(path).c_str()) != INVALID_FILE_ATTRIBUTES;
 }
 
+absl::StatusOr<uint64_t> FileSize(const std::string& path) {
+  WIN32_FILE_ATTRIBUTE_DATA data;
+  if (!GetFileAttributesExW(Widen(path).c_str(), GetFileExInfoStandard, &data)) {
+    return WindowsErrorStatus("cannot stat", path, GetLastError());
+  }
+  return (static_cast<uint64_t>(data.nFileSizeHigh) << 32) | data.nFileSizeLow;
+}
+
+absl::Status RenamePath(const std::string& from, const std::string& to) {
+  // Without MOVEFILE_REPLACE_EXISTING: fails when `to` exists.
+  if (!MoveFileExW(Widen(from).c_str(), Widen(to).c_str(), MOVEFILE_WRITE_THROUGH)) {
+    return WindowsErrorStatus("cannot rename to", to, GetLastError());
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status RemoveTreeW(const std::wstring& path) {
+  const DWORD attrs = GetFileAttributesW(path.c_str());
+  if (attrs == INVALID_FILE_ATTRIBUTES) return absl::OkStatus();
+  // Read-only files (archives keep the attribute) cannot be deleted until it is cleared.
+  if (attrs & FILE_ATTRIBUTE_READONLY) {
+    SetFileAttributesW(path.c_str(), attrs & ~static_cast<DWORD>(FILE_ATTRIBUTE_READONLY));
+  }
+  if ((attrs & FILE_ATTRIBUTE_DIRECTORY) == 0) {
+    if (!DeleteFileW(path.c_str())) {
+      return WindowsErrorStatus("cannot remove", Narrow(path), GetLastError());
+    }
+    return absl::OkStatus();
+  }
+  // A junction or directory link: removed itself, what it points at left alone.
+  if ((attrs & FILE_ATTRIBUTE_REPARSE_POINT) == 0) {
+    WIN32_FIND_DATAW found;
+    HANDLE find = FindFirstFileW((path + L"\\*").c_str(), &found);
+    if (find != INVALID_HANDLE_VALUE) {
+      absl::Status status;
+      do {
+        const std::wstring name = found.cFileName;
+        if (name == L"." || name == L"..") continue;
+        status = RemoveTreeW(path + L"\\" + name);
+      } while (status.ok() && FindNextFileW(find, &found));
+      FindClose(find);
+      if (!status.ok()) return status;
+    }
+  }
+  if (!RemoveDirectoryW(path.c_str())) {
+    return WindowsErrorStatus("cannot remove", Narrow(path), GetLastError());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RemoveTree(const std::string& path) { return RemoveTreeW(Widen(path)); }
+
 }  // namespace parc::common

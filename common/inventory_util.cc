@@ -34,6 +34,11 @@ std::string SoftwareHash(const parc::v1::SoftwareList& list) {
     sha.Update(p.version());
     sha.Update("\t");
     sha.Update(p.architecture());
+    if (!p.publisher().empty()) {
+      // Only when set, so that lists without publishers (every Linux list) keep their hash.
+      sha.Update("\t");
+      sha.Update(p.publisher());
+    }
     sha.Update("\n");
   }
   return sha.FinishHex();

@@ -100,10 +100,11 @@ absl::StatusOr<parc::v1::SoftwareList> CheckSoftwareList(parc::v1::SoftwareList 
                                                          absl::string_view software_hash) {
   for (const auto& p : software.packages()) {
     if (p.name().empty() || p.name().size() > kMaxShortField ||
-        p.version().size() > kMaxShortField || p.architecture().size() > 64) {
+        p.version().size() > kMaxShortField || p.architecture().size() > 64 ||
+        p.publisher().size() > kMaxShortField) {
       return absl::InvalidArgumentError(
           absl::StrCat("software package \"", p.name().substr(0, 64),
-                       "\" has an empty or over-long name, version or architecture"));
+                       "\" has an empty or over-long name, version, architecture or publisher"));
     }
   }
   common::CanonicalizeSoftware(&software);

@@ -10,12 +10,15 @@ namespace parc::server {
 namespace {
 
 auto Key(const parc::v1::SoftwarePackage& p) {
-  return std::tie(p.name(), p.architecture(), p.version());
+  // The publisher last: a list holds one entry per (name, architecture, version), so the order
+  // is the canonical one; a publisher that changed is a change.
+  return std::tie(p.name(), p.architecture(), p.version(), p.publisher());
 }
 
 uint64_t LineHash(const parc::v1::SoftwarePackage& p) {
   std::hash<std::string> h;
-  return h(p.name()) * 1000003u ^ h(p.version()) * 31u ^ h(p.architecture());
+  return h(p.name()) * 1000003u ^ h(p.version()) * 31u ^ h(p.architecture()) ^
+         h(p.publisher()) * 7u;
 }
 
 std::vector<uint64_t> Keys(const parc::v1::SoftwareList& list) {

@@ -1,11 +1,16 @@
 // The Windows platform's logic that needs no Windows API, on any platform: msi and exe
 // installs over a fake process runner and fake installed products, and the inventory parsers
 // over values in the shape WMI and the registry return them.
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "agent/windows/inventory.h"
 #include "agent/windows/packages.h"
+#include "common/file_util.h"
 #include "common/inventory_util.h"
 #include "gtest/gtest.h"
 #include "tests/agent_fakes.h"
@@ -56,7 +61,14 @@ TEST_F(WindowsPackagesTest, HandlesTheWindowsTypesOnly) {
   EXPECT_TRUE(packages_.Handles(spec));
   spec.mutable_deb();
   EXPECT_FALSE(packages_.Handles(spec));
-  spec.mutable_archive();
+  // Archives by their target directory: one bundle carries both platforms' archives.
+  spec.mutable_archive()->set_target_dir("/opt/mcnl/geogebra");
+  EXPECT_FALSE(packages_.Handles(spec));
+  spec.mutable_archive()->set_target_dir("C:\\Program Files\\MCNL\\GeoGebra");
+  EXPECT_TRUE(packages_.Handles(spec));
+  spec.mutable_archive()->set_target_dir("D:/Apps");
+  EXPECT_TRUE(packages_.Handles(spec));
+  spec.mutable_archive()->set_target_dir("Apps\\GeoGebra");
   EXPECT_FALSE(packages_.Handles(spec));
 }
 
@@ -170,6 +182,131 @@ TEST_F(WindowsPackagesTest, ExeInstallersRunWithTheirArguments) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Archives: real zip files, written with libarchive, unpacked into a real directory (the
+// temporary directory: C:\\users\\...\\Temp under Wine, /tmp on Linux).
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class WindowsArchiveTest : public WindowsPackagesTest {
+ protected:
+  WindowsArchiveTest() {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    target_ = ::testing::TempDir() + "parc-archive-" + name;
+    for (const char* suffix : {"", ".parc-new", ".parc-old"}) {
+      EXPECT_TRUE(common::RemoveTree(target_ + suffix).ok());
+    }
+    spec_.set_id("geogebra-portable");
+    spec_.mutable_archive()->set_target_dir(target_);
+  }
+  ~WindowsArchiveTest() override {
+    for (const char* suffix : {"", ".parc-new", ".parc-old"}) {
+      (void)common::RemoveTree(target_ + suffix);
+    }
+  }
+
+  // A zip of (name, content) entries; a name ending in '/' is a directory.
+  std::string Zip(const std::string& file,
+                  const std::vector<std::pair<std::string, std::string>>& entries) {
+    const std::string path = ::testing::TempDir() + file;
+    struct archive* a = archive_write_new();
+    archive_write_set_format_zip(a);
+    EXPECT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK) << path;
+    for (const auto& [name, content] : entries) {
+      struct archive_entry* e = archive_entry_new();
+      archive_entry_set_pathname(e, name.c_str());
+      const bool dir = absl::EndsWith(name, "/");
+      archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
+      archive_entry_set_perm(e, dir ? 0755 : 0644);
+      archive_entry_set_size(e, static_cast<la_int64_t>(content.size()));
+      EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK) << name;
+      if (!dir) archive_write_data(a, content.data(), content.size());
+      archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    return path;
+  }
+
+  std::string In(const std::string& name) const { return target_ + "/" + name; }
+
+  std::string target_;
+  parc::v1::PackageSpec spec_;
+};
+
+TEST_F(WindowsArchiveTest, UnpacksIntoTheTargetDirectoryOneVersionAtATime) {
+  spec_.set_version("6.0.1");
+  const std::string v1 =
+      Zip("parc-v1.zip",
+          {{"bin/", ""}, {"bin/geogebra.exe", "MZ version 1"}, {"old-notes.txt", "only in 6.0.1"}});
+  agent::InstallOutcome o = packages_.Install(spec_, v1);
+  ASSERT_TRUE(o.ok) << o.message;
+  EXPECT_EQ(Slurp(In("bin/geogebra.exe")), "MZ version 1");
+  EXPECT_EQ(Slurp(In(agent::kArchiveVersionFile)), "6.0.1");
+  EXPECT_EQ(packages_.Detect(spec_), std::optional<bool>(true));
+  EXPECT_TRUE(runner_.runs().empty());  // no process: unpacked in the agent
+
+  // The next version replaces it whole: no file of the previous one stays, nothing beside it.
+  parc::v1::PackageSpec next = spec_;
+  next.set_version("6.0.2");
+  EXPECT_EQ(packages_.Detect(next), std::optional<bool>(false));
+  const std::string v2 = Zip("parc-v2.zip", {{"bin/geogebra.exe", "MZ version 2"}});
+  o = packages_.Install(next, v2);
+  ASSERT_TRUE(o.ok) << o.message;
+  EXPECT_EQ(Slurp(In("bin/geogebra.exe")), "MZ version 2");
+  EXPECT_FALSE(common::PathExists(In("old-notes.txt")));
+  EXPECT_FALSE(common::PathExists(target_ + ".parc-new"));
+  EXPECT_FALSE(common::PathExists(target_ + ".parc-old"));
+
+  // The version already there (an agent killed after the swap): nothing unpacked again, even
+  // from an artifact that is gone.
+  o = packages_.Install(next, ::testing::TempDir() + "parc-no-such.zip");
+  EXPECT_TRUE(o.ok) << o.message;
+
+  // Removing the older version leaves the newer one; removing the newer one removes it all.
+  EXPECT_TRUE(packages_.Remove(spec_).ok);
+  EXPECT_EQ(Slurp(In("bin/geogebra.exe")), "MZ version 2");
+  EXPECT_TRUE(packages_.Remove(next).ok);
+  EXPECT_FALSE(common::PathExists(target_));
+  EXPECT_EQ(packages_.Detect(next), std::optional<bool>(false));
+}
+
+TEST_F(WindowsArchiveTest, AnArchiveThatClimbsOutIsRefusedAndTheInstalledVersionStays) {
+  spec_.set_version("1.0");
+  ASSERT_TRUE(packages_.Install(spec_, Zip("parc-good.zip", {{"app.txt", "good"}})).ok);
+  parc::v1::PackageSpec bad = spec_;
+  bad.set_version("1.1");
+  for (const char* name : {"../escaped.txt", "sub/../../escaped.txt", "/escaped.txt"}) {
+    agent::InstallOutcome o =
+        packages_.Install(bad, Zip("parc-bad.zip", {{"app.txt", "evil"}, {name, "evil"}}));
+    EXPECT_FALSE(o.ok) << name;
+    EXPECT_EQ(o.reason, "install_failed");
+    EXPECT_TRUE(absl::StrContains(o.message, "outside the install directory")) << o.message;
+    EXPECT_EQ(Slurp(In("app.txt")), "good") << name;
+    EXPECT_FALSE(common::PathExists(::testing::TempDir() + "escaped.txt")) << name;
+    EXPECT_FALSE(common::PathExists(target_ + ".parc-new")) << name;
+  }
+  // Not an archive at all.
+  std::ofstream(::testing::TempDir() + "parc-garbage.zip") << "garbage, not a zip";
+  agent::InstallOutcome o = packages_.Install(bad, ::testing::TempDir() + "parc-garbage.zip");
+  EXPECT_FALSE(o.ok);
+  EXPECT_TRUE(absl::StrContains(o.message, "archive")) << o.message;
+  EXPECT_EQ(Slurp(In(agent::kArchiveVersionFile)), "1.0");
+}
+
+TEST_F(WindowsArchiveTest, ADecompressionBombIsRefused) {
+  agent::WindowsInstallerOptions options;
+  options.max_extracted_bytes = 1 << 20;
+  agent::WindowsPackages packages(&runner_, &products_, options);
+  spec_.set_version("1.0");
+  agent::InstallOutcome o =
+      packages.Install(spec_, Zip("parc-bomb.zip", {{"zeros.bin", std::string(4 << 20, '\0')}}));
+  EXPECT_FALSE(o.ok);
+  EXPECT_TRUE(absl::StrContains(o.message, "decompression bomb")) << o.message;
+  EXPECT_FALSE(common::PathExists(target_));
+}
+
 // Inventory: the values below have the shape WMI and the registry return on a Windows 11
 // laptop (a Lenovo ThinkPad of the loRdi kind), as the Windows layer turns them into text.
 
@@ -284,6 +421,7 @@ TEST(WindowsInventory, SoftwareFromTheUninstallKeys) {
   ASSERT_EQ(list.packages_size(), 2);  // no system component, update or nameless entry
   EXPECT_EQ(list.packages(0).name(), "GeoGebra Classic");
   EXPECT_EQ(list.packages(0).architecture(), "x64");
+  EXPECT_EQ(list.packages(0).publisher(), "International GeoGebra Institute");
   EXPECT_EQ(list.packages(1).name(), "Scratch 3");
   EXPECT_EQ(list.packages(1).version(), "3.29.1");
   EXPECT_EQ(list.packages(1).architecture(), "x86");

@@ -138,6 +138,21 @@ TEST(BundleSpec, ErrorsNameThePackageAndField) {
   EXPECT_EQ(windows->packages(0).msi().properties(0), "ALLUSERS=1");
   EXPECT_EQ(windows->packages(1).exe().args(0), "/S");
   EXPECT_EQ(windows->packages(1).detect_installed().display_name(), "Scratch 3");
+  // Archives: a Linux or a Windows absolute directory, nothing relative.
+  auto archives = parse(head +
+                        "[[packages]]\nid = \"atlas\"\nversion = \"1\"\nartifact = \"a.bin\"\n"
+                        "type = \"archive\"\ntarget_dir = 'C:\\Program Files\\Atlas'\n"
+                        "[[packages]]\nid = \"atlas-linux\"\nversion = \"1\"\n"
+                        "artifact = \"a.bin\"\ntype = \"archive\"\ntarget_dir = \"/opt/atlas\"\n");
+  ASSERT_TRUE(archives.ok()) << archives.status();
+  EXPECT_EQ(archives->packages(0).archive().target_dir(), "C:\\Program Files\\Atlas");
+  auto relative = parse(head +
+                        "[[packages]]\nid = \"r\"\nversion = \"1\"\nartifact = \"a.bin\"\n"
+                        "type = \"archive\"\ntarget_dir = 'Program Files\\Atlas'\n");
+  ASSERT_FALSE(relative.ok());
+  EXPECT_NE(relative.status().message().find("(r): target_dir must be an absolute directory"),
+            absl::string_view::npos)
+      << relative.status();
   auto bad_code = parse(head +
                         "[[packages]]\nid = \"g\"\nversion = \"1\"\nartifact = \"a.bin\"\n"
                         "type = \"msi\"\nproduct_code = \"5C5C5C5C\"\n");

@@ -150,6 +150,18 @@ TEST(Inventory, SoftwareHashIgnoresOrderAndDuplicates) {
   EXPECT_NE(SoftwareHash(a), SoftwareHash(b));
 }
 
+TEST(Inventory, APublisherChangesTheHashAndNoPublisherKeepsTheOldOne) {
+  parc::v1::SoftwareList list;
+  auto* p = list.add_packages();
+  p->set_name("bash");
+  p->set_version("5.2");
+  p->set_architecture("amd64");
+  // Lists without publishers (every Linux list) hash as they always did: "name\tversion\tarch\n".
+  EXPECT_EQ(SoftwareHash(list), Sha256Hex("bash\t5.2\tamd64\n"));
+  p->set_publisher("GNU");
+  EXPECT_EQ(SoftwareHash(list), Sha256Hex("bash\t5.2\tamd64\tGNU\n"));
+}
+
 TEST(Inventory, KindsFromChassisType) {
   EXPECT_EQ(KindFromChassisType(9), parc::v1::DEVICE_KIND_LAPTOP);
   EXPECT_EQ(KindFromChassisType(10), parc::v1::DEVICE_KIND_LAPTOP);

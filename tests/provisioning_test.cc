@@ -956,6 +956,15 @@ TEST(Installer, ArchivesCannotEscapeTheirDirectory) {
   EXPECT_FALSE(common::PathExists(dir.Sub("target/evil")));
 }
 
+TEST(Installer, ArchivesForWindowsDirectoriesAreNotForLinuxDevices) {
+  agent::LinuxPackages packages(&PosixRunner(), agent::InstallerOptions());
+  parc::v1::PackageSpec spec;
+  spec.mutable_archive()->set_target_dir("/opt/mcnl/atlas");
+  EXPECT_TRUE(packages.Handles(spec));
+  spec.mutable_archive()->set_target_dir("C:\\Program Files\\MCNL\\Atlas");
+  EXPECT_FALSE(packages.Handles(spec));
+}
+
 TEST(Process, TimeoutKillsTheWholeCommand) {
   absl::Time start = absl::Now();
   auto r = agent::RunCommand({"sh", "-c", "sleep 30 & sleep 30"}, absl::Milliseconds(300));

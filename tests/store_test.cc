@@ -628,10 +628,13 @@ TEST(SqlStore, CloseSoftwareListsAreStoredAsDeltas) {
     p->set_name(absl::StrCat("pkg", i));
     p->set_version("1.0");
     p->set_architecture("amd64");
+    p->set_publisher("Région Occitanie");
   }
   common::CanonicalizeSoftware(&image);
   parc::v1::SoftwareList variant = image;
   variant.mutable_packages()->DeleteSubrange(10, 1);
+  // The same package under another publisher is a change the delta keeps.
+  variant.mutable_packages(5)->set_publisher("Another publisher");
   auto* extra = variant.add_packages();
   extra->set_name("vlc");
   extra->set_version("3.0");

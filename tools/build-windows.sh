@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-builds the Windows agent from Debian with MinGW-w64 and, with --test, runs its tests
-# under Wine. Installs its own Debian packages. Debian ships no MinGW build of Abseil, protobuf
-# or SQLite: this script builds each from its Debian source package (apt-get source, the version
+# under Wine. Installs its own Debian packages. Debian ships no MinGW build of Abseil, protobuf,
+# SQLite or libarchive: this script builds each from its Debian source package (apt-get source, the version
 # pinned below) and keeps the result in a cache keyed by that version, so only the first run on a
 # machine pays for it.
 #
@@ -18,6 +18,7 @@ ROOT=$PWD
 ABSEIL_VERSION=20220623.1-1+deb12u2
 PROTOBUF_VERSION=3.21.12-3+deb12u1
 SQLITE_VERSION=3.40.1-2+deb12u2
+LIBARCHIVE_VERSION=3.6.2-1+deb12u5
 
 RUN_TESTS=0
 [ "${1:-}" = "--test" ] && RUN_TESTS=1
@@ -32,6 +33,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- Debian packages -------------------------------------------------------------------------
 PACKAGES=(g++-mingw-w64-x86-64-posix wine wine64 wixl msitools libgcrypt-mingw-w64-dev
+          libz-mingw-w64-dev python3
           cmake ninja-build ccache dpkg-dev tcl protobuf-compiler libprotobuf-dev googletest
           libcli11-dev libasio-dev libtomlplusplus-dev libspdlog-dev libfmt-dev xz-utils)
 missing=()
@@ -117,6 +119,17 @@ sqlite_step() {
   cp "$src/sqlite3.h" "$src/sqlite3ext.h" "$prefix/include/"
 }
 
+libarchive_step() {  # zip and tar (gzip via Debian's MinGW zlib); no other library, no tools
+  cross_cmake "$1" "$work/libarchive-build" "$2" -DENABLE_TEST=OFF -DENABLE_TAR=OFF \
+    -DENABLE_CPIO=OFF -DENABLE_CAT=OFF -DENABLE_OPENSSL=OFF -DENABLE_MBEDTLS=OFF \
+    -DENABLE_NETTLE=OFF -DENABLE_CNG=OFF -DENABLE_LIBB2=OFF -DENABLE_LZ4=OFF -DENABLE_LZO=OFF \
+    -DENABLE_LZMA=OFF -DENABLE_ZSTD=OFF -DENABLE_BZip2=OFF -DENABLE_LIBXML2=OFF \
+    -DENABLE_EXPAT=OFF -DENABLE_PCREPOSIX=OFF -DENABLE_LIBGCC=OFF -DPOSIX_REGEX_LIB=NONE \
+    -DENABLE_XATTR=OFF -DENABLE_ACL=OFF -DENABLE_ICONV=OFF \
+    -DZLIB_LIBRARY=/usr/x86_64-w64-mingw32/lib/libz.a \
+    -DZLIB_INCLUDE_DIR=/usr/x86_64-w64-mingw32/include
+}
+
 mkdir -p "$CACHE"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -124,6 +137,7 @@ PARC_WINDOWS_PREFIX=""
 cached abseil abseil "$ABSEIL_VERSION" abseil_step
 cached protobuf protobuf "$PROTOBUF_VERSION" protobuf_step
 cached sqlite sqlite3 "$SQLITE_VERSION" sqlite_step
+cached libarchive libarchive "$LIBARCHIVE_VERSION" libarchive_step
 export PARC_WINDOWS_PREFIX
 
 # --- Debian's header-only libraries, copied out of /usr/include --------------------------------

@@ -160,6 +160,7 @@ parc::v1::SoftwareList ParseWindowsSoftware(const std::vector<InstalledProduct>&
     pkg->set_name(name);
     pkg->set_version(std::string(absl::StripAsciiWhitespace(p.display_version)));
     pkg->set_architecture(p.wow64 ? "x86" : "x64");
+    pkg->set_publisher(std::string(absl::StripAsciiWhitespace(p.publisher)));
   }
   common::CanonicalizeSoftware(&list);
   return list;

@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "agent/core/archive.h"
+#include "common/file_util.h"
 
 namespace parc::agent {
 namespace {
@@ -49,6 +51,33 @@ std::string Utf16LeToUtf8(const std::string& bytes) {
   return out;
 }
 
+// Joins with the separator the directory uses ('\\' for "C:\\...", '/' otherwise, as in tests
+// on Linux).
+std::string Join(const std::string& dir, absl::string_view name) {
+  return absl::StrCat(dir, IsWindowsDirectory(dir) ? "\\" : "/", name);
+}
+
+std::string WithoutTrailingSeparators(std::string dir) {
+  while (dir.size() > 3 && (dir.back() == '\\' || dir.back() == '/')) dir.pop_back();
+  return dir;
+}
+
+InstallOutcome Succeeded(std::string message = "") {
+  InstallOutcome o;
+  o.ok = true;
+  o.message = std::move(message);
+  return o;
+}
+
+InstallOutcome InUse(const std::string& dir, const absl::Status& status) {
+  InstallOutcome o;
+  o.retry_later = true;
+  o.reason = "install_busy";
+  o.message = absl::StrCat(dir, " is in use (one of its programs running?): tried again at the ",
+                           "next cycle (", status.message(), ")");
+  return o;
+}
+
 bool IsSuccess(int code) {
   return code == kMsiSuccess || code == kMsiRebootRequired || code == kMsiRebootInitiated;
 }
@@ -58,6 +87,61 @@ bool SameProductCode(absl::string_view a, absl::string_view b) {
 }
 
 }  // namespace
+
+bool IsWindowsDirectory(absl::string_view path) {
+  return path.size() >= 3 && absl::ascii_isalpha(static_cast<unsigned char>(path[0])) &&
+         path[1] == ':' && (path[2] == '\\' || path[2] == '/');
+}
+
+InstallOutcome WindowsPackages::InstallArchive(const parc::v1::PackageSpec& spec,
+                                               const std::string& artifact) {
+  const std::string target = WithoutTrailingSeparators(spec.archive().target_dir());
+  auto installed = common::ReadFile(Join(target, kArchiveVersionFile), 4096);
+  if (installed.ok() && *installed == spec.version()) return Succeeded();
+  const std::string staging = absl::StrCat(target, ".parc-new");
+  const std::string previous = absl::StrCat(target, ".parc-old");
+  const size_t slash = target.find_last_of("\\/");
+  absl::Status s = common::MakeDirs(target.substr(0, slash == std::string::npos ? 0 : slash));
+  if (s.ok()) s = common::RemoveTree(staging);
+  if (s.ok()) s = common::MakeDirs(staging);
+  if (s.ok()) {
+    s = ExtractArchive(artifact, staging, ExtractionBound(artifact, options_.max_extracted_bytes));
+  }
+  if (s.ok()) s = common::WriteFileAtomic(Join(staging, kArchiveVersionFile), spec.version());
+  if (s.ok()) s = common::RemoveTree(previous);  // left by an earlier swap
+  if (!s.ok()) {
+    (void)common::RemoveTree(staging);
+    return InstallFailure("install_failed", std::string(s.message()));
+  }
+  if (common::PathExists(target)) {
+    s = common::RenamePath(target, previous);
+    if (!s.ok()) return InUse(target, s);  // the unpacked version waits in staging
+  }
+  s = common::RenamePath(staging, target);
+  if (!s.ok()) {
+    (void)common::RenamePath(previous, target);
+    return InstallFailure("install_failed", std::string(s.message()));
+  }
+  (void)common::RemoveTree(previous);  // else removed before the next swap
+  return Succeeded();
+}
+
+InstallOutcome WindowsPackages::RemoveArchive(const parc::v1::PackageSpec& spec) {
+  const std::string target = WithoutTrailingSeparators(spec.archive().target_dir());
+  auto installed = common::ReadFile(Join(target, kArchiveVersionFile), 4096);
+  if (!installed.ok() || *installed != spec.version()) {
+    return Succeeded(absl::StrCat(spec.version(), " is not what ", target, " holds: left alone"));
+  }
+  const std::string previous = absl::StrCat(target, ".parc-old");
+  absl::Status s = common::RemoveTree(previous);
+  if (s.ok()) {
+    s = common::RenamePath(target, previous);
+    if (!s.ok()) return InUse(target, s);
+  }
+  if (s.ok()) s = common::RemoveTree(previous);
+  if (!s.ok()) return InstallFailure("remove_failed", std::string(s.message()));
+  return Succeeded();
+}
 
 std::string LogTail(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
@@ -91,6 +175,9 @@ bool WindowsPackages::Handles(const parc::v1::PackageSpec& spec) const {
     case parc::v1::PackageSpec::kExe:
     case parc::v1::PackageSpec::kCommand:
       return true;
+    case parc::v1::PackageSpec::kArchive:
+      // A Linux directory (/opt/...) is for Linux devices: one bundle carries both.
+      return IsWindowsDirectory(spec.archive().target_dir());
     default:
       return false;
   }
@@ -152,6 +239,8 @@ InstallOutcome WindowsPackages::Install(const parc::v1::PackageSpec& spec,
     }
     case parc::v1::PackageSpec::kCommand:
       return steps_.InstallCommand(spec, artifact_path);
+    case parc::v1::PackageSpec::kArchive:
+      return InstallArchive(spec, artifact_path);
     default:
       return InstallFailure("install_failed", "not a Windows package type");
   }
@@ -191,6 +280,8 @@ InstallOutcome WindowsPackages::Remove(const parc::v1::PackageSpec& spec) {
     }
     case parc::v1::PackageSpec::kCommand:
       return steps_.RemoveCommand(spec);
+    case parc::v1::PackageSpec::kArchive:
+      return RemoveArchive(spec);
     default:
       return InstallFailure("remove_failed", "not a Windows package type");
   }
@@ -216,6 +307,11 @@ std::optional<bool> WindowsPackages::Detect(const parc::v1::PackageSpec& spec) {
       if (!name.empty() && p.display_name == name && p.display_version == version) return true;
     }
     if (spec.detect().argv().empty()) return false;
+  }
+  if (spec.install_case() == parc::v1::PackageSpec::kArchive && spec.detect().argv().empty()) {
+    auto installed = common::ReadFile(
+        Join(WithoutTrailingSeparators(spec.archive().target_dir()), kArchiveVersionFile), 4096);
+    return installed.ok() && *installed == spec.version();
   }
   return steps_.Detect(spec);
 }

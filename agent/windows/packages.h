@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/core/command_steps.h"
 #include "agent/core/platform.h"
@@ -16,7 +18,16 @@ struct WindowsInstallerOptions {
   absl::Duration default_timeout = absl::Minutes(30);
   // Bytes of an installer's log kept for the report.
   size_t log_tail_bytes = 4096;
+  // Bytes an archive may unpack to; 0: 100 times its size, at least 64 MiB, at most 64 GiB.
+  uint64_t max_extracted_bytes = 0;
 };
+
+// Archives on Windows: the file in the target directory that names the version unpacked there.
+inline constexpr char kArchiveVersionFile[] = ".parc-version";
+
+// Whether a path is a Windows absolute directory ("C:\..." or "C:/..."): an archive package
+// with such a target_dir is for Windows devices, one with "/..." for Linux devices.
+bool IsWindowsDirectory(absl::string_view path);
 
 // Windows Installer exit codes the agent acts on (winerror.h).
 inline constexpr int kMsiSuccess = 0;
@@ -29,7 +40,15 @@ inline constexpr int kMsiUnknownProduct = 1605;   // ERROR_UNKNOWN_PRODUCT
 // - msi: msiexec /i with a verbose log next to the artifact (<artifact>.log); its tail goes
 //   into the report when the install fails;
 // - exe: the artifact run with the manifest's arguments;
-// - command: install.argv and remove.argv, as on Linux.
+// - command: install.argv and remove.argv, as on Linux;
+// - archive (target_dir "C:\\..."): zip or tar unpacked into target_dir, which holds one
+//   version at a time (Windows programs, shortcuts and firewall rules expect a fixed
+//   directory, and links need a privilege): unpacked beside it (<target_dir>.parc-new), then
+//   swapped in with two renames, the previous version moved aside (<target_dir>.parc-old) and
+//   removed. <target_dir>\.parc-version names the version: an install of the version already
+//   there does nothing (an agent killed after the swap installs nothing twice), and it is how
+//   the package is detected. A target directory in use (a program of it running) is tried
+//   again at the next cycle.
 // Detection: detect_installed among the installed products, else an msi's product code, else
 // the detection command. Written over ProcessRunner and InstalledProducts only, so that it is
 // tested anywhere with fakes and runs on Windows with CreateProcess and the registry.
@@ -48,6 +67,9 @@ class WindowsPackages final : public PackageBackend {
   InstallOutcome FromExitCode(const std::string& what, const absl::StatusOr<CommandResult>& run,
                               absl::Duration timeout, const char* failure_reason,
                               const std::string& log_path) const;
+
+  InstallOutcome InstallArchive(const parc::v1::PackageSpec& spec, const std::string& artifact);
+  InstallOutcome RemoveArchive(const parc::v1::PackageSpec& spec);
 
   const ProcessRunner* runner_;
   const InstalledProducts* products_;

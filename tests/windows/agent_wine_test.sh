@@ -3,9 +3,10 @@
 # gRPC-Web on its HTTPS port: an agent pinned to another CA refuses the server before sending
 # anything; the agent's own MSI installs with msiexec (PARC_SERVER, PARC_TOKEN, PARC_CA,
 # PARC_PUBLISHER_KEY), writes its configuration and starts the ParcAgent service, which enrolls
-# the device with its WMI inventory; a signed bundle holding a real MSI (built here with wixl)
-# and a command package is rolled out, installed by msiexec and cmd, and reported; the
-# installed product is then inventoried from the registry.
+# the device with its WMI inventory; a signed bundle holding a real MSI (built here with wixl),
+# a zip, a setup.exe and a command package is rolled out, installed by msiexec, libarchive,
+# CreateProcess and cmd, and reported; the installed product is then inventoried from the
+# registry; the next bundle drops the MSI (removed by msiexec /x) and upgrades the zip.
 #   agent_wine_test.sh WINDOWS_BUILD_DIR LINUX_BUILD_DIR
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -139,6 +140,22 @@ WXS
 echo "GeoGebra Classic (test)" >"$WORK/README.txt"
 printf '@echo off\r\necho %%1> "%%ProgramData%%\\ressources-mcnl.txt"\r\n' >"$WORK/ressources.cmd"
 (cd "$WORK" && wixl -a x64 -o geogebra.msi geogebra.wxs)
+# A zip for an archive package, and a vendor's setup.exe for an exe package.
+zip_of() {  # zip_of OUT NAME=CONTENT...
+  python3 - "$@" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    for arg in sys.argv[2:]:
+        name, content = arg.split("=", 1)
+        z.writestr(name, content)
+PY
+}
+zip_of "$WORK/atlas-1.zip" "atlas/atlas.html=Atlas 1" "atlas/only-in-1.txt=old"
+zip_of "$WORK/atlas-2.zip" "atlas/atlas.html=Atlas 2"
+SETUP=$(find "$WIN" -name parc_test_setup.exe | head -1)
+[ -n "$SETUP" ] || fail "parc_test_setup.exe not built"
+cp "$SETUP" "$WORK/setup-ent.exe"
+ATLAS="$C/Program Files/MCNL/Atlas"
 cat >"$WORK/mcnl.toml" <<SPEC
 name = "mcnl"
 version = "2026.1"
@@ -160,6 +177,27 @@ type = "command"
 install = ["cmd", "/c", "{artifact}", "{version}"]
 
 [[packages]]
+id = "atlas"
+version = "1.0"
+artifact = "atlas-1.zip"
+type = "archive"
+target_dir = 'C:\Program Files\MCNL\Atlas'
+
+[[packages]]
+id = "atlas-linux"
+version = "1.0"
+artifact = "atlas-1.zip"
+type = "archive"
+target_dir = "/opt/mcnl/atlas"
+
+[[packages]]
+id = "ent-setup"
+version = "4.2"
+artifact = "setup-ent.exe"
+type = "exe"
+args = ["/S", '/LOG=C:\ProgramData\ent-setup.txt', "/V={version}"]
+
+[[packages]]
 id = "ressources-debian"
 version = "1.0"
 artifact = "README.txt"
@@ -178,6 +216,11 @@ grep -q "geogebra.*installed" "$WORK/bundles.out" || fail "not installed: $(cat 
 [ -f "$C/Program Files/GeoGebra Test/README.txt" ] || fail "the MSI's file is missing"
 grep -q "2026.1" "$C/ProgramData/ressources-mcnl.txt" || fail "the command package did not run"
 grep -q "ressources-mcnl.*installed" "$WORK/bundles.out" || fail "command package not reported"
+[ "$(cat "$ATLAS/atlas/atlas.html")" = "Atlas 1" ] || fail "the zip was not unpacked"
+grep -q "atlas .*installed" "$WORK/bundles.out" || fail "archive package not reported"
+grep -q "atlas-linux.*installed" "$WORK/bundles.out" && fail "a Linux archive installed on Windows"
+[ "$(tr -d '\r' <"$C/ProgramData/ent-setup.txt")" = "$(printf '/S\n/LOG=C:\\ProgramData\\ent-setup.txt\n/V=4.2')" ] ||
+  fail "setup.exe ran with: $(cat "$C/ProgramData/ent-setup.txt" 2>&1)"
 rollout_done() {
   "$CTL" rollouts status "$ROLLOUT" >"$WORK/rollout.txt"
   grep -q "every targeted device (1) installed" "$WORK/rollout.txt"
@@ -186,7 +229,29 @@ retry 20 rollout_done || fail "rollout status: $(cat "$WORK/rollout.txt")"
 # 4. The next inventory lists the product from the registry's Uninstall keys.
 agent inventory --json >"$WORK/inventory.json" 2>&1 || true
 grep -q "GeoGebra Classic (test)" "$WORK/inventory.json" || fail "product not inventoried"
-# 5. An upgrade: a newer MSI without properties replaces the agent, keeps its configuration.
+# 5. The next bundle drops the MSI (msiexec /x removes it) and upgrades the zip (swapped whole).
+sed -e '0,/^version = "2026.1"/s//version = "2026.2"/' -e 's/^sequence = 1/sequence = 2/' \
+  -e 's/atlas-1.zip/atlas-2.zip/' "$WORK/mcnl.toml" |
+  awk 'BEGIN{RS=""; ORS="\n\n"} !/id = "geogebra"/' >"$WORK/mcnl2.toml"
+sed -i '/^id = "atlas"$/{n;s/1.0/2.0/}' "$WORK/mcnl2.toml"
+"$LINUX/tools/bundle/parc-bundle" build "$WORK/mcnl2.toml" --key "$WORK/toulouse.key" \
+  --out "$WORK/bundle2" >/dev/null
+"$CTL" bundles publish "$WORK/bundle2" >/dev/null
+ROLLOUT2=$("$CTL" rollouts create --bundle mcnl@2026.2 --target uai:0310036W --waves 100 --json |
+  sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
+"$CTL" rollouts start "$ROLLOUT2" >/dev/null
+agent run --once >"$WORK/run3.out" 2>&1 || fail "run: $(cat "$WORK/run3.out")"
+[ ! -e "$C/Program Files/GeoGebra Test/README.txt" ] || fail "the dropped MSI is still installed"
+wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null |
+  grep -q "GeoGebra Classic (test)" && fail "the dropped MSI is still in Apps & features"
+[ "$(cat "$ATLAS/atlas/atlas.html")" = "Atlas 2" ] || fail "the zip was not upgraded"
+[ ! -e "$ATLAS/atlas/only-in-1.txt" ] || fail "a file of the previous zip stayed"
+[ "$(cat "$ATLAS/.parc-version")" = "2.0" ] || fail "archive version file"
+[ "$(grep -c '^/S' "$C/ProgramData/ent-setup.txt")" = 1 ] || fail "setup.exe ran again"
+agent bundles >"$WORK/bundles2.out" 2>&1 || true
+grep -q "geogebra .*installed" "$WORK/bundles2.out" && fail "the dropped MSI is still reported: $(cat "$WORK/bundles2.out")"
+
+# 6. An upgrade: a newer MSI without properties replaces the agent, keeps its configuration.
 UP=$WORK/upgrade
 mkdir -p "$UP"
 cp "$WIN/msi/parc-agent.exe" "$WIN/msi/parc-agent.wxs" "$UP/"
@@ -202,5 +267,7 @@ wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/
 wine "$INSTALLED" status >"$WORK/status.out" 2>&1 || fail "status after upgrade: $(cat "$WORK/status.out")"
 grep -q "$DEVICE" "$WORK/status.out" || fail "the enrollment was lost: $(cat "$WORK/status.out")"
 echo "agent_wine_test: refused a foreign CA; agent MSI installed, service enrolled over gRPC-Web;"
-echo "  bundle (MSI + command) installed and reported; product inventoried from the registry;"
-echo "  the agent upgraded by a newer MSI, its configuration and enrollment kept"
+echo "  bundle (MSI, zip, setup.exe, command) installed and reported, the Linux packages skipped;"
+echo "  product inventoried from the registry; the next bundle removed the dropped MSI (msiexec /x)"
+echo "  and swapped the zip's new version in; the agent upgraded by a newer MSI, its"
+echo "  configuration and enrollment kept"

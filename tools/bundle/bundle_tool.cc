@@ -167,8 +167,14 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
     std::string type = (*p)["type"].value_or(std::string());
     if (type == "archive") {
       std::string target = (*p)["target_dir"].value_or(std::string());
-      if (target.empty() || target[0] != '/') {
-        return SpecError(where, "target_dir must be an absolute directory for type archive");
+      // "/opt/..." for Linux devices, "C:\\..." for Windows devices.
+      const bool windows = target.size() >= 3 &&
+                           absl::ascii_isalpha(static_cast<unsigned char>(target[0])) &&
+                           target[1] == ':' && (target[2] == '\\' || target[2] == '/');
+      if (!windows && (target.empty() || target[0] != '/')) {
+        return SpecError(where,
+                         "target_dir must be an absolute directory for type archive (/opt/... "
+                         "for Linux devices, C:\\... for Windows devices)");
       }
       pkg->mutable_archive()->set_target_dir(target);
     } else if (type == "command") {
