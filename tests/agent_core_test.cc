@@ -402,6 +402,36 @@ TEST_F(AgentCore, APackageAlreadyPresentIsNeitherFetchedNorInstalled) {
   EXPECT_EQ(report.packages(0).reason(), "already_installed");
 }
 
+TEST_F(AgentCore, AnInstallCutShortByTheAgentsDeathIsNeitherLostNorRepeated) {
+  // What an agent killed during two installs leaves behind: both packages "installing". One
+  // installer had completed (msiexec ran to its end, the registry lists the product), the
+  // other had not.
+  const auto geogebra = Package("geogebra", "6.0.800");
+  const auto scratch = Package("scratch", "3.29");
+  Assign({geogebra, scratch}, 1, keys_[0]);
+  for (const auto& spec : {geogebra, scratch}) {
+    agent::PackageRecord r;
+    r.bundle_name = "mcnl";
+    r.package_id = spec.id();
+    r.version = spec.version();
+    r.spec = spec;
+    r.state = parc::v1::PACKAGE_STATE_INSTALLING;
+    ASSERT_TRUE(state_.SavePackage(r).ok());
+  }
+  packages_->Preinstall("geogebra", "6.0.800");
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_EQ(packages_->installs("geogebra"), 0);  // detected: not run a second time
+  EXPECT_EQ(packages_->installs("scratch"), 1);   // run again, once
+  const auto report = LastDeployment();
+  EXPECT_EQ(report.state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  for (const auto& p : report.packages()) {
+    EXPECT_EQ(p.state(), parc::v1::PACKAGE_STATE_INSTALLED) << p.package_id();
+  }
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_EQ(packages_->installs("geogebra"), 0);
+  EXPECT_EQ(packages_->installs("scratch"), 1);
+}
+
 TEST_F(AgentCore, TheNextVersionFetchesOnlyWhatChangedAndRemovesDroppedPackages) {
   Assign({Package("geogebra", "6.0.800"), Package("scratch", "3.29")}, 1, keys_[0]);
   ASSERT_TRUE(Cycle().ok());

@@ -207,6 +207,16 @@ SPEC
 "$LINUX/tools/bundle/parc-bundle" build "$WORK/mcnl.toml" --key "$WORK/toulouse.key" \
   --out "$WORK/bundle" >/dev/null
 "$CTL" bundles publish "$WORK/bundle" >/dev/null
+# The WinHTTP artifact fetcher on its own against the server's HTTPS port: a download, a Range
+# resume, a partial file of other bytes, a body longer than declared, a server outside the CA.
+FETCH_TEST=$(find "$WIN" -name winhttp_fetcher_test.exe | head -1)
+[ -n "$FETCH_TEST" ] || fail "winhttp_fetcher_test.exe not built"
+PARC_TEST_ARTIFACT_URL="https://localhost:$HTTPS_PORT/artifacts/$(sha256sum "$WORK/geogebra.msi" | cut -d' ' -f1)" \
+  PARC_TEST_ARTIFACT=$(winpath "$WORK/geogebra.msi") PARC_TEST_CA=$(winpath "$PARC_CA") \
+  PARC_TEST_OTHER_CA=$(winpath "$WORK/other.pem") wine "$FETCH_TEST" >"$WORK/fetch.out" 2>&1 ||
+  fail "WinHTTP fetcher: $(tail -40 "$WORK/fetch.out")"
+grep -q "PASSED.*5 tests" "$WORK/fetch.out" && ! grep -q SKIPPED "$WORK/fetch.out" ||
+  fail "WinHTTP fetcher tests did not all run: $(tail -20 "$WORK/fetch.out")"
 ROLLOUT=$("$CTL" rollouts create --bundle mcnl@2026.1 --target uai:0310036W --waves 100 --json |
   sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
 "$CTL" rollouts start "$ROLLOUT" >/dev/null
@@ -267,6 +277,7 @@ wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/
 wine "$INSTALLED" status >"$WORK/status.out" 2>&1 || fail "status after upgrade: $(cat "$WORK/status.out")"
 grep -q "$DEVICE" "$WORK/status.out" || fail "the enrollment was lost: $(cat "$WORK/status.out")"
 echo "agent_wine_test: refused a foreign CA; agent MSI installed, service enrolled over gRPC-Web;"
+echo "  WinHTTP fetcher: download, Range resume, foreign partial file, oversized body, foreign CA;"
 echo "  bundle (MSI, zip, setup.exe, command) installed and reported, the Linux packages skipped;"
 echo "  product inventoried from the registry; the next bundle removed the dropped MSI (msiexec /x)"
 echo "  and swapped the zip's new version in; the agent upgraded by a newer MSI, its"
