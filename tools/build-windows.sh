@@ -25,6 +25,10 @@ RUN_TESTS=0
 JOBS=${JOBS:-$(nproc)}
 CACHE=${PARC_WINDOWS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/parc-windows}
 BUILD_DIR=${WINDOWS_BUILD_DIR:-build/windows}
+LINUX_DIR=${LINUX_BUILD_DIR:-build/asan}
+# Relative directories are taken from the repository's root.
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+case $LINUX_DIR in /*) ;; *) LINUX_DIR=$ROOT/$LINUX_DIR ;; esac
 TOOLCHAIN=$ROOT/cmake/mingw-w64.cmake
 
 SUDO=""
@@ -141,7 +145,7 @@ cached libarchive libarchive "$LIBARCHIVE_VERSION" libarchive_step
 export PARC_WINDOWS_PREFIX
 
 # --- Debian's header-only libraries, copied out of /usr/include --------------------------------
-HEADERS=$ROOT/$BUILD_DIR/host-headers
+HEADERS=$BUILD_DIR/host-headers
 mkdir -p "$HEADERS"
 for h in toml++ CLI asio asio.hpp spdlog fmt; do
   [ -e "$HEADERS/$h" ] || cp -r "/usr/include/$h" "$HEADERS/"
@@ -152,7 +156,7 @@ done
 # (tools/test.sh builds them there first).
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN" \
   -DCMAKE_BUILD_TYPE=Release -DPARC_WERROR=ON -DPARC_HOST_HEADERS="$HEADERS" \
-  -DPARC_LINUX_BUILD_DIR="$ROOT/${LINUX_BUILD_DIR:-build/asan}" >/dev/null
+  -DPARC_LINUX_BUILD_DIR="$LINUX_DIR" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # --- The agent's MSI --------------------------------------------------------------------------
