@@ -54,6 +54,7 @@ class Result {
  public:
   explicit Result(PGresult* res) : res_(res, &PQclear) {}
   int rows() const { return PQntuples(res_.get()); }
+  int columns() const { return PQnfields(res_.get()); }
   bool IsNull(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;
