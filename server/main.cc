@@ -74,6 +74,11 @@ int Run(int argc, char** argv) {
                  "Artifact downloads at once, out of --http-max-connections (the rest stays "
                  "for the dashboard)")
       ->capture_default_str();
+  app.add_option("--max-cached-devices", options.max_cached_devices,
+                 "Devices whose credentials and assignment check-ins find in memory (about 200 "
+                 "bytes each); raise it above the fleet's size")
+      ->check(CLI::Range(size_t{1000}, size_t{100000000}))
+      ->capture_default_str();
   std::string rollout_interval = "30s";
   app.add_option("--rollout-interval", rollout_interval,
                  "How often running rollouts are re-evaluated")

@@ -53,6 +53,7 @@ absl::Status Server::Init() {
   sopts.path = options_.data_dir + "/parc.db";
   sopts.postgres = options_.database;
   sopts.readers = options_.store_readers;
+  sopts.max_cached_devices = options_.max_cached_devices;
   PARC_ASSIGN_OR_RETURN(store_, SqlStore::Open(sopts));
   PARC_RETURN_IF_ERROR(EnsureBootstrapAdmin());
 

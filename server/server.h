@@ -42,6 +42,9 @@ struct ServerOptions {
   // Largest message accepted (CSV imports are the largest).
   int max_message_bytes = 64 << 20;
   int store_readers = 4;
+  // Devices whose credentials and assignment the check-in path keeps in memory (about 200
+  // bytes each); beyond them a check-in reads the database.
+  size_t max_cached_devices = 400000;
   // Bundle publisher public keys (PEM files) and the signatures a bundle needs.
   std::vector<std::string> publisher_keys;
   int signature_threshold = 1;
