@@ -1,8 +1,14 @@
 #include "agent/windows/winhttp.h"
 
+#include <bcrypt.h>
+
+#include <cstring>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/crypto.h"
 #include "common/pem.h"
 #include "common/windows_util.h"
 
@@ -29,6 +35,60 @@ bool IsCa(PCCERT_CONTEXT cert) {
   return info.fCA != FALSE;
 }
 
+// One DER INTEGER of an ECDSA-Sig-Value at `*p`, as `width` big-endian bytes (left-padded).
+bool ReadInteger(const BYTE** p, const BYTE* end, size_t width, BYTE* out) {
+  if (end - *p < 2 || (*p)[0] != 0x02 || (*p)[1] > 0x7f || end - *p < 2 + (*p)[1]) return false;
+  const BYTE* v = *p + 2;
+  size_t n = (*p)[1];
+  *p = v + n;
+  while (n > 0 && *v == 0) {
+    ++v;
+    --n;
+  }
+  if (n > width) return false;
+  std::memset(out, 0, width - n);
+  std::memcpy(out + (width - n), v, n);
+  return true;
+}
+
+// An ECDSA P-256 / SHA-256 signature checked with BCrypt. Wine's crypt32 hands BCrypt r and s
+// without their leading zero bytes, so a signature whose r or s is shorter than 32 bytes (about
+// one in 128) fails there; this is what Windows computes for every signature.
+bool EcdsaSha256SignedBy(PCCERT_CONTEXT subject, PCCERT_CONTEXT issuer) {
+  CERT_SIGNED_CONTENT_INFO* signed_info = nullptr;
+  DWORD size = 0;
+  if (!CryptDecodeObjectEx(X509_ASN_ENCODING, X509_CERT, subject->pbCertEncoded,
+                           subject->cbCertEncoded,
+                           CRYPT_DECODE_ALLOC_FLAG | CRYPT_DECODE_NO_SIGNATURE_BYTE_REVERSAL_FLAG,
+                           nullptr, &signed_info, &size)) {
+    return false;
+  }
+  bool ok = false;
+  BYTE sig[64];
+  const BYTE* p = signed_info->Signature.pbData;
+  const BYTE* end = p + signed_info->Signature.cbData;
+  if (std::string(signed_info->SignatureAlgorithm.pszObjId) == szOID_ECDSA_SHA256 && end - p >= 2 &&
+      p[0] == 0x30 && p[1] <= 0x7f && end - p == 2 + p[1]) {
+    p += 2;
+    if (ReadInteger(&p, end, 32, sig) && ReadInteger(&p, end, 32, sig + 32) && p == end) {
+      common::Sha256 sha;
+      sha.Update(absl::string_view(reinterpret_cast<const char*>(signed_info->ToBeSigned.pbData),
+                                   signed_info->ToBeSigned.cbData));
+      const std::string digest = absl::HexStringToBytes(sha.FinishHex());
+      BCRYPT_KEY_HANDLE key = nullptr;
+      if (CryptImportPublicKeyInfoEx2(X509_ASN_ENCODING, &issuer->pCertInfo->SubjectPublicKeyInfo,
+                                      0, nullptr, &key)) {
+        ok = BCryptVerifySignature(key, nullptr,
+                                   reinterpret_cast<PUCHAR>(const_cast<char*>(digest.data())),
+                                   static_cast<ULONG>(digest.size()), sig, sizeof(sig), 0) == 0;
+        BCryptDestroyKey(key);
+      }
+    }
+  }
+  LocalFree(signed_info);
+  return ok;
+}
+
 bool SignedBy(PCCERT_CONTEXT subject, PCCERT_CONTEXT issuer) {
   if (!CertCompareCertificateName(X509_ASN_ENCODING, &subject->pCertInfo->Issuer,
                                   &issuer->pCertInfo->Subject)) {
@@ -37,7 +97,8 @@ bool SignedBy(PCCERT_CONTEXT subject, PCCERT_CONTEXT issuer) {
   return CryptVerifyCertificateSignatureEx(
              0, X509_ASN_ENCODING, CRYPT_VERIFY_CERT_SIGN_SUBJECT_CERT,
              const_cast<CERT_CONTEXT*>(subject), CRYPT_VERIFY_CERT_SIGN_ISSUER_CERT,
-             const_cast<CERT_CONTEXT*>(issuer), 0, nullptr) != FALSE;
+             const_cast<CERT_CONTEXT*>(issuer), 0, nullptr) != FALSE ||
+         EcdsaSha256SignedBy(subject, issuer);
 }
 
 std::string SubjectOf(PCCERT_CONTEXT cert) {

@@ -11,8 +11,10 @@
 #include "agent/windows/process_runner.h"
 #include "agent/windows/service.h"
 #include "agent/windows/system_facts.h"
+#include "agent/windows/winhttp.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
+#include "common/pem.h"
 #include "gtest/gtest.h"
 
 namespace parc::agent {
@@ -105,6 +107,63 @@ TEST(ConfigureMachine, WritesTheConfigurationAndTheImageFingerprint) {
   EXPECT_TRUE(absl::StrContains(ConfigureMachine(bad, parc).message(), "PARC_CA"));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+// Wine's crypt32 hands BCrypt an ECDSA signature's r and s without their leading zero bytes:
+// a certificate whose signature has a 31-byte s (about one in 128; made with openssl until one
+// came out so) was refused as "not issued by the CA". PinnedCa checks such signatures itself.
+constexpr char kTestCa[] = R"pem(-----BEGIN CERTIFICATE-----
+MIIBejCCASGgAwIBAgIUFmwNLIIWJf67DELKtoiowIxuFYQwCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHVGVzdCBDQTAgFw0yNjExMzAwMjMzMjVaGA8yMTI2MTEwNjAy
+MzMyNVowEjEQMA4GA1UEAwwHVGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABIEMKZDyqwbJY5NOVnQ7zd5SPLCjg/AfAwyJ6LP0zdSYcaHDPPZgqx5j/C02
+rxYSTY/TGh1ZfV/Y3acidrkAOAqjUzBRMB0GA1UdDgQWBBSrPRvXa+hNhSJvWFab
+H9Fxh8ZsbDAfBgNVHSMEGDAWgBSrPRvXa+hNhSJvWFabH9Fxh8ZsbDAPBgNVHRMB
+Af8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCICkVCRM1F9uSs0Zzf/yRXyQyKmUC
+e2TPgA89j9/xQgY1AiAx8QbIvFJWFMJcfXx+jwHPWIPfYdpvJtb/OYbbEFhv+w==
+-----END CERTIFICATE-----
+)pem";
+// Another CA with the same name and another key.
+constexpr char kImpostorCa[] = R"pem(-----BEGIN CERTIFICATE-----
+MIIBfDCCASGgAwIBAgIUXdU1QLA1y/eRWENbn/yLSOThVi0wCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHVGVzdCBDQTAgFw0yNjExMzAwMjMzMjhaGA8yMTI2MTEwNjAy
+MzMyOFowEjEQMA4GA1UEAwwHVGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABJ5lWM9j/dM1T8LXv7JjSSxQtBtqhF0ah54x4fbziwRQGUTvhRQ7QZ3p4lNW
+f1wfYDYVYT3lA9zTcDkaq59VKzmjUzBRMB0GA1UdDgQWBBTGfZxON0UJWGPUx5Cl
+zB/js9ciFjAfBgNVHSMEGDAWgBTGfZxON0UJWGPUx5ClzB/js9ciFjAPBgNVHRMB
+Af8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQD6ni34ImF25HqK2TTbE73Qm73J
+cf5BVUjhg0fJOcDOGQIhAM1OfZkeAr2fJvIVMdFFGzPcYeK+DzNZo1Hv1CLWi5Hk
+-----END CERTIFICATE-----
+)pem";
+// "localhost", signed by kTestCa; its signature's s is 31 bytes long.
+constexpr char kShortSignatureLeaf[] = R"pem(-----BEGIN CERTIFICATE-----
+MIIBdDCCARugAwIBAgIBHDAKBggqhkjOPQQDAjASMRAwDgYDVQQDDAdUZXN0IENB
+MCAXDTI2MTEzMDAyMzMyOFoYDzIxMjYxMTA2MDIzMzI4WjAUMRIwEAYDVQQDDAls
+b2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASBO5jPesOqkR3sl6WI
+H6ws7WWzvM/BpV+f2rlvmtDjkLSCp8GFIhVhsMP0nr/zbB91bEOyoxH+hHQmrl7v
+Rtyro14wXDAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwHQYDVR0OBBYEFLE/
+H87kr6PPpuWxSuZ1aQa04Mf2MB8GA1UdIwQYMBaAFKs9G9dr6E2FIm9YVpsf0XGH
+xmxsMAoGCCqGSM49BAMCA0cAMEQCIQDsA4g0aW8w5e19RJ8XjpDgO48ivdCiUHaL
+dC3q0GufsQIfSPdBZxy+sgc94DvXIASwcFAipo9FnjlNw8fEb7WKow==
+-----END CERTIFICATE-----
+)pem";
+
+TEST(PinnedCa, AcceptsEcdsaSignaturesWithShortIntegersAndOnlyFromItsKey) {
+  const std::optional<std::string> der = common::PemDecode(kShortSignatureLeaf, "CERTIFICATE");
+  ASSERT_TRUE(der.has_value());
+  PCCERT_CONTEXT leaf =
+      CertCreateCertificateContext(X509_ASN_ENCODING, reinterpret_cast<const BYTE*>(der->data()),
+                                   static_cast<DWORD>(der->size()));
+  ASSERT_NE(leaf, nullptr);
+  auto ca = PinnedCa::FromPem(kTestCa);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_TRUE((*ca)->Check(leaf).ok()) << (*ca)->Check(leaf);
+  auto impostor = PinnedCa::FromPem(kImpostorCa);
+  ASSERT_TRUE(impostor.ok()) << impostor.status();
+  absl::Status refused = (*impostor)->Check(leaf);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.message(), "not issued by the CA")) << refused;
+  CertFreeCertificateContext(leaf);
 }
 
 }  // namespace
