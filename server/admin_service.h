@@ -104,6 +104,16 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
       grpc::CallbackServerContext* context, const parc::v1::InventoryReportRequest* request,
       parc::v1::InventoryReportResponse* response) override;
 
+  grpc::ServerUnaryReactor* AddRelay(grpc::CallbackServerContext* context,
+                                     const parc::v1::AddRelayRequest* request,
+                                     parc::v1::Relay* response) override;
+  grpc::ServerUnaryReactor* ListRelays(grpc::CallbackServerContext* context,
+                                       const parc::v1::ListRelaysRequest* request,
+                                       parc::v1::ListRelaysResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveRelay(grpc::CallbackServerContext* context,
+                                        const parc::v1::RemoveRelayRequest* request,
+                                        parc::v1::Relay* response) override;
+
  private:
   // Runs a handler body, absl::Status(const Caller&, UnaryCall&), for an operator holding one
   // of roles (UNAUTHENTICATED / PERMISSION_DENIED otherwise), and finishes the call with

@@ -160,6 +160,7 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
     out->mutable_window()->set_start_minute(a.window_start);
     out->mutable_window()->set_end_minute(a.window_end);
     out->set_rate_limit_bytes_per_second(a.rate_limit);
+    for (const auto& url : a.relay_urls) out->add_relay_urls(url);
     // The manifest travels only when the agent does not hold it yet.
     if (request.assignment_manifest_sha256() != a.manifest_sha256 &&
         !out->mutable_bundle()->ParseFromString(a.signed_manifest)) {

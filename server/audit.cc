@@ -16,10 +16,18 @@
 namespace parc::server {
 namespace {
 
-constexpr std::array<absl::string_view, 10> kAudited = {
-    "RetireDevice",     "ImportEstablishments", "CreateEnrollmentToken", "RevokeEnrollmentToken",
-    "PreassignDevices", "PublishBundle",        "CreateRollout",         "UpdateRollout",
-    "CreateOperator",   "RevokeOperator"};
+constexpr std::array<absl::string_view, 12> kAudited = {"RetireDevice",
+                                                        "ImportEstablishments",
+                                                        "CreateEnrollmentToken",
+                                                        "RevokeEnrollmentToken",
+                                                        "PreassignDevices",
+                                                        "PublishBundle",
+                                                        "CreateRollout",
+                                                        "UpdateRollout",
+                                                        "CreateOperator",
+                                                        "RevokeOperator",
+                                                        "AddRelay",
+                                                        "RemoveRelay"};
 
 constexpr absl::string_view kPrefix = "/parc.v1.AdminService/";
 

@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "server/migrate.h"
+#include "server/relays.h"
 #include "server/server.h"
 
 namespace {
@@ -157,6 +158,9 @@ int Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "migrate") {
     return parc::server::MigrateMain(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::string(argv[1]) == "relay-cert") {
+    return parc::server::RelayCertMain(argc - 1, argv + 1);
   }
   return Run(argc, argv);
 }

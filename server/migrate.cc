@@ -41,7 +41,10 @@ constexpr const char* kTables[] = {"establishments",
                                    "rollout_establishments",
                                    "deployments",
                                    "deployment_packages",
-                                   "audit"};
+                                   "audit",
+                                   "relays",
+                                   "relay_establishments",
+                                   "relay_faults"};
 constexpr const char* kCounts[] = {"device_tally", "bundle_device", "bundle_tally",
                                    "rollout_tally"};
 // Tables whose id PostgreSQL generates: their sequence continues after the copied ids.

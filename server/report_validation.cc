@@ -123,6 +123,11 @@ absl::Status CheckInventoryHash(const parc::v1::Hardware& hardware, absl::string
   return absl::OkStatus();
 }
 
+namespace {
+// Relay and artifact base URLs (as parcctl relays add allows them).
+constexpr size_t kMaxSourceUrl = 512;
+}  // namespace
+
 absl::Status ValidateDeploymentReport(const parc::v1::DeploymentReport& report) {
   if (report.rollout_id().empty() || report.rollout_id().size() > 64) {
     return absl::InvalidArgumentError("rollout_id: empty or too long");
@@ -149,6 +154,21 @@ absl::Status ValidateDeploymentReport(const parc::v1::DeploymentReport& report) 
     if (!parc::v1::PackageState_IsValid(p.state())) {
       return absl::InvalidArgumentError(
           absl::StrCat("package ", p.package_id().substr(0, 64), ": unknown package state"));
+    }
+    PARC_RETURN_IF_ERROR(CheckLength("packages.source", p.source(), kMaxSourceUrl));
+    // One entry per source and reason: a handful of relays and the centre.
+    if (p.source_faults_size() > 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("package ", p.package_id().substr(0, 64), ": more than 16 source_faults"));
+    }
+    for (const auto& f : p.source_faults()) {
+      PARC_RETURN_IF_ERROR(CheckLength("packages.source_faults.url", f.url(), kMaxSourceUrl));
+      if (f.reason() != "artifact_hash_mismatch" && f.reason() != "artifact_size_mismatch" &&
+          f.reason() != "download_failed") {
+        return absl::InvalidArgumentError(absl::StrCat("package ", p.package_id().substr(0, 64),
+                                                       ": source_faults.reason \"",
+                                                       f.reason().substr(0, 64), "\" is unknown"));
+      }
     }
   }
   return absl::OkStatus();

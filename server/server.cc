@@ -144,7 +144,15 @@ absl::Status Server::Init() {
         "node of those sharing a database), else 0.\n# TYPE parc_node_leads_jobs gauge\n"
         "parc_node_leads_jobs ",
         store_->LeadsJobs() ? 1 : 0, "\n");
-    if (artifact_http_) text += artifact_http_->guard().RenderPrometheus();
+    if (artifact_http_) {
+      absl::StrAppend(&text,
+                      "# HELP parc_artifact_bytes_sent_total Bytes of artifact content sent "
+                      "(the central egress; with establishment relays, one copy per relay).\n"
+                      "# TYPE parc_artifact_bytes_sent_total counter\n"
+                      "parc_artifact_bytes_sent_total ",
+                      artifact_http_->bytes_served(), "\n");
+      text += artifact_http_->guard().RenderPrometheus();
+    }
     return text;
   };
   dashboard_ = std::make_unique<Dashboard>(store_.get(), options_.clock, &metrics_,

@@ -166,6 +166,13 @@ class SqlStore final : public Store {
   absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash, absl::Time now) override;
   void DeleteSession(std::string id_hash, StoreCallback<bool> done) override;
 
+  void AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+                StoreCallback<RelayRecord> done) override;
+  void RemoveRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+                   StoreCallback<RelayRecord> done) override;
+  absl::StatusOr<std::vector<RelayRecord>> ListRelays(const std::string& uai, const Scope& scope,
+                                                      absl::Time faults_since) override;
+
   bool LeadsJobs() const override { return coordinator_ == nullptr || coordinator_->leads(); }
   void RequestRolloutEvaluation(const std::string& id) override;
   void set_rollout_handler(std::function<void(const std::string&)> handler) override;
@@ -208,6 +215,8 @@ class SqlStore final : public Store {
   bool QueueCheckIn(CheckInInput& in);
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
   StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
+  // done, after emptying the check-in cache's assignments (which carry the relays).
+  StoreCallback<RelayRecord> AfterRelayWrite(StoreCallback<RelayRecord> done);
 
   std::unique_ptr<sql::Engine> engine_;
   bool postgres_ = false;

@@ -218,6 +218,25 @@ struct ActiveAssignment {
   uint32_t window_start = 0;
   uint32_t window_end = 0;
   uint64_t rate_limit = 0;
+  // The relays of the establishment, in the order the agent tries them.
+  std::vector<std::string> relay_urls;
+};
+
+// How far back the faults agents reported about a relay count for its health.
+inline constexpr absl::Duration kRelayFaultWindow = absl::Hours(7 * 24);
+
+// An establishment relay and what the agents reported about it (parc.v1.Relay).
+struct RelayRecord {
+  std::string url;
+  // Sorted; within the scope it was read for.
+  std::vector<std::string> uais;
+  absl::Time created_at = absl::InfinitePast();
+  // Over the window ListRelays was asked for.
+  uint64_t wrong_bytes = 0;
+  uint64_t unreachable = 0;
+  absl::Time last_fault_at = absl::InfinitePast();
+  std::string last_fault;
+  uint64_t bytes_served = 0;
 };
 
 // A device and where it stands with a bundle (dashboard establishment page).
@@ -429,6 +448,19 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash,
                                                                     absl::Time now) = 0;
   virtual void DeleteSession(std::string id_hash, StoreCallback<bool> done) = 0;
+
+  // Establishment relays. AddRelay creates the relay or adds establishments to it (every UAI
+  // must exist: NOT_FOUND naming it otherwise). RemoveRelay takes the given establishments
+  // (all those in scope when empty) off the relay, and removes it once it serves none: NOT_FOUND
+  // when it serves nothing in scope. Both return the relay as it stands after, within scope.
+  virtual void AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+                        StoreCallback<RelayRecord> done) = 0;
+  virtual void RemoveRelay(std::string url, std::vector<std::string> uais, Scope scope,
+                           absl::Time now, StoreCallback<RelayRecord> done) = 0;
+  // Relays serving an establishment in scope (only uai's when uai is not empty), with the
+  // faults reported since faults_since.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RelayRecord>> ListRelays(
+      const std::string& uai, const Scope& scope, absl::Time faults_since) = 0;
 
   // Several server nodes on one database. The jobs that must run on one node at a time (the
   // rollout evaluation, the retention purge) run where LeadsJobs(): always with SQLite (one

@@ -97,7 +97,61 @@ bool IsIpAddress(const std::string& name) {
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
+// A server certificate for names (DNS names, IP addresses), valid 2 years, signed by the CA.
+absl::StatusOr<X509Ptr> SignLeaf(X509* ca, EVP_PKEY* ca_key, EVP_PKEY* key,
+                                 const std::vector<std::string>& names) {
+  PARC_ASSIGN_OR_RETURN(X509Ptr cert, NewCert(key, names[0], 730));
+  X509_set_issuer_name(cert.get(), X509_get_subject_name(ca));
+  std::vector<std::string> sans;
+  for (const auto& n : names) sans.push_back(absl::StrCat(IsIpAddress(n) ? "IP:" : "DNS:", n));
+  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca, NID_basic_constraints, "CA:FALSE"));
+  PARC_RETURN_IF_ERROR(
+      AddExtension(cert.get(), ca, NID_key_usage, "critical,digitalSignature,keyEncipherment"));
+  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca, NID_ext_key_usage, "serverAuth"));
+  PARC_RETURN_IF_ERROR(
+      AddExtension(cert.get(), ca, NID_subject_alt_name, absl::StrJoin(sans, ",")));
+  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca, NID_authority_key_identifier, "keyid:always"));
+  if (X509_sign(cert.get(), ca_key, EVP_sha256()) == 0) return OpenSslError("sign cert");
+  return cert;
+}
+
 }  // namespace
+
+absl::StatusOr<TlsMaterial> IssueCertificate(const std::string& dir,
+                                             const std::vector<std::string>& names) {
+  if (names.empty()) return absl::InvalidArgumentError("no TLS name given");
+  for (const auto& n : names) {
+    if (n.empty() || n.size() > 253 ||
+        n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") !=
+            std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("name \"", n.substr(0, 64), "\": not a DNS name or IP address"));
+    }
+  }
+  PARC_ASSIGN_OR_RETURN(std::string ca_pem, common::ReadFile(dir + "/ca.pem"));
+  absl::StatusOr<std::string> ca_key_pem = common::ReadFile(dir + "/ca.key");
+  if (!ca_key_pem.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, "/ca.key: ", ca_key_pem.status().message(),
+                     " (only the server's own private CA can issue certificates; with an "
+                     "operator-supplied certificate, issue the relay's from the same PKI)"));
+  }
+  BioPtr ca_bio(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())));
+  X509Ptr ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
+  BioPtr key_bio(BIO_new_mem_buf(ca_key_pem->data(), static_cast<int>(ca_key_pem->size())));
+  PkeyPtr ca_key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!ca || !ca_key) return OpenSslError(absl::StrCat("reading the CA in ", dir));
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return OpenSslError("EC key generation");
+  PARC_ASSIGN_OR_RETURN(X509Ptr cert, SignLeaf(ca.get(), ca_key.get(), key.get(), names));
+  TlsMaterial m;
+  m.ca_path = dir + "/ca.pem";
+  PARC_ASSIGN_OR_RETURN(std::string cert_pem, PemOf(cert.get()));
+  PARC_ASSIGN_OR_RETURN(m.key_pem, PemOf(key.get()));
+  m.cert_pem = cert_pem + ca_pem;
+  m.created = true;
+  return m;
+}
 
 absl::StatusOr<TlsMaterial> EnsureTlsMaterial(const std::string& dir,
                                               const std::vector<std::string>& names) {
@@ -126,19 +180,7 @@ absl::StatusOr<TlsMaterial> EnsureTlsMaterial(const std::string& dir,
   PARC_RETURN_IF_ERROR(AddExtension(ca.get(), ca.get(), NID_subject_key_identifier, "hash"));
   if (X509_sign(ca.get(), ca_key.get(), EVP_sha256()) == 0) return OpenSslError("sign CA");
 
-  PARC_ASSIGN_OR_RETURN(X509Ptr cert, NewCert(server_key.get(), names[0], 730));
-  X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.get()));
-  std::vector<std::string> sans;
-  for (const auto& n : names) sans.push_back(absl::StrCat(IsIpAddress(n) ? "IP:" : "DNS:", n));
-  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca.get(), NID_basic_constraints, "CA:FALSE"));
-  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca.get(), NID_key_usage,
-                                    "critical,digitalSignature,keyEncipherment"));
-  PARC_RETURN_IF_ERROR(AddExtension(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth"));
-  PARC_RETURN_IF_ERROR(
-      AddExtension(cert.get(), ca.get(), NID_subject_alt_name, absl::StrJoin(sans, ",")));
-  PARC_RETURN_IF_ERROR(
-      AddExtension(cert.get(), ca.get(), NID_authority_key_identifier, "keyid:always"));
-  if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) return OpenSslError("sign cert");
+  PARC_ASSIGN_OR_RETURN(X509Ptr cert, SignLeaf(ca.get(), ca_key.get(), server_key.get(), names));
 
   PARC_ASSIGN_OR_RETURN(std::string ca_pem, PemOf(ca.get()));
   PARC_ASSIGN_OR_RETURN(std::string ca_key_pem, PemOf(ca_key.get()));

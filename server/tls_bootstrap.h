@@ -21,6 +21,13 @@ struct TlsMaterial {
 [[nodiscard]] absl::StatusOr<TlsMaterial> EnsureTlsMaterial(const std::string& dir,
                                                             const std::vector<std::string>& names);
 
+// A certificate for another server of the deployment (an establishment relay), for names,
+// valid 2 years, signed by the private CA kept in dir by EnsureTlsMaterial, which the agents
+// already trust: cert_pem holds the chain (certificate, then CA), key_pem a new EC P-256 key.
+// FAILED_PRECONDITION when dir holds no CA key.
+[[nodiscard]] absl::StatusOr<TlsMaterial> IssueCertificate(const std::string& dir,
+                                                           const std::vector<std::string>& names);
+
 // Loads an operator-supplied certificate chain and key.
 [[nodiscard]] absl::StatusOr<TlsMaterial> LoadTlsMaterial(const std::string& cert_path,
                                                           const std::string& key_path);

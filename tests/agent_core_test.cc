@@ -319,6 +319,47 @@ TEST_F(AgentCore, ASignedBundleIsFetchedInstalledAndReportedInTheSameCycle) {
   EXPECT_EQ(fetcher_->requests().size(), 2u);
 }
 
+// The same on Linux and Windows: the establishment's relays first, then the centre; a relay
+// that fails is noted, passed over for the rest of the run, and the download goes on.
+TEST_F(AgentCore, RelaysAreTriedFirstAndAFailingOneIsPassedOverAndReported) {
+  Assign({Package("geogebra", "6.0.800"), Package("libreoffice", "24.8")}, 1, keys_[0]);
+  auto* a = server_.checkin_response.mutable_assignment();
+  a->add_relay_urls("https://relais-1.lycee-fermat.test/artifacts");
+  a->add_relay_urls("https://relais-2.lycee-fermat.test/artifacts");
+  // Relay 1 serves wrong bytes, relay 2 does not answer: the centre serves geogebra, and
+  // libreoffice is asked of the centre only.
+  fetcher_->FailNext(
+      common::WithReason(absl::DataLossError("hash differs"), agent::kReasonArtifactHashMismatch));
+  fetcher_->FailNext(common::WithReason(absl::UnavailableError("connection refused"),
+                                        agent::kReasonDownloadFailed));
+  ASSERT_TRUE(Cycle().ok());
+  auto requests = fetcher_->requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_TRUE(absl::StartsWith(requests[0].url, "https://relais-1.lycee-fermat.test/artifacts/"));
+  EXPECT_LE(requests[0].connect_timeout, absl::Seconds(5));
+  EXPECT_TRUE(absl::StartsWith(requests[1].url, "https://relais-2.lycee-fermat.test/artifacts/"));
+  EXPECT_TRUE(absl::StartsWith(requests[2].url, "https://artifacts.ac-toulouse.test/artifacts/"));
+  EXPECT_TRUE(absl::StartsWith(requests[3].url, "https://artifacts.ac-toulouse.test/artifacts/"));
+  const auto report = LastDeployment();
+  EXPECT_EQ(report.state(), parc::v1::DEPLOYMENT_STATE_INSTALLED);
+  ASSERT_EQ(report.packages_size(), 2);
+  const auto& geogebra = report.packages(0);
+  EXPECT_EQ(geogebra.source(), "https://artifacts.ac-toulouse.test/artifacts");
+  ASSERT_EQ(geogebra.source_faults_size(), 2);
+  EXPECT_EQ(geogebra.source_faults(0).url(), "https://relais-1.lycee-fermat.test/artifacts");
+  EXPECT_EQ(geogebra.source_faults(0).reason(), "artifact_hash_mismatch");
+  EXPECT_EQ(geogebra.source_faults(1).reason(), "download_failed");
+  EXPECT_EQ(report.packages(1).source_faults_size(), 0);
+
+  // Next version, relays healthy again: the first relay serves.
+  Assign({Package("geogebra", "6.0.900")}, 2, keys_[0]);
+  server_.checkin_response.mutable_assignment()->add_relay_urls(
+      "https://relais-1.lycee-fermat.test/artifacts");
+  ASSERT_TRUE(Cycle().ok());
+  EXPECT_EQ(LastDeployment().packages(0).source(), "https://relais-1.lycee-fermat.test/artifacts");
+  EXPECT_EQ(LastDeployment().packages(0).source_faults_size(), 0);
+}
+
 TEST_F(AgentCore, CachedArtifactsKeepTheirSourceFilesExtension) {
   // Windows runs installers and scripts by their extension: geogebra.msi is cached as
   // <sha256>.msi; a name without a plain extension gives the bare hash.

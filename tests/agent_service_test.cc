@@ -206,6 +206,7 @@ TEST_F(AgentServiceTest, ACheckInCarriesTheAssignmentAndItsManifestOnlyWhenItCha
   a->window_start = 17 * 60;
   a->window_end = 7 * 60;
   a->rate_limit = 1 << 20;
+  a->relay_urls = {"https://relais.lycee-fermat.fr/artifacts"};
   store_.Assign(kFermat, parc::v1::DEVICE_KIND_LAPTOP, a);
 
   parc::v1::CheckInResponse answer;
@@ -216,6 +217,8 @@ TEST_F(AgentServiceTest, ACheckInCarriesTheAssignmentAndItsManifestOnlyWhenItCha
   EXPECT_EQ(answer.assignment().window().start_minute(), 17u * 60);
   EXPECT_EQ(answer.assignment().rate_limit_bytes_per_second(), 1u << 20);
   EXPECT_EQ(answer.assignment().bundle().manifest(), "the bundle's manifest");
+  ASSERT_EQ(answer.assignment().relay_urls_size(), 1);
+  EXPECT_EQ(answer.assignment().relay_urls(0), "https://relais.lycee-fermat.fr/artifacts");
   // The agent holds it: the manifest does not travel again.
   parc::v1::CheckInRequest holding;
   holding.set_assignment_rollout_id("r1");
@@ -261,6 +264,15 @@ TEST_F(AgentServiceTest, ADeploymentReportIsStoredThenItsRolloutEvaluated) {
   std::lock_guard<std::mutex> lock(mu_);
   EXPECT_EQ(evaluated_.size(), 1u);
   // A malformed report is the agent's fault, whatever the storage.
+  auto* fault = report.add_packages()->add_source_faults();
+  fault->set_url("https://relais.lycee-fermat.fr/artifacts");
+  fault->set_reason("relay looked at me funny");
+  grpc::ClientContext bad_fault;
+  bad_fault.AddMetadata("authorization", "Bearer " + CredentialOf(enrolled));
+  grpc::Status refused = stub_->ReportDeployment(&bad_fault, report, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("source_faults.reason"), std::string::npos)
+      << refused.error_message();
   report.set_rollout_id("");
   grpc::ClientContext bad;
   bad.AddMetadata("authorization", "Bearer " + CredentialOf(enrolled));

@@ -539,4 +539,23 @@ void FakeStore::set_rollout_handler(std::function<void(const std::string&)> hand
   rollout_handler_ = std::move(handler);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Relays: SQL work (assignments come from what the test sets).
+
+void FakeStore::AddRelay(std::string, std::vector<std::string>, server::Scope, absl::Time,
+                         StoreCallback<server::RelayRecord> done) {
+  done(NotKept("relays"));
+}
+
+void FakeStore::RemoveRelay(std::string, std::vector<std::string>, server::Scope, absl::Time,
+                            StoreCallback<server::RelayRecord> done) {
+  done(NotKept("relays"));
+}
+
+absl::StatusOr<std::vector<server::RelayRecord>> FakeStore::ListRelays(const std::string&,
+                                                                       const server::Scope&,
+                                                                       absl::Time) {
+  return NotKept("relays");
+}
+
 }  // namespace parc::testing

@@ -131,6 +131,14 @@ class FakeStore final : public server::Store {
                                                       absl::Time now) override;
   void DeleteSession(std::string id_hash, server::StoreCallback<bool> done) override;
 
+  void AddRelay(std::string url, std::vector<std::string> uais, server::Scope scope, absl::Time now,
+                server::StoreCallback<server::RelayRecord> done) override;
+  void RemoveRelay(std::string url, std::vector<std::string> uais, server::Scope scope,
+                   absl::Time now, server::StoreCallback<server::RelayRecord> done) override;
+  absl::StatusOr<std::vector<server::RelayRecord>> ListRelays(const std::string& uai,
+                                                              const server::Scope& scope,
+                                                              absl::Time faults_since) override;
+
   bool LeadsJobs() const override { return true; }
   void RequestRolloutEvaluation(const std::string& id) override;
   void set_rollout_handler(std::function<void(const std::string&)> handler) override;

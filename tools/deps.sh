@@ -17,13 +17,13 @@ if [ "${1:-}" = "--package" ]; then
   PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap)
 fi
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(curl bc time python3 procps postgresql haproxy)
+  PACKAGES+=(curl bc time python3 procps postgresql haproxy nginx)
 fi
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev)
 fi
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium prometheus curl postgresql haproxy tinyproxy)
+  PACKAGES+=(chromium prometheus curl postgresql haproxy tinyproxy nginx)
   command -v node >/dev/null || PACKAGES+=(nodejs npm)
 fi
 

@@ -28,7 +28,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja \
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # The test binaries whose servers and stores follow PARC_TEST_DATABASE.
-POSTGRES_TESTS='^(SqlStore|Postgres|IntegrationTest|ProvisioningTest|ScopeTest|DashboardTest|CheckIn|AgentCycle|AgentDaemon|AgentFaultTest|AgentFront|ServerFault|DeployerTest|CtlTest|TokenTest|HttpGuardTest|Downloader|GrpcWebTest)[.]'
+POSTGRES_TESTS='^(SqlStore|Postgres|IntegrationTest|ProvisioningTest|RelayTest|ScopeTest|DashboardTest|CheckIn|AgentCycle|AgentDaemon|AgentFaultTest|AgentFront|ServerFault|DeployerTest|CtlTest|TokenTest|HttpGuardTest|Downloader|GrpcWebTest)[.]'
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Every test on the embedded default, SQLite; then the tests of the store, the services, the

@@ -77,6 +77,69 @@ Deployer::Deployer(AgentState* state, const common::Clock* clock, DeployerOption
       packages_(packages),
       fetcher_(fetcher) {}
 
+namespace {
+
+// Counts one failure of a source for a package version (one entry per source and reason).
+void NoteSourceFault(PackageRecord& r, const std::string& url, const std::string& reason) {
+  for (auto& f : r.source_faults) {
+    if (f.url() == url && f.reason() == reason) {
+      if (f.count() < 1000000) f.set_count(f.count() + 1);
+      return;
+    }
+  }
+  if (r.source_faults.size() >= 16) return;
+  parc::v1::SourceFault f;
+  f.set_url(url);
+  f.set_reason(reason);
+  f.set_count(1);
+  r.source_faults.push_back(std::move(f));
+}
+
+}  // namespace
+
+absl::StatusOr<DownloadResult> Deployer::FetchFromSources(const parc::v1::Assignment& a,
+                                                          const parc::v1::PackageSpec& spec,
+                                                          const std::string& cached,
+                                                          PackageRecord& r,
+                                                          std::set<std::string>& passed_over) {
+  DownloadRequest d;
+  d.ca_pem = options_.ca_pem;
+  d.sha256 = spec.artifact().sha256();
+  d.size = spec.artifact().size();
+  d.rate_limit = a.rate_limit_bytes_per_second();
+  for (const auto& relay : a.relay_urls()) {
+    if (passed_over.count(relay) > 0) continue;
+    if (!absl::StartsWith(relay, "https://") && !options_.allow_http) {
+      passed_over.insert(relay);
+      spdlog::warn("relay {} is not https://: not used", relay.substr(0, 200));
+      continue;
+    }
+    DownloadRequest from_relay = d;
+    from_relay.url = absl::StrCat(relay, "/", spec.artifact().sha256());
+    from_relay.connect_timeout = options_.relay_connect_timeout;
+    from_relay.stall_timeout = options_.relay_stall_timeout;
+    auto got = fetcher_->Fetch(from_relay, cached + ".part", cached);
+    if (got.ok()) {
+      r.source = relay;
+      return got;
+    }
+    // Relays are untrusted and optional: whatever went wrong, the next source is tried, and a
+    // relay that served wrong bytes has had its partial file deleted by the fetcher.
+    const std::string reason = common::TrustReason(got.status());
+    spdlog::warn("relay {}: {} ({}): trying the next source", relay, reason,
+                 got.status().message());
+    const bool wrong_bytes =
+        reason == kReasonArtifactHashMismatch || reason == kReasonArtifactSizeMismatch;
+    NoteSourceFault(r, relay, wrong_bytes ? reason : std::string(kReasonDownloadFailed));
+    (void)state_->SavePackage(r);
+    passed_over.insert(relay);
+  }
+  d.url = absl::StrCat(a.artifact_base_url(), "/", spec.artifact().sha256());
+  auto got = fetcher_->Fetch(d, cached + ".part", cached);
+  if (got.ok()) r.source = a.artifact_base_url();
+  return got;
+}
+
 absl::Status Deployer::QueueReport(const std::string& rollout_id, const BundleState& bundle,
                                    parc::v1::DeploymentState state, const std::string& reason,
                                    const std::string& message,
@@ -101,6 +164,8 @@ absl::Status Deployer::QueueReport(const std::string& rollout_id, const BundleSt
     r->set_output_tail(p.output_tail);
     r->set_message(p.message);
     r->set_bytes_downloaded(p.bytes_downloaded);
+    r->set_source(p.source);
+    for (const auto& f : p.source_faults) *r->add_source_faults() = f;
   }
   for (const auto& p : removed) {
     auto* r = report.add_packages();
@@ -196,6 +261,8 @@ DeployOutcome Deployer::Run() {
   };
 
   std::set<std::string> wanted;
+  // Relays that failed during this run: not asked again for the next artifacts.
+  std::set<std::string> passed_over;
   for (const auto& spec : manifest->packages()) {
     if (!PackageApplies(spec, options_.kind) || !packages_->Handles(spec)) continue;
     wanted.insert(spec.id());
@@ -253,13 +320,7 @@ DeployOutcome Deployer::Run() {
         save(r, parc::v1::PACKAGE_STATE_FAILED);
         continue;
       }
-      DownloadRequest d;
-      d.url = absl::StrCat(a.artifact_base_url(), "/", spec.artifact().sha256());
-      d.ca_pem = options_.ca_pem;
-      d.sha256 = spec.artifact().sha256();
-      d.size = spec.artifact().size();
-      d.rate_limit = a.rate_limit_bytes_per_second();
-      auto got = fetcher_->Fetch(d, cached + ".part", cached);
+      absl::StatusOr<DownloadResult> got = FetchFromSources(a, spec, cached, r, passed_over);
       if (!got.ok()) {
         std::string reason = common::TrustReason(got.status());
         r.reason = reason;

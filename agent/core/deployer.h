@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct DeployerOptions {
   absl::TimeZone time_zone = absl::LocalTimeZone();
   // Install attempts of one package version before it stays failed until the next version.
   int max_attempts = 3;
+  // Establishment relays are on the school's network: one that does not answer within this
+  // long, or stops sending for this long, is passed over for the next source (and for the rest
+  // of the run).
+  absl::Duration relay_connect_timeout = absl::Seconds(5);
+  absl::Duration relay_stall_timeout = absl::Seconds(20);
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
 };
 
@@ -57,6 +63,15 @@ class Deployer {
   DeployOutcome Run();
 
  private:
+  // Downloads spec's artifact to cached from the assignment's relays, in order, then from the
+  // centre (artifact_base_url): a relay that fails (unreachable, stalled, HTTP error, wrong
+  // bytes) is noted in r.source_faults and passed over, for this run, for every artifact
+  // (passed_over); a partial file is resumed from whichever source comes next (same content
+  // address). r.source names the source that succeeded. The centre's error otherwise.
+  absl::StatusOr<DownloadResult> FetchFromSources(const parc::v1::Assignment& a,
+                                                  const parc::v1::PackageSpec& spec,
+                                                  const std::string& cached, PackageRecord& r,
+                                                  std::set<std::string>& passed_over);
   // The report to queue for the bundle's current state.
   absl::Status QueueReport(const std::string& rollout_id, const BundleState& bundle,
                            parc::v1::DeploymentState state, const std::string& reason,

@@ -71,8 +71,15 @@ CREATE TABLE packages (
 );
 )sql";
 
+// Where each package's artifact came from (establishment relays), and which sources failed.
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE packages ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE packages ADD COLUMN source_faults BLOB NOT NULL DEFAULT x'';
+)sql";
+
 const std::vector<common::Migration>& Migrations() {
-  static const std::vector<common::Migration> kMigrations = {{1, kSchemaV1}, {2, kSchemaV2}};
+  static const std::vector<common::Migration> kMigrations = {
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
   return kMigrations;
 }
 
@@ -372,7 +379,8 @@ absl::StatusOr<std::vector<PackageRecord>> SqliteAgentState::LoadPackages(
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("SELECT bundle_name, package_id, version, state, reason, exit_status, "
-                   "output_tail, message, attempts, bytes_downloaded, spec FROM packages "
+                   "output_tail, message, attempts, bytes_downloaded, spec, source, source_faults "
+                   "FROM packages "
                    "WHERE bundle_name = ? ORDER BY package_id"));
   st.Bind(1, bundle_name);
   std::vector<PackageRecord> out;
@@ -391,6 +399,11 @@ absl::StatusOr<std::vector<PackageRecord>> SqliteAgentState::LoadPackages(
     p.attempts = static_cast<int>(st.Int(8));
     p.bytes_downloaded = static_cast<uint64_t>(st.Int(9));
     (void)p.spec.ParseFromString(st.Blob(10));
+    p.source = st.Text(11);
+    parc::v1::PackageReport faults;  // only its source_faults
+    if (faults.ParseFromString(st.Blob(12))) {
+      p.source_faults.assign(faults.source_faults().begin(), faults.source_faults().end());
+    }
     out.push_back(std::move(p));
   }
   return out;
@@ -400,12 +413,16 @@ absl::Status SqliteAgentState::SavePackage(const PackageRecord& p) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
       db_->Prepare("INSERT OR REPLACE INTO packages(bundle_name, package_id, version, state, "
-                   "reason, exit_status, output_tail, message, attempts, bytes_downloaded, spec) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                   "reason, exit_status, output_tail, message, attempts, bytes_downloaded, spec, "
+                   "source, source_faults) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   st.BindAll(p.bundle_name, p.package_id, p.version, static_cast<int64_t>(p.state), p.reason,
              p.exit_status, p.output_tail, p.message, p.attempts,
              static_cast<int64_t>(p.bytes_downloaded));
-  return st.BindBlob(11, p.spec.SerializeAsString()).Run();
+  st.BindBlob(11, p.spec.SerializeAsString());
+  st.Bind(12, p.source);
+  parc::v1::PackageReport faults;
+  for (const auto& f : p.source_faults) *faults.add_source_faults() = f;
+  return st.BindBlob(13, faults.SerializeAsString()).Run();
 }
 
 absl::Status SqliteAgentState::DeletePackage(const std::string& bundle_name,

@@ -46,6 +46,10 @@ struct PackageRecord {
   std::string message;
   int attempts = 0;
   uint64_t bytes_downloaded = 0;
+  // The base URL the artifact came from, and the sources (relays, the centre) that failed for
+  // this version: reported to the server, which flags relays serving wrong bytes.
+  std::string source;
+  std::vector<parc::v1::SourceFault> source_faults;
   // The package as the accepted manifest described it (needed to remove it later).
   parc::v1::PackageSpec spec;
 };

@@ -440,6 +440,12 @@ absl::StatusOr<std::shared_ptr<const ActiveAssignment>> SqlStore::AssignmentFor(
     a->window_start = U32(st.Int(3));
     a->window_end = U32(st.Int(4));
     a->rate_limit = static_cast<uint64_t>(st.Int(5));
+    PARC_ASSIGN_OR_RETURN(
+        Statement relays,
+        db->Prepare("SELECT url FROM relay_establishments WHERE uai = ?1 ORDER BY url"));
+    relays.Bind(1, device.uai);
+    PARC_ASSIGN_OR_RETURN(a->relay_urls,
+                          sql::CollectRows(relays, [](const Statement& r) { return r.Text(0); }));
     out = std::move(a);
   }
   cache_.PutAssignment(generation, device.uai, kind, out);
@@ -541,19 +547,35 @@ void SqlStore::RecordDeployment(std::string device_id, parc::v1::DeploymentRepor
             Statement pkg,
             db->Prepare("INSERT INTO deployment_packages(rollout_id, device_id, package_id, "
                         "version, state, reason, exit_status, output_tail, message, "
-                        "bytes_downloaded, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                        "?9, ?10, ?11) ON CONFLICT(rollout_id, device_id, package_id) DO UPDATE "
-                        "SET version = ?4, state = ?5, reason = ?6, exit_status = ?7, "
-                        "output_tail = ?8, message = ?9, bytes_downloaded = ?10, "
-                        "updated_at = ?11"));
+                        "bytes_downloaded, updated_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                        "?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(rollout_id, device_id, "
+                        "package_id) DO UPDATE SET version = ?4, state = ?5, reason = ?6, "
+                        "exit_status = ?7, output_tail = ?8, message = ?9, "
+                        "bytes_downloaded = ?10, updated_at = ?11, source = ?12"));
+        // Faults are kept for the relays of the device's own establishment only: a device
+        // cannot blame another establishment's relay. A report sent again changes nothing.
+        PARC_ASSIGN_OR_RETURN(
+            Statement fault,
+            db->Prepare("INSERT INTO relay_faults(url, device_id, package_id, version, reason, "
+                        "count, updated_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS ("
+                        "SELECT 1 FROM relay_establishments re JOIN devices d ON d.uai = re.uai "
+                        "WHERE re.url = ?1 AND d.id = ?2) ON CONFLICT(url, device_id, "
+                        "package_id, version, reason) DO UPDATE SET count = ?6, updated_at = ?7 "
+                        "WHERE relay_faults.count < ?6"));
         for (const auto& p : report.packages()) {
-          PARC_RETURN_IF_ERROR(pkg.BindAll(report.rollout_id(), device_id, p.package_id(),
-                                           p.version(), static_cast<int64_t>(p.state()), p.reason(),
-                                           static_cast<int64_t>(p.exit_status()),
-                                           p.output_tail().substr(0, 4096),
-                                           p.message().substr(0, 1024),
-                                           static_cast<int64_t>(p.bytes_downloaded()), Unix(now))
-                                   .Run());
+          PARC_RETURN_IF_ERROR(
+              pkg.BindAll(report.rollout_id(), device_id, p.package_id(), p.version(),
+                          static_cast<int64_t>(p.state()), p.reason(),
+                          static_cast<int64_t>(p.exit_status()), p.output_tail().substr(0, 4096),
+                          p.message().substr(0, 1024), static_cast<int64_t>(p.bytes_downloaded()),
+                          Unix(now), p.source())
+                  .Run());
+          for (const auto& f : p.source_faults()) {
+            PARC_RETURN_IF_ERROR(fault
+                                     .BindAll(f.url(), device_id, p.package_id(), p.version(),
+                                              f.reason(), int64_t{f.count()}, Unix(now))
+                                     .Run());
+          }
         }
         return true;
       },

@@ -401,12 +401,40 @@ CREATE TABLE dashboard_sessions (
 CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
 )sql";
 
+// Establishment relays: caching HTTPS servers assigned per UAI, what agents reported about
+// them, and which source each package's artifact came from.
+constexpr char kSchemaV9[] = R"sql(
+CREATE TABLE relays (
+  url TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE relay_establishments (
+  url TEXT NOT NULL REFERENCES relays(url) ON DELETE CASCADE,
+  uai TEXT NOT NULL REFERENCES establishments(uai),
+  PRIMARY KEY (url, uai)
+) WITHOUT ROWID;
+CREATE INDEX relay_establishments_uai ON relay_establishments(uai);
+CREATE TABLE relay_faults (
+  url TEXT NOT NULL REFERENCES relays(url) ON DELETE CASCADE,
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  package_id TEXT NOT NULL,
+  version TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (url, device_id, package_id, version, reason)
+) WITHOUT ROWID;
+CREATE INDEX relay_faults_device ON relay_faults(device_id);
+ALTER TABLE deployment_packages ADD COLUMN source TEXT NOT NULL DEFAULT '';
+CREATE INDEX deployment_packages_source ON deployment_packages(source) WHERE source <> '';
+)sql";
+
 }  // namespace
 
 const std::vector<common::Migration>& Migrations() {
   static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
-      {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}};
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5},
+      {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}, {9, kSchemaV9}};
   return kMigrations;
 }
 

@@ -8,6 +8,7 @@
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
 #   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P12   keep the data (profiling)
 #   tools/bench/run.sh P13        SQLite and PostgreSQL side by side (P1, P3, P5 on each)
+#   tools/bench/run.sh P11        central egress with an establishment relay (nginx) and without
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -17,10 +18,10 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     P*) ROWS+=("$a") ;;
-    *) echo "usage: $0 [--quick] [P1 ... P10 P12 P13]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [P1 ... P13]" >&2; exit 2 ;;
   esac
 done
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P12 P13)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13)
 want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if [ "$QUICK" = 1 ]; then
@@ -443,6 +444,89 @@ if want P13; then
     row P13 "server RSS: SQLite, one PostgreSQL node, two nodes" \
       "${P13_RSS[sqlite]:--} / ${P13_RSS[postgresql]} / ${n1_rss}+${n2_rss} MiB" "-" "-" "-" "-"
   fi
+fi
+
+if want P11; then
+  # One lycée's devices fetch the bundle at once, through the lycée's relay (nginx with the
+  # site Parc ships), then another lycée's without a relay: the central server's own byte
+  # counter (parc_artifact_bytes_sent_total) in both cases, real agents, same run.
+  if [ "$QUICK" = 1 ]; then P11_DEVICES=4; P11_MIB=8; else P11_DEVICES=30; P11_MIB=200; fi
+  "$BUNDLE" keygen --out "$WORK/p11key" >/dev/null
+  start_server p11 tls --publisher-key "$WORK/p11key.pub"
+  ctl establishments import tests/data/annuaire-occitanie.csv >/dev/null
+  mkdir -p "$WORK/p11src"
+  head -c $((P11_MIB * 3 / 4 << 20)) /dev/urandom >"$WORK/p11src/manuels.bin"
+  head -c $((P11_MIB / 4 << 20)) /dev/urandom >"$WORK/p11src/geogebra.bin"
+  cat >"$WORK/p11src/spec.toml" <<SPEC
+name = "mcnl"
+version = "2026.1"
+sequence = 1
+expires = "365d"
+[[packages]]
+id = "manuels"
+version = "1"
+artifact = "manuels.bin"
+type = "command"
+install = ["true"]
+[[packages]]
+id = "geogebra"
+version = "1"
+artifact = "geogebra.bin"
+type = "command"
+install = ["true"]
+SPEC
+  "$BUNDLE" build "$WORK/p11src/spec.toml" --key "$WORK/p11key.key" --out "$WORK/p11bundle" >/dev/null
+  ctl bundles publish "$WORK/p11bundle" >/dev/null
+  bundle_bytes=$(( (P11_MIB * 3 / 4 << 20) + (P11_MIB / 4 << 20) ))
+  # The relay, on this machine, one nginx process.
+  R=$WORK/relay; mkdir -p "$R/tmp"
+  "$SERVER" relay-cert --data-dir "$S_DATA" --name 127.0.0.1 --out "$R" >/dev/null
+  relay_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  packaging/relay/parc-relay-setup --listen "127.0.0.1:$relay_port" --name 127.0.0.1 \
+    --cert "$R/relay.pem" --key "$R/relay.key" --upstream "${S_WEB%/}" --upstream-name localhost \
+    --upstream-ca "$S_DATA/tls/ca.pem" --cache-dir "$R/cache" --cache-max 2g --out "$R/site.conf" >/dev/null
+  printf 'master_process off;\ndaemon off;\npid %s/nginx.pid;\nerror_log %s/error.log;\nevents { worker_connections 1024; }\nhttp {\n client_body_temp_path %s/tmp/body;\n proxy_temp_path %s/tmp/proxy;\n fastcgi_temp_path %s/tmp/f;\n uwsgi_temp_path %s/tmp/u;\n scgi_temp_path %s/tmp/s;\n include %s/site.conf;\n}\n' \
+    "$R" "$R" "$R" "$R" "$R" "$R" "$R" "$R" >"$R/nginx.conf"
+  /usr/sbin/nginx -p "$R" -c "$R/nginx.conf" -e "$R/error.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do curl -sf --cacert "$S_DATA/tls/ca.pem" "https://127.0.0.1:$relay_port/healthz" >/dev/null && break; sleep 0.1; done
+  ctl relays add --url "https://127.0.0.1:$relay_port/artifacts" --uai 0310036W >/dev/null
+  central_bytes() { curl -sf --cacert "$S_DATA/tls/ca.pem" "${S_WEB}metrics" | awk '/^parc_artifact_bytes_sent_total/ {print $2}'; }
+  p11_phase() {  # uai tag -> seconds for every device to install; P11_BYTES: central egress
+    local uai=$1 tag=$2 token i pids=() t0 t1 b0
+    token=$(ctl tokens create --uai "$uai" --json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
+    printf 'publisher_keys = ["%s"]\n' "$WORK/p11key.pub" >"$WORK/p11agent.toml"
+    for i in $(seq 1 "$P11_DEVICES"); do
+      local root=$WORK/p11dev/$tag$i
+      mkdir -p "$root"; cp -r tests/data/laptop/. "$root"
+      echo "P11$tag$i" >"$root/sys/class/dmi/id/product_serial"
+      echo "4c4c4544-0000-0000-0000-$(printf '%012x' $((i + 4096 * ${#tag})))" >"$root/sys/class/dmi/id/product_uuid"
+      "$AGENT" enroll --root "$root" --state-dir "$root.state" --server "$S_ADDR" --token "$token" \
+        --ca "$S_DATA/tls/ca.pem" --config "$WORK/p11agent.toml" >/dev/null 2>&1
+    done
+    local rid; rid=$(ctl rollouts create --bundle mcnl@2026.1 --target "uai:$uai" --json | sed -n 's/.*"id": "\(r[0-9a-f]*\)".*/\1/p')
+    ctl rollouts start "$rid" >/dev/null
+    b0=$(central_bytes); t0=$(date +%s%N)
+    for i in $(seq 1 "$P11_DEVICES"); do
+      "$AGENT" run --once --root "$WORK/p11dev/$tag$i" --state-dir "$WORK/p11dev/$tag$i.state" \
+        --config "$WORK/p11agent.toml" >"$WORK/p11dev/$tag$i.log" 2>&1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || true; done
+    t1=$(date +%s%N)
+    P11_BYTES=$(( $(central_bytes) - b0 ))
+    P11_SECONDS=$(python3 -c "print(round(($t1 - $t0) / 1e9, 1))")
+    P11_INSTALLED=$(ctl rollouts status "$rid" | sed -n 's/^Total: \([0-9]*\) of.*/\1/p')
+    rm -rf "$WORK"/p11dev/"$tag"*.state/cache  # the disk, for the next phase
+  }
+  p11_phase 0310036W relay; with=$P11_BYTES; with_s=$P11_SECONDS; with_n=$P11_INSTALLED
+  p11_phase 0340001S central; without=$P11_BYTES; without_s=$P11_SECONDS; without_n=$P11_INSTALLED
+  ratio=$(python3 -c "print(round($with / $bundle_bytes, 3))")
+  row P11 "central egress, $P11_DEVICES devices, ${P11_MIB} MiB bundle, with relay" \
+    "$(python3 -c "print(f'{$with / 2**20:.0f} MiB ({$with_n} installed, {$with_s} s)')")" \
+    "$(python3 -c "print(f'no relay {$without / 2**20:.0f} MiB ({$without_n} installed, {$without_s} s), {$without / $bundle_bytes:.1f}x')")" \
+    "$ratio" "≤ 1.05× the bundle" "$(verdict "$ratio <= 1.05")"
+  kill "$S_PID"
 fi
 
 if want P6; then

@@ -251,7 +251,76 @@ struct Options {
   std::string since;
   std::string by;
   std::string format = "table";
+  // relays
+  std::string url;
+  std::vector<std::string> uais;
 };
+
+void PrintRelay(const parc::v1::Relay& r, std::ostream& out) {
+  out << "  url          " << r.url() << "\n"
+      << "  serves       " << (r.uais().empty() ? "-" : absl::StrJoin(r.uais(), " ")) << "\n"
+      << "  health       " << r.health() << "\n";
+}
+
+int RelaysAdd(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::AddRelayRequest request;
+  request.set_url(o.url);
+  for (const auto& uai : o.uais) request.add_uais(uai);
+  parc::v1::Relay r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::AddRelay, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << "Relay added: the devices of its establishments try it before the central server\n";
+  PrintRelay(r, out);
+  return 0;
+}
+
+int RelaysList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListRelaysRequest request;
+  request.set_uai(o.uai);
+  parc::v1::ListRelaysResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListRelays, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table(
+      {"URL", "ESTABLISHMENTS", "HEALTH", "WRONG BYTES", "UNREACHABLE", "LAST FAULT", "SERVED"});
+  for (const auto& relay : r.relays()) {
+    table.AddRow({relay.url(), absl::StrJoin(relay.uais(), " "), relay.health(),
+                  std::to_string(relay.wrong_bytes()), std::to_string(relay.unreachable()),
+                  relay.has_last_fault_at() ? absl::StrCat(relay.last_fault(), " ",
+                                                           FormatTimestamp(relay.last_fault_at()))
+                                            : "",
+                  common::HumanBytes(relay.bytes_served(), true)});
+  }
+  table.Print(out);
+  out << r.relays_size() << " relay(s); faults counted over the last 7 days\n";
+  return 0;
+}
+
+int RelaysRemove(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::RemoveRelayRequest request;
+  request.set_url(o.url);
+  for (const auto& uai : o.uais) request.add_uais(uai);
+  parc::v1::Relay r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::RemoveRelay, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  if (r.uais().empty()) {
+    out << "Relay " << r.url() << " removed\n";
+  } else {
+    out << "Relay " << r.url() << " still serves " << absl::StrJoin(r.uais(), " ") << "\n";
+  }
+  return 0;
+}
 
 int EstablishmentsImport(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
   auto request = CsvRequest(o.file, o.skip_invalid, o.dry_run);
@@ -1003,6 +1072,23 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* tok_revoke = tokens->add_subcommand("revoke", "Revoke an enrollment token");
   tok_revoke->add_option("ID", o.id, "Token id (or the token itself)")->required();
   bind(tok_revoke, TokensRevoke);
+
+  CLI::App* relays = app.add_subcommand(
+      "relays", "Establishment relays: HTTPS caches the devices download artifacts from");
+  relays->require_subcommand(1);
+  CLI::App* rel_add = relays->add_subcommand(
+      "add", "Assign a relay to establishments (creates it, or adds establishments to it)");
+  rel_add->add_option("--url", o.url, "Base URL, https://relay.example/parc")->required();
+  rel_add->add_option("--uai", o.uais, "Establishment it serves (repeat for several)")->required();
+  bind(rel_add, RelaysAdd);
+  CLI::App* rel_list = relays->add_subcommand("list", "List relays, their health and bytes served");
+  rel_list->add_option("--uai", o.uai, "Only the relays of this establishment");
+  bind(rel_list, RelaysList);
+  CLI::App* rel_remove = relays->add_subcommand(
+      "remove", "Take establishments off a relay (all of them: the relay is removed)");
+  rel_remove->add_option("--url", o.url, "The relay's URL")->required();
+  rel_remove->add_option("--uai", o.uais, "Only these establishments (repeat for several)");
+  bind(rel_remove, RelaysRemove);
 
   CLI::App* devices = app.add_subcommand("devices", "Devices");
   devices->require_subcommand(1);

@@ -1,0 +1,167 @@
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/sql/scope_sql.h"
+#include "server/sql/time_util.h"
+#include "server/sql_store.h"
+
+namespace parc::server {
+
+using Statement = sql::Stmt;
+using sql::Unix;
+
+// ---------------------------------------------------------------------------------------------
+// Establishment relays
+
+namespace {
+
+// Reasons an agent gives for a source that failed (parc.v1.SourceFault).
+constexpr char kWrongBytesReasons[] = "('artifact_hash_mismatch', 'artifact_size_mismatch')";
+
+// The relay with its establishments in scope and the faults reported since faults_since;
+// NOT_FOUND when there is no such relay.
+absl::StatusOr<RelayRecord> LoadRelay(sql::Connection* db, const std::string& url,
+                                      const Scope& scope, absl::Time faults_since) {
+  RelayRecord r;
+  r.url = url;
+  PARC_ASSIGN_OR_RETURN(Statement relay,
+                        db->Prepare("SELECT created_at FROM relays WHERE url = ?"));
+  relay.Bind(1, url);
+  PARC_ASSIGN_OR_RETURN(bool found, relay.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat("no relay ", url));
+  r.created_at = sql::FromUnix(relay.Int(0));
+
+  PARC_ASSIGN_OR_RETURN(
+      Statement uais,
+      db->Prepare(absl::StrCat("SELECT re.uai FROM relay_establishments re WHERE re.url = ?1 AND ",
+                               sql::ScopeSql(*db, scope, "re.uai", 2), " ORDER BY re.uai")));
+  uais.BindAll(url, sql::ScopeParam(*db, scope));
+  PARC_ASSIGN_OR_RETURN(r.uais,
+                        sql::CollectRows(uais, [](const Statement& st) { return st.Text(0); }));
+
+  PARC_ASSIGN_OR_RETURN(
+      Statement faults,
+      db->Prepare(absl::StrCat(
+          "SELECT coalesce(SUM(CASE WHEN reason IN ", kWrongBytesReasons,
+          " THEN count ELSE 0 END), 0), coalesce(SUM(CASE WHEN reason NOT IN ", kWrongBytesReasons,
+          " THEN count ELSE 0 END), 0) FROM relay_faults WHERE url = ?1 AND updated_at >= ?2")));
+  faults.BindAll(url, Unix(faults_since));
+  PARC_ASSIGN_OR_RETURN(bool counted, faults.Step());
+  if (counted) {
+    r.wrong_bytes = static_cast<uint64_t>(faults.Int(0));
+    r.unreachable = static_cast<uint64_t>(faults.Int(1));
+  }
+  PARC_ASSIGN_OR_RETURN(
+      Statement last, db->Prepare("SELECT reason, updated_at FROM relay_faults WHERE url = ?1 "
+                                  "AND updated_at >= ?2 ORDER BY updated_at DESC, reason LIMIT 1"));
+  last.BindAll(url, Unix(faults_since));
+  PARC_ASSIGN_OR_RETURN(bool any, last.Step());
+  if (any) {
+    r.last_fault = last.Text(0);
+    r.last_fault_at = sql::FromUnix(last.Int(1));
+  }
+
+  PARC_ASSIGN_OR_RETURN(Statement bytes,
+                        db->Prepare("SELECT coalesce(SUM(bytes_downloaded), 0) FROM "
+                                    "deployment_packages WHERE source = ?1"));
+  bytes.Bind(1, url);
+  PARC_ASSIGN_OR_RETURN(bool summed, bytes.Step());
+  if (summed) r.bytes_served = static_cast<uint64_t>(bytes.Int(0));
+  return r;
+}
+
+}  // namespace
+
+void SqlStore::AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+                        StoreCallback<RelayRecord> done) {
+  SubmitFor<RelayRecord>(
+      [url = std::move(url), uais = std::move(uais), scope = std::move(scope),
+       now](sql::Connection* db) -> absl::StatusOr<RelayRecord> {
+        PARC_ASSIGN_OR_RETURN(Statement known,
+                              db->Prepare("SELECT 1 FROM establishments WHERE uai = ?"));
+        for (const auto& uai : uais) {
+          known.Bind(1, uai);
+          PARC_ASSIGN_OR_RETURN(bool exists, known.Step());
+          if (!exists) return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));
+        }
+        PARC_ASSIGN_OR_RETURN(Statement relay,
+                              db->Prepare("INSERT INTO relays(url, created_at) VALUES (?1, ?2) "
+                                          "ON CONFLICT(url) DO NOTHING"));
+        PARC_RETURN_IF_ERROR(relay.BindAll(url, Unix(now)).Run());
+        PARC_ASSIGN_OR_RETURN(Statement serves,
+                              db->Prepare("INSERT INTO relay_establishments(url, uai) VALUES "
+                                          "(?1, ?2) ON CONFLICT(url, uai) DO NOTHING"));
+        for (const auto& uai : uais) PARC_RETURN_IF_ERROR(serves.BindAll(url, uai).Run());
+        db->Notify(kCacheChannel, "assignments");
+        return LoadRelay(db, url, scope, now - kRelayFaultWindow);
+      },
+      AfterRelayWrite(std::move(done)));
+}
+
+void SqlStore::RemoveRelay(std::string url, std::vector<std::string> uais, Scope scope,
+                           absl::Time now, StoreCallback<RelayRecord> done) {
+  SubmitFor<RelayRecord>(
+      [url = std::move(url), uais = std::move(uais), scope = std::move(scope),
+       now](sql::Connection* db) mutable -> absl::StatusOr<RelayRecord> {
+        PARC_ASSIGN_OR_RETURN(RelayRecord before,
+                              LoadRelay(db, url, scope, now - kRelayFaultWindow));
+        if (before.uais.empty()) return absl::NotFoundError(absl::StrCat("no relay ", url));
+        if (uais.empty()) uais = before.uais;
+        for (const auto& uai : uais) {
+          if (!std::binary_search(before.uais.begin(), before.uais.end(), uai)) {
+            return absl::NotFoundError(absl::StrCat("relay ", url, " does not serve UAI ", uai));
+          }
+        }
+        PARC_ASSIGN_OR_RETURN(
+            Statement drop,
+            db->Prepare("DELETE FROM relay_establishments WHERE url = ?1 AND uai = ?2"));
+        for (const auto& uai : uais) PARC_RETURN_IF_ERROR(drop.BindAll(url, uai).Run());
+        // A relay left serving nobody is gone, with the faults reported about it.
+        PARC_ASSIGN_OR_RETURN(
+            Statement orphan,
+            db->Prepare("DELETE FROM relays WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM "
+                        "relay_establishments re WHERE re.url = ?1)"));
+        PARC_RETURN_IF_ERROR(orphan.Bind(1, url).Run());
+        db->Notify(kCacheChannel, "assignments");
+        auto after = LoadRelay(db, url, scope, now - kRelayFaultWindow);
+        if (absl::IsNotFound(after.status())) {
+          before.uais.clear();
+          return before;
+        }
+        return after;
+      },
+      AfterRelayWrite(std::move(done)));
+}
+
+StoreCallback<RelayRecord> SqlStore::AfterRelayWrite(StoreCallback<RelayRecord> done) {
+  // The relays travel with each establishment's assignment: check-ins read them again.
+  return [this, done = std::move(done)](absl::StatusOr<RelayRecord> r) {
+    cache_.InvalidateAssignments();
+    done(std::move(r));
+  };
+}
+
+absl::StatusOr<std::vector<RelayRecord>> SqlStore::ListRelays(const std::string& uai,
+                                                              const Scope& scope,
+                                                              absl::Time faults_since) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement urls,
+      db->Prepare(absl::StrCat("SELECT DISTINCT re.url FROM relay_establishments re WHERE (?1 = "
+                               "'' OR re.uai = ?1) AND ",
+                               sql::ScopeSql(*db, scope, "re.uai", 2), " ORDER BY re.url")));
+  urls.BindAll(uai, sql::ScopeParam(*db, scope));
+  PARC_ASSIGN_OR_RETURN(std::vector<std::string> found,
+                        sql::CollectRows(urls, [](const Statement& st) { return st.Text(0); }));
+  std::vector<RelayRecord> out;
+  out.reserve(found.size());
+  for (const auto& url : found) {
+    PARC_ASSIGN_OR_RETURN(RelayRecord r, LoadRelay(db.get(), url, scope, faults_since));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace parc::server

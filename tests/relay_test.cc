@@ -1,0 +1,284 @@
+// Establishment relays end to end: a real nginx with the site Parc ships, in front of the
+// server's artifact port; agents (the real binary) try their establishment's relay, then the
+// centre; parcctl assigns relays and shows what the agents reported about them.
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "tests/nginx_relay.h"
+#include "tests/provisioning_fixture.h"
+
+namespace parc::testing {
+namespace {
+
+template <typename T>
+T FromJson(const std::string& json) {
+  T out;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &out).ok()) << json;
+  return out;
+}
+
+class RelayTest : public ProvisioningTest {
+ protected:
+  void SetUp() override {
+    if (!NginxRelay::Available()) GTEST_SKIP() << "nginx is not installed (tools/deps.sh --test)";
+    ProvisioningTest::SetUp();
+    relay_ = std::make_unique<NginxRelay>(dir_.Sub("relay"), dir_.Sub("server"),
+                                          server_->server()->artifact_port());
+    absl::Status started = relay_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
+
+  // A laptop of its own (serial and hardware UUID), enrolled into uai.
+  Device EnrollClone(const std::string& name, const std::string& uai) {
+    std::string root = dir_.Sub(name + "-root");
+    CopyTree(DataPath("laptop"), root);
+    WriteFile(root + "/sys/class/dmi/id/product_serial", name + "\n");
+    WriteFile(
+        root + "/sys/class/dmi/id/product_uuid",
+        absl::StrCat("4c4c4544-0000-0000-0000-", common::Sha256Hex(name).substr(0, 12), "\n"));
+    Device d{root, dir_.Sub(name + "-state"), AgentConfig(name)};
+    auto r = RunAgent({"enroll", "--root", d.root, "--state-dir", d.state, "--server",
+                       server_->address(), "--token", Token(uai), "--ca", server_->ca_path(),
+                       "--config", d.config});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return d;
+  }
+  std::string Token(const std::string& uai) {
+    auto& t = tokens_[uai];
+    if (t.empty()) t = server_->CreateToken(uai);
+    return t;
+  }
+  // `parc-agent run --once` as its own process (several run at once).
+  std::unique_ptr<ChildProcess> StartAgent(const Device& d) {
+    auto p = std::make_unique<ChildProcess>();
+    p->Start({PARC_AGENT_BIN, "run", "--once", "--root", d.root, "--state-dir", d.state, "--config",
+              d.config},
+             d.state + ".log");
+    return p;
+  }
+  static bool WaitForExit(ChildProcess* p, absl::Duration limit) {
+    absl::Time end = absl::Now() + limit;
+    while (!p->Exited()) {
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  // A command package (nothing to unpack: many devices share this machine) of size bytes.
+  std::string CommandPackage(const std::string& id, size_t size, uint32_t seed) {
+    std::string artifact = dir_.Sub(id + ".bin");
+    WriteFile(artifact, RandomBytes(size, seed));
+    return absl::StrCat("[[packages]]\nid = \"", id, "\"\nversion = \"1.0\"\nartifact = \"",
+                        artifact, "\"\ntype = \"command\"\ninstall = [\"true\"]\n");
+  }
+
+  parc::v1::Relay ListedRelay() {
+    auto r = Ctl({"relays", "list", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    auto list = FromJson<parc::v1::ListRelaysResponse>(r.out);
+    EXPECT_EQ(list.relays_size(), 1) << r.out;
+    return list.relays_size() > 0 ? list.relays(0) : parc::v1::Relay();
+  }
+
+  // Per artifact source: (packages, bytes the agents downloaded from it), from the
+  // deployment reports the server stored.
+  std::map<std::string, std::pair<int64_t, int64_t>> BySource() {
+    std::map<std::string, std::pair<int64_t, int64_t>> out;
+    auto db = server_->OpenDatabase();
+    auto st = db->Prepare(
+        "SELECT source, count(*), sum(bytes_downloaded) FROM deployment_packages GROUP BY source");
+    EXPECT_TRUE(st.ok()) << st.status();
+    while (st.ok() && *st->Step()) out[st->Text(0)] = {st->Int(1), st->Int(2)};
+    return out;
+  }
+  std::string central_url() const {
+    return absl::StrCat("https://localhost:", server_->server()->artifact_port(), "/artifacts");
+  }
+
+  std::unique_ptr<NginxRelay> relay_;
+  std::map<std::string, std::string> tokens_;
+};
+
+// P11's scenario: one lycée's devices all fetch the bundle at once through its relay; the
+// central server sends each artifact once, and a device of another establishment (no relay)
+// still downloads from the centre.
+TEST_F(RelayTest, ThirtyDevicesBehindOneRelayCostTheCentreOneCopy) {
+  constexpr size_t kSizeA = 3 << 20, kSizeB = 1 << 20;
+  Publish(BuildBundle(
+      "2026.1", 1, CommandPackage("manuels", kSizeA, 1) + CommandPackage("geogebra", kSizeB, 2)));
+  auto added = Ctl({"relays", "add", "--url", relay_->url() + "/", "--uai", kFermat});
+  ASSERT_EQ(added.status, 0) << added.err;
+  EXPECT_TRUE(absl::StrContains(added.out, relay_->url())) << added.out;  // trailing / dropped
+
+  std::vector<Device> devices;
+  for (int i = 0; i < 30; ++i) devices.push_back(EnrollClone(absl::StrCat("FERMAT", i), kFermat));
+  Device other = EnrollClone("JOFFRE0", kJoffre);
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W,0340001S"});
+
+  const uint64_t central_before = server_->server()->artifact_bytes_served();
+  std::vector<std::unique_ptr<ChildProcess>> agents;
+  for (const auto& d : devices) agents.push_back(StartAgent(d));
+  for (size_t i = 0; i < agents.size(); ++i) {
+    ASSERT_TRUE(WaitForExit(agents[i].get(), absl::Minutes(3)))
+        << ReadFileOrDie(devices[i].state + ".log") << relay_->ErrorLog();
+  }
+  // The relay reached the centre once per artifact: P11's ratio is exactly 1.
+  EXPECT_EQ(server_->server()->artifact_bytes_served() - central_before, kSizeA + kSizeB)
+      << relay_->ErrorLog();
+
+  auto other_run = RunOnce(other);
+  ASSERT_EQ(other_run.status, 0) << other_run.err;
+  auto status = WaitForState(id, "completed");
+  EXPECT_EQ(status.total().installed(), 31u);
+  EXPECT_EQ(status.total().failed(), 0u);
+
+  auto sources = BySource();
+  EXPECT_EQ(sources[relay_->url()].first, 60) << "every Fermat package came from the relay";
+  EXPECT_EQ(sources[relay_->url()].second, int64_t{30} * (kSizeA + kSizeB));
+  EXPECT_EQ(sources[central_url()].first, 2) << "Joffre has no relay";
+
+  parc::v1::Relay relay = ListedRelay();
+  EXPECT_EQ(relay.health(), "ok");
+  EXPECT_EQ(relay.bytes_served(), uint64_t{30} * (kSizeA + kSizeB));
+  ASSERT_EQ(relay.uais_size(), 1);
+  EXPECT_EQ(relay.uais(0), kFermat);
+}
+
+// A relay that dies mid-download, then one whose disk serves wrong bytes: the devices fall back
+// to the centre (resuming the partial download), every one installs, and the relay is flagged.
+TEST_F(RelayTest, ARelayKilledOrServingWrongBytesIsPassedOverAndFlagged) {
+  // 32 MiB at 8 MiB/s: 4 s per download, and more than the relay's socket buffers hold when it
+  // dies (what they hold still arrives).
+  constexpr size_t kSize = 32 << 20;
+  Publish(BuildBundle("2026.1", 1, CommandPackage("manuels", kSize, 3)));
+  ASSERT_EQ(Ctl({"relays", "add", "--url", relay_->url(), "--uai", kFermat}).status, 0);
+  Device d1 = EnrollClone("FERMAT-A", kFermat);
+  Device d2 = EnrollClone("FERMAT-B", kFermat);
+  Device d3 = EnrollClone("FERMAT-C", kFermat);
+  std::string id = StartRollout("2026.1", {"--target", "uai:0310036W", "--rate", "8MiB"});
+
+  // 1. The relay loses power while d1 downloads from it.
+  auto agent = StartAgent(d1);
+  bool partial = false;
+  for (int i = 0; i < 500 && !partial; ++i) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(d1.state, ec)) {
+      if (absl::EndsWith(e.path().string(), ".part") && e.file_size(ec) > (2 << 20)) {
+        partial = true;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(partial) << "d1 never started downloading from the relay";
+  relay_->Kill();
+  ASSERT_TRUE(WaitForExit(agent.get(), absl::Minutes(1)));
+  auto sources = BySource();
+  EXPECT_EQ(sources[central_url()].first, 1) << ReadFileOrDie(d1.state + ".log");
+  // Resumed: the centre sent only what the relay had not.
+  EXPECT_GT(sources[central_url()].second, 0);
+  EXPECT_LT(sources[central_url()].second, static_cast<int64_t>(kSize - (2 << 20)));
+  parc::v1::Relay relay = ListedRelay();
+  EXPECT_EQ(relay.health(), "unreachable");
+  EXPECT_EQ(relay.unreachable(), 1u);
+
+  // 2. Back up: d2 downloads from it.
+  ASSERT_TRUE(relay_->Start().ok()) << relay_->ErrorLog();
+  auto run2 = RunOnce(d2);
+  ASSERT_EQ(run2.status, 0) << run2.err;
+  EXPECT_EQ(BySource()[relay_->url()].first, 1);
+
+  // 3. Its disk goes bad: d3 gets wrong bytes from it, then the right ones from the centre.
+  ASSERT_GT(relay_->CorruptCache(), 0);
+  auto run3 = RunOnce(d3);
+  ASSERT_EQ(run3.status, 0) << run3.err;
+  sources = BySource();
+  EXPECT_EQ(sources[central_url()].first, 2);
+  EXPECT_EQ(sources[relay_->url()].first, 1);
+
+  auto status = WaitForState(id, "completed");
+  EXPECT_EQ(status.total().installed(), 3u);
+  relay = ListedRelay();
+  EXPECT_EQ(relay.health(), "flagged");
+  EXPECT_EQ(relay.wrong_bytes(), 1u);
+  EXPECT_EQ(relay.last_fault(), "artifact_hash_mismatch");
+  auto table = Ctl({"relays", "list"});
+  EXPECT_TRUE(absl::StrContains(table.out, "flagged")) << table.out;
+
+  // A report sent again (the outbox after a lost answer) counts nothing twice.
+  auto again = RunOnce(d3);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(ListedRelay().wrong_bytes(), 1u);
+}
+
+// Who may assign relays, and what a relay's URL may be.
+TEST_F(RelayTest, RelaysAreCheckedScopedAndAudited) {
+  auto http = Ctl({"relays", "add", "--url", "http://relais.lycee-fermat.fr", "--uai", kFermat});
+  EXPECT_NE(http.status, 0);
+  EXPECT_TRUE(absl::StrContains(http.err, "https://")) << http.err;
+  auto creds = Ctl({"relays", "add", "--url", "https://u:p@relais.fr", "--uai", kFermat});
+  EXPECT_NE(creds.status, 0);
+  EXPECT_TRUE(absl::StrContains(creds.err, "user name")) << creds.err;
+  auto unknown = Ctl({"relays", "add", "--url", "https://relais.fr", "--uai", "0999999Z"});
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "no establishment with UAI 0999999Z")) << unknown.err;
+
+  // A cité scolaire: one relay for two establishments, given in two steps.
+  ASSERT_EQ(
+      Ctl({"relays", "add", "--url", "https://Relais.Example/artifacts", "--uai", kFermat}).status,
+      0);
+  ASSERT_EQ(
+      Ctl({"relays", "add", "--url", "https://relais.example/artifacts", "--uai", kJoffre}).status,
+      0);
+  parc::v1::Relay relay = ListedRelay();
+  EXPECT_EQ(relay.url(), "https://relais.example/artifacts");  // host in lower case
+  EXPECT_EQ(relay.uais_size(), 2);
+
+  // A technician of Hérault (34) sees and changes only its establishment.
+  auto op = Ctl({"operators", "create", "--name", "tech34", "--role", "technician", "--scope",
+                 "departement:34", "--json"});
+  ASSERT_EQ(op.status, 0) << op.err;
+  std::string tech34 = FromJson<parc::v1::CreateOperatorResponse>(op.out).token();
+  auto as34 = [&](std::vector<std::string> args) {
+    std::string empty = dir_.Sub("parcctl34.toml");
+    WriteFile(empty, "");
+    args.insert(args.end(), {"--server", server_->address(), "--ca", server_->ca_path(), "--token",
+                             tech34, "--config", empty});
+    return RunCtl(args);
+  };
+  auto listed = as34({"relays", "list", "--json"});
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  auto seen = FromJson<parc::v1::ListRelaysResponse>(listed.out);
+  ASSERT_EQ(seen.relays_size(), 1);
+  ASSERT_EQ(seen.relays(0).uais_size(), 1);
+  EXPECT_EQ(seen.relays(0).uais(0), kJoffre);
+  auto other = as34({"relays", "add", "--url", "https://r2.example", "--uai", kFermat});
+  EXPECT_NE(other.status, 0);
+  EXPECT_TRUE(absl::StrContains(other.err, "no establishment with UAI 0310036W")) << other.err;
+  auto removed = as34({"relays", "remove", "--url", "https://relais.example/artifacts"});
+  ASSERT_EQ(removed.status, 0) << removed.err;
+  // Only its own establishment went: the relay still serves Fermat.
+  relay = ListedRelay();
+  ASSERT_EQ(relay.uais_size(), 1);
+  EXPECT_EQ(relay.uais(0), kFermat);
+  auto again = as34({"relays", "remove", "--url", "https://relais.example/artifacts"});
+  EXPECT_NE(again.status, 0);
+  EXPECT_TRUE(absl::StrContains(again.err, "no relay")) << again.err;
+
+  auto gone = Ctl({"relays", "remove", "--url", "https://relais.example/artifacts"});
+  ASSERT_EQ(gone.status, 0) << gone.err;
+  EXPECT_TRUE(absl::StrContains(gone.out, "removed")) << gone.out;
+  auto none = Ctl({"relays", "list", "--json"});
+  EXPECT_EQ(FromJson<parc::v1::ListRelaysResponse>(none.out).relays_size(), 0) << none.out;
+
+  auto audit = Ctl({"audit", "--json"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "AddRelay")) << audit.out;
+  EXPECT_TRUE(absl::StrContains(audit.out, "RemoveRelay")) << audit.out;
+}
+
+}  // namespace
+}  // namespace parc::testing
