@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status_macros.h"
 #include "server/admin_service.h"
 #include "server/relays.h"
@@ -27,7 +28,7 @@ absl::StatusOr<std::vector<std::string>> RequestUais(
 
 grpc::ServerUnaryReactor* AdminServiceImpl::AddRelay(grpc::CallbackServerContext* context,
                                                      const parc::v1::AddRelayRequest* request,
-                                                     parc::v1::Relay* response) {
+                                                     parc::v1::AddRelayResponse* response) {
   return Handle(
       context, "AddRelay", kRelayRoles, [&](const Caller& op, UnaryCall& call) -> absl::Status {
         PARC_ASSIGN_OR_RETURN(std::string url, NormalizeRelayUrl(request->url()));
@@ -39,9 +40,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::AddRelay(grpc::CallbackServerContext
         for (const auto& uai : uais) {
           PARC_RETURN_IF_ERROR(VisibleEstablishment(op, uai).status());
         }
-        store_->AddRelay(std::move(url), std::move(uais), op.scope, clock_->Now(),
-                         [response, done = call.Later()](absl::StatusOr<RelayRecord> r) {
-                           if (r.ok()) *response = RelayProto(*r);
+        // The relay's own token, used only if the relay is new (or new_token): it lets
+        // parc-relay-sync list what to prefetch and report the relay's health.
+        PARC_ASSIGN_OR_RETURN(common::Credential credential, common::NewCredential("rl", 8));
+        RelayCredential stored{credential.id, common::Sha256Hex(credential.secret)};
+        const absl::Time now = clock_->Now();
+        store_->AddRelay(std::move(url), std::move(uais), op.scope, std::move(stored),
+                         request->new_token(), now,
+                         [response, now, token = common::FormatCredential(credential),
+                          done = call.Later()](absl::StatusOr<RelayRecord> r) {
+                           if (r.ok()) {
+                             *response->mutable_relay() = RelayProto(*r, now);
+                             if (r->credential_stored) response->set_token(token);
+                           }
                            done(r.status());
                          });
         return absl::OkStatus();
@@ -56,7 +67,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRelays(grpc::CallbackServerConte
         PARC_ASSIGN_OR_RETURN(
             std::vector<RelayRecord> relays,
             store_->ListRelays(request->uai(), op.scope, clock_->Now() - kRelayFaultWindow));
-        for (const auto& r : relays) *response->add_relays() = RelayProto(r);
+        for (const auto& r : relays) *response->add_relays() = RelayProto(r, clock_->Now());
         return absl::OkStatus();
       });
 }
@@ -68,9 +79,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RemoveRelay(grpc::CallbackServerCont
       context, "RemoveRelay", kRelayRoles, [&](const Caller& op, UnaryCall& call) -> absl::Status {
         PARC_ASSIGN_OR_RETURN(std::string url, NormalizeRelayUrl(request->url()));
         PARC_ASSIGN_OR_RETURN(std::vector<std::string> uais, RequestUais(request->uais()));
-        store_->RemoveRelay(std::move(url), std::move(uais), op.scope, clock_->Now(),
-                            [response, done = call.Later()](absl::StatusOr<RelayRecord> r) {
-                              if (r.ok()) *response = RelayProto(*r);
+        const absl::Time now = clock_->Now();
+        store_->RemoveRelay(std::move(url), std::move(uais), op.scope, now,
+                            [response, now, done = call.Later()](absl::StatusOr<RelayRecord> r) {
+                              if (r.ok()) *response = RelayProto(*r, now);
                               done(r.status());
                             });
         return absl::OkStatus();

@@ -106,7 +106,7 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
 
   grpc::ServerUnaryReactor* AddRelay(grpc::CallbackServerContext* context,
                                      const parc::v1::AddRelayRequest* request,
-                                     parc::v1::Relay* response) override;
+                                     parc::v1::AddRelayResponse* response) override;
   grpc::ServerUnaryReactor* ListRelays(grpc::CallbackServerContext* context,
                                        const parc::v1::ListRelaysRequest* request,
                                        parc::v1::ListRelaysResponse* response) override;

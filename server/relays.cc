@@ -47,13 +47,17 @@ absl::StatusOr<std::string> NormalizeRelayUrl(absl::string_view url) {
                       host_end == std::string::npos ? "" : rest.substr(host_end));
 }
 
-std::string RelayHealth(const RelayRecord& r) {
+std::string RelayHealth(const RelayRecord& r, absl::Time now) {
   if (r.wrong_bytes > 0) return "flagged";
   if (r.unreachable > 0) return "unreachable";
+  // parc-relay-sync reports every 15 minutes; an hour without a word is worth a look.
+  if (r.reported_at != absl::InfinitePast() && now - r.reported_at > kRelaySilentAfter) {
+    return "silent";
+  }
   return "ok";
 }
 
-parc::v1::Relay RelayProto(const RelayRecord& r) {
+parc::v1::Relay RelayProto(const RelayRecord& r, absl::Time now) {
   parc::v1::Relay p;
   p.set_url(r.url);
   for (const auto& uai : r.uais) p.add_uais(uai);
@@ -64,8 +68,14 @@ parc::v1::Relay RelayProto(const RelayRecord& r) {
     p.mutable_last_fault_at()->set_seconds(absl::ToUnixSeconds(r.last_fault_at));
   }
   p.set_last_fault(r.last_fault);
-  p.set_health(RelayHealth(r));
+  p.set_health(RelayHealth(r, now));
   p.set_bytes_served(r.bytes_served);
+  if (r.reported_at != absl::InfinitePast()) {
+    p.mutable_reported_at()->set_seconds(absl::ToUnixSeconds(r.reported_at));
+  }
+  p.set_cache_bytes(r.cache_bytes);
+  p.set_cache_max_bytes(r.cache_max_bytes);
+  p.set_artifacts_missing(r.artifacts_missing);
   return p;
 }
 

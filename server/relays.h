@@ -16,11 +16,14 @@ namespace parc::server {
 // wrong otherwise.
 [[nodiscard]] absl::StatusOr<std::string> NormalizeRelayUrl(absl::string_view url);
 
-// "flagged" when it served wrong bytes within the fault window, "unreachable" when agents only
-// failed to reach it, "ok" otherwise.
-std::string RelayHealth(const RelayRecord& r);
+// A relay that reported before and has not for this long is "silent".
+inline constexpr absl::Duration kRelaySilentAfter = absl::Hours(1);
 
-parc::v1::Relay RelayProto(const RelayRecord& r);
+// "flagged" when it served wrong bytes within the fault window, "unreachable" when agents only
+// failed to reach it, "silent" when it stopped reporting, "ok" otherwise.
+std::string RelayHealth(const RelayRecord& r, absl::Time now);
+
+parc::v1::Relay RelayProto(const RelayRecord& r, absl::Time now);
 
 // parc-server relay-cert: a TLS certificate for a relay, signed by the server's private CA
 // (which agents already pin), written as OUT/relay.pem (chain) and OUT/relay.key (0600).

@@ -21,6 +21,7 @@
 #include "server/audit.h"
 #include "server/grpc_web.h"
 #include "server/postgres/artifacts.h"
+#include "server/relay_http.h"
 #include "server/tls_bootstrap.h"
 
 namespace parc::server {
@@ -162,6 +163,7 @@ absl::Status Server::Init() {
     GrpcWebOptions grpc_web;
     grpc_web.max_message_bytes = options_.http_limits.max_rpc_bytes;
     RegisterGrpcWeb(s, &grpc_web_calls_, &metrics_, grpc_web);
+    RegisterRelayRoutes(s, store_.get(), options_.clock);
   };
   http.limits = options_.http_limits;
   PARC_ASSIGN_OR_RETURN(artifact_http_, ArtifactHttpServer::Start(artifacts_.get(), http));

@@ -166,12 +166,18 @@ class SqlStore final : public Store {
   absl::StatusOr<DashboardSession> GetSession(const std::string& id_hash, absl::Time now) override;
   void DeleteSession(std::string id_hash, StoreCallback<bool> done) override;
 
-  void AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+  void AddRelay(std::string url, std::vector<std::string> uais, Scope scope,
+                RelayCredential credential, bool replace_credential, absl::Time now,
                 StoreCallback<RelayRecord> done) override;
   void RemoveRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
                    StoreCallback<RelayRecord> done) override;
   absl::StatusOr<std::vector<RelayRecord>> ListRelays(const std::string& uai, const Scope& scope,
                                                       absl::Time faults_since) override;
+  absl::StatusOr<std::pair<std::string, RelayCredential>> GetRelayCredential(
+      const std::string& id) override;
+  absl::StatusOr<std::vector<RelayArtifact>> RelayArtifacts(const std::string& url) override;
+  void RecordRelayReport(std::string url, RelayReport report, absl::Time now,
+                         StoreCallback<bool> done) override;
 
   bool LeadsJobs() const override { return coordinator_ == nullptr || coordinator_->leads(); }
   void RequestRolloutEvaluation(const std::string& id) override;

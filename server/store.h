@@ -237,6 +237,36 @@ struct RelayRecord {
   absl::Time last_fault_at = absl::InfinitePast();
   std::string last_fault;
   uint64_t bytes_served = 0;
+  // Its own last report; InfinitePast when it never reported.
+  absl::Time reported_at = absl::InfinitePast();
+  uint64_t cache_bytes = 0;
+  uint64_t cache_max_bytes = 0;
+  uint32_t artifacts_missing = 0;
+  // AddRelay: whether the credential given was stored (the relay was created, or the
+  // credential replaced), so that its token may be shown.
+  bool credential_stored = false;
+};
+
+// A relay's credential as the store keeps it.
+struct RelayCredential {
+  std::string id;
+  std::string token_hash;  // SHA-256 of the secret
+};
+
+// What a relay reports about itself.
+struct RelayReport {
+  uint64_t cache_bytes = 0;
+  uint64_t cache_max_bytes = 0;
+  uint32_t artifacts_missing = 0;
+};
+
+// An artifact a relay's establishments are assigned now, and the download window of the
+// rollout assigning it (minutes since midnight, device-local; start == end: any time).
+struct RelayArtifact {
+  std::string sha256;
+  uint64_t size = 0;
+  uint32_t window_start = 0;
+  uint32_t window_end = 0;
 };
 
 // A device and where it stands with a bundle (dashboard establishment page).
@@ -453,7 +483,10 @@ class Store {
   // must exist: NOT_FOUND naming it otherwise). RemoveRelay takes the given establishments
   // (all those in scope when empty) off the relay, and removes it once it serves none: NOT_FOUND
   // when it serves nothing in scope. Both return the relay as it stands after, within scope.
-  virtual void AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+  // credential is stored when the relay is created, and replaces the relay's when
+  // replace_credential.
+  virtual void AddRelay(std::string url, std::vector<std::string> uais, Scope scope,
+                        RelayCredential credential, bool replace_credential, absl::Time now,
                         StoreCallback<RelayRecord> done) = 0;
   virtual void RemoveRelay(std::string url, std::vector<std::string> uais, Scope scope,
                            absl::Time now, StoreCallback<RelayRecord> done) = 0;
@@ -461,6 +494,15 @@ class Store {
   // faults reported since faults_since.
   [[nodiscard]] virtual absl::StatusOr<std::vector<RelayRecord>> ListRelays(
       const std::string& uai, const Scope& scope, absl::Time faults_since) = 0;
+  // The relay whose credential id this is (its url, and the credential): NOT_FOUND when none.
+  [[nodiscard]] virtual absl::StatusOr<std::pair<std::string, RelayCredential>> GetRelayCredential(
+      const std::string& id) = 0;
+  // The artifacts of the bundles assigned now (running or completed rollouts, started waves)
+  // to the relay's establishments, each once, for every device kind.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RelayArtifact>> RelayArtifacts(
+      const std::string& url) = 0;
+  virtual void RecordRelayReport(std::string url, RelayReport report, absl::Time now,
+                                 StoreCallback<bool> done) = 0;
 
   // Several server nodes on one database. The jobs that must run on one node at a time (the
   // rollout evaluation, the retention purge) run where LeadsJobs(): always with SQLite (one

@@ -542,7 +542,8 @@ void FakeStore::set_rollout_handler(std::function<void(const std::string&)> hand
 // ---------------------------------------------------------------------------------------------
 // Relays: SQL work (assignments come from what the test sets).
 
-void FakeStore::AddRelay(std::string, std::vector<std::string>, server::Scope, absl::Time,
+void FakeStore::AddRelay(std::string, std::vector<std::string>, server::Scope,
+                         server::RelayCredential, bool, absl::Time,
                          StoreCallback<server::RelayRecord> done) {
   done(NotKept("relays"));
 }
@@ -556,6 +557,20 @@ absl::StatusOr<std::vector<server::RelayRecord>> FakeStore::ListRelays(const std
                                                                        const server::Scope&,
                                                                        absl::Time) {
   return NotKept("relays");
+}
+
+absl::StatusOr<std::pair<std::string, server::RelayCredential>> FakeStore::GetRelayCredential(
+    const std::string&) {
+  return NotKept("relays");
+}
+
+absl::StatusOr<std::vector<server::RelayArtifact>> FakeStore::RelayArtifacts(const std::string&) {
+  return NotKept("relays");
+}
+
+void FakeStore::RecordRelayReport(std::string, server::RelayReport, absl::Time,
+                                  StoreCallback<bool> done) {
+  done(NotKept("relays"));
 }
 
 }  // namespace parc::testing

@@ -131,13 +131,20 @@ class FakeStore final : public server::Store {
                                                       absl::Time now) override;
   void DeleteSession(std::string id_hash, server::StoreCallback<bool> done) override;
 
-  void AddRelay(std::string url, std::vector<std::string> uais, server::Scope scope, absl::Time now,
+  void AddRelay(std::string url, std::vector<std::string> uais, server::Scope scope,
+                server::RelayCredential credential, bool replace_credential, absl::Time now,
                 server::StoreCallback<server::RelayRecord> done) override;
   void RemoveRelay(std::string url, std::vector<std::string> uais, server::Scope scope,
                    absl::Time now, server::StoreCallback<server::RelayRecord> done) override;
   absl::StatusOr<std::vector<server::RelayRecord>> ListRelays(const std::string& uai,
                                                               const server::Scope& scope,
                                                               absl::Time faults_since) override;
+  absl::StatusOr<std::pair<std::string, server::RelayCredential>> GetRelayCredential(
+      const std::string& id) override;
+  absl::StatusOr<std::vector<server::RelayArtifact>> RelayArtifacts(
+      const std::string& url) override;
+  void RecordRelayReport(std::string url, server::RelayReport report, absl::Time now,
+                         server::StoreCallback<bool> done) override;
 
   bool LeadsJobs() const override { return true; }
   void RequestRolloutEvaluation(const std::string& id) override;

@@ -32,6 +32,7 @@ class NginxRelay {
   // Flips the last byte of every file in the cache: a relay whose disk went bad serves bytes
   // of the right size and the wrong hash. Returns the number of files changed.
   int CorruptCache() const;
+  std::string cache_dir() const { return dir_ + "/cache"; }
   // nginx's error log (for failure messages).
   std::string ErrorLog() const;
 

@@ -215,6 +215,93 @@ TEST_F(RelayTest, ARelayKilledOrServingWrongBytesIsPassedOverAndFlagged) {
   EXPECT_EQ(ListedRelay().wrong_bytes(), 1u);
 }
 
+// parc-relay-sync (the script the relay package runs every 15 minutes) with the relay's token:
+// once a wave reaches the relay's establishment, the relay fetches each artifact once, before
+// any device asks, and the devices' downloads never reach the centre.
+TEST_F(RelayTest, TheRelayPrefetchesWhatItsEstablishmentsAreAssignedAndReportsItsCache) {
+  constexpr size_t kSizeA = 1 << 20, kSizeB = 1 << 19;
+  Publish(BuildBundle(
+      "2026.1", 1, CommandPackage("manuels", kSizeA, 4) + CommandPackage("geogebra", kSizeB, 5)));
+  auto added = Ctl({"relays", "add", "--url", relay_->url(), "--uai", kFermat, "--json"});
+  ASSERT_EQ(added.status, 0) << added.err;
+  const std::string token = FromJson<parc::v1::AddRelayResponse>(added.out).token();
+  ASSERT_FALSE(token.empty()) << added.out;
+  // Added again (another establishment, say): no new token unless asked.
+  auto again = Ctl({"relays", "add", "--url", relay_->url(), "--uai", kFermat, "--json"});
+  EXPECT_TRUE(FromJson<parc::v1::AddRelayResponse>(again.out).token().empty()) << again.out;
+
+  WriteFile(dir_.Sub("relay-token"), token + "\n");
+  const std::string env = dir_.Sub("sync.env");
+  WriteFile(env,
+            absl::StrCat(
+                "PARC_SERVER=https://localhost:", server_->server()->artifact_port(),
+                "\nPARC_CA=", server_->ca_path(), "\nPARC_TOKEN_FILE=", dir_.Sub("relay-token"),
+                "\nRELAY_URL=https://127.0.0.1:", relay_->port(), "\nRELAY_CA=", server_->ca_path(),
+                "\nCACHE_DIR=", relay_->cache_dir(), "\nCACHE_MAX_BYTES=1073741824\n"));
+  auto sync = [&]() {
+    std::string out = dir_.Sub("sync.out");
+    std::string cmd = absl::StrCat("PARC_RELAY_CONF='", env, "' ", PARC_SOURCE_DIR,
+                                   "/packaging/relay/parc-relay-sync > '", out, "' 2>&1");
+    int rc = std::system(cmd.c_str());
+    return std::make_pair(rc, ReadFileOrDie(out));
+  };
+
+  // Nothing assigned to Fermat yet (a rollout for Joffre only does not count).
+  EnrollClone("JOFFRE-P", kJoffre);
+  StartRollout("2026.1", {"--target", "uai:0340001S"});
+  auto [rc0, out0] = sync();
+  ASSERT_EQ(rc0, 0) << out0;
+  EXPECT_TRUE(absl::StrContains(out0, "0 artifact(s) assigned")) << out0;
+  parc::v1::Relay relay = ListedRelay();
+  EXPECT_TRUE(relay.has_reported_at());
+  EXPECT_EQ(relay.cache_max_bytes(), 1u << 30);
+
+  // The wave reaches Fermat: the relay fetches each artifact once, ahead of the devices.
+  Device a = EnrollClone("FERMAT-P1", kFermat);
+  Device b = EnrollClone("FERMAT-P2", kFermat);
+  StartRollout("2026.1", {"--target", "uai:0310036W"});
+  const uint64_t before = server_->server()->artifact_bytes_served();
+  auto [rc1, out1] = sync();
+  ASSERT_EQ(rc1, 0) << out1;
+  EXPECT_TRUE(absl::StrContains(out1, "2 artifact(s) assigned, 2 fetched now, 0 missing")) << out1;
+  EXPECT_EQ(server_->server()->artifact_bytes_served() - before, kSizeA + kSizeB);
+  auto [rc2, out2] = sync();
+  ASSERT_EQ(rc2, 0) << out2;
+  EXPECT_TRUE(absl::StrContains(out2, "2 artifact(s) assigned, 0 fetched now, 0 missing")) << out2;
+
+  ASSERT_EQ(RunOnce(a).status, 0);
+  ASSERT_EQ(RunOnce(b).status, 0);
+  EXPECT_EQ(server_->server()->artifact_bytes_served() - before, kSizeA + kSizeB)
+      << "the devices' downloads stayed on the school's network";
+  EXPECT_EQ(BySource()[relay_->url()].first, 4);
+  relay = ListedRelay();
+  EXPECT_EQ(relay.health(), "ok");
+  EXPECT_EQ(relay.artifacts_missing(), 0u);
+  EXPECT_GE(relay.cache_bytes(), kSizeA + kSizeB);
+  auto table = Ctl({"relays", "list"});
+  EXPECT_TRUE(absl::StrContains(table.out, "MISSING")) << table.out;
+
+  // A wrong token gets nothing, and a report must be numbers.
+  WriteFile(dir_.Sub("relay-token"), token.substr(0, token.size() - 1) + "0\n");
+  EXPECT_NE(sync().first, 0);
+  const std::string curl =
+      absl::StrCat("curl -s -o /dev/null -w '%{http_code}' --cacert '", server_->ca_path(),
+                   "' -H 'Authorization: Bearer ", token,
+                   "' https://localhost:", server_->server()->artifact_port(),
+                   "/relay/v1/report --data cache_bytes=lots > '", dir_.Sub("code"), "'");
+  ASSERT_EQ(std::system(curl.c_str()), 0);
+  EXPECT_EQ(ReadFileOrDie(dir_.Sub("code")), "400");
+  // A new token replaces the old one.
+  auto rekeyed =
+      Ctl({"relays", "add", "--url", relay_->url(), "--uai", kFermat, "--new-token", "--json"});
+  const std::string token2 = FromJson<parc::v1::AddRelayResponse>(rekeyed.out).token();
+  ASSERT_FALSE(token2.empty());
+  WriteFile(dir_.Sub("relay-token"), token + "\n");
+  EXPECT_NE(sync().first, 0);
+  WriteFile(dir_.Sub("relay-token"), token2 + "\n");
+  EXPECT_EQ(sync().first, 0);
+}
+
 // Who may assign relays, and what a relay's URL may be.
 TEST_F(RelayTest, RelaysAreCheckedScopedAndAudited) {
   auto http = Ctl({"relays", "add", "--url", "http://relais.lycee-fermat.fr", "--uai", kFermat});

@@ -466,7 +466,15 @@ INSERT INTO device_tally SELECT * FROM parc_device_tally_copy;
 constexpr char kSchemaV4[] = R"sql(
 CREATE TABLE relays (
   url TEXT PRIMARY KEY,
-  created_at BIGINT NOT NULL
+  created_at BIGINT NOT NULL,
+  -- The relay's own credential: "<id>.<secret>", the secret kept as its SHA-256.
+  id TEXT NOT NULL UNIQUE,
+  token_hash TEXT NOT NULL,
+  -- Its last report (parc-relay-sync).
+  reported_at BIGINT,
+  cache_bytes BIGINT NOT NULL DEFAULT 0,
+  cache_max_bytes BIGINT NOT NULL DEFAULT 0,
+  artifacts_missing BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE relay_establishments (
   url TEXT NOT NULL REFERENCES relays(url) ON DELETE CASCADE,

@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "parc/v1/bundle.pb.h"
 #include "server/sql/scope_sql.h"
 #include "server/sql/time_util.h"
 #include "server/sql_store.h"
@@ -27,11 +29,16 @@ absl::StatusOr<RelayRecord> LoadRelay(sql::Connection* db, const std::string& ur
   RelayRecord r;
   r.url = url;
   PARC_ASSIGN_OR_RETURN(Statement relay,
-                        db->Prepare("SELECT created_at FROM relays WHERE url = ?"));
+                        db->Prepare("SELECT created_at, reported_at, cache_bytes, cache_max_bytes, "
+                                    "artifacts_missing FROM relays WHERE url = ?"));
   relay.Bind(1, url);
   PARC_ASSIGN_OR_RETURN(bool found, relay.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no relay ", url));
   r.created_at = sql::FromUnix(relay.Int(0));
+  if (!relay.IsNull(1)) r.reported_at = sql::FromUnix(relay.Int(1));
+  r.cache_bytes = static_cast<uint64_t>(relay.Int(2));
+  r.cache_max_bytes = static_cast<uint64_t>(relay.Int(3));
+  r.artifacts_missing = sql::U32(relay.Int(4));
 
   PARC_ASSIGN_OR_RETURN(
       Statement uais,
@@ -74,10 +81,12 @@ absl::StatusOr<RelayRecord> LoadRelay(sql::Connection* db, const std::string& ur
 
 }  // namespace
 
-void SqlStore::AddRelay(std::string url, std::vector<std::string> uais, Scope scope, absl::Time now,
+void SqlStore::AddRelay(std::string url, std::vector<std::string> uais, Scope scope,
+                        RelayCredential credential, bool replace_credential, absl::Time now,
                         StoreCallback<RelayRecord> done) {
   SubmitFor<RelayRecord>(
       [url = std::move(url), uais = std::move(uais), scope = std::move(scope),
+       credential = std::move(credential), replace_credential,
        now](sql::Connection* db) -> absl::StatusOr<RelayRecord> {
         PARC_ASSIGN_OR_RETURN(Statement known,
                               db->Prepare("SELECT 1 FROM establishments WHERE uai = ?"));
@@ -86,16 +95,32 @@ void SqlStore::AddRelay(std::string url, std::vector<std::string> uais, Scope sc
           PARC_ASSIGN_OR_RETURN(bool exists, known.Step());
           if (!exists) return absl::NotFoundError(absl::StrCat("no establishment with UAI ", uai));
         }
-        PARC_ASSIGN_OR_RETURN(Statement relay,
-                              db->Prepare("INSERT INTO relays(url, created_at) VALUES (?1, ?2) "
-                                          "ON CONFLICT(url) DO NOTHING"));
-        PARC_RETURN_IF_ERROR(relay.BindAll(url, Unix(now)).Run());
+        PARC_ASSIGN_OR_RETURN(
+            Statement relay,
+            db->Prepare("INSERT INTO relays(url, created_at, id, token_hash) VALUES (?1, ?2, ?3, "
+                        "?4) ON CONFLICT(url) DO NOTHING RETURNING url"));
+        relay.BindAll(url, Unix(now), credential.id, credential.token_hash);
+        PARC_ASSIGN_OR_RETURN(bool created, relay.Step());
+        if (created) {
+          PARC_ASSIGN_OR_RETURN(bool more, relay.Step());  // finishes the statement
+          (void)more;
+        }
+        bool stored = created;
+        if (!created && replace_credential) {
+          PARC_ASSIGN_OR_RETURN(
+              Statement rekey,
+              db->Prepare("UPDATE relays SET id = ?2, token_hash = ?3 WHERE url = ?1"));
+          PARC_RETURN_IF_ERROR(rekey.BindAll(url, credential.id, credential.token_hash).Run());
+          stored = true;
+        }
         PARC_ASSIGN_OR_RETURN(Statement serves,
                               db->Prepare("INSERT INTO relay_establishments(url, uai) VALUES "
                                           "(?1, ?2) ON CONFLICT(url, uai) DO NOTHING"));
         for (const auto& uai : uais) PARC_RETURN_IF_ERROR(serves.BindAll(url, uai).Run());
         db->Notify(kCacheChannel, "assignments");
-        return LoadRelay(db, url, scope, now - kRelayFaultWindow);
+        PARC_ASSIGN_OR_RETURN(RelayRecord r, LoadRelay(db, url, scope, now - kRelayFaultWindow));
+        r.credential_stored = stored;
+        return r;
       },
       AfterRelayWrite(std::move(done)));
 }
@@ -162,6 +187,72 @@ absl::StatusOr<std::vector<RelayRecord>> SqlStore::ListRelays(const std::string&
     out.push_back(std::move(r));
   }
   return out;
+}
+
+absl::StatusOr<std::pair<std::string, RelayCredential>> SqlStore::GetRelayCredential(
+    const std::string& id) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("SELECT url, id, token_hash FROM relays WHERE id = ?"));
+  st.Bind(1, id);
+  PARC_ASSIGN_OR_RETURN(bool found, st.Step());
+  if (!found) return absl::NotFoundError("no such relay");
+  return std::make_pair(st.Text(0), RelayCredential{st.Text(1), st.Text(2)});
+}
+
+absl::StatusOr<std::vector<RelayArtifact>> SqlStore::RelayArtifacts(const std::string& url) {
+  ReaderLease db = AcquireReader();
+  // Each bundle once, with the widest window among the rollouts assigning it (any time wins).
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT DISTINCT b.id, b.signed_manifest, r.window_start, r.window_end "
+                  "FROM relay_establishments x JOIN rollout_establishments re ON re.uai = x.uai "
+                  "JOIN rollouts r ON r.id = re.rollout_id JOIN bundles b ON b.id = r.bundle_id "
+                  "WHERE x.url = ?1 AND r.state IN ('running', 'completed') "
+                  "AND re.wave <= r.current_wave ORDER BY b.id"));
+  st.Bind(1, url);
+  std::vector<RelayArtifact> out;
+  std::set<std::string> seen;
+  while (true) {
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    parc::v1::SignedManifest signed_manifest;
+    parc::v1::BundleManifest manifest;
+    if (!signed_manifest.ParseFromString(st.Blob(1)) ||
+        !manifest.ParseFromString(signed_manifest.manifest())) {
+      return absl::DataLossError("stored signed manifest is unreadable");
+    }
+    const auto start = sql::U32(st.Int(2)), end = sql::U32(st.Int(3));
+    for (const auto& p : manifest.packages()) {
+      const auto& a = p.artifact();
+      if (!seen.insert(a.sha256()).second) {
+        // Already listed: keep the widest window (any time when either allows any time).
+        for (auto& o : out) {
+          if (o.sha256 == a.sha256() && start == end) o.window_start = o.window_end = 0;
+        }
+        continue;
+      }
+      out.push_back({a.sha256(), a.size(), start, end});
+    }
+  }
+  return out;
+}
+
+void SqlStore::RecordRelayReport(std::string url, RelayReport report, absl::Time now,
+                                 StoreCallback<bool> done) {
+  SubmitFor<bool>(
+      [url = std::move(url), report, now](sql::Connection* db) -> absl::StatusOr<bool> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement up,
+            db->Prepare("UPDATE relays SET reported_at = ?2, cache_bytes = ?3, "
+                        "cache_max_bytes = ?4, artifacts_missing = ?5 WHERE url = ?1"));
+        PARC_RETURN_IF_ERROR(up.BindAll(url, Unix(now), static_cast<int64_t>(report.cache_bytes),
+                                        static_cast<int64_t>(report.cache_max_bytes),
+                                        int64_t{report.artifacts_missing})
+                                 .Run());
+        return true;
+      },
+      std::move(done));
 }
 
 }  // namespace parc::server

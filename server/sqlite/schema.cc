@@ -406,7 +406,15 @@ CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
 constexpr char kSchemaV9[] = R"sql(
 CREATE TABLE relays (
   url TEXT PRIMARY KEY,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  -- The relay's own credential: "<id>.<secret>", the secret kept as its SHA-256.
+  id TEXT NOT NULL UNIQUE,
+  token_hash TEXT NOT NULL,
+  -- Its last report (parc-relay-sync).
+  reported_at INTEGER,
+  cache_bytes INTEGER NOT NULL DEFAULT 0,
+  cache_max_bytes INTEGER NOT NULL DEFAULT 0,
+  artifacts_missing INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE relay_establishments (
   url TEXT NOT NULL REFERENCES relays(url) ON DELETE CASCADE,

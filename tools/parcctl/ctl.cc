@@ -254,6 +254,7 @@ struct Options {
   // relays
   std::string url;
   std::vector<std::string> uais;
+  bool new_token = false;
 };
 
 void PrintRelay(const parc::v1::Relay& r, std::ostream& out) {
@@ -266,7 +267,8 @@ int RelaysAdd(Admin& admin, const Options& o, std::ostream& out, std::ostream& e
   parc::v1::AddRelayRequest request;
   request.set_url(o.url);
   for (const auto& uai : o.uais) request.add_uais(uai);
-  parc::v1::Relay r;
+  request.set_new_token(o.new_token);
+  parc::v1::AddRelayResponse r;
   absl::Status s = admin.Call(&parc::v1::AdminService::Stub::AddRelay, request, &r);
   if (!s.ok()) return Fail(err, s);
   if (o.json) {
@@ -274,7 +276,12 @@ int RelaysAdd(Admin& admin, const Options& o, std::ostream& out, std::ostream& e
     return 0;
   }
   out << "Relay added: the devices of its establishments try it before the central server\n";
-  PrintRelay(r, out);
+  PrintRelay(r.relay(), out);
+  if (!r.token().empty()) {
+    out << "Relay token (shown only now; the relay's parc-relay-sync reads it from "
+           "/etc/parc-relay/token):\n"
+        << r.token() << "\n";
+  }
   return 0;
 }
 
@@ -288,15 +295,21 @@ int RelaysList(Admin& admin, const Options& o, std::ostream& out, std::ostream& 
     out << common::ToJson(r);
     return 0;
   }
-  Table table(
-      {"URL", "ESTABLISHMENTS", "HEALTH", "WRONG BYTES", "UNREACHABLE", "LAST FAULT", "SERVED"});
+  Table table({"URL", "ESTABLISHMENTS", "HEALTH", "WRONG BYTES", "UNREACHABLE", "LAST FAULT",
+               "SERVED", "CACHE", "MISSING", "REPORTED"});
   for (const auto& relay : r.relays()) {
-    table.AddRow({relay.url(), absl::StrJoin(relay.uais(), " "), relay.health(),
-                  std::to_string(relay.wrong_bytes()), std::to_string(relay.unreachable()),
-                  relay.has_last_fault_at() ? absl::StrCat(relay.last_fault(), " ",
-                                                           FormatTimestamp(relay.last_fault_at()))
-                                            : "",
-                  common::HumanBytes(relay.bytes_served(), true)});
+    table.AddRow(
+        {relay.url(), absl::StrJoin(relay.uais(), " "), relay.health(),
+         std::to_string(relay.wrong_bytes()), std::to_string(relay.unreachable()),
+         relay.has_last_fault_at()
+             ? absl::StrCat(relay.last_fault(), " ", FormatTimestamp(relay.last_fault_at()))
+             : "",
+         common::HumanBytes(relay.bytes_served(), true),
+         relay.has_reported_at() ? absl::StrCat(common::HumanBytes(relay.cache_bytes(), true), "/",
+                                                common::HumanBytes(relay.cache_max_bytes(), true))
+                                 : "",
+         relay.has_reported_at() ? std::to_string(relay.artifacts_missing()) : "",
+         relay.has_reported_at() ? FormatTimestamp(relay.reported_at()) : "never"});
   }
   table.Print(out);
   out << r.relays_size() << " relay(s); faults counted over the last 7 days\n";
@@ -1080,6 +1093,8 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "add", "Assign a relay to establishments (creates it, or adds establishments to it)");
   rel_add->add_option("--url", o.url, "Base URL, https://relay.example/parc")->required();
   rel_add->add_option("--uai", o.uais, "Establishment it serves (repeat for several)")->required();
+  rel_add->add_flag("--new-token", o.new_token,
+                    "Issue a new token for the relay (the old one stops working)");
   bind(rel_add, RelaysAdd);
   CLI::App* rel_list = relays->add_subcommand("list", "List relays, their health and bytes served");
   rel_list->add_option("--uai", o.uai, "Only the relays of this establishment");
