@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace parc::common {
@@ -25,6 +26,11 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int er
     default:
       return absl::InternalError(msg);
   }
+}
+
+bool IsWindowsDirectory(absl::string_view path) {
+  return path.size() >= 3 && absl::ascii_isalpha(static_cast<unsigned char>(path[0])) &&
+         path[1] == ':' && (path[2] == '\\' || path[2] == '/');
 }
 
 }  // namespace parc::common

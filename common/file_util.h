@@ -39,4 +39,8 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int er
 // Writes all of data to fd (retrying short writes and EINTR); path names it in errors.
 [[nodiscard]] absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
 
+// A drive-absolute Windows path ("C:\\..." or "C:/..."): what says an archive package is for
+// Windows devices (Linux ones take "/...").
+bool IsWindowsDirectory(absl::string_view path);
+
 }  // namespace parc::common

@@ -790,15 +790,16 @@ TEST(AgentDaemon, ChecksInOnTheServersScheduleAndStopsOnSigterm) {
   WriteFile(config, absl::StrCat("server = \"", server.address(), "\"\nca = \"", server.ca_path(),
                                  "\"\nenrollment_token = \"", server.CreateToken(kFermat), "\"\n"));
   std::string log = dir.Sub("agent.log");
+  // Built before fork: the child of a multithreaded process must not allocate.
+  const std::string root = DataPath("laptop"), state = dir.Sub("state");
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    ::execl(PARC_AGENT_BIN, "parc-agent", "run", "--config", config.c_str(), "--root",
-            DataPath("laptop").c_str(), "--state-dir", dir.Sub("state").c_str(), "--splay", "0s",
-            static_cast<char*>(nullptr));
+    ::execl(PARC_AGENT_BIN, "parc-agent", "run", "--config", config.c_str(), "--root", root.c_str(),
+            "--state-dir", state.c_str(), "--splay", "0s", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   // Several check-ins happen on their own, one second apart.

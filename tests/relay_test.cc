@@ -14,13 +14,6 @@
 namespace parc::testing {
 namespace {
 
-template <typename T>
-T FromJson(const std::string& json) {
-  T out;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &out).ok()) << json;
-  return out;
-}
-
 class RelayTest : public ProvisioningTest {
  protected:
   void SetUp() override {

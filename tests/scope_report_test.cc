@@ -18,13 +18,6 @@
 namespace parc::testing {
 namespace {
 
-template <typename T>
-T FromJson(const std::string& json) {
-  T message;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &message).ok()) << json;
-  return message;
-}
-
 // Fleet: laptop in Lycée Fermat (31), display in Collège Jean Jaurès (31), tablet in Lycée
 // Joffre (34), a second laptop in Fermat enrolled but never seen. Bundle mcnl@2026.1 has a
 // package for every kind and one that fails on displays only.

@@ -249,16 +249,20 @@ int FreePort() {
 }
 
 void ChildProcess::Start(std::vector<std::string> argv, const std::string& output_path) {
+  // Everything the child needs is ready before fork: between fork and exec, a child of this
+  // multithreaded process may only make async-signal-safe calls (an allocation there can wait
+  // forever on a lock another thread held at the fork).
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const char* out = output_path.empty() ? nullptr : output_path.c_str();
   pid_ = ::fork();
   if (pid_ == 0) {
-    if (!output_path.empty()) {
-      int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out != nullptr) {
+      int fd = ::open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }

@@ -9,6 +9,8 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
 #include "parc/v1/admin.grpc.pb.h"
 #include "parc/v1/agent.grpc.pb.h"
 #include "server/server.h"
@@ -119,6 +121,14 @@ struct CommandResult {
   std::string err;
 };
 CommandResult RunAgent(const std::vector<std::string>& args);
+
+// A message from the JSON parcctl prints with --json (a test failure when it does not parse).
+template <typename T>
+T FromJson(const std::string& json) {
+  T message;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &message).ok()) << json;
+  return message;
+}
 CommandResult RunCtl(const std::vector<std::string>& args);
 CommandResult RunBundleTool(const std::vector<std::string>& args);
 

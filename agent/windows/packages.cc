@@ -88,11 +88,6 @@ bool SameProductCode(absl::string_view a, absl::string_view b) {
 
 }  // namespace
 
-bool IsWindowsDirectory(absl::string_view path) {
-  return path.size() >= 3 && absl::ascii_isalpha(static_cast<unsigned char>(path[0])) &&
-         path[1] == ':' && (path[2] == '\\' || path[2] == '/');
-}
-
 InstallOutcome WindowsPackages::InstallArchive(const parc::v1::PackageSpec& spec,
                                                const std::string& artifact) {
   const std::string target = WithoutTrailingSeparators(spec.archive().target_dir());

@@ -9,6 +9,7 @@
 #include "agent/core/command_steps.h"
 #include "agent/core/platform.h"
 #include "agent/windows/installed_products.h"
+#include "common/file_util.h"
 
 namespace parc::agent {
 
@@ -25,9 +26,7 @@ struct WindowsInstallerOptions {
 // Archives on Windows: the file in the target directory that names the version unpacked there.
 inline constexpr char kArchiveVersionFile[] = ".parc-version";
 
-// Whether a path is a Windows absolute directory ("C:\..." or "C:/..."): an archive package
-// with such a target_dir is for Windows devices, one with "/..." for Linux devices.
-bool IsWindowsDirectory(absl::string_view path);
+using common::IsWindowsDirectory;
 
 // Windows Installer exit codes the agent acts on (winerror.h).
 inline constexpr int kMsiSuccess = 0;

@@ -168,9 +168,7 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
     if (type == "archive") {
       std::string target = (*p)["target_dir"].value_or(std::string());
       // "/opt/..." for Linux devices, "C:\\..." for Windows devices.
-      const bool windows = target.size() >= 3 &&
-                           absl::ascii_isalpha(static_cast<unsigned char>(target[0])) &&
-                           target[1] == ':' && (target[2] == '\\' || target[2] == '/');
+      const bool windows = common::IsWindowsDirectory(target);
       if (!windows && (target.empty() || target[0] != '/')) {
         return SpecError(where,
                          "target_dir must be an absolute directory for type archive (/opt/... "
