@@ -272,8 +272,13 @@ TEST_F(ProvisioningTest, AgentKilledDuringInstallEndsInstalledExactlyOnce) {
             static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  for (int i = 0; i < 200 && !common::PathExists(log); ++i) absl::SleepFor(absl::Milliseconds(50));
-  ASSERT_TRUE(common::PathExists(log)) << "the install never started";
+  // Started: the line written, not only the file created (the shell's >> creates it first).
+  auto started = [&]() {
+    auto text = common::ReadFile(log);
+    return text.ok() && *text == "started\n";
+  };
+  for (int i = 0; i < 200 && !started(); ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(started()) << "the install never started";
   ::kill(pid, SIGKILL);
   int wstatus = 0;
   ::waitpid(pid, &wstatus, 0);
