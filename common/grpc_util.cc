@@ -79,10 +79,13 @@ std::string BearerToken(const grpc::ServerContextBase& context) {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return "";
-  absl::string_view value(it->second.data(), it->second.size());
+  return BearerFromHeader(absl::string_view(it->second.data(), it->second.size()));
+}
+
+std::string BearerFromHeader(absl::string_view authorization) {
   constexpr absl::string_view kPrefix = "Bearer ";
-  if (!absl::StartsWith(value, kPrefix)) return "";
-  return std::string(value.substr(kPrefix.size()));
+  if (!absl::StartsWith(authorization, kPrefix)) return "";
+  return std::string(authorization.substr(kPrefix.size()));
 }
 
 std::string StatusCodeName(grpc::StatusCode code) {

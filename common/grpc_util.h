@@ -43,6 +43,8 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout);
 
 // The bearer token of a server call, or "" when absent or malformed.
 std::string BearerToken(const grpc::ServerContextBase& context);
+// The token of an HTTP "authorization: Bearer <token>" header value; "" for any other value.
+std::string BearerFromHeader(absl::string_view authorization);
 
 // Human-readable status code name ("UNAUTHENTICATED").
 std::string StatusCodeName(grpc::StatusCode code);

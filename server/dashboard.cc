@@ -41,9 +41,7 @@ bool MetricsAllowed(Store* store, const std::string& remote_addr,
   const bool loopback = remote_addr == "::1" || absl::StartsWith(remote_addr, "127.") ||
                         absl::StartsWith(remote_addr, "::ffff:127.");
   if (loopback) return true;
-  const std::string token =
-      absl::StartsWith(authorization, "Bearer ") ? authorization.substr(7) : "";
-  auto caller = AuthenticateOperator(store, token, {});
+  auto caller = AuthenticateOperator(store, common::BearerFromHeader(authorization), {});
   return caller.ok() && caller->scope.is_region();
 }
 

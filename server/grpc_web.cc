@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/grpc_util.h"
 #include "common/grpc_web_codec.h"
 #include "common/logging.h"
 #include "common/retry.h"
@@ -195,11 +196,7 @@ void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agen
           return;
         }
         AgentCaller caller;
-        const std::string authorization = req.get_header_value("authorization");
-        constexpr absl::string_view kBearer = "Bearer ";
-        if (absl::StartsWith(authorization, kBearer)) {
-          caller.bearer = authorization.substr(kBearer.size());
-        }
+        caller.bearer = common::BearerFromHeader(req.get_header_value("authorization"));
         using namespace parc::v1;  // NOLINT(build/namespaces): the message types of one service
         auto bind = [calls](auto member) {
           return [calls, member](const auto& who, const auto& request, auto* response,

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/grpc_util.h"
 #include "common/logging.h"
 
 namespace parc::server {
@@ -15,12 +16,9 @@ namespace {
 
 // The relay (its URL) whose token the request carries, or an HTTP status to answer with.
 absl::StatusOr<std::string> AuthenticateRelay(const httplib::Request& req, Store* store) {
-  const std::string header = req.get_header_value("Authorization");
-  constexpr absl::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || !absl::StartsWith(header, kBearer)) {
-    return absl::UnauthenticatedError("a relay token is required");
-  }
-  auto credential = common::ParseCredential(absl::string_view(header).substr(kBearer.size()));
+  const std::string token = common::BearerFromHeader(req.get_header_value("Authorization"));
+  if (token.empty()) return absl::UnauthenticatedError("a relay token is required");
+  auto credential = common::ParseCredential(token);
   if (!credential.ok()) return absl::UnauthenticatedError("not a relay token");
   auto relay = store->GetRelayCredential(credential->id);
   if (absl::IsNotFound(relay.status())) return absl::UnauthenticatedError("unknown relay token");
