@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
@@ -91,8 +92,23 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
     res.set_header("Cache-Control", "public, max-age=31536000, immutable");
     // If-Range with another validator: the client's partial copy is of something else, so
     // it gets the whole artifact (RFC 9110 13.1.5). httplib applies Range from req.ranges.
-    if (req.has_header("If-Range") && req.get_header_value("If-Range") != etag) {
-      const_cast<httplib::Request&>(req).ranges.clear();
+    auto& ranges = const_cast<httplib::Request&>(req).ranges;
+    if (req.has_header("If-Range") && req.get_header_value("If-Range") != etag) ranges.clear();
+    // httplib takes ranges as given: one past the end would announce bytes that do not exist.
+    // Cut at the end, as RFC 9110 14.1.2 says (a relay asks for whole 1 MiB slices); a range
+    // that starts past it cannot be satisfied (416).
+    const auto end = static_cast<ssize_t>(size);
+    for (auto& [first, last] : ranges) {
+      if (first < 0) {  // the last `last` bytes
+        last = std::min(last, end);
+        continue;
+      }
+      if (first >= end) {
+        res.status = 416;
+        res.set_header("Content-Range", absl::StrCat("bytes */", size));
+        return;
+      }
+      if (last < 0 || last >= end) last = end - 1;
     }
     res.set_content_provider(size, "application/octet-stream",
                              [file, served](size_t offset, size_t length, httplib::DataSink& sink) {

@@ -337,6 +337,9 @@ TEST_F(AgentCore, RelaysAreTriedFirstAndAFailingOneIsPassedOverAndReported) {
   ASSERT_EQ(requests.size(), 4u);
   EXPECT_TRUE(absl::StartsWith(requests[0].url, "https://relais-1.lycee-fermat.test/artifacts/"));
   EXPECT_LE(requests[0].connect_timeout, absl::Seconds(5));
+  // A relay is left when it is slow, not only when it stalls; the centre only when it stalls.
+  EXPECT_EQ(requests[0].min_speed, 32u * 1024);
+  EXPECT_EQ(requests[2].min_speed, 1u);
   EXPECT_TRUE(absl::StartsWith(requests[1].url, "https://relais-2.lycee-fermat.test/artifacts/"));
   EXPECT_TRUE(absl::StartsWith(requests[2].url, "https://artifacts.ac-toulouse.test/artifacts/"));
   EXPECT_TRUE(absl::StartsWith(requests[3].url, "https://artifacts.ac-toulouse.test/artifacts/"));

@@ -11,9 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -597,6 +601,43 @@ TEST(Downloader, RefusesOversizedAndAlteredArtifacts) {
   EXPECT_FALSE(common::PathExists(dir.Sub("b")));
 }
 
+TEST(Downloader, ASourceBelowItsMinimumSpeedIsLeftKeepingWhatItSent) {
+  TempDir dir;
+  const std::string content = RandomBytes(4 << 20, 11);
+  std::atomic<uint64_t> served{0};
+  httplib::Server http;
+  // About 40 KiB/s: it never stalls, it is only slow.
+  http.Get("/artifacts/x", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content_provider(content.size(), "application/octet-stream",
+                             [&](size_t offset, size_t length, httplib::DataSink& sink) {
+                               std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                               const size_t n = std::min<size_t>(length, 4096);
+                               if (!sink.write(content.data() + offset, n)) return false;
+                               served += n;
+                               return true;
+                             });
+  });
+  const int port = http.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { http.listen_after_bind(); });
+  agent::DownloadRequest d;
+  d.url = absl::StrCat("http://127.0.0.1:", port, "/artifacts/x");
+  d.sha256 = common::Sha256Hex(content);
+  d.size = content.size();
+  d.stall_timeout = absl::Seconds(2);
+  d.min_speed = 256 << 10;
+  const absl::Time start = absl::Now();
+  auto r = agent::DownloadArtifact(d, dir.Sub("a.part"), dir.Sub("a"));
+  const absl::Duration took = absl::Now() - start;
+  http.stop();
+  serving.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(common::TrustReason(r.status()), "download_failed") << r.status();
+  EXPECT_LT(took, absl::Seconds(15));
+  // What it sent is kept for the next source to resume from.
+  EXPECT_GT(std::filesystem::file_size(dir.Sub("a.part")), 0u);
+  EXPECT_FALSE(common::PathExists(dir.Sub("a")));
+}
+
 TEST(Downloader, RespectsTheBandwidthCap) {
   TempDir dir;
   FlakyServer server(RandomBytes(3 << 20, 5));
@@ -648,6 +689,23 @@ TEST_F(ProvisioningTest, ArtifactServerSpeaksRangeIfRangeAndETag) {
   EXPECT_EQ(ranged->body, content.substr(1000));
   EXPECT_EQ(ranged->get_header_value("Content-Range"),
             absl::StrCat("bytes 1000-", content.size() - 1, "/", content.size()));
+
+  // A range past the end is cut at the end (a relay asks for whole 1 MiB slices, the last
+  // one included); one starting past it is not satisfiable (RFC 9110 14.1.2, 15.5.17).
+  auto past = client.Get(path.c_str(), {{"Range", "bytes=99000-1048575"}});
+  ASSERT_TRUE(past);
+  EXPECT_EQ(past->status, 206);
+  EXPECT_EQ(past->body, content.substr(99000));
+  EXPECT_EQ(past->get_header_value("Content-Range"),
+            absl::StrCat("bytes 99000-", content.size() - 1, "/", content.size()));
+  auto suffix = client.Get(path.c_str(), {{"Range", "bytes=-200000"}});
+  ASSERT_TRUE(suffix);
+  EXPECT_EQ(suffix->status, 206);
+  EXPECT_EQ(suffix->body, content);
+  auto beyond = client.Get(path.c_str(), {{"Range", "bytes=100000-"}});
+  ASSERT_TRUE(beyond);
+  EXPECT_EQ(beyond->status, 416);
+  EXPECT_EQ(beyond->get_header_value("Content-Range"), absl::StrCat("bytes */", content.size()));
 
   // A partial copy of something else: the whole artifact comes back.
   auto other = client.Get(path.c_str(), {{"Range", "bytes=1000-"}, {"If-Range", "\"other\""}});

@@ -1,5 +1,6 @@
 #include "agent/core/deployer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -118,6 +119,11 @@ absl::StatusOr<DownloadResult> Deployer::FetchFromSources(const parc::v1::Assign
     from_relay.url = absl::StrCat(relay, "/", spec.artifact().sha256());
     from_relay.connect_timeout = options_.relay_connect_timeout;
     from_relay.stall_timeout = options_.relay_stall_timeout;
+    // Under the rollout's bandwidth cap the agent itself slows the transfer down.
+    from_relay.min_speed =
+        d.rate_limit > 0
+            ? std::max<uint64_t>(1, std::min(options_.relay_min_speed, d.rate_limit / 2))
+            : options_.relay_min_speed;
     auto got = fetcher_->Fetch(from_relay, cached + ".part", cached);
     if (got.ok()) {
       r.source = relay;

@@ -30,8 +30,12 @@ struct DeployerOptions {
   // Establishment relays are on the school's network: one that does not answer within this
   // long, or stops sending for this long, is passed over for the next source (and for the rest
   // of the run).
+  // One that sends, but averages below relay_min_speed bytes/s over relay_stall_timeout, is
+  // passed over too (a relay filling its cache from a slow link still sends each slice
+  // within seconds: see packaging/relay/parc-relay.conf).
   absl::Duration relay_connect_timeout = absl::Seconds(5);
   absl::Duration relay_stall_timeout = absl::Seconds(20);
+  uint64_t relay_min_speed = 32 * 1024;
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
 };
 

@@ -94,8 +94,11 @@ struct DownloadRequest {
   uint64_t size = 0;
   // Bytes per second; 0 for no cap.
   uint64_t rate_limit = 0;
-  // A stalled transfer (below 1 byte/s for this long) is abandoned; the next attempt resumes.
+  // A stalled transfer (below min_speed bytes/s for this long) is abandoned, keeping what it
+  // got; the next attempt resumes. A relay is held to a higher min_speed than the centre: one
+  // slower than that is worth leaving for the next source.
   absl::Duration stall_timeout = absl::Seconds(60);
+  uint64_t min_speed = 1;
   absl::Duration connect_timeout = absl::Seconds(30);
 };
 

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/bundle_trust.h"
 #include "common/crypto.h"
 #include "common/windows_util.h"
@@ -107,6 +108,10 @@ absl::StatusOr<DownloadResult> WinHttpFetcher::Fetch(const DownloadRequest& requ
           absl::StrCat("download of ", request.url, " failed: HTTP ", code)));
     }
     const absl::Time started = absl::Now();
+    // Over each stall_timeout, at least min_speed bytes/s on average (each read's own timeout
+    // catches a silent server).
+    absl::Time window_start = started;
+    uint64_t window_bytes = 0;
     // Small reads under a bandwidth cap: fine-grained pacing.
     std::vector<char> buf(request.rate_limit > 0 ? 16384 : 65536);
     while (true) {
@@ -132,6 +137,21 @@ absl::StatusOr<DownloadResult> WinHttpFetcher::Fetch(const DownloadRequest& requ
       hash->Update(absl::string_view(buf.data(), *n));
       have += *n;
       transferred += *n;
+      if (request.min_speed > 1) {
+        const absl::Duration window = absl::Now() - window_start;
+        if (window >= request.stall_timeout) {
+          const double rate =
+              static_cast<double>(transferred - window_bytes) / absl::ToDoubleSeconds(window);
+          if (rate < static_cast<double>(request.min_speed)) {
+            status = Failed(absl::UnavailableError(absl::StrFormat(
+                "download of %s too slow: %.0f bytes/s over the last %s, below %d", request.url,
+                rate, absl::FormatDuration(window), request.min_speed)));
+            break;
+          }
+          window_start = absl::Now();
+          window_bytes = transferred;
+        }
+      }
       if (request.rate_limit > 0) {
         // While ahead of the cap, wait: the socket is not read and TCP slows the sender.
         const absl::Time due = started + absl::Seconds(static_cast<double>(transferred) /
