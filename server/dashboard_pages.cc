@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <future>
+#include <iterator>
+#include <map>
 #include <regex>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -17,9 +20,11 @@
 #include "common/inventory_format.h"
 #include "common/inventory_util.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/uai.h"
 #include "server/dashboard.h"
 #include "server/dashboard_html.h"
+#include "server/relays.h"
 
 namespace parc::server {
 
@@ -83,6 +88,63 @@ std::vector<std::string> ReportCells(const parc::v1::DeploymentReportRow& r) {
           std::to_string(r.never_seen()),
           std::to_string(r.stale()),
           absl::StrFormat("%.1f", r.percent_up_to_date())};
+}
+
+// How the dashboard names a relay's health (RelayHealth), worst first.
+struct HealthLabel {
+  const char* health;
+  const char* label;
+};
+constexpr HealthLabel kRelayHealth[] = {{"flagged", "signalé (octets erronés)"},
+                                        {"unreachable", "injoignable"},
+                                        {"silent", "muet"},
+                                        {"ok", "en service"}};
+
+// An establishment's relays as the dashboard shows them: the worst health among them, and the
+// share of the bundle's bytes the establishment's devices got from one.
+struct RelaySummary {
+  std::vector<std::string> urls;
+  std::string health_label;
+  bool healthy = true;
+  std::optional<RelayShare> share;
+
+  std::string Text() const {
+    if (urls.empty()) return "—";
+    if (!share.has_value() || share->bytes == 0) return absl::StrCat(health_label, " · —");
+    return absl::StrCat(health_label, " · ",
+                        Percent(100.0 * static_cast<double>(share->relay_bytes) /
+                                static_cast<double>(share->bytes)));
+  }
+};
+
+absl::StatusOr<std::map<std::string, RelaySummary>> RelaySummaries(
+    Store* store, const std::set<std::string>& uais, const std::optional<BundleRecord>& bundle,
+    absl::Time now) {
+  std::map<std::string, RelaySummary> out;
+  PARC_ASSIGN_OR_RETURN(auto relays,
+                        store->ListRelays("", Scope::Uais(uais), now - kRelayFaultWindow));
+  std::map<std::string, size_t> worst;  // uai -> index in kRelayHealth
+  for (const auto& r : relays) {
+    const std::string health = RelayHealth(r, now);
+    size_t rank = 0;
+    while (rank + 1 < std::size(kRelayHealth) && health != kRelayHealth[rank].health) ++rank;
+    for (const auto& uai : r.uais) {
+      out[uai].urls.push_back(r.url);
+      auto [it, first] = worst.emplace(uai, rank);
+      if (!first) it->second = std::min(it->second, rank);
+    }
+  }
+  for (auto& [uai, s] : out) {
+    s.health_label = kRelayHealth[worst[uai]].label;
+    s.healthy = std::string(kRelayHealth[worst[uai]].health) == "ok";
+  }
+  if (bundle.has_value() && !out.empty()) {
+    std::vector<std::string> relayed;
+    for (const auto& [uai, s] : out) relayed.push_back(uai);
+    PARC_ASSIGN_OR_RETURN(auto shares, store->RelayShares(relayed, bundle->id));
+    for (auto& [uai, share] : shares) out[uai].share = share;
+  }
+  return out;
 }
 
 }  // namespace
@@ -180,9 +242,8 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
                          Html::Of("<h1>Introuvable</h1><p>Rien à afficher ici.</p>")));
     return;
   }
-  auto report =
-      store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
-                               clock_->Now() - absl::Hours(24 * 7), Scope::Uais(std::move(within)));
+  auto report = store_->DeploymentReport(bundle->name, bundle->sequence, "establishment",
+                                         clock_->Now() - absl::Hours(24 * 7), Scope::Uais(within));
   if (!report.ok()) {
     res.status = 500;
     return;
@@ -190,14 +251,22 @@ void Dashboard::Establishments(const httplib::Request& req, const Caller& caller
   const std::string lot = LotParam(bundle);
   const std::string title = kind == "departement" ? absl::StrCat("Département ", place)
                                                   : absl::StrCat("Commune : ", place);
+  auto relays = RelaySummaries(store_, within, bundle, clock_->Now());
+  if (!relays.ok()) return web::SendServerError(res, "etablissements", relays.status());
   std::vector<Column> columns = ReportColumns("Établissement");
   columns.insert(columns.begin() + 1, Column{"uai", "UAI"});
+  columns.push_back(Column{"relais", "Relais (part des octets)"});
   std::vector<std::vector<std::string>> rows;
   std::vector<std::vector<Html>> cells;
   for (const auto& r : report->rows()) {
     auto values = ReportCells(r);
     values.insert(values.begin() + 1, r.group());
+    auto relay = relays->find(r.group());
+    values.push_back(relay == relays->end() ? "—" : relay->second.Text());
     auto c = TextCells(values);
+    if (relay != relays->end() && !relay->second.healthy) {
+      c.back() = Html::Of("<span class=\"ko\">", values.back(), "</span>");
+    }
     c[0] = Html::Of("<a href=\"", absl::StrCat("/etablissement/", r.group(), "?", lot), "\">",
                     r.label(), "</a>");
     c[9] = Html::Of(Percent(r.percent_up_to_date()));
@@ -388,6 +457,27 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
   Html body = Html::Of("<h1>", est->name(), "</h1><p>", uai, " — ", est->commune_name(), " (",
                        est->departement(), ") — équipement : ", est->collectivite_name(), "</p>");
   if (bundle) body.Add("<p>Lot ", bundle->name, "@", bundle->version, "</p>");
+  // The establishment's relay: where its devices download from, and how well it does.
+  auto relays = RelaySummaries(store_, {uai}, bundle, clock_->Now());
+  if (!relays.ok()) return web::SendServerError(res, "etablissement", relays.status());
+  if (auto r = relays->find(uai); r != relays->end()) {
+    const RelaySummary& s = r->second;
+    body.Add("<p class=\"relay\">Relais : ", absl::StrJoin(s.urls, ", "), " — <span class=\"",
+             std::string(s.healthy ? "ok" : "ko"), "\">", s.health_label, "</span>");
+    if (s.share.has_value() && s.share->bytes > 0) {
+      body.Add(" — ",
+               Percent(100.0 * static_cast<double>(s.share->relay_bytes) /
+                       static_cast<double>(s.share->bytes)),
+               " des octets téléchargés pour ce lot en sont venus");
+    } else if (bundle) {
+      body.Add(" — rien encore téléchargé pour ce lot");
+    }
+    body.Add(".</p>");
+  } else {
+    body.Add(
+        "<p class=\"relay\">Pas de relais : les appareils téléchargent depuis le serveur "
+        "central.</p>");
+  }
 
   // The summary: devices per kind and state, each count a link to that list.
   body.Add(

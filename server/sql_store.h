@@ -178,6 +178,8 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<RelayArtifact>> RelayArtifacts(const std::string& url) override;
   void RecordRelayReport(std::string url, RelayReport report, absl::Time now,
                          StoreCallback<bool> done) override;
+  absl::StatusOr<std::map<std::string, RelayShare>> RelayShares(
+      const std::vector<std::string>& uais, int64_t bundle_id) override;
 
   bool LeadsJobs() const override { return coordinator_ == nullptr || coordinator_->leads(); }
   void RequestRolloutEvaluation(const std::string& id) override;

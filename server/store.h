@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -245,6 +246,13 @@ struct RelayRecord {
   // AddRelay: whether the credential given was stored (the relay was created, or the
   // credential replaced), so that its token may be shown.
   bool credential_stored = false;
+};
+
+// What an establishment's devices downloaded for one bundle's rollouts, and how much of it
+// came from a relay of that establishment (dashboard: the share of the relay).
+struct RelayShare {
+  uint64_t bytes = 0;
+  uint64_t relay_bytes = 0;
 };
 
 // A relay's credential as the store keeps it.
@@ -503,6 +511,11 @@ class Store {
       const std::string& url) = 0;
   virtual void RecordRelayReport(std::string url, RelayReport report, absl::Time now,
                                  StoreCallback<bool> done) = 0;
+  // For each establishment given, the bytes its devices downloaded for the rollouts of the
+  // bundle (by id) and the part a relay of that establishment served; establishments whose
+  // devices downloaded nothing are absent.
+  [[nodiscard]] virtual absl::StatusOr<std::map<std::string, RelayShare>> RelayShares(
+      const std::vector<std::string>& uais, int64_t bundle_id) = 0;
 
   // Several server nodes on one database. The jobs that must run on one node at a time (the
   // rollout evaluation, the retention purge) run where LeadsJobs(): always with SQLite (one

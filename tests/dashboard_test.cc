@@ -41,24 +41,12 @@ class DashboardTest : public ::testing::Test {
   }
   // GET as the signed-in admin.
   std::string Page(const std::string& path, int* status = nullptr) {
-    httplib::SSLClient c("127.0.0.1", server_->server()->web_port());
-    c.enable_server_certificate_verification(false);
-    if (cookie_.empty()) {
-      auto r = c.Post("/connexion", absl::StrCat("jeton=", server_->admin_token()),
-                      "application/x-www-form-urlencoded");
-      EXPECT_TRUE(r && r->status == 303);
-      std::string set = r ? r->get_header_value("Set-Cookie") : "";
-      cookie_ = set.substr(0, set.find(';'));
-    }
-    auto r = c.Get(path, {{"Cookie", cookie_}});
-    if (status != nullptr) *status = r ? r->status : -1;
-    return r ? r->body : "";
+    return server_->DashboardGet(path, status);
   }
 
   TempDir dir_;
   std::unique_ptr<TestServer> server_;
   std::string config_;
-  std::string cookie_;
 };
 
 TEST(HtmlTest, StringsAreTextAndOnlyLiteralsAreMarkup) {
@@ -130,8 +118,8 @@ TEST_F(DashboardTest, AnEstablishmentListsItsDevicesByPagesSortedAndFilteredByTh
   {
     httplib::SSLClient c("127.0.0.1", server_->server()->web_port());
     c.enable_server_certificate_verification(false);
-    auto r = c.Get("/etablissement/0310036W",
-                   {{"Cookie", cookie_}, {"Accept-Encoding", "gzip, deflate, br"}});
+    auto r = c.Get("/etablissement/0310036W", {{"Cookie", server_->dashboard_cookie()},
+                                               {"Accept-Encoding", "gzip, deflate, br"}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->get_header_value("Content-Encoding"), "gzip");
   }

@@ -553,10 +553,16 @@ void FakeStore::RemoveRelay(std::string, std::vector<std::string>, server::Scope
   done(NotKept("relays"));
 }
 
+// It keeps no relay: none to list, nothing served by one.
 absl::StatusOr<std::vector<server::RelayRecord>> FakeStore::ListRelays(const std::string&,
                                                                        const server::Scope&,
                                                                        absl::Time) {
-  return NotKept("relays");
+  return std::vector<server::RelayRecord>{};
+}
+
+absl::StatusOr<std::map<std::string, server::RelayShare>> FakeStore::RelayShares(
+    const std::vector<std::string>&, int64_t) {
+  return std::map<std::string, server::RelayShare>{};
 }
 
 absl::StatusOr<std::pair<std::string, server::RelayCredential>> FakeStore::GetRelayCredential(

@@ -143,6 +143,8 @@ class FakeStore final : public server::Store {
       const std::string& id) override;
   absl::StatusOr<std::vector<server::RelayArtifact>> RelayArtifacts(
       const std::string& url) override;
+  absl::StatusOr<std::map<std::string, server::RelayShare>> RelayShares(
+      const std::vector<std::string>& uais, int64_t bundle_id) override;
   void RecordRelayReport(std::string url, server::RelayReport report, absl::Time now,
                          server::StoreCallback<bool> done) override;
 

@@ -140,6 +140,23 @@ TEST_F(RelayTest, ThirtyDevicesBehindOneRelayCostTheCentreOneCopy) {
   EXPECT_EQ(relay.bytes_served(), uint64_t{30} * (kSizeA + kSizeB));
   ASSERT_EQ(relay.uais_size(), 1);
   EXPECT_EQ(relay.uais(0), kFermat);
+
+  // The dashboard: Fermat's relay is in service and served all of its devices' bytes; Joffre
+  // has none. The same in the département's CSV.
+  int code = 0;
+  const std::string page = server_->DashboardGet("/etablissement/0310036W", &code);
+  EXPECT_EQ(code, 200);
+  EXPECT_TRUE(absl::StrContains(page, "en service")) << page;
+  EXPECT_TRUE(absl::StrContains(page, "100 % des octets téléchargés pour ce lot en sont venus"))
+      << page;
+  EXPECT_TRUE(absl::StrContains(server_->DashboardGet("/etablissement/0340001S"), "Pas de relais"));
+  const std::string csv = server_->DashboardGet("/departement/31?format=csv");
+  EXPECT_TRUE(absl::StrContains(csv, "Relais (part des octets)")) << csv;
+  const size_t fermat = csv.find("0310036W");
+  ASSERT_NE(fermat, std::string::npos) << csv;
+  EXPECT_TRUE(
+      absl::StrContains(csv.substr(fermat, csv.find('\n', fermat) - fermat), "en service · 100 %"))
+      << csv;
 }
 
 // A relay that dies mid-download, then one whose disk serves wrong bytes: the devices fall back
@@ -201,6 +218,11 @@ TEST_F(RelayTest, ARelayKilledOrServingWrongBytesIsPassedOverAndFlagged) {
   EXPECT_EQ(relay.last_fault(), "artifact_hash_mismatch");
   auto table = Ctl({"relays", "list"});
   EXPECT_TRUE(absl::StrContains(table.out, "flagged")) << table.out;
+  // The dashboard says so too, and how much the relay still served: d2's download and the
+  // part of d1's it sent before it died.
+  const std::string page = server_->DashboardGet("/etablissement/0310036W");
+  EXPECT_TRUE(absl::StrContains(page, "signalé (octets erronés)")) << page;
+  EXPECT_TRUE(absl::StrContains(page, "des octets téléchargés pour ce lot en sont venus")) << page;
 
   // A report sent again (the outbox after a lost answer) counts nothing twice.
   auto again = RunOnce(d3);
@@ -212,7 +234,8 @@ TEST_F(RelayTest, ARelayKilledOrServingWrongBytesIsPassedOverAndFlagged) {
 // once a wave reaches the relay's establishment, the relay fetches each artifact once, before
 // any device asks, and the devices' downloads never reach the centre.
 TEST_F(RelayTest, TheRelayPrefetchesWhatItsEstablishmentsAreAssignedAndReportsItsCache) {
-  constexpr size_t kSizeA = 1 << 20, kSizeB = 1 << 19;
+  // Three of the relay's 1 MiB slices, and one.
+  constexpr size_t kSizeA = (2 << 20) + 4321, kSizeB = 1 << 19;
   Publish(BuildBundle(
       "2026.1", 1, CommandPackage("manuels", kSizeA, 4) + CommandPackage("geogebra", kSizeB, 5)));
   auto added = Ctl({"relays", "add", "--url", relay_->url(), "--uai", kFermat, "--json"});

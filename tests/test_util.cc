@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -201,6 +202,21 @@ std::vector<parc::v1::Device> TestServer::ListDevices(const parc::v1::ListDevice
   grpc::Status s = AdminStub()->ListDevices(AdminContext().get(), request, &response);
   EXPECT_TRUE(s.ok()) << s.error_message();
   return {response.devices().begin(), response.devices().end()};
+}
+
+std::string TestServer::DashboardGet(const std::string& path, int* status) {
+  httplib::SSLClient c("127.0.0.1", server_->web_port());
+  c.enable_server_certificate_verification(false);
+  if (dashboard_cookie_.empty()) {
+    auto r = c.Post("/connexion", absl::StrCat("jeton=", admin_token_),
+                    "application/x-www-form-urlencoded");
+    EXPECT_TRUE(r && r->status == 303) << "sign-in: " << (r ? r->status : -1);
+    const std::string set = r ? r->get_header_value("Set-Cookie") : "";
+    dashboard_cookie_ = set.substr(0, set.find(';'));
+  }
+  auto r = c.Get(path.c_str(), {{"Cookie", dashboard_cookie_}});
+  if (status != nullptr) *status = r ? r->status : -1;
+  return r ? r->body : "";
 }
 
 namespace {

@@ -81,6 +81,10 @@ class TestServer {
   std::string CreateToken(const std::string& uai, uint32_t max_uses = 0,
                           uint32_t expires_in_seconds = 0, bool reenroll = false);
   std::vector<parc::v1::Device> ListDevices(const parc::v1::ListDevicesRequest& request = {});
+  // GET on the dashboard, signed in as the admin (the session is opened on first use); the
+  // body, and the HTTP status in *status (-1: no answer).
+  std::string DashboardGet(const std::string& path, int* status = nullptr);
+  const std::string& dashboard_cookie() const { return dashboard_cookie_; }
 
  private:
   void Start();
@@ -92,6 +96,7 @@ class TestServer {
   common::FakeClock clock_;
   std::unique_ptr<server::Server> server_;
   std::string admin_token_;
+  std::string dashboard_cookie_;
 };
 
 // Runs the parc-agent / parcctl command lines in-process.

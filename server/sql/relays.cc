@@ -189,6 +189,29 @@ absl::StatusOr<std::vector<RelayRecord>> SqlStore::ListRelays(const std::string&
   return out;
 }
 
+absl::StatusOr<std::map<std::string, RelayShare>> SqlStore::RelayShares(
+    const std::vector<std::string>& uais, int64_t bundle_id) {
+  ReaderLease db = AcquireReader();
+  // One establishment at a time (those with a relay: a few per page): each rollout of the
+  // bundle, then each device of the establishment (UAI index), then its rows (primary key).
+  // CROSS JOIN keeps SQLite from scanning a whole rollout's rows instead.
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare("SELECT coalesce(SUM(p.bytes_downloaded), 0), coalesce(SUM(CASE WHEN EXISTS "
+                  "(SELECT 1 FROM relay_establishments x WHERE x.uai = d.uai AND x.url = "
+                  "p.source) THEN p.bytes_downloaded ELSE 0 END), 0), COUNT(*) FROM rollouts r "
+                  "CROSS JOIN devices d JOIN deployment_packages p ON p.rollout_id = r.id AND "
+                  "p.device_id = d.id WHERE r.bundle_id = ?2 AND d.uai = ?1"));
+  std::map<std::string, RelayShare> out;
+  for (const auto& uai : uais) {
+    st.BindAll(uai, bundle_id);
+    PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row || st.Int(2) == 0) continue;
+    out[uai] = RelayShare{static_cast<uint64_t>(st.Int(0)), static_cast<uint64_t>(st.Int(1))};
+  }
+  return out;
+}
+
 absl::StatusOr<std::pair<std::string, RelayCredential>> SqlStore::GetRelayCredential(
     const std::string& id) {
   ReaderLease db = AcquireReader();
