@@ -1,5 +1,5 @@
-# Debian packages with CPack: parc-agent (the device agent) and parc-server (the server, with
-# parcctl and parc-bundle). `cpack --config CPackConfig.cmake` in the build directory, or
+# Debian packages with CPack: parc-agent (the device agent), parc-server (the server, with
+# parcctl and parc-bundle) and parc-relay (an establishment's caching relay, nginx). `cpack --config CPackConfig.cmake` in the build directory, or
 # tools/package.sh, which also checks them.
 set(PARC_INSTALLER ${CMAKE_SOURCE_DIR}/installer)
 set(PARC_PKG_DOC ${CMAKE_BINARY_DIR}/package-doc)
@@ -54,6 +54,16 @@ install(FILES ${PARC_INSTALLER}/config/server.env ${PARC_INSTALLER}/config/parcc
 install(FILES ${PARC_INSTALLER}/debian/copyright ${PARC_PKG_DOC}/changelog.Debian.gz
         ${CMAKE_SOURCE_DIR}/docs/operator-guide.md ${CMAKE_SOURCE_DIR}/docs/data-catalogue.md
         DESTINATION usr/share/doc/parc-server COMPONENT server)
+# parc-relay: scripts and an nginx site, no binary (Architecture: all).
+set(PARC_RELAY ${CMAKE_SOURCE_DIR}/packaging/relay)
+install(PROGRAMS ${PARC_RELAY}/parc-relay-setup DESTINATION usr/sbin COMPONENT relay)
+install(PROGRAMS ${PARC_RELAY}/parc-relay-sync DESTINATION usr/bin COMPONENT relay)
+install(FILES ${PARC_RELAY}/parc-relay.conf DESTINATION usr/share/parc-relay COMPONENT relay)
+install(FILES ${PARC_RELAY}/parc-relay-sync.service ${PARC_RELAY}/parc-relay-sync.timer
+        DESTINATION lib/systemd/system COMPONENT relay)
+install(FILES ${PARC_RELAY}/sync.env DESTINATION etc/parc-relay COMPONENT relay)
+install(FILES ${PARC_INSTALLER}/debian/copyright ${PARC_PKG_DOC}/changelog.Debian.gz
+        ${PARC_RELAY}/README.md DESTINATION usr/share/doc/parc-relay COMPONENT relay)
 if(HELP2MAN_PROGRAM)
   install(FILES ${PARC_PKG_DOC}/parc-agent.1.gz DESTINATION usr/share/man/man1 COMPONENT agent)
   install(FILES ${PARC_PKG_DOC}/parc-server.1.gz ${PARC_PKG_DOC}/parcctl.1.gz
@@ -62,7 +72,7 @@ endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_ALL agent server)
+set(CPACK_COMPONENTS_ALL agent server relay)
 set(CPACK_PACKAGING_INSTALL_PREFIX "/")
 set(CPACK_PACKAGE_NAME parc)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -99,4 +109,18 @@ parc-bundle, the publishers' offline tool.")
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
     "${PARC_INSTALLER}/debian/server/postinst;${PARC_INSTALLER}/debian/server/prerm;\
 ${PARC_INSTALLER}/debian/server/postrm;${PARC_INSTALLER}/debian/server/conffiles")
+
+set(CPACK_DEBIAN_RELAY_PACKAGE_NAME parc-relay)
+set(CPACK_DEBIAN_RELAY_PACKAGE_ARCHITECTURE all)
+set(CPACK_DEBIAN_RELAY_PACKAGE_SHLIBDEPS OFF)
+set(CPACK_DEBIAN_RELAY_PACKAGE_DEPENDS "nginx, curl, openssl")
+set(CPACK_COMPONENT_RELAY_DESCRIPTION
+    "Parc establishment relay: the annual bundle crosses a school's link once\n\
+An nginx site caching the Parc server's content-addressed artifacts on a\n\
+school's network, with a timer that prefetches what the school's devices are\n\
+assigned before they ask and reports the cache's fill to the server. Devices\n\
+verify every artifact: the relay is not trusted and holds no secret.")
+set(CPACK_DEBIAN_RELAY_PACKAGE_CONTROL_EXTRA
+    "${PARC_INSTALLER}/debian/relay/postinst;${PARC_INSTALLER}/debian/relay/prerm;\
+${PARC_INSTALLER}/debian/relay/postrm;${PARC_INSTALLER}/debian/relay/conffiles")
 include(CPack)

@@ -14,7 +14,7 @@ PACKAGES=(
   libspdlog-dev libtomlplusplus-dev libpq-dev
 )
 if [ "${1:-}" = "--package" ]; then
-  PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap)
+  PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap nginx curl openssl python3)
 fi
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(curl bc time python3 procps postgresql haproxy nginx)
