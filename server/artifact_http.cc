@@ -112,7 +112,7 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
     }
     res.set_content_provider(size, "application/octet-stream",
                              [file, served](size_t offset, size_t length, httplib::DataSink& sink) {
-                               char buf[256 * 1024];
+                               char buf[64 * 1024];
                                size_t n = std::min(length, sizeof(buf));
                                ssize_t r = ::pread(file->fd, buf, n, static_cast<off_t>(offset));
                                if (r <= 0) return false;

@@ -6,9 +6,10 @@
 #   tools/bench/run.sh --quick    tiny sizes, only to prove the benchmarks still work (CI)
 #   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
-#   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P12   keep the data (profiling)
+#   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P16   keep the data (profiling)
 #   tools/bench/run.sh P13        SQLite and PostgreSQL side by side (P1, P3, P5 on each)
 #   tools/bench/run.sh P11        central egress with an establishment relay (nginx) and without
+#   tools/bench/run.sh P12        2,000 concurrent artifact downloads: parc-server, nginx, both
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -18,10 +19,10 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     P*) ROWS+=("$a") ;;
-    *) echo "usage: $0 [--quick] [P1 ... P13]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [P1 ... P13 P16]" >&2; exit 2 ;;
   esac
 done
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13 P16)
 want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if [ "$QUICK" = 1 ]; then
@@ -35,13 +36,14 @@ tools/deps.sh --bench >/dev/null
 BUILD=${BUILD_DIR:-build/release}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARC_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target parc-server parcctl parc-agent parc-sim parc-bundle \
-  parc-bench-client >/dev/null
+  parc-bench-client parc-bench-download >/dev/null
 SERVER=$ROOT/$BUILD/server/parc-server
 CTL=$ROOT/$BUILD/tools/parcctl/parcctl
 AGENT=$ROOT/$BUILD/agent/parc-agent
 SIM=$ROOT/$BUILD/tools/sim/parc-sim
 BUNDLE=$ROOT/$BUILD/tools/bundle/parc-bundle
 MIN_CLIENT=$ROOT/$BUILD/tools/parc-bench-client
+DOWNLOAD_CLIENT=$ROOT/$BUILD/tools/parc-bench-download
 
 OUT=$ROOT/build/bench
 mkdir -p "$OUT"
@@ -140,8 +142,8 @@ rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 echo "Parc benchmarks ($([ $QUICK = 1 ] && echo quick || echo full): $DEVICES devices) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(date -u +%F)"
 printf '%-4s %-52s %-20s %-26s %-8s %-18s %s\n' row what figure reference ratio target verdict
 
-# P1, P2, P3, P4, P5, P10, P12 share servers with an enrolled fleet.
-if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P12; then
+# P1, P2, P3, P4, P5, P10, P16 share servers with an enrolled fleet.
+if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P16; then
   for mode in insecure tls; do
     want P1 || [ "$mode" = tls ] || continue
     start_server "server-$mode" "$mode"
@@ -208,7 +210,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P12; 
       "$(printf '%.0f/s (srv %.0f µs)' "$p" "$ps")" "$(printf 'echo %.0f/s (srv %.0f µs)' "$e" "$es")" \
       "$(python3 -c "print(round($p / $e, 2))")" "≥ 2,000/s" "$(verdict "$p >= 2000")"
   fi
-  if want P4 || want P10 || want P5 || want P12; then
+  if want P4 || want P10 || want P5 || want P16; then
     # Every device reports one full inventory (the fleet's first day).
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
       --concurrency 32 --calls "$DEVICES" >"$WORK/inventory-pass.json"
@@ -222,7 +224,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P12; 
       "naive $(python3 -c "print(f'{$naive/2**30:.1f} GiB')")" "$(python3 -c "print(round($db / $naive, 3))")" \
       "≤ 1 GB (at 300k)" "$(verdict "$db * 300000 / $DEVICES <= 1e9")"
   fi
-  if want P5 || want P12; then
+  if want P5 || want P16; then
     echo "x" >"$WORK/x.txt"
     printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
     "$BUNDLE" keygen --out "$WORK/key" >/dev/null
@@ -261,7 +263,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P12; 
     row P5 "region report by establishment, server time ($up up to date)" "${server_ms} ms" \
       "wall ${med} ms, trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$server_ms < 100")"
   fi
-  if want P12; then
+  if want P16; then
     # The dashboard as a collectivité's staff see it: every page type, signed in as a region
     # viewer and as a département viewer; server time = curl's total minus its connection and
     # TLS set-up (loopback), median of 5, gzip accepted as by a browser.
@@ -304,7 +306,7 @@ print([e for e in json.load(sys.stdin)["establishments"] if e["uai"] == sys.argv
       jar=$region_jar; [ "$who" = region ] || jar=$dep_jar
       for path in "${pages[@]}"; do
         read -r ms kb code <<<"$(page "$jar" "$path")"
-        row P12 "dashboard $path ($who viewer)" "${ms} ms, ${kb} KiB" "/healthz ${ref_ms} ms" \
+        row P16 "dashboard $path ($who viewer)" "${ms} ms, ${kb} KiB" "/healthz ${ref_ms} ms" \
           "HTTP $code" "< 200 ms, ≤ 300 KiB" "$(verdict "$ms < 200 and $kb <= 300 and $code == 200")"
       done
     done
@@ -526,6 +528,111 @@ SPEC
     "$(python3 -c "print(f'{$with / 2**20:.0f} MiB ({$with_n} installed, {$with_s} s)')")" \
     "$(python3 -c "print(f'no relay {$without / 2**20:.0f} MiB ({$without_n} installed, {$without_s} s), {$without / $bundle_bytes:.1f}x')")" \
     "$ratio" "≤ 1.05× the bundle" "$(verdict "$ratio <= 1.05")"
+  kill "$S_PID"
+fi
+
+if want P12; then
+  # 2,000 devices download the bundle's artifacts at the same moment over HTTPS, each on its own
+  # connection (parc-bench-download), from: parc-server's own artifact port (its connection
+  # limits raised to hold them all); nginx serving the same files from disk (the reference);
+  # and nginx with the site parc-relay ships in front of parc-server (artifact serving handed
+  # to nginx, Parc keeping the API). Peak RSS and throughput of each, in the same run.
+  if [ "$QUICK" = 1 ]; then P12_CONC=200; P12_MIB=1; else P12_CONC=2000; P12_MIB=4; fi
+  ulimit -n "$(ulimit -Hn)"
+  "$BUNDLE" keygen --out "$WORK/p12key" >/dev/null
+  mkdir -p "$WORK/p12src" "$WORK/p12static/artifacts"
+  printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n' >"$WORK/p12src/spec.toml"
+  for i in 1 2 3 4; do
+    head -c $((P12_MIB << 20)) /dev/urandom >"$WORK/p12src/a$i.bin"
+    sha=$(sha256sum "$WORK/p12src/a$i.bin" | cut -c1-64)
+    cp "$WORK/p12src/a$i.bin" "$WORK/p12static/artifacts/$sha"
+    printf '[[packages]]\nid = "a%s"\nversion = "1"\nartifact = "a%s.bin"\ntype = "command"\ninstall = ["true"]\n' \
+      "$i" "$i" >>"$WORK/p12src/spec.toml"
+  done
+  "$BUNDLE" build "$WORK/p12src/spec.toml" --key "$WORK/p12key.key" --out "$WORK/p12bundle" >/dev/null
+  p12_limits=(--http-max-connections $((P12_CONC + 100)) --http-max-downloads $((P12_CONC + 50)))
+  start_server p12 tls --publisher-key "$WORK/p12key.pub" "${p12_limits[@]}"
+  ctl bundles publish "$WORK/p12bundle" >/dev/null
+  # A fresh process, so that its peak RSS is the downloads' alone.
+  kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
+  start_server p12 tls --publisher-key "$WORK/p12key.pub" "${p12_limits[@]}"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  # nginx as Debian runs it (a master, one worker per core), the server's own certificate.
+  start_nginx() {  # dir extra-http-config -> NGINX_PID
+    local d=$1; mkdir -p "$d/tmp"
+    printf 'user root;\nworker_processes auto;\ndaemon off;\npid %s/nginx.pid;\nerror_log %s/error.log;\nworker_rlimit_nofile 20000;\nevents { worker_connections %s; }\nhttp {\n access_log off;\n client_body_temp_path %s/tmp/body;\n proxy_temp_path %s/tmp/proxy;\n fastcgi_temp_path %s/tmp/f;\n uwsgi_temp_path %s/tmp/u;\n scgi_temp_path %s/tmp/s;\n%s\n}\n' \
+      "$d" "$d" $((P12_CONC * 2 + 100)) "$d" "$d" "$d" "$d" "$d" "$2" >"$d/nginx.conf"
+    /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+  }
+  tree_rss() {  # pid VmRSS|VmHWM -> KiB over the process and its children
+    local k=0 p
+    for p in "$1" $(pgrep -P "$1"); do
+      k=$((k + $(awk -v f="$2:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    done
+    echo "$k"
+  }
+  urls() {  # base -> --url arguments for the four artifacts
+    local f; for f in "$WORK"/p12static/artifacts/*; do printf -- '--url\n%s/artifacts/%s\n' "$1" "$(basename "$f")"; done
+  }
+  p12_run() {  # base pid -> P12_JSON P12_IDLE P12_PEAK (KiB)
+    local base=$1 pid=$2 args
+    for _ in $(seq 1 100); do curl -sf -o /dev/null --cacert "$S_DATA/tls/ca.pem" "$base/artifacts/$(ls "$WORK/p12static/artifacts" | head -1)" && break; sleep 0.1; done
+    P12_IDLE=$(tree_rss "$pid" VmRSS)
+    mapfile -t args < <(urls "$base")
+    P12_JSON=$("$DOWNLOAD_CLIENT" "${args[@]}" --ca "$S_DATA/tls/ca.pem" --concurrency "$P12_CONC") ||
+      echo "P12: some downloads failed from $base" >&2
+    P12_PEAK=$(tree_rss "$pid" VmHWM)
+  }
+  parc_base=${S_WEB%/}
+  p12_run "$parc_base" "$S_PID"; parc_json=$P12_JSON; parc_idle=$P12_IDLE; parc_peak=$P12_PEAK
+  port=$(free_port)
+  start_nginx "$WORK/p12nginx" " server {
+  listen 127.0.0.1:$port ssl;
+  ssl_certificate $S_DATA/tls/server.pem;
+  ssl_certificate_key $S_DATA/tls/server.key;
+  location /artifacts/ { root $WORK/p12static; }
+ }"
+  p12_run "https://localhost:$port" "$NGINX_PID"; nginx_json=$P12_JSON; nginx_idle=$P12_IDLE; nginx_peak=$P12_PEAK
+  kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true
+  central_bytes() { curl -sf --cacert "$S_DATA/tls/ca.pem" "${S_WEB}metrics" | awk '/^parc_artifact_bytes_sent_total/ {print $2}'; }
+  # parc-server afresh behind nginx: its own peak RSS there.
+  kill "$S_PID"; wait "$S_PID" 2>/dev/null || true
+  start_server p12 tls --publisher-key "$WORK/p12key.pub" "${p12_limits[@]}"
+  parc_base=${S_WEB%/}
+  port=$(free_port)
+  packaging/relay/parc-relay-setup --listen "127.0.0.1:$port" --name localhost \
+    --cert "$S_DATA/tls/server.pem" --key "$S_DATA/tls/server.key" --upstream "$parc_base" \
+    --upstream-ca "$S_DATA/tls/ca.pem" --cache-dir "$WORK/p12front/cache" --cache-max 2g \
+    --out "$WORK/p12front.conf" >/dev/null
+  b0=$(central_bytes)
+  start_nginx "$WORK/p12front" " include $WORK/p12front.conf;"
+  behind_idle=$(tree_rss "$S_PID" VmRSS)
+  p12_run "https://localhost:$port" "$NGINX_PID"; front_json=$P12_JSON; front_idle=$P12_IDLE; front_peak=$P12_PEAK
+  behind_peak=$(tree_rss "$S_PID" VmHWM)
+  front_parc_bytes=$(( $(central_bytes) - b0 ))
+  kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true
+  field() { json "$1" "d['$2']"; }
+  nginx_rate=$(field "$nginx_json" mib_per_s)
+  mib() { python3 -c "print(f'{$1 / 1024:.0f}')"; }
+  for who in parc front; do
+    if [ "$who" = parc ]; then j=$parc_json; peak=$parc_peak; idle=$parc_idle
+      what="$P12_CONC concurrent ${P12_MIB} MiB downloads, parc-server's own port"
+      extra="RSS $(mib "$idle") → $(mib "$peak") MiB"
+    else j=$front_json; peak=$behind_peak; idle=$behind_idle
+      what="$P12_CONC concurrent downloads, nginx (parc-relay site) in front"
+      extra="Parc RSS $(mib "$idle") → $(mib "$peak") MiB, sent $(python3 -c "print(f'{$front_parc_bytes / 2**20:.0f}')") MiB; nginx RSS $(mib "$front_idle") → $(mib "$front_peak") MiB"
+    fi
+    rate=$(field "$j" mib_per_s); done_n=$(field "$j" completed)
+    ratio=$(python3 -c "print(round($rate / $nginx_rate, 2))")
+    # Flat: parc-server's peak within 1.5x its idle RSS plus what nginx itself needs for the
+    # same connections (nginx's growth serving the files, same run).
+    row P12 "$what" "$done_n/$P12_CONC done, $rate MiB/s, $extra" \
+      "nginx static $nginx_rate MiB/s, RSS $(mib "$nginx_idle") → $(mib "$nginx_peak") MiB" "$ratio" \
+      "all; ≥ 0.8×; RSS flat" \
+      "$(verdict "$done_n == $P12_CONC and $ratio >= 0.8 and $peak <= 1.5 * $idle + ($nginx_peak - $nginx_idle)")"
+  done
   kill "$S_PID"
 fi
 
