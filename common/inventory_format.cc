@@ -22,6 +22,19 @@ std::string HumanBytes(uint64_t bytes, bool decimal) {
   return absl::StrFormat("%.1f %s", v, decimal ? units_dec[u] : units_bin[u]);
 }
 
+std::string SecureBootName(parc::v1::SecureBoot s) {
+  switch (s) {
+    case parc::v1::SECURE_BOOT_ENABLED:
+      return "on";
+    case parc::v1::SECURE_BOOT_DISABLED:
+      return "off";
+    case parc::v1::SECURE_BOOT_UNSUPPORTED:
+      return "unsupported (legacy BIOS boot)";
+    default:
+      return "unknown";
+  }
+}
+
 std::string FormatInventoryText(const parc::v1::Inventory& inv) {
   return FormatInventoryText(inv, SoftwareHash(inv.software()).substr(0, 12));
 }
@@ -39,7 +52,11 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv, absl::string_vie
   std::string kind = KindName(hw.detected_kind());
   row("Kind",
       absl::StrCat(kind.empty() ? "unknown" : kind, " (chassis type ", hw.chassis_type(), ")"));
-  row("BIOS", hw.bios_version());
+  row("BIOS", hw.firmware_date().empty()
+                  ? hw.bios_version()
+                  : absl::StrCat(hw.bios_version(), " (", hw.firmware_date(), ")"));
+  row("TPM", hw.tpm_version().empty() ? "none seen" : hw.tpm_version());
+  row("Secure Boot", SecureBootName(hw.secure_boot()));
   row("CPU", absl::StrCat(hw.cpu_model(), " (", hw.cpu_cores(), " cores, ", hw.cpu_threads(),
                           " threads)"));
   row("RAM", HumanBytes(hw.ram_bytes(), false));
@@ -48,6 +65,7 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv, absl::string_vie
   row("Kernel", hw.kernel());
   row("Hostname", hw.hostname());
   row("Architecture", hw.architecture());
+  row("System free", hw.system_free_bytes() == 0 ? "" : HumanBytes(hw.system_free_bytes(), false));
   out << "Disks\n";
   if (hw.disks().empty()) out << "  -\n";
   for (const auto& d : hw.disks()) {

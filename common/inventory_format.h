@@ -10,6 +10,8 @@ namespace parc::common {
 
 // "1.5 GiB" (binary units) or "128.0 GB" (decimal units, as disk vendors count).
 std::string HumanBytes(uint64_t bytes, bool decimal);
+// "on", "off", "unsupported (legacy BIOS boot)", "unknown".
+std::string SecureBootName(parc::v1::SecureBoot s);
 
 // Multi-line human-readable rendering of an inventory (parc-agent inventory, parcctl devices
 // show).

@@ -87,6 +87,26 @@ absl::StatusOr<DeviceKind> ParseKind(absl::string_view name) {
       "unknown device kind \"", name, "\" (expected laptop, tablet, display, desktop or other)"));
 }
 
+std::string FirmwareDate(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  auto digits = [](absl::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), absl::ascii_isdigit);
+  };
+  absl::string_view y, m, d;
+  if (text.size() == 10 && text[2] == '/' && text[5] == '/') {
+    m = text.substr(0, 2), d = text.substr(3, 2), y = text.substr(6, 4);
+  } else if (text.size() >= 8 && digits(text.substr(0, 8))) {
+    y = text.substr(0, 4), m = text.substr(4, 2), d = text.substr(6, 2);
+  } else {
+    return "";
+  }
+  if (!digits(y) || !digits(m) || !digits(d)) return "";
+  const int year = std::stoi(std::string(y)), month = std::stoi(std::string(m)),
+            day = std::stoi(std::string(d));
+  if (year < 1980 || year > 2099 || month < 1 || month > 12 || day < 1 || day > 31) return "";
+  return absl::StrCat(y, "-", m, "-", d);
+}
+
 DeviceKind KindFromChassisType(uint32_t chassis_type) {
   switch (chassis_type) {
     case 8:   // Portable

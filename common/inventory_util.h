@@ -27,4 +27,12 @@ std::string KindName(parc::v1::DeviceKind kind);
 // Maps an SMBIOS chassis type (DMTF DSP0134, 7.4.1) to a device kind.
 parc::v1::DeviceKind KindFromChassisType(uint32_t chassis_type);
 
+// Free space as inventoried: rounded down to a whole GiB.
+inline uint64_t RoundDownToGiB(uint64_t bytes) { return bytes - bytes % (uint64_t{1} << 30); }
+
+// A firmware release date as "YYYY-MM-DD", from SMBIOS's "MM/DD/YYYY" (Linux's
+// /sys/class/dmi/id/bios_date) or a CIM datetime "YYYYMMDDhhmmss.ffffff+zzz" (Windows'
+// Win32_BIOS.ReleaseDate); "" for anything else or an impossible date (years 1980-2099).
+std::string FirmwareDate(absl::string_view text);
+
 }  // namespace parc::common

@@ -44,6 +44,18 @@ absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
   PARC_RETURN_IF_ERROR(CheckLength("hardware.model", hw.model(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.serial", hw.serial(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.bios_version", hw.bios_version(), kMaxShortField));
+  // The agents normalise both; anything else is not theirs.
+  const std::string& date = hw.firmware_date();
+  if (!date.empty() && (date.size() != 10 || date[4] != '-' || date[7] != '-' ||
+                        common::FirmwareDate(absl::StrCat(date.substr(0, 4), date.substr(5, 2),
+                                                          date.substr(8, 2))) != date)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hardware.firmware_date: \"", date.substr(0, 16), "\" is not YYYY-MM-DD"));
+  }
+  if (!hw.tpm_version().empty() && hw.tpm_version() != "2.0" && hw.tpm_version() != "1.2") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hardware.tpm_version: \"", hw.tpm_version().substr(0, 16), "\" is neither 2.0 nor 1.2"));
+  }
   PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.os_version", hw.os_version(), kMaxShortField));

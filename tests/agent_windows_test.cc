@@ -318,7 +318,9 @@ agent::WindowsFacts Laptop() {
                         {"DNSHostName", "lordi-0042"},
                         {"TotalPhysicalMemory", "16856723456"}}};
   f.computer_system_product = {{{"UUID", "4C4C4544-0042-3510-8052-B2C04F4A4E31"}}};
-  f.bios = {{{"SerialNumber", "PF4ABCDE"}, {"SMBIOSBIOSVersion", "R2BET38W (1.18 )"}}};
+  f.bios = {{{"SerialNumber", "PF4ABCDE"},
+             {"SMBIOSBIOSVersion", "R2BET38W (1.18 )"},
+             {"ReleaseDate", "20230614000000.000000+000"}}};
   f.enclosure = {{{"ChassisTypes", "10"}}};
   f.processor = {{{"Name", "13th Gen Intel(R) Core(TM) i5-1335U"},
                   {"NumberOfCores", "10"},
@@ -327,6 +329,7 @@ agent::WindowsFacts Laptop() {
   f.operating_system = {{{"Caption", "Microsoft Windows 11 Éducation"},
                          {"Version", "10.0.22631"},
                          {"BuildNumber", "22631"},
+                         {"SystemDrive", "C:"},
                          {"OSArchitecture", "64 bits"}}};
   f.disk_drive = {{{"Index", "0"},
                    {"Model", "SAMSUNG MZVL4512HBLU-00BL7"},
@@ -360,6 +363,11 @@ agent::WindowsFacts Laptop() {
                         {"MACAddress", "A4:C3:F0:12:34:5A"},
                         {"PhysicalAdapter", "TRUE"},
                         {"PNPDeviceID", "BTH\\MS_BTHPAN\\6&1"}}};
+  f.logical_disk = {{{"DeviceID", "D:"}, {"FreeSpace", "900000000000"}},
+                    {{"DeviceID", "C:"}, {"FreeSpace", "98765432101"}}};
+  f.tpm = {{{"SpecVersion", "2.0, 0, 1.38"}, {"IsEnabled_InitialValue", "TRUE"}}};
+  f.firmware_type = "uefi";
+  f.secure_boot_state = "1";
   f.machine_guid = "0F3C6A2E-9B5D-4C1E-8A7F-6B5C4D3E2F10";
   InstalledProduct geogebra{"{5C5C5C5C-1234-4ABC-9DEF-0123456789AB}",
                             "GeoGebra Classic",
@@ -414,6 +422,30 @@ TEST(WindowsInventory, HardwareFromWmi) {
   EXPECT_EQ(hw.network_interfaces(0).mac(), "a4:c3:f0:12:34:56");
   EXPECT_TRUE(hw.network_interfaces(0).wireless());
   EXPECT_FALSE(hw.network_interfaces(1).wireless());
+  // Windows 11 readiness, age and room on the system drive (C:, in whole GiB).
+  EXPECT_EQ(hw.tpm_version(), "2.0");
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_ENABLED);
+  EXPECT_EQ(hw.firmware_date(), "2023-06-14");
+  EXPECT_EQ(hw.system_free_bytes(), uint64_t{91} << 30);
+}
+
+TEST(WindowsInventory, OlderFirmwareTpmAndBoot) {
+  agent::WindowsFacts f = Laptop();
+  f.firmware_type = "bios";  // legacy boot: no Secure Boot, whatever the registry says
+  f.tpm = {{{"SpecVersion", "1.2, 2, 3"}}};
+  f.bios[0]["ReleaseDate"] = "garbage";
+  parc::v1::Hardware hw = agent::ParseWindowsHardware(f);
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_UNSUPPORTED);
+  EXPECT_EQ(hw.tpm_version(), "1.2");
+  EXPECT_EQ(hw.firmware_date(), "");
+  f.firmware_type = "uefi";
+  f.secure_boot_state = "0";
+  f.tpm.clear();
+  f.operating_system[0].erase("SystemDrive");
+  hw = agent::ParseWindowsHardware(f);
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_DISABLED);
+  EXPECT_EQ(hw.tpm_version(), "");
+  EXPECT_EQ(hw.system_free_bytes(), 0u);
 }
 
 TEST(WindowsInventory, SoftwareFromTheUninstallKeys) {

@@ -1,5 +1,7 @@
 #include "agent/linux/collectors.h"
 
+#include <sys/statvfs.h>
+
 #include "agent/core/enrollment.h"
 #include "agent/linux/system_reader.h"
 #include "common/inventory_util.h"
@@ -60,6 +62,17 @@ TEST(Collectors, Laptop) {
   ASSERT_EQ(inv.software().packages_size(), 8);
   for (const auto& p : inv.software().packages()) EXPECT_NE(p.name(), "old-removed-tool");
   EXPECT_EQ(inv.software().packages(0).name(), "base-files");
+  // Windows 11 readiness and age: UEFI with Secure Boot on, a TPM 2.0, firmware of 2021.
+  EXPECT_EQ(hw.firmware_date(), "2021-01-15");
+  EXPECT_EQ(hw.tpm_version(), "2.0");
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_ENABLED);
+  // The free space of the file system under the root, in whole GiB.
+  struct statvfs st;
+  ASSERT_EQ(::statvfs(parc::testing::DataPath("laptop").c_str(), &st), 0);
+  const uint64_t free = uint64_t{st.f_bavail} * st.f_frsize;
+  EXPECT_EQ(hw.system_free_bytes() % (1u << 30), 0u);
+  EXPECT_LE(hw.system_free_bytes(), free);
+  EXPECT_GT(hw.system_free_bytes() + (uint64_t{2} << 30), free);
 }
 
 TEST(Collectors, Tablet) {
@@ -80,6 +93,10 @@ TEST(Collectors, Tablet) {
   ASSERT_EQ(hw.network_interfaces_size(), 1);
   EXPECT_TRUE(hw.network_interfaces(0).wireless());
   EXPECT_EQ(inv.software().packages_size(), 5);
+  // UEFI with Secure Boot off, no TPM, a firmware date that is not one.
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_DISABLED);
+  EXPECT_EQ(hw.tpm_version(), "");
+  EXPECT_EQ(hw.firmware_date(), "");
 }
 
 TEST(Collectors, Desktop) {
@@ -100,6 +117,10 @@ TEST(Collectors, Desktop) {
   EXPECT_FALSE(hw.network_interfaces(0).wireless());
   // half-installed packages are not installed.
   EXPECT_EQ(inv.software().packages_size(), 5);
+  // Legacy BIOS boot (no Secure Boot), a TPM 1.2 (its caps file), firmware of 2014.
+  EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_UNSUPPORTED);
+  EXPECT_EQ(hw.tpm_version(), "1.2");
+  EXPECT_EQ(hw.firmware_date(), "2014-06-20");
 }
 
 TEST(Collectors, EmptyRootYieldsEmptyFields) {
@@ -110,6 +131,18 @@ TEST(Collectors, EmptyRootYieldsEmptyFields) {
   EXPECT_EQ(inv.hardware().detected_kind(), parc::v1::DEVICE_KIND_UNSPECIFIED);
   EXPECT_EQ(inv.hardware().disks_size(), 0);
   EXPECT_EQ(inv.software().packages_size(), 0);
+  EXPECT_EQ(inv.hardware().tpm_version(), "");
+  EXPECT_EQ(inv.hardware().firmware_date(), "");
+}
+
+TEST(Parsers, FirmwareDate) {
+  EXPECT_EQ(common::FirmwareDate("01/15/2021"), "2021-01-15");                 // SMBIOS
+  EXPECT_EQ(common::FirmwareDate("20200301000000.000000+000"), "2020-03-01");  // CIM
+  EXPECT_EQ(common::FirmwareDate(" 12/31/2099\n"), "2099-12-31");
+  for (const char* bad : {"", "13/01/2020", "00/10/2020", "01/32/2020", "01/15/1979", "1/15/2021",
+                          "2021-01-15", "2021011", "abcdefgh", "01/1a/2021"}) {
+    EXPECT_EQ(common::FirmwareDate(bad), "") << bad;
+  }
 }
 
 TEST(Collectors, IdentityAndFingerprint) {

@@ -10,6 +10,7 @@
 #include "common/uai.h"
 #include "gtest/gtest.h"
 #include "server/dashboard.h"
+#include "server/report_validation.h"
 
 namespace parc::common {
 namespace {
@@ -283,3 +284,31 @@ TEST(Toml, TextReachesTomlPlusPlusInAsciiWithTheSameValues) {
 
 }  // namespace
 }  // namespace parc::common
+
+namespace parc::testing {
+namespace {
+
+// What the agents send for the health facts, and only that.
+TEST(ReportValidation, FirmwareDateAndTpmVersionAreTheAgentsForms) {
+  parc::v1::Hardware hw;
+  EXPECT_TRUE(server::ValidateHardware(hw).ok());
+  hw.set_firmware_date("2021-01-15");
+  hw.set_tpm_version("2.0");
+  EXPECT_TRUE(server::ValidateHardware(hw).ok());
+  hw.set_tpm_version("1.2");
+  EXPECT_TRUE(server::ValidateHardware(hw).ok());
+  for (const char* bad : {"2021-13-01", "01/15/2021", "2021-1-15", "2021-01-15x", "9999-01-01"}) {
+    hw.set_firmware_date(bad);
+    absl::Status st = server::ValidateHardware(hw);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("hardware.firmware_date"), std::string::npos) << st;
+  }
+  hw.set_firmware_date("");
+  hw.set_tpm_version("3.0");
+  absl::Status st = server::ValidateHardware(hw);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("hardware.tpm_version"), std::string::npos) << st;
+}
+
+}  // namespace
+}  // namespace parc::testing

@@ -46,6 +46,7 @@ void CollectDmi(const SystemReader& reader, parc::v1::Hardware* hw) {
   hw->set_model(ReadValue(reader, dmi + "product_name"));
   hw->set_serial(ReadValue(reader, dmi + "product_serial"));
   hw->set_bios_version(ReadValue(reader, dmi + "bios_version"));
+  hw->set_firmware_date(common::FirmwareDate(ReadValue(reader, dmi + "bios_date")));
   uint64_t chassis = ReadU64(reader, dmi + "chassis_type");
   hw->set_chassis_type(static_cast<uint32_t>(chassis));
   hw->set_detected_kind(common::KindFromChassisType(hw->chassis_type()));
@@ -109,6 +110,36 @@ void CollectNetwork(const SystemReader& reader, parc::v1::Hardware* hw) {
     nic->set_name(name);
     nic->set_mac(absl::AsciiStrToLower(ReadValue(reader, base + "/address")));
     nic->set_wireless(reader.Exists(base + "/wireless") || reader.Exists(base + "/phy80211"));
+  }
+}
+
+// What Windows 11 readiness needs to know of the firmware, and the room for the next bundle.
+void CollectPlatform(const SystemReader& reader, parc::v1::Hardware* hw) {
+  auto free = reader.FreeBytes("/");
+  if (free.ok()) hw->set_system_free_bytes(common::RoundDownToGiB(*free));
+  // The kernel's TPM driver: tpm_version_major since Linux 5.6; a TPM 1.2 also has "caps".
+  const std::string tpm = "/sys/class/tpm/tpm0";
+  if (reader.Exists(tpm)) {
+    const std::string major = ReadValue(reader, tpm + "/tpm_version_major");
+    if (major == "2") {
+      hw->set_tpm_version("2.0");
+    } else if (major == "1" || reader.Exists(tpm + "/caps")) {
+      hw->set_tpm_version("1.2");
+    } else {
+      hw->set_tpm_version("2.0");  // no caps file: the 2.0 driver (kernels before 5.6)
+    }
+  }
+  // Booted by legacy BIOS: no /sys/firmware/efi. Under UEFI the SecureBoot variable holds
+  // 4 bytes of attributes, then 1 (on) or 0 (off).
+  if (!reader.Exists("/sys/firmware/efi")) {
+    hw->set_secure_boot(parc::v1::SECURE_BOOT_UNSUPPORTED);
+  } else {
+    auto var = reader.ReadFile(
+        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    if (var.ok() && var->size() >= 5) {
+      hw->set_secure_boot((*var)[4] == 1 ? parc::v1::SECURE_BOOT_ENABLED
+                                         : parc::v1::SECURE_BOOT_DISABLED);
+    }
   }
 }
 
@@ -271,6 +302,7 @@ parc::v1::Hardware CollectHardware(const SystemReader& reader) {
   CollectBatteries(reader, &hw);
   CollectNetwork(reader, &hw);
   CollectOs(reader, &hw);
+  CollectPlatform(reader, &hw);
   return hw;
 }
 

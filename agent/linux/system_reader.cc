@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -67,6 +68,13 @@ absl::StatusOr<std::vector<std::string>> RootedSystemReader::ListDir(
   ::closedir(dir);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+absl::StatusOr<uint64_t> RootedSystemReader::FreeBytes(const std::string& path) const {
+  const std::string full = Resolve(path);
+  struct statvfs st;
+  if (::statvfs(full.c_str(), &st) != 0) return common::ErrnoStatus("cannot statvfs", full, errno);
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
 
 bool RootedSystemReader::Exists(const std::string& path) const {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ class SystemReader {
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListDir(
       const std::string& path) const = 0;
   virtual bool Exists(const std::string& path) const = 0;
+  // Bytes available to unprivileged users on the file system holding path (statvfs).
+  [[nodiscard]] virtual absl::StatusOr<uint64_t> FreeBytes(const std::string& path) const = 0;
   // Calls line for each line of the file, without its end of line. NOT_FOUND when the file
   // does not exist. This default reads the whole file first; RootedSystemReader reads it a
   // line at a time (dpkg's status file is megabytes on a laptop with the MCNL bundle).
@@ -35,6 +38,7 @@ class RootedSystemReader final : public SystemReader {
   absl::StatusOr<std::string> ReadFile(const std::string& path) const override;
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) const override;
   bool Exists(const std::string& path) const override;
+  absl::StatusOr<uint64_t> FreeBytes(const std::string& path) const override;
   absl::Status ForEachLine(const std::string& path,
                            const std::function<void(absl::string_view)>& line) const override;
 

@@ -62,6 +62,18 @@ parc::v1::Hardware ParseWindowsHardware(const WindowsFacts& f) {
   hw.set_model(First(f.computer_system, "Model"));
   hw.set_serial(First(f.bios, "SerialNumber"));
   hw.set_bios_version(First(f.bios, "SMBIOSBIOSVersion"));
+  hw.set_firmware_date(common::FirmwareDate(First(f.bios, "ReleaseDate")));
+  // SpecVersion: "2.0, 0, 1.38" (specification, level, revision).
+  const std::string spec = First(f.tpm, "SpecVersion");
+  const std::string tpm = std::string(absl::StripAsciiWhitespace(spec.substr(0, spec.find(','))));
+  if (tpm == "2.0" || tpm == "1.2") hw.set_tpm_version(tpm);
+  if (f.firmware_type == "bios") {
+    hw.set_secure_boot(parc::v1::SECURE_BOOT_UNSUPPORTED);
+  } else if (f.secure_boot_state == "1") {
+    hw.set_secure_boot(parc::v1::SECURE_BOOT_ENABLED);
+  } else if (f.secure_boot_state == "0") {
+    hw.set_secure_boot(parc::v1::SECURE_BOOT_DISABLED);
+  }
   // ChassisTypes is an array; its first value is the enclosure's type.
   const std::string chassis = First(f.enclosure, "ChassisTypes");
   uint32_t chassis_type = 0;
@@ -93,6 +105,12 @@ parc::v1::Hardware ParseWindowsHardware(const WindowsFacts& f) {
     hw.set_os_version(Get(os, "Version"));      // 10.0.22631
     hw.set_os_pretty_name(Get(os, "Caption"));  // Microsoft Windows 11 Éducation
     hw.set_kernel(Get(os, "BuildNumber"));
+    // The free space of the system drive ("C:").
+    for (const auto& d : f.logical_disk) {
+      if (absl::EqualsIgnoreCase(Get(d, "DeviceID"), Get(os, "SystemDrive"))) {
+        hw.set_system_free_bytes(common::RoundDownToGiB(Number(d, "FreeSpace")));
+      }
+    }
   }
 
   // Fixed disks (USB sticks and card readers are not the device's). SSD or HDD from

@@ -31,6 +31,13 @@ struct WindowsFacts {
   std::vector<WmiObject> battery_full;     // BatteryFullChargedCapacity (ROOT\WMI)
   std::vector<WmiObject> battery_cycles;   // BatteryCycleCount (ROOT\WMI)
   std::vector<WmiObject> network_adapter;  // Win32_NetworkAdapter
+  std::vector<WmiObject> logical_disk;     // Win32_LogicalDisk (local fixed disks)
+  std::vector<WmiObject> tpm;              // Win32_Tpm (ROOT\CIMV2\Security\MicrosoftTpm)
+  // GetFirmwareType: "uefi", "bios" or "" (unknown).
+  std::string firmware_type;
+  // HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot\State\UEFISecureBootEnabled: "1",
+  // "0", or "" when absent.
+  std::string secure_boot_state;
   // HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid.
   std::string machine_guid;
   std::vector<InstalledProduct> products;

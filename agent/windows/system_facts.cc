@@ -237,6 +237,25 @@ WindowsFacts CollectWindowsFacts(bool with_software) {
   }
   f.network_adapter =
       cimv2.Query(L"SELECT * FROM Win32_NetworkAdapter WHERE PhysicalAdapter = TRUE");
+  f.logical_disk =
+      cimv2.Query(L"SELECT DeviceID, FreeSpace FROM Win32_LogicalDisk WHERE DriveType = 3");
+  f.tpm = WmiNamespace(L"ROOT\\CIMV2\\Security\\MicrosoftTpm").Query(L"SELECT * FROM Win32_Tpm");
+  FIRMWARE_TYPE firmware = FirmwareTypeUnknown;
+  if (GetFirmwareType(&firmware)) {
+    f.firmware_type = firmware == FirmwareTypeUefi   ? "uefi"
+                      : firmware == FirmwareTypeBios ? "bios"
+                                                     : "";
+  }
+  HKEY secure_boot = nullptr;
+  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, L"SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\State", 0,
+                    KEY_READ | KEY_WOW64_64KEY, &secure_boot) == ERROR_SUCCESS) {
+    DWORD data = 0, size = sizeof(data);
+    if (RegGetValueW(secure_boot, nullptr, L"UEFISecureBootEnabled", RRF_RT_REG_DWORD, nullptr,
+                     &data, &size) == ERROR_SUCCESS) {
+      f.secure_boot_state = data == 1 ? "1" : "0";
+    }
+    RegCloseKey(secure_boot);
+  }
   f.machine_guid = ReadMachineGuid();
   if (with_software) f.products = RegistryInstalledProducts().List();
   return f;

@@ -261,6 +261,16 @@ parc::v1::Hardware DeviceHardware(const SimDevice& d) {
   hw.set_kernel("6.1.0-17-amd64");
   hw.set_hostname(absl::StrFormat("poste-%07u", d.index));
   hw.set_architecture("amd64");
+  // Fleet health: equipment bought from 2013 to 2024 (by master image), TPM 2.0 from 2016 on
+  // and 1.2 before, Secure Boot mostly on (legacy BIOS boot on a tenth of the oldest), free
+  // space spread from 1 to 80 GiB.
+  const int year = 2013 + static_cast<int>((d.image * 7 + d.index % 3) % 12);
+  hw.set_firmware_date(absl::StrFormat("%04d-%02d-%02d", year, 1 + d.index % 12, 1 + d.index % 28));
+  if (d.kind != parc::v1::DEVICE_KIND_DISPLAY) hw.set_tpm_version(year >= 2016 ? "2.0" : "1.2");
+  hw.set_secure_boot(year < 2016 && d.index % 10 == 0 ? parc::v1::SECURE_BOOT_UNSUPPORTED
+                     : d.index % 5 == 0               ? parc::v1::SECURE_BOOT_DISABLED
+                                                      : parc::v1::SECURE_BOOT_ENABLED);
+  hw.set_system_free_bytes(uint64_t{1 + (d.index * 13) % 80} << 30);
   return hw;
 }
 
