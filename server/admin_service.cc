@@ -403,6 +403,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetDevice(grpc::CallbackServerContex
                   for (absl::Time t : details.recent_checkins) {
                     response->add_recent_checkins()->set_seconds(absl::ToUnixSeconds(t));
                   }
+                  response->set_days_seen_last_30(
+                      DaysSeenInLast30(details.seen_days, details.seen_day, clock_->Now()));
                   if (details.inventory.has_value()) {
                     *response->mutable_inventory() = std::move(*details.inventory);
                     response->mutable_inventory_received_at()->set_seconds(

@@ -581,7 +581,9 @@ void Dashboard::Device(const httplib::Request&, const Caller& caller, const Sess
     }
     body.Add("</tbody></table></div>");
   }
-  body.Add("<h2>Derniers contacts</h2><ul>");
+  body.Add("<h2>Derniers contacts</h2><p>Vu ",
+           DaysSeenInLast30(details->seen_days, details->seen_day, clock_->Now()),
+           " jour(s) sur les 30 derniers.</p><ul>");
   for (absl::Time t : details->recent_checkins) {
     google::protobuf::Timestamp ts;
     ts.set_seconds(absl::ToUnixSeconds(t));

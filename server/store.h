@@ -1,5 +1,6 @@
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -144,6 +145,9 @@ struct DeviceFilter {
 struct DeviceDetails {
   parc::v1::Device device;
   std::vector<absl::Time> recent_checkins;
+  // The days it checked in: bit i of seen_days is UTC day seen_day - i (days since 1970).
+  uint32_t seen_days = 0;
+  int64_t seen_day = 0;
   std::optional<parc::v1::Inventory> inventory;
   absl::Time inventory_received_at;
   uint32_t inventory_history = 0;
@@ -276,6 +280,16 @@ struct RelayArtifact {
   uint32_t window_start = 0;
   uint32_t window_end = 0;
 };
+
+// Of the 30 UTC days up to now's (included), those on which the device checked in.
+inline uint32_t DaysSeenInLast30(uint32_t seen_days, int64_t seen_day, absl::Time now) {
+  constexpr uint32_t kMask = (uint32_t{1} << 30) - 1;
+  const int64_t gap = absl::ToUnixSeconds(now) / 86400 - seen_day;
+  if (gap >= 30) return 0;
+  uint32_t bits = seen_days & kMask;
+  if (gap > 0) bits = (bits << gap) & kMask;
+  return static_cast<uint32_t>(std::bitset<32>(bits).count());
+}
 
 // A device and where it stands with a bundle (dashboard establishment page).
 struct DeviceState {

@@ -415,6 +415,47 @@ TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
   EXPECT_EQ(store->UnrecordedCheckIns(), 0u);
 }
 
+// Fleet health counts the days a device checked in over the last 30, from check-ins alone.
+TEST(SqlStore, DaysSeenOverTheLast30) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  const absl::Time day0 = absl::FromUnixSeconds(1790000000 / 86400 * 86400);  // 00:00 UTC
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), day0, cb);
+              }).ok());
+  ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                store->CreateEnrollmentToken(Token("t", "0310036W", day0), cb);
+              }).ok());
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("t", "hw-d1", "d1", day0), cb);
+              }).ok());
+  auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
+  auto checkin = [&](absl::Time t) {
+    ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                  store->RecordCheckIn({"d1", "1.0", t}, Durability::kDurable, cb);
+                }).ok());
+  };
+  auto days_seen = [&](absl::Time now) {
+    auto d = store->GetDevice("d1", Scope::Region());
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? DaysSeenInLast30(d->seen_days, d->seen_day, now) : 99u;
+  };
+  EXPECT_EQ(days_seen(at(0, 12)), 0u);
+  checkin(at(0, 8));
+  checkin(at(0, 17));  // the same day counts once
+  checkin(at(1, 9));
+  checkin(at(5, 9));
+  checkin(at(3, 9));  // a delayed write, older than the latest: its day still counts
+  EXPECT_EQ(days_seen(at(5, 23)), 4u);
+  EXPECT_EQ(days_seen(at(29, 12)), 4u);  // day 0 is the 30th day back
+  EXPECT_EQ(days_seen(at(30, 12)), 3u);
+  EXPECT_EQ(days_seen(at(40, 12)), 0u);
+  checkin(at(60, 9));  // back after two months: that day only
+  EXPECT_EQ(days_seen(at(60, 10)), 1u);
+  checkin(at(61, 9));
+  EXPECT_EQ(days_seen(at(61, 10)), 2u);
+}
+
 TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

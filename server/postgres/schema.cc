@@ -497,9 +497,16 @@ ALTER TABLE deployment_packages ADD COLUMN source TEXT NOT NULL DEFAULT '';
 CREATE INDEX deployment_packages_source ON deployment_packages(source) WHERE source <> '';
 )sql";
 
+// The days each device checked in over the last 30: bit i of seen_days is the day
+// seen_day - i (UTC days since 1970).
+constexpr char kSchemaV5[] = R"sql(
+ALTER TABLE devices ADD COLUMN seen_days BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN seen_day BIGINT NOT NULL DEFAULT 0;
+)sql";
+
 const std::vector<common::Migration>& Migrations() {
   static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
   return kMigrations;
 }
 

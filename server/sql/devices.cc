@@ -76,11 +76,30 @@ absl::StatusOr<DeviceAuth> SqlStore::GetDeviceAuth(const std::string& id) {
 
 namespace {
 
-// A check-in: last seen, agent version, and the last 10 check-in times, newest first.
-constexpr char kRecordCheckInSql[] =
-    "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
-    "recent_checkins = substr(CAST(CAST(?1 AS BIGINT) AS TEXT) || ',' || recent_checkins, 1, 109) "
-    "WHERE id = ?3";
+// The days seen over the last 30 (schema: seen_days, seen_day) after a check-in at UNIX time
+// t: shifted to t's day, that day's bit set; a check-in older than seen_day (a delayed batch)
+// sets its own bit. Both engines evaluate every SET expression on the row as it was.
+std::string SeenDaysSql(const std::string& t) {
+  const std::string day = absl::StrCat("(CAST(", t, " AS BIGINT) / 86400)");
+  const std::string gap = absl::StrCat("(", day, " - seen_day)");
+  // PostgreSQL shifts by an INTEGER count.
+  return absl::StrCat(
+      "seen_days = CASE WHEN ", gap, " >= 30 THEN 1 WHEN ", gap, " >= 0 THEN ((seen_days << CAST(",
+      gap, " AS INTEGER)) | 1) & 1073741823 WHEN ", gap, " > -30 THEN seen_days | (1 << CAST(0 - ",
+      gap, " AS INTEGER)) ELSE seen_days END, seen_day = CASE WHEN ", day, " > seen_day THEN ", day,
+      " ELSE seen_day END");
+}
+
+// A check-in: last seen, agent version, the last 10 check-in times, newest first, and the
+// days seen.
+const std::string& RecordCheckInSql() {
+  static const std::string sql = absl::StrCat(
+      "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
+      "recent_checkins = substr(CAST(CAST(?1 AS BIGINT) AS TEXT) || ',' || recent_checkins, 1, "
+      "109), ",
+      SeenDaysSql("?1"), " WHERE id = ?3");
+  return sql;
+}
 
 // Check-ins in one statement where the engine takes arrays: each device's latest.
 absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>& checkins) {
@@ -97,10 +116,12 @@ absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>
   }
   PARC_ASSIGN_OR_RETURN(
       Statement st,
-      db->Prepare("UPDATE devices AS d SET last_seen_at = v.t, agent_version = v.av, "
-                  "recent_checkins = substr(CAST(v.t AS TEXT) || ',' || d.recent_checkins, 1, "
-                  "109) FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), "
-                  "CAST(?3 AS TEXT[])) AS v(id, t, av) WHERE d.id = v.id"));
+      db->Prepare(absl::StrCat(
+          "UPDATE devices AS d SET last_seen_at = v.t, agent_version = v.av, "
+          "recent_checkins = substr(CAST(v.t AS TEXT) || ',' || d.recent_checkins, 1, 109), ",
+          SeenDaysSql("v.t"),
+          " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), "
+          "CAST(?3 AS TEXT[])) AS v(id, t, av) WHERE d.id = v.id")));
   return st.BindAll(db->ArrayParam(ids), db->ArrayParam(times), db->ArrayParam(versions)).Run();
 }
 
@@ -115,7 +136,7 @@ void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallba
   }
   SubmitFor<bool>(
       [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
-        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
         PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
@@ -145,7 +166,7 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
         *taken = checkins.size();
         // A device retired since its check-in was authenticated changes nothing.
         if (db->has_arrays()) return RecordCheckIns(db, checkins);
-        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kRecordCheckInSql));
+        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
         for (const CheckInInput& c : checkins) {
           PARC_RETURN_IF_ERROR(st.BindAll(Unix(c.now), c.agent_version, c.device_id).Run());
         }
@@ -348,11 +369,14 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
       }
     }
   }
-  PARC_ASSIGN_OR_RETURN(Statement recent,
-                        db->Prepare("SELECT recent_checkins FROM devices WHERE id = ?"));
+  PARC_ASSIGN_OR_RETURN(
+      Statement recent,
+      db->Prepare("SELECT recent_checkins, seen_days, seen_day FROM devices WHERE id = ?"));
   recent.Bind(1, details.device.id());
   PARC_ASSIGN_OR_RETURN(bool has_recent, recent.Step());
   if (has_recent) {
+    details.seen_days = static_cast<uint32_t>(recent.Int(1));
+    details.seen_day = recent.Int(2);
     for (absl::string_view t : absl::StrSplit(recent.Text(0), ',', absl::SkipEmpty())) {
       int64_t secs = 0;
       if (absl::SimpleAtoi(t, &secs)) details.recent_checkins.push_back(FromUnix(secs));

@@ -437,12 +437,19 @@ ALTER TABLE deployment_packages ADD COLUMN source TEXT NOT NULL DEFAULT '';
 CREATE INDEX deployment_packages_source ON deployment_packages(source) WHERE source <> '';
 )sql";
 
+// The days each device checked in over the last 30 (fleet health: devices in use, in a
+// cupboard, lost): bit i of seen_days is the day seen_day - i (UTC days since 1970).
+constexpr char kSchemaV10[] = R"sql(
+ALTER TABLE devices ADD COLUMN seen_days INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN seen_day INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 const std::vector<common::Migration>& Migrations() {
   static const std::vector<common::Migration> kMigrations = {
       {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5},
-      {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}, {9, kSchemaV9}};
+      {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}, {9, kSchemaV9}, {10, kSchemaV10}};
   return kMigrations;
 }
 

@@ -566,6 +566,7 @@ int DevicesShow(Admin& admin, const Options& o, std::ostream& out, std::ostream&
                                             ? absl::StrCat(" (", d.enroll_count(), " enrollments)")
                                             : "")});
   info.AddRow({"Last seen", Ago(d.last_seen_at())});
+  info.AddRow({"Days seen", absl::StrCat(r.days_seen_last_30(), " of the last 30")});
   info.AddRow({"Inventory", r.has_inventory()
                                 ? absl::StrCat(Ago(r.inventory_received_at()), ", ",
                                                r.inventory_history(), " kept in history")
