@@ -33,7 +33,7 @@ struct WindowsFacts {
   std::vector<WmiObject> network_adapter;  // Win32_NetworkAdapter
   std::vector<WmiObject> logical_disk;     // Win32_LogicalDisk (local fixed disks)
   std::vector<WmiObject> tpm;              // Win32_Tpm (ROOT\CIMV2\Security\MicrosoftTpm)
-  // GetFirmwareType: "uefi", "bios" or "" (unknown).
+  // HKLM\SYSTEM\CurrentControlSet\Control\PEFirmwareType: "uefi", "bios" or "" (unknown).
   std::string firmware_type;
   // HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot\State\UEFISecureBootEnabled: "1",
   // "0", or "" when absent.

@@ -240,11 +240,14 @@ WindowsFacts CollectWindowsFacts(bool with_software) {
   f.logical_disk =
       cimv2.Query(L"SELECT DeviceID, FreeSpace FROM Win32_LogicalDisk WHERE DriveType = 3");
   f.tpm = WmiNamespace(L"ROOT\\CIMV2\\Security\\MicrosoftTpm").Query(L"SELECT * FROM Win32_Tpm");
-  FIRMWARE_TYPE firmware = FirmwareTypeUnknown;
-  if (GetFirmwareType(&firmware)) {
-    f.firmware_type = firmware == FirmwareTypeUefi   ? "uefi"
-                      : firmware == FirmwareTypeBios ? "bios"
-                                                     : "";
+  // How the firmware booted Windows, as Windows records it (PEFirmwareType: 1 BIOS, 2 UEFI).
+  // Not GetFirmwareType: Wine exports it as a stub that aborts the program.
+  HKEY control = nullptr;
+  if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, L"SYSTEM\\CurrentControlSet\\Control", 0,
+                    KEY_READ | KEY_WOW64_64KEY, &control) == ERROR_SUCCESS) {
+    const DWORD type = RegDword(control, L"PEFirmwareType");
+    f.firmware_type = type == 2 ? "uefi" : type == 1 ? "bios" : "";
+    RegCloseKey(control);
   }
   HKEY secure_boot = nullptr;
   if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, L"SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\State", 0,
