@@ -17,6 +17,7 @@ void CanonicalizeSoftware(parc::v1::SoftwareList* list);
 std::string SoftwareHash(const parc::v1::SoftwareList& list);
 
 // Hash identifying a whole inventory: the hardware part and the software hash.
+// Free space (system_free_bytes) is left out: it alone never makes an inventory be sent.
 std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash);
 
 // Device kind names used on command lines, in tables and in config files:

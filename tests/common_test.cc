@@ -288,6 +288,18 @@ TEST(Toml, TextReachesTomlPlusPlusInAsciiWithTheSameValues) {
 namespace parc::testing {
 namespace {
 
+// Free space alone never makes the agent send its inventory again.
+TEST(InventoryHash, FreeSpaceIsLeftOut) {
+  parc::v1::Hardware hw;
+  hw.set_model("HP ProBook x360 11 G7");
+  hw.set_system_free_bytes(uint64_t{12} << 30);
+  const std::string h = common::InventoryHash(hw, "sw");
+  hw.set_system_free_bytes(uint64_t{11} << 30);
+  EXPECT_EQ(common::InventoryHash(hw, "sw"), h);
+  hw.set_tpm_version("2.0");
+  EXPECT_NE(common::InventoryHash(hw, "sw"), h);
+}
+
 // What the agents send for the health facts, and only that.
 TEST(ReportValidation, FirmwareDateAndTpmVersionAreTheAgentsForms) {
   parc::v1::Hardware hw;
