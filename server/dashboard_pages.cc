@@ -108,12 +108,16 @@ struct RelaySummary {
   bool healthy = true;
   std::optional<RelayShare> share;
 
+  // "97 %", or "" when nothing was downloaded for the bundle yet.
+  std::string SharePercent() const {
+    if (!share.has_value() || share->bytes == 0) return "";
+    return Percent(100.0 * static_cast<double>(share->relay_bytes) /
+                   static_cast<double>(share->bytes));
+  }
   std::string Text() const {
     if (urls.empty()) return "—";
-    if (!share.has_value() || share->bytes == 0) return absl::StrCat(health_label, " · —");
-    return absl::StrCat(health_label, " · ",
-                        Percent(100.0 * static_cast<double>(share->relay_bytes) /
-                                static_cast<double>(share->bytes)));
+    const std::string percent = SharePercent();
+    return absl::StrCat(health_label, " · ", percent.empty() ? "—" : percent);
   }
 };
 
@@ -464,11 +468,8 @@ void Dashboard::Establishment(const httplib::Request& req, const Caller& caller,
     const RelaySummary& s = r->second;
     body.Add("<p class=\"relay\">Relais : ", absl::StrJoin(s.urls, ", "), " — <span class=\"",
              std::string(s.healthy ? "ok" : "ko"), "\">", s.health_label, "</span>");
-    if (s.share.has_value() && s.share->bytes > 0) {
-      body.Add(" — ",
-               Percent(100.0 * static_cast<double>(s.share->relay_bytes) /
-                       static_cast<double>(s.share->bytes)),
-               " des octets téléchargés pour ce lot en sont venus");
+    if (const std::string percent = s.SharePercent(); !percent.empty()) {
+      body.Add(" — ", percent, " des octets téléchargés pour ce lot en sont venus");
     } else if (bundle) {
       body.Add(" — rien encore téléchargé pour ce lot");
     }
