@@ -65,7 +65,7 @@ std::string FormatInventoryText(const parc::v1::Inventory& inv, absl::string_vie
   row("Kernel", hw.kernel());
   row("Hostname", hw.hostname());
   row("Architecture", hw.architecture());
-  row("System free", hw.system_free_bytes() == 0 ? "" : HumanBytes(hw.system_free_bytes(), false));
+  row("System free", hw.has_system_free_bytes() ? HumanBytes(hw.system_free_bytes(), false) : "");
   out << "Disks\n";
   if (hw.disks().empty()) out << "  -\n";
   for (const auto& d : hw.disks()) {

@@ -46,10 +46,10 @@ std::string SoftwareHash(const parc::v1::SoftwareList& list) {
 
 std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash) {
   // Free space moves all the time (even rounded, it crosses a GiB back and forth): it travels
-  // with each inventory sent, but never makes one be sent.
+  // with each inventory sent and each check-in, but never makes an inventory be sent.
   const parc::v1::Hardware* hashed = &hardware;
   parc::v1::Hardware without_free;
-  if (hardware.system_free_bytes() != 0) {
+  if (hardware.has_system_free_bytes()) {
     without_free = hardware;
     without_free.clear_system_free_bytes();
     hashed = &without_free;

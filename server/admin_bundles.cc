@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/admin_service.h"
+#include "server/report_validation.h"
 #include "server/rollout_plan.h"
 #include "server/rpc_util.h"
 
@@ -29,6 +30,8 @@ parc::v1::BundleSummary SummaryProto(const BundleRecord& b) {
   s.set_total_bytes(b.total_bytes);
   for (const auto& k : b.signers) s.add_signer_key_ids(k);
   s.set_manifest_sha256(b.manifest_sha256);
+  s.set_installed_bytes(b.installed_bytes);
+  s.set_min_ram_bytes(b.min_ram_bytes);
   return s;
 }
 
@@ -213,6 +216,12 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PublishBundle(
         b.expires_at = absl::FromUnixSeconds(manifest->expires_at());
         b.package_count = static_cast<uint32_t>(manifest->packages_size());
         b.published_by = op.record.name;
+        b.installed_bytes = manifest->requirements().installed_bytes();
+        b.min_ram_bytes = manifest->requirements().min_ram_bytes();
+        if (b.installed_bytes > kMaxDiskBytes || b.min_ram_bytes > kMaxDiskBytes) {
+          return absl::InvalidArgumentError(
+              "manifest requirements: installed_bytes or min_ram_bytes is above 1 PiB");
+        }
         std::vector<std::string> missing;
         for (const auto& pkg : manifest->packages()) {
           b.total_bytes += pkg.artifact().size();
@@ -554,6 +563,63 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetInventoryReport(
         PARC_ASSIGN_OR_RETURN(
             *response,
             store_->InventoryReport(request->by().empty() ? "model" : request->by(), scope));
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetHealthReport(
+    grpc::CallbackServerContext* context, const parc::v1::HealthReportRequest* request,
+    parc::v1::HealthReportResponse* response) {
+  return Handle(
+      context, "GetHealthReport", kEveryRole, [&](const Caller& op, UnaryCall&) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(*response,
+                              store_->HealthReport(request->by().empty() ? "region" : request->by(),
+                                                   clock_->Now(), op.scope));
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListOsVersions(
+    grpc::CallbackServerContext* context, const parc::v1::ListOsVersionsRequest* /*request*/,
+    parc::v1::ListOsVersionsResponse* response) {
+  return Handle(context, "ListOsVersions", kEveryRole,
+                [&](const Caller& op, UnaryCall&) -> absl::Status {
+                  PARC_ASSIGN_OR_RETURN(auto versions, store_->ListOsVersions(op.scope));
+                  for (auto& v : versions) *response->add_versions() = std::move(v);
+                  return absl::OkStatus();
+                });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::SetOsSupport(
+    grpc::CallbackServerContext* context, const parc::v1::SetOsSupportRequest* request,
+    parc::v1::OsVersion* response) {
+  return Handle(
+      context, "SetOsSupport", {kRoleAdmin},
+      [&](const Caller& op, UnaryCall& call) -> absl::Status {
+        // One table for every establishment: the region's admins keep it.
+        if (!op.scope.is_region()) {
+          return absl::PermissionDeniedError(
+              "the end-of-support table is kept by region-wide admins");
+        }
+        if (request->os_name().empty()) return absl::InvalidArgumentError("os_name is empty");
+        PARC_RETURN_IF_ERROR(CheckLength("os_name", request->os_name(), kMaxShortField));
+        PARC_RETURN_IF_ERROR(CheckLength("os_version", request->os_version(), kMaxShortField));
+        PARC_RETURN_IF_ERROR(CheckLength("label", request->label(), kMaxShortField));
+        const std::string& date = request->end_of_support();
+        absl::Time parsed;
+        std::string error;
+        if (!date.empty() &&
+            (date.size() != 10 ||
+             !absl::ParseTime("%Y-%m-%d", date, absl::UTCTimeZone(), &parsed, &error))) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("end_of_support: \"", date.substr(0, 16), "\" is not YYYY-MM-DD"));
+        }
+        store_->SetOsSupport(
+            *request, op.record.name, clock_->Now(),
+            [response, done = call.Later()](absl::StatusOr<parc::v1::OsVersion> r) {
+              if (r.ok()) *response = *std::move(r);
+              done(r.status());
+            });
         return absl::OkStatus();
       });
 }

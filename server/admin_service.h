@@ -104,6 +104,16 @@ class AdminServiceImpl final : public parc::v1::AdminService::CallbackService {
       grpc::CallbackServerContext* context, const parc::v1::InventoryReportRequest* request,
       parc::v1::InventoryReportResponse* response) override;
 
+  grpc::ServerUnaryReactor* GetHealthReport(grpc::CallbackServerContext* context,
+                                            const parc::v1::HealthReportRequest* request,
+                                            parc::v1::HealthReportResponse* response) override;
+  grpc::ServerUnaryReactor* ListOsVersions(grpc::CallbackServerContext* context,
+                                           const parc::v1::ListOsVersionsRequest* request,
+                                           parc::v1::ListOsVersionsResponse* response) override;
+  grpc::ServerUnaryReactor* SetOsSupport(grpc::CallbackServerContext* context,
+                                         const parc::v1::SetOsSupportRequest* request,
+                                         parc::v1::OsVersion* response) override;
+
   grpc::ServerUnaryReactor* AddRelay(grpc::CallbackServerContext* context,
                                      const parc::v1::AddRelayRequest* request,
                                      parc::v1::AddRelayResponse* response) override;

@@ -138,6 +138,10 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
   PARC_RETURN_IF_ERROR(
       CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/true));
   PARC_RETURN_IF_ERROR(CheckLength("agent_version", request.agent_version(), kMaxShortField));
+  if (request.has_system_free_bytes() && request.system_free_bytes() > kMaxDiskBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "system_free_bytes: ", request.system_free_bytes(), " is more than any disk holds"));
+  }
 
   bool send_inventory = request.inventory_hash() != auth.inventory_hash;
   bool send_software = false;
@@ -168,7 +172,8 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
     }
   }
 
-  CheckInInput checkin{auth.id, request.agent_version(), clock_->Now()};
+  CheckInInput checkin{auth.id, request.agent_version(), clock_->Now(), std::nullopt};
+  if (request.has_system_free_bytes()) checkin.free_bytes = request.system_free_bytes();
   store_->RecordCheckIn(std::move(checkin),
                         options_.checkin_write_behind ? Durability::kBehind : Durability::kDurable,
                         [done = call.Later()](absl::StatusOr<bool> r) { done(r.status()); });

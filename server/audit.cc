@@ -16,7 +16,7 @@
 namespace parc::server {
 namespace {
 
-constexpr std::array<absl::string_view, 12> kAudited = {"RetireDevice",
+constexpr std::array<absl::string_view, 13> kAudited = {"RetireDevice",
                                                         "ImportEstablishments",
                                                         "CreateEnrollmentToken",
                                                         "RevokeEnrollmentToken",
@@ -27,7 +27,8 @@ constexpr std::array<absl::string_view, 12> kAudited = {"RetireDevice",
                                                         "CreateOperator",
                                                         "RevokeOperator",
                                                         "AddRelay",
-                                                        "RemoveRelay"};
+                                                        "RemoveRelay",
+                                                        "SetOsSupport"};
 
 constexpr absl::string_view kPrefix = "/parc.v1.AdminService/";
 

@@ -1,5 +1,6 @@
 #include "server/report_validation.h"
 
+#include <algorithm>
 #include <tuple>
 #include <utility>
 
@@ -55,6 +56,11 @@ absl::Status ValidateHardware(const parc::v1::Hardware& hw) {
   if (!hw.tpm_version().empty() && hw.tpm_version() != "2.0" && hw.tpm_version() != "1.2") {
     return absl::InvalidArgumentError(absl::StrCat(
         "hardware.tpm_version: \"", hw.tpm_version().substr(0, 16), "\" is neither 2.0 nor 1.2"));
+  }
+  if (hw.system_free_bytes() > kMaxDiskBytes || hw.ram_bytes() > kMaxDiskBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        hw.ram_bytes() > kMaxDiskBytes ? "hardware.ram_bytes: " : "hardware.system_free_bytes: ",
+        std::max(hw.ram_bytes(), hw.system_free_bytes()), " is more than any device holds"));
   }
   PARC_RETURN_IF_ERROR(CheckLength("hardware.cpu_model", hw.cpu_model(), kMaxShortField));
   PARC_RETURN_IF_ERROR(CheckLength("hardware.os_name", hw.os_name(), kMaxShortField));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -17,6 +18,9 @@ namespace parc::server {
 
 inline constexpr size_t kMaxShortField = 256;
 inline constexpr size_t kMaxLongField = 1024;
+// Sizes of disks and memory beyond this (1 PiB) are refused: no school device has them, and
+// the store keeps sizes as signed 64-bit integers.
+inline constexpr uint64_t kMaxDiskBytes = uint64_t{1} << 50;
 
 struct ReportLimits {
   // An inventory larger than this is refused with RESOURCE_EXHAUSTED.

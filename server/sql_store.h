@@ -148,6 +148,11 @@ class SqlStore final : public Store {
       const std::string& bundle_name, uint64_t min_sequence, const std::string& by,
       absl::Time stale_before, const Scope& scope);
 
+  absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(const std::string& by, absl::Time now,
+                                                              const Scope& scope) override;
+  absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(const Scope& scope) override;
+  void SetOsSupport(parc::v1::SetOsSupportRequest request, std::string operator_name,
+                    absl::Time now, StoreCallback<parc::v1::OsVersion> done) override;
   absl::StatusOr<std::vector<DeviceState>> ListDeviceStates(const DeviceStateQuery& query) override;
   absl::StatusOr<std::vector<DeviceStateCount>> CountDeviceStates(const std::string& bundle_name,
                                                                   uint64_t min_sequence,

@@ -114,6 +114,8 @@ struct CheckInInput {
   std::string device_id;
   std::string agent_version;
   absl::Time now;
+  // Free bytes of the system disk, when the agent sent them.
+  std::optional<uint64_t> free_bytes;
 };
 
 struct InventoryInput {
@@ -167,6 +169,9 @@ struct BundleRecord {
   uint64_t total_bytes = 0;
   std::vector<std::string> signers;
   std::string published_by;
+  // BundleManifest.requirements (0: not declared).
+  uint64_t installed_bytes = 0;
+  uint64_t min_ram_bytes = 0;
 };
 
 struct RolloutRecord {
@@ -468,6 +473,20 @@ class Store {
       absl::Time stale_before, const Scope& scope) = 0;
   [[nodiscard]] virtual absl::StatusOr<parc::v1::InventoryReportResponse> InventoryReport(
       const std::string& by, const Scope& scope) = 0;
+
+  // Fleet health (server/health.h): the indicators per group of establishments in scope
+  // ("region", "academie", "departement", "commune" or "establishment"), on the UTC day of
+  // now, against the newest published bundle that declares requirements.
+  [[nodiscard]] virtual absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(
+      const std::string& by, absl::Time now, const Scope& scope) = 0;
+  // The operating system versions known (seeded, set by an admin, or reported by a device),
+  // each with the devices in scope running it.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(
+      const Scope& scope) = 0;
+  // Sets a version's end of support (empty: unknown) and, when given, its label; creates the
+  // version when new.
+  virtual void SetOsSupport(parc::v1::SetOsSupportRequest request, std::string operator_name,
+                            absl::Time now, StoreCallback<parc::v1::OsVersion> done) = 0;
 
   // Devices in scope with their best state for the bundle (name, sequence or later), as the
   // query filters, sorts and pages them.

@@ -445,7 +445,7 @@ TEST(WindowsInventory, OlderFirmwareTpmAndBoot) {
   hw = agent::ParseWindowsHardware(f);
   EXPECT_EQ(hw.secure_boot(), parc::v1::SECURE_BOOT_DISABLED);
   EXPECT_EQ(hw.tpm_version(), "");
-  EXPECT_EQ(hw.system_free_bytes(), 0u);
+  EXPECT_FALSE(hw.has_system_free_bytes());
 }
 
 TEST(WindowsInventory, SoftwareFromTheUninstallKeys) {

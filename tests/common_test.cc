@@ -296,6 +296,10 @@ TEST(InventoryHash, FreeSpaceIsLeftOut) {
   const std::string h = common::InventoryHash(hw, "sw");
   hw.set_system_free_bytes(uint64_t{11} << 30);
   EXPECT_EQ(common::InventoryHash(hw, "sw"), h);
+  hw.set_system_free_bytes(0);  // less than 1 GiB: still measured, still left out
+  EXPECT_EQ(common::InventoryHash(hw, "sw"), h);
+  hw.clear_system_free_bytes();
+  EXPECT_EQ(common::InventoryHash(hw, "sw"), h);
   hw.set_tpm_version("2.0");
   EXPECT_NE(common::InventoryHash(hw, "sw"), h);
 }

@@ -560,6 +560,19 @@ absl::StatusOr<std::vector<server::RelayRecord>> FakeStore::ListRelays(const std
   return std::vector<server::RelayRecord>{};
 }
 
+absl::StatusOr<parc::v1::HealthReportResponse> FakeStore::HealthReport(const std::string&,
+                                                                       absl::Time,
+                                                                       const server::Scope&) {
+  return NotKept("reports");
+}
+absl::StatusOr<std::vector<parc::v1::OsVersion>> FakeStore::ListOsVersions(const server::Scope&) {
+  return NotKept("operating system versions");
+}
+void FakeStore::SetOsSupport(parc::v1::SetOsSupportRequest, std::string, absl::Time,
+                             StoreCallback<parc::v1::OsVersion> done) {
+  done(NotKept("operating system versions"));
+}
+
 absl::StatusOr<std::map<std::string, server::RelayShare>> FakeStore::RelayShares(
     const std::vector<std::string>&, int64_t) {
   return std::map<std::string, server::RelayShare>{};

@@ -143,6 +143,12 @@ class FakeStore final : public server::Store {
       const std::string& id) override;
   absl::StatusOr<std::vector<server::RelayArtifact>> RelayArtifacts(
       const std::string& url) override;
+  absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(const std::string& by, absl::Time now,
+                                                              const server::Scope& scope) override;
+  absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(
+      const server::Scope& scope) override;
+  void SetOsSupport(parc::v1::SetOsSupportRequest request, std::string operator_name,
+                    absl::Time now, server::StoreCallback<parc::v1::OsVersion> done) override;
   absl::StatusOr<std::map<std::string, server::RelayShare>> RelayShares(
       const std::vector<std::string>& uais, int64_t bundle_id) override;
   void RecordRelayReport(std::string url, server::RelayReport report, absl::Time now,

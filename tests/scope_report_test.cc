@@ -2,7 +2,9 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -424,6 +426,99 @@ TEST_F(ScopeTest, ReportsMatchTheFleet) {
       Admin({"report", "deployment", "--bundle", "mcnl", "--by", "departement", "--format", "csv"});
   EXPECT_TRUE(absl::StartsWith(csv.out, "\xEF\xBB\xBFGROUP;NAME;")) << csv.out;
   EXPECT_TRUE(absl::StrContains(csv.out, "31;31 Haute-Garonne;4;3;1;0;1;1;")) << csv.out;
+}
+
+// Fleet health through parcctl: the indicators of the fixture devices, the end-of-support table
+// kept by region-wide admins only, a bundle's requirements, the table and CSV forms.
+TEST_F(ScopeTest, HealthReportFollowsTheFleetTheTableAndTheBundle) {
+  auto health = [&](const std::string& token) {
+    auto r = Ctl(token, {"report", "health", "--by", "departement", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    auto report = FromJson<parc::v1::HealthReportResponse>(r.out);
+    std::map<std::string, parc::v1::HealthReportRow> rows;
+    for (const auto& row : report.rows()) rows[row.group()] = row;
+    return std::make_pair(report, rows);
+  };
+  auto [report, rows] = health(server_->admin_token());
+  // 31: the laptop (Debian 12, firmware 2021, battery 87 %), the desktop (Ubuntu 22.04,
+  // firmware 2014) and the laptop never seen (no inventory); 34: the tablet (battery 55 %,
+  // unreadable firmware date).
+  EXPECT_EQ(rows.at("31").devices(), 3u);
+  EXPECT_EQ(rows.at("31").age_4_7(), 1u);
+  EXPECT_EQ(rows.at("31").age_8_plus(), 1u);
+  EXPECT_EQ(rows.at("31").age_unknown(), 1u);
+  EXPECT_EQ(rows.at("31").os_support_unknown(), 1u);
+  EXPECT_EQ(rows.at("31").unseen_30_days(), 1u);
+  EXPECT_EQ(rows.at("34").battery_below_60(), 1u);
+  EXPECT_EQ(rows.at("34").age_unknown(), 1u);
+  EXPECT_EQ(rows.at("12").devices(), 0u);
+  EXPECT_EQ(report.total().devices(), 4u);
+  EXPECT_EQ(report.total().os_unsupported(), 0u);  // Debian 12 and Ubuntu 22.04 as seeded
+  EXPECT_EQ(report.total().cannot_take_bundle(), 0u);
+  EXPECT_EQ(report.bundle_name(), "");  // mcnl@2026.1 declares no requirements
+
+  // The end-of-support table: region-wide admins only, dates checked.
+  const std::vector<std::string> set = {"os-support", "set", "--os", "Debian GNU/Linux",
+                                        "--os-version", "12", "--end"};
+  auto with_end = [&](const std::string& end) {
+    std::vector<std::string> args = set;
+    args.push_back(end);
+    return args;
+  };
+  std::string viewer = CreateOperator("viewer-health", "viewer", "region");
+  std::string admin31 = CreateOperator("admin-31", "admin", "departement:31");
+  EXPECT_TRUE(absl::StrContains(Ctl(viewer, with_end("2026-01-01")).err, "PERMISSION_DENIED"));
+  EXPECT_TRUE(absl::StrContains(Ctl(admin31, with_end("2026-01-01")).err, "PERMISSION_DENIED"));
+  auto bad = Admin(with_end("2026-13-01"));
+  EXPECT_TRUE(absl::StrContains(bad.err, "end_of_support")) << bad.err;
+  auto ok = Admin(with_end("2026-01-01"));
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_TRUE(absl::StrContains(ok.out, "Debian 12")) << ok.out;
+  std::tie(report, rows) = health(server_->admin_token());
+  EXPECT_EQ(report.total().os_unsupported(), 2u);  // the laptop and the tablet
+  EXPECT_EQ(report.total().to_windows11() + report.total().linux_candidates(), 2u);
+  auto versions = Admin({"os-support", "list"});
+  EXPECT_TRUE(absl::StrContains(versions.out, "2026-01-01")) << versions.out;
+  EXPECT_TRUE(absl::StrContains(versions.out, "by admin")) << versions.out;
+
+  // A bundle declaring requirements no device meets.
+  WriteFile(dir_.Sub("spec2.toml"),
+            "name = \"mcnl\"\nversion = \"2027.1\"\nsequence = 2\nexpires = \"365d\"\n"
+            "[requirements]\ninstalled_size = \"900000 GiB\"\nmin_ram = \"1000 GiB\"\n"
+            "[[packages]]\nid = \"ok\"\nversion = \"2\"\nartifact = \"a.txt\"\n"
+            "type = \"command\"\ninstall = [\"true\"]\n");
+  ASSERT_EQ(RunBundleTool({"build", dir_.Sub("spec2.toml"), "--key", dir_.Sub("key.key"), "--out",
+                           dir_.Sub("bundle2")})
+                .status,
+            0);
+  ASSERT_EQ(Admin({"bundles", "publish", dir_.Sub("bundle2")}).status, 0);
+  std::tie(report, rows) = health(server_->admin_token());
+  EXPECT_EQ(report.bundle_name(), "mcnl");
+  EXPECT_EQ(report.bundle_version(), "2027.1");
+  EXPECT_EQ(report.total().cannot_take_bundle(), 3u);  // every device that sent an inventory
+
+  // One indicator, as a table and as CSV; a département without devices shows "—".
+  auto table = Admin({"report", "health", "--by", "departement", "--indicator", "battery-60"});
+  ASSERT_EQ(table.status, 0) << table.err;
+  EXPECT_TRUE(absl::StrContains(table.out, "BATTERY < 60%")) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "1 (100.0 %)")) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "—")) << table.out;
+  EXPECT_FALSE(absl::StrContains(table.out, "CANNOT TAKE BUNDLE")) << table.out;
+  auto csv = Admin(
+      {"report", "health", "--by", "departement", "--indicator", "battery-60", "--format", "csv"});
+  EXPECT_TRUE(absl::StrContains(csv.out, "GROUP;NAME;ESTABLISHMENTS;DEVICES;BATTERY < 60%;"))
+      << csv.out;
+  EXPECT_TRUE(absl::StrContains(csv.out, "34;34 Hérault;2;1;1;100.0")) << csv.out;
+  EXPECT_TRUE(absl::StrContains(csv.out, "12;12 Aveyron;1;0;0;\r\n")) << csv.out;
+  auto unknown = Admin({"report", "health", "--indicator", "batteries"});
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "battery-60")) << unknown.err;
+
+  // A département's viewer sees its own rows only.
+  std::string viewer31 = CreateOperator("viewer-31", "viewer", "departement:31");
+  auto [scoped, scoped_rows] = health(viewer31);
+  EXPECT_EQ(scoped_rows.size(), 1u);
+  EXPECT_EQ(scoped.total().devices(), 3u);
 }
 
 TEST_F(ScopeTest, AuditRecordsWhoDidWhatAndTheOutcome) {

@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -205,7 +206,7 @@ TEST(SqlStore, CheckpointsInTheBackgroundKeepTheWalBoundedAndLoseNothing) {
         ASSERT_TRUE(Wait<bool>([&](auto cb) {
                       (*store)->RecordCheckIn(
                           CheckInInput{absl::StrCat("dhw", i), absl::StrCat("1.", round),
-                                       now + absl::Seconds(round)},
+                                       now + absl::Seconds(round), std::nullopt},
                           Durability::kDurable, cb);
                     }).ok());
       }
@@ -390,18 +391,18 @@ TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
   const std::string odd = "1.0 \"beta\" \\ {x,y} é";
   auto behind = [&](const char* id, int seconds, const std::string& version) {
     bool answered = false;
-    store->RecordCheckIn({id, version, now + absl::Seconds(seconds)}, Durability::kBehind,
-                         [&](absl::StatusOr<bool> r) { answered = r.ok(); });
+    store->RecordCheckIn({id, version, now + absl::Seconds(seconds), std::nullopt},
+                         Durability::kBehind, [&](absl::StatusOr<bool> r) { answered = r.ok(); });
     EXPECT_TRUE(answered);  // at once
   };
   behind("d1", 10, "0.9");
   behind("d1", 20, odd);
   behind("d2", 15, "2.0");
   // A durable write after them: the writer has committed every earlier batch.
-  ASSERT_TRUE(
-      Wait<bool>([&](auto cb) {
-        store->RecordCheckIn({"d2", "2.1", now + absl::Seconds(30)}, Durability::kDurable, cb);
-      }).ok());
+  ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                store->RecordCheckIn({"d2", "2.1", now + absl::Seconds(30), std::nullopt},
+                                     Durability::kDurable, cb);
+              }).ok());
   auto d1 = store->GetDevice("d1", Scope::Region());
   ASSERT_TRUE(d1.ok()) << d1.status();
   EXPECT_EQ(d1->device.agent_version(), odd);
@@ -432,7 +433,7 @@ TEST(SqlStore, DaysSeenOverTheLast30) {
   auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
   auto checkin = [&](absl::Time t) {
     ASSERT_TRUE(Wait<bool>([&](auto cb) {
-                  store->RecordCheckIn({"d1", "1.0", t}, Durability::kDurable, cb);
+                  store->RecordCheckIn({"d1", "1.0", t, std::nullopt}, Durability::kDurable, cb);
                 }).ok());
   };
   auto days_seen = [&](absl::Time now) {
@@ -454,6 +455,235 @@ TEST(SqlStore, DaysSeenOverTheLast30) {
   EXPECT_EQ(days_seen(at(60, 10)), 1u);
   checkin(at(61, 9));
   EXPECT_EQ(days_seen(at(61, 10)), 2u);
+}
+
+// Fleet health: the report, read from the counts the triggers keep, equals the same indicators
+// computed here from what each device sent, after every kind of write (enrollment, inventories
+// before and after a bundle declaring requirements, check-ins carrying free space, a device
+// retired, the end-of-support table changed), per establishment, per département and within a
+// scope.
+TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  ASSERT_NE(store, nullptr);
+  const absl::Time now =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 30, 12, 0, 0), absl::UTCTimeZone());
+  const absl::Time t0 = now - absl::Hours(24 * 60);
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), t0, cb);
+              }).ok());
+  const std::vector<std::string> uais = {"0310036W", "0310024H", "0311234Y",
+                                         "0340001S", "0340123Z", "0120005R"};
+  for (const auto& uai : uais) {
+    ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                  store->CreateEnrollmentToken(Token("tok" + uai, uai, t0), cb);
+                }).ok());
+  }
+  struct Os {
+    std::string name, version;
+  };
+  const std::vector<Os> systems = {{"Windows", "10.0.19045"},  {"Windows", "10.0.22631"},
+                                   {"Windows", "10.0.26100"},  {"Debian GNU/Linux", "12"},
+                                   {"Debian GNU/Linux", "10"}, {"Plan 9", "4"}};
+  // What the test knows of each device, as it sent it.
+  struct Dev {
+    std::string id, uai;
+    std::optional<int> battery;
+    int year = 0;
+    int os = -1;  // index in systems; -1: no inventory
+    bool win11 = false;
+    std::optional<uint64_t> free;
+    uint64_t ram = 0;
+    std::optional<absl::Time> seen;
+    bool retired = false;
+  };
+  std::mt19937 rng(20261130);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  std::vector<Dev> devs(90);
+  for (size_t i = 0; i < devs.size(); ++i) {
+    Dev& d = devs[i];
+    d.id = absl::StrCat("h", i);
+    d.uai = uais[i % uais.size()];
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("tok" + d.uai, "hw-" + d.id, d.id, t0), cb);
+                }).ok());
+  }
+  auto send_inventory = [&](Dev& d) {
+    InventoryInput in;
+    in.device_id = d.id;
+    auto& hw = in.hardware;
+    hw.set_model("M");
+    d.battery.reset();
+    if (pick(4) != 0) {
+      for (int b = 0, n = 1 + pick(2); b < n; ++b) {
+        auto* bat = hw.add_batteries();
+        bat->set_design_capacity(40000000);
+        bat->set_health_percent(static_cast<uint32_t>(20 + pick(81)));
+        const int h = static_cast<int>(bat->health_percent());
+        d.battery = d.battery.has_value() ? std::min(*d.battery, h) : h;
+      }
+    }
+    d.year = pick(8) == 0 ? 0 : 2012 + pick(15);
+    if (d.year > 0) hw.set_firmware_date(absl::StrCat(d.year, "-06-15"));
+    const char* tpm[] = {"", "1.2", "2.0"};
+    hw.set_tpm_version(tpm[pick(3)]);
+    hw.set_secure_boot(static_cast<parc::v1::SecureBoot>(pick(4)));
+    const uint64_t ram_gib[] = {2, 4, 8, 16};
+    d.ram = ram_gib[pick(4)] * kGiB - (200u << 20);
+    hw.set_ram_bytes(d.ram);
+    const uint64_t disk[] = {32'000'000'000, 128'000'000'000, 256'000'000'000};
+    const uint64_t disk_bytes = disk[pick(3)];
+    hw.add_disks()->set_size_bytes(disk_bytes);
+    d.os = pick(static_cast<int>(systems.size()));
+    hw.set_os_name(systems[static_cast<size_t>(d.os)].name);
+    hw.set_os_version(systems[static_cast<size_t>(d.os)].version);
+    if (pick(10) != 0) {
+      d.free = static_cast<uint64_t>(pick(40)) * kGiB;
+      hw.set_system_free_bytes(*d.free);
+    }  // otherwise unmeasured: the last value known stays
+    const bool uefi = hw.secure_boot() == parc::v1::SECURE_BOOT_ENABLED ||
+                      hw.secure_boot() == parc::v1::SECURE_BOOT_DISABLED;
+    d.win11 = hw.tpm_version() == "2.0" && uefi && d.ram >= 3 * kGiB + kGiB / 2 &&
+              disk_bytes >= 64'000'000'000 && d.year >= 2018;
+    parc::v1::SoftwareList sw;
+    in.software_hash = common::SoftwareHash(sw);
+    in.software = sw;
+    in.inventory_hash = common::InventoryHash(hw, in.software_hash);
+    in.received_at = in.collected_at = t0 + absl::Hours(1);
+    auto stored = Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
+    ASSERT_TRUE(stored.ok()) << stored.status();
+  };
+  // Most devices send an inventory, half of them before the bundle is published.
+  for (size_t i = 0; i < devs.size() / 2; ++i) {
+    if (i % 10 != 9) send_inventory(devs[i]);
+  }
+  BundleRecord bundle;
+  bundle.name = "mcnl";
+  bundle.version = "2027.1";
+  bundle.sequence = 1;
+  bundle.manifest_sha256 = std::string(64, 'a');
+  bundle.signed_manifest = "m";
+  bundle.published_at = t0 + absl::Hours(2);
+  bundle.expires_at = now + absl::Hours(24 * 300);
+  bundle.installed_bytes = 10 * kGiB;
+  bundle.min_ram_bytes = 4 * kGiB - (512u << 20);
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { store->InsertBundle(bundle, cb); }).ok());
+  for (size_t i = devs.size() / 2; i < devs.size(); ++i) {
+    if (i % 10 != 9) send_inventory(devs[i]);
+  }
+  for (size_t i = 0; i < 10; ++i) send_inventory(devs[i]);  // a second inventory
+  // Check-ins: a quarter last seen 40 days ago, a tenth never; half carry their free space.
+  for (auto& d : devs) {
+    const int when = pick(20);
+    if (when < 2) continue;
+    const absl::Time at = when < 7 ? now - absl::Hours(24 * 40) : now - absl::Hours(1);
+    CheckInInput c{d.id, "1.0", at, std::nullopt};
+    if (pick(2) == 0) {
+      c.free_bytes = static_cast<uint64_t>(pick(40)) * kGiB;
+      d.free = c.free_bytes;
+    }
+    d.seen = at;
+    ASSERT_TRUE(
+        Wait<bool>([&](auto cb) { store->RecordCheckIn(c, Durability::kDurable, cb); }).ok());
+  }
+  for (size_t i : {3u, 40u}) {
+    devs[i].retired = true;
+    ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
+                  store->RetireDevice(devs[i].id, Scope::Region(), cb);
+                }).ok());
+  }
+  // Debian 12 declared out of support from this year on; Plan 9 stays unknown.
+  parc::v1::SetOsSupportRequest eos;
+  eos.set_os_name("Debian GNU/Linux");
+  eos.set_os_version("12");
+  eos.set_end_of_support("2026-01-01");
+  ASSERT_TRUE(
+      Wait<parc::v1::OsVersion>([&](auto cb) { store->SetOsSupport(eos, "admin", now, cb); }).ok());
+  const std::map<int, std::string> ends = {{0, "2025-10-14"},
+                                           {1, "2026-11-10"},
+                                           {2, "2027-10-12"},
+                                           {3, "2026-01-01"},
+                                           {4, "2024-06-30"}};
+
+  // The same indicators, computed here.
+  auto expected = [&](const std::set<std::string>& in) {
+    parc::v1::HealthReportRow r;
+    for (const auto& d : devs) {
+      if (d.retired || in.count(d.uai) == 0) continue;
+      r.set_devices(r.devices() + 1);
+      const bool no_space = d.free.has_value() && *d.free < bundle.installed_bytes;
+      const bool no_ram = d.ram > 0 && d.ram < bundle.min_ram_bytes;
+      r.set_cannot_take_bundle(r.cannot_take_bundle() + (no_space || no_ram));
+      r.set_battery_below_60(r.battery_below_60() + (d.battery.has_value() && *d.battery < 60));
+      r.set_battery_below_40(r.battery_below_40() + (d.battery.has_value() && *d.battery < 40));
+      r.set_age_unknown(r.age_unknown() + (d.year == 0));
+      r.set_age_0_3(r.age_0_3() + (d.year >= 2023));
+      r.set_age_4_7(r.age_4_7() + (d.year >= 2019 && d.year < 2023));
+      r.set_age_8_plus(r.age_8_plus() + (d.year > 0 && d.year < 2019));
+      auto end = ends.find(d.os);
+      if (end == ends.end()) {
+        r.set_os_support_unknown(r.os_support_unknown() + 1);
+      } else if (end->second < "2026-11-30") {
+        r.set_os_unsupported(r.os_unsupported() + 1);
+        r.set_to_windows11(r.to_windows11() + d.win11);
+        r.set_linux_candidates(r.linux_candidates() + !d.win11);
+      }
+      const bool unseen = !d.seen.has_value() || *d.seen < now - absl::Hours(24 * 29);
+      r.set_unseen_30_days(r.unseen_30_days() + unseen);
+    }
+    return r;
+  };
+  auto same = [](const parc::v1::HealthReportRow& got, parc::v1::HealthReportRow want,
+                 const std::string& what) {
+    want.set_group(got.group());
+    want.set_label(got.label());
+    want.set_establishments(got.establishments());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want))
+        << what << "\ngot:\n"
+        << got.DebugString() << "want:\n"
+        << want.DebugString();
+  };
+  auto report = store->HealthReport("establishment", now, Scope::Region());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->as_of(), "2026-11-30");
+  EXPECT_EQ(report->bundle_name(), "mcnl");
+  EXPECT_EQ(report->installed_bytes(), bundle.installed_bytes);
+  int with_devices = 0;
+  for (const auto& row : report->rows()) {
+    same(row, expected({row.group()}), row.group());
+    with_devices += row.devices() > 0;
+  }
+  EXPECT_EQ(with_devices, 6);
+  EXPECT_GT(report->total().os_unsupported(), 0u);
+  EXPECT_GT(report->total().to_windows11(), 0u);
+  EXPECT_GT(report->total().cannot_take_bundle(), 0u);
+  EXPECT_GT(report->total().unseen_30_days(), 0u);
+  same(report->total(), expected({uais.begin(), uais.end()}), "total");
+
+  auto dep34 = Scope::Parse("departement:34");
+  ASSERT_TRUE(dep34.ok());
+  auto by_dep = store->HealthReport("departement", now, *dep34);
+  ASSERT_TRUE(by_dep.ok()) << by_dep.status();
+  ASSERT_EQ(by_dep->rows_size(), 1);
+  EXPECT_EQ(by_dep->rows(0).label(), "34 Hérault");
+  same(by_dep->rows(0), expected({"0340001S", "0340123Z"}), "34");
+
+  // The table: every version seen or seeded, with its devices in scope.
+  auto versions = store->ListOsVersions(Scope::Region());
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  uint32_t plan9 = 0;
+  for (const auto& v : *versions) {
+    if (v.os_name() == "Plan 9") plan9 = v.devices();
+    if (v.os_name() == "Debian GNU/Linux" && v.os_version() == "12") {
+      EXPECT_EQ(v.end_of_support(), "2026-01-01");
+      EXPECT_EQ(v.label(), "Debian 12");  // kept: none given
+      EXPECT_EQ(v.updated_by(), "admin");
+    }
+  }
+  int want_plan9 = 0;
+  for (const auto& d : devs) want_plan9 += !d.retired && d.os == 5;
+  EXPECT_EQ(plan9, static_cast<uint32_t>(want_plan9));
 }
 
 TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {

@@ -99,6 +99,11 @@ version = "2026.1"
 sequence = 1
 expires = "365d"
 
+# What a device needs to take it (fleet health: "cannot take the bundle").
+[requirements]
+installed_size = "2 GiB"
+min_ram = "2 GiB"
+
 [[packages]]
 id = "geogebra"
 version = "6.0.820"
@@ -137,6 +142,10 @@ step "Wave 2: the collège's tablet"
 agent run --once --root tests/data/tablet --state-dir "$WORK/agents/tablet"
 sleep 1
 ctl rollouts status "$ROLLOUT"
+
+step "Fleet health by establishment (batteries, age, end of support, free space for the bundle)"
+ctl report health --by establishment
+ctl os-support list
 
 if [ "$SERVE" = 1 ]; then
   step "Dashboard"

@@ -225,6 +225,10 @@ void Daemon::CheckIn(std::shared_ptr<Snapshot> snap) {
   request.set_agent_version(kAgentVersion);
   request.set_inventory_hash(snap->inventory_hash);
   request.set_software_hash(snap->software_hash);
+  // Left out of the inventory hash, so sent with every check-in (fleet health).
+  if (snap->inventory.hardware().has_system_free_bytes()) {
+    request.set_system_free_bytes(snap->inventory.hardware().system_free_bytes());
+  }
   auto queued = state_->QueuedCount();
   auto dropped = state_->DroppedCount();
   request.set_queued_reports(queued.ok() ? static_cast<uint32_t>(*queued) : 0);

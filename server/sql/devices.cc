@@ -9,6 +9,7 @@
 #include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/health.h"
 #include "server/software_sets.h"
 #include "server/sql/rows.h"
 #include "server/sql/scope_sql.h"
@@ -90,15 +91,20 @@ std::string SeenDaysSql(const std::string& t) {
       " ELSE seen_day END");
 }
 
-// A check-in: last seen, agent version, the last 10 check-in times, newest first, and the
-// days seen.
+// A check-in: last seen, agent version, the last 10 check-in times, newest first, the days
+// seen, and the free space of the system disk (?4; -1: not sent, the last one stays).
 const std::string& RecordCheckInSql() {
   static const std::string sql = absl::StrCat(
       "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
       "recent_checkins = substr(CAST(CAST(?1 AS BIGINT) AS TEXT) || ',' || recent_checkins, 1, "
-      "109), ",
+      "109), free_bytes = CASE WHEN CAST(?4 AS BIGINT) < 0 THEN free_bytes ELSE CAST(?4 AS BIGINT) "
+      "END, ",
       SeenDaysSql("?1"), " WHERE id = ?3");
   return sql;
+}
+
+int64_t FreeBytesParam(const CheckInInput& c) {
+  return c.free_bytes.has_value() ? static_cast<int64_t>(*c.free_bytes) : -1;
 }
 
 // Check-ins in one statement where the engine takes arrays: each device's latest.
@@ -108,21 +114,26 @@ absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>
     const CheckInInput*& l = latest[c.device_id];
     if (l == nullptr || l->now <= c.now) l = &c;
   }
-  std::vector<std::string> ids, times, versions;
+  std::vector<std::string> ids, times, versions, free;
   for (const auto& [id, c] : latest) {
     ids.emplace_back(id);
     times.push_back(absl::StrCat(Unix(c->now)));
     versions.push_back(c->agent_version);
+    free.push_back(absl::StrCat(FreeBytesParam(*c)));
   }
   PARC_ASSIGN_OR_RETURN(
       Statement st,
       db->Prepare(absl::StrCat(
           "UPDATE devices AS d SET last_seen_at = v.t, agent_version = v.av, "
-          "recent_checkins = substr(CAST(v.t AS TEXT) || ',' || d.recent_checkins, 1, 109), ",
+          "recent_checkins = substr(CAST(v.t AS TEXT) || ',' || d.recent_checkins, 1, 109), "
+          "free_bytes = CASE WHEN v.free < 0 THEN d.free_bytes ELSE v.free END, ",
           SeenDaysSql("v.t"),
           " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), "
-          "CAST(?3 AS TEXT[])) AS v(id, t, av) WHERE d.id = v.id")));
-  return st.BindAll(db->ArrayParam(ids), db->ArrayParam(times), db->ArrayParam(versions)).Run();
+          "CAST(?3 AS TEXT[]), CAST(?4 AS BIGINT[])) AS v(id, t, av, free) WHERE d.id = v.id")));
+  return st
+      .BindAll(db->ArrayParam(ids), db->ArrayParam(times), db->ArrayParam(versions),
+               db->ArrayParam(free))
+      .Run();
 }
 
 }  // namespace
@@ -137,7 +148,8 @@ void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallba
   SubmitFor<bool>(
       [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
         PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
-        PARC_RETURN_IF_ERROR(st.BindAll(Unix(in.now), in.agent_version, in.device_id).Run());
+        PARC_RETURN_IF_ERROR(
+            st.BindAll(Unix(in.now), in.agent_version, in.device_id, FreeBytesParam(in)).Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         return true;
       },
@@ -168,7 +180,8 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
         if (db->has_arrays()) return RecordCheckIns(db, checkins);
         PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
         for (const CheckInInput& c : checkins) {
-          PARC_RETURN_IF_ERROR(st.BindAll(Unix(c.now), c.agent_version, c.device_id).Run());
+          PARC_RETURN_IF_ERROR(
+              st.BindAll(Unix(c.now), c.agent_version, c.device_id, FreeBytesParam(c)).Run());
         }
         return absl::OkStatus();
       },
@@ -286,13 +299,31 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         std::string os = hw.os_pretty_name().empty()
                              ? absl::StrCat(hw.os_name(), " ", hw.os_version())
                              : hw.os_pretty_name();
+        // The operating system version, in the table of their end of support (fleet health).
+        int64_t os_id = 0;
+        if (!hw.os_name().empty()) {
+          PARC_ASSIGN_OR_RETURN(Statement add_os,
+                                db->Prepare("INSERT INTO os_versions(os_name, os_version) "
+                                            "VALUES (?, ?) ON CONFLICT DO NOTHING"));
+          PARC_RETURN_IF_ERROR(add_os.BindAll(hw.os_name(), hw.os_version()).Run());
+          PARC_ASSIGN_OR_RETURN(
+              Statement get_os,
+              db->Prepare("SELECT id FROM os_versions WHERE os_name = ? AND os_version = ?"));
+          get_os.BindAll(hw.os_name(), hw.os_version());
+          PARC_ASSIGN_OR_RETURN(bool found, get_os.Step());
+          if (found) os_id = get_os.Int(0);
+        }
         PARC_ASSIGN_OR_RETURN(
             Statement up,
-            db->Prepare("UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
-                        "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
-                        "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
-                        "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
-                        "rotational_disk = ?12 WHERE id = ?9"));
+            db->Prepare(
+                "UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
+                "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
+                "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
+                "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
+                "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
+                "free_bytes "
+                "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16 "
+                "WHERE id = ?9"));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -301,11 +332,14 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         bool rotational = false;
         for (const auto& d : hw.disks()) rotational |= d.rotational();
-        PARC_RETURN_IF_ERROR(up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at),
-                                        hw.manufacturer(), hw.model(), hw.hostname(), os,
-                                        static_cast<int64_t>(hw.detected_kind()), in.device_id,
-                                        static_cast<int64_t>(hw.ram_bytes()), battery, rotational)
-                                 .Run());
+        PARC_RETURN_IF_ERROR(
+            up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
+                       hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()),
+                       in.device_id, static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
+                       hw.has_system_free_bytes() ? static_cast<int64_t>(hw.system_free_bytes())
+                                                  : int64_t{-1},
+                       FirmwareYear(hw), os_id, Windows11Capable(hw))
+                .Run());
         if (db->Changes() == 0) return absl::NotFoundError("unknown device");
         NotifyDeviceChanged(db, in.device_id);
         return true;

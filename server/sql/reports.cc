@@ -8,6 +8,7 @@
 #include "common/inventory_util.h"
 #include "common/status_macros.h"
 #include "common/uai.h"
+#include "server/sql/report_grouping.h"
 #include "server/sql/scope_sql.h"
 #include "server/sql/time_util.h"
 #include "server/sql_store.h"
@@ -38,20 +39,11 @@ void AddInto(parc::v1::DeploymentReportRow* total, const parc::v1::DeploymentRep
 
 namespace {
 
-struct ReportGrouping {
-  std::string group;  // SQL expression of the group key
-  std::string label;  // SQL expression of its label
-};
+using sql::DepartementLabel;
+using sql::ReportGrouping;
 
 absl::StatusOr<ReportGrouping> DeploymentGrouping(const std::string& by) {
-  if (by == "region") return ReportGrouping{"'region'", "'Région académique Occitanie'"};
-  if (by == "academie") return ReportGrouping{"e.academie", "e.academie"};
-  if (by == "departement") return ReportGrouping{"e.departement", "e.departement"};
-  if (by == "commune") return ReportGrouping{"e.commune_code", "e.commune_name"};
-  if (by == "establishment") return ReportGrouping{"e.uai", "e.name"};
-  if (by == "kind") return ReportGrouping{"t.kind", "t.kind"};
-  return absl::InvalidArgumentError(absl::StrCat(
-      "by \"", by, "\": region, academie, departement, commune, establishment or kind"));
+  return sql::GroupingFor(by, /*with_kind=*/true);
 }
 
 // A group's counts, as both the counts and the scan produce them.
@@ -82,12 +74,6 @@ void AddDeploymentRow(parc::v1::DeploymentReportResponse* out, const std::string
   r->set_stale(U32(c.stale));
   SetPercent(r);
   AddInto(out->mutable_total(), *r);
-}
-
-// "31 Haute-Garonne" for "31".
-std::string DepartementLabel(const std::string& code) {
-  std::string name = common::DepartementName(code);
-  return name.empty() ? code : absl::StrCat(code, " ", name);
 }
 
 // Columns: group, label, establishments, devices, up to date, in progress, failed, never seen,

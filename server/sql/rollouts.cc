@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "parc/v1/bundle.pb.h"
 #include "server/rollout_policy.h"
+#include "server/sql/health_sql.h"
 #include "server/sql/scope_sql.h"
 #include "server/sql/time_util.h"
 #include "server/sql_store.h"
@@ -24,7 +25,7 @@ using sql::Unix;
 
 constexpr char kBundleColumns[] =
     "id, name, version, sequence, manifest_sha256, signed_manifest, published_at, expires_at, "
-    "package_count, total_bytes, signers, published_by";
+    "package_count, total_bytes, signers, published_by, installed_bytes, min_ram_bytes";
 
 BundleRecord BundleFromRow(const Statement& st) {
   BundleRecord b;
@@ -40,6 +41,8 @@ BundleRecord BundleFromRow(const Statement& st) {
   b.total_bytes = static_cast<uint64_t>(st.Int(9));
   b.signers = absl::StrSplit(st.Text(10), ',', absl::SkipEmpty());
   b.published_by = st.Text(11);
+  b.installed_bytes = static_cast<uint64_t>(st.Int(12));
+  b.min_ram_bytes = static_cast<uint64_t>(st.Int(13));
   return b;
 }
 
@@ -204,13 +207,27 @@ void SqlStore::InsertBundle(BundleRecord b, StoreCallback<bool> done) {
             Statement ins,
             db->Prepare("INSERT INTO bundles(name, version, sequence, manifest_sha256, "
                         "signed_manifest, published_at, expires_at, package_count, total_bytes, "
-                        "signers, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                        "signers, published_by, installed_bytes, min_ram_bytes) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
         ins.BindAll(b.name, b.version, static_cast<int64_t>(b.sequence), b.manifest_sha256);
         ins.BindBlob(5, b.signed_manifest);
         ins.Bind(6, Unix(b.published_at)).Bind(7, Unix(b.expires_at)).Bind(8, b.package_count);
         ins.Bind(9, static_cast<int64_t>(b.total_bytes)).Bind(10, absl::StrJoin(b.signers, ","));
-        ins.Bind(11, b.published_by);
+        ins.Bind(11, b.published_by).Bind(12, static_cast<int64_t>(b.installed_bytes));
+        ins.Bind(13, static_cast<int64_t>(b.min_ram_bytes));
         PARC_RETURN_IF_ERROR(ins.Run());
+        // A bundle declaring requirements becomes the one fleet health measures devices
+        // against: each device's "cannot take the bundle" is decided again, in this transaction.
+        if (b.installed_bytes > 0 || b.min_ram_bytes > 0) {
+          PARC_ASSIGN_OR_RETURN(
+              Statement target,
+              db->Prepare("UPDATE health_target SET bundle_id = (SELECT id FROM bundles WHERE "
+                          "name = ? AND version = ?), installed_bytes = ?, min_ram_bytes = ?"));
+          target.BindAll(b.name, b.version, static_cast<int64_t>(b.installed_bytes),
+                         static_cast<int64_t>(b.min_ram_bytes));
+          PARC_RETURN_IF_ERROR(target.Run());
+          PARC_RETURN_IF_ERROR(db->Exec(sql::RebuildHealthBundleSql()));
+        }
         return true;
       },
       std::move(done));

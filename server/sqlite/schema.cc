@@ -1,5 +1,10 @@
 #include "server/sqlite/schema.h"
 
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "server/sql/health_sql.h"
+
 // The SQLite schema, one migration per version. A migration, once released, is never edited:
 // a change is a new migration.
 namespace parc::server::sqlite {
@@ -444,12 +449,90 @@ ALTER TABLE devices ADD COLUMN seen_days INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN seen_day INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Fleet health (server/sql/health_sql.h): the facts the indicators need on the device row, the
+// operating system versions with their end of support, the reference bundle's requirements
+// (health_target), and health_tally kept by triggers like device_tally. Every agent is asked
+// for its inventory once more (inventory_hash emptied) so that the new columns fill.
+std::string SchemaV11() {
+  using sql::HealthColumns;
+  using sql::HealthValue;
+  std::string out = R"sql(
+ALTER TABLE devices ADD COLUMN free_bytes INTEGER;
+ALTER TABLE devices ADD COLUMN firmware_year INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN os_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN win11 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bundles ADD COLUMN installed_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bundles ADD COLUMN min_ram_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE os_versions (
+  id INTEGER PRIMARY KEY,
+  os_name TEXT NOT NULL,
+  os_version TEXT NOT NULL,
+  label TEXT NOT NULL DEFAULT '',
+  end_of_support TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL DEFAULT 0,
+  updated_by TEXT NOT NULL DEFAULT '',
+  UNIQUE (os_name, os_version)
+);
+CREATE TABLE health_target (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  bundle_id INTEGER,
+  installed_bytes INTEGER NOT NULL,
+  min_ram_bytes INTEGER NOT NULL
+);
+INSERT INTO health_target VALUES (1, NULL, 0, 0);
+CREATE TABLE health_tally (
+  uai TEXT NOT NULL,
+  family INTEGER NOT NULL,
+  value INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (uai, family, value)
+) WITHOUT ROWID;
+)sql";
+  absl::StrAppend(&out, sql::kOsVersionsSeed);
+  std::string insert_new, remove_old;
+  for (auto f : sql::kHealthFamilies) {
+    const std::string add = absl::StrCat(
+        "  INSERT INTO health_tally VALUES (coalesce(new.uai, ''), ", static_cast<int>(f), ", ",
+        HealthValue(f, "new"), ", 1) ON CONFLICT DO UPDATE SET n = n + 1;\n");
+    const std::string sub = absl::StrCat(
+        "  UPDATE health_tally SET n = n - 1 WHERE uai = coalesce(old.uai, '') AND "
+        "family = ",
+        static_cast<int>(f), " AND value = ", HealthValue(f, "old"), ";\n");
+    absl::StrAppend(&insert_new, add);
+    absl::StrAppend(&remove_old, sub);
+    // One trigger per family: a check-in that changes no family's value (nearly all) costs the
+    // WHEN of the bundle family only, and only when the free space moved.
+    absl::StrAppend(&out, "CREATE TRIGGER health_tally_update_", static_cast<int>(f),
+                    " AFTER UPDATE OF uai, ", HealthColumns(f),
+                    " ON devices WHEN old.uai IS NOT "
+                    "new.uai OR (",
+                    sql::HealthColumnsChanged(f), " AND ", HealthValue(f, "old"),
+                    " != ", HealthValue(f, "new"), ") BEGIN\n", sub,
+                    "  DELETE FROM health_tally WHERE uai = coalesce(old.uai, '') AND n <= 0;\n",
+                    add, "END;\n");
+  }
+  absl::StrAppend(&out, "CREATE TRIGGER health_tally_insert AFTER INSERT ON devices BEGIN\n",
+                  insert_new, "END;\n");
+  absl::StrAppend(
+      &out, "CREATE TRIGGER health_tally_delete AFTER DELETE ON devices BEGIN\n", remove_old,
+      "  DELETE FROM health_tally WHERE uai = coalesce(old.uai, '') AND n <= 0;\nEND;\n");
+  for (auto f : sql::kHealthFamilies) {
+    absl::StrAppend(&out, "INSERT INTO health_tally SELECT coalesce(d.uai, ''), ",
+                    static_cast<int>(f), ", ", HealthValue(f, "d"),
+                    ", count(*) FROM devices d GROUP BY 1, 3;\n");
+  }
+  absl::StrAppend(&out, "UPDATE devices SET inventory_hash = '';\n");
+  return out;
+}
+
 }  // namespace
 
 const std::vector<common::Migration>& Migrations() {
+  static const std::string kV11 = SchemaV11();
   static const std::vector<common::Migration> kMigrations = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5},
-      {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}, {9, kSchemaV9}, {10, kSchemaV10}};
+      {1, kSchemaV1}, {2, kSchemaV2},   {3, kSchemaV3},    {4, kSchemaV4},
+      {5, kSchemaV5}, {6, kSchemaV6},   {7, kSchemaV7},    {8, kSchemaV8},
+      {9, kSchemaV9}, {10, kSchemaV10}, {11, kV11.c_str()}};
   return kMigrations;
 }
 

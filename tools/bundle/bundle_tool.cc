@@ -22,6 +22,7 @@
 #include "common/proto_json.h"
 #include "common/status_macros.h"
 #include "common/toml_text.h"
+#include "common/units.h"
 
 namespace parc::bundle {
 namespace {
@@ -129,6 +130,31 @@ absl::StatusOr<parc::v1::BundleManifest> ParseSpec(const std::string& spec_text,
   if (expiry <= now) return SpecError(spec_name, "expires is in the past");
   m.set_created_at(absl::ToUnixSeconds(now));
   m.set_expires_at(absl::ToUnixSeconds(expiry));
+  // What a device needs to take the bundle (fleet health on the server).
+  if (const toml::node* req = t.get("requirements")) {
+    const toml::table* r = req->as_table();
+    if (r == nullptr) return SpecError(spec_name, "[requirements] must be a table");
+    for (const auto& [toml_key, value] : *r) {
+      const std::string key(toml_key.str());
+      const bool installed = key == "installed_size";
+      if (!installed && key != "min_ram") {
+        return SpecError(
+            spec_name, absl::StrCat("[requirements] ", key, ": unknown (installed_size, min_ram)"));
+      }
+      auto text = value.value<std::string>();
+      absl::StatusOr<uint64_t> bytes =
+          text ? common::ParseByteSize(*text) : absl::InvalidArgumentError("not a string");
+      if (!bytes.ok() || *bytes == 0 || *bytes > (uint64_t{1} << 50)) {
+        return SpecError(
+            spec_name, absl::StrCat("[requirements] ", key, " must be a size such as \"12 GiB\""));
+      }
+      if (installed) {
+        m.mutable_requirements()->set_installed_bytes(*bytes);
+      } else {
+        m.mutable_requirements()->set_min_ram_bytes(*bytes);
+      }
+    }
+  }
 
   const toml::array* packages = t["packages"].as_array();
   if (packages == nullptr || packages->empty()) {

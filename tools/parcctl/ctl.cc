@@ -27,6 +27,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
+#include "common/health_indicators.h"
 #include "common/inventory_format.h"
 #include "common/inventory_util.h"
 #include "common/proto_json.h"
@@ -251,6 +252,12 @@ struct Options {
   std::string since;
   std::string by;
   std::string format = "table";
+  std::string indicator;
+  // os-support
+  std::string os_name;
+  std::string os_version;
+  std::string end_of_support;
+  std::string label;
   // relays
   std::string url;
   std::vector<std::string> uais;
@@ -1015,6 +1022,107 @@ int ReportInventory(Admin& admin, const Options& o, std::ostream& out, std::ostr
   return 0;
 }
 
+// "12 (3.4 %)", or "—" for a group without devices.
+std::string CountAndShare(uint32_t count, uint32_t devices) {
+  if (devices == 0) return "—";
+  return absl::StrFormat("%u (%.1f %%)", count, 100.0 * count / devices);
+}
+
+int ReportHealth(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  std::vector<const common::HealthIndicatorInfo*> shown;
+  if (o.indicator.empty()) {
+    for (const auto& i : common::HealthIndicators()) shown.push_back(&i);
+  } else {
+    auto indicator = common::ParseHealthIndicator(o.indicator);
+    if (!indicator.ok()) return Fail(err, indicator.status());
+    shown.push_back(&common::InfoOf(*indicator));
+  }
+  parc::v1::HealthReportRequest request;
+  request.set_by(o.by.empty() ? "departement" : o.by);
+  parc::v1::HealthReportResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::GetHealthReport, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json || o.format == "json") {
+    out << common::ToJson(r);
+    return 0;
+  }
+  const bool csv = o.format == "csv";
+  std::vector<std::string> header = {"GROUP", "NAME", "ESTABLISHMENTS", "DEVICES"};
+  for (const auto* i : shown) {
+    header.push_back(i->header);
+    if (csv) header.push_back(absl::StrCat(i->header, " %"));
+  }
+  std::vector<std::vector<std::string>> rows;
+  auto row = [&](const parc::v1::HealthReportRow& x) {
+    std::vector<std::string> cells = {x.group(), x.label(), std::to_string(x.establishments()),
+                                      std::to_string(x.devices())};
+    for (const auto* i : shown) {
+      const uint32_t n = i->count(x);
+      if (csv) {
+        // Numbers for spreadsheets; an empty share for a group without devices.
+        cells.push_back(std::to_string(n));
+        cells.push_back(x.devices() == 0 ? "" : absl::StrFormat("%.1f", 100.0 * n / x.devices()));
+      } else {
+        cells.push_back(CountAndShare(n, x.devices()));
+      }
+    }
+    return cells;
+  };
+  for (const auto& x : r.rows()) rows.push_back(row(x));
+  rows.push_back(row(r.total()));
+  PrintRows(header, rows, o.format, out);
+  if (!csv) {
+    out << "As of " << r.as_of() << " (UTC); ";
+    if (r.bundle_name().empty()) {
+      out << "no published bundle declares requirements: none counted as unable to take it\n";
+    } else {
+      out << "bundle " << r.bundle_name() << "@" << r.bundle_version() << " needs "
+          << common::HumanBytes(r.installed_bytes(), false) << " free and "
+          << common::HumanBytes(r.min_ram_bytes(), false) << " of memory\n";
+    }
+  }
+  return 0;
+}
+
+int OsSupportList(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::ListOsVersionsResponse r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::ListOsVersions,
+                              parc::v1::ListOsVersionsRequest(), &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  Table table({"OS", "VERSION", "LABEL", "END OF SUPPORT", "DEVICES", "UPDATED"});
+  for (const auto& v : r.versions()) {
+    table.AddRow(
+        {v.os_name(), v.os_version(), v.label(),
+         v.end_of_support().empty() ? "unknown" : v.end_of_support(), std::to_string(v.devices()),
+         v.has_updated_at() ? absl::StrCat(FormatTimestamp(v.updated_at()), " by ", v.updated_by())
+                            : "seeded"});
+  }
+  table.Print(out);
+  return 0;
+}
+
+int OsSupportSet(Admin& admin, const Options& o, std::ostream& out, std::ostream& err) {
+  parc::v1::SetOsSupportRequest request;
+  request.set_os_name(o.os_name);
+  request.set_os_version(o.os_version);
+  request.set_end_of_support(o.end_of_support == "unknown" ? "" : o.end_of_support);
+  request.set_label(o.label);
+  parc::v1::OsVersion r;
+  absl::Status s = admin.Call(&parc::v1::AdminService::Stub::SetOsSupport, request, &r);
+  if (!s.ok()) return Fail(err, s);
+  if (o.json) {
+    out << common::ToJson(r);
+    return 0;
+  }
+  out << r.os_name() << " " << r.os_version() << " (" << r.label() << "): end of support "
+      << (r.end_of_support().empty() ? "unknown" : r.end_of_support()) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -1210,6 +1318,35 @@ int CtlMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   rep_inv->add_option("--by", o.by, "model, os, kind or departement");
   rep_inv->add_option("--format", o.format, "table, csv or json")->capture_default_str();
   bind(rep_inv, ReportInventory);
+  CLI::App* rep_health = report->add_subcommand(
+      "health", "Fleet health: what to replace, repair or reinstall, and where");
+  rep_health->add_option("--by", o.by, "region, academie, departement, commune or establishment");
+  std::string indicators;
+  for (const auto& i : common::HealthIndicators()) {
+    absl::StrAppend(&indicators, indicators.empty() ? "" : ", ", i.name);
+  }
+  rep_health->add_option("--indicator", o.indicator, absl::StrCat("Only this one: ", indicators));
+  rep_health->add_option("--format", o.format, "table, csv or json")->capture_default_str();
+  bind(rep_health, ReportHealth);
+
+  CLI::App* os_support = app.add_subcommand(
+      "os-support", "Operating system versions and the end of their security support");
+  os_support->require_subcommand(1);
+  CLI::App* os_list = os_support->add_subcommand("list", "Versions known, with their devices");
+  bind(os_list, OsSupportList);
+  CLI::App* os_set =
+      os_support->add_subcommand("set", "Set a version's end of support (region-wide admin)");
+  os_set->add_option("--os", o.os_name, "As devices report it: \"Windows\", \"Debian GNU/Linux\"")
+      ->required();
+  os_set->add_option("--os-version", o.os_version, "As devices report it: 10.0.19045, 12")
+      ->required();
+  os_set
+      ->add_option("--end", o.end_of_support,
+                   "The last day of security updates (YYYY-MM-DD), "
+                   "or \"unknown\"")
+      ->required();
+  os_set->add_option("--label", o.label, "For people: \"Windows 10 22H2\"");
+  bind(os_set, OsSupportSet);
 
   if (auto exit_status = common::ParseCommandLine(app, args, out, err)) return *exit_status;
   if (!action) return 2;

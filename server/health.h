@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "parc/v1/inventory.pb.h"
+
+// Fleet health: the rules behind the indicators (docs/design.md, "Fleet health"), outside the
+// store so that the store's SQL, the dashboard and the tests say the same thing.
+namespace parc::server {
+
+// Whether the hardware could run Windows 11: TPM 2.0, UEFI boot (Secure Boot on or off, not a
+// legacy BIOS), at least 4 GB of memory (3.5 GiB seen by the system), a disk of at least 64 GB,
+// and firmware from 2018 or later, which stands in for Microsoft's list of supported
+// processors (8th-generation Intel Core and AMD Zen+ onwards, sold from 2018), which Parc does
+// not check.
+bool Windows11Capable(const parc::v1::Hardware& hw);
+
+// The firmware's year, 0 when unknown.
+int FirmwareYear(const parc::v1::Hardware& hw);
+
+// Age bands, in years: the current UTC year minus the firmware's year.
+inline constexpr int kAgeRecentMax = 3;  // 0-3 years
+inline constexpr int kAgeMiddleMax = 7;  // 4-7 years; 8 and more beyond
+
+// Days without a check-in for a device to count as unseen.
+inline constexpr int kUnseenDays = 30;
+
+// The UTC day of t as YYYY-MM-DD, and its year.
+std::string UtcDay(absl::Time t);
+int UtcYear(absl::Time t);
+
+}  // namespace parc::server
