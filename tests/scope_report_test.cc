@@ -458,8 +458,8 @@ TEST_F(ScopeTest, HealthReportFollowsTheFleetTheTableAndTheBundle) {
   EXPECT_EQ(report.bundle_name(), "");  // mcnl@2026.1 declares no requirements
 
   // The end-of-support table: region-wide admins only, dates checked.
-  const std::vector<std::string> set = {"os-support", "set", "--os", "Debian GNU/Linux",
-                                        "--os-version", "12", "--end"};
+  const std::vector<std::string> set = {"os-support",   "set", "--os", "Debian GNU/Linux",
+                                        "--os-version", "12",  "--end"};
   auto with_end = [&](const std::string& end) {
     std::vector<std::string> args = set;
     args.push_back(end);
