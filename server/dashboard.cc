@@ -51,7 +51,8 @@ std::string SafeNextPath(const std::string& suite) {
   // strip from "/\t/evil.example") goes to the overview.
   static const std::regex kPage(
       "/(departement/[0-9AB]{2,3}|commune/[0-9AB]{5}|etablissement/[0-9]{7}[A-Z]|"
-      "appareil/d[0-9a-f]{16}|deploiements)?(\\?[A-Za-z0-9=&%._@+-]*)?");
+      "appareil/d[0-9a-f]{16}|deploiements|sante|sante/(departement|commune)/[0-9AB]{2,5}|"
+      "sante/etablissement/[0-9]{7}[A-Z])?(\\?[A-Za-z0-9=&%._@+-]*)?");
   return suite.size() <= 512 && std::regex_match(suite, kPage) ? suite : "/";
 }
 
@@ -201,6 +202,23 @@ void Dashboard::Register(httplib::Server* http) {
     Page(req, res,
          [&](const Caller& c, const Session& s, httplib::Response& r) { Rollouts(req, c, s, r); });
   });
+  http->Get("/sante", [this](const httplib::Request& req, httplib::Response& res) {
+    Page(req, res, [&](const Caller& c, const Session& s, httplib::Response& r) {
+      HealthOverview(req, c, s, r);
+    });
+  });
+  http->Get(R"(/sante/(departement|commune)/([0-9AB]{2,5}))",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              Page(req, res, [&](const Caller& c, const Session& s, httplib::Response& r) {
+                HealthArea(req, c, s, r, req.matches[1], req.matches[2]);
+              });
+            });
+  http->Get(R"(/sante/etablissement/([0-9]{7}[A-Z]))",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              Page(req, res, [&](const Caller& c, const Session& s, httplib::Response& r) {
+                HealthEstablishment(req, c, s, r, req.matches[1]);
+              });
+            });
   http->Post(R"(/deploiements/(r[0-9a-f]{8})/(pause|reprise))",
              [this](const httplib::Request& req, httplib::Response& res) {
                RolloutAction(req, res, req.matches[1], req.matches[2]);

@@ -74,6 +74,13 @@ class Dashboard {
               httplib::Response& res, const std::string& id);
   void Rollouts(const httplib::Request& req, const Caller& caller, const Session& session,
                 httplib::Response& res);
+  // "Santé du parc" (dashboard_health.cc).
+  void HealthOverview(const httplib::Request& req, const Caller& caller, const Session& session,
+                      httplib::Response& res);
+  void HealthArea(const httplib::Request& req, const Caller& caller, const Session& session,
+                  httplib::Response& res, const std::string& kind, const std::string& code);
+  void HealthEstablishment(const httplib::Request& req, const Caller& caller,
+                           const Session& session, httplib::Response& res, const std::string& uai);
   void RolloutAction(const httplib::Request& req, httplib::Response& res, const std::string& id,
                      const std::string& action);
 

@@ -150,7 +150,8 @@ Html Layout(const std::string& title, const Caller* caller, const std::string& c
   if (caller != nullptr) {
     nav.Add(
         "<nav><a href=\"/\">Vue d'ensemble</a></nav><nav><a href=\"/deploiements\">"
-        "Déploiements</a></nav><span class=\"who\">",
+        "Déploiements</a></nav><nav><a href=\"/sante\">Santé du parc</a></nav>"
+        "<span class=\"who\">",
         caller->record.name, " — ", caller->scope.text(),
         " <form method=\"post\" action=\"/deconnexion\"><input type=\"hidden\" name=\"csrf\" "
         "value=\"",

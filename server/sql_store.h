@@ -150,6 +150,9 @@ class SqlStore final : public Store {
 
   absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(const std::string& by, absl::Time now,
                                                               const Scope& scope) override;
+  absl::StatusOr<std::vector<HealthDevice>> ListHealthDevices(
+      const std::string& uai, std::optional<common::HealthIndicator> indicator, absl::Time now,
+      const Scope& scope) override;
   absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(const Scope& scope) override;
   void SetOsSupport(parc::v1::SetOsSupportRequest request, std::string operator_name,
                     absl::Time now, StoreCallback<parc::v1::OsVersion> done) override;

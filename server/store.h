@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/health_indicators.h"
 #include "parc/v1/admin.pb.h"
 #include "parc/v1/agent.pb.h"
 #include "parc/v1/inventory.pb.h"
@@ -296,6 +297,26 @@ inline uint32_t DaysSeenInLast30(uint32_t seen_days, int64_t seen_day, absl::Tim
   return static_cast<uint32_t>(std::bitset<32>(bits).count());
 }
 
+// A device with the facts behind the fleet health indicators (dashboard: an establishment's
+// to-do list).
+struct HealthDevice {
+  std::string id;
+  std::string hostname;
+  std::string serial;
+  parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+  std::string model;
+  std::optional<int> battery_health;  // the most worn battery's, percent
+  int firmware_year = 0;              // 0: unknown
+  std::string os;                     // the label of its version, or what it reported
+  std::string end_of_support;         // YYYY-MM-DD; empty: unknown
+  bool windows11_capable = false;
+  std::optional<uint64_t> free_bytes;
+  uint64_t ram_bytes = 0;
+  std::optional<absl::Time> last_seen;
+  // Against the reference bundle (HealthReport).
+  bool cannot_take_bundle = false;
+};
+
 // A device and where it stands with a bundle (dashboard establishment page).
 struct DeviceState {
   parc::v1::Device device;
@@ -479,6 +500,11 @@ class Store {
   // now, against the newest published bundle that declares requirements.
   [[nodiscard]] virtual absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(
       const std::string& by, absl::Time now, const Scope& scope) = 0;
+  // The devices of an establishment in scope (none when out of scope) under an indicator
+  // (all when none), by host name, with the same rules as HealthReport on the day of now.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<HealthDevice>> ListHealthDevices(
+      const std::string& uai, std::optional<common::HealthIndicator> indicator, absl::Time now,
+      const Scope& scope) = 0;
   // The operating system versions known (seeded, set by an admin, or reported by a device),
   // each with the devices in scope running it.
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(

@@ -200,7 +200,9 @@ TEST_F(DashboardTest, DeviceSuppliedStringsAreTextOnEveryPageAndInertInExports) 
   for (const std::string& path :
        {std::string("/"), std::string("/departement/31"), std::string("/commune/31555"),
         std::string("/etablissement/0310036W"), absl::StrCat("/appareil/", device),
-        std::string("/deploiements")}) {
+        std::string("/deploiements"), std::string("/sante"), std::string("/sante/departement/31"),
+        std::string("/sante/commune/31555"), std::string("/sante/etablissement/0310036W"),
+        std::string("/sante/etablissement/0310036W?indicateur=os-unknown")}) {
     int status = 0;
     std::string html = Page(path, &status);
     EXPECT_EQ(status, 200) << path;
@@ -220,6 +222,9 @@ TEST_F(DashboardTest, DeviceSuppliedStringsAreTextOnEveryPageAndInertInExports) 
   EXPECT_TRUE(absl::StrContains(csv, "'=HYPERLINK")) << csv;
   EXPECT_FALSE(absl::StrContains(csv, ";=HYPERLINK")) << csv;
   EXPECT_FALSE(absl::StrContains(csv, ";\"=HYPERLINK")) << csv;
+  csv = Page("/sante/etablissement/0310036W?format=csv");
+  EXPECT_TRUE(absl::StrContains(csv, "'=HYPERLINK")) << csv;
+  EXPECT_FALSE(absl::StrContains(csv, ";=HYPERLINK")) << csv;
   auto report_csv = Ctl({"devices", "list", "--uai", "0310036W"});
   ASSERT_EQ(report_csv.status, 0);
 }

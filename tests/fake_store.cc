@@ -565,6 +565,10 @@ absl::StatusOr<parc::v1::HealthReportResponse> FakeStore::HealthReport(const std
                                                                        const server::Scope&) {
   return NotKept("reports");
 }
+absl::StatusOr<std::vector<server::HealthDevice>> FakeStore::ListHealthDevices(
+    const std::string&, std::optional<common::HealthIndicator>, absl::Time, const server::Scope&) {
+  return NotKept("reports");
+}
 absl::StatusOr<std::vector<parc::v1::OsVersion>> FakeStore::ListOsVersions(const server::Scope&) {
   return NotKept("operating system versions");
 }

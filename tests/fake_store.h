@@ -145,6 +145,9 @@ class FakeStore final : public server::Store {
       const std::string& url) override;
   absl::StatusOr<parc::v1::HealthReportResponse> HealthReport(const std::string& by, absl::Time now,
                                                               const server::Scope& scope) override;
+  absl::StatusOr<std::vector<server::HealthDevice>> ListHealthDevices(
+      const std::string& uai, std::optional<common::HealthIndicator> indicator, absl::Time now,
+      const server::Scope& scope) override;
   absl::StatusOr<std::vector<parc::v1::OsVersion>> ListOsVersions(
       const server::Scope& scope) override;
   void SetOsSupport(parc::v1::SetOsSupportRequest request, std::string operator_name,

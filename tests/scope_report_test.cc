@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/core/sqlite_state.h"
 #include "common/sqlite.h"
 #include "google/protobuf/util/json_util.h"
@@ -513,6 +514,16 @@ TEST_F(ScopeTest, HealthReportFollowsTheFleetTheTableAndTheBundle) {
   auto unknown = Admin({"report", "health", "--indicator", "batteries"});
   EXPECT_NE(unknown.status, 0);
   EXPECT_TRUE(absl::StrContains(unknown.err, "battery-60")) << unknown.err;
+
+  // The dashboard's table has the same numbers, row for row.
+  std::string web_csv = server_->DashboardGet("/sante?format=csv");
+  std::vector<std::string> web_lines = absl::StrSplit(web_csv, "\r\n", absl::SkipEmpty());
+  auto cli = Admin({"report", "health", "--by", "departement", "--format", "csv"});
+  ASSERT_GT(web_lines.size(), 5u) << web_csv;
+  for (size_t i = 1; i < web_lines.size(); ++i) {
+    EXPECT_TRUE(absl::StrContains(cli.out, web_lines[i] + "\r\n")) << web_lines[i] << "\nnot in\n"
+                                                                   << cli.out;
+  }
 
   // A département's viewer sees its own rows only.
   std::string viewer31 = CreateOperator("viewer-31", "viewer", "departement:31");

@@ -655,6 +655,21 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
     with_devices += row.devices() > 0;
   }
   EXPECT_EQ(with_devices, 6);
+  // Each establishment's device list under each indicator holds as many devices as counted.
+  for (const auto& row : report->rows()) {
+    auto all = store->ListHealthDevices(row.group(), std::nullopt, now, Scope::Region());
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(all->size(), row.devices()) << row.group();
+    for (const auto& i : common::HealthIndicators()) {
+      auto listed = store->ListHealthDevices(row.group(), i.indicator, now, Scope::Region());
+      ASSERT_TRUE(listed.ok()) << listed.status();
+      EXPECT_EQ(listed->size(), i.count(row)) << row.group() << " " << i.name;
+    }
+  }
+  auto elsewhere =
+      store->ListHealthDevices("0310036W", std::nullopt, now, *Scope::Parse("departement:34"));
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_TRUE(elsewhere->empty());
   EXPECT_GT(report->total().os_unsupported(), 0u);
   EXPECT_GT(report->total().to_windows11(), 0u);
   EXPECT_GT(report->total().cannot_take_bundle(), 0u);

@@ -147,6 +147,79 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
   return out;
 }
 
+namespace {
+
+// The condition a device meets under an indicator (d: devices, o: its os_versions row), the
+// rules of HealthTallySql. Parameters: ?3 the first year of "0-3 years"... as in
+// ListHealthDevices.
+std::string IndicatorSql(common::HealthIndicator indicator) {
+  using common::HealthIndicator;
+  const std::string unsupported = "(o.end_of_support <> '' AND o.end_of_support < ?4)";
+  switch (indicator) {
+    case HealthIndicator::kCannotTakeBundle:
+      return absl::StrCat("(", sql::HealthValue(sql::kHealthBundle, "d"), ") = 1");
+    case HealthIndicator::kBatteryBelow60:
+      return "d.battery_health < 60";
+    case HealthIndicator::kBatteryBelow40:
+      return "d.battery_health < 40";
+    case HealthIndicator::kAge8Plus:
+      return "(d.firmware_year > 0 AND d.firmware_year < ?3)";
+    case HealthIndicator::kAgeUnknown:
+      return "d.firmware_year = 0";
+    case HealthIndicator::kOsUnsupported:
+      return unsupported;
+    case HealthIndicator::kToWindows11:
+      return absl::StrCat(unsupported, " AND d.win11 = 1");
+    case HealthIndicator::kLinuxCandidate:
+      return absl::StrCat(unsupported, " AND d.win11 = 0");
+    case HealthIndicator::kOsSupportUnknown:
+      return "(o.id IS NULL OR o.end_of_support = '')";
+    case HealthIndicator::kUnseen30Days:
+      return "coalesce(d.last_seen_at / 86400, -1) <= ?5";
+  }
+  return "1 = 1";
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<HealthDevice>> SqlStore::ListHealthDevices(
+    const std::string& uai, std::optional<common::HealthIndicator> indicator, absl::Time now,
+    const Scope& scope) {
+  ReaderLease db = AcquireReader();
+  PARC_ASSIGN_OR_RETURN(
+      Statement st,
+      db->Prepare(absl::StrCat(
+          "SELECT d.id, d.hostname, d.serial, d.kind, d.model, d.battery_health, "
+          "d.firmware_year, CASE WHEN coalesce(o.label, '') <> '' THEN o.label ELSE d.os END, "
+          "coalesce(o.end_of_support, ''), d.win11, d.free_bytes, d.ram_bytes, d.last_seen_at, ",
+          sql::HealthValue(sql::kHealthBundle, "d"),
+          " FROM devices d LEFT JOIN os_versions o ON o.id = d.os_id "
+          "WHERE d.uai = ?1 AND ",
+          sql::ScopeSql(*db, scope, "d.uai", 2), " AND ?3 = ?3 AND ?4 = ?4 AND ?5 = ?5 AND ",
+          indicator.has_value() ? IndicatorSql(*indicator) : "1 = 1",
+          " ORDER BY d.hostname, d.id")));
+  st.BindAll(uai, sql::ScopeParam(*db, scope), int64_t{UtcYear(now) - kAgeMiddleMax}, UtcDay(now),
+             Unix(now) / 86400 - kUnseenDays);
+  return sql::CollectRows(st, [](const Statement& row) {
+    HealthDevice h;
+    h.id = row.Text(0);
+    h.hostname = row.Text(1);
+    h.serial = row.Text(2);
+    h.kind = static_cast<parc::v1::DeviceKind>(row.Int(3));
+    h.model = row.Text(4);
+    if (!row.IsNull(5)) h.battery_health = static_cast<int>(row.Int(5));
+    h.firmware_year = static_cast<int>(row.Int(6));
+    h.os = row.Text(7);
+    h.end_of_support = row.Text(8);
+    h.windows11_capable = row.Int(9) != 0;
+    if (!row.IsNull(10)) h.free_bytes = static_cast<uint64_t>(row.Int(10));
+    h.ram_bytes = static_cast<uint64_t>(row.Int(11));
+    if (!row.IsNull(12)) h.last_seen = sql::FromUnix(row.Int(12));
+    h.cannot_take_bundle = row.Int(13) != 0;
+    return h;
+  });
+}
+
 absl::StatusOr<std::vector<parc::v1::OsVersion>> SqlStore::ListOsVersions(const Scope& scope) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(

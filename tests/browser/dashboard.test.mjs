@@ -157,6 +157,47 @@ test('a viewer gets no pause button, and a forged cross-site POST is refused', a
   assert.match(await page.locator('main').textContent(), /en cours/);
 });
 
+test('fleet health: overview, département, one establishment\'s to-do list, CSV', async () => {
+  await page.goto(web);
+  await page.click('nav a:has-text("Santé du parc")');
+  assert.equal(await page.locator('h1').textContent(), 'Santé du parc');
+  const overview = await page.locator('main').textContent();
+  assert.match(overview, /31 Haute-Garonne/);
+  assert.doesNotMatch(overview, /Hérault/);
+  await shot('sante');
+  await page.click('a:has-text("31 Haute-Garonne")');
+  assert.equal(await page.locator('h1').textContent(), 'Santé du parc — 31 Haute-Garonne');
+  const area = await page.locator('main').textContent();
+  assert.match(area, /Collège Jean Jaurès/);
+  assert.doesNotMatch(area, /Joffre/);
+  // Saint-Sernin has no device: a dash, not "0 %".
+  const sernin = await page.locator('tr:has-text("Lycée Saint-Sernin")').last().textContent();
+  assert.match(sernin, /—/);
+  assert.doesNotMatch(sernin, /0 %/);
+  await shot('sante-departement');
+  await page.click('a:has-text("Collège Jean Jaurès")');
+  assert.match(await page.locator('h1').textContent(), /Collège Jean Jaurès/);
+  // The classroom display enrolled but never checked in: the one device unseen for 30 days.
+  await page.click('a:has-text("Non vu depuis 30 jours")');
+  assert.match(page.url(), /indicateur=unseen-30$/);
+  assert.match(await page.locator('h2').last().textContent(), /1 appareil/);
+  assert.equal(await page.locator('table tbody tr').count(), 1);
+  await shot('sante-etablissement');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('a:has-text("Télécharger la liste (CSV)")'),
+  ]);
+  assert.equal(download.suggestedFilename(), 'sante-0311234Y-unseen-30.csv');
+  const csv = (await readFile(await download.path())).toString('utf8').slice(1);
+  const [header, ...lines] = csv.trim().split('\r\n');
+  assert.match(header, /^Appareil;Type;Modèle;N° de série;Batterie \(%\);/);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /jamais/);
+  // Another département's pages do not exist for this viewer.
+  assert.equal((await page.goto(web + 'sante/departement/34')).status(), 404);
+  assert.equal((await page.goto(web + 'sante/etablissement/0340001S')).status(), 404);
+});
+
 test('logging out ends the session', async () => {
   await page.click('button:has-text("Se déconnecter")');
   assert.match(page.url(), /\/connexion$/);
