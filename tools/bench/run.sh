@@ -19,10 +19,10 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     P*) ROWS+=("$a") ;;
-    *) echo "usage: $0 [--quick] [P1 ... P13 P16]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [P1 ... P13 P15 P16]" >&2; exit 2 ;;
   esac
 done
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13 P16)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13 P15 P16)
 want() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if [ "$QUICK" = 1 ]; then
@@ -142,8 +142,8 @@ rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 echo "Parc benchmarks ($([ $QUICK = 1 ] && echo quick || echo full): $DEVICES devices) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(date -u +%F)"
 printf '%-4s %-52s %-20s %-26s %-8s %-18s %s\n' row what figure reference ratio target verdict
 
-# P1, P2, P3, P4, P5, P10, P16 share servers with an enrolled fleet.
-if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P16; then
+# P1, P2, P3, P4, P5, P10, P15, P16 share servers with an enrolled fleet.
+if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 || want P16; then
   for mode in insecure tls; do
     want P1 || [ "$mode" = tls ] || continue
     start_server "server-$mode" "$mode"
@@ -210,7 +210,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P16; 
       "$(printf '%.0f/s (srv %.0f µs)' "$p" "$ps")" "$(printf 'echo %.0f/s (srv %.0f µs)' "$e" "$es")" \
       "$(python3 -c "print(round($p / $e, 2))")" "≥ 2,000/s" "$(verdict "$p >= 2000")"
   fi
-  if want P4 || want P10 || want P5 || want P16; then
+  if want P4 || want P10 || want P5 || want P15 || want P16; then
     # Every device reports one full inventory (the fleet's first day).
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
       --concurrency 32 --calls "$DEVICES" >"$WORK/inventory-pass.json"
@@ -224,9 +224,10 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P16; 
       "naive $(python3 -c "print(f'{$naive/2**30:.1f} GiB')")" "$(python3 -c "print(round($db / $naive, 3))")" \
       "≤ 1 GB (at 300k)" "$(verdict "$db * 300000 / $DEVICES <= 1e9")"
   fi
-  if want P5 || want P16; then
+  if want P5 || want P15 || want P16; then
     echo "x" >"$WORK/x.txt"
-    printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
+    # Requirements: fleet health counts the devices that cannot take it (P15).
+    printf 'name = "mcnl"\nversion = "2026.1"\nsequence = 1\nexpires = "365d"\n[requirements]\ninstalled_size = "12 GiB"\nmin_ram = "6 GiB"\n[[packages]]\nid = "x"\nversion = "1"\nartifact = "x.txt"\ntype = "command"\ninstall = ["true"]\n' >"$WORK/spec.toml"
     "$BUNDLE" keygen --out "$WORK/key" >/dev/null
     "$BUNDLE" build "$WORK/spec.toml" --key "$WORK/key.key" --out "$WORK/bundle" >/dev/null
     PEAK_RSS=$(rss_mib "$S_PID")  # the server that carried P1-P4
@@ -262,6 +263,32 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P16; 
     up=$(ctl report deployment --bundle mcnl --by region --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["up_to_date"])')
     row P5 "region report by establishment, server time ($up up to date)" "${server_ms} ms" \
       "wall ${med} ms, trivial call ${rmed} ms" "-" "< 100 ms" "$(verdict "$server_ms < 100")"
+  fi
+  if want P15; then
+    # Fleet health: server time of GetHealthReport from its own histogram, by département (the
+    # overview's table) and by establishment (the longest: one row per establishment).
+    health_seconds() {
+      curl -sk "${S_WEB%/}/metrics" | awk '/^parc_rpc_duration_seconds_(sum|count)\{method="GetHealthReport"\}/ {print $2}' | tr '\n' ' '
+    }
+    for by in departement establishment; do
+      read -r sum0 count0 <<<"$(health_seconds) 0 0"
+      times=()
+      for _ in 1 2 3 4 5; do
+        t0=$(date +%s%N); ctl report health --by "$by" >/dev/null
+        t1=$(date +%s%N); times+=($(( (t1 - t0) / 1000000 )))
+      done
+      read -r sum1 count1 <<<"$(health_seconds)"
+      server_ms=$(python3 -c "print(round(($sum1 - $sum0) * 1000 / ($count1 - $count0)))")
+      med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+      summary=$(ctl report health --by region --json | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["total"]
+print("%d devices, %d cannot take the bundle, %d OS out of support" % (
+    t.get("devices", 0), t.get("cannotTakeBundle", t.get("cannot_take_bundle", 0)),
+    t.get("osUnsupported", t.get("os_unsupported", 0))))')
+      row P15 "health report by $by, server time ($summary)" "${server_ms} ms" \
+        "wall ${med} ms" "-" "< 100 ms" "$(verdict "$server_ms < 100")"
+    done
   fi
   if want P16; then
     # The dashboard as a collectivité's staff see it: every page type, signed in as a region
@@ -301,7 +328,8 @@ print([e for e in json.load(sys.stdin)["establishments"] if e["uai"] == sys.argv
     read -r ref_ms _ _ <<<"$(page "$region_jar" /healthz)"
     pages=("/" "/?format=csv" "/departement/31" "/departement/31?format=csv"
            "/etablissement/$big" "/etablissement/$big?format=csv" "/appareil/$dev" "/deploiements"
-           "/commune/$commune")
+           "/commune/$commune" "/sante" "/sante?format=csv" "/sante/departement/31"
+           "/sante/etablissement/$big" "/sante/etablissement/$big?indicateur=battery-60")
     for who in region departement:31; do
       jar=$region_jar; [ "$who" = region ] || jar=$dep_jar
       for path in "${pages[@]}"; do

@@ -235,7 +235,7 @@ parc::v1::Hardware DeviceHardware(const SimDevice& d) {
   hw.set_cpu_model("Intel(R) Pentium(R) Silver N6000 @ 1.10GHz");
   hw.set_cpu_cores(4);
   hw.set_cpu_threads(4);
-  hw.set_ram_bytes(uint64_t{8} << 30);
+  // Memory follows the equipment's age (set below with the firmware date).
   auto* disk = hw.add_disks();
   disk->set_name("nvme0n1");
   disk->set_model("KIOXIA BG4 KBG40ZNS128G");
@@ -245,7 +245,7 @@ parc::v1::Hardware DeviceHardware(const SimDevice& d) {
     b->set_name("BAT0");
     b->set_unit("Wh");
     b->set_design_capacity(47000000);
-    uint32_t health = 50 + (d.index * 37) % 51;
+    uint32_t health = 25 + (d.index * 37) % 76;
     b->set_full_capacity(47000000ull * health / 100);
     b->set_health_percent(health);
     b->set_cycle_count(d.index % 700);
@@ -255,15 +255,29 @@ parc::v1::Hardware DeviceHardware(const SimDevice& d) {
   nic->set_mac(absl::StrFormat("02:5a:%02x:%02x:%02x:%02x", (d.index >> 24) & 0xff,
                                (d.index >> 16) & 0xff, (d.index >> 8) & 0xff, d.index & 0xff));
   nic->set_wireless(true);
-  hw.set_os_name("Debian GNU/Linux");
-  hw.set_os_version("12");
-  hw.set_os_pretty_name("Debian GNU/Linux 12 (bookworm)");
+  // Operating systems by master image: Windows 10 22H2 (out of support), Windows 11 23H2 and
+  // 24H2, Debian 12 and 11, as on the Région's images.
+  struct System {
+    const char* name;
+    const char* version;
+    const char* pretty;
+  };
+  static constexpr System kSystems[] = {
+      {"Windows", "10.0.19045", "Microsoft Windows 10 Éducation"},
+      {"Windows", "10.0.22631", "Microsoft Windows 11 Éducation"},
+      {"Windows", "10.0.26100", "Microsoft Windows 11 Éducation"},
+      {"Debian GNU/Linux", "12", "Debian GNU/Linux 12 (bookworm)"},
+      {"Debian GNU/Linux", "11", "Debian GNU/Linux 11 (bullseye)"}};
+  const System& os = kSystems[d.image % 5];
+  hw.set_os_name(os.name);
+  hw.set_os_version(os.version);
+  hw.set_os_pretty_name(os.pretty);
   hw.set_kernel("6.1.0-17-amd64");
   hw.set_hostname(absl::StrFormat("poste-%07u", d.index));
   hw.set_architecture("amd64");
   // Fleet health: equipment bought from 2013 to 2024 (by master image), TPM 2.0 from 2016 on
   // and 1.2 before, Secure Boot mostly on (legacy BIOS boot on a tenth of the oldest), free
-  // space spread from 1 to 80 GiB.
+  // space spread from 1 to 80 GiB, batteries from 25 to 100 % (above).
   const int year = 2013 + static_cast<int>((d.image * 7 + d.index % 3) % 12);
   hw.set_firmware_date(absl::StrFormat("%04d-%02d-%02d", year, 1 + d.index % 12, 1 + d.index % 28));
   if (d.kind != parc::v1::DEVICE_KIND_DISPLAY) hw.set_tpm_version(year >= 2016 ? "2.0" : "1.2");
@@ -271,6 +285,10 @@ parc::v1::Hardware DeviceHardware(const SimDevice& d) {
                      : d.index % 5 == 0               ? parc::v1::SECURE_BOOT_DISABLED
                                                       : parc::v1::SECURE_BOOT_ENABLED);
   hw.set_system_free_bytes(uint64_t{1 + (d.index * 13) % 80} << 30);
+  // 4 GiB before 2016, then 8; a third of the newest with 16 (as seen by the system: a little
+  // less than installed).
+  const uint64_t ram_gib = year < 2016 ? 4 : (year >= 2021 && d.index % 3 == 0 ? 16 : 8);
+  hw.set_ram_bytes((ram_gib << 30) - (uint64_t{300} << 20));
   return hw;
 }
 
