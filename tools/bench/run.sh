@@ -271,7 +271,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       curl -sk "${S_WEB%/}/metrics" | awk '/^parc_rpc_duration_seconds_(sum|count)\{method="GetHealthReport"\}/ {print $2}' | tr '\n' ' '
     }
     for by in departement establishment; do
-      read -r sum0 count0 <<<"$(health_seconds) 0 0"
+      read -r sum0 count0 _ <<<"$(health_seconds) 0 0"
       times=()
       for _ in 1 2 3 4 5; do
         t0=$(date +%s%N); ctl report health --by "$by" >/dev/null

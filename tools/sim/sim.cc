@@ -158,6 +158,8 @@ class Payloads {
     auto [inv, sw] = Hashes(i);
     r.set_inventory_hash(inv);
     r.set_software_hash(sw);
+    // As an agent does: free space travels with every check-in.
+    r.set_system_free_bytes(DeviceHardware((*devices_)[i]).system_free_bytes());
     return r.SerializeAsString();
   }
 
