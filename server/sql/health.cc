@@ -3,6 +3,8 @@
 #include "server/health.h"
 
 #include <map>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -63,22 +65,31 @@ std::string HealthTallySql(const sql::Connection& db, const Scope& scope,
   const std::string f = absl::StrCat(static_cast<int>(sql::kHealthBundle));
   const std::string unsupported =
       absl::StrCat("t.family = ", o, " AND o.end_of_support <> '' AND o.end_of_support < ?3");
-  return absl::StrCat(
-      "SELECT ", g.group, ", sum(CASE WHEN t.family = ", b, " THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", f, " AND t.value = 1 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", b, " AND t.value >= 2 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", b, " AND t.value = 3 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", y, " AND t.value >= ?1 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", y, " AND t.value >= ?2 AND t.value < ?1 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", y, " AND t.value > 0 AND t.value < ?2 THEN t.n ELSE 0 END), ",
-      "sum(CASE WHEN t.family = ", y, " AND t.value = 0 THEN t.n ELSE 0 END), ", "sum(CASE WHEN ",
-      unsupported, " THEN t.n ELSE 0 END), ", "sum(CASE WHEN ", unsupported,
-      " AND t.value % 2 = 1 THEN t.n ELSE 0 END), ", "sum(CASE WHEN ", unsupported,
-      " AND t.value % 2 = 0 THEN t.n ELSE 0 END), ", "sum(CASE WHEN t.family = ", o,
-      " AND (o.id IS NULL OR o.end_of_support = '') THEN t.n ELSE 0 END) ",
-      "FROM establishments e JOIN health_tally t ON t.uai = e.uai ",
-      "LEFT JOIN os_versions o ON t.family = ", o, " AND o.id = t.value / 2 ", "WHERE ",
-      sql::ScopeSql(db, scope, "e.uai", 4), " GROUP BY 1");
+  const std::vector<std::string> counts = {
+      absl::StrCat("t.family = ", b),
+      absl::StrCat("t.family = ", f, " AND t.value = 1"),
+      absl::StrCat("t.family = ", b, " AND t.value >= 2"),
+      absl::StrCat("t.family = ", b, " AND t.value = 3"),
+      absl::StrCat("t.family = ", y, " AND t.value >= ?1"),
+      absl::StrCat("t.family = ", y, " AND t.value >= ?2 AND t.value < ?1"),
+      absl::StrCat("t.family = ", y, " AND t.value > 0 AND t.value < ?2"),
+      absl::StrCat("t.family = ", y, " AND t.value = 0"),
+      unsupported,
+      absl::StrCat(unsupported, " AND t.value % 2 = 1"),
+      absl::StrCat(unsupported, " AND t.value % 2 = 0"),
+      absl::StrCat("t.family = ", o, " AND (o.id IS NULL OR o.end_of_support = '')")};
+  // Summed per establishment first, in the tally's own order, then per group: the join with
+  // establishments runs once per establishment, not once per tally row.
+  std::string inner = "SELECT t.uai";
+  std::string outer = absl::StrCat("SELECT ", g.group);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    absl::StrAppend(&inner, ", sum(CASE WHEN ", counts[i], " THEN t.n ELSE 0 END) AS c", i);
+    absl::StrAppend(&outer, ", sum(x.c", i, ")");
+  }
+  return absl::StrCat(outer, " FROM (", inner,
+                      " FROM health_tally t LEFT JOIN os_versions o ON t.family = ", o,
+                      " AND o.id = t.value / 2 WHERE ", sql::ScopeSql(db, scope, "t.uai", 4),
+                      " GROUP BY t.uai) x JOIN establishments e ON e.uai = x.uai GROUP BY 1");
 }
 
 }  // namespace
@@ -119,10 +130,11 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
   PARC_ASSIGN_OR_RETURN(
       Statement unseen,
       db->Prepare(absl::StrCat("SELECT ", g.group,
-                               ", sum(CASE WHEN t.seen_day <= ?1 THEN t.n ELSE 0 END) "
-                               "FROM establishments e JOIN device_tally t ON t.uai = e.uai "
-                               "WHERE ",
-                               sql::ScopeSql(*db, scope, "e.uai", 2), " GROUP BY 1")));
+                               ", sum(x.n) FROM (SELECT t.uai, sum(t.n) AS n FROM device_tally t "
+                               "WHERE t.seen_day <= ?1 AND ",
+                               sql::ScopeSql(*db, scope, "t.uai", 2),
+                               " GROUP BY t.uai) x JOIN establishments e ON e.uai = x.uai "
+                               "GROUP BY 1")));
   unseen.BindAll(Unix(now) / 86400 - kUnseenDays, scope_param);
   PARC_RETURN_IF_ERROR(sql::ForEachRow(unseen, [&](const Statement&) {
     by_group[unseen.Text(0)].set_unseen_30_days(U32(unseen.Int(1)));
@@ -195,7 +207,9 @@ absl::StatusOr<std::vector<HealthDevice>> SqlStore::ListHealthDevices(
           sql::HealthValue(sql::kHealthBundle, "d"),
           " FROM devices d LEFT JOIN os_versions o ON o.id = d.os_id "
           "WHERE d.uai = ?1 AND ",
-          sql::ScopeSql(*db, scope, "d.uai", 2), " AND ?3 = ?3 AND ?4 = ?4 AND ?5 = ?5 AND ",
+          sql::ScopeSql(*db, scope, "d.uai", 2),
+          " AND CAST(?3 AS BIGINT) IS NOT NULL "
+          "AND CAST(?4 AS TEXT) IS NOT NULL AND CAST(?5 AS BIGINT) IS NOT NULL AND ",
           indicator.has_value() ? IndicatorSql(*indicator) : "1 = 1",
           " ORDER BY d.hostname, d.id")));
   st.BindAll(uai, sql::ScopeParam(*db, scope), int64_t{UtcYear(now) - kAgeMiddleMax}, UtcDay(now),
