@@ -3,6 +3,7 @@
 // an establishment's devices under one indicator: a technician's to-do list for one visit.
 #include <httplib.h>
 
+#include <future>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -118,8 +119,13 @@ std::string Gib(uint64_t bytes) { return std::to_string(bytes >> 30); }
 void Dashboard::HealthOverview(const httplib::Request& req, const Caller& caller,
                                const Session& session, httplib::Response& res) {
   const absl::Time now = clock_->Now();
-  auto academies = store_->HealthReport("academie", now, caller.scope);
+  // Both tables at once, on two of the store's readers: the page costs the longer query, not
+  // the sum (about 200 ms for the region at 300,000 devices one after the other).
+  auto academies_later = std::async(std::launch::async, [this, now, &caller] {
+    return store_->HealthReport("academie", now, caller.scope);
+  });
   auto departements = store_->HealthReport("departement", now, caller.scope);
+  auto academies = academies_later.get();
   if (!academies.ok()) return web::SendServerError(res, "sante", academies.status());
   if (!departements.ok()) return web::SendServerError(res, "sante", departements.status());
   GroupTable deps = Groups(*departements, [](const parc::v1::HealthReportRow& r) {
