@@ -18,6 +18,7 @@
 #include "server/sql_store.h"
 #include "server/sqlite/schema.h"
 #include "tests/test_util.h"
+#include "tools/sim/fleet.h"
 
 namespace parc::server {
 namespace {
@@ -699,6 +700,125 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
   int want_plan9 = 0;
   for (const auto& d : devs) want_plan9 += !d.retired && d.os == 5;
   EXPECT_EQ(plan9, static_cast<uint32_t>(want_plan9));
+}
+
+// The same comparison on a parc-sim fleet (its spreads of batteries, firmware years, operating
+// systems, memory and free space), per département: what each simulated device sent, scanned
+// here, against the report.
+TEST(SqlStore, HealthOfAParcSimFleetEqualsAScan) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  ASSERT_NE(store, nullptr);
+  const absl::Time now =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 30, 12, 0, 0), absl::UTCTimeZone());
+  const sim::Fleet fleet = sim::MakeFleet(400, 7);
+  auto parsed = ParseEstablishmentsCsv(sim::AnnuaireCsv(fleet));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(parsed->rows, now, cb);
+              }).ok());
+  std::map<std::string, std::string> departement_of;
+  for (const auto& e : fleet.establishments) departement_of[e.uai] = e.departement;
+  BundleRecord bundle;
+  bundle.name = "mcnl";
+  bundle.version = "2027.1";
+  bundle.sequence = 1;
+  bundle.manifest_sha256 = std::string(64, 'b');
+  bundle.signed_manifest = "m";
+  bundle.published_at = now - absl::Hours(48);
+  bundle.expires_at = now + absl::Hours(24 * 300);
+  bundle.installed_bytes = uint64_t{12} << 30;
+  bundle.min_ram_bytes = uint64_t{6} << 30;
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { store->InsertBundle(bundle, cb); }).ok());
+  std::set<std::string> tokens;
+  // Seeded ends of support the scan relies on (Windows builds, Debian).
+  const std::map<std::string, std::string> ends = {{"10.0.19045", "2025-10-14"},
+                                                   {"10.0.22631", "2026-11-10"},
+                                                   {"10.0.26100", "2027-10-12"},
+                                                   {"12", "2028-06-30"},
+                                                   {"11", "2026-08-31"}};
+  std::map<std::string, parc::v1::HealthReportRow> want;
+  for (const auto& d : fleet.devices) {
+    if (tokens.insert(d.uai).second) {
+      ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                    store->CreateEnrollmentToken(Token("t" + d.uai, d.uai, now), cb);
+                  }).ok());
+    }
+    const std::string id = absl::StrCat("s", d.index);
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("t" + d.uai, "hw-" + d.serial, id, now), cb);
+                }).ok());
+    const parc::v1::Hardware hw = sim::DeviceHardware(d);
+    InventoryInput in;
+    in.device_id = id;
+    in.hardware = hw;
+    in.software = sim::DeviceSoftware(d);
+    in.software_hash = common::SoftwareHash(*in.software);
+    in.inventory_hash = common::InventoryHash(hw, in.software_hash);
+    in.received_at = in.collected_at = now - absl::Hours(2);
+    auto stored = Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    // A device in seven has been in a cupboard for 40 days.
+    const absl::Time seen = d.index % 7 == 0 ? now - absl::Hours(24 * 40) : now - absl::Hours(1);
+    ASSERT_TRUE(
+        Wait<bool>([&](auto cb) {
+          store->RecordCheckIn({id, "1.0", seen, hw.system_free_bytes()}, Durability::kDurable, cb);
+        }).ok());
+
+    // The scan, from what the device sent.
+    parc::v1::HealthReportRow& r = want[departement_of[d.uai]];
+    r.set_devices(r.devices() + 1);
+    std::optional<uint32_t> battery;
+    for (const auto& b : hw.batteries()) {
+      if (b.design_capacity() > 0) battery = std::min(battery.value_or(100), b.health_percent());
+    }
+    r.set_battery_below_60(r.battery_below_60() + (battery.has_value() && *battery < 60));
+    r.set_battery_below_40(r.battery_below_40() + (battery.has_value() && *battery < 40));
+    const int year = std::stoi(hw.firmware_date().substr(0, 4));
+    r.set_age_0_3(r.age_0_3() + (year >= 2023));
+    r.set_age_4_7(r.age_4_7() + (year >= 2019 && year < 2023));
+    r.set_age_8_plus(r.age_8_plus() + (year < 2019));
+    r.set_cannot_take_bundle(
+        r.cannot_take_bundle() +
+        (hw.system_free_bytes() < bundle.installed_bytes || hw.ram_bytes() < bundle.min_ram_bytes));
+    uint64_t disk = 0;
+    for (const auto& k : hw.disks()) disk = std::max(disk, k.size_bytes());
+    const bool win11 = hw.tpm_version() == "2.0" &&
+                       (hw.secure_boot() == parc::v1::SECURE_BOOT_ENABLED ||
+                        hw.secure_boot() == parc::v1::SECURE_BOOT_DISABLED) &&
+                       hw.ram_bytes() >= (uint64_t{7} << 29) && disk >= 64'000'000'000 &&
+                       year >= 2018;
+    const std::string& end = ends.at(hw.os_version());
+    if (end < "2026-11-30") {
+      r.set_os_unsupported(r.os_unsupported() + 1);
+      r.set_to_windows11(r.to_windows11() + win11);
+      r.set_linux_candidates(r.linux_candidates() + !win11);
+    }
+    r.set_unseen_30_days(r.unseen_30_days() + (d.index % 7 == 0));
+  }
+  auto report = store->HealthReport("departement", now, Scope::Region());
+  ASSERT_TRUE(report.ok()) << report.status();
+  uint32_t with_devices = 0;
+  for (const auto& row : report->rows()) {
+    parc::v1::HealthReportRow expected = want[row.group()];
+    expected.set_group(row.group());
+    expected.set_label(row.label());
+    expected.set_establishments(row.establishments());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(row, expected))
+        << row.group() << "\ngot:\n"
+        << row.DebugString() << "want:\n"
+        << expected.DebugString();
+    with_devices += row.devices() > 0;
+  }
+  EXPECT_GE(with_devices, 2u);
+  // The spreads are there: every indicator counts somebody.
+  const auto& t = report->total();
+  for (uint32_t n : {t.cannot_take_bundle(), t.battery_below_60(), t.battery_below_40(),
+                     t.age_0_3(), t.age_4_7(), t.age_8_plus(), t.os_unsupported(), t.to_windows11(),
+                     t.linux_candidates(), t.unseen_30_days()}) {
+    EXPECT_GT(n, 0u) << t.DebugString();
+  }
+  EXPECT_EQ(t.devices(), 400u);
 }
 
 TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
