@@ -3,7 +3,7 @@
 // an establishment's devices under one indicator: a technician's to-do list for one visit.
 #include <httplib.h>
 
-#include <future>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -119,15 +119,20 @@ std::string Gib(uint64_t bytes) { return std::to_string(bytes >> 30); }
 void Dashboard::HealthOverview(const httplib::Request& req, const Caller& caller,
                                const Session& session, httplib::Response& res) {
   const absl::Time now = clock_->Now();
-  // Both tables at once, on two of the store's readers: the page costs the longer query, not
-  // the sum (about 200 ms for the region at 300,000 devices one after the other).
-  auto academies_later = std::async(std::launch::async, [this, now, &caller] {
-    return store_->HealthReport("academie", now, caller.scope);
-  });
+  // One report: the académies' rows are the sums of their départements' (each département
+  // belongs to one académie), which costs nothing next to a second report (about 100 ms for the
+  // region at 300,000 devices).
   auto departements = store_->HealthReport("departement", now, caller.scope);
-  auto academies = academies_later.get();
-  if (!academies.ok()) return web::SendServerError(res, "sante", academies.status());
   if (!departements.ok()) return web::SendServerError(res, "sante", departements.status());
+  parc::v1::HealthReportResponse academies_report;
+  std::map<std::string, parc::v1::HealthReportRow> by_academie;
+  for (const auto& r : departements->rows()) AddHealthCounts(&by_academie[r.parent()], r);
+  for (auto& [academie, row] : by_academie) {
+    row.set_group(academie);
+    row.set_label(academie);
+    *academies_report.add_rows() = row;
+  }
+  absl::StatusOr<parc::v1::HealthReportResponse> academies = std::move(academies_report);
   GroupTable deps = Groups(*departements, [](const parc::v1::HealthReportRow& r) {
     return absl::StrCat("/sante/departement/", r.group());
   });

@@ -26,6 +26,23 @@ int FirmwareYear(const parc::v1::Hardware& hw) {
   return year;
 }
 
+void AddHealthCounts(parc::v1::HealthReportRow* to, const parc::v1::HealthReportRow& r) {
+  to->set_establishments(to->establishments() + r.establishments());
+  to->set_devices(to->devices() + r.devices());
+  to->set_cannot_take_bundle(to->cannot_take_bundle() + r.cannot_take_bundle());
+  to->set_battery_below_60(to->battery_below_60() + r.battery_below_60());
+  to->set_battery_below_40(to->battery_below_40() + r.battery_below_40());
+  to->set_age_0_3(to->age_0_3() + r.age_0_3());
+  to->set_age_4_7(to->age_4_7() + r.age_4_7());
+  to->set_age_8_plus(to->age_8_plus() + r.age_8_plus());
+  to->set_age_unknown(to->age_unknown() + r.age_unknown());
+  to->set_os_unsupported(to->os_unsupported() + r.os_unsupported());
+  to->set_to_windows11(to->to_windows11() + r.to_windows11());
+  to->set_linux_candidates(to->linux_candidates() + r.linux_candidates());
+  to->set_os_support_unknown(to->os_support_unknown() + r.os_support_unknown());
+  to->set_unseen_30_days(to->unseen_30_days() + r.unseen_30_days());
+}
+
 std::string UtcDay(absl::Time t) { return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()); }
 
 int UtcYear(absl::Time t) {

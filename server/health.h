@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "parc/v1/admin.pb.h"
 #include "parc/v1/inventory.pb.h"
 
 // Fleet health: the rules behind the indicators (docs/design.md, "Fleet health"), outside the
@@ -27,6 +28,10 @@ inline constexpr int kAgeMiddleMax = 7;  // 4-7 years; 8 and more beyond
 
 // Days without a check-in for a device to count as unseen.
 inline constexpr int kUnseenDays = 30;
+
+// Adds the establishments, devices and every indicator's count of r into to (totals, and the
+// académies' rows as sums of their départements').
+void AddHealthCounts(parc::v1::HealthReportRow* to, const parc::v1::HealthReportRow& r);
 
 // The UTC day of t as YYYY-MM-DD, and its year.
 std::string UtcDay(absl::Time t);

@@ -525,6 +525,18 @@ TEST_F(ScopeTest, HealthReportFollowsTheFleetTheTableAndTheBundle) {
                                                                    << cli.out;
   }
 
+  // The overview's académies (sums of their départements) are parcctl's --by academie rows.
+  std::string overview = server_->DashboardGet("/sante");
+  auto academies = FromJson<parc::v1::HealthReportResponse>(
+      Admin({"report", "health", "--by", "academie", "--json"}).out);
+  ASSERT_EQ(academies.rows_size(), 2);
+  for (const auto& a : academies.rows()) {
+    const std::string row = absl::StrCat("<th scope=\"row\">", a.label(), "</th><td class=\"n\">",
+                                         a.establishments(), "</td><td class=\"n\">", a.devices(),
+                                         "</td><td class=\"n\">", a.cannot_take_bundle(), " (");
+    EXPECT_TRUE(absl::StrContains(overview, row)) << row << "\n" << overview;
+  }
+
   // A département's viewer sees its own rows only.
   std::string viewer31 = CreateOperator("viewer-31", "viewer", "departement:31");
   auto [scoped, scoped_rows] = health(viewer31);

@@ -640,6 +640,7 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
     want.set_group(got.group());
     want.set_label(got.label());
     want.set_establishments(got.establishments());
+    want.set_parent(got.parent());
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want))
         << what << "\ngot:\n"
         << got.DebugString() << "want:\n"
@@ -683,6 +684,7 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
   ASSERT_TRUE(by_dep.ok()) << by_dep.status();
   ASSERT_EQ(by_dep->rows_size(), 1);
   EXPECT_EQ(by_dep->rows(0).label(), "34 Hérault");
+  EXPECT_EQ(by_dep->rows(0).parent(), "Montpellier");
   same(by_dep->rows(0), expected({"0340001S", "0340123Z"}), "34");
 
   // The table: every version seen or seeded, with its devices in scope.
@@ -804,6 +806,7 @@ TEST(SqlStore, HealthOfAParcSimFleetEqualsAScan) {
     expected.set_group(row.group());
     expected.set_label(row.label());
     expected.set_establishments(row.establishments());
+    expected.set_parent(row.parent());
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(row, expected))
         << row.group() << "\ngot:\n"
         << row.DebugString() << "want:\n"

@@ -38,23 +38,6 @@ void SetCounts(parc::v1::HealthReportRow* r, const Statement& st, int first) {
   r->set_os_support_unknown(U32(st.Int(c++)));
 }
 
-void AddInto(parc::v1::HealthReportRow* total, const parc::v1::HealthReportRow& r) {
-  total->set_establishments(total->establishments() + r.establishments());
-  total->set_devices(total->devices() + r.devices());
-  total->set_cannot_take_bundle(total->cannot_take_bundle() + r.cannot_take_bundle());
-  total->set_battery_below_60(total->battery_below_60() + r.battery_below_60());
-  total->set_battery_below_40(total->battery_below_40() + r.battery_below_40());
-  total->set_age_0_3(total->age_0_3() + r.age_0_3());
-  total->set_age_4_7(total->age_4_7() + r.age_4_7());
-  total->set_age_8_plus(total->age_8_plus() + r.age_8_plus());
-  total->set_age_unknown(total->age_unknown() + r.age_unknown());
-  total->set_os_unsupported(total->os_unsupported() + r.os_unsupported());
-  total->set_to_windows11(total->to_windows11() + r.to_windows11());
-  total->set_linux_candidates(total->linux_candidates() + r.linux_candidates());
-  total->set_os_support_unknown(total->os_support_unknown() + r.os_support_unknown());
-  total->set_unseen_30_days(total->unseen_30_days() + r.unseen_30_days());
-}
-
 // Parameters: ?1 the first year of "0-3 years", ?2 the first of "4-7 years", ?3 today
 // (YYYY-MM-DD), ?4 the scope's.
 std::string HealthTallySql(const sql::Connection& db, const Scope& scope,
@@ -142,8 +125,12 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
   // Every group of establishments in scope, with or without devices.
   PARC_ASSIGN_OR_RETURN(
       Statement groups,
-      db->Prepare(absl::StrCat("SELECT ", g.group, ", max(", g.label,
-                               "), count(*) FROM establishments e WHERE ",
+      db->Prepare(absl::StrCat("SELECT ", g.group, ", max(", g.label, "), count(*), max(",
+                               by == "departement"     ? "e.academie"
+                               : by == "commune"       ? "e.departement"
+                               : by == "establishment" ? "e.commune_code"
+                                                       : "''",
+                               ") FROM establishments e WHERE ",
                                sql::ScopeSql(*db, scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
   groups.Bind(1, scope_param);
   PARC_RETURN_IF_ERROR(sql::ForEachRow(groups, [&](const Statement&) {
@@ -154,7 +141,8 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
     r->set_group(group);
     r->set_label(by == "departement" ? sql::DepartementLabel(group) : groups.Text(1));
     r->set_establishments(U32(groups.Int(2)));
-    AddInto(total, *r);
+    r->set_parent(groups.Text(3));
+    AddHealthCounts(total, *r);
   }));
   return out;
 }
