@@ -3,8 +3,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "server/metrics.h"
@@ -61,6 +63,15 @@ class Dashboard {
   void Page(const httplib::Request& req, httplib::Response& res,
             const std::function<void(const Caller&, const Session&, httplib::Response&)>& body);
   bool CheckCsrf(const httplib::Request& req, const Session& session);
+
+  // The establishments of a département or commune ("departement" or "commune", and its code)
+  // that the caller may see, and the area's name as pages title it.
+  struct Area {
+    std::set<std::string> uais;
+    std::string place;
+  };
+  absl::StatusOr<Area> AreaInScope(const Caller& caller, const std::string& kind,
+                                   const std::string& code);
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void Logout(const httplib::Request& req, httplib::Response& res);

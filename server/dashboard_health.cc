@@ -166,22 +166,9 @@ void Dashboard::HealthOverview(const httplib::Request& req, const Caller& caller
 void Dashboard::HealthArea(const httplib::Request& req, const Caller& caller,
                            const Session& session, httplib::Response& res, const std::string& kind,
                            const std::string& code) {
-  parc::v1::ListEstablishmentsRequest filter;
-  if (kind == "departement") {
-    filter.set_departement(common::NormalizeDepartement(code));
-  } else {
-    filter.set_commune(code);
-  }
-  auto in_area = store_->ListEstablishments(filter, caller.scope);
-  if (!in_area.ok()) return web::SendServerError(res, "sante", in_area.status());
-  std::set<std::string> within;
-  std::string place;
-  for (const auto& e : *in_area) {
-    within.insert(e.uai());
-    place = kind == "departement"
-                ? absl::StrCat(e.departement(), " ", common::DepartementName(e.departement()))
-                : e.commune_name();
-  }
+  auto area = AreaInScope(caller, kind, code);
+  if (!area.ok()) return web::SendServerError(res, "sante", area.status());
+  const std::set<std::string>& within = area->uais;
   if (within.empty()) {
     res.status = 404;
     return SendHtml(res, NotFound(caller, session.csrf));
@@ -197,8 +184,7 @@ void Dashboard::HealthArea(const httplib::Request& req, const Caller& caller,
     return SendCsv(res, absl::StrCat("sante-", kind, "-", code, ".csv"),
                    GroupCsvHeader("Établissement"), ests.csv);
   }
-  const std::string title = kind == "departement" ? absl::StrCat("Santé du parc — ", place)
-                                                  : absl::StrCat("Santé du parc — ", place);
+  const std::string title = absl::StrCat("Santé du parc — ", area->place);
   Html body = Html::Of("<h1>", title, "</h1>", Reference(*establishments));
   if (kind == "departement") {
     auto communes = store_->HealthReport("commune", now, Scope::Uais(within));

@@ -216,29 +216,34 @@ void Dashboard::Overview(const httplib::Request& req, const Caller& caller, cons
   SendHtml(res, Layout("Vue d'ensemble", &caller, session.csrf, body));
 }
 
-void Dashboard::Establishments(const httplib::Request& req, const Caller& caller,
-                               const Session& session, httplib::Response& res,
-                               const std::string& kind, const std::string& code) {
+absl::StatusOr<Dashboard::Area> Dashboard::AreaInScope(const Caller& caller,
+                                                       const std::string& kind,
+                                                       const std::string& code) {
   parc::v1::ListEstablishmentsRequest filter;
   if (kind == "departement") {
     filter.set_departement(common::NormalizeDepartement(code));
   } else {
     filter.set_commune(code);
   }
-  // The establishments of the area the caller may see.
   auto in_area = store_->ListEstablishments(filter, caller.scope);
-  if (!in_area.ok()) {
-    res.status = 500;
-    return;
-  }
-  std::set<std::string> within;
-  std::string place;
+  if (!in_area.ok()) return in_area.status();
+  Area area;
   for (const auto& e : *in_area) {
-    within.insert(e.uai());
-    place = kind == "departement"
-                ? absl::StrCat(e.departement(), " ", common::DepartementName(e.departement()))
-                : e.commune_name();
+    area.uais.insert(e.uai());
+    area.place = kind == "departement"
+                     ? absl::StrCat(e.departement(), " ", common::DepartementName(e.departement()))
+                     : e.commune_name();
   }
+  return area;
+}
+
+void Dashboard::Establishments(const httplib::Request& req, const Caller& caller,
+                               const Session& session, httplib::Response& res,
+                               const std::string& kind, const std::string& code) {
+  auto area = AreaInScope(caller, kind, code);
+  if (!area.ok()) return web::SendServerError(res, "etablissements", area.status());
+  const std::set<std::string>& within = area->uais;
+  const std::string& place = area->place;
   auto bundle = ChosenBundle(store_, req);
   if (within.empty() || !bundle.has_value()) {
     res.status = 404;

@@ -65,6 +65,22 @@ EnrollmentTokenRecord Token(const std::string& id, const std::string& uai, absl:
   return t;
 }
 
+// A published "mcnl" bundle declaring what it needs on a device (fleet health's reference).
+BundleRecord BundleWithRequirements(char digest, absl::Time published, absl::Time expires,
+                                    uint64_t installed_bytes, uint64_t min_ram_bytes) {
+  BundleRecord bundle;
+  bundle.name = "mcnl";
+  bundle.version = "2027.1";
+  bundle.sequence = 1;
+  bundle.manifest_sha256 = std::string(64, digest);
+  bundle.signed_manifest = "m";
+  bundle.published_at = published;
+  bundle.expires_at = expires;
+  bundle.installed_bytes = installed_bytes;
+  bundle.min_ram_bytes = min_ram_bytes;
+  return bundle;
+}
+
 EnrollInput Enrollment(const std::string& token_id, const std::string& hw_key,
                        const std::string& device_id, absl::Time now) {
   EnrollInput in;
@@ -559,16 +575,8 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
   for (size_t i = 0; i < devs.size() / 2; ++i) {
     if (i % 10 != 9) send_inventory(devs[i]);
   }
-  BundleRecord bundle;
-  bundle.name = "mcnl";
-  bundle.version = "2027.1";
-  bundle.sequence = 1;
-  bundle.manifest_sha256 = std::string(64, 'a');
-  bundle.signed_manifest = "m";
-  bundle.published_at = t0 + absl::Hours(2);
-  bundle.expires_at = now + absl::Hours(24 * 300);
-  bundle.installed_bytes = 10 * kGiB;
-  bundle.min_ram_bytes = 4 * kGiB - (512u << 20);
+  const BundleRecord bundle = BundleWithRequirements(
+      'a', t0 + absl::Hours(2), now + absl::Hours(24 * 300), 10 * kGiB, 4 * kGiB - (512u << 20));
   ASSERT_TRUE(Wait<bool>([&](auto cb) { store->InsertBundle(bundle, cb); }).ok());
   for (size_t i = devs.size() / 2; i < devs.size(); ++i) {
     if (i % 10 != 9) send_inventory(devs[i]);
@@ -721,16 +729,9 @@ TEST(SqlStore, HealthOfAParcSimFleetEqualsAScan) {
               }).ok());
   std::map<std::string, std::string> departement_of;
   for (const auto& e : fleet.establishments) departement_of[e.uai] = e.departement;
-  BundleRecord bundle;
-  bundle.name = "mcnl";
-  bundle.version = "2027.1";
-  bundle.sequence = 1;
-  bundle.manifest_sha256 = std::string(64, 'b');
-  bundle.signed_manifest = "m";
-  bundle.published_at = now - absl::Hours(48);
-  bundle.expires_at = now + absl::Hours(24 * 300);
-  bundle.installed_bytes = uint64_t{12} << 30;
-  bundle.min_ram_bytes = uint64_t{6} << 30;
+  const BundleRecord bundle =
+      BundleWithRequirements('b', now - absl::Hours(48), now + absl::Hours(24 * 300),
+                             uint64_t{12} << 30, uint64_t{6} << 30);
   ASSERT_TRUE(Wait<bool>([&](auto cb) { store->InsertBundle(bundle, cb); }).ok());
   std::set<std::string> tokens;
   // Seeded ends of support the scan relies on (Windows builds, Debian).
