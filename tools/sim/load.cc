@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -22,77 +21,118 @@
 namespace parc::sim {
 namespace {
 
-struct Shared {
-  const LoadOptions* options = nullptr;
-  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
-  absl::Time start, measure_from, end;
-  std::atomic<uint64_t> next{0};
-  std::atomic<int64_t> in_flight{0};
+// One per channel: its own completion queue, drained by its own thread, and the figures of
+// the calls that completed on it (written by that thread alone, merged at the end), so that
+// a call costs the generator what it costs the minimal client of tools/bench: no lock, no
+// callback executor.
+struct InFlight;
+struct Worker {
+  explicit Worker(const std::shared_ptr<grpc::Channel>& channel) : stub(channel) {}
+  grpc::GenericStub stub;
+  grpc::CompletionQueue cq;
+  std::thread thread;
+  // The calls in flight on this worker, for the watchdog (a deadline timer per call would cost
+  // the generator a tenth of a call).
   std::mutex mu;
-  std::condition_variable done_cv;
-  std::vector<uint32_t> latencies_us;  // guarded by mu
+  InFlight* calls = nullptr;  // guarded by mu; a doubly linked list
   uint64_t ok = 0, errors = 0;
   std::map<std::string, uint64_t> errors_by_code;
+  std::vector<uint32_t> latencies_us;
+};
+
+struct Shared {
+  const LoadOptions* options = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers;
+  absl::Time start, measure_from, end;
+  bool closed_loop = true;
+  std::atomic<uint64_t> next{0};
+  std::atomic<int64_t> in_flight{0};
 };
 
 struct InFlight {
+  Worker* worker = nullptr;
+  InFlight *prev = nullptr, *next = nullptr;  // guarded by worker->mu
   Call call;
   grpc::ClientContext ctx;
-  grpc::ByteBuffer request, response;
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   absl::Time started;
 };
 
-void Start(Shared* s, absl::Time intended, bool closed_loop);
+// Starts the next call of the run on worker w (false when the run's calls are all started).
+bool Start(Shared* s, Worker* w, absl::Time intended) {
+  const uint64_t i = s->next.fetch_add(1);
+  if (s->options->max_calls > 0 && i >= s->options->max_calls) return false;
+  auto* f = new InFlight();
+  f->worker = w;
+  f->call = s->options->make_call(i);
+  f->started = intended;
+  if (!f->call.bearer.empty()) common::SetBearer(&f->ctx, f->call.bearer);
+  grpc::Slice slice(f->call.request);
+  const grpc::ByteBuffer request(&slice, 1);
+  s->in_flight.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    f->next = w->calls;
+    if (w->calls != nullptr) w->calls->prev = f;
+    w->calls = f;
+  }
+  f->reader = w->stub.PrepareUnaryCall(&f->ctx, f->call.method, request, &w->cq);
+  f->reader->StartCall();
+  f->reader->Finish(&f->response, &f->status, f);
+  return true;
+}
 
-void Finish(Shared* s, InFlight* f, const grpc::Status& status, bool closed_loop) {
-  absl::Time now = absl::Now();
+// Cancels the calls in flight for longer than the run's deadline (a stalled server).
+void CancelLate(Shared* s) {
+  const absl::Time late = absl::Now() - s->options->deadline;
+  for (auto& w : s->workers) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    for (InFlight* f = w->calls; f != nullptr; f = f->next) {
+      if (f->started < late) f->ctx.TryCancel();
+    }
+  }
+}
+
+void Complete(Shared* s, InFlight* f) {
+  Worker* w = f->worker;
+  const absl::Time now = absl::Now();
   if (s->options->on_response) {
     std::string bytes;
-    if (status.ok()) {
+    if (f->status.ok()) {
       std::vector<grpc::Slice> slices;
       (void)f->response.Dump(&slices);
       for (const auto& sl : slices) {
         bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
       }
     }
-    s->options->on_response(f->call, status, bytes);
+    s->options->on_response(f->call, f->status, bytes);
   }
-  {
-    std::lock_guard<std::mutex> lock(s->mu);
-    if (f->started >= s->measure_from && now <= s->end) {
-      if (status.ok()) {
-        ++s->ok;
-        s->latencies_us.push_back(static_cast<uint32_t>(
-            std::min<int64_t>(absl::ToInt64Microseconds(now - f->started), UINT32_MAX)));
-      } else {
-        ++s->errors;
-        ++s->errors_by_code[common::StatusCodeName(status.error_code())];
-      }
+  if (f->started >= s->measure_from && now <= s->end) {
+    if (f->status.ok()) {
+      ++w->ok;
+      w->latencies_us.push_back(static_cast<uint32_t>(
+          std::min<int64_t>(absl::ToInt64Microseconds(now - f->started), UINT32_MAX)));
+    } else {
+      ++w->errors;
+      // A call the watchdog cancelled past the deadline counts as the deadline it missed.
+      const bool late = f->status.error_code() == grpc::StatusCode::CANCELLED &&
+                        now - f->started >= s->options->deadline;
+      ++w->errors_by_code[common::StatusCodeName(late ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                                      : f->status.error_code())];
     }
   }
-  delete f;
-  const uint64_t max = s->options->max_calls;
-  if (closed_loop && now < s->end && (max == 0 || s->next.load() < max)) {
-    Start(s, now, true);
+  // The next call starts before this one stops counting, so that in_flight reaches zero
+  // only when the run is over.
+  if (s->closed_loop && now < s->end) Start(s, w, now);
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    (f->prev != nullptr ? f->prev->next : w->calls) = f->next;
+    if (f->next != nullptr) f->next->prev = f->prev;
   }
-  if (s->in_flight.fetch_sub(1) == 1) s->done_cv.notify_all();
-}
-
-void Start(Shared* s, absl::Time intended, bool closed_loop) {
-  uint64_t i = s->next.fetch_add(1);
-  if (s->options->max_calls > 0 && i >= s->options->max_calls) return;
-  auto* f = new InFlight();
-  f->call = s->options->make_call(i);
-  const Call& call = f->call;
-  grpc::Slice slice(call.request);
-  f->request = grpc::ByteBuffer(&slice, 1);
-  f->started = intended;
-  if (!call.bearer.empty()) common::SetBearer(&f->ctx, call.bearer);
-  common::SetDeadline(&f->ctx, s->options->deadline);
-  s->in_flight.fetch_add(1);
-  auto& stub = *s->stubs[i % s->stubs.size()];
-  stub.UnaryCall(&f->ctx, call.method, grpc::StubOptions(), &f->request, &f->response,
-                 [s, f, closed_loop](grpc::Status status) { Finish(s, f, status, closed_loop); });
+  delete f;
+  s->in_flight.fetch_sub(1);
 }
 
 // CPU time (user + system) of this process.
@@ -129,12 +169,18 @@ double Percentile(const std::vector<uint32_t>& sorted, double p) {
 LoadResult RunLoad(const LoadOptions& options) {
   Shared s;
   s.options = &options;
-  for (const auto& ch : options.channels)
-    s.stubs.push_back(std::make_unique<grpc::GenericStub>(ch));
+  for (const auto& ch : options.channels) s.workers.push_back(std::make_unique<Worker>(ch));
   s.start = absl::Now();
   s.measure_from = s.start + options.warmup;
   s.end = s.measure_from + options.duration;
-  const bool closed = options.rate <= 0;
+  s.closed_loop = options.rate <= 0;
+  for (auto& w : s.workers) {
+    w->thread = std::thread([&s, worker = w.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (worker->cq.Next(&tag, &ok)) Complete(&s, static_cast<InFlight*>(tag));
+    });
+  }
   // CPU over the measured window, sampled from a thread of its own (the open loop's thread
   // is busy pacing calls).
   absl::Duration own_cpu = absl::ZeroDuration(), server_cpu = absl::ZeroDuration();
@@ -150,52 +196,63 @@ LoadResult RunLoad(const LoadOptions& options) {
       if (options.server_pid > 0) server_cpu = ProcessCpu(options.server_pid) - server0;
     });
   }
-  if (closed) {
-    for (int i = 0; i < options.concurrency; ++i) Start(&s, absl::Now(), true);
-    if (options.max_calls > 0) {
-      // Counted runs end when every call has completed.
-      while (s.next.load() < options.max_calls || s.in_flight.load() > 0) {
-        absl::SleepFor(absl::Milliseconds(20));
-      }
+  const size_t workers = s.workers.size();
+  if (s.closed_loop) {
+    for (int i = 0; i < options.concurrency; ++i) {
+      Start(&s, s.workers[static_cast<size_t>(i) % workers].get(), absl::Now());
     }
+    // Each completion starts the next call until the end (or the last counted call).
   } else {
-    // Open loop: start call k at start + k / rate.
+    // Open loop: start call k at start + k / rate, whatever the completions.
     const absl::Duration interval = absl::Seconds(1.0 / options.rate);
-    absl::Time next = s.start;
+    absl::Time next = s.start, checked = s.start;
+    size_t k = 0;
     while (next < s.end) {
       absl::Time now = absl::Now();
+      if (now - checked >= absl::Milliseconds(100)) {
+        CancelLate(&s);
+        checked = now;
+      }
       if (now < next) {
         absl::SleepFor(std::min(next - now, absl::Milliseconds(1)));
         continue;
       }
       // Bound the calls in flight so that a stalled server does not exhaust memory.
-      if (s.in_flight.load() < 20000) Start(&s, next, false);
+      if (s.in_flight.load() < 20000) Start(&s, s.workers[k++ % workers].get(), next);
       next += interval;
     }
   }
-  {
-    std::unique_lock<std::mutex> lock(s.mu);
-    s.done_cv.wait_for(lock, absl::ToChronoMilliseconds(options.deadline + absl::Seconds(5)),
-                       [&] { return s.in_flight.load() == 0; });
+  // Calls still in flight end by the run's end or their deadline.
+  for (int tick = 0; s.in_flight.load() > 0; ++tick) {
+    if (tick % 10 == 0) CancelLate(&s);
+    absl::SleepFor(absl::Milliseconds(10));
   }
-  // Calls still in flight reference s: wait for them (their deadline bounds this).
-  while (s.in_flight.load() > 0) absl::SleepFor(absl::Milliseconds(10));
+  for (auto& w : s.workers) {
+    w->cq.Shutdown();
+    w->thread.join();
+  }
   if (sampler.joinable()) sampler.join();
   LoadResult r;
-  std::lock_guard<std::mutex> lock(s.mu);
-  std::sort(s.latencies_us.begin(), s.latencies_us.end());
-  r.calls = s.ok + s.errors;
-  r.errors = s.errors;
-  r.errors_by_code = s.errors_by_code;
+  uint64_t ok = 0, errors = 0;
+  std::vector<uint32_t> latencies_us;
+  for (const auto& w : s.workers) {
+    ok += w->ok;
+    errors += w->errors;
+    for (const auto& [code, n] : w->errors_by_code) r.errors_by_code[code] += n;
+    latencies_us.insert(latencies_us.end(), w->latencies_us.begin(), w->latencies_us.end());
+  }
+  std::sort(latencies_us.begin(), latencies_us.end());
+  r.calls = ok + errors;
+  r.errors = errors;
   r.seconds = options.max_calls > 0 ? absl::ToDoubleSeconds(absl::Now() - s.start)
                                     : absl::ToDoubleSeconds(options.duration);
-  r.throughput = static_cast<double>(s.ok) / r.seconds;
-  r.p50_ms = Percentile(s.latencies_us, 0.50);
-  r.p99_ms = Percentile(s.latencies_us, 0.99);
-  r.p999_ms = Percentile(s.latencies_us, 0.999);
-  r.max_ms = s.latencies_us.empty() ? 0 : s.latencies_us.back() / 1000.0;
+  r.throughput = static_cast<double>(ok) / r.seconds;
+  r.p50_ms = Percentile(latencies_us, 0.50);
+  r.p99_ms = Percentile(latencies_us, 0.99);
+  r.p999_ms = Percentile(latencies_us, 0.999);
+  r.max_ms = latencies_us.empty() ? 0 : latencies_us.back() / 1000.0;
   r.offered_rate = options.rate;
-  const double counted = static_cast<double>(std::max<uint64_t>(1, s.ok + s.errors));
+  const double counted = static_cast<double>(std::max<uint64_t>(1, ok + errors));
   if (options.max_calls == 0) {
     r.client_cpu_us_per_call = absl::ToDoubleMicroseconds(own_cpu) / counted;
     if (options.server_pid > 0) {

@@ -40,6 +40,8 @@ struct LoadOptions {
   absl::Duration duration = absl::Seconds(10);
   // Calls completing during the warm-up are not counted.
   absl::Duration warmup = absl::Seconds(1);
+  // A call in flight for longer is cancelled (checked every 100 ms) and counted as
+  // DEADLINE_EXCEEDED.
   absl::Duration deadline = absl::Seconds(10);
   // When > 0, the CPU time of this process (the server) over the measured window is reported
   // per call as well (from /proc/PID/stat).
