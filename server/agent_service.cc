@@ -21,7 +21,7 @@ using parc::v1::CheckInRequest;
 using parc::v1::CheckInResponse;
 using parc::v1::EnrollRequest;
 using parc::v1::EnrollResponse;
-using parc::v1::ReportInventoryRequest;
+using parc::v1::ReportInventoryRequestView;
 using parc::v1::ReportInventoryResponse;
 
 }  // namespace
@@ -181,7 +181,7 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
 }
 
 absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
-                                         const ReportInventoryRequest& request,
+                                         const ReportInventoryRequestView& request,
                                          ReportInventoryResponse* response, UnaryCall& call) {
   PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(caller));
   ReportLimits limits;
@@ -196,17 +196,16 @@ absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
   in.software_hash = request.software_hash();
   in.hardware = inventory.hardware();
   static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
-  bool with_list =
-      inventory.software().packages_size() > 0 || in.software_hash == kEmptySoftwareHash;
+  bool with_list = !inventory.software().empty() || in.software_hash == kEmptySoftwareHash;
   if (with_list) {
     // A list the server already holds (another clone of the same image sent it) is neither
-    // verified nor copied: nothing of it would be stored.
+    // parsed, verified nor copied: nothing of it would be stored.
     PARC_ASSIGN_OR_RETURN(bool known, store_->HasSoftwareSet(in.software_hash));
     with_list = !known;
   }
   if (with_list) {
-    PARC_ASSIGN_OR_RETURN(in.software,
-                          CheckSoftwareList(inventory.software(), request.software_hash()));
+    PARC_ASSIGN_OR_RETURN(parc::v1::SoftwareList list, ParseSoftwareList(inventory.software()));
+    PARC_ASSIGN_OR_RETURN(in.software, CheckSoftwareList(std::move(list), request.software_hash()));
   }
   PARC_RETURN_IF_ERROR(CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash));
   in.received_at = clock_->Now();
@@ -276,11 +275,15 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CheckIn(grpc::CallbackServerContext*
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServerContext* context,
-                                                            const ReportInventoryRequest* request,
-                                                            ReportInventoryResponse* response) {
-  return HandleUnary(context, metrics_, "ReportInventory", [&](UnaryCall& call) {
-    return calls_.ReportInventory(CallerOf(*context), *request, response, call);
-  });
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  return HandleRawUnary<parc::v1::ReportInventoryResponse>(
+      context, metrics_, "ReportInventory", response,
+      [&](UnaryCall& call, parc::v1::ReportInventoryResponse* answer) {
+        ReportInventoryRequestView view;
+        PARC_RETURN_IF_ERROR(ParseRequest(*request, &view, metrics_, "ReportInventory"));
+        return calls_.ReportInventory(CallerOf(*context), view, answer, call);
+      });
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ReportDeployment(

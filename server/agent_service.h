@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "parc/v1/agent.grpc.pb.h"
+#include "parc/v1/inventory_view.pb.h"
 #include "server/metrics.h"
 #include "server/rpc_util.h"
 #include "server/store.h"
@@ -52,7 +53,7 @@ class AgentCalls {
   absl::Status CheckIn(const AgentCaller& caller, const parc::v1::CheckInRequest& request,
                        parc::v1::CheckInResponse* response, UnaryCall& call);
   absl::Status ReportInventory(const AgentCaller& caller,
-                               const parc::v1::ReportInventoryRequest& request,
+                               const parc::v1::ReportInventoryRequestView& request,
                                parc::v1::ReportInventoryResponse* response, UnaryCall& call);
   absl::Status ReportDeployment(const AgentCaller& caller,
                                 const parc::v1::DeploymentReport& request,
@@ -70,7 +71,10 @@ class AgentCalls {
 };
 
 // AgentService on the gRPC callback API: each handler hands its call to AgentCalls.
-class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
+// ReportInventory is served raw and read as a ReportInventoryRequestView (its software list
+// parsed only when the server does not hold it); the other methods are typed.
+class AgentServiceImpl final : public parc::v1::AgentService::WithRawCallbackMethod_ReportInventory<
+                                   parc::v1::AgentService::CallbackService> {
  public:
   AgentServiceImpl(Store* store, const common::Clock* clock, Metrics* metrics,
                    AgentServiceOptions options);
@@ -87,9 +91,10 @@ class AgentServiceImpl final : public parc::v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* CheckIn(grpc::CallbackServerContext* context,
                                     const parc::v1::CheckInRequest* request,
                                     parc::v1::CheckInResponse* response) override;
+  using WithRawCallbackMethod_ReportInventory::ReportInventory;
   grpc::ServerUnaryReactor* ReportInventory(grpc::CallbackServerContext* context,
-                                            const parc::v1::ReportInventoryRequest* request,
-                                            parc::v1::ReportInventoryResponse* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ReportDeployment(grpc::CallbackServerContext* context,
                                              const parc::v1::DeploymentReport* request,
                                              parc::v1::ReportDeploymentResponse* response) override;

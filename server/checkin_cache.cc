@@ -39,6 +39,16 @@ void CheckInCache::InvalidateDevice(const std::string& id) {
   devices_.erase(id);
 }
 
+void CheckInCache::DeviceInventoryStored(const std::string& id, const std::string& inventory_hash,
+                                         parc::v1::DeviceKind kind) {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  auto it = devices_.find(id);
+  if (it == devices_.end()) return;
+  it->second.inventory_hash = inventory_hash;
+  it->second.kind = kind;
+}
+
 void CheckInCache::InvalidateDevices() {
   absl::MutexLock lock(&mu_);
   generation_.fetch_add(1, std::memory_order_acq_rel);

@@ -39,6 +39,11 @@ class CheckInCache {
   std::optional<DeviceAuth> GetDevice(const std::string& id) const;
   void PutDevice(uint64_t generation, const DeviceAuth& auth);
   void InvalidateDevice(const std::string& id);
+  // After a committed write that set these two columns of the device (an inventory): a
+  // cached record follows them instead of being dropped, so the device's next call reads
+  // nothing either. Reads in flight do not fill (as for InvalidateDevice).
+  void DeviceInventoryStored(const std::string& id, const std::string& inventory_hash,
+                             parc::v1::DeviceKind kind);
   void InvalidateDevices();
 
   // nullopt: not cached; a null pointer: cached "no assignment".

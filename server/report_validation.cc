@@ -1,5 +1,8 @@
 #include "server/report_validation.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <algorithm>
 #include <tuple>
 #include <utility>
@@ -95,7 +98,34 @@ absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateInventory(const parc::v1::ReportInventoryRequest& request,
+absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(encoded.data()),
+                                            static_cast<int>(encoded.size()));
+  int packages = 0;
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == parc::v1::SoftwareList::kPackagesFieldNumber &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      ++packages;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) break;
+  }
+  if (!in.ConsumedEntireMessage() || in.CurrentPosition() != static_cast<int>(encoded.size())) {
+    return absl::InvalidArgumentError("inventory.software: not an encoded software list");
+  }
+  return packages;
+}
+
+absl::StatusOr<parc::v1::SoftwareList> ParseSoftwareList(absl::string_view encoded) {
+  parc::v1::SoftwareList list;
+  if (!list.ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {
+    return absl::InvalidArgumentError(
+        "inventory.software: not a valid software list (broken encoding or text not in UTF-8)");
+  }
+  return list;
+}
+
+absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
                                const ReportLimits& limits) {
   size_t size = request.ByteSizeLong();
   if (size > limits.max_inventory_bytes) {
@@ -104,10 +134,11 @@ absl::Status ValidateInventory(const parc::v1::ReportInventoryRequest& request,
                                                      limits.max_inventory_bytes));
   }
   const auto& inventory = request.inventory();
-  if (inventory.software().packages_size() > limits.max_packages) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("inventory lists ", inventory.software().packages_size(),
-                     " packages, more than the server's limit of ", limits.max_packages));
+  PARC_ASSIGN_OR_RETURN(int packages, CountSoftwarePackages(inventory.software()));
+  if (packages > limits.max_packages) {
+    return absl::ResourceExhaustedError(absl::StrCat("inventory lists ", packages,
+                                                     " packages, more than the server's limit of ",
+                                                     limits.max_packages));
   }
   PARC_RETURN_IF_ERROR(
       CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/false));

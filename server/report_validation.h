@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "parc/v1/agent.pb.h"
 #include "parc/v1/inventory.pb.h"
+#include "parc/v1/inventory_view.pb.h"
 
 namespace parc::server {
 
@@ -37,9 +38,16 @@ struct ReportLimits {
 [[nodiscard]] absl::Status ValidateHardware(const parc::v1::Hardware& hw);
 // Field sizes and kinds of an enrollment (the token and the identity are checked later).
 [[nodiscard]] absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request);
-// Size, package count, hashes and hardware fields of an inventory report.
-[[nodiscard]] absl::Status ValidateInventory(const parc::v1::ReportInventoryRequest& request,
+// Size, package count, hashes and hardware fields of an inventory report. The software list
+// stays encoded: its packages are counted, not parsed.
+[[nodiscard]] absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
                                              const ReportLimits& limits);
+// The packages of an encoded SoftwareList, counted without parsing them; INVALID_ARGUMENT
+// when the encoding is broken.
+[[nodiscard]] absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded);
+// An encoded SoftwareList, parsed (INVALID_ARGUMENT naming inventory.software when it is not
+// one, e.g. a string that is not UTF-8).
+[[nodiscard]] absl::StatusOr<parc::v1::SoftwareList> ParseSoftwareList(absl::string_view encoded);
 // The software list sent with an inventory, canonicalized, when every package is well-formed
 // and it hashes to software_hash.
 [[nodiscard]] absl::StatusOr<parc::v1::SoftwareList> CheckSoftwareList(

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <google/protobuf/message_lite.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <atomic>
 #include <functional>
@@ -78,6 +80,36 @@ grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* context, Metr
     SendGrpcStatus(reactor, context, client_status);
   });
   call.Finish(body(call));
+  return reactor;
+}
+
+// A raw call's request bytes read as message: INVALID_ARGUMENT when they are not one, counted
+// as unparseable for method (as the typed methods' are).
+absl::Status ParseRequest(const grpc::ByteBuffer& request, google::protobuf::MessageLite* message,
+                          Metrics* metrics, absl::string_view method);
+
+// HandleUnary for a method served raw (request and response as bytes): the body fills a
+// Response, serialized into raw_response when the call ends well.
+template <typename Response, typename Body>
+grpc::ServerUnaryReactor* HandleRawUnary(grpc::CallbackServerContext* context, Metrics* metrics,
+                                         absl::string_view method, grpc::ByteBuffer* raw_response,
+                                         Body&& body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto response = std::make_shared<Response>();
+  UnaryCall call(metrics, method,
+                 [context, reactor, response, raw_response](const absl::Status& client_status) {
+                   if (client_status.ok()) {
+                     bool own_buffer = false;
+                     grpc::Status s = grpc::SerializationTraits<Response>::Serialize(
+                         *response, raw_response, &own_buffer);
+                     if (!s.ok()) {
+                       reactor->Finish(s);
+                       return;
+                     }
+                   }
+                   SendGrpcStatus(reactor, context, client_status);
+                 });
+  call.Finish(body(call, response.get()));
   return reactor;
 }
 

@@ -4,15 +4,20 @@
 // to end on SQLite and PostgreSQL in integration_test.
 #include "server/agent_service.h"
 
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <mutex>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/grpc_util.h"
+#include "common/inventory_util.h"
+#include "parc/v1/inventory_view.pb.h"
 #include "server/metrics.h"
 #include "tests/fake_store.h"
 
@@ -74,6 +79,18 @@ class AgentServiceTest : public ::testing::Test {
     if (ctx == nullptr) ctx = &local;
     ctx->AddMetadata("authorization", "Bearer " + credential);
     return stub_->CheckIn(ctx, request, out);
+  }
+  // A ReportInventory call carrying these bytes as they are.
+  grpc::Status ReportRaw(const std::string& credential, const std::string& bytes) {
+    grpc::GenericStub stub(server_->InProcessChannel(grpc::ChannelArguments()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + credential);
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, "/parc.v1.AgentService/ReportInventory", grpc::StubOptions(), &request,
+                   &response, [&](grpc::Status st) { done.set_value(st); });
+    return done.get_future().get();
   }
   static std::string CredentialOf(const parc::v1::EnrollResponse& r) {
     return common::FormatCredential(common::Credential{r.device_id(), r.device_secret()});
@@ -278,6 +295,105 @@ TEST_F(AgentServiceTest, ADeploymentReportIsStoredThenItsRolloutEvaluated) {
   bad.AddMetadata("authorization", "Bearer " + CredentialOf(enrolled));
   EXPECT_EQ(stub_->ReportDeployment(&bad, report, &out).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// The server reads ReportInventory as ReportInventoryRequestView: every field of the agent's
+// messages must be there with the same number and type, the software list as bytes.
+TEST(InventoryView, FollowsTheAgentsReportFieldByField) {
+  using google::protobuf::Descriptor;
+  using google::protobuf::FieldDescriptor;
+  const std::vector<std::pair<const Descriptor*, const Descriptor*>> pairs = {
+      {parc::v1::ReportInventoryRequest::descriptor(),
+       parc::v1::ReportInventoryRequestView::descriptor()},
+      {parc::v1::Inventory::descriptor(), parc::v1::InventoryView::descriptor()}};
+  for (const auto& [sent, read] : pairs) {
+    ASSERT_EQ(sent->field_count(), read->field_count()) << sent->full_name();
+    for (int i = 0; i < sent->field_count(); ++i) {
+      const FieldDescriptor* f = sent->field(i);
+      const FieldDescriptor* v = read->FindFieldByNumber(f->number());
+      ASSERT_NE(v, nullptr) << f->full_name();
+      EXPECT_EQ(v->name(), f->name());
+      EXPECT_EQ(v->is_repeated(), f->is_repeated()) << f->full_name();
+      if (f->type() == FieldDescriptor::TYPE_MESSAGE &&
+          v->type() == FieldDescriptor::TYPE_MESSAGE) {
+        const bool viewed = f->message_type() == parc::v1::Inventory::descriptor();
+        EXPECT_EQ(v->message_type()->full_name(),
+                  viewed ? "parc.v1.InventoryView" : f->message_type()->full_name())
+            << f->full_name();
+      } else if (f->message_type() == parc::v1::SoftwareList::descriptor()) {
+        EXPECT_EQ(v->type(), FieldDescriptor::TYPE_BYTES) << f->full_name();
+      } else {
+        EXPECT_EQ(v->type(), f->type()) << f->full_name();
+      }
+    }
+  }
+  // And a report reads back whole.
+  parc::v1::ReportInventoryRequest report;
+  report.set_inventory_hash(std::string(64, 'a'));
+  report.set_collected_at(1764000000);
+  report.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
+  auto* p = report.mutable_inventory()->mutable_software()->add_packages();
+  p->set_name("geogebra-classic");
+  p->set_version("6.0.8");
+  parc::v1::ReportInventoryRequestView view;
+  ASSERT_TRUE(view.ParseFromString(report.SerializeAsString()));
+  EXPECT_EQ(view.collected_at(), 1764000000);
+  EXPECT_EQ(view.inventory().hardware().model(), "Latitude 3190");
+  parc::v1::SoftwareList list;
+  ASSERT_TRUE(list.ParseFromString(view.inventory().software()));
+  EXPECT_EQ(list.packages(0).name(), "geogebra-classic");
+  EXPECT_EQ(view.SerializeAsString(), report.SerializeAsString());
+}
+
+TEST_F(AgentServiceTest, AKnownListIsTakenAsHeldAndABrokenOrUnknownBadListIsRefused) {
+  parc::v1::EnrollResponse a, b;
+  ASSERT_TRUE(Enroll("5CD1234ABC", &a).ok());
+  ASSERT_TRUE(Enroll("5CD1234ABD", &b).ok());
+  parc::v1::SoftwareList list;
+  for (const char* name : {"libreoffice", "geogebra-classic", "firefox-esr"}) {
+    auto* p = list.add_packages();
+    p->set_name(name);
+    p->set_version("1.0");
+  }
+  common::CanonicalizeSoftware(&list);
+  auto report_of = [](const std::string& software_bytes, const std::string& software_hash) {
+    parc::v1::ReportInventoryRequestView view;
+    view.set_software_hash(software_hash);
+    view.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
+    view.mutable_inventory()->set_software(software_bytes);
+    view.set_inventory_hash(
+        common::InventoryHash(view.inventory().hardware(), view.software_hash()));
+    return view.SerializeAsString();
+  };
+  const std::string hash = common::SoftwareHash(list);
+  ASSERT_TRUE(ReportRaw(CredentialOf(a), report_of(list.SerializeAsString(), hash)).ok());
+  ASSERT_TRUE(store_.device(a.device_id()).has_value());
+  EXPECT_FALSE(store_.device(a.device_id())->auth.inventory_hash.empty());
+
+  // Bytes that are not a software list: refused, naming the field, whatever the hash.
+  const std::string broken("\x0a\xff\xff\xff\x0f", 5);
+  for (const std::string& h : {hash, std::string(64, 'c')}) {
+    grpc::Status s = ReportRaw(CredentialOf(b), report_of(broken, h));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("inventory.software"), std::string::npos) << s.error_message();
+  }
+  // A list the server does not hold, with a name that is not UTF-8: parsed, and refused.
+  parc::v1::SoftwareList bad = list;
+  std::string bad_bytes = bad.SerializeAsString();
+  const size_t at = bad_bytes.find("firefox-esr");
+  ASSERT_NE(at, std::string::npos);
+  bad_bytes[at] = '\xff';
+  grpc::Status s = ReportRaw(CredentialOf(b), report_of(bad_bytes, std::string(64, 'd')));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("inventory.software"), std::string::npos) << s.error_message();
+  // Garbage instead of a report: a bad request, counted as such.
+  const uint64_t unparseable = metrics_.Unparseable();
+  EXPECT_EQ(ReportRaw(CredentialOf(b), broken).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(metrics_.Unparseable(), unparseable + 1);
+  // Nothing of the refused reports was stored; the same list from a clone is taken as held.
+  EXPECT_TRUE(store_.device(b.device_id())->auth.inventory_hash.empty());
+  ASSERT_TRUE(ReportRaw(CredentialOf(b), report_of(list.SerializeAsString(), hash)).ok());
+  EXPECT_FALSE(store_.device(b.device_id())->auth.inventory_hash.empty());
 }
 
 }  // namespace

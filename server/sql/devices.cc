@@ -252,8 +252,11 @@ absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string&
 void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string device_id = in.device_id;
   std::string software_hash = in.software_hash;
+  std::string inventory_hash = in.inventory_hash;
+  // The device's kind once the write is done (the inventory may change a detected kind).
+  auto kind_after = std::make_shared<int64_t>(-1);
   SubmitFor<bool>(
-      [this, in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
+      [this, in = std::move(in), kind_after](sql::Connection* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
@@ -323,7 +326,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                 "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
                 "free_bytes "
                 "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16 "
-                "WHERE id = ?9"));
+                "WHERE id = ?9 RETURNING kind"));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -332,22 +335,28 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         bool rotational = false;
         for (const auto& d : hw.disks()) rotational |= d.rotational();
-        PARC_RETURN_IF_ERROR(
-            up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
-                       hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()),
-                       in.device_id, static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
-                       hw.has_system_free_bytes() ? static_cast<int64_t>(hw.system_free_bytes())
-                                                  : int64_t{-1},
-                       FirmwareYear(hw), os_id, Windows11Capable(hw))
-                .Run());
-        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        up.BindAll(
+            in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
+            hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()), in.device_id,
+            static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
+            hw.has_system_free_bytes() ? static_cast<int64_t>(hw.system_free_bytes()) : int64_t{-1},
+            FirmwareYear(hw), os_id, Windows11Capable(hw));
+        PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
+        if (!updated) return absl::NotFoundError("unknown device");
+        *kind_after = up.Int(0);
         NotifyDeviceChanged(db, in.device_id);
         return true;
       },
       [this, device_id = std::move(device_id), software_hash = std::move(software_hash),
+       inventory_hash = std::move(inventory_hash), kind_after,
        done = std::move(done)](absl::StatusOr<bool> r) {
-        cache_.InvalidateDevice(device_id);  // its inventory hash
-        if (r.ok()) cache_.SoftwareSetStored(software_hash);
+        if (r.ok() && *kind_after >= 0) {
+          cache_.DeviceInventoryStored(device_id, inventory_hash,
+                                       static_cast<parc::v1::DeviceKind>(*kind_after));
+          cache_.SoftwareSetStored(software_hash);
+        } else {
+          cache_.InvalidateDevice(device_id);
+        }
         done(std::move(r));
       });
 }
