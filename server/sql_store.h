@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "server/checkin_cache.h"
@@ -239,6 +240,11 @@ class SqlStore final : public Store {
   // Recent full software lists (writer thread only).
   SoftwareBases bases_;
   std::atomic<uint64_t> unrecorded_checkins_{0};
+
+  // os_versions ids by "name\0version", of rows committed (they are never deleted): an
+  // inventory of a known system reads and writes nothing of that table.
+  std::mutex os_ids_mu_;
+  std::unordered_map<std::string, int64_t> os_ids_;  // guarded by os_ids_mu_
 
   // Check-ins recorded behind (Durability::kBehind), written by one queued write.
   std::mutex checkins_mu_;

@@ -1,4 +1,7 @@
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -255,8 +258,21 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string inventory_hash = in.inventory_hash;
   // The device's kind once the write is done (the inventory may change a detected kind).
   auto kind_after = std::make_shared<int64_t>(-1);
+  // The operating system's row in os_versions, remembered once the write committed.
+  const std::string os_key = in.hardware.os_name().empty()
+                                 ? std::string()
+                                 : absl::StrCat(in.hardware.os_name(), absl::string_view("\0", 1),
+                                                in.hardware.os_version());
+  std::optional<int64_t> known_os;
+  if (!os_key.empty()) {
+    std::lock_guard<std::mutex> lock(os_ids_mu_);
+    auto it = os_ids_.find(os_key);
+    if (it != os_ids_.end()) known_os = it->second;
+  }
+  auto os_found = std::make_shared<int64_t>(0);
   SubmitFor<bool>(
-      [this, in = std::move(in), kind_after](sql::Connection* db) -> absl::StatusOr<bool> {
+      [this, in = std::move(in), kind_after, known_os,
+       os_found](sql::Connection* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
@@ -276,7 +292,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                                           "WHERE device_id = ? ORDER BY id DESC LIMIT 1"));
         last.Bind(1, in.device_id);
         PARC_ASSIGN_OR_RETURN(bool has_last, last.Step());
-        if (has_last && last.Text(1) == in.inventory_hash) {
+        const bool same = has_last && last.Text(1) == in.inventory_hash;
+        if (same) {
           PARC_ASSIGN_OR_RETURN(Statement touch,
                                 db->Prepare("UPDATE inventories SET received_at = ? WHERE id = ?"));
           PARC_RETURN_IF_ERROR(touch.BindAll(Unix(in.received_at), last.Int(0)).Run());
@@ -288,8 +305,11 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
+        }
+        if (has_last && !same) {
           // A device keeps a bounded history, whatever it sends: the oldest inventories
           // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
+          // Its first inventory has nothing to trim.
           PARC_ASSIGN_OR_RETURN(
               Statement trim,
               db->Prepare("DELETE FROM inventories WHERE device_id = ?1 AND id <= (SELECT id "
@@ -303,8 +323,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                              ? absl::StrCat(hw.os_name(), " ", hw.os_version())
                              : hw.os_pretty_name();
         // The operating system version, in the table of their end of support (fleet health).
-        int64_t os_id = 0;
-        if (!hw.os_name().empty()) {
+        int64_t os_id = known_os.value_or(0);
+        if (!hw.os_name().empty() && !known_os.has_value()) {
           PARC_ASSIGN_OR_RETURN(Statement add_os,
                                 db->Prepare("INSERT INTO os_versions(os_name, os_version) "
                                             "VALUES (?, ?) ON CONFLICT DO NOTHING"));
@@ -314,7 +334,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
               db->Prepare("SELECT id FROM os_versions WHERE os_name = ? AND os_version = ?"));
           get_os.BindAll(hw.os_name(), hw.os_version());
           PARC_ASSIGN_OR_RETURN(bool found, get_os.Step());
-          if (found) os_id = get_os.Int(0);
+          if (found) os_id = *os_found = get_os.Int(0);
         }
         PARC_ASSIGN_OR_RETURN(
             Statement up,
@@ -348,8 +368,12 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         return true;
       },
       [this, device_id = std::move(device_id), software_hash = std::move(software_hash),
-       inventory_hash = std::move(inventory_hash), kind_after,
+       inventory_hash = std::move(inventory_hash), kind_after, os_key, os_found,
        done = std::move(done)](absl::StatusOr<bool> r) {
+        if (r.ok() && *os_found > 0) {
+          std::lock_guard<std::mutex> lock(os_ids_mu_);
+          os_ids_.emplace(os_key, *os_found);
+        }
         if (r.ok() && *kind_after >= 0) {
           cache_.DeviceInventoryStored(device_id, inventory_hash,
                                        static_cast<parc::v1::DeviceKind>(*kind_after));
