@@ -171,7 +171,8 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       tls=$([ $mode = tls ] && echo on || echo off)
       ratio=$(python3 -c "print(round($p / $e, 2))")
       row P1 "check-ins/s, $DEVICES devices enrolled, steady state, TLS $tls" \
-        "$(printf '%.0f/s (srv %.0f µs)' "$p" "$ps")" "$(printf 'echo %.0f/s (srv %.0f µs)' "$e" "$es")" \
+        "$(printf '%.0f/s (srv %.0f, cli %.0f µs)' "$p" "$ps" "$pc")" \
+        "$(printf 'echo %.0f/s (srv %.0f, cli %.0f µs)' "$e" "$es" "$ec")" \
         "$ratio" "≥ 0.5×" "$(verdict "$ratio >= 0.5")"
       cp_=$(json "$cold" "d['result']['throughput']"); cs=$(json "$cold" "d['result']['server_cpu_us_per_call']")
       row P1 "check-ins/s, cold (first check-in since start), TLS $tls" \
@@ -206,9 +207,14 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
     kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
     p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
     ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
+    pc=$(json "$parc" "d['result']['client_cpu_us_per_call']"); ec=$(json "$echo_" "d['result']['client_cpu_us_per_call']")
     row P3 "full inventories (~1,000 packages) ingested/s, TLS" \
-      "$(printf '%.0f/s (srv %.0f µs)' "$p" "$ps")" "$(printf 'echo %.0f/s (srv %.0f µs)' "$e" "$es")" \
+      "$(printf '%.0f/s (srv %.0f, cli %.0f µs)' "$p" "$ps" "$pc")" \
+      "$(printf 'echo %.0f/s (srv %.0f, cli %.0f µs)' "$e" "$es" "$ec")" \
       "$(python3 -c "print(round($p / $e, 2))")" "≥ 2,000/s" "$(verdict "$p >= 2000")"
+    row P3 "server CPU per inventory / per echo of the same bytes" "$(printf '%.0f µs' "$ps")" \
+      "$(printf 'echo %.0f µs' "$es")" "$(python3 -c "print(round($ps / $es, 2))")" "≤ 2×" \
+      "$(verdict "$ps <= 2 * $es")"
   fi
   if want P4 || want P10 || want P5 || want P15 || want P16; then
     # Every device reports one full inventory (the fleet's first day).
