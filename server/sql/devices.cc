@@ -256,9 +256,13 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string device_id = in.device_id;
   std::string software_hash = in.software_hash;
   std::string inventory_hash = in.inventory_hash;
-  // The device's kind once the write is done (the inventory may change a detected kind).
-  auto kind_after = std::make_shared<int64_t>(-1);
-  // The operating system's row in os_versions, remembered once the write committed.
+  // What the write found, for the caches once it committed: the device's kind after it (an
+  // inventory may change a detected kind) and the id of its system's os_versions row.
+  struct Written {
+    int64_t kind = -1;
+    int64_t os_id = 0;
+  };
+  auto written = std::make_shared<Written>();
   const std::string os_key = in.hardware.os_name().empty()
                                  ? std::string()
                                  : absl::StrCat(in.hardware.os_name(), absl::string_view("\0", 1),
@@ -269,10 +273,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
     auto it = os_ids_.find(os_key);
     if (it != os_ids_.end()) known_os = it->second;
   }
-  auto os_found = std::make_shared<int64_t>(0);
   SubmitFor<bool>(
-      [this, in = std::move(in), kind_after, known_os,
-       os_found](sql::Connection* db) -> absl::StatusOr<bool> {
+      [this, in = std::move(in), known_os, written](sql::Connection* db) -> absl::StatusOr<bool> {
         if (in.software.has_value()) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
@@ -334,7 +336,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
               db->Prepare("SELECT id FROM os_versions WHERE os_name = ? AND os_version = ?"));
           get_os.BindAll(hw.os_name(), hw.os_version());
           PARC_ASSIGN_OR_RETURN(bool found, get_os.Step());
-          if (found) os_id = *os_found = get_os.Int(0);
+          if (found) os_id = written->os_id = get_os.Int(0);
         }
         PARC_ASSIGN_OR_RETURN(
             Statement up,
@@ -363,24 +365,24 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
             FirmwareYear(hw), os_id, Windows11Capable(hw));
         PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
         if (!updated) return absl::NotFoundError("unknown device");
-        *kind_after = up.Int(0);
+        written->kind = up.Int(0);
         NotifyDeviceChanged(db, in.device_id);
         return true;
       },
       [this, device_id = std::move(device_id), software_hash = std::move(software_hash),
-       inventory_hash = std::move(inventory_hash), kind_after, os_key, os_found,
+       inventory_hash = std::move(inventory_hash), os_key, written,
        done = std::move(done)](absl::StatusOr<bool> r) {
-        if (r.ok() && *os_found > 0) {
-          std::lock_guard<std::mutex> lock(os_ids_mu_);
-          os_ids_.emplace(os_key, *os_found);
-        }
-        if (r.ok() && *kind_after >= 0) {
-          cache_.DeviceInventoryStored(device_id, inventory_hash,
-                                       static_cast<parc::v1::DeviceKind>(*kind_after));
-          cache_.SoftwareSetStored(software_hash);
-        } else {
+        if (!r.ok()) {
           cache_.InvalidateDevice(device_id);
+          return done(std::move(r));
         }
+        if (written->os_id > 0) {
+          std::lock_guard<std::mutex> lock(os_ids_mu_);
+          os_ids_.emplace(os_key, written->os_id);
+        }
+        cache_.DeviceInventoryStored(device_id, inventory_hash,
+                                     static_cast<parc::v1::DeviceKind>(written->kind));
+        cache_.SoftwareSetStored(software_hash);
         done(std::move(r));
       });
 }
