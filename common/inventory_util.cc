@@ -9,6 +9,7 @@
 #include "common/crypto.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace parc::common {
 
@@ -19,8 +20,14 @@ void CanonicalizeSoftware(parc::v1::SoftwareList* list) {
   auto key = [](const parc::v1::SoftwarePackage& p) {
     return std::tie(p.name(), p.architecture(), p.version());
   };
-  std::sort(pkgs->begin(), pkgs->end(),
-            [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  auto less = [&](const auto& a, const auto& b) { return key(a) < key(b); };
+  // Agents send their lists canonical already: one pass instead of a sort.
+  if (std::adjacent_find(pkgs->begin(), pkgs->end(), [&](const auto& a, const auto& b) {
+        return !less(a, b);
+      }) == pkgs->end()) {
+    return;
+  }
+  std::sort(pkgs->begin(), pkgs->end(), less);
   auto last = std::unique(pkgs->begin(), pkgs->end(),
                           [&](const auto& a, const auto& b) { return key(a) == key(b); });
   pkgs->erase(last, pkgs->end());
@@ -45,24 +52,40 @@ std::string SoftwareHash(const parc::v1::SoftwareList& list) {
 }
 
 std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash) {
-  // Free space moves all the time (even rounded, it crosses a GiB back and forth): it travels
-  // with each inventory sent and each check-in, but never makes an inventory be sent.
-  const parc::v1::Hardware* hashed = &hardware;
-  parc::v1::Hardware without_free;
-  if (hardware.has_system_free_bytes()) {
-    without_free = hardware;
-    without_free.clear_system_free_bytes();
-    hashed = &without_free;
-  }
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream raw(&bytes);
     google::protobuf::io::CodedOutputStream out(&raw);
     out.SetSerializationDeterministic(true);
-    hashed->SerializeToCodedStream(&out);
+    hardware.SerializeToCodedStream(&out);
+  }
+  // Free space moves all the time (even rounded, it crosses a GiB back and forth): it travels
+  // with each inventory sent and each check-in, but never makes an inventory be sent. The
+  // deterministic encoding writes each field apart, in field-number order, so the encoding
+  // without it is the same bytes with that field cut out (no copy of the message).
+  absl::string_view before = bytes, after;
+  if (hardware.has_system_free_bytes()) {
+    using google::protobuf::internal::WireFormatLite;
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                              static_cast<int>(bytes.size()));
+    for (int start = 0;; start = in.CurrentPosition()) {
+      const uint32_t tag = in.ReadTag();
+      if (tag == 0) break;
+      const bool free_space =
+          WireFormatLite::GetTagFieldNumber(tag) == parc::v1::Hardware::kSystemFreeBytesFieldNumber;
+      if (!WireFormatLite::SkipField(&in, tag)) break;
+      if (free_space) {
+        const size_t begin = static_cast<size_t>(start);
+        const size_t end = static_cast<size_t>(in.CurrentPosition());
+        before = absl::string_view(bytes).substr(0, begin);
+        after = absl::string_view(bytes).substr(end);
+        break;
+      }
+    }
   }
   Sha256 sha;
-  sha.Update(bytes);
+  sha.Update(before);
+  sha.Update(after);
   sha.Update("\nsoftware:");
   sha.Update(software_hash);
   return sha.FinishHex();

@@ -4,6 +4,7 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -98,7 +99,34 @@ absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Every field a package (field 1, length-delimited, one-byte tag) with a length that fits:
+// what agents send. Anything else (other fields, a broken encoding) goes the general way.
+std::optional<int> CountPackagesOnly(absl::string_view encoded) {
+  const auto* p = reinterpret_cast<const uint8_t*>(encoded.data());
+  const uint8_t* const end = p + encoded.size();
+  int packages = 0;
+  while (p != end) {
+    if (*p++ != 0x0A) return std::nullopt;
+    uint64_t length = 0;
+    for (int shift = 0;; shift += 7) {
+      if (p == end || shift > 28) return std::nullopt;
+      const uint8_t b = *p++;
+      length |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    if (length > static_cast<uint64_t>(end - p)) return std::nullopt;
+    p += length;
+    ++packages;
+  }
+  return packages;
+}
+
+}  // namespace
+
 absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded) {
+  if (std::optional<int> n = CountPackagesOnly(encoded)) return *n;
   using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(encoded.data()),
                                             static_cast<int>(encoded.size()));

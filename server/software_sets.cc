@@ -26,6 +26,7 @@ std::vector<uint64_t> Keys(const parc::v1::SoftwareList& list) {
   keys.reserve(static_cast<size_t>(list.packages_size()));
   for (const auto& p : list.packages()) keys.push_back(LineHash(p));
   std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
 }
 
@@ -69,34 +70,58 @@ parc::v1::SoftwareList ApplyDelta(const parc::v1::SoftwareList& base,
 void SoftwareBases::Add(const std::string& hash, const parc::v1::SoftwareList& list) {
   if (sets_.count(hash) > 0) return;
   if (sets_.size() >= capacity_) {
-    auto oldest = std::min_element(sets_.begin(), sets_.end(), [](const auto& a, const auto& b) {
+    Evict(std::min_element(sets_.begin(), sets_.end(), [](const auto& a, const auto& b) {
       return a.second.order < b.second.order;
-    });
-    sets_.erase(oldest);
+    }));
   }
-  sets_[hash] = Entry{list, Keys(list), ++counter_};
+  uint32_t slot = slots_;
+  if (free_slots_.empty()) {
+    ++slots_;
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  Entry& entry = sets_[hash] = Entry{list, Keys(list), ++counter_, slot};
+  for (uint64_t k : entry.keys) holders_[k].push_back(slot);
+}
+
+void SoftwareBases::Evict(std::map<std::string, Entry>::iterator it) {
+  const uint32_t slot = it->second.slot;
+  for (uint64_t k : it->second.keys) {
+    auto h = holders_.find(k);
+    if (h == holders_.end()) continue;
+    std::vector<uint32_t>& slots = h->second;
+    slots.erase(std::remove(slots.begin(), slots.end(), slot), slots.end());
+    if (slots.empty()) holders_.erase(h);
+  }
+  free_slots_.push_back(slot);
+  sets_.erase(it);
 }
 
 std::optional<SoftwareBases::Match> SoftwareBases::Closest(
     const parc::v1::SoftwareList& list) const {
   if (sets_.empty() || list.packages_size() == 0) return std::nullopt;
   // Rank the candidates on a sample of the list's packages, then diff the best one.
-  std::vector<uint64_t> sample;
+  std::vector<uint32_t> hits(slots_, 0);
+  size_t sampled = 0;
   const int step = std::max(1, list.packages_size() / 64);
-  for (int i = 0; i < list.packages_size(); i += step) sample.push_back(LineHash(list.packages(i)));
+  for (int i = 0; i < list.packages_size(); i += step, ++sampled) {
+    auto h = holders_.find(LineHash(list.packages(i)));
+    if (h == holders_.end()) continue;
+    for (uint32_t slot : h->second) ++hits[slot];
+  }
+  // The first of the best in hash order, as a search in each set found it.
   const Entry* best = nullptr;
   const std::string* best_hash = nullptr;
   size_t best_hits = 0;
   for (const auto& [hash, entry] : sets_) {
-    size_t hits = 0;
-    for (uint64_t k : sample) hits += std::binary_search(entry.keys.begin(), entry.keys.end(), k);
-    if (best == nullptr || hits > best_hits) {
+    if (best == nullptr || hits[entry.slot] > best_hits) {
       best = &entry;
       best_hash = &hash;
-      best_hits = hits;
+      best_hits = hits[entry.slot];
     }
   }
-  if (best_hits * 2 < sample.size()) return std::nullopt;
+  if (best_hits * 2 < sampled) return std::nullopt;
   Match m{*best_hash, DiffSoftware(best->list, list)};
   const size_t changes = static_cast<size_t>(m.delta.added_size() + m.delta.removed_size());
   const size_t limit = std::max<size_t>(16, static_cast<size_t>(list.packages_size()) / 20);

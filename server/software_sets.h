@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "parc/v1/inventory.pb.h"
 
 namespace parc::server {
@@ -38,12 +39,20 @@ class SoftwareBases {
  private:
   struct Entry {
     parc::v1::SoftwareList list;
-    std::vector<uint64_t> keys;  // sorted hashes of the package lines
+    std::vector<uint64_t> keys;  // sorted, distinct hashes of the package lines
     uint64_t order = 0;
+    uint32_t slot = 0;  // its counter in Closest
   };
+  void Evict(std::map<std::string, Entry>::iterator it);
+
   size_t capacity_;
   uint64_t counter_ = 0;
   std::map<std::string, Entry> sets_;
+  // Which sets hold a package line (by slot): Closest ranks every set with one lookup per
+  // sampled line instead of a search in each set.
+  absl::flat_hash_map<uint64_t, std::vector<uint32_t>> holders_;
+  std::vector<uint32_t> free_slots_;
+  uint32_t slots_ = 0;
 };
 
 }  // namespace parc::server

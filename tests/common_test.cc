@@ -1,3 +1,4 @@
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/cli_args.h"
 #include "common/crypto.h"
@@ -8,9 +9,12 @@
 #include "common/text.h"
 #include "common/toml_text.h"
 #include "common/uai.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
 #include "server/dashboard.h"
 #include "server/report_validation.h"
+#include "server/software_sets.h"
 
 namespace parc::common {
 namespace {
@@ -324,6 +328,123 @@ TEST(ReportValidation, FirmwareDateAndTpmVersionAreTheAgentsForms) {
   absl::Status st = server::ValidateHardware(hw);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("hardware.tpm_version"), std::string::npos) << st;
+}
+
+// The hash cuts free space out of the encoded bytes: the same as hashing a copy without it.
+TEST(InventoryHash, EqualsTheHashOfTheHardwareWithoutFreeSpace) {
+  parc::v1::Hardware hw;
+  hw.set_manufacturer("HP");
+  hw.set_model("ProBook x360 11 G7");
+  hw.set_hostname("PC-0310001A-042");
+  hw.set_ram_bytes(uint64_t{8} << 30);
+  hw.set_firmware_date("2021-01-15");
+  hw.set_tpm_version("2.0");
+  hw.set_secure_boot(parc::v1::SecureBoot(1));
+  for (int i = 0; i < 2; ++i) {
+    auto* d = hw.add_disks();
+    d->set_name(absl::StrCat("nvme", i, "n1"));
+    d->set_size_bytes(uint64_t{256} << 30);
+  }
+  hw.add_batteries()->set_name("BAT0");
+  auto reference = [](const parc::v1::Hardware& h) {
+    parc::v1::Hardware without = h;
+    without.clear_system_free_bytes();
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream raw(&bytes);
+      google::protobuf::io::CodedOutputStream out(&raw);
+      out.SetSerializationDeterministic(true);
+      without.SerializeToCodedStream(&out);
+    }
+    common::Sha256 sha;
+    sha.Update(bytes);
+    sha.Update("\nsoftware:sw");
+    return sha.FinishHex();
+  };
+  for (uint64_t free :
+       {uint64_t{0}, uint64_t{1}, uint64_t{300}, uint64_t{12} << 30, ~uint64_t{0}}) {
+    hw.set_system_free_bytes(free);
+    EXPECT_EQ(common::InventoryHash(hw, "sw"), reference(hw)) << free;
+  }
+  hw.clear_system_free_bytes();
+  EXPECT_EQ(common::InventoryHash(hw, "sw"), reference(hw));
+}
+
+// The count of an agent's list, read without parsing it, and of lists agents do not send.
+TEST(ReportValidation, SoftwarePackagesAreCountedWithoutParsing) {
+  parc::v1::SoftwareList list;
+  EXPECT_EQ(*server::CountSoftwarePackages(list.SerializeAsString()), 0);
+  for (int i = 0; i < 300; ++i) {
+    auto* p = list.add_packages();
+    p->set_name(absl::StrCat("pkg", i, std::string(static_cast<size_t>(i), 'x')));
+    p->set_version("1.0");
+  }
+  const std::string bytes = list.SerializeAsString();
+  EXPECT_EQ(*server::CountSoftwarePackages(bytes), 300);
+  // An unknown field (from a newer agent) is skipped, not counted.
+  std::string with_unknown = bytes;
+  with_unknown += std::string("\x10\x05", 2);
+  EXPECT_EQ(*server::CountSoftwarePackages(with_unknown), 300);
+  // A cut list or a length past the end is refused, naming the field.
+  for (const std::string& bad :
+       {bytes.substr(0, bytes.size() - 1), std::string("\x0a\x05\x01", 3), std::string("\x0a", 1),
+        std::string("\x0a\xff\xff\xff\xff\xff\xff", 7)}) {
+    auto n = server::CountSoftwarePackages(bad);
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(n.status().message().find("inventory.software"), std::string::npos);
+  }
+}
+
+parc::v1::SoftwareList Image(const std::string& prefix, int n) {
+  parc::v1::SoftwareList list;
+  for (int i = 0; i < n; ++i) {
+    auto* p = list.add_packages();
+    p->set_name(absl::StrCat(prefix, "-", i));
+    p->set_version("1.0");
+    p->set_architecture("amd64");
+  }
+  common::CanonicalizeSoftware(&list);
+  return list;
+}
+
+// A list is stored against the image it shares most with; an image evicted from the cache is
+// never offered again, and the slot it left serves the next image.
+TEST(SoftwareBases, ClosestIsTheImageSharingMostAndForgetsEvictedOnes) {
+  server::SoftwareBases bases(/*capacity=*/3);
+  std::vector<parc::v1::SoftwareList> images;
+  for (int k = 0; k < 5; ++k) {
+    images.push_back(Image(absl::StrCat("img", k), 400));
+    bases.Add(absl::StrCat("h", k), images.back());
+  }
+  auto variant_of = [](parc::v1::SoftwareList list) {
+    list.mutable_packages()->DeleteSubrange(7, 3);
+    auto* p = list.add_packages();
+    p->set_name("vlc");
+    p->set_version("3.0");
+    common::CanonicalizeSoftware(&list);
+    return list;
+  };
+  // Images 0 and 1 went; 2, 3, 4 remain.
+  EXPECT_FALSE(bases.Closest(variant_of(images[0])).has_value());
+  EXPECT_FALSE(bases.Closest(variant_of(images[1])).has_value());
+  for (int k = 2; k < 5; ++k) {
+    const parc::v1::SoftwareList variant = variant_of(images[static_cast<size_t>(k)]);
+    auto match = bases.Closest(variant);
+    ASSERT_TRUE(match.has_value()) << k;
+    EXPECT_EQ(match->base_hash, absl::StrCat("h", k));
+    EXPECT_EQ(match->delta.removed_size(), 3);
+    EXPECT_EQ(match->delta.added_size(), 1);
+    EXPECT_EQ(server::ApplyDelta(images[static_cast<size_t>(k)], match->delta).SerializeAsString(),
+              variant.SerializeAsString());
+  }
+  // A sixth image takes the slot of the oldest (2).
+  images.push_back(Image("img5", 400));
+  bases.Add("h5", images.back());
+  EXPECT_FALSE(bases.Closest(variant_of(images[2])).has_value());
+  EXPECT_EQ(bases.Closest(variant_of(images[5]))->base_hash, "h5");
+  // A list far from every image is stored whole.
+  EXPECT_FALSE(bases.Closest(Image("other", 400)).has_value());
 }
 
 }  // namespace

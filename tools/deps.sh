@@ -11,7 +11,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libasio-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev openssl
   libgtest-dev libgmock-dev libcli11-dev libcpp-httplib-dev libarchive-dev
-  libspdlog-dev libtomlplusplus-dev libpq-dev
+  libspdlog-dev libtomlplusplus-dev libpq-dev libjemalloc-dev
 )
 if [ "${1:-}" = "--package" ]; then
   PACKAGES+=(lintian help2man systemd fakeroot dpkg-dev mmdebstrap nginx curl openssl python3)
