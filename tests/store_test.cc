@@ -710,6 +710,16 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
   int want_plan9 = 0;
   for (const auto& d : devs) want_plan9 += !d.retired && d.os == 5;
   EXPECT_EQ(plan9, static_cast<uint32_t>(want_plan9));
+  // An emptied count goes: the tally holds only the values the fleet has.
+  if (!parc::testing::TestOnPostgres()) {
+    common::Database::Options o;
+    auto db = common::Database::Open(dir.Sub("parc.db"), o);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto st = (*db)->Prepare("SELECT count(*), sum(n <= 0) FROM health_tally");
+    ASSERT_TRUE(st.ok() && *st->Step());
+    EXPECT_GT(st->Int(0), 0);
+    EXPECT_EQ(st->Int(1), 0);
+  }
 }
 
 // The same comparison on a parc-sim fleet (its spreads of batteries, firmware years, operating
