@@ -201,6 +201,39 @@ TEST(Postgres, ABatchOfCheckInsMovesEachCountOnce) {
   EXPECT_LE(db->Exec(size)->Int(0, 0), before + 8192);
 }
 
+// PL/pgSQL keeps the plan its statement trigger made for the session's first statement (a
+// single row, here an enrollment's update). A batch of 40,000 check-ins after it must still
+// take each device once, not rescan the batch once per device (minutes then: the guard is
+// a timeout twenty times what the statement takes, not a measurement).
+TEST(Postgres, AHugeBatchAfterASmallOneStaysLinear) {
+  auto db = NewDatabase();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(Migrate(db.get(), Migrations()).ok());
+  ASSERT_TRUE(
+      db->Run("INSERT INTO establishments(uai, name, type, category, departement, "
+              "collectivite_kind, collectivite_code, collectivite_name, created_at, updated_at) "
+              "VALUES ('0310036W', 'A', 'LYC', 'lycee', '31', 'region', '76', 'R', 0, 0)")
+          .ok());
+  // Enrolled a few hundred per transaction, as the writer's batches do.
+  for (int from = 1; from <= 40000; from += 400) {
+    ASSERT_TRUE(db->Run(absl::StrCat("INSERT INTO devices(id, secret_hash, hw_key, uai, kind, "
+                                     "enrolled_at, last_enrolled_at) SELECT 'd' || i, 's', "
+                                     "'h' || i, '0310036W', 1, 0, 0 FROM generate_series(",
+                                     from, ", ", from + 399, ") AS i"))
+                    .ok());
+  }
+  ASSERT_TRUE(db->Run("UPDATE devices SET last_seen_at = 20001 * 86400 WHERE id = 'd1'").ok());
+  ASSERT_TRUE(db->Run("SET statement_timeout = '30s'").ok());
+  absl::Status batch =
+      db->Run("UPDATE devices SET last_seen_at = 20002 * 86400 + 60, free_bytes = 5000000000");
+  ASSERT_TRUE(batch.ok()) << batch;
+  auto r = db->Exec("SELECT seen_day, n FROM device_tally ORDER BY 1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->rows(), 1);
+  EXPECT_EQ(r->Int(0, 0), 20002);
+  EXPECT_EQ(r->Int(0, 1), 40000);
+}
+
 template <typename T>
 absl::StatusOr<T> Wait(std::function<void(StoreCallback<T>)> submit) {
   std::promise<absl::StatusOr<T>> p;
