@@ -365,9 +365,16 @@ TEST_F(IntegrationTest, UnauthenticatedCallsCostNoWriteAndSecretsStayOutOfTheAud
       RunCtl({"tokens", "revoke", absl::StrCat("e999999999999.", secret), "--server",
               server_->address(), "--ca", server_->ca_path(), "--token", server_->admin_token()});
   EXPECT_NE(revoke.status, 0);
-  auto audit = RunCtl({"audit", "--json", "--server", server_->address(), "--ca",
-                       server_->ca_path(), "--token", server_->admin_token()});
-  ASSERT_EQ(audit.status, 0) << audit.err;
+  // The audit entry is written behind the answer (queued before it, committed with the next
+  // batch): read until it shows, for at most 5 s.
+  CommandResult audit;
+  for (int i = 0; i < 50; ++i) {
+    audit = RunCtl({"audit", "--json", "--server", server_->address(), "--ca", server_->ca_path(),
+                    "--token", server_->admin_token()});
+    ASSERT_EQ(audit.status, 0) << audit.err;
+    if (absl::StrContains(audit.out, "RevokeEnrollmentToken")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_TRUE(absl::StrContains(audit.out, "RevokeEnrollmentToken")) << audit.out;
   EXPECT_FALSE(absl::StrContains(audit.out, secret)) << audit.out;
 }
