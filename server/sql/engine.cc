@@ -106,14 +106,14 @@ void Engine::WriterLoop() {
       for (auto& r : results) r = begin;
     } else {
       for (size_t i = 0; i < batch.size(); ++i) {
-        absl::Status sp = db->Exec("SAVEPOINT w");
+        absl::Status sp = db->ExecRepeated("SAVEPOINT w");
         if (!sp.ok()) {
           results[i] = sp;
           continue;
         }
         results[i] = batch[i].op(db);
         if (!results[i].ok()) (void)db->Exec("ROLLBACK TO w");
-        (void)db->Exec("RELEASE w");
+        (void)db->ExecRepeated("RELEASE w");
       }
       absl::Status commit = db->FlushNotifications();
       if (commit.ok()) commit = db->Exec("COMMIT");

@@ -113,6 +113,9 @@ class Connection {
   [[nodiscard]] virtual absl::StatusOr<Stmt> Prepare(absl::string_view sql) = 0;
   // Runs SQL without parameters or results (BEGIN, SAVEPOINT…).
   [[nodiscard]] virtual absl::Status Exec(absl::string_view sql) = 0;
+  // Exec for a fixed statement run again and again (the writer's savepoint around every
+  // write): an engine may keep it prepared (SQLite does; compiling it is most of its cost).
+  [[nodiscard]] virtual absl::Status ExecRepeated(absl::string_view sql) { return Exec(sql); }
   // Rows changed by the last INSERT, UPDATE or DELETE run to its end.
   virtual int64_t Changes() const = 0;
   // Where the engines differ: the condition "expr is one of the values of parameter ?param",

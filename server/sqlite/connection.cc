@@ -85,14 +85,13 @@ absl::StatusOr<sql::Stmt> Connection::Prepare(absl::string_view sql) {
   return sql::Stmt(it->second.get());
 }
 
-absl::Status Connection::Exec(absl::string_view sql) {
-  // The savepoint the writer opens and releases around every write (sql::Engine), thousands
-  // of times a second: prepared once instead of compiled each time.
-  if (sql == "SAVEPOINT w" || sql == "RELEASE w") {
-    PARC_ASSIGN_OR_RETURN(sql::Stmt st, Prepare(sql));
-    return st.Run();
-  }
-  return db_->Exec(sql);
+absl::Status Connection::Exec(absl::string_view sql) { return db_->Exec(sql); }
+
+absl::Status Connection::ExecRepeated(absl::string_view sql) {
+  // Prepared once and kept, like any statement of Prepare: the writer's savepoints run
+  // thousands of times a second.
+  PARC_ASSIGN_OR_RETURN(sql::Stmt st, Prepare(sql));
+  return st.Run();
 }
 
 std::string Connection::InList(absl::string_view expr, int param) const {

@@ -18,6 +18,7 @@ class Connection final : public sql::Connection {
 
   absl::StatusOr<sql::Stmt> Prepare(absl::string_view sql) override;
   absl::Status Exec(absl::string_view sql) override;
+  absl::Status ExecRepeated(absl::string_view sql) override;
   int64_t Changes() const override { return db_->Changes(); }
   // expr IN (SELECT value FROM json_each(?param)), the parameter a JSON array.
   std::string InList(absl::string_view expr, int param) const override;
