@@ -126,14 +126,17 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReport(
 
   // The counts of every (establishment, kind) in scope, summed per group: devices from
   // device_tally, states from bundle_tally, each read from the establishments in scope (an
-  // index walk, no temporary union of both tallies).
+  // index walk, no temporary union of both tallies). Establishments per group come from the
+  // groups query below, except by kind (those with devices of the kind): only there does the
+  // device query count them, as a count(DISTINCT) makes PostgreSQL sort every tally row.
   const std::string in_scope = sql::ScopeSql(*db, scope, "e.uai", 3);
   const std::string scope_param = sql::ScopeParam(*db, scope);
   PARC_ASSIGN_OR_RETURN(
       Statement devices,
       db->Prepare(absl::StrCat(
-          "SELECT ", g.group,
-          ", count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END), sum(t.n), "
+          "SELECT ", g.group, ", ",
+          by == "kind" ? "count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END)" : "0",
+          ", sum(t.n), "
           "sum(CASE WHEN t.seen_day < 0 THEN t.n ELSE 0 END), "
           "sum(CASE WHEN t.seen_day >= 0 AND t.seen_day < ?2 THEN t.n ELSE 0 END) "
           "FROM establishments e JOIN device_tally t ON t.uai = e.uai WHERE ?1 = ?1 AND ",
