@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -123,92 +125,115 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReport(
     return DeploymentReportByScan(db.get(), bundle_name, min_sequence, by, stale_before, scope);
   }
   const int64_t bundle_id = bundle_ids.empty() ? -1 : bundle_ids.front();
+  const int64_t stale_day = StaleDay(stale_before);
+  const bool by_kind = by == "kind";
 
-  // The counts of every (establishment, kind) in scope, summed per group: devices from
-  // device_tally, states from bundle_tally, each read from the establishments in scope (an
-  // index walk, no temporary union of both tallies). Establishments per group come from the
-  // groups query below, except by kind (those with devices of the kind): only there does the
-  // device query count them, as a count(DISTINCT) makes PostgreSQL sort every tally row.
-  const std::string in_scope = sql::ScopeSql(*db, scope, "e.uai", 3);
+  // The establishments in scope with their group; then the rows of both tallies in scope,
+  // summed here. Aggregating in SQL (a join of each tally with the establishments, then a
+  // GROUP BY) cost PostgreSQL 5 to 10 times what reading the rows costs (at 1,000,000 devices
+  // and 20,000 establishments: 60 ms per tally, against 4 ms to read its 40,000 rows). A row
+  // of an establishment that is not in the table (devices without one) has no group and is
+  // left out, as the join left it out.
   const std::string scope_param = sql::ScopeParam(*db, scope);
   PARC_ASSIGN_OR_RETURN(
-      Statement devices,
-      db->Prepare(absl::StrCat(
-          "SELECT ", g.group, ", ",
-          by == "kind" ? "count(DISTINCT CASE WHEN t.n > 0 THEN t.uai END)" : "0",
-          ", sum(t.n), "
-          "sum(CASE WHEN t.seen_day < 0 THEN t.n ELSE 0 END), "
-          "sum(CASE WHEN t.seen_day >= 0 AND t.seen_day < ?2 THEN t.n ELSE 0 END) "
-          "FROM establishments e JOIN device_tally t ON t.uai = e.uai WHERE ?1 = ?1 AND ",
-          in_scope, " GROUP BY 1")));
-  devices.BindAll(bundle_id, StaleDay(stale_before), scope_param);
-  std::map<std::string, GroupCounts> by_group;
+      Statement establishments,
+      db->Prepare(absl::StrCat("SELECT e.uai, ", by_kind ? "''" : g.group, ", ",
+                               by_kind ? "''" : g.label, " FROM establishments e WHERE ",
+                               sql::ScopeSql(*db, scope, "e.uai", 1))));
+  establishments.Bind(1, scope_param);
+  struct Group {
+    std::string key, label;
+    GroupCounts c;
+  };
+  std::vector<Group> groups;
+  absl::flat_hash_map<std::string, size_t> group_index;  // by group key
+  absl::flat_hash_map<std::string, size_t> group_of;     // by UAI (by kind: 0)
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(establishments, [&](const Statement&) {
+    std::string key = establishments.Text(1);
+    auto [it, added] = group_index.try_emplace(key, groups.size());
+    if (added) groups.push_back(Group{std::move(key), establishments.Text(2), {}});
+    Group& group = groups[it->second];
+    ++group.c.establishments;  // with or without devices
+    std::string label = establishments.Text(2);
+    if (label > group.label) group.label = std::move(label);  // max(label), as the scan
+    group_of.emplace(establishments.Text(0), it->second);
+  }));
+  const int64_t establishments_in_scope = static_cast<int64_t>(group_of.size());
+
+  // By kind, the groups are the kinds: counts by kind, and the establishments with devices of
+  // each kind (a tally row per day: an establishment is counted once per kind).
+  std::map<int64_t, GroupCounts> kinds;
+  absl::flat_hash_set<std::pair<std::string, int64_t>> kind_establishments;
+  auto counts_for = [&](const std::string& uai, int64_t kind) -> GroupCounts* {
+    auto it = group_of.find(uai);
+    if (it == group_of.end()) return nullptr;
+    return by_kind ? &kinds[kind] : &groups[it->second].c;
+  };
+  // A tally's rows in scope (the scope's condition on t.uai; over the whole region, a scan).
+  auto tally_sql = [&](absl::string_view columns, absl::string_view table,
+                       absl::string_view where) {
+    return absl::StrCat("SELECT ", columns, " FROM ", table, " t WHERE ", where,
+                        sql::ScopeSql(*db, scope, "t.uai", 1));
+  };
+  PARC_ASSIGN_OR_RETURN(Statement devices, db->Prepare(tally_sql("t.uai, t.kind, t.seen_day, t.n",
+                                                                 "device_tally", "")));
+  devices.Bind(1, scope_param);
   PARC_RETURN_IF_ERROR(sql::ForEachRow(devices, [&](const Statement&) {
-    GroupCounts& c = by_group[devices.Text(0)];
-    c.establishments = devices.Int(1);
-    c.devices = devices.Int(2);
-    c.never = devices.Int(3);
-    c.stale = devices.Int(4);
-  }));
-  PARC_ASSIGN_OR_RETURN(
-      Statement states,
-      db->Prepare(absl::StrCat(
-          "SELECT ", g.group,
-          ", sum(CASE t.best WHEN 3 THEN t.n ELSE 0 END), "
-          "sum(CASE t.best WHEN 1 THEN t.n ELSE 0 END), "
-          "sum(CASE t.best WHEN 2 THEN t.n ELSE 0 END) "
-          "FROM establishments e JOIN bundle_tally t ON t.bundle_id = ?1 AND t.uai = e.uai "
-          "WHERE ?2 = ?2 AND ",
-          in_scope, " GROUP BY 1")));
-  states.BindAll(bundle_id, StaleDay(stale_before), scope_param);
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(states, [&](const Statement&) {
-    GroupCounts& c = by_group[states.Text(0)];
-    c.up = states.Int(1);
-    c.prog = states.Int(2);
-    c.failed = states.Int(3);
-  }));
-  std::vector<std::pair<int64_t, GroupCounts>> by_kind;
-  if (by == "kind") {
-    for (const auto& [kind, c] : by_group) {
-      int64_t k = 0;
-      if (c.devices > 0 && absl::SimpleAtoi(kind, &k)) by_kind.emplace_back(k, c);
+    std::string uai = devices.Text(0);
+    const int64_t kind = devices.Int(1), seen_day = devices.Int(2), n = devices.Int(3);
+    GroupCounts* c = counts_for(uai, kind);
+    if (c == nullptr) return;
+    c->devices += n;
+    if (seen_day < 0) {
+      c->never += n;
+    } else if (seen_day < stale_day) {
+      c->stale += n;
     }
-  }
+    if (by_kind && n > 0) kind_establishments.emplace(std::move(uai), kind);
+  }));
+  PARC_ASSIGN_OR_RETURN(Statement states,
+                        db->Prepare(tally_sql("t.uai, t.kind, t.best, t.n", "bundle_tally",
+                                              "t.bundle_id = ?2 AND ")));
+  states.BindAll(scope_param, bundle_id);
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(states, [&](const Statement&) {
+    GroupCounts* c = counts_for(states.Text(0), states.Int(1));
+    if (c == nullptr) return;
+    switch (states.Int(2)) {
+      case 3:
+        c->up += states.Int(3);
+        break;
+      case 1:
+        c->prog += states.Int(3);
+        break;
+      case 2:
+        c->failed += states.Int(3);
+        break;
+      default:
+        break;
+    }
+  }));
 
   // Rows in the same shape as the scan's: every group of establishments in scope, with or
-  // without devices (by kind: every kind with devices).
+  // without devices, in the order of their keys (by kind: every kind with devices).
   parc::v1::DeploymentReportResponse out = NewDeploymentReport();
-  auto* total = out.mutable_total();
-  PARC_ASSIGN_OR_RETURN(
-      Statement groups,
-      db->Prepare(absl::StrCat("SELECT ", by == "kind" ? "''" : g.group, ", max(",
-                               by == "kind" ? "''" : g.label,
-                               "), count(*) FROM establishments e "
-                               "WHERE ",
-                               sql::ScopeSql(*db, scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
-  groups.Bind(1, scope_param);
-  int64_t establishments_in_scope = 0;
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(groups, [&](const Statement&) {
-    establishments_in_scope += groups.Int(2);
-    if (by == "kind") return;
-    std::string group = groups.Text(0);
-    auto it = by_group.find(group);
-    GroupCounts c = it == by_group.end() ? GroupCounts{} : it->second;
-    c.establishments = groups.Int(2);  // with or without devices
-    AddDeploymentRow(&out, group, by == "departement" ? DepartementLabel(group) : groups.Text(1),
-                     c);
-  }));
-  if (by == "kind") {
-    std::sort(by_kind.begin(), by_kind.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [kind, c] : by_kind) {
+  if (by_kind) {
+    for (const auto& [uai, kind] : kind_establishments) ++kinds[kind].establishments;
+    for (const auto& [kind, c] : kinds) {
+      if (c.devices <= 0) continue;
       std::string name = common::KindName(static_cast<parc::v1::DeviceKind>(kind));
       AddDeploymentRow(&out, name, name.empty() ? "unknown" : name, c);
     }
     // Establishments are counted once in the total, not once per kind.
-    total->set_establishments(U32(establishments_in_scope));
+    out.mutable_total()->set_establishments(U32(establishments_in_scope));
+  } else {
+    std::sort(groups.begin(), groups.end(),
+              [](const Group& a, const Group& b) { return a.key < b.key; });
+    for (const Group& group : groups) {
+      AddDeploymentRow(&out, group.key,
+                       by == "departement" ? DepartementLabel(group.key) : group.label, group.c);
+    }
   }
-  SetPercent(total);
+  SetPercent(out.mutable_total());
   return out;
 }
 
