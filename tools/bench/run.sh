@@ -358,7 +358,7 @@ fi
 # the region report on each engine (PostgreSQL's own CPU counted apart).
 if want P13; then
   start_postgres
-  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT P13_REPORT_SRV P13_RSS P13_SIZE P13_PREASSIGN
+  declare -A P13_CHECKIN P13_SRV P13_PG P13_INV P13_REPORT P13_REPORT_SRV P13_RSS P13_SIZE P13_PREASSIGN P13_LAT
   # PARC_BENCH_ENGINES="postgresql" measures PostgreSQL alone (at 1,000,000 devices, say);
   # PARC_BENCH_INVENTORY_PASS=1 first has every device report a full inventory (P4's fleet).
   ENGINES=${PARC_BENCH_ENGINES:-sqlite postgresql}
@@ -378,6 +378,9 @@ if want P13; then
     P13_CHECKIN[$engine]=$(json "$r" "d['result']['throughput']")
     P13_SRV[$engine]=$(json "$r" "d['result']['server_cpu_us_per_call']")
     P13_PG[$engine]=$(python3 -c "print(($pg1 - $pg0) * 1e6 / $(getconf CLK_TCK) / max($calls, 1))")
+    # P2 on this engine: the same open loop of check-ins as P2's.
+    r=$(load "$S_ADDR" checkin 0 --rate "$OPEN_RATE")
+    P13_LAT[$engine]=$(json "$r" "'%s %s %s' % (d['result']['p99_ms'], d['result']['p999_ms'], d['result']['errors'])")
     r=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID")
     P13_INV[$engine]=$(json "$r" "d['result']['throughput']")
     if [ "${PARC_BENCH_INVENTORY_PASS:-0}" = 1 ]; then
@@ -438,6 +441,20 @@ if want P13; then
   wait "$l1" "$l2"
   two=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(a['throughput'] + b['throughput'], (a['server_cpu_us_per_call'] + b['server_cpu_us_per_call']) / 2)")
   read -r two_tput two_srv <<<"$two"
+  # P3 through both nodes (full inventories, each node its half of the fleet), then P2: the
+  # same open loop as P2's, half its rate on each node; the worse node's percentiles.
+  load "$N1_ADDR" inventory 16 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
+  l1=$!
+  load "$N2_ADDR" inventory 16 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
+  l2=$!
+  wait "$l1" "$l2"
+  two_inv=$(python3 -c "import json; print(sum(json.load(open(f))['result']['throughput'] for f in ('$WORK/n1.json', '$WORK/n2.json')))")
+  load "$N1_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 0/2 >"$WORK/n1.json" &
+  l1=$!
+  load "$N2_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 1/2 >"$WORK/n2.json" &
+  l2=$!
+  wait "$l1" "$l2"
+  two_lat=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(max(a['p99_ms'], b['p99_ms']), max(a['p999_ms'], b['p999_ms']), a['errors'] + b['errors'])")
   times=()
   for _ in 1 2 3 4 5; do
     t0=$(date +%s%N)
@@ -459,6 +476,11 @@ if want P13; then
     s=${P13_INV[sqlite]}; p=${P13_INV[postgresql]}
     row P13 "full inventories/s, TLS, PostgreSQL vs SQLite" "$(printf '%.0f/s' "$p")" \
       "$(printf 'SQLite %.0f/s' "$s")" "$(python3 -c "print(round($p / $s, 2))")" "-" "-"
+    read -r p99 p999 errors <<<"${P13_LAT[postgresql]}"
+    read -r s99 s999 _ <<<"${P13_LAT[sqlite]}"
+    row P13 "check-in latency, open loop at $OPEN_RATE/s, PostgreSQL vs SQLite" \
+      "p99 ${p99}, p99.9 ${p999} ms" "SQLite p99 ${s99}, p99.9 ${s999}" "${errors} err" \
+      "p99<10, p99.9<50" "$(verdict "$p99 < 10 and $p999 < 50 and $errors == 0")"
     s=${P13_REPORT[sqlite]}; p=${P13_REPORT[postgresql]}
     row P13 "region report by establishment, wall, PostgreSQL vs SQLite" "${p} ms" "SQLite ${s} ms" \
       "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
@@ -474,6 +496,13 @@ if want P13; then
     row P13 "check-ins/s, two PostgreSQL nodes on this machine vs one" \
       "$(printf '%.0f/s (srv %.0f µs)' "$two_tput" "$two_srv")" "$(printf 'one node %.0f/s' "$p")" \
       "$(python3 -c "print(round($two_tput / $p, 2))")" "-" "-"
+    row P13 "full inventories/s, two PostgreSQL nodes vs one" "$(printf '%.0f/s' "$two_inv")" \
+      "$(printf 'one node %.0f/s' "${P13_INV[postgresql]}")" \
+      "$(python3 -c "print(round($two_inv / ${P13_INV[postgresql]}, 2))")" "-" "-"
+    read -r p99 p999 errors <<<"$two_lat"
+    row P13 "check-in latency, two nodes, $((OPEN_RATE / 2))/s on each" \
+      "p99 ${p99}, p99.9 ${p999} ms" "one node p99 ${P13_LAT[postgresql]%% *} ms" "${errors} err" \
+      "p99<10, p99.9<50" "$(verdict "$p99 < 10 and $p999 < 50 and $errors == 0")"
     row P13 "region report through the second node, wall" "${two_report} ms" \
       "one node ${P13_REPORT[postgresql]} ms" \
       "$(python3 -c "print(round($two_report / max(${P13_REPORT[postgresql]}, 1), 2))")" "< 100 ms" \
