@@ -441,20 +441,21 @@ if want P13; then
   wait "$l1" "$l2"
   two=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(a['throughput'] + b['throughput'], (a['server_cpu_us_per_call'] + b['server_cpu_us_per_call']) / 2)")
   read -r two_tput two_srv <<<"$two"
-  # P3 through both nodes (full inventories, each node its half of the fleet), then P2: the
-  # same open loop as P2's, half its rate on each node; the worse node's percentiles.
-  load "$N1_ADDR" inventory 16 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
-  l1=$!
-  load "$N2_ADDR" inventory 16 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
-  l2=$!
-  wait "$l1" "$l2"
-  two_inv=$(python3 -c "import json; print(sum(json.load(open(f))['result']['throughput'] for f in ('$WORK/n1.json', '$WORK/n2.json')))")
+  # P2 through both nodes: the same open loop as P2's, half its rate on each node, the worse
+  # node's percentiles; then P3 (full inventories, each node its half of the fleet), in the
+  # order of the one-node run (an inventory load leaves PostgreSQL writing for a while).
   load "$N1_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 0/2 >"$WORK/n1.json" &
   l1=$!
   load "$N2_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 1/2 >"$WORK/n2.json" &
   l2=$!
   wait "$l1" "$l2"
   two_lat=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(max(a['p99_ms'], b['p99_ms']), max(a['p999_ms'], b['p999_ms']), a['errors'] + b['errors'])")
+  load "$N1_ADDR" inventory 16 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
+  l1=$!
+  load "$N2_ADDR" inventory 16 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
+  l2=$!
+  wait "$l1" "$l2"
+  two_inv=$(python3 -c "import json; print(sum(json.load(open(f))['result']['throughput'] for f in ('$WORK/n1.json', '$WORK/n2.json')))")
   times=()
   for _ in 1 2 3 4 5; do
     t0=$(date +%s%N)
