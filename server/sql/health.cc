@@ -2,10 +2,12 @@
 // (server/sql/health_sql.h), and the operating system versions with their end of support.
 #include "server/health.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/sql/health_sql.h"
@@ -21,58 +23,57 @@ using Statement = sql::Stmt;
 using sql::U32;
 using sql::Unix;
 
-// The indicator columns of a row, in the order the tally query returns them.
-void SetCounts(parc::v1::HealthReportRow* r, const Statement& st, int first) {
-  int c = first;
-  r->set_devices(U32(st.Int(c++)));
-  r->set_cannot_take_bundle(U32(st.Int(c++)));
-  r->set_battery_below_60(U32(st.Int(c++)));
-  r->set_battery_below_40(U32(st.Int(c++)));
-  r->set_age_0_3(U32(st.Int(c++)));
-  r->set_age_4_7(U32(st.Int(c++)));
-  r->set_age_8_plus(U32(st.Int(c++)));
-  r->set_age_unknown(U32(st.Int(c++)));
-  r->set_os_unsupported(U32(st.Int(c++)));
-  r->set_to_windows11(U32(st.Int(c++)));
-  r->set_linux_candidates(U32(st.Int(c++)));
-  r->set_os_support_unknown(U32(st.Int(c++)));
-}
+// A group of establishments of the report: its row, its greatest label and parent (as the
+// scan's max()).
+struct HealthGroup {
+  std::string key, label, parent;
+  parc::v1::HealthReportRow row;
+};
 
-// Parameters: ?1 the first year of "0-3 years", ?2 the first of "4-7 years", ?3 today
-// (YYYY-MM-DD), ?4 the scope's.
-std::string HealthTallySql(const sql::Connection& db, const Scope& scope,
-                           const sql::ReportGrouping& g) {
-  const std::string b = absl::StrCat(static_cast<int>(sql::kHealthBattery));
-  const std::string y = absl::StrCat(static_cast<int>(sql::kHealthFirmwareYear));
-  const std::string o = absl::StrCat(static_cast<int>(sql::kHealthOs));
-  const std::string f = absl::StrCat(static_cast<int>(sql::kHealthBundle));
-  const std::string unsupported =
-      absl::StrCat("t.family = ", o, " AND o.end_of_support <> '' AND o.end_of_support < ?3");
-  const std::vector<std::string> counts = {
-      absl::StrCat("t.family = ", b),
-      absl::StrCat("t.family = ", f, " AND t.value = 1"),
-      absl::StrCat("t.family = ", b, " AND t.value >= 2"),
-      absl::StrCat("t.family = ", b, " AND t.value = 3"),
-      absl::StrCat("t.family = ", y, " AND t.value >= ?1"),
-      absl::StrCat("t.family = ", y, " AND t.value >= ?2 AND t.value < ?1"),
-      absl::StrCat("t.family = ", y, " AND t.value > 0 AND t.value < ?2"),
-      absl::StrCat("t.family = ", y, " AND t.value = 0"),
-      unsupported,
-      absl::StrCat(unsupported, " AND t.value % 2 = 1"),
-      absl::StrCat(unsupported, " AND t.value % 2 = 0"),
-      absl::StrCat("t.family = ", o, " AND (o.id IS NULL OR o.end_of_support = '')")};
-  // Summed per establishment first, in the tally's own order, then per group: the join with
-  // establishments runs once per establishment, not once per tally row.
-  std::string inner = "SELECT t.uai";
-  std::string outer = absl::StrCat("SELECT ", g.group);
-  for (size_t i = 0; i < counts.size(); ++i) {
-    absl::StrAppend(&inner, ", sum(CASE WHEN ", counts[i], " THEN t.n ELSE 0 END) AS c", i);
-    absl::StrAppend(&outer, ", sum(x.c", i, ")");
+// Adds n devices of one health_tally row (family, value; for the operating system family, the
+// version's end of support, empty when unknown or not in os_versions) to a row: the rules of
+// IndicatorSql, with the day's thresholds. first_recent and first_middle: the first firmware
+// year of "0-3 years" and of "4-7 years"; today: YYYY-MM-DD.
+void AddHealthTally(parc::v1::HealthReportRow* r, int64_t family, int64_t value, int64_t n,
+                    const std::string& end_of_support, int64_t first_recent, int64_t first_middle,
+                    const std::string& today) {
+  const uint32_t k = U32(n);
+  switch (family) {
+    case sql::kHealthBattery:
+      // Every device has one value per family: the battery family counts the devices.
+      r->set_devices(r->devices() + k);
+      if (value >= 2) r->set_battery_below_60(r->battery_below_60() + k);
+      if (value == 3) r->set_battery_below_40(r->battery_below_40() + k);
+      break;
+    case sql::kHealthBundle:
+      if (value == 1) r->set_cannot_take_bundle(r->cannot_take_bundle() + k);
+      break;
+    case sql::kHealthFirmwareYear:
+      if (value >= first_recent) {
+        r->set_age_0_3(r->age_0_3() + k);
+      } else if (value >= first_middle) {
+        r->set_age_4_7(r->age_4_7() + k);
+      } else if (value > 0) {
+        r->set_age_8_plus(r->age_8_plus() + k);
+      } else if (value == 0) {
+        r->set_age_unknown(r->age_unknown() + k);
+      }
+      break;
+    case sql::kHealthOs:
+      if (end_of_support.empty()) {
+        r->set_os_support_unknown(r->os_support_unknown() + k);
+      } else if (end_of_support < today) {
+        r->set_os_unsupported(r->os_unsupported() + k);
+        if (value % 2 == 1) {
+          r->set_to_windows11(r->to_windows11() + k);
+        } else {
+          r->set_linux_candidates(r->linux_candidates() + k);
+        }
+      }
+      break;
+    default:
+      break;
   }
-  return absl::StrCat(outer, " FROM (", inner,
-                      " FROM health_tally t LEFT JOIN os_versions o ON t.family = ", o,
-                      " AND o.id = t.value / 2 WHERE ", sql::ScopeSql(db, scope, "t.uai", 4),
-                      " GROUP BY t.uai) x JOIN establishments e ON e.uai = x.uai GROUP BY 1");
 }
 
 }  // namespace
@@ -103,54 +104,85 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
       out.set_min_ram_bytes(static_cast<uint64_t>(target.Int(3)));
     }
   }
+  // The establishments in scope with their group, then the rows of health_tally (and of
+  // device_tally, for "unseen") in scope, summed here: joining the tallies with the
+  // establishments and grouping in SQL cost PostgreSQL several times what reading their rows
+  // costs (see DeploymentReport). A row of an establishment not in the table is left out.
   const std::string scope_param = sql::ScopeParam(*db, scope);
-  std::map<std::string, parc::v1::HealthReportRow> by_group;
-  PARC_ASSIGN_OR_RETURN(Statement counts, db->Prepare(HealthTallySql(*db, scope, g)));
-  counts.BindAll(int64_t{year - kAgeRecentMax}, int64_t{year - kAgeMiddleMax}, today, scope_param);
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(
-      counts, [&](const Statement&) { SetCounts(&by_group[counts.Text(0)], counts, 1); }));
+  PARC_ASSIGN_OR_RETURN(Statement establishments,
+                        db->Prepare(absl::StrCat("SELECT e.uai, ", g.group, ", ", g.label, ", ",
+                                                 by == "departement"     ? "e.academie"
+                                                 : by == "commune"       ? "e.departement"
+                                                 : by == "establishment" ? "e.commune_code"
+                                                                         : "''",
+                                                 " FROM establishments e WHERE ",
+                                                 sql::ScopeSql(*db, scope, "e.uai", 1))));
+  establishments.Bind(1, scope_param);
+  std::vector<HealthGroup> groups;
+  absl::flat_hash_map<std::string, size_t> group_index;  // by group key
+  absl::flat_hash_map<std::string, size_t> group_of;     // by UAI
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(establishments, [&](const Statement&) {
+    std::string key = establishments.Text(1);
+    auto [it, added] = group_index.try_emplace(key, groups.size());
+    if (added) groups.push_back(HealthGroup{std::move(key), "", "", {}});
+    HealthGroup& group = groups[it->second];
+    group.row.set_establishments(group.row.establishments() + 1);  // with or without devices
+    std::string label = establishments.Text(2), parent = establishments.Text(3);
+    if (label > group.label) group.label = std::move(label);
+    if (parent > group.parent) group.parent = std::move(parent);
+    group_of.emplace(establishments.Text(0), it->second);
+  }));
+  auto row_of = [&](const std::string& uai) -> parc::v1::HealthReportRow* {
+    auto it = group_of.find(uai);
+    return it == group_of.end() ? nullptr : &groups[it->second].row;
+  };
+
+  // Operating system versions: the family's value is the version's id × 2 (+ 1 when the
+  // device could run Windows 11); an id not in os_versions is "support unknown".
+  const std::string o = absl::StrCat(static_cast<int>(sql::kHealthOs));
+  PARC_ASSIGN_OR_RETURN(
+      Statement counts,
+      db->Prepare(absl::StrCat("SELECT t.uai, t.family, t.value, t.n, coalesce(o.end_of_support, "
+                               "'') FROM health_tally t LEFT JOIN os_versions o ON t.family = ",
+                               o, " AND o.id = t.value / 2 WHERE ",
+                               sql::ScopeSql(*db, scope, "t.uai", 1))));
+  counts.Bind(1, scope_param);
+  const int64_t first_recent = year - kAgeRecentMax, first_middle = year - kAgeMiddleMax;
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(counts, [&](const Statement&) {
+    parc::v1::HealthReportRow* r = row_of(counts.Text(0));
+    if (r == nullptr) return;
+    AddHealthTally(r, counts.Int(1), counts.Int(2), counts.Int(3), counts.Text(4), first_recent,
+                   first_middle, today);
+  }));
   // Unseen: the day of the last check-in (-1: never) is kUnseenDays or more before today's.
   PARC_ASSIGN_OR_RETURN(
       Statement unseen,
-      db->Prepare(absl::StrCat("SELECT ", g.group,
-                               ", sum(x.n) FROM (SELECT t.uai, sum(t.n) AS n FROM device_tally t "
-                               "WHERE t.seen_day <= ?1 AND ",
-                               sql::ScopeSql(*db, scope, "t.uai", 2),
-                               " GROUP BY t.uai) x JOIN establishments e ON e.uai = x.uai "
-                               "GROUP BY 1")));
+      db->Prepare(absl::StrCat("SELECT t.uai, t.n FROM device_tally t WHERE t.seen_day <= ?1 AND ",
+                               sql::ScopeSql(*db, scope, "t.uai", 2))));
   unseen.BindAll(Unix(now) / 86400 - kUnseenDays, scope_param);
   PARC_RETURN_IF_ERROR(sql::ForEachRow(unseen, [&](const Statement&) {
-    by_group[unseen.Text(0)].set_unseen_30_days(U32(unseen.Int(1)));
+    parc::v1::HealthReportRow* r = row_of(unseen.Text(0));
+    if (r != nullptr) r->set_unseen_30_days(r->unseen_30_days() + U32(unseen.Int(1)));
   }));
-  // Every group of establishments in scope, with or without devices.
-  PARC_ASSIGN_OR_RETURN(
-      Statement groups,
-      db->Prepare(absl::StrCat("SELECT ", g.group, ", max(", g.label, "), count(*), max(",
-                               by == "departement"     ? "e.academie"
-                               : by == "commune"       ? "e.departement"
-                               : by == "establishment" ? "e.commune_code"
-                                                       : "''",
-                               ") FROM establishments e WHERE ",
-                               sql::ScopeSql(*db, scope, "e.uai", 1), " GROUP BY 1 ORDER BY 1")));
-  groups.Bind(1, scope_param);
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(groups, [&](const Statement&) {
-    const std::string group = groups.Text(0);
+
+  // Every group of establishments in scope, with or without devices, in the order of its key.
+  std::sort(groups.begin(), groups.end(),
+            [](const HealthGroup& a, const HealthGroup& b) { return a.key < b.key; });
+  for (HealthGroup& group : groups) {
     auto* r = out.add_rows();
-    auto it = by_group.find(group);
-    if (it != by_group.end()) *r = it->second;
-    r->set_group(group);
-    r->set_label(by == "departement" ? sql::DepartementLabel(group) : groups.Text(1));
-    r->set_establishments(U32(groups.Int(2)));
-    r->set_parent(groups.Text(3));
+    *r = std::move(group.row);
+    r->set_group(group.key);
+    r->set_label(by == "departement" ? sql::DepartementLabel(group.key) : group.label);
+    r->set_parent(group.parent);
     AddHealthCounts(total, *r);
-  }));
+  }
   return out;
 }
 
 namespace {
 
 // The condition a device meets under an indicator (d: devices, o: its os_versions row), the
-// rules of HealthTallySql. Parameters: ?3 the first year of "0-3 years"... as in
+// rules of AddHealthTally. Parameters: ?3 the first year of "0-3 years"... as in
 // ListHealthDevices.
 std::string IndicatorSql(common::HealthIndicator indicator) {
   using common::HealthIndicator;
