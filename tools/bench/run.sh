@@ -434,27 +434,23 @@ if want P13; then
     --concurrency 64 --calls "$half" --shard 1/2 >/dev/null &
   l2=$!
   wait "$l1" "$l2"
-  load "$N1_ADDR" checkin 64 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
-  l1=$!
-  load "$N2_ADDR" checkin 64 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
-  l2=$!
-  wait "$l1" "$l2"
+  # One load on both nodes at once, each on its half of the fleet -> n1.json, n2.json.
+  load_both() {  # workload concurrency [extra]
+    load "$N1_ADDR" "$@" --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
+    local p1=$!
+    load "$N2_ADDR" "$@" --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
+    local p2=$!
+    wait "$p1" "$p2"
+  }
+  load_both checkin 64
   two=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(a['throughput'] + b['throughput'], (a['server_cpu_us_per_call'] + b['server_cpu_us_per_call']) / 2)")
   read -r two_tput two_srv <<<"$two"
   # P2 through both nodes: the same open loop as P2's, half its rate on each node, the worse
   # node's percentiles; then P3 (full inventories, each node its half of the fleet), in the
   # order of the one-node run (an inventory load leaves PostgreSQL writing for a while).
-  load "$N1_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 0/2 >"$WORK/n1.json" &
-  l1=$!
-  load "$N2_ADDR" checkin 0 --rate $((OPEN_RATE / 2)) --shard 1/2 >"$WORK/n2.json" &
-  l2=$!
-  wait "$l1" "$l2"
+  load_both checkin 0 --rate $((OPEN_RATE / 2))
   two_lat=$(python3 -c "import json; a, b = (json.load(open(f))['result'] for f in ('$WORK/n1.json', '$WORK/n2.json')); print(max(a['p99_ms'], b['p99_ms']), max(a['p999_ms'], b['p999_ms']), a['errors'] + b['errors'])")
-  load "$N1_ADDR" inventory 16 --server-pid "$N1_PID" --shard 0/2 >"$WORK/n1.json" &
-  l1=$!
-  load "$N2_ADDR" inventory 16 --server-pid "$N2_PID" --shard 1/2 >"$WORK/n2.json" &
-  l2=$!
-  wait "$l1" "$l2"
+  load_both inventory 16
   two_inv=$(python3 -c "import json; print(sum(json.load(open(f))['result']['throughput'] for f in ('$WORK/n1.json', '$WORK/n2.json')))")
   times=()
   for _ in 1 2 3 4 5; do
