@@ -3,7 +3,6 @@
 #include "server/health.h"
 
 #include <algorithm>
-#include <map>
 #include <string>
 #include <vector>
 
