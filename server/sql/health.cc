@@ -2,11 +2,9 @@
 // (server/sql/health_sql.h), and the operating system versions with their end of support.
 #include "server/health.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/sql/health_sql.h"
@@ -21,13 +19,6 @@ namespace {
 using Statement = sql::Stmt;
 using sql::U32;
 using sql::Unix;
-
-// A group of establishments of the report: its row, its greatest label and parent (as the
-// scan's max()).
-struct HealthGroup {
-  std::string key, label, parent;
-  parc::v1::HealthReportRow row;
-};
 
 // Adds n devices of one health_tally row (family, value; for the operating system family, the
 // version's end of support, empty when unknown or not in os_versions) to a row: the rules of
@@ -108,32 +99,17 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
   // establishments and grouping in SQL cost PostgreSQL several times what reading their rows
   // costs (see DeploymentReport). A row of an establishment not in the table is left out.
   const std::string scope_param = sql::ScopeParam(*db, scope);
-  PARC_ASSIGN_OR_RETURN(Statement establishments,
-                        db->Prepare(absl::StrCat("SELECT e.uai, ", g.group, ", ", g.label, ", ",
-                                                 by == "departement"     ? "e.academie"
-                                                 : by == "commune"       ? "e.departement"
-                                                 : by == "establishment" ? "e.commune_code"
-                                                                         : "''",
-                                                 " FROM establishments e WHERE ",
-                                                 sql::ScopeSql(*db, scope, "e.uai", 1))));
-  establishments.Bind(1, scope_param);
-  std::vector<HealthGroup> groups;
-  absl::flat_hash_map<std::string, size_t> group_index;  // by group key
-  absl::flat_hash_map<std::string, size_t> group_of;     // by UAI
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(establishments, [&](const Statement&) {
-    std::string key = establishments.Text(1);
-    auto [it, added] = group_index.try_emplace(key, groups.size());
-    if (added) groups.push_back(HealthGroup{std::move(key), "", "", {}});
-    HealthGroup& group = groups[it->second];
-    group.row.set_establishments(group.row.establishments() + 1);  // with or without devices
-    std::string label = establishments.Text(2), parent = establishments.Text(3);
-    if (label > group.label) group.label = std::move(label);
-    if (parent > group.parent) group.parent = std::move(parent);
-    group_of.emplace(establishments.Text(0), it->second);
-  }));
+  PARC_ASSIGN_OR_RETURN(sql::EstablishmentGroups in_scope,
+                        sql::ReadEstablishmentGroups(*db, g.group, g.label,
+                                                     by == "departement"     ? "e.academie"
+                                                     : by == "commune"       ? "e.departement"
+                                                     : by == "establishment" ? "e.commune_code"
+                                                                             : "''",
+                                                     scope));
+  std::vector<parc::v1::HealthReportRow> rows(in_scope.groups.size());
   auto row_of = [&](const std::string& uai) -> parc::v1::HealthReportRow* {
-    auto it = group_of.find(uai);
-    return it == group_of.end() ? nullptr : &groups[it->second].row;
+    const size_t* group = in_scope.Find(uai);
+    return group == nullptr ? nullptr : &rows[*group];
   };
 
   // Operating system versions: the family's value is the version's id × 2 (+ 1 when the
@@ -165,11 +141,11 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
   }));
 
   // Every group of establishments in scope, with or without devices, in the order of its key.
-  std::sort(groups.begin(), groups.end(),
-            [](const HealthGroup& a, const HealthGroup& b) { return a.key < b.key; });
-  for (HealthGroup& group : groups) {
+  for (size_t i : in_scope.ByKey()) {
+    const sql::EstablishmentGroups::Group& group = in_scope.groups[i];
     auto* r = out.add_rows();
-    *r = std::move(group.row);
+    *r = std::move(rows[i]);
+    r->set_establishments(U32(group.establishments));
     r->set_group(group.key);
     r->set_label(by == "departement" ? sql::DepartementLabel(group.key) : group.label);
     r->set_parent(group.parent);

@@ -1,8 +1,6 @@
 // Operators, audit log and reports of SqlStore.
-#include <algorithm>
 #include <map>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -134,39 +132,23 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReport(
   // of an establishment that is not in the table (devices without one) has no group and is
   // left out, as the join left it out.
   const std::string scope_param = sql::ScopeParam(*db, scope);
-  PARC_ASSIGN_OR_RETURN(
-      Statement establishments,
-      db->Prepare(absl::StrCat("SELECT e.uai, ", by_kind ? "''" : g.group, ", ",
-                               by_kind ? "''" : g.label, " FROM establishments e WHERE ",
-                               sql::ScopeSql(*db, scope, "e.uai", 1))));
-  establishments.Bind(1, scope_param);
-  struct Group {
-    std::string key, label;
-    GroupCounts c;
-  };
-  std::vector<Group> groups;
-  absl::flat_hash_map<std::string, size_t> group_index;  // by group key
-  absl::flat_hash_map<std::string, size_t> group_of;     // by UAI (by kind: 0)
-  PARC_RETURN_IF_ERROR(sql::ForEachRow(establishments, [&](const Statement&) {
-    std::string key = establishments.Text(1);
-    auto [it, added] = group_index.try_emplace(key, groups.size());
-    if (added) groups.push_back(Group{std::move(key), establishments.Text(2), {}});
-    Group& group = groups[it->second];
-    ++group.c.establishments;  // with or without devices
-    std::string label = establishments.Text(2);
-    if (label > group.label) group.label = std::move(label);  // max(label), as the scan
-    group_of.emplace(establishments.Text(0), it->second);
-  }));
-  const int64_t establishments_in_scope = static_cast<int64_t>(group_of.size());
+  PARC_ASSIGN_OR_RETURN(sql::EstablishmentGroups in_scope,
+                        sql::ReadEstablishmentGroups(*db, by_kind ? "''" : g.group,
+                                                     by_kind ? "''" : g.label, "''", scope));
+  std::vector<GroupCounts> counts(in_scope.groups.size());
+  for (size_t i = 0; i < counts.size(); ++i) {
+    counts[i].establishments = in_scope.groups[i].establishments;
+  }
+  const int64_t establishments_in_scope = static_cast<int64_t>(in_scope.group_of.size());
 
   // By kind, the groups are the kinds: counts by kind, and the establishments with devices of
   // each kind (a tally row per day: an establishment is counted once per kind).
   std::map<int64_t, GroupCounts> kinds;
   absl::flat_hash_set<std::pair<std::string, int64_t>> kind_establishments;
   auto counts_for = [&](const std::string& uai, int64_t kind) -> GroupCounts* {
-    auto it = group_of.find(uai);
-    if (it == group_of.end()) return nullptr;
-    return by_kind ? &kinds[kind] : &groups[it->second].c;
+    const size_t* group = in_scope.Find(uai);
+    if (group == nullptr) return nullptr;
+    return by_kind ? &kinds[kind] : &counts[*group];
   };
   // A tally's rows in scope (the scope's condition on t.uai; over the whole region, a scan).
   auto tally_sql = [&](absl::string_view columns, absl::string_view table,
@@ -225,11 +207,10 @@ absl::StatusOr<parc::v1::DeploymentReportResponse> SqlStore::DeploymentReport(
     // Establishments are counted once in the total, not once per kind.
     out.mutable_total()->set_establishments(U32(establishments_in_scope));
   } else {
-    std::sort(groups.begin(), groups.end(),
-              [](const Group& a, const Group& b) { return a.key < b.key; });
-    for (const Group& group : groups) {
+    for (size_t i : in_scope.ByKey()) {
+      const sql::EstablishmentGroups::Group& group = in_scope.groups[i];
       AddDeploymentRow(&out, group.key,
-                       by == "departement" ? DepartementLabel(group.key) : group.label, group.c);
+                       by == "departement" ? DepartementLabel(group.key) : group.label, counts[i]);
     }
   }
   SetPercent(out.mutable_total());
