@@ -15,7 +15,9 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/establishment_import.h"
+#include "server/postgres/sql_connection.h"
 #include "server/sql_store.h"
+#include "server/sqlite/connection.h"
 #include "server/sqlite/schema.h"
 #include "tests/test_util.h"
 #include "tools/sim/fleet.h"
@@ -34,8 +36,13 @@ absl::StatusOr<T> Wait(std::function<void(StoreCallback<T>)> submit) {
 
 // The store at path: a SQLite file, or on PostgreSQL (PARC_TEST_DATABASE=postgresql) a
 // database of its own for each path, the same one when the path is opened again.
-std::unique_ptr<SqlStore> OpenStore(const std::string& path) {
+std::map<std::string, std::string>& StoreDatabases() {
   static std::map<std::string, std::string> databases;
+  return databases;
+}
+
+std::unique_ptr<SqlStore> OpenStore(const std::string& path) {
+  std::map<std::string, std::string>& databases = StoreDatabases();
   SqlStore::Options o;
   o.path = path;
   if (parc::testing::TestOnPostgres()) {
@@ -46,6 +53,21 @@ std::unique_ptr<SqlStore> OpenStore(const std::string& path) {
   auto store = SqlStore::Open(o);
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(*store) : nullptr;
+}
+
+// A connection of its own to the database of the store opened at path (either engine), to
+// read rows directly.
+std::unique_ptr<sql::Connection> OpenStoreDatabase(const std::string& path) {
+  if (parc::testing::TestOnPostgres()) {
+    auto db = pg::Connection::Open(StoreDatabases()[path]);
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) return nullptr;
+    return std::make_unique<pg::SqlConnection>(std::move(*db));
+  }
+  auto db = common::Database::Open(path, {});
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return nullptr;
+  return std::make_unique<sqlite::Connection>(std::move(*db));
 }
 
 std::vector<parc::v1::Establishment> FixtureEstablishments() {
@@ -711,15 +733,15 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
   for (const auto& d : devs) want_plan9 += !d.retired && d.os == 5;
   EXPECT_EQ(plan9, static_cast<uint32_t>(want_plan9));
   // An emptied count goes: the tally holds only the values the fleet has.
-  if (!parc::testing::TestOnPostgres()) {
-    common::Database::Options o;
-    auto db = common::Database::Open(dir.Sub("parc.db"), o);
-    ASSERT_TRUE(db.ok()) << db.status();
-    auto st = (*db)->Prepare("SELECT count(*), sum(n <= 0) FROM health_tally");
-    ASSERT_TRUE(st.ok() && *st->Step());
-    EXPECT_GT(st->Int(0), 0);
-    EXPECT_EQ(st->Int(1), 0);
-  }
+  auto db = OpenStoreDatabase(dir.Sub("parc.db"));
+  ASSERT_NE(db, nullptr);
+  auto st =
+      db->Prepare("SELECT count(*), sum(CASE WHEN n <= 0 THEN 1 ELSE 0 END) FROM health_tally");
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto row = st->Step();
+  ASSERT_TRUE(row.ok() && *row) << row.status();
+  EXPECT_GT(st->Int(0), 0);
+  EXPECT_EQ(st->Int(1), 0);
 }
 
 // The same comparison on a parc-sim fleet (its spreads of batteries, firmware years, operating
