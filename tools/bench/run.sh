@@ -483,6 +483,12 @@ if want P13; then
       "$(python3 -c "print(round($p / max($s, 1), 2))")" "< 100 ms" "$(verdict "$p < 100")"
   fi
   for engine in $ENGINES; do
+    # One engine alone (PARC_BENCH_ENGINES): its own rates, with no comparison.
+    if [ -z "${P13_CHECKIN[sqlite]:-}" ] || [ -z "${P13_CHECKIN[postgresql]:-}" ]; then
+      row P13 "check-ins/s and full inventories/s, TLS, $engine alone" \
+        "$(printf '%.0f/s (srv %.0f µs); %.0f/s' "${P13_CHECKIN[$engine]}" "${P13_SRV[$engine]}" "${P13_INV[$engine]}")" \
+        "-" "-" "-" "(reported)"
+    fi
     row P13 "delivery list of $DEVICES lines imported, $engine" "${P13_PREASSIGN[$engine]} ms" "-" "-" "-" "-"
     row P13 "database size and region report server time, $engine" \
       "$(python3 -c "print(f'{${P13_SIZE[$engine]}/2**20:.0f} MiB, {${P13_REPORT_SRV[$engine]}} ms')")" \
