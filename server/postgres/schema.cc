@@ -602,6 +602,17 @@ END $$;
   return out;
 }
 
+// The (establishment, family, value, d) rows a device row counts for in health_tally, one
+// per family, as a VALUES list over the row named `row` (d: +1 or -1).
+static std::string HealthMoves(const char* row, int d) {
+  std::string out;
+  for (auto f : sql::kHealthFamilies) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", "(coalesce(", row, ".uai, ''), ",
+                    static_cast<int>(f), ", ", sql::HealthValue(f, row), ", ", d, ")");
+  }
+  return out;
+}
+
 // Version 7: the statement triggers of versions 3 and 6 joined the statement's old and new
 // rows (transition tables: no index, no statistics). PL/pgSQL keeps the plan it made for the
 // first statement, a nested loop over a few rows; on a batch of thousands of check-ins it
@@ -610,7 +621,6 @@ END $$;
 // need no join: each old row takes one from its count, each new row adds one to its own,
 // and a row that did not move cancels out. Linear whatever plan is kept.
 static std::string SchemaV7() {
-  using sql::HealthValue;
   std::string out = R"sql(
 CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -630,14 +640,7 @@ BEGIN
   RETURN NULL;
 END $$;
 )sql";
-  std::string old_values, new_values;
-  for (auto f : sql::kHealthFamilies) {
-    const int family = static_cast<int>(f);
-    absl::StrAppend(&old_values, old_values.empty() ? "" : ", ", "(coalesce(o.uai, ''), ", family,
-                    ", ", HealthValue(f, "o"), ", -1)");
-    absl::StrAppend(&new_values, new_values.empty() ? "" : ", ", "(coalesce(n.uai, ''), ", family,
-                    ", ", HealthValue(f, "n"), ", 1)");
-  }
+  const std::string old_values = HealthMoves("o", -1), new_values = HealthMoves("n", 1);
   absl::StrAppend(
       &out,
       "CREATE OR REPLACE FUNCTION parc_health_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
@@ -663,7 +666,6 @@ END $$;
 // the loop (rows are locked in that order: no deadlock between two nodes' batches), and
 // returns the counts it left at zero or below, which one DELETE then drops (none, most times).
 static std::string SchemaV8() {
-  using sql::HealthValue;
   std::string out = R"sql(
 CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -691,14 +693,7 @@ BEGIN
   RETURN NULL;
 END $$;
 )sql";
-  std::string old_values, new_values;
-  for (auto f : sql::kHealthFamilies) {
-    const int family = static_cast<int>(f);
-    absl::StrAppend(&old_values, old_values.empty() ? "" : ", ", "(coalesce(o.uai, ''), ", family,
-                    ", ", HealthValue(f, "o"), ", -1)");
-    absl::StrAppend(&new_values, new_values.empty() ? "" : ", ", "(coalesce(n.uai, ''), ", family,
-                    ", ", HealthValue(f, "n"), ", 1)");
-  }
+  const std::string old_values = HealthMoves("o", -1), new_values = HealthMoves("n", 1);
   absl::StrAppend(
       &out,
       "CREATE OR REPLACE FUNCTION parc_health_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
