@@ -602,16 +602,37 @@ END $$;
   return out;
 }
 
-// The (establishment, family, value, d) rows a device row counts for in health_tally, one
-// per family, as a VALUES list over the row named `row` (d: +1 or -1).
-static std::string HealthMoves(const char* row, int d) {
-  std::string out;
+// The net moves of a statement trigger's old and new rows between counts, in key order (the
+// order in which the counts' rows are then locked: the same on every node, so two batches
+// cannot deadlock): each old row takes one from its count, each new row adds one to its own,
+// and a row that did not move cancels out. Columns: the count's key, d.
+static std::string HealthMovesQuery() {
+  std::string old_values, new_values;
   for (auto f : sql::kHealthFamilies) {
-    absl::StrAppend(&out, out.empty() ? "" : ", ", "(coalesce(", row, ".uai, ''), ",
-                    static_cast<int>(f), ", ", sql::HealthValue(f, row), ", ", d, ")");
+    const int family = static_cast<int>(f);
+    absl::StrAppend(&old_values, old_values.empty() ? "" : ", ", "(coalesce(o.uai, ''), ", family,
+                    ", ", sql::HealthValue(f, "o"), ", -1)");
+    absl::StrAppend(&new_values, new_values.empty() ? "" : ", ", "(coalesce(n.uai, ''), ", family,
+                    ", ", sql::HealthValue(f, "n"), ", 1)");
   }
-  return out;
+  return absl::StrCat(
+      "SELECT m.uai, m.family, m.value, sum(m.d) AS d FROM (\n"
+      "      SELECT v.* FROM parc_old_health o, LATERAL (VALUES ",
+      old_values,
+      ") AS v(uai, family, value, d)\n"
+      "      UNION ALL\n"
+      "      SELECT v.* FROM parc_new_health n, LATERAL (VALUES ",
+      new_values,
+      ") AS v(uai, family, value, d)) m\n"
+      "    GROUP BY 1, 2, 3 HAVING sum(m.d) <> 0 ORDER BY 1, 2, 3\n");
 }
+constexpr char kDeviceMovesQuery[] = R"sql(SELECT uai, kind, day, sum(d) AS d FROM (
+      SELECT coalesce(uai, '') AS uai, kind, parc_seen_day(last_seen_at) AS day, -1 AS d
+        FROM parc_old_devices
+      UNION ALL
+      SELECT coalesce(uai, ''), kind, parc_seen_day(last_seen_at), 1 FROM parc_new_devices) moves
+    GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
+)sql";
 
 // Version 7: the statement triggers of versions 3 and 6 joined the statement's old and new
 // rows (transition tables: no index, no statistics). PL/pgSQL keeps the plan it made for the
@@ -621,42 +642,17 @@ static std::string HealthMoves(const char* row, int d) {
 // need no join: each old row takes one from its count, each new row adds one to its own,
 // and a row that did not move cancels out. Linear whatever plan is kept.
 static std::string SchemaV7() {
-  std::string out = R"sql(
-CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  r RECORD;
-BEGIN
-  FOR r IN
-    SELECT uai, kind, day, sum(d) AS d FROM (
-      SELECT coalesce(uai, '') AS uai, kind, parc_seen_day(last_seen_at) AS day, -1 AS d
-        FROM parc_old_devices
-      UNION ALL
-      SELECT coalesce(uai, ''), kind, parc_seen_day(last_seen_at), 1 FROM parc_new_devices) moves
-    GROUP BY 1, 2, 3 HAVING sum(d) <> 0
-    ORDER BY 1, 2, 3  -- the same order on every node: no deadlock between two batches
-  LOOP
-    PERFORM parc_device_tally_add(r.uai, r.kind, r.day, r.d);
-  END LOOP;
-  RETURN NULL;
-END $$;
-)sql";
-  const std::string old_values = HealthMoves("o", -1), new_values = HealthMoves("n", 1);
-  absl::StrAppend(
-      &out,
+  return absl::StrCat(
+      "CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+      "DECLARE\n  r RECORD;\nBEGIN\n  FOR r IN\n    ",
+      kDeviceMovesQuery,
+      "  LOOP\n    PERFORM parc_device_tally_add(r.uai, r.kind, r.day, r.d);\n  END LOOP;\n"
+      "  RETURN NULL;\nEND $$;\n"
       "CREATE OR REPLACE FUNCTION parc_health_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-      "DECLARE\n  r RECORD;\nBEGIN\n  FOR r IN\n"
-      "    SELECT m.uai, m.family, m.value, sum(m.d) AS d FROM (\n"
-      "      SELECT v.* FROM parc_old_health o,\n        LATERAL (VALUES ",
-      old_values,
-      ") AS v(uai, family, value, d)\n"
-      "      UNION ALL\n"
-      "      SELECT v.* FROM parc_new_health n,\n        LATERAL (VALUES ",
-      new_values,
-      ") AS v(uai, family, value, d)) m\n"
-      "    GROUP BY 1, 2, 3 HAVING sum(m.d) <> 0 ORDER BY 1, 2, 3\n"
+      "DECLARE\n  r RECORD;\nBEGIN\n  FOR r IN\n    ",
+      HealthMovesQuery(),
       "  LOOP\n    PERFORM parc_health_add(r.uai, r.family, r.value, r.d);\n  END LOOP;\n"
       "  RETURN NULL;\nEND $$;\n");
-  return out;
 }
 
 // Version 8: the statement triggers of version 7 added each moved count with a call of
@@ -666,52 +662,31 @@ END $$;
 // the loop (rows are locked in that order: no deadlock between two nodes' batches), and
 // returns the counts it left at zero or below, which one DELETE then drops (none, most times).
 static std::string SchemaV8() {
-  std::string out = R"sql(
-CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  gone_uai TEXT[];
-  gone_kind INTEGER[];
-  gone_day BIGINT[];
-BEGIN
-  WITH added AS (
-    INSERT INTO device_tally
-      SELECT uai, kind, day, sum(d) FROM (
-        SELECT coalesce(uai, '') AS uai, kind, parc_seen_day(last_seen_at) AS day, -1 AS d
-          FROM parc_old_devices
-        UNION ALL
-        SELECT coalesce(uai, ''), kind, parc_seen_day(last_seen_at), 1 FROM parc_new_devices) moves
-      GROUP BY 1, 2, 3 HAVING sum(d) <> 0
-      ORDER BY 1, 2, 3  -- the same order on every node: no deadlock between two batches
-      ON CONFLICT (uai, kind, seen_day) DO UPDATE SET n = device_tally.n + excluded.n
-      RETURNING uai, kind, seen_day, n)
-  SELECT array_agg(uai), array_agg(kind), array_agg(seen_day) INTO gone_uai, gone_kind, gone_day
-    FROM added WHERE n <= 0;
-  IF gone_uai IS NOT NULL THEN
-    DELETE FROM device_tally t USING unnest(gone_uai, gone_kind, gone_day) AS g(uai, kind, day)
-      WHERE t.uai = g.uai AND t.kind = g.kind AND t.seen_day = g.day AND t.n <= 0;
-  END IF;
-  RETURN NULL;
-END $$;
-)sql";
-  const std::string old_values = HealthMoves("o", -1), new_values = HealthMoves("n", 1);
-  absl::StrAppend(
-      &out,
+  return absl::StrCat(
+      "CREATE OR REPLACE FUNCTION parc_devices_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+      "DECLARE\n  gone_uai TEXT[];\n  gone_kind INTEGER[];\n  gone_day BIGINT[];\n"
+      "BEGIN\n"
+      "  WITH added AS (\n"
+      "    INSERT INTO device_tally ",
+      kDeviceMovesQuery,
+      "    ON CONFLICT (uai, kind, seen_day) DO UPDATE SET n = device_tally.n + excluded.n\n"
+      "    RETURNING uai, kind, seen_day, n)\n"
+      "  SELECT array_agg(uai), array_agg(kind), array_agg(seen_day)\n"
+      "    INTO gone_uai, gone_kind, gone_day FROM added WHERE n <= 0;\n"
+      "  IF gone_uai IS NOT NULL THEN\n"
+      "    DELETE FROM device_tally t USING unnest(gone_uai, gone_kind, gone_day) AS g(uai, kind, "
+      "day)\n"
+      "      WHERE t.uai = g.uai AND t.kind = g.kind AND t.seen_day = g.day AND t.n <= 0;\n"
+      "  END IF;\n"
+      "  RETURN NULL;\nEND $$;\n"
       "CREATE OR REPLACE FUNCTION parc_health_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
       "DECLARE\n  gone_uai TEXT[];\n  gone_family INTEGER[];\n  gone_value BIGINT[];\n"
       "BEGIN\n"
       "  WITH added AS (\n"
-      "    INSERT INTO health_tally\n"
-      "      SELECT m.uai, m.family, m.value, sum(m.d) FROM (\n"
-      "        SELECT v.* FROM parc_old_health o,\n          LATERAL (VALUES ",
-      old_values,
-      ") AS v(uai, family, value, d)\n"
-      "        UNION ALL\n"
-      "        SELECT v.* FROM parc_new_health n,\n          LATERAL (VALUES ",
-      new_values,
-      ") AS v(uai, family, value, d)) m\n"
-      "      GROUP BY 1, 2, 3 HAVING sum(m.d) <> 0 ORDER BY 1, 2, 3\n"
-      "      ON CONFLICT (uai, family, value) DO UPDATE SET n = health_tally.n + excluded.n\n"
-      "      RETURNING uai, family, value, n)\n"
+      "    INSERT INTO health_tally ",
+      HealthMovesQuery(),
+      "    ON CONFLICT (uai, family, value) DO UPDATE SET n = health_tally.n + excluded.n\n"
+      "    RETURNING uai, family, value, n)\n"
       "  SELECT array_agg(uai), array_agg(family), array_agg(value)\n"
       "    INTO gone_uai, gone_family, gone_value FROM added WHERE n <= 0;\n"
       "  IF gone_uai IS NOT NULL THEN\n"
@@ -720,7 +695,6 @@ END $$;
       "      WHERE t.uai = g.uai AND t.family = g.family AND t.value = g.value AND t.n <= 0;\n"
       "  END IF;\n"
       "  RETURN NULL;\nEND $$;\n");
-  return out;
 }
 
 const std::vector<common::Migration>& Migrations() {
