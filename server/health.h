@@ -26,6 +26,14 @@ int FirmwareYear(const parc::v1::Hardware& hw);
 inline constexpr int kAgeRecentMax = 3;  // 0-3 years
 inline constexpr int kAgeMiddleMax = 7;  // 4-7 years; 8 and more beyond
 
+// The free space of the system disk as the devices row keeps it: rounded down to 256 MiB, so
+// that the few megabytes a disk gains or loses between two check-ins do not rewrite the row
+// (the indicator compares it with a bundle's installed size, the dashboard shows whole GiB).
+inline constexpr uint64_t kFreeBytesStep = uint64_t{1} << 28;
+inline uint64_t RoundedFreeBytes(uint64_t free_bytes) {
+  return free_bytes - free_bytes % kFreeBytesStep;
+}
+
 // Days without a check-in for a device to count as unseen.
 inline constexpr int kUnseenDays = 30;
 

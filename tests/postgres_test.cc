@@ -87,11 +87,47 @@ TEST(Postgres, MigratesAnEmptyDatabaseOnceAndRefusesANewerOne) {
   auto tables =
       db->Exec("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'");
   ASSERT_TRUE(tables.ok());
-  EXPECT_EQ(tables->Int(0, 0), 27);  // 26 tables and parc_schema
+  EXPECT_EQ(tables->Int(0, 0), 28);  // 27 tables and parc_schema
   ASSERT_TRUE(db->Run("INSERT INTO parc_schema VALUES (99)").ok());
   auto newer = Migrate(db.get(), Migrations());
   EXPECT_TRUE(absl::IsFailedPrecondition(newer)) << newer;
   EXPECT_NE(newer.message().find("newer"), absl::string_view::npos);
+}
+
+// Version 9 moves the check-in times to device_checkins: a database of version 8 keeps each
+// device's last contact and recent check-ins, its free space is kept to 256 MiB, and a device
+// enrolled afterwards has its row.
+TEST(Postgres, Version9MovesTheCheckInTimes) {
+  auto db = NewDatabase();
+  ASSERT_NE(db, nullptr);
+  std::vector<common::Migration> v8(Migrations().begin(), Migrations().begin() + 8);
+  ASSERT_EQ(v8.back().version, 8);
+  ASSERT_TRUE(Migrate(db.get(), v8).ok());
+  ASSERT_TRUE(db->Run("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                      "last_enrolled_at, last_seen_at, recent_checkins, free_bytes) VALUES "
+                      "('d1', 's', 'h1', 1, 0, 0, 1790000300, '1790000300,1790000200', "
+                      "5368709120 + 104857600), ('d2', 's', 'h2', 1, 0, 0, NULL, '', NULL)")
+                  .ok());
+  ASSERT_TRUE(Migrate(db.get(), Migrations()).ok());
+  auto rows = db->Exec(
+      "SELECT c.device_id, coalesce(c.last_seen_at, -1), c.recent_checkins, "
+      "coalesce(d.free_bytes, -1) FROM device_checkins c JOIN devices d ON d.id = c.device_id "
+      "ORDER BY 1");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->rows(), 2);
+  EXPECT_EQ(rows->Text(0, 0), "d1");
+  EXPECT_EQ(rows->Int(0, 1), 1790000300);
+  EXPECT_EQ(rows->Text(0, 2), "1790000300,1790000200");
+  EXPECT_EQ(rows->Int(0, 3), int64_t{5368709120});
+  EXPECT_EQ(rows->Int(1, 1), -1);
+  EXPECT_EQ(rows->Int(1, 3), -1);
+  ASSERT_TRUE(db->Run("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                      "last_enrolled_at) VALUES ('d3', 's', 'h3', 1, 0, 0)")
+                  .ok());
+  ASSERT_TRUE(db->Run("DELETE FROM devices WHERE id = 'd1'").ok());
+  auto ids = db->Exec("SELECT string_agg(device_id, ',' ORDER BY device_id) FROM device_checkins");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->Text(0, 0), "d2,d3");
 }
 
 // The counts the reports read follow enrollment, check-ins, moves, deployments and

@@ -496,6 +496,127 @@ TEST(SqlStore, DaysSeenOverTheLast30) {
   EXPECT_EQ(days_seen(at(61, 10)), 2u);
 }
 
+// A check-in writes its exact time to device_checkins, and the devices row only when something
+// on it changes: the first check-in of a later day (the day the reports count by), another
+// agent version, another free space (kept to 256 MiB). What a technician reads (last contact,
+// recent check-ins, devices unseen since a time) is the exact time either way.
+TEST(SqlStore, ACheckInRewritesTheDeviceRowOnlyWhenItChanges) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  ASSERT_NE(store, nullptr);
+  const absl::Time day0 = absl::FromUnixSeconds(1790000000 / 86400 * 86400);  // 00:00 UTC
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), day0, cb);
+              }).ok());
+  ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                store->CreateEnrollmentToken(Token("t", "0310036W", day0), cb);
+              }).ok());
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                store->Enroll(Enrollment("t", "hw-d1", "d1", day0), cb);
+              }).ok());
+  auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
+  const uint64_t gib = uint64_t{1} << 30, mib = uint64_t{1} << 20;
+  auto checkin = [&](absl::Time t, const std::string& version, uint64_t free) {
+    ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                  store->RecordCheckIn({"d1", version, t, free}, Durability::kDurable, cb);
+                }).ok());
+  };
+  auto db = OpenStoreDatabase(dir.Sub("parc.db"));
+  ASSERT_NE(db, nullptr);
+  // The devices row as stored: last_seen_at, agent_version, free_bytes.
+  auto row = [&]() -> std::tuple<int64_t, std::string, int64_t> {
+    auto st = db->Prepare("SELECT last_seen_at, agent_version, free_bytes FROM devices");
+    EXPECT_TRUE(st.ok()) << st.status();
+    if (!st.ok()) return {};
+    auto found = st->Step();
+    EXPECT_TRUE(found.ok() && *found);
+    if (!found.ok() || !*found) return {};
+    return {st->Int(0), st->Text(1), st->Int(2)};
+  };
+  auto last_seen = [&]() {
+    auto d = store->GetDevice("d1", Scope::Region());
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? absl::FromUnixSeconds(d->device.last_seen_at().seconds())
+                  : absl::InfinitePast();
+  };
+  const int64_t t8 = absl::ToUnixSeconds(at(0, 8));
+  checkin(at(0, 8), "1.0", 5 * gib + 100 * mib);
+  EXPECT_EQ(row(), std::make_tuple(t8, std::string("1.0"), int64_t{5 * gib}));
+  checkin(at(0, 17), "1.0", 5 * gib + 200 * mib);  // the same day, version and rounded space
+  EXPECT_EQ(row(), std::make_tuple(t8, std::string("1.0"), int64_t{5 * gib}));
+  EXPECT_EQ(last_seen(), at(0, 17));
+  checkin(at(0, 12), "1.0", 5 * gib);  // a delayed write does not take the last contact back
+  EXPECT_EQ(last_seen(), at(0, 17));
+  auto d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok());
+  EXPECT_EQ(d1->recent_checkins, (std::vector<absl::Time>{at(0, 12), at(0, 17), at(0, 8)}));
+  // Devices unseen since a time compare with the exact last contact.
+  DeviceFilter unseen(Scope::Region());
+  unseen.seen_before = at(0, 17);
+  EXPECT_EQ(store->ListDevices(unseen)->size(), 0u);
+  unseen.seen_before = at(0, 17) + absl::Seconds(1);
+  EXPECT_EQ(store->ListDevices(unseen)->size(), 1u);
+  checkin(at(0, 18), "1.1", 5 * gib);  // another version
+  EXPECT_EQ(row(), std::make_tuple(t8, std::string("1.1"), int64_t{5 * gib}));
+  checkin(at(0, 19), "1.1", 4 * gib + 900 * mib);  // less space
+  EXPECT_EQ(row(), std::make_tuple(t8, std::string("1.1"), int64_t{4 * gib + 768 * mib}));
+  checkin(at(1, 9), "1.1", 4 * gib + 900 * mib);  // the next day
+  EXPECT_EQ(std::get<0>(row()), absl::ToUnixSeconds(at(1, 9)));
+  EXPECT_EQ(last_seen(), at(1, 9));
+  // The deployment report counts the device as seen on day 1.
+  auto report = store->DeploymentReport("mcnl", 1, "region", at(1, 0), Scope::Region());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->total().devices(), 1u);
+  EXPECT_EQ(report->total().never_seen(), 0u);
+  EXPECT_EQ(report->total().stale(), 0u);
+  report = store->DeploymentReport("mcnl", 1, "region", at(2, 0), Scope::Region());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->total().stale(), 1u);
+  // Retiring the device takes its check-in row along.
+  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
+                store->RetireDevice("d1", Scope::Region(), cb);
+              }).ok());
+  auto left = db->Prepare("SELECT count(*) FROM device_checkins");
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_TRUE(*left->Step());
+  EXPECT_EQ(left->Int(0), 0);
+}
+
+// Version 13 moves the check-in times to device_checkins: a database of version 12 keeps each
+// device's last contact and recent check-ins, and its free space is kept to 256 MiB.
+TEST(SqlStore, Version13MovesTheCheckInTimes) {
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test (postgres_test: v9)";
+  TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  {
+    auto db = common::Database::Open(path, {});
+    ASSERT_TRUE(db.ok());
+    std::vector<common::Migration> v12(sqlite::Migrations().begin(),
+                                       sqlite::Migrations().begin() + 12);
+    ASSERT_EQ(v12.back().version, 12);
+    ASSERT_TRUE(common::Migrate(db->get(), v12).ok());
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                           "last_enrolled_at, last_seen_at, recent_checkins, free_bytes) VALUES "
+                           "('d1', 's', 'h1', 1, 0, 0, 1790000300, '1790000300,1790000200', "
+                           "5368709120 + 104857600)")
+                    .ok());
+  }
+  auto store = OpenStore(path);
+  ASSERT_NE(store, nullptr);
+  auto d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->device.last_seen_at().seconds(), 1790000300);
+  EXPECT_EQ(d1->recent_checkins, (std::vector<absl::Time>{absl::FromUnixSeconds(1790000300),
+                                                          absl::FromUnixSeconds(1790000200)}));
+  auto db = OpenStoreDatabase(path);
+  ASSERT_NE(db, nullptr);
+  auto st = db->Prepare("SELECT free_bytes FROM devices");
+  ASSERT_TRUE(st.ok()) << st.status();
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Int(0), int64_t{5368709120});
+}
+
 // Fleet health: the report, read from the counts the triggers keep, equals the same indicators
 // computed here from what each device sent, after every kind of write (enrollment, inventories
 // before and after a bundle declaring requirements, check-ins carrying free space, a device

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/grpc_util.h"
@@ -83,34 +84,95 @@ namespace {
 // The days seen over the last 30 (schema: seen_days, seen_day) after a check-in at UNIX time
 // t: shifted to t's day, that day's bit set; a check-in older than seen_day (a delayed batch)
 // sets its own bit. Both engines evaluate every SET expression on the row as it was.
-std::string SeenDaysSql(const std::string& t) {
+std::string SeenDaysExpr(const std::string& t) {
   const std::string day = absl::StrCat("(CAST(", t, " AS BIGINT) / 86400)");
   const std::string gap = absl::StrCat("(", day, " - seen_day)");
   // PostgreSQL shifts by an INTEGER count.
   return absl::StrCat(
-      "seen_days = CASE WHEN ", gap, " >= 30 THEN 1 WHEN ", gap, " >= 0 THEN ((seen_days << CAST(",
-      gap, " AS INTEGER)) | 1) & 1073741823 WHEN ", gap, " > -30 THEN seen_days | (1 << CAST(0 - ",
-      gap, " AS INTEGER)) ELSE seen_days END, seen_day = CASE WHEN ", day, " > seen_day THEN ", day,
-      " ELSE seen_day END");
+      "CASE WHEN ", gap, " >= 30 THEN 1 WHEN ", gap, " >= 0 THEN ((seen_days << CAST(", gap,
+      " AS INTEGER)) | 1) & 1073741823 WHEN ", gap, " > -30 THEN seen_days | (1 << CAST(0 - ", gap,
+      " AS INTEGER)) ELSE seen_days END");
+}
+std::string SeenDayExpr(const std::string& t) {
+  const std::string day = absl::StrCat("(CAST(", t, " AS BIGINT) / 86400)");
+  return absl::StrCat("CASE WHEN ", day, " > seen_day THEN ", day, " ELSE seen_day END");
 }
 
-// A check-in: last seen, agent version, the last 10 check-in times, newest first, the days
-// seen, and the free space of the system disk (?4; -1: not sent, the last one stays).
-const std::string& RecordCheckInSql() {
-  static const std::string sql = absl::StrCat(
-      "UPDATE devices SET last_seen_at = ?1, agent_version = ?2, "
-      "recent_checkins = substr(CAST(CAST(?1 AS BIGINT) AS TEXT) || ',' || recent_checkins, 1, "
-      "109), free_bytes = CASE WHEN CAST(?4 AS BIGINT) < 0 THEN free_bytes ELSE CAST(?4 AS BIGINT) "
-      "END, ",
-      SeenDaysSql("?1"), " WHERE id = ?3");
+// What a check-in at UNIX time t changes on the devices row: last_seen_at on the first
+// check-in of a later UTC day only (the day the reports count by; device_checkins keeps the
+// exact time), the agent version, the free space (free: -1 when not sent, the last one
+// stays), the days seen. {t}, {av}, {free}: the check-in's values.
+struct DeviceCheckInSets {
+  std::string last_seen, free, seen_days, seen_day;
+};
+DeviceCheckInSets DeviceSets(const std::string& t, const std::string& free) {
+  return {absl::StrCat("CASE WHEN coalesce(last_seen_at / 86400, -1) < CAST(", t,
+                       " AS BIGINT) / 86400 THEN CAST(", t, " AS BIGINT) ELSE last_seen_at END"),
+          absl::StrCat("CASE WHEN CAST(", free, " AS BIGINT) < 0 THEN free_bytes ELSE CAST(", free,
+                       " AS BIGINT) END"),
+          SeenDaysExpr(t), SeenDayExpr(t)};
+}
+
+// The devices row is written only when one of its values changes: most check-ins (the same
+// day, agent version and free space as the last one) write device_checkins alone, a narrow
+// row, instead of the wide devices row and its index (docs/performance.md, P1).
+std::string DeviceCheckInUpdate(const std::string& table, const std::string& t,
+                                const std::string& av, const std::string& free) {
+  const DeviceCheckInSets s = DeviceSets(t, free);
+  return absl::StrCat("UPDATE devices", table, " SET last_seen_at = ", s.last_seen,
+                      ", agent_version = ", av, ", free_bytes = ", s.free,
+                      ", seen_days = ", s.seen_days, ", seen_day = ", s.seen_day,
+                      " WHERE {match} AND (last_seen_at IS DISTINCT FROM ", s.last_seen,
+                      " OR agent_version <> ", av, " OR free_bytes IS DISTINCT FROM ", s.free,
+                      " OR seen_days <> ", s.seen_days, " OR seen_day <> ", s.seen_day, ")");
+}
+
+// A check-in's exact time, and the last 10 check-in times, newest first.
+std::string CheckInTimesSet(const std::string& table, const std::string& t) {
+  return absl::StrCat("last_seen_at = CASE WHEN ", table, "last_seen_at > CAST(", t,
+                      " AS BIGINT) THEN ", table, "last_seen_at ELSE CAST(", t,
+                      " AS BIGINT) END, recent_checkins = substr(CAST(CAST(", t,
+                      " AS BIGINT) AS TEXT) || ',' || ", table, "recent_checkins, 1, 109)");
+}
+
+// A check-in in two statements: its times (?1 time, ?2 device), then the devices row when
+// something on it changed (?1 time, ?2 agent version, ?3 device, ?4 free bytes or -1).
+const std::string& RecordCheckInTimesSql() {
+  static const std::string sql = absl::StrCat("UPDATE device_checkins SET ",
+                                              CheckInTimesSet("", "?1"), " WHERE device_id = ?2");
+  return sql;
+}
+const std::string& RecordCheckInDeviceSql() {
+  static const std::string sql =
+      absl::StrReplaceAll(DeviceCheckInUpdate("", "?1", "?2", "?4"), {{"{match}", "id = ?3"}});
   return sql;
 }
 
-int64_t FreeBytesParam(const CheckInInput& c) {
-  return c.free_bytes.has_value() ? static_cast<int64_t>(*c.free_bytes) : -1;
+// The free space the devices row keeps (RoundedFreeBytes), -1 when not sent.
+int64_t FreeBytesParam(const std::optional<uint64_t>& free_bytes) {
+  return free_bytes.has_value() ? static_cast<int64_t>(RoundedFreeBytes(*free_bytes)) : -1;
 }
 
-// Check-ins in one statement where the engine takes arrays: each device's latest.
+// Check-ins one by one; false in *found for a device that is not (or no longer) enrolled.
+absl::Status RecordCheckInRows(sql::Connection* db, const std::vector<const CheckInInput*>& in,
+                               bool* found) {
+  PARC_ASSIGN_OR_RETURN(Statement times, db->Prepare(RecordCheckInTimesSql()));
+  PARC_ASSIGN_OR_RETURN(Statement device, db->Prepare(RecordCheckInDeviceSql()));
+  *found = true;
+  for (const CheckInInput* c : in) {
+    const int64_t t = Unix(c->now), free = FreeBytesParam(c->free_bytes);
+    PARC_RETURN_IF_ERROR(times.BindAll(t, c->device_id).Run());
+    if (db->Changes() == 0) {
+      // A device retired since its check-in was authenticated changes nothing.
+      *found = false;
+      continue;
+    }
+    PARC_RETURN_IF_ERROR(device.BindAll(t, c->agent_version, c->device_id, free).Run());
+  }
+  return absl::OkStatus();
+}
+
+// Check-ins in two statements where the engine takes arrays: each device's latest.
 absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>& checkins) {
   std::map<absl::string_view, const CheckInInput*> latest;
   for (const CheckInInput& c : checkins) {
@@ -122,18 +184,24 @@ absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>
     ids.emplace_back(id);
     times.push_back(absl::StrCat(Unix(c->now)));
     versions.push_back(c->agent_version);
-    free.push_back(absl::StrCat(FreeBytesParam(*c)));
+    free.push_back(absl::StrCat(FreeBytesParam(c->free_bytes)));
   }
+  constexpr char kValues[] =
+      " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), CAST(?3 AS TEXT[]), "
+      "CAST(?4 AS BIGINT[])) AS v(id, t, av, free) WHERE ";
   PARC_ASSIGN_OR_RETURN(
-      Statement st,
-      db->Prepare(absl::StrCat(
-          "UPDATE devices AS d SET last_seen_at = v.t, agent_version = v.av, "
-          "recent_checkins = substr(CAST(v.t AS TEXT) || ',' || d.recent_checkins, 1, 109), "
-          "free_bytes = CASE WHEN v.free < 0 THEN d.free_bytes ELSE v.free END, ",
-          SeenDaysSql("v.t"),
-          " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), "
-          "CAST(?3 AS TEXT[]), CAST(?4 AS BIGINT[])) AS v(id, t, av, free) WHERE d.id = v.id")));
-  return st
+      Statement times_st,
+      db->Prepare(absl::StrCat("UPDATE device_checkins AS c SET ", CheckInTimesSet("c.", "v.t"),
+                               kValues, "c.device_id = v.id")));
+  PARC_RETURN_IF_ERROR(times_st
+                           .BindAll(db->ArrayParam(ids), db->ArrayParam(times),
+                                    db->ArrayParam(versions), db->ArrayParam(free))
+                           .Run());
+  // PostgreSQL: the SET and WHERE expressions name the devices row's columns unqualified.
+  std::string device = DeviceCheckInUpdate(" AS d", "v.t", "v.av", "v.free");
+  device = absl::StrReplaceAll(device, {{" WHERE {match}", absl::StrCat(kValues, "d.id = v.id")}});
+  PARC_ASSIGN_OR_RETURN(Statement device_st, db->Prepare(device));
+  return device_st
       .BindAll(db->ArrayParam(ids), db->ArrayParam(times), db->ArrayParam(versions),
                db->ArrayParam(free))
       .Run();
@@ -150,10 +218,9 @@ void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallba
   }
   SubmitFor<bool>(
       [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
-        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
-        PARC_RETURN_IF_ERROR(
-            st.BindAll(Unix(in.now), in.agent_version, in.device_id, FreeBytesParam(in)).Run());
-        if (db->Changes() == 0) return absl::NotFoundError("unknown device");
+        bool found = false;
+        PARC_RETURN_IF_ERROR(RecordCheckInRows(db, {&in}, &found));
+        if (!found) return absl::NotFoundError("unknown device");
         return true;
       },
       std::move(done));
@@ -181,12 +248,11 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
         *taken = checkins.size();
         // A device retired since its check-in was authenticated changes nothing.
         if (db->has_arrays()) return RecordCheckIns(db, checkins);
-        PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(RecordCheckInSql()));
-        for (const CheckInInput& c : checkins) {
-          PARC_RETURN_IF_ERROR(
-              st.BindAll(Unix(c.now), c.agent_version, c.device_id, FreeBytesParam(c)).Run());
-        }
-        return absl::OkStatus();
+        std::vector<const CheckInInput*> rows;
+        rows.reserve(checkins.size());
+        for (const CheckInInput& c : checkins) rows.push_back(&c);
+        bool all_found = false;
+        return RecordCheckInRows(db, rows, &all_found);
       },
       [this, taken](absl::Status status) {
         // Answered already: what was lost is counted (the store is reported unhealthy, and
@@ -357,12 +423,13 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         bool rotational = false;
         for (const auto& d : hw.disks()) rotational |= d.rotational();
-        up.BindAll(
-            in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
-            hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()), in.device_id,
-            static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
-            hw.has_system_free_bytes() ? static_cast<int64_t>(hw.system_free_bytes()) : int64_t{-1},
-            FirmwareYear(hw), os_id, Windows11Capable(hw));
+        up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
+                   hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()),
+                   in.device_id, static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
+                   FreeBytesParam(hw.has_system_free_bytes()
+                                      ? std::optional<uint64_t>(hw.system_free_bytes())
+                                      : std::nullopt),
+                   FirmwareYear(hw), os_id, Windows11Capable(hw));
         PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
         if (!updated) return absl::NotFoundError("unknown device");
         written->kind = up.Int(0);
@@ -395,7 +462,7 @@ absl::StatusOr<std::vector<parc::v1::Device>> SqlStore::ListDevices(const Device
           kDeviceSelect,
           "WHERE d.id > ?1 AND (?2 = '' OR d.uai = ?2) AND (?3 = '' OR e.departement = ?3) "
           "AND (?4 = 0 OR d.kind = ?4) "
-          "AND (CAST(?5 AS BIGINT) IS NULL OR coalesce(d.last_seen_at, d.last_enrolled_at) < ?5) "
+          "AND (CAST(?5 AS BIGINT) IS NULL OR coalesce(c.last_seen_at, d.last_enrolled_at) < ?5) "
           "AND (?6 = 0 OR d.uai IS NULL) "
           "AND ",
           sql::ScopeSql(*db, f.scope, "d.uai", 8), " ORDER BY d.id LIMIT ?7")));
@@ -440,7 +507,8 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
   }
   PARC_ASSIGN_OR_RETURN(
       Statement recent,
-      db->Prepare("SELECT recent_checkins, seen_days, seen_day FROM devices WHERE id = ?"));
+      db->Prepare("SELECT coalesce(c.recent_checkins, ''), d.seen_days, d.seen_day FROM devices d "
+                  "LEFT JOIN device_checkins c ON c.device_id = d.id WHERE d.id = ?"));
   recent.Bind(1, details.device.id());
   PARC_ASSIGN_OR_RETURN(bool has_recent, recent.Step());
   if (has_recent) {

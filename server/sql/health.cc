@@ -198,9 +198,10 @@ absl::StatusOr<std::vector<HealthDevice>> SqlStore::ListHealthDevices(
       db->Prepare(absl::StrCat(
           "SELECT d.id, d.hostname, d.serial, d.kind, d.model, d.battery_health, "
           "d.firmware_year, CASE WHEN coalesce(o.label, '') <> '' THEN o.label ELSE d.os END, "
-          "coalesce(o.end_of_support, ''), d.win11, d.free_bytes, d.ram_bytes, d.last_seen_at, ",
+          "coalesce(o.end_of_support, ''), d.win11, d.free_bytes, d.ram_bytes, c.last_seen_at, ",
           sql::HealthValue(sql::kHealthBundle, "d"),
           " FROM devices d LEFT JOIN os_versions o ON o.id = d.os_id "
+          "LEFT JOIN device_checkins c ON c.device_id = d.id "
           "WHERE d.uai = ?1 AND ",
           sql::ScopeSql(*db, scope, "d.uai", 2),
           " AND CAST(?3 AS BIGINT) IS NOT NULL "

@@ -332,7 +332,8 @@ namespace {
 // {scope}: the scope condition (ScopeCondition), so that SQLite can use devices_uai: a
 // "?3 = '' OR d.uai IN (...)" would scan every device of the region.
 constexpr char kDeviceStates[] =
-    "WITH s AS (SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, d.last_seen_at, "
+    "WITH s AS (SELECT d.id, d.serial, d.uai, d.kind, d.manufacturer, d.model, "
+    "(SELECT c.last_seen_at FROM device_checkins c WHERE c.device_id = d.id) AS last_seen_at, "
     "d.hostname, (SELECT dep.rollout_id FROM deployments dep "
     "JOIN rollouts r ON r.id = dep.rollout_id JOIN bundles b ON b.id = r.bundle_id "
     "WHERE dep.device_id = d.id AND b.name = ?1 AND b.sequence >= ?2 "

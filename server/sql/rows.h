@@ -21,11 +21,12 @@ inline constexpr char kTokenColumns[] =
 inline constexpr char kDeviceSelect[] =
     "SELECT d.id, d.serial, coalesce(d.uai, ''), coalesce(e.name, ''), "
     "coalesce(e.departement, ''), d.kind, d.kind_source, d.manufacturer, d.model, d.hostname, "
-    "d.os, d.agent_version, d.enrolled_at, d.last_enrolled_at, d.last_seen_at, "
+    "d.os, d.agent_version, d.enrolled_at, d.last_enrolled_at, c.last_seen_at, "
     "d.inventory_at, d.inventory_hash, d.software_hash, coalesce(s.package_count, 0), "
     "d.enroll_count "
     "FROM devices d LEFT JOIN establishments e ON e.uai = d.uai "
-    "LEFT JOIN software_sets s ON s.hash = d.software_hash ";
+    "LEFT JOIN software_sets s ON s.hash = d.software_hash "
+    "LEFT JOIN device_checkins c ON c.device_id = d.id ";
 
 parc::v1::Establishment EstablishmentFromRow(const sql::Stmt& st);
 EnrollmentTokenRecord TokenFromRow(const sql::Stmt& st);
