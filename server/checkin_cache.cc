@@ -1,5 +1,7 @@
 #include "server/checkin_cache.h"
 
+#include <algorithm>
+
 namespace parc::server {
 
 void CheckInCache::SetEnabled(bool enabled) {
@@ -47,6 +49,28 @@ void CheckInCache::DeviceInventoryStored(const std::string& id, const std::strin
   if (it == devices_.end()) return;
   it->second.inventory_hash = inventory_hash;
   it->second.kind = kind;
+}
+
+bool CheckInCache::CheckInStored(const std::string& id, int64_t day,
+                                 const std::string& agent_version, int64_t free_bytes) const {
+  absl::MutexLock lock(&mu_);
+  auto it = devices_.find(id);
+  if (it == devices_.end()) return false;
+  const DeviceAuth& d = it->second;
+  return d.seen_day == day && d.agent_version == agent_version &&
+         (free_bytes < 0 || d.free_bytes == free_bytes);
+}
+
+void CheckInCache::DeviceCheckInStored(const std::string& id, int64_t day,
+                                       const std::string& agent_version, int64_t free_bytes) {
+  absl::MutexLock lock(&mu_);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  auto it = devices_.find(id);
+  if (it == devices_.end()) return;
+  DeviceAuth& d = it->second;
+  d.seen_day = std::max(d.seen_day, day);
+  d.agent_version = agent_version;
+  if (free_bytes >= 0) d.free_bytes = free_bytes;
 }
 
 void CheckInCache::InvalidateDevices() {

@@ -45,6 +45,15 @@ class CheckInCache {
   void DeviceInventoryStored(const std::string& id, const std::string& inventory_hash,
                              parc::v1::DeviceKind kind);
   void InvalidateDevices();
+  // Whether the cached record says the devices row holds what a check-in on day (UTC days
+  // since 1970) with this agent version and free space (as kept; -1: not sent) would write:
+  // false when it differs or is not cached.
+  bool CheckInStored(const std::string& id, int64_t day, const std::string& agent_version,
+                     int64_t free_bytes) const;
+  // After a committed check-in that wrote (or found) these on the devices row: a cached record
+  // follows them. Reads in flight do not fill (as for InvalidateDevice).
+  void DeviceCheckInStored(const std::string& id, int64_t day, const std::string& agent_version,
+                           int64_t free_bytes);
 
   // nullopt: not cached; a null pointer: cached "no assignment".
   std::optional<std::shared_ptr<const ActiveAssignment>> GetAssignment(const std::string& uai,

@@ -230,6 +230,8 @@ class SqlStore final : public Store {
   // Queues a check-in for the writer's next batch (Durability::kBehind), taking it; false,
   // leaving it, when too many are waiting already.
   bool QueueCheckIn(CheckInInput& in);
+  // Once check-ins committed: the check-in cache follows what they wrote on the devices rows.
+  void CheckInStored(const std::vector<CheckInInput>& checkins);
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
   StoreCallback<RolloutRecord> AfterRolloutWrite(StoreCallback<RolloutRecord> done);
   // done, after emptying the check-in cache's assignments (which carry the relays).

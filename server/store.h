@@ -98,6 +98,12 @@ struct DeviceAuth {
   std::string uai;
   std::string inventory_hash;
   parc::v1::DeviceKind kind = parc::v1::DEVICE_KIND_UNSPECIFIED;
+  // What check-ins write on the devices row, as stored: the latest UTC day seen (days since
+  // 1970), the agent version, the free space kept (-1: none). A check-in that brings the same
+  // writes only its time (device_checkins).
+  int64_t seen_day = 0;
+  std::string agent_version;
+  int64_t free_bytes = -1;
 };
 
 // How RecordCheckIn waits.
@@ -117,6 +123,9 @@ struct CheckInInput {
   absl::Time now;
   // Free bytes of the system disk, when the agent sent them.
   std::optional<uint64_t> free_bytes;
+  // Whether the devices row may need writing (the store's check-in cache decides; true when
+  // it does not know).
+  bool write_device = true;
 };
 
 struct InventoryInput {

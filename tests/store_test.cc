@@ -517,6 +517,8 @@ TEST(SqlStore, ACheckInRewritesTheDeviceRowOnlyWhenItChanges) {
   auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
   const uint64_t gib = uint64_t{1} << 30, mib = uint64_t{1} << 20;
   auto checkin = [&](absl::Time t, const std::string& version, uint64_t free) {
+    // As the agent service does: the device's record (cached after the first read) first.
+    ASSERT_TRUE(store->GetDeviceAuth("d1").ok());
     ASSERT_TRUE(Wait<bool>([&](auto cb) {
                   store->RecordCheckIn({"d1", version, t, free}, Durability::kDurable, cb);
                 }).ok());
@@ -1039,7 +1041,7 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
 
 TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   CheckInCache cache(2);
-  DeviceAuth old{"d1", "old-secret", "0310036W", "inv1", parc::v1::DEVICE_KIND_LAPTOP};
+  DeviceAuth old{"d1", "old-secret", "0310036W", "inv1", parc::v1::DEVICE_KIND_LAPTOP, 0, "", -1};
   // A reader takes the generation, reads the old row; a write commits and invalidates.
   const uint64_t before = cache.Generation();
   cache.InvalidateDevice("d1");
@@ -1050,8 +1052,8 @@ TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   ASSERT_TRUE(cache.GetDevice("d1").has_value());
   EXPECT_EQ(cache.GetDevice("d1")->secret_hash, "old-secret");
   // Past its bound it starts again rather than growing.
-  cache.PutDevice(cache.Generation(), DeviceAuth{"d2", "s", "", "", {}});
-  cache.PutDevice(cache.Generation(), DeviceAuth{"d3", "s", "", "", {}});
+  cache.PutDevice(cache.Generation(), DeviceAuth{"d2", "s", "", "", {}, 0, "", -1});
+  cache.PutDevice(cache.Generation(), DeviceAuth{"d3", "s", "", "", {}, 0, "", -1});
   EXPECT_FALSE(cache.GetDevice("d1").has_value());
   EXPECT_TRUE(cache.GetDevice("d3").has_value());
   // Assignments: "none" is cached too, and a rollout write empties them.
@@ -1061,6 +1063,30 @@ TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   EXPECT_EQ(*none, nullptr);
   cache.InvalidateAssignments();
   EXPECT_FALSE(cache.GetAssignment("0310036W", 1).has_value());
+}
+
+// A check-in writes the devices row only when the cached record says the row differs: the day,
+// the agent version or the free space; once a write committed, the record follows it.
+TEST(CheckInCache, KnowsWhenACheckInChangesTheDeviceRow) {
+  CheckInCache cache(10);
+  EXPECT_FALSE(cache.CheckInStored("d1", 20000, "1.0", 5 << 28));  // not cached
+  cache.PutDevice(cache.Generation(),
+                  DeviceAuth{"d1", "s", "0310036W", "inv", {}, 20000, "1.0", int64_t{5} << 28});
+  EXPECT_TRUE(cache.CheckInStored("d1", 20000, "1.0", int64_t{5} << 28));
+  EXPECT_TRUE(cache.CheckInStored("d1", 20000, "1.0", -1));  // no free space sent
+  EXPECT_FALSE(cache.CheckInStored("d1", 20001, "1.0", int64_t{5} << 28));
+  EXPECT_FALSE(cache.CheckInStored("d1", 19999, "1.0", int64_t{5} << 28));  // a delayed one
+  EXPECT_FALSE(cache.CheckInStored("d1", 20000, "1.1", int64_t{5} << 28));
+  EXPECT_FALSE(cache.CheckInStored("d1", 20000, "1.0", int64_t{4} << 28));
+  // A read in flight while the write committed does not fill.
+  const uint64_t before = cache.Generation();
+  cache.DeviceCheckInStored("d1", 20001, "1.1", -1);
+  EXPECT_TRUE(cache.CheckInStored("d1", 20001, "1.1", int64_t{5} << 28));
+  cache.DeviceCheckInStored("d1", 20000, "1.1", int64_t{4} << 28);  // the day stays the latest
+  EXPECT_TRUE(cache.CheckInStored("d1", 20001, "1.1", int64_t{4} << 28));
+  cache.InvalidateDevice("d1");
+  cache.PutDevice(before, DeviceAuth{"d1", "s", "0310036W", "inv", {}, 20000, "1.0", -1});
+  EXPECT_FALSE(cache.GetDevice("d1").has_value());
 }
 
 TEST(CheckInCache, SoftwareSetsStayKnownAndUnknownOnlyForAWhile) {

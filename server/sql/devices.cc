@@ -69,12 +69,14 @@ absl::StatusOr<DeviceAuth> SqlStore::GetDeviceAuth(const std::string& id) {
   ReaderLease db = AcquireReader();
   PARC_ASSIGN_OR_RETURN(Statement st,
                         db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash, "
-                                    "kind FROM devices WHERE id = ?"));
+                                    "kind, seen_day, agent_version, coalesce(free_bytes, -1) "
+                                    "FROM devices WHERE id = ?"));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError("unknown device");
-  DeviceAuth auth{st.Text(0), st.Text(1), st.Text(2), st.Text(3),
-                  static_cast<parc::v1::DeviceKind>(st.Int(4))};
+  DeviceAuth auth{
+      st.Text(0), st.Text(1), st.Text(2), st.Text(3), static_cast<parc::v1::DeviceKind>(st.Int(4)),
+      st.Int(5),  st.Text(6), st.Int(7)};
   cache_.PutDevice(generation, auth);
   return auth;
 }
@@ -154,76 +156,108 @@ int64_t FreeBytesParam(const std::optional<uint64_t>& free_bytes) {
 }
 
 // Check-ins one by one; false in *found for a device that is not (or no longer) enrolled.
+// The devices rows the check-ins changed go to *changed.
 absl::Status RecordCheckInRows(sql::Connection* db, const std::vector<const CheckInInput*>& in,
-                               bool* found) {
+                               bool* found, std::vector<std::string>* changed) {
   PARC_ASSIGN_OR_RETURN(Statement times, db->Prepare(RecordCheckInTimesSql()));
   PARC_ASSIGN_OR_RETURN(Statement device, db->Prepare(RecordCheckInDeviceSql()));
   *found = true;
   for (const CheckInInput* c : in) {
-    const int64_t t = Unix(c->now), free = FreeBytesParam(c->free_bytes);
+    const int64_t t = Unix(c->now);
     PARC_RETURN_IF_ERROR(times.BindAll(t, c->device_id).Run());
     if (db->Changes() == 0) {
       // A device retired since its check-in was authenticated changes nothing.
       *found = false;
       continue;
     }
-    PARC_RETURN_IF_ERROR(device.BindAll(t, c->agent_version, c->device_id, free).Run());
+    if (!c->write_device) continue;
+    PARC_RETURN_IF_ERROR(
+        device.BindAll(t, c->agent_version, c->device_id, FreeBytesParam(c->free_bytes)).Run());
+    if (db->Changes() > 0) changed->push_back(c->device_id);
   }
   return absl::OkStatus();
 }
 
 // Check-ins in two statements where the engine takes arrays: each device's latest.
-absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>& checkins) {
-  std::map<absl::string_view, const CheckInInput*> latest;
+absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>& checkins,
+                            std::vector<std::string>* changed) {
+  std::map<absl::string_view, std::pair<const CheckInInput*, bool>> latest;
   for (const CheckInInput& c : checkins) {
-    const CheckInInput*& l = latest[c.device_id];
+    auto& [l, write_device] = latest[c.device_id];
     if (l == nullptr || l->now <= c.now) l = &c;
+    write_device |= c.write_device;
   }
   std::vector<std::string> ids, times, versions, free;
-  for (const auto& [id, c] : latest) {
+  std::vector<std::string> device_ids, device_times, device_versions, device_free;
+  for (const auto& [id, latest_checkin] : latest) {
+    const auto& [c, write_device] = latest_checkin;
     ids.emplace_back(id);
     times.push_back(absl::StrCat(Unix(c->now)));
-    versions.push_back(c->agent_version);
-    free.push_back(absl::StrCat(FreeBytesParam(c->free_bytes)));
+    if (!write_device) continue;
+    device_ids.emplace_back(id);
+    device_times.push_back(times.back());
+    device_versions.push_back(c->agent_version);
+    device_free.push_back(absl::StrCat(FreeBytesParam(c->free_bytes)));
   }
-  constexpr char kValues[] =
-      " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), CAST(?3 AS TEXT[]), "
-      "CAST(?4 AS BIGINT[])) AS v(id, t, av, free) WHERE ";
   PARC_ASSIGN_OR_RETURN(
       Statement times_st,
       db->Prepare(absl::StrCat("UPDATE device_checkins AS c SET ", CheckInTimesSet("c.", "v.t"),
-                               kValues, "c.device_id = v.id")));
-  PARC_RETURN_IF_ERROR(times_st
-                           .BindAll(db->ArrayParam(ids), db->ArrayParam(times),
-                                    db->ArrayParam(versions), db->ArrayParam(free))
-                           .Run());
+                               " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[])) "
+                               "AS v(id, t) WHERE c.device_id = v.id")));
+  PARC_RETURN_IF_ERROR(times_st.BindAll(db->ArrayParam(ids), db->ArrayParam(times)).Run());
+  if (device_ids.empty()) return absl::OkStatus();
   // PostgreSQL: the SET and WHERE expressions name the devices row's columns unqualified.
   std::string device = DeviceCheckInUpdate(" AS d", "v.t", "v.av", "v.free");
-  device = absl::StrReplaceAll(device, {{" WHERE {match}", absl::StrCat(kValues, "d.id = v.id")}});
-  PARC_ASSIGN_OR_RETURN(Statement device_st, db->Prepare(device));
-  return device_st
-      .BindAll(db->ArrayParam(ids), db->ArrayParam(times), db->ArrayParam(versions),
-               db->ArrayParam(free))
-      .Run();
+  device = absl::StrReplaceAll(
+      device, {{" WHERE {match}",
+                " FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), CAST(?3 AS TEXT[]), "
+                "CAST(?4 AS BIGINT[])) AS v(id, t, av, free) WHERE d.id = v.id"}});
+  PARC_ASSIGN_OR_RETURN(Statement device_st, db->Prepare(absl::StrCat(device, " RETURNING d.id")));
+  device_st.BindAll(db->ArrayParam(device_ids), db->ArrayParam(device_times),
+                    db->ArrayParam(device_versions), db->ArrayParam(device_free));
+  for (;;) {
+    PARC_ASSIGN_OR_RETURN(bool row, device_st.Step());
+    if (!row) break;
+    changed->push_back(device_st.Text(0));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
+void SqlStore::CheckInStored(const std::vector<CheckInInput>& checkins) {
+  for (const CheckInInput& c : checkins) {
+    if (!c.write_device) continue;
+    cache_.DeviceCheckInStored(c.device_id, Unix(c.now) / 86400, c.agent_version,
+                               FreeBytesParam(c.free_bytes));
+  }
+}
+
 void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallback<bool> done) {
+  // The devices row is written only when the check-in may change it (checked by the UPDATE's
+  // condition too): most check-ins write their time alone.
+  in.write_device = !cache_.CheckInStored(in.device_id, Unix(in.now) / 86400, in.agent_version,
+                                          FreeBytesParam(in.free_bytes));
   // While the storage fails, a check-in waits for its write, so that the device is told the
   // truth rather than an answer that is then not recorded.
   if (durability == Durability::kBehind && Writable() && QueueCheckIn(in)) {
     done(true);
     return;
   }
+  auto stored = std::make_shared<std::vector<CheckInInput>>(1, in);
   SubmitFor<bool>(
       [in = std::move(in)](sql::Connection* db) -> absl::StatusOr<bool> {
         bool found = false;
-        PARC_RETURN_IF_ERROR(RecordCheckInRows(db, {&in}, &found));
+        std::vector<std::string> changed;
+        PARC_RETURN_IF_ERROR(RecordCheckInRows(db, {&in}, &found, &changed));
         if (!found) return absl::NotFoundError("unknown device");
+        for (const std::string& id : changed) NotifyDeviceChanged(db, id);
         return true;
       },
-      std::move(done));
+      [this, stored, done = std::move(done)](absl::StatusOr<bool> r) {
+        if (r.ok()) CheckInStored(*stored);
+        done(std::move(r));
+      });
 }
 
 bool SqlStore::QueueCheckIn(CheckInInput& in) {
@@ -234,30 +268,39 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
     // The first check-in of a flush queues the write that takes all of them.
     if (pending_checkins_.size() > 1) return true;
   }
-  auto taken = std::make_shared<size_t>(0);
   // Taken from the queue on the first run, kept for a run again after a conflict.
   auto batch = std::make_shared<std::optional<std::vector<CheckInInput>>>();
   Submit(
-      [this, taken, batch](sql::Connection* db) -> absl::Status {
+      [this, batch](sql::Connection* db) -> absl::Status {
         if (!batch->has_value()) {
           batch->emplace();
           std::lock_guard<std::mutex> lock(checkins_mu_);
           (*batch)->swap(pending_checkins_);
         }
         const std::vector<CheckInInput>& checkins = **batch;
-        *taken = checkins.size();
         // A device retired since its check-in was authenticated changes nothing.
-        if (db->has_arrays()) return RecordCheckIns(db, checkins);
-        std::vector<const CheckInInput*> rows;
-        rows.reserve(checkins.size());
-        for (const CheckInInput& c : checkins) rows.push_back(&c);
-        bool all_found = false;
-        return RecordCheckInRows(db, rows, &all_found);
+        std::vector<std::string> changed;
+        if (db->has_arrays()) {
+          PARC_RETURN_IF_ERROR(RecordCheckIns(db, checkins, &changed));
+        } else {
+          std::vector<const CheckInInput*> rows;
+          rows.reserve(checkins.size());
+          for (const CheckInInput& c : checkins) rows.push_back(&c);
+          bool all_found = false;
+          PARC_RETURN_IF_ERROR(RecordCheckInRows(db, rows, &all_found, &changed));
+        }
+        for (const std::string& id : changed) NotifyDeviceChanged(db, id);
+        return absl::OkStatus();
       },
-      [this, taken](absl::Status status) {
+      [this, batch](absl::Status status) {
+        const size_t taken = batch->has_value() ? (*batch)->size() : 0;
         // Answered already: what was lost is counted (the store is reported unhealthy, and
         // check-ins then wait for their write until it recovers).
-        if (!status.ok()) unrecorded_checkins_.fetch_add(*taken);
+        if (!status.ok()) {
+          unrecorded_checkins_.fetch_add(taken);
+        } else if (taken > 0) {
+          CheckInStored(**batch);
+        }
       });
   return true;
 }
