@@ -455,20 +455,30 @@ TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
   EXPECT_EQ(store->UnrecordedCheckIns(), 0u);
 }
 
+// A store with the fixture's establishments and one device, "d1", enrolled at now in
+// 0310036W.
+std::unique_ptr<SqlStore> OpenStoreWithDeviceD1(const std::string& path, absl::Time now) {
+  auto store = OpenStore(path);
+  if (store == nullptr) return nullptr;
+  bool ok = Wait<ImportCounts>([&](auto cb) {
+              store->UpsertEstablishments(FixtureEstablishments(), now, cb);
+            }).ok() &&
+            Wait<bool>([&](auto cb) {
+              store->CreateEnrollmentToken(Token("t", "0310036W", now), cb);
+            }).ok() &&
+            Wait<EnrollOutcome>([&](auto cb) {
+              store->Enroll(Enrollment("t", "hw-d1", "d1", now), cb);
+            }).ok();
+  EXPECT_TRUE(ok);
+  return ok ? std::move(store) : nullptr;
+}
+
 // Fleet health counts the days a device checked in over the last 30, from check-ins alone.
 TEST(SqlStore, DaysSeenOverTheLast30) {
   TempDir dir;
-  auto store = OpenStore(dir.Sub("parc.db"));
   const absl::Time day0 = absl::FromUnixSeconds(1790000000 / 86400 * 86400);  // 00:00 UTC
-  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
-                store->UpsertEstablishments(FixtureEstablishments(), day0, cb);
-              }).ok());
-  ASSERT_TRUE(Wait<bool>([&](auto cb) {
-                store->CreateEnrollmentToken(Token("t", "0310036W", day0), cb);
-              }).ok());
-  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
-                store->Enroll(Enrollment("t", "hw-d1", "d1", day0), cb);
-              }).ok());
+  auto store = OpenStoreWithDeviceD1(dir.Sub("parc.db"), day0);
+  ASSERT_NE(store, nullptr);
   auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
   auto checkin = [&](absl::Time t) {
     ASSERT_TRUE(Wait<bool>([&](auto cb) {
@@ -502,18 +512,9 @@ TEST(SqlStore, DaysSeenOverTheLast30) {
 // recent check-ins, devices unseen since a time) is the exact time either way.
 TEST(SqlStore, ACheckInRewritesTheDeviceRowOnlyWhenItChanges) {
   TempDir dir;
-  auto store = OpenStore(dir.Sub("parc.db"));
-  ASSERT_NE(store, nullptr);
   const absl::Time day0 = absl::FromUnixSeconds(1790000000 / 86400 * 86400);  // 00:00 UTC
-  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
-                store->UpsertEstablishments(FixtureEstablishments(), day0, cb);
-              }).ok());
-  ASSERT_TRUE(Wait<bool>([&](auto cb) {
-                store->CreateEnrollmentToken(Token("t", "0310036W", day0), cb);
-              }).ok());
-  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
-                store->Enroll(Enrollment("t", "hw-d1", "d1", day0), cb);
-              }).ok());
+  auto store = OpenStoreWithDeviceD1(dir.Sub("parc.db"), day0);
+  ASSERT_NE(store, nullptr);
   auto at = [&](int day, int hour) { return day0 + absl::Hours(24 * day + hour); };
   const uint64_t gib = uint64_t{1} << 30, mib = uint64_t{1} << 20;
   auto checkin = [&](absl::Time t, const std::string& version, uint64_t free) {

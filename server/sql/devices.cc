@@ -103,7 +103,7 @@ std::string SeenDayExpr(const std::string& t) {
 // What a check-in at UNIX time t changes on the devices row: last_seen_at on the first
 // check-in of a later UTC day only (the day the reports count by; device_checkins keeps the
 // exact time), the agent version, the free space (free: -1 when not sent, the last one
-// stays), the days seen. {t}, {av}, {free}: the check-in's values.
+// stays), the days seen. t, av, free: the SQL of the check-in's values.
 struct DeviceCheckInSets {
   std::string last_seen, free, seen_days, seen_day;
 };
@@ -115,9 +115,9 @@ DeviceCheckInSets DeviceSets(const std::string& t, const std::string& free) {
           SeenDaysExpr(t), SeenDayExpr(t)};
 }
 
-// The devices row is written only when one of its values changes: most check-ins (the same
-// day, agent version and free space as the last one) write device_checkins alone, a narrow
-// row, instead of the wide devices row and its index (docs/performance.md, P1).
+// The devices row is written only when one of its values changes (most check-ins bring the
+// same day, agent version and free space as the last one, and write device_checkins alone,
+// docs/performance.md, P1). {match}: the condition that finds the row.
 std::string DeviceCheckInUpdate(const std::string& table, const std::string& t,
                                 const std::string& av, const std::string& free) {
   const DeviceCheckInSets s = DeviceSets(t, free);
