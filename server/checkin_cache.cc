@@ -42,13 +42,14 @@ void CheckInCache::InvalidateDevice(const std::string& id) {
 }
 
 void CheckInCache::DeviceInventoryStored(const std::string& id, const std::string& inventory_hash,
-                                         parc::v1::DeviceKind kind) {
+                                         parc::v1::DeviceKind kind, int64_t free_bytes) {
   absl::MutexLock lock(&mu_);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   auto it = devices_.find(id);
   if (it == devices_.end()) return;
   it->second.inventory_hash = inventory_hash;
   it->second.kind = kind;
+  it->second.free_bytes = free_bytes;
 }
 
 bool CheckInCache::CheckInStored(const std::string& id, int64_t day,

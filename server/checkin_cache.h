@@ -39,11 +39,12 @@ class CheckInCache {
   std::optional<DeviceAuth> GetDevice(const std::string& id) const;
   void PutDevice(uint64_t generation, const DeviceAuth& auth);
   void InvalidateDevice(const std::string& id);
-  // After a committed write that set these two columns of the device (an inventory): a
-  // cached record follows them instead of being dropped, so the device's next call reads
-  // nothing either. Reads in flight do not fill (as for InvalidateDevice).
+  // After a committed write that set these columns of the device (an inventory; free_bytes as
+  // the row holds it after, -1: none): a cached record follows them instead of being dropped,
+  // so the device's next call reads nothing either. Reads in flight do not fill (as for
+  // InvalidateDevice).
   void DeviceInventoryStored(const std::string& id, const std::string& inventory_hash,
-                             parc::v1::DeviceKind kind);
+                             parc::v1::DeviceKind kind, int64_t free_bytes);
   void InvalidateDevices();
   // Whether the cached record says the devices row holds what a check-in on day (UTC days
   // since 1970) with this agent version and free space (as kept; -1: not sent) would write:

@@ -566,6 +566,21 @@ TEST(SqlStore, ACheckInRewritesTheDeviceRowOnlyWhenItChanges) {
   checkin(at(1, 9), "1.1", 4 * gib + 900 * mib);  // the next day
   EXPECT_EQ(std::get<0>(row()), absl::ToUnixSeconds(at(1, 9)));
   EXPECT_EQ(last_seen(), at(1, 9));
+  // An inventory's free space, then a check-in with the space of before: the check-in's is
+  // the latest, and the row takes it again.
+  InventoryInput inv;
+  inv.device_id = "d1";
+  parc::v1::SoftwareList sw;
+  sw.add_packages()->set_name("pkg");
+  inv.software_hash = common::SoftwareHash(sw);
+  inv.software = sw;
+  inv.hardware.set_system_free_bytes(10 * gib);
+  inv.inventory_hash = common::InventoryHash(inv.hardware, inv.software_hash);
+  inv.received_at = inv.collected_at = at(1, 10);
+  ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(inv, cb); }).ok());
+  EXPECT_EQ(std::get<2>(row()), int64_t{10 * gib});
+  checkin(at(1, 11), "1.1", 4 * gib + 900 * mib);
+  EXPECT_EQ(std::get<2>(row()), int64_t{4 * gib + 768 * mib});
   // The deployment report counts the device as seen on day 1.
   auto report = store->DeploymentReport("mcnl", 1, "region", at(1, 0), Scope::Region());
   ASSERT_TRUE(report.ok()) << report.status();

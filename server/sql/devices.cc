@@ -366,10 +366,12 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   std::string software_hash = in.software_hash;
   std::string inventory_hash = in.inventory_hash;
   // What the write found, for the caches once it committed: the device's kind after it (an
-  // inventory may change a detected kind) and the id of its system's os_versions row.
+  // inventory may change a detected kind), its free space, and the id of its system's
+  // os_versions row.
   struct Written {
     int64_t kind = -1;
     int64_t os_id = 0;
+    int64_t free_bytes = -1;  // the devices row's after the write (-1: none)
   };
   auto written = std::make_shared<Written>();
   const std::string os_key = in.hardware.os_name().empty()
@@ -457,7 +459,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                 "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
                 "free_bytes "
                 "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16 "
-                "WHERE id = ?9 RETURNING kind"));
+                "WHERE id = ?9 RETURNING kind, coalesce(free_bytes, -1)"));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -476,6 +478,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
         if (!updated) return absl::NotFoundError("unknown device");
         written->kind = up.Int(0);
+        written->free_bytes = up.Int(1);
         NotifyDeviceChanged(db, in.device_id);
         return true;
       },
@@ -491,7 +494,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           os_ids_.emplace(os_key, written->os_id);
         }
         cache_.DeviceInventoryStored(device_id, inventory_hash,
-                                     static_cast<parc::v1::DeviceKind>(written->kind));
+                                     static_cast<parc::v1::DeviceKind>(written->kind),
+                                     written->free_bytes);
         cache_.SoftwareSetStored(software_hash);
         done(std::move(r));
       });
