@@ -1,5 +1,6 @@
 #include "server/sql_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -102,11 +103,23 @@ SqlStore::SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options)
     : engine_(std::move(engine)),
       postgres_(!options.postgres.empty()),
       max_pending_checkins_(options.max_pending_checkins),
-      cache_(options.max_cached_devices) {}
+      checkin_flush_interval_(absl::ToChronoNanoseconds(options.checkin_flush_interval)),
+      checkin_flush_size_(std::max<size_t>(options.checkin_flush_size, 1)),
+      checkin_write_chunk_(std::max<size_t>(options.checkin_write_chunk, 1)),
+      cache_(options.max_cached_devices) {
+  checkin_flusher_ = std::thread([this] { FlushCheckInsLoop(); });
+}
 
 SqlStore::~SqlStore() {
   // No more notifications from other nodes (nor rollout requests for a server going away).
   coordinator_.reset();
+  // The check-ins answered already are written before the writer drains.
+  {
+    std::lock_guard<std::mutex> lock(checkins_mu_);
+    closing_ = true;
+  }
+  checkins_cv_.notify_all();
+  checkin_flusher_.join();
   // Queued writes run their callbacks, which touch the cache, before anything else goes.
   engine_.reset();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -43,7 +44,14 @@ class SqlStore final : public Store {
     int wal_restart_pages = 16384;
     // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their
     // write.
-    size_t max_pending_checkins = 50000;
+    size_t max_pending_checkins = 100000;
+    // Check-ins written behind wait up to this long (or until checkin_flush_size are waiting),
+    // then are written sorted by device: the check-ins of many devices then share the database
+    // pages they rewrite. Zero writes each as soon as the writer is free.
+    absl::Duration checkin_flush_interval = absl::Seconds(1);
+    size_t checkin_flush_size = 32768;
+    // Check-ins per write of a flush (other writes go between two).
+    size_t checkin_write_chunk = 4096;
     // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
     // retry later): memory stays bounded when the disk cannot keep up.
     size_t max_queued_writes = 20000;
@@ -227,9 +235,15 @@ class SqlStore final : public Store {
   // Writer thread only.
   absl::Status InsertSoftwareSet(sql::Connection* db, const std::string& hash,
                                  const parc::v1::SoftwareList& list, absl::Time now);
-  // Queues a check-in for the writer's next batch (Durability::kBehind), taking it; false,
-  // leaving it, when too many are waiting already.
+  // Queues a check-in for the next flush (Durability::kBehind), taking it; false, leaving it,
+  // when too many are waiting already or the store is closing.
   bool QueueCheckIn(CheckInInput& in);
+  // The flusher thread: writes the queued check-ins once the oldest has waited
+  // checkin_flush_interval (or checkin_flush_size are waiting, or the store closes).
+  void FlushCheckInsLoop();
+  // Writes check-ins sorted by device, checkin_write_chunk at a time, each write once the one
+  // before has committed; returns when the last has.
+  void WriteCheckIns(std::vector<CheckInInput> checkins);
   // Once check-ins committed: the check-in cache follows what they wrote on the devices rows.
   void CheckInStored(const std::vector<CheckInInput>& checkins);
   // done, after emptying the check-in cache's assignments (once a rollout write committed).
@@ -248,10 +262,17 @@ class SqlStore final : public Store {
   std::mutex os_ids_mu_;
   std::unordered_map<std::string, int64_t> os_ids_;  // guarded by os_ids_mu_
 
-  // Check-ins recorded behind (Durability::kBehind), written by one queued write.
+  // Check-ins recorded behind (Durability::kBehind), waiting for the flusher.
   std::mutex checkins_mu_;
-  std::vector<CheckInInput> pending_checkins_;
+  std::condition_variable checkins_cv_;
+  std::vector<CheckInInput> pending_checkins_;            // guarded by checkins_mu_
+  std::chrono::steady_clock::time_point oldest_pending_;  // guarded by checkins_mu_
+  bool closing_ = false;                                  // guarded by checkins_mu_
   size_t max_pending_checkins_ = 50000;
+  std::chrono::steady_clock::duration checkin_flush_interval_;
+  size_t checkin_flush_size_ = 16384;
+  size_t checkin_write_chunk_ = 4096;
+  std::thread checkin_flusher_;
 
   // Credentials and assignments for check-ins; emptied by the writes that change them.
   CheckInCache cache_;

@@ -41,10 +41,12 @@ std::map<std::string, std::string>& StoreDatabases() {
   return databases;
 }
 
-std::unique_ptr<SqlStore> OpenStore(const std::string& path) {
+std::unique_ptr<SqlStore> OpenStore(
+    const std::string& path, const std::function<void(SqlStore::Options&)>& configure = nullptr) {
   std::map<std::string, std::string>& databases = StoreDatabases();
   SqlStore::Options o;
   o.path = path;
+  if (configure) configure(o);
   if (parc::testing::TestOnPostgres()) {
     if (databases[path].empty()) databases[path] = parc::testing::NewTestDatabase();
     o.postgres = databases[path];
@@ -410,11 +412,20 @@ TEST(SqlStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   EXPECT_EQ(applied->inserted, 1u);
 }
 
-// Check-ins answered before their write (Durability::kBehind) land with the next batch: each
-// device ends with its latest time and agent version, whatever characters the version holds.
-TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
+// Check-ins answered before their write (Durability::kBehind) wait for a flush: once enough
+// are waiting, once the oldest has waited the flush interval, and when the store closes. They
+// are written a chunk at a time, and each device ends with its latest time and agent version,
+// whatever characters the version holds.
+TEST(SqlStore, CheckInsWrittenBehindWaitForAFlushAndKeepEachDevicesLatest) {
   TempDir dir;
-  auto store = OpenStore(dir.Sub("parc.db"));
+  auto configure = [](absl::Duration interval) {
+    return [interval](SqlStore::Options& o) {
+      o.checkin_flush_interval = interval;
+      o.checkin_flush_size = 3;
+      o.checkin_write_chunk = 2;
+    };
+  };
+  auto store = OpenStore(dir.Sub("parc.db"), configure(absl::Hours(1)));
   const absl::Time now = absl::FromUnixSeconds(1790000000);
   ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
                 store->UpsertEstablishments(FixtureEstablishments(), now, cb);
@@ -434,24 +445,46 @@ TEST(SqlStore, CheckInsWrittenBehindKeepEachDevicesLatest) {
                          Durability::kBehind, [&](absl::StatusOr<bool> r) { answered = r.ok(); });
     EXPECT_TRUE(answered);  // at once
   };
+  auto version = [&](const char* id) {
+    auto d = store->GetDevice(id, Scope::Region());
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? d->device.agent_version() : "";
+  };
+  auto wait_for_version = [&](const char* id, const std::string& expected) {
+    for (int i = 0; i < 500 && version(id) != expected; ++i) absl::SleepFor(absl::Milliseconds(10));
+    return version(id);
+  };
+  const uint64_t writes = store->writes_applied();
   behind("d1", 10, "0.9");
   behind("d1", 20, odd);
+  // Two waiting, an hour to go: nothing written yet.
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(store->writes_applied(), writes);
+  EXPECT_EQ(version("d1"), "");
+  // The third makes a flush: two writes (chunks of two).
   behind("d2", 15, "2.0");
-  // A durable write after them: the writer has committed every earlier batch.
-  ASSERT_TRUE(Wait<bool>([&](auto cb) {
-                store->RecordCheckIn({"d2", "2.1", now + absl::Seconds(30), std::nullopt},
-                                     Durability::kDurable, cb);
-              }).ok());
+  EXPECT_EQ(wait_for_version("d2", "2.0"), "2.0");
+  EXPECT_EQ(store->writes_applied(), writes + 2);
   auto d1 = store->GetDevice("d1", Scope::Region());
   ASSERT_TRUE(d1.ok()) << d1.status();
   EXPECT_EQ(d1->device.agent_version(), odd);
   EXPECT_EQ(d1->device.last_seen_at().seconds(), absl::ToUnixSeconds(now) + 20);
   ASSERT_FALSE(d1->recent_checkins.empty());
   EXPECT_EQ(d1->recent_checkins.front(), now + absl::Seconds(20));
+
+  // Closing writes what waits.
+  behind("d2", 30, "2.1");
+  EXPECT_EQ(version("d2"), "2.0");
+  store.reset();
+  store = OpenStore(dir.Sub("parc.db"), configure(absl::Milliseconds(50)));
   auto d2 = store->GetDevice("d2", Scope::Region());
   ASSERT_TRUE(d2.ok());
   EXPECT_EQ(d2->device.agent_version(), "2.1");
   EXPECT_EQ(d2->recent_checkins.size(), 2u);
+
+  // A lone check-in is written once it has waited the interval.
+  behind("d1", 40, "3.0");
+  EXPECT_EQ(wait_for_version("d1", "3.0"), "3.0");
   EXPECT_EQ(store->UnrecordedCheckIns(), 0u);
 }
 

@@ -1,3 +1,9 @@
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -263,46 +269,79 @@ void SqlStore::RecordCheckIn(CheckInInput in, Durability durability, StoreCallba
 bool SqlStore::QueueCheckIn(CheckInInput& in) {
   {
     std::lock_guard<std::mutex> lock(checkins_mu_);
-    if (pending_checkins_.size() >= max_pending_checkins_) return false;
+    if (closing_ || pending_checkins_.size() >= max_pending_checkins_) return false;
+    if (pending_checkins_.empty()) oldest_pending_ = std::chrono::steady_clock::now();
     pending_checkins_.push_back(std::move(in));
-    // The first check-in of a flush queues the write that takes all of them.
-    if (pending_checkins_.size() > 1) return true;
+    // The flusher waits for the oldest to be due, or for enough of them.
+    if (pending_checkins_.size() != 1 && pending_checkins_.size() != checkin_flush_size_) {
+      return true;
+    }
   }
-  // Taken from the queue on the first run, kept for a run again after a conflict.
-  auto batch = std::make_shared<std::optional<std::vector<CheckInInput>>>();
-  Submit(
-      [this, batch](sql::Connection* db) -> absl::Status {
-        if (!batch->has_value()) {
-          batch->emplace();
-          std::lock_guard<std::mutex> lock(checkins_mu_);
-          (*batch)->swap(pending_checkins_);
-        }
-        const std::vector<CheckInInput>& checkins = **batch;
-        // A device retired since its check-in was authenticated changes nothing.
-        std::vector<std::string> changed;
-        if (db->has_arrays()) {
-          PARC_RETURN_IF_ERROR(RecordCheckIns(db, checkins, &changed));
-        } else {
-          std::vector<const CheckInInput*> rows;
-          rows.reserve(checkins.size());
-          for (const CheckInInput& c : checkins) rows.push_back(&c);
-          bool all_found = false;
-          PARC_RETURN_IF_ERROR(RecordCheckInRows(db, rows, &all_found, &changed));
-        }
-        for (const std::string& id : changed) NotifyDeviceChanged(db, id);
-        return absl::OkStatus();
-      },
-      [this, batch](absl::Status status) {
-        const size_t taken = batch->has_value() ? (*batch)->size() : 0;
-        // Answered already: what was lost is counted (the store is reported unhealthy, and
-        // check-ins then wait for their write until it recovers).
-        if (!status.ok()) {
-          unrecorded_checkins_.fetch_add(taken);
-        } else if (taken > 0) {
-          CheckInStored(**batch);
-        }
-      });
+  checkins_cv_.notify_one();
   return true;
+}
+
+void SqlStore::FlushCheckInsLoop() {
+  pthread_setname_np(pthread_self(), "parc-checkins");
+  std::unique_lock<std::mutex> lock(checkins_mu_);
+  for (;;) {
+    checkins_cv_.wait(lock, [this] { return closing_ || !pending_checkins_.empty(); });
+    if (pending_checkins_.empty()) return;  // closing, nothing left
+    checkins_cv_.wait_until(lock, oldest_pending_ + checkin_flush_interval_, [this] {
+      return closing_ || pending_checkins_.size() >= checkin_flush_size_;
+    });
+    std::vector<CheckInInput> checkins;
+    checkins.swap(pending_checkins_);
+    lock.unlock();
+    WriteCheckIns(std::move(checkins));
+    lock.lock();
+  }
+}
+
+void SqlStore::WriteCheckIns(std::vector<CheckInInput> checkins) {
+  // By device (a device's own check-ins stay in their order): neighbouring devices share pages.
+  std::stable_sort(
+      checkins.begin(), checkins.end(),
+      [](const CheckInInput& a, const CheckInInput& b) { return a.device_id < b.device_id; });
+  std::mutex mu;
+  std::condition_variable committed;
+  for (size_t begin = 0; begin < checkins.size(); begin += checkin_write_chunk_) {
+    const size_t end = std::min(checkins.size(), begin + checkin_write_chunk_);
+    auto chunk = std::make_shared<const std::vector<CheckInInput>>(
+        std::make_move_iterator(checkins.begin() + static_cast<std::ptrdiff_t>(begin)),
+        std::make_move_iterator(checkins.begin() + static_cast<std::ptrdiff_t>(end)));
+    bool done = false;
+    Submit(
+        [this, chunk](sql::Connection* db) -> absl::Status {
+          // A device retired since its check-in was authenticated changes nothing.
+          std::vector<std::string> changed;
+          if (db->has_arrays()) {
+            PARC_RETURN_IF_ERROR(RecordCheckIns(db, *chunk, &changed));
+          } else {
+            std::vector<const CheckInInput*> rows;
+            rows.reserve(chunk->size());
+            for (const CheckInInput& c : *chunk) rows.push_back(&c);
+            bool all_found = false;
+            PARC_RETURN_IF_ERROR(RecordCheckInRows(db, rows, &all_found, &changed));
+          }
+          for (const std::string& id : changed) NotifyDeviceChanged(db, id);
+          return absl::OkStatus();
+        },
+        [this, chunk, &mu, &committed, &done](absl::Status status) {
+          // Answered already: what was lost is counted (the store is reported unhealthy, and
+          // check-ins then wait for their write until it recovers).
+          if (status.ok()) {
+            CheckInStored(*chunk);
+          } else {
+            unrecorded_checkins_.fetch_add(chunk->size());
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          done = true;
+          committed.notify_one();
+        });
+    std::unique_lock<std::mutex> lock(mu);
+    committed.wait(lock, [&done] { return done; });
+  }
 }
 
 absl::StatusOr<bool> SqlStore::HasSoftwareSet(const std::string& hash) {
