@@ -88,7 +88,7 @@ int Run(int argc, char** argv) {
   bool checkin_wait = false;
   app.add_flag("--checkin-wait", checkin_wait,
                "Answer a check-in only once its write is on disk (default: check-ins are "
-               "written behind, within milliseconds)");
+               "written behind, within a second)");
   app.add_option("--port-file", port_file, "Write the port listened on to this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
