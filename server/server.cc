@@ -137,6 +137,9 @@ absl::Status Server::Init() {
         "whose write then failed.\n# TYPE parc_checkins_unrecorded_total counter\n"
         "parc_checkins_unrecorded_total ",
         store_->UnrecordedCheckIns(),
+        "\n# HELP parc_checkins_waiting Check-ins answered and waiting for their write (written "
+        "within a second).\n# TYPE parc_checkins_waiting gauge\nparc_checkins_waiting ",
+        store_->WaitingCheckIns(),
         "\n# HELP parc_store_conflict_retries_total Writes run again in the next batch after a "
         "lock conflict with another node's transaction.\n# TYPE parc_store_conflict_retries_total "
         "counter\nparc_store_conflict_retries_total ",

@@ -45,9 +45,12 @@ class SqlStore final : public Store {
     // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their
     // write.
     size_t max_pending_checkins = 100000;
-    // Check-ins written behind wait up to this long (or until checkin_flush_size are waiting),
-    // then are written sorted by device: the check-ins of many devices then share the database
-    // pages they rewrite. Zero writes each as soon as the writer is free.
+    // Check-ins written behind that change nothing on their devices row (the same day, agent
+    // version and free space as stored) wait up to this long (or until checkin_flush_size are
+    // waiting), then are written sorted by device: the check-ins of many devices then share
+    // the database pages they rewrite. The others (a device's first of the day, which the
+    // reports count) are written as soon as the writer is free, with those waiting. Zero:
+    // all at once.
     absl::Duration checkin_flush_interval = absl::Seconds(1);
     size_t checkin_flush_size = 32768;
     // Check-ins per write of a flush (other writes go between two).
@@ -69,6 +72,11 @@ class SqlStore final : public Store {
   bool Writable() const override { return engine_->Writable(); }
   uint64_t FailedBatches() const override { return engine_->FailedBatches(); }
   uint64_t UnrecordedCheckIns() const override { return unrecorded_checkins_.load(); }
+  // Check-ins answered and waiting for their flush (Durability::kBehind).
+  size_t WaitingCheckIns() {
+    std::lock_guard<std::mutex> lock(checkins_mu_);
+    return pending_checkins_.size();
+  }
 
   // Batches committed and writes applied so far (for metrics and tests).
   uint64_t batches_committed() const { return engine_->batches_committed(); }
@@ -239,7 +247,8 @@ class SqlStore final : public Store {
   // when too many are waiting already or the store is closing.
   bool QueueCheckIn(CheckInInput& in);
   // The flusher thread: writes the queued check-ins once the oldest has waited
-  // checkin_flush_interval (or checkin_flush_size are waiting, or the store closes).
+  // checkin_flush_interval (or checkin_flush_size are waiting, or one changes its devices row,
+  // or the store closes).
   void FlushCheckInsLoop();
   // Writes check-ins sorted by device, checkin_write_chunk at a time, each write once the one
   // before has committed; returns when the last has.
@@ -268,6 +277,8 @@ class SqlStore final : public Store {
   std::vector<CheckInInput> pending_checkins_;            // guarded by checkins_mu_
   std::chrono::steady_clock::time_point oldest_pending_;  // guarded by checkins_mu_
   bool closing_ = false;                                  // guarded by checkins_mu_
+  // A waiting check-in changes its devices row: flush now.
+  bool flush_now_ = false;  // guarded by checkins_mu_
   size_t max_pending_checkins_ = 50000;
   std::chrono::steady_clock::duration checkin_flush_interval_;
   size_t checkin_flush_size_ = 16384;

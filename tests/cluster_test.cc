@@ -231,6 +231,8 @@ class Scenario {
       const std::string ma = a_.Metrics(ca_), mb = b_.Metrics(ca_);
       served_by_both = MetricValue(ma, "parc_rpcs_total{method=\"CheckIn\",code=\"OK\"}") > 0 &&
                        MetricValue(mb, "parc_rpcs_total{method=\"CheckIn\",code=\"OK\"}") > 0;
+      // Each node says how many answered check-ins wait for their write.
+      EXPECT_GE(MetricValue(ma, "parc_checkins_waiting"), 0);
       // A dashboard session opened on one node works on the other.
       session_shared = SessionWorksAcrossNodes();
       // The node that evaluates rollouts goes, hard.

@@ -412,10 +412,11 @@ TEST(SqlStore, ListingsAndLookupsAreFilteredByScopeInsideTheStore) {
   EXPECT_EQ(applied->inserted, 1u);
 }
 
-// Check-ins answered before their write (Durability::kBehind) wait for a flush: once enough
-// are waiting, once the oldest has waited the flush interval, and when the store closes. They
-// are written a chunk at a time, and each device ends with its latest time and agent version,
-// whatever characters the version holds.
+// Check-ins answered before their write (Durability::kBehind) that change nothing on their
+// devices row wait for a flush: once enough are waiting, once the oldest has waited the flush
+// interval, and when the store closes; one that changes the row (what the reports count) is
+// written at once. They are written a chunk at a time, and each device ends with its latest
+// time and agent version, whatever characters the version holds.
 TEST(SqlStore, CheckInsWrittenBehindWaitForAFlushAndKeepEachDevicesLatest) {
   TempDir dir;
   auto configure = [](absl::Duration interval) {
@@ -438,53 +439,75 @@ TEST(SqlStore, CheckInsWrittenBehindWaitForAFlushAndKeepEachDevicesLatest) {
                   store->Enroll(Enrollment("t", std::string("hw-") + d, d, now), cb);
                 }).ok());
   }
-  const std::string odd = "1.0 \"beta\" \\ {x,y} é";
   auto behind = [&](const char* id, int seconds, const std::string& version) {
     bool answered = false;
     store->RecordCheckIn({id, version, now + absl::Seconds(seconds), std::nullopt},
                          Durability::kBehind, [&](absl::StatusOr<bool> r) { answered = r.ok(); });
     EXPECT_TRUE(answered);  // at once
   };
-  auto version = [&](const char* id) {
+  auto latest = [&](const char* id) {
     auto d = store->GetDevice(id, Scope::Region());
     EXPECT_TRUE(d.ok()) << d.status();
-    return d.ok() ? d->device.agent_version() : "";
+    return d.ok() && !d->recent_checkins.empty() ? d->recent_checkins.front() : absl::Time();
   };
-  auto wait_for_version = [&](const char* id, const std::string& expected) {
-    for (int i = 0; i < 500 && version(id) != expected; ++i) absl::SleepFor(absl::Milliseconds(10));
-    return version(id);
+  auto wait_for_latest = [&](const char* id, int seconds) {
+    for (int i = 0; i < 500 && latest(id) != now + absl::Seconds(seconds); ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return latest(id);
   };
+  // The devices seen today, with their versions; the check-in cache knows it.
+  for (const char* id : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<bool>([&](auto cb) {
+                  store->RecordCheckIn({id, "0.9", now + absl::Seconds(5), std::nullopt},
+                                       Durability::kDurable, cb);
+                }).ok());
+    ASSERT_TRUE(store->GetDeviceAuth(id).ok());
+  }
+
   const uint64_t writes = store->writes_applied();
   behind("d1", 10, "0.9");
-  behind("d1", 20, odd);
+  behind("d1", 20, "0.9");
   // Two waiting, an hour to go: nothing written yet.
   absl::SleepFor(absl::Milliseconds(200));
   EXPECT_EQ(store->writes_applied(), writes);
-  EXPECT_EQ(version("d1"), "");
+  EXPECT_EQ(store->WaitingCheckIns(), 2u);
+  EXPECT_EQ(latest("d1"), now + absl::Seconds(5));
   // The third makes a flush: two writes (chunks of two).
-  behind("d2", 15, "2.0");
-  EXPECT_EQ(wait_for_version("d2", "2.0"), "2.0");
+  behind("d2", 15, "0.9");
+  EXPECT_EQ(wait_for_latest("d2", 15), now + absl::Seconds(15));
   EXPECT_EQ(store->writes_applied(), writes + 2);
+  EXPECT_EQ(store->WaitingCheckIns(), 0u);
   auto d1 = store->GetDevice("d1", Scope::Region());
   ASSERT_TRUE(d1.ok()) << d1.status();
-  EXPECT_EQ(d1->device.agent_version(), odd);
   EXPECT_EQ(d1->device.last_seen_at().seconds(), absl::ToUnixSeconds(now) + 20);
-  ASSERT_FALSE(d1->recent_checkins.empty());
-  EXPECT_EQ(d1->recent_checkins.front(), now + absl::Seconds(20));
+  ASSERT_GE(d1->recent_checkins.size(), 2u);
+  EXPECT_EQ(d1->recent_checkins[0], now + absl::Seconds(20));
+
+  // Another agent version changes the devices row: written without waiting for the others.
+  const std::string odd = "1.0 \"beta\" \\ {x,y} é";
+  behind("d1", 25, odd);
+  EXPECT_EQ(wait_for_latest("d1", 25), now + absl::Seconds(25));
+  d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok());
+  EXPECT_EQ(d1->device.agent_version(), odd);
 
   // Closing writes what waits.
-  behind("d2", 30, "2.1");
-  EXPECT_EQ(version("d2"), "2.0");
+  behind("d2", 30, "0.9");
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(store->WaitingCheckIns(), 1u);
   store.reset();
   store = OpenStore(dir.Sub("parc.db"), configure(absl::Milliseconds(50)));
   auto d2 = store->GetDevice("d2", Scope::Region());
   ASSERT_TRUE(d2.ok());
-  EXPECT_EQ(d2->device.agent_version(), "2.1");
-  EXPECT_EQ(d2->recent_checkins.size(), 2u);
+  EXPECT_EQ(d2->device.agent_version(), "0.9");
+  ASSERT_EQ(d2->recent_checkins.size(), 3u);
+  EXPECT_EQ(d2->recent_checkins[0], now + absl::Seconds(30));
 
   // A lone check-in is written once it has waited the interval.
-  behind("d1", 40, "3.0");
-  EXPECT_EQ(wait_for_version("d1", "3.0"), "3.0");
+  ASSERT_TRUE(store->GetDeviceAuth("d1").ok());
+  behind("d1", 40, odd);
+  EXPECT_EQ(wait_for_latest("d1", 40), now + absl::Seconds(40));
   EXPECT_EQ(store->UnrecordedCheckIns(), 0u);
 }
 

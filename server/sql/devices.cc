@@ -271,9 +271,12 @@ bool SqlStore::QueueCheckIn(CheckInInput& in) {
     std::lock_guard<std::mutex> lock(checkins_mu_);
     if (closing_ || pending_checkins_.size() >= max_pending_checkins_) return false;
     if (pending_checkins_.empty()) oldest_pending_ = std::chrono::steady_clock::now();
+    // What the reports count (a device seen today, its agent version) does not wait.
+    const bool now = in.write_device && !flush_now_;
+    flush_now_ |= in.write_device;
     pending_checkins_.push_back(std::move(in));
     // The flusher waits for the oldest to be due, or for enough of them.
-    if (pending_checkins_.size() != 1 && pending_checkins_.size() != checkin_flush_size_) {
+    if (!now && pending_checkins_.size() != 1 && pending_checkins_.size() != checkin_flush_size_) {
       return true;
     }
   }
@@ -288,10 +291,11 @@ void SqlStore::FlushCheckInsLoop() {
     checkins_cv_.wait(lock, [this] { return closing_ || !pending_checkins_.empty(); });
     if (pending_checkins_.empty()) return;  // closing, nothing left
     checkins_cv_.wait_until(lock, oldest_pending_ + checkin_flush_interval_, [this] {
-      return closing_ || pending_checkins_.size() >= checkin_flush_size_;
+      return closing_ || flush_now_ || pending_checkins_.size() >= checkin_flush_size_;
     });
     std::vector<CheckInInput> checkins;
     checkins.swap(pending_checkins_);
+    flush_now_ = false;
     lock.unlock();
     WriteCheckIns(std::move(checkins));
     lock.lock();
