@@ -103,7 +103,8 @@ SqlStore::SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options)
     : engine_(std::move(engine)),
       postgres_(!options.postgres.empty()),
       max_pending_checkins_(options.max_pending_checkins),
-      checkin_flush_interval_(absl::ToChronoNanoseconds(options.checkin_flush_interval)),
+      checkin_flush_interval_(absl::ToChronoNanoseconds(
+          std::clamp(options.checkin_flush_interval, absl::ZeroDuration(), absl::Hours(24)))),
       checkin_flush_size_(std::max<size_t>(options.checkin_flush_size, 1)),
       checkin_write_chunk_(std::max<size_t>(options.checkin_write_chunk, 1)),
       cache_(options.max_cached_devices) {

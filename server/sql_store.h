@@ -42,15 +42,15 @@ class SqlStore final : public Store {
     int checkpoint_pages = 1000;
     // SQLite: WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
-    // Check-ins waiting for the writer (Durability::kBehind) beyond which check-ins wait for their
-    // write.
+    // Check-ins waiting for their flush (Durability::kBehind) beyond which check-ins wait for
+    // their own write.
     size_t max_pending_checkins = 100000;
     // Check-ins written behind that change nothing on their devices row (the same day, agent
     // version and free space as stored) wait up to this long (or until checkin_flush_size are
     // waiting), then are written sorted by device: the check-ins of many devices then share
     // the database pages they rewrite. The others (a device's first of the day, which the
     // reports count) are written as soon as the writer is free, with those waiting. Zero:
-    // all at once.
+    // all at once; at most a day.
     absl::Duration checkin_flush_interval = absl::Seconds(1);
     size_t checkin_flush_size = 32768;
     // Check-ins per write of a flush (other writes go between two).
@@ -279,9 +279,9 @@ class SqlStore final : public Store {
   bool closing_ = false;                                  // guarded by checkins_mu_
   // A waiting check-in changes its devices row: flush now.
   bool flush_now_ = false;  // guarded by checkins_mu_
-  size_t max_pending_checkins_ = 50000;
+  size_t max_pending_checkins_ = 100000;
   std::chrono::steady_clock::duration checkin_flush_interval_;
-  size_t checkin_flush_size_ = 16384;
+  size_t checkin_flush_size_ = 32768;
   size_t checkin_write_chunk_ = 4096;
   std::thread checkin_flusher_;
 
