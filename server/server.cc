@@ -280,7 +280,9 @@ absl::Status Server::EnsureBootstrapAdmin() {
 void Server::SchedulePurge() {
   purge_timer_.expires_after(absl::ToChronoSeconds(options_.purge_interval));
   purge_timer_.async_wait([this](const asio::error_code& ec) {
-    if (ec) return;
+    // A wait that completed just before Shutdown cancelled it still runs, with no error: it
+    // must not arm the timer again, or the jobs thread never runs out of work to join.
+    if (ec || shut_down_) return;
     if (!store_->LeadsJobs()) {  // another node purges
       SchedulePurge();
       return;
@@ -336,7 +338,7 @@ void Server::EvaluateRolloutSoon(const std::string& id) {
     timer->expires_after(absl::ToChronoMilliseconds(options_.rollout_debounce));
     timer->async_wait([this, id, timer](const asio::error_code& ec) {
       evaluation_pending_.erase(id);
-      if (ec) return;
+      if (ec || shut_down_) return;
       // With several nodes, one evaluates (the one that leads); the others pass it on.
       if (!store_->LeadsJobs()) {
         store_->RequestRolloutEvaluation(id);
@@ -355,7 +357,7 @@ void Server::EvaluateRolloutSoon(const std::string& id) {
 void Server::ScheduleRolloutEvaluation() {
   rollout_timer_.expires_after(absl::ToChronoMilliseconds(options_.rollout_interval));
   rollout_timer_.async_wait([this](const asio::error_code& ec) {
-    if (ec) return;
+    if (ec || shut_down_) return;  // as in SchedulePurge
     auto rollouts = store_->LeadsJobs() ? store_->ListRollouts(Scope::Region())
                                         : absl::StatusOr<std::vector<RolloutRecord>>();
     if (rollouts.ok()) {

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "agent/core/sqlite_state.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
@@ -144,6 +147,32 @@ TEST(ServerFault, ASecondServerOnTheSameDataDirectoryOrPortIsRefused) {
   ASSERT_FALSE(same_web_port.ok());
   EXPECT_TRUE(absl::StrContains(same_web_port.status().message(), "cannot listen"))
       << same_web_port.status();
+}
+
+// A server stops however busy its periodic jobs are: a timer that fires just as Shutdown cancels
+// it must not arm itself again (which kept the jobs thread, and so Shutdown, waiting forever).
+TEST(ServerFault, ShutdownReturnsWhileItsPeriodicJobsFireContinuously) {
+  TempDir dir;
+  for (int i = 0; i < 20; ++i) {
+    auto server = std::make_unique<TestServer>(dir.Sub("server"), 0, [](server::ServerOptions& o) {
+      o.rollout_interval = absl::ZeroDuration();  // always due: the race at every stop
+      o.purge_interval = absl::ZeroDuration();
+    });
+    absl::SleepFor(absl::Milliseconds(i % 5));
+    std::promise<void> stopped;
+    std::thread stopper([&] {
+      server->Stop();
+      stopped.set_value();
+    });
+    if (stopped.get_future().wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      // The server cannot be destroyed while its jobs thread runs: report and end here rather
+      // than hang until ctest's timeout.
+      std::fprintf(stderr, "FAILED: Server::Shutdown did not return within 20 s (stop %d)\n", i);
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    stopper.join();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
