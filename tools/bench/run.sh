@@ -217,7 +217,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       "$(printf 'echo %.0f µs' "$es")" "$(python3 -c "print(round($ps / $es, 2))")" "≤ 2×" \
       "$(verdict "$ps <= 2 * $es")"
   fi
-  if want P4 || want P10 || want P5 || want P15 || want P16; then
+  if want P3 || want P4 || want P10 || want P5 || want P15 || want P16; then
     # Every device reports one full inventory (the fleet's first day).
     "$SIM" load --server "$S_ADDR" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload inventory \
       --concurrency 32 --calls "$DEVICES" >"$WORK/inventory-pass.json"
@@ -230,6 +230,29 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
     row P4 "database size, $DEVICES devices with inventories" "$(python3 -c "print(f'{$db/2**20:.0f} MiB')")" \
       "naive $(python3 -c "print(f'{$naive/2**30:.1f} GiB')")" "$(python3 -c "print(round($db / $naive, 3))")" \
       "≤ 1 GB (at 300k)" "$(verdict "$db * 300000 / $DEVICES <= 1e9")"
+  fi
+  if want P3; then
+    # The fleet's steady state: each device's next inventory (new hash, its firmware version
+    # moved, same software list), after every device reported its first (after P4,
+    # which measures the database with one inventory per device). Same echo, same bytes.
+    parc=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID" --round 1)
+    start_echo tls
+    echo_=$(load "$E_ADDR" inventory 32 --server-pid "$E_PID" --round 1)
+    kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+    p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
+    ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
+    pc=$(json "$parc" "d['result']['client_cpu_us_per_call']"); ec=$(json "$echo_" "d['result']['client_cpu_us_per_call']")
+    errors=$(json "$parc" "d['result']['errors']")
+    # At any size, a later inventory the server refuses is a failure, not a figure.
+    [ "$errors" = 0 ] || { echo "P3: $errors later inventories failed" >&2; exit 1; }
+    row P3 "later inventories/s (each device's second), TLS" \
+      "$(printf '%.0f/s (srv %.0f, cli %.0f µs)' "$p" "$ps" "$pc")" \
+      "$(printf 'echo %.0f/s (srv %.0f, cli %.0f µs)' "$e" "$es" "$ec")" \
+      "$(python3 -c "print(round($p / $e, 2))")" "≥ 0.6×" \
+      "$(verdict "$p >= 0.6 * $e and $errors == 0")"
+    row P3 "server CPU per later inventory / per echo" "$(printf '%.0f µs' "$ps")" \
+      "$(printf 'echo %.0f µs' "$es")" "$(python3 -c "print(round($ps / $es, 2))")" "≤ 2×" \
+      "$(verdict "$ps <= 2 * $es")"
   fi
   if want P5 || want P15 || want P16; then
     echo "x" >"$WORK/x.txt"

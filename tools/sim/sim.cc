@@ -101,12 +101,25 @@ class Payloads {
     }
   }
 
+  // Which of its inventories a device reports: 0, the first (as enrolled); round r > 0, a
+  // later one where only the firmware version moved (a BIOS update campaign): a new inventory
+  // hash, every fact the server derives the same.
+  void set_round(uint32_t round) { round_ = round; }
+
+  // Device i's hardware in this round.
+  parc::v1::Hardware Hardware(size_t i) const {
+    const SimDevice& d = (*devices_)[i];
+    parc::v1::Hardware hw = DeviceHardware(d);
+    if (round_ > 0) hw.set_bios_version(absl::StrFormat("1.%d.%d", d.image % 9, round_));
+    return hw;
+  }
+
   // Hashes of device i's inventory.
   std::pair<std::string, std::string> Hashes(size_t i) const {
     const SimDevice& d = (*devices_)[i];
     std::string sw_hash =
         d.variant ? common::SoftwareHash(DeviceSoftware(d)) : image_hash_[d.image];
-    return {common::InventoryHash(DeviceHardware(d), sw_hash), sw_hash};
+    return {common::InventoryHash(Hardware(i), sw_hash), sw_hash};
   }
 
   // Builds every device's check-in request before a load starts, on all cores: a check-in
@@ -132,7 +145,7 @@ class Payloads {
   // A full inventory report (software list included unless with_software is false).
   std::string Inventory(size_t i, bool with_software = true) {
     const SimDevice& d = (*devices_)[i];
-    parc::v1::Hardware hw = DeviceHardware(d);
+    parc::v1::Hardware hw = Hardware(i);
     std::string sw_bytes, sw_hash;
     if (d.variant) {
       auto list = DeviceSoftware(d);
@@ -180,6 +193,7 @@ class Payloads {
   std::vector<std::string> image_bytes_;
   std::vector<std::string> image_hash_;
   std::vector<std::string> checkins_;
+  uint32_t round_ = 0;
 };
 
 absl::StatusOr<std::vector<SimDevice>> LoadFleet(const std::string& dir) {
@@ -313,7 +327,8 @@ class Cycle {
 
 int Load(const Connection& c, const std::string& dir, const std::string& workload, int concurrency,
          double rate, absl::Duration duration, absl::Duration warmup, uint64_t calls,
-         int server_pid, const std::string& shard, std::ostream& out, std::ostream& err) {
+         int server_pid, const std::string& shard, uint32_t round, std::ostream& out,
+         std::ostream& err) {
   // K/N: only the devices whose index is K modulo N (one of N load generators, each for its
   // own part of the fleet, as each device talks to one server node at a time).
   uint64_t shard_k = 0, shard_n = 1;
@@ -337,6 +352,7 @@ int Load(const Connection& c, const std::string& dir, const std::string& workloa
     return 1;
   }
   Payloads payloads(&*devices);
+  payloads.set_round(round);
   if (workload != "inventory") payloads.PrepareCheckIns();
   Cycle cycle(&*devices, &*credentials, &payloads);
   LoadOptions o;
@@ -601,6 +617,11 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   load->add_option("--calls", calls, "Make exactly this many calls (devices in order)");
   std::string shard;
   load->add_option("--shard", shard, "K/N: only the devices whose index is K modulo N");
+  uint32_t round = 0;
+  load->add_option("--round", round,
+                   "Which inventory each device reports: 0 its first, R > 0 a later one "
+                   "(its firmware version moved)")
+      ->capture_default_str();
   int server_pid = 0;
   load->add_option("--server-pid", server_pid,
                    "Also report this process's CPU time per call (the server under load)");
@@ -636,7 +657,8 @@ int SimMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       err << "parc-sim: bad --duration or --warmup\n";
       return 2;
     }
-    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, server_pid, shard, out, err);
+    return Load(c, dir, workload, concurrency, rate, *d, *w, calls, server_pid, shard, round, out,
+                err);
   }
   if (payload->parsed()) return Payload(dir, payload_device, out, err);
   if (echo->parsed()) return EchoServer(listen, cert, key, port_file, out, err);
