@@ -6,6 +6,7 @@
 #   tools/bench/run.sh --quick    tiny sizes, only to prove the benchmarks still work (CI)
 #   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
+#   PARC_BENCH_INVENTORY_CONCURRENCY=128 tools/bench/run.sh P3   more inventories in flight
 #   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P16   keep the data (profiling)
 #   tools/bench/run.sh P13        SQLite and PostgreSQL side by side (P1, P3, P5 on each)
 #   tools/bench/run.sh P11        central egress with an establishment relay (nginx) and without
@@ -31,6 +32,8 @@ else
   DEVICES=300000; DURATION=20s; WARMUP=3s; OPEN_RATE=5000; ARTIFACT_MIB=1024; RUNS=3
 fi
 DEVICES=${PARC_BENCH_DEVICES:-$DEVICES}
+# P3's calls in flight (Parc and the echo alike).
+INVENTORY_CONCURRENCY=${PARC_BENCH_INVENTORY_CONCURRENCY:-32}
 
 tools/deps.sh --bench >/dev/null
 BUILD=${BUILD_DIR:-build/release}
@@ -201,9 +204,9 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       "$(verdict "$p99 < 10 and $p999 < 50 and $errors == 0")"
   fi
   if want P3; then
-    parc=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID")
+    parc=$(load "$S_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$S_PID")
     start_echo tls
-    echo_=$(load "$E_ADDR" inventory 32 --server-pid "$E_PID")
+    echo_=$(load "$E_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$E_PID")
     kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
     p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
     ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
@@ -235,9 +238,9 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
     # The fleet's steady state: each device's next inventory (new hash, its firmware version
     # moved, same software list), after every device reported its first (after P4,
     # which measures the database with one inventory per device). Same echo, same bytes.
-    parc=$(load "$S_ADDR" inventory 32 --server-pid "$S_PID" --round 1)
+    parc=$(load "$S_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$S_PID" --round 1)
     start_echo tls
-    echo_=$(load "$E_ADDR" inventory 32 --server-pid "$E_PID" --round 1)
+    echo_=$(load "$E_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$E_PID" --round 1)
     kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
     p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
     ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
