@@ -140,6 +140,18 @@ load() {  # addr workload concurrency [extra]
   "$SIM" load --server "$addr" "${S_CONN[@]}" --fleet "$WORK/fleet" --workload "$workload" \
     --concurrency "$conc" --duration "$DURATION" --warmup "$WARMUP" "$@"
 }
+# P3: inventories against parc-server, then the same bytes against the echo server [extra load
+# args] -> sets parc (the load's figures), p e (rates), ps es (server µs), pc ec (client µs).
+inventory_load() {
+  parc=$(load "$S_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$S_PID" "$@")
+  start_echo tls
+  local echo_
+  echo_=$(load "$E_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$E_PID" "$@")
+  kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+  p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
+  ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
+  pc=$(json "$parc" "d['result']['client_cpu_us_per_call']"); ec=$(json "$echo_" "d['result']['client_cpu_us_per_call']")
+}
 rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
 echo "Parc benchmarks ($([ $QUICK = 1 ] && echo quick || echo full): $DEVICES devices) on $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(date -u +%F)"
@@ -204,13 +216,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       "$(verdict "$p99 < 10 and $p999 < 50 and $errors == 0")"
   fi
   if want P3; then
-    parc=$(load "$S_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$S_PID")
-    start_echo tls
-    echo_=$(load "$E_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$E_PID")
-    kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
-    p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
-    ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
-    pc=$(json "$parc" "d['result']['client_cpu_us_per_call']"); ec=$(json "$echo_" "d['result']['client_cpu_us_per_call']")
+    inventory_load
     row P3 "full inventories (~1,000 packages) ingested/s, TLS" \
       "$(printf '%.0f/s (srv %.0f, cli %.0f µs)' "$p" "$ps" "$pc")" \
       "$(printf 'echo %.0f/s (srv %.0f, cli %.0f µs)' "$e" "$es" "$ec")" \
@@ -238,13 +244,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
     # The fleet's steady state: each device's next inventory (new hash, its firmware version
     # moved, same software list), after every device reported its first (after P4,
     # which measures the database with one inventory per device). Same echo, same bytes.
-    parc=$(load "$S_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$S_PID" --round 1)
-    start_echo tls
-    echo_=$(load "$E_ADDR" inventory "$INVENTORY_CONCURRENCY" --server-pid "$E_PID" --round 1)
-    kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
-    p=$(json "$parc" "d['result']['throughput']"); e=$(json "$echo_" "d['result']['throughput']")
-    ps=$(json "$parc" "d['result']['server_cpu_us_per_call']"); es=$(json "$echo_" "d['result']['server_cpu_us_per_call']")
-    pc=$(json "$parc" "d['result']['client_cpu_us_per_call']"); ec=$(json "$echo_" "d['result']['client_cpu_us_per_call']")
+    inventory_load --round 1
     errors=$(json "$parc" "d['result']['errors']")
     # At any size, a later inventory the server refuses is a failure, not a figure.
     [ "$errors" = 0 ] || { echo "P3: $errors later inventories failed" >&2; exit 1; }
@@ -252,7 +252,7 @@ if want P1 || want P2 || want P3 || want P4 || want P5 || want P10 || want P15 |
       "$(printf '%.0f/s (srv %.0f, cli %.0f µs)' "$p" "$ps" "$pc")" \
       "$(printf 'echo %.0f/s (srv %.0f, cli %.0f µs)' "$e" "$es" "$ec")" \
       "$(python3 -c "print(round($p / $e, 2))")" "≥ 0.6×" \
-      "$(verdict "$p >= 0.6 * $e and $errors == 0")"
+      "$(verdict "$p >= 0.6 * $e")"
     row P3 "server CPU per later inventory / per echo" "$(printf '%.0f µs' "$ps")" \
       "$(printf 'echo %.0f µs' "$es")" "$(python3 -c "print(round($ps / $es, 2))")" "≤ 2×" \
       "$(verdict "$ps <= 2 * $es")"
