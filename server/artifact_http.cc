@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "common/http_listen.h"
 #include "common/logging.h"
 
 namespace parc::server {
@@ -130,7 +131,7 @@ absl::StatusOr<std::unique_ptr<ArtifactHttpServer>> ArtifactHttpServer::Start(
         absl::StrCat("artifact server: cannot listen on ", options.host, ":", options.port));
   }
   httplib::Server* http = s->http_.get();
-  s->thread_ = std::thread([http] { http->listen_after_bind(); });
+  s->thread_ = common::ListenInBackground(http);
   return s;
 }
 

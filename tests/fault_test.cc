@@ -26,6 +26,8 @@
 #include "common/inventory_util.h"
 #include "common/sqlite.h"
 #include "gtest/gtest.h"
+#include "server/artifact_http.h"
+#include "server/artifact_store.h"
 #include "tests/test_util.h"
 
 namespace parc::testing {
@@ -147,6 +149,32 @@ TEST(ServerFault, ASecondServerOnTheSameDataDirectoryOrPortIsRefused) {
   ASSERT_FALSE(same_web_port.ok());
   EXPECT_TRUE(absl::StrContains(same_web_port.status().message(), "cannot listen"))
       << same_web_port.status();
+}
+
+// A server whose start fails after its web server is up (its gRPC port taken) stops that web
+// server at once: a stop that came before the listening thread had begun used to be lost, and
+// the join waited for ever (one run in a few of the test above, on PostgreSQL).
+TEST(ServerFault, AWebServerStoppedAsSoonAsItStartsStops) {
+  TempDir dir;
+  auto artifacts = server::ArtifactStore::Open(dir.Sub("artifacts"));
+  ASSERT_TRUE(artifacts.ok()) << artifacts.status();
+  for (int i = 0; i < 50; ++i) {
+    server::ArtifactHttpServer::Options o;
+    o.host = "127.0.0.1";
+    auto http = server::ArtifactHttpServer::Start(artifacts->get(), o);
+    ASSERT_TRUE(http.ok()) << http.status();
+    std::promise<void> stopped;
+    std::thread stopper([&] {
+      (*http)->Stop();
+      stopped.set_value();
+    });
+    if (stopped.get_future().wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      std::fprintf(stderr, "FAILED: the web server did not stop within 10 s (start %d)\n", i);
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    stopper.join();
+  }
 }
 
 // A server stops however busy its periodic jobs are: a timer that fires just as Shutdown cancels

@@ -30,6 +30,7 @@
 #include "common/bundle_trust.h"
 #include "common/crypto.h"
 #include "common/file_util.h"
+#include "common/http_listen.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/artifact_http.h"
@@ -544,7 +545,7 @@ struct FlakyServer {
                                });
     });
     port = http.bind_to_any_port("127.0.0.1");
-    thread = std::thread([this] { http.listen_after_bind(); });
+    thread = common::ListenInBackground(&http);
   }
   ~FlakyServer() {
     http.stop();
@@ -618,7 +619,7 @@ TEST(Downloader, ASourceBelowItsMinimumSpeedIsLeftKeepingWhatItSent) {
                              });
   });
   const int port = http.bind_to_any_port("127.0.0.1");
-  std::thread serving([&] { http.listen_after_bind(); });
+  std::thread serving = common::ListenInBackground(&http);
   agent::DownloadRequest d;
   d.url = absl::StrCat("http://127.0.0.1:", port, "/artifacts/x");
   d.sha256 = common::Sha256Hex(content);

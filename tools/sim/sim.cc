@@ -25,6 +25,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
+#include "common/http_listen.h"
 #include "common/inventory_util.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -532,7 +533,7 @@ int Resume(uint64_t size, std::ostream& out, std::ostream& err) {
                              });
   });
   int port = http.bind_to_any_port("127.0.0.1");
-  std::thread t([&] { http.listen_after_bind(); });
+  std::thread t = common::ListenInBackground(&http);
   std::string dir = absl::StrCat("/tmp/parc-sim-resume-", ::getpid());
   (void)common::MakeDirs(dir);
   agent::DownloadRequest d;
