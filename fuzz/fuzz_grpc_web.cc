@@ -6,7 +6,7 @@
 
 #include "common/grpc_web_codec.h"
 #include "parc/v1/agent.pb.h"
-#include "server/grpc_web.h"
+#include "server/grpc_web_frames.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);

@@ -7,8 +7,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "common/grpc_web_codec.h"
 #include "server/agent_service.h"
+#include "server/grpc_web_frames.h"
 #include "server/metrics.h"
 
 namespace httplib {
@@ -30,18 +30,6 @@ namespace parc::server {
 // data frame (OK only) and a trailer frame (flags 0x80) holding grpc-status, grpc-message
 // (percent-encoded) and grpc-retry-pushback-ms when the server asks to come back later.
 // The base64 variant (application/grpc-web-text) is not served: 415 with grpc-status 3.
-
-// The message of a request body, or INVALID_ARGUMENT (not one whole data frame, trailing
-// bytes, a length beyond the body), UNIMPLEMENTED (a compressed frame: no compression was
-// negotiated) or RESOURCE_EXHAUSTED (a message over max_message_bytes).
-[[nodiscard]] absl::StatusOr<absl::string_view> DecodeGrpcWebRequest(absl::string_view body,
-                                                                     size_t max_message_bytes);
-
-using common::GrpcWebFrame;              // one frame (common/grpc_web_codec.h)
-using common::PercentEncodeGrpcMessage;  // grpc-message's encoding
-
-// A response body: the message's data frame when status is OK, then the trailer frame.
-std::string EncodeGrpcWebResponse(absl::string_view message, const absl::Status& status);
 
 struct GrpcWebOptions {
   // Largest request message; larger ones are refused with RESOURCE_EXHAUSTED.

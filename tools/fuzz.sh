@@ -25,7 +25,11 @@ done
 
 tools/deps.sh --fuzz
 BUILD_DIR=${BUILD_DIR:-build/fuzz}
+# -O1 with line tables only, as libFuzzer's documentation advises: stack traces keep their
+# file:line, and a cold build takes far less than at -O2 -g.
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DPARC_FUZZ=ON -DPARC_BUILD_TESTS=OFF -DPARC_SANITIZE=address,undefined \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
 cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target fuzzers
