@@ -6,7 +6,7 @@
 #   tools/bench/run.sh --quick    tiny sizes, only to prove the benchmarks still work (CI)
 #   tools/bench/run.sh P1 P6      only some rows (with or without --quick)
 #   PARC_BENCH_DEVICES=50000 tools/bench/run.sh P2    another fleet size
-#   PARC_BENCH_INVENTORY_CONCURRENCY=128 tools/bench/run.sh P3   more inventories in flight
+#   PARC_BENCH_INVENTORY_CONCURRENCY=32 tools/bench/run.sh P3   fewer inventories in flight
 #   PARC_BENCH_KEEP=/tmp/bench300k tools/bench/run.sh P16   keep the data (profiling)
 #   tools/bench/run.sh P13        SQLite and PostgreSQL side by side (P1, P3, P5 on each)
 #   tools/bench/run.sh P11        central egress with an establishment relay (nginx) and without
@@ -32,8 +32,8 @@ else
   DEVICES=300000; DURATION=20s; WARMUP=3s; OPEN_RATE=5000; ARTIFACT_MIB=1024; RUNS=3
 fi
 DEVICES=${PARC_BENCH_DEVICES:-$DEVICES}
-# P3's calls in flight (Parc and the echo alike).
-INVENTORY_CONCURRENCY=${PARC_BENCH_INVENTORY_CONCURRENCY:-32}
+# P3's calls in flight (Parc and the echo alike): 128, as P1's check-ins and the minimal client.
+INVENTORY_CONCURRENCY=${PARC_BENCH_INVENTORY_CONCURRENCY:-128}
 
 tools/deps.sh --bench >/dev/null
 BUILD=${BUILD_DIR:-build/release}
