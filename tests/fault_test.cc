@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <random>
@@ -120,6 +121,23 @@ TEST_F(AgentFaultTest, DamagedStateWithoutATokenSaysWhatToDo) {
   EXPECT_EQ(server_->ListDevices().size(), 1u);
 }
 
+// Runs stop on a thread and waits for it: when it has not returned within `seconds`, reports
+// and ends the test binary at once, since what it stops cannot be destroyed while it runs (the
+// test would otherwise hang until ctest's timeout, with nothing said).
+void ReturnsWithinOrEnd(int seconds, const std::string& what, const std::function<void()>& stop) {
+  std::promise<void> stopped;
+  std::thread stopper([&] {
+    stop();
+    stopped.set_value();
+  });
+  if (stopped.get_future().wait_for(std::chrono::seconds(seconds)) != std::future_status::ready) {
+    std::fprintf(stderr, "FAILED: %s did not return within %d s\n", what.c_str(), seconds);
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  stopper.join();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two servers, one data directory.
 
@@ -163,17 +181,8 @@ TEST(ServerFault, AWebServerStoppedAsSoonAsItStartsStops) {
     o.host = "127.0.0.1";
     auto http = server::ArtifactHttpServer::Start(artifacts->get(), o);
     ASSERT_TRUE(http.ok()) << http.status();
-    std::promise<void> stopped;
-    std::thread stopper([&] {
-      (*http)->Stop();
-      stopped.set_value();
-    });
-    if (stopped.get_future().wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      std::fprintf(stderr, "FAILED: the web server did not stop within 10 s (start %d)\n", i);
-      std::fflush(stderr);
-      std::_Exit(1);
-    }
-    stopper.join();
+    ReturnsWithinOrEnd(10, absl::StrCat("the web server's Stop (start ", i, ")"),
+                       [&] { (*http)->Stop(); });
   }
 }
 
@@ -187,19 +196,8 @@ TEST(ServerFault, ShutdownReturnsWhileItsPeriodicJobsFireContinuously) {
       o.purge_interval = absl::ZeroDuration();
     });
     absl::SleepFor(absl::Milliseconds(i % 5));
-    std::promise<void> stopped;
-    std::thread stopper([&] {
-      server->Stop();
-      stopped.set_value();
-    });
-    if (stopped.get_future().wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
-      // The server cannot be destroyed while its jobs thread runs: report and end here rather
-      // than hang until ctest's timeout.
-      std::fprintf(stderr, "FAILED: Server::Shutdown did not return within 20 s (stop %d)\n", i);
-      std::fflush(stderr);
-      std::_Exit(1);
-    }
-    stopper.join();
+    ReturnsWithinOrEnd(20, absl::StrCat("Server::Shutdown (stop ", i, ")"),
+                       [&] { server->Stop(); });
   }
 }
 
