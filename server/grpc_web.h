@@ -4,8 +4,6 @@
 #include <cstddef>
 #include <string>
 
-#include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/agent_service.h"
 #include "server/grpc_web_frames.h"
