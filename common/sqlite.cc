@@ -1,5 +1,7 @@
 #include "common/sqlite.h"
 
+#include <mutex>
+
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -114,6 +116,8 @@ absl::Status Database::Error(int rc, absl::string_view context) const {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          const Options& options) {
+  static std::once_flag advised;
+  std::call_once(advised, internal::AdviseRandomAccess);
   sqlite3* raw = nullptr;
   int flags =
       SQLITE_OPEN_NOMUTEX |

@@ -119,6 +119,12 @@ class Database {
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 
+namespace internal {
+// Once per process, before the first database opens: SQLite's files are opened for random
+// access (no readahead) where the platform allows it. Database::Open calls it.
+void AdviseRandomAccess();
+}  // namespace internal
+
 // A schema migration: SQL executed once, in order, tracked with PRAGMA user_version.
 struct Migration {
   int version;
