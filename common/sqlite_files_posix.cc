@@ -23,9 +23,10 @@ int OpenForRandomAccess(const char* path, int flags, int mode) {
 
 }  // namespace
 
+// Runs once (Database::Open's std::call_once).
 void internal::AdviseRandomAccess() {
   sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");
-  if (unix_vfs == nullptr || unix_vfs->iVersion < 3 || base_open != nullptr) return;
+  if (unix_vfs == nullptr || unix_vfs->iVersion < 3) return;
   auto current = reinterpret_cast<OpenCall>(unix_vfs->xGetSystemCall(unix_vfs, "open"));
   if (current == nullptr) return;
   base_open = current;
