@@ -15,12 +15,15 @@
 #include "common/grpc_util.h"
 #include "common/inventory_util.h"
 #include "common/sqlite.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/establishment_import.h"
 #include "server/postgres/sql_connection.h"
+#include "server/sql/engine.h"
 #include "server/sql_store.h"
 #include "server/sqlite/connection.h"
+#include "server/sqlite/engine.h"
 #include "server/sqlite/schema.h"
 #include "tests/test_util.h"
 #include "tools/sim/fleet.h"
@@ -1291,6 +1294,120 @@ int ResidentPages(const std::string& path) {
   int n = 0;
   for (unsigned char c : in_core) n += c & 1;
   return n;
+}
+
+// Hooks whose flush the test holds or fails.
+class HeldFlush final : public parc::server::sql::Engine::Hooks {
+ public:
+  absl::Status MakeDurable() override {
+    flushes.fetch_add(1);
+    return release.get_future().get();  // once: a second flush would throw
+  }
+  std::atomic<int> flushes{0};
+  std::promise<absl::Status> release;
+};
+
+struct EngineUnderTest {
+  parc::testing::TempDir dir;
+  HeldFlush* hooks = nullptr;
+  std::unique_ptr<parc::server::sql::Engine> engine;
+  std::unique_ptr<Database> look;  // another connection, to see what is committed
+
+  EngineUnderTest() {
+    const std::string path = dir.Sub("t.db");
+    auto writer = Database::Open(path, Database::Options());
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    EXPECT_TRUE((*writer)->Exec("CREATE TABLE t (k INTEGER PRIMARY KEY)").ok());
+    auto h = std::make_unique<HeldFlush>();
+    hooks = h.get();
+    engine = std::make_unique<parc::server::sql::Engine>(
+        parc::server::sql::Engine::Options(),
+        std::make_unique<parc::server::sqlite::Connection>(std::move(*writer)),
+        std::vector<std::unique_ptr<parc::server::sql::Connection>>(), std::move(h));
+    auto other = Database::Open(path, Database::Options());
+    EXPECT_TRUE(other.ok()) << other.status();
+    look = std::move(*other);
+  }
+  int64_t Rows() {
+    auto st = look->Prepare("SELECT count(*) FROM t");
+    EXPECT_TRUE(st.ok());
+    EXPECT_TRUE(*st->Step());
+    return st->Int(0);
+  }
+  std::future<absl::Status> Insert(int k) {
+    auto answered = std::make_shared<std::promise<absl::Status>>();
+    auto f = answered->get_future();
+    engine->Submit(
+        [k](parc::server::sql::Connection* db) -> absl::Status {
+          PARC_ASSIGN_OR_RETURN(parc::server::sql::Stmt st,
+                                db->Prepare("INSERT INTO t(k) VALUES (?)"));
+          return st.Bind(1, int64_t{k}).Run();
+        },
+        [answered](absl::Status s) { answered->set_value(std::move(s)); });
+    return f;
+  }
+};
+
+TEST(WriteEngine, AWriteIsAnsweredOnlyOnceItsBatchIsDurable) {
+  EngineUnderTest t;
+  auto answer = t.Insert(1);
+  // Committed (another connection sees it), not yet flushed: no answer.
+  for (int i = 0; i < 500 && t.Rows() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(t.Rows(), 1);
+  for (int i = 0; i < 500 && t.hooks->flushes.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(t.hooks->flushes.load(), 1);
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  t.hooks->release.set_value(absl::OkStatus());
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(answer.get().ok());
+  EXPECT_TRUE(t.engine->Writable());
+}
+
+TEST(WriteEngine, AFlushThatFailsFailsTheAnswersAsAStorageError) {
+  EngineUnderTest t;
+  auto answer = t.Insert(1);
+  for (int i = 0; i < 500 && t.hooks->flushes.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  absl::Status eio = absl::UnavailableError("cannot flush the write-ahead log: I/O error");
+  eio.SetPayload(common::kStorageErrorPayload, absl::Cord("I/O error"));
+  t.hooks->release.set_value(eio);
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  absl::Status s = answer.get();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_TRUE(common::IsStorageError(s)) << s;
+  EXPECT_FALSE(t.engine->Writable());
+  EXPECT_EQ(t.engine->FailedBatches(), 1u);
+}
+
+TEST(Sqlite, TheWriterCommitsWithoutFlushingAndTheEngineFlushesTheLog) {
+  // The writer's COMMIT leaves the flush to the engine's answerer (MakeDurable): its
+  // connection runs with synchronous=NORMAL, every other with FULL.
+  parc::testing::TempDir dir;
+  parc::server::sqlite::EngineOptions e;
+  e.path = dir.Sub("parc.db");
+  e.readers = 1;
+  auto engine = parc::server::sqlite::OpenEngine(e, {});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  std::promise<int64_t> level;
+  (*engine)->Submit(
+      [&](parc::server::sql::Connection* db) -> absl::Status {
+        PARC_ASSIGN_OR_RETURN(parc::server::sql::Stmt st, db->Prepare("PRAGMA synchronous"));
+        PARC_ASSIGN_OR_RETURN(bool row, st.Step());
+        level.set_value(row ? st.Int(0) : -1);
+        return absl::OkStatus();
+      },
+      [](absl::Status) {});
+  EXPECT_EQ(level.get_future().get(), 1);  // NORMAL
+  auto reader = (*engine)->AcquireReader();
+  auto st = reader->Prepare("PRAGMA synchronous");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Int(0), 2);  // FULL
 }
 
 TEST(Sqlite, ReadingOneRowReadsItsPagesNotTheirNeighbours) {

@@ -18,6 +18,7 @@ Engine::Engine(const Options& options, std::unique_ptr<Connection> writer,
       writer_(std::move(writer)),
       hooks_(std::move(hooks)),
       readers_(std::move(readers)) {
+  answer_thread_ = std::thread([this] { AnswerLoop(); });
   writer_thread_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -28,6 +29,12 @@ Engine::~Engine() {
   }
   cv_.notify_all();
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(answers_mu_);
+    answers_stopping_ = true;
+  }
+  answers_cv_.notify_all();
+  if (answer_thread_.joinable()) answer_thread_.join();
   hooks_->Stop();
 }
 
@@ -100,6 +107,7 @@ void Engine::WriterLoop() {
     hooks_->BeforeBatch(db);
     results.assign(batch.size(), absl::OkStatus());
     const absl::Time batch_start = absl::Now();
+    bool committed = false;
     absl::Status begin = db->Exec(options_.begin);
     if (!begin.ok()) {
       db->DropNotifications();
@@ -117,6 +125,7 @@ void Engine::WriterLoop() {
       }
       absl::Status commit = db->FlushNotifications();
       if (commit.ok()) commit = db->Exec("COMMIT");
+      committed = commit.ok();
       if (!commit.ok()) {
         (void)db->Exec("ROLLBACK");
         db->DropNotifications();
@@ -162,11 +171,53 @@ void Engine::WriterLoop() {
       ++batches_;
       writes_ += batch.size();
     }
-    if (commit_observer_) commit_observer_(absl::Now() - batch_start, batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].done) batch[i].done(std::move(results[i]));
+    {
+      std::lock_guard<std::mutex> lock(answers_mu_);
+      answers_.push_back(Finished{std::move(batch), std::move(results), committed, batch_start});
     }
+    answers_cv_.notify_one();
     batch.clear();
+    results.clear();
+  }
+}
+
+void Engine::AnswerLoop() {
+  pthread_setname_np(pthread_self(), "parc-answers");
+  std::deque<Finished> taken;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(answers_mu_);
+      answers_cv_.wait(lock, [&] { return answers_stopping_ || !answers_.empty(); });
+      if (answers_.empty()) return;  // stopping and drained
+      taken.swap(answers_);
+    }
+    // One flush for every batch committed since the last: under load the writer commits the
+    // next batch while this one waits for the disk.
+    bool any_committed = false;
+    for (const auto& f : taken) any_committed |= f.committed;
+    absl::Status durable = any_committed ? hooks_->MakeDurable() : absl::OkStatus();
+    if (!durable.ok()) {
+      writable_ = false;
+      failed_batches_.fetch_add(1);
+      uint64_t suppressed = 0;
+      if (WriteFailureLog().Take(&suppressed)) {
+        spdlog::error("store: committed writes could not be made durable: {} ({} more not logged)",
+                      durable.ToString(), suppressed);
+      }
+    }
+    const absl::Time now = absl::Now();
+    for (auto& f : taken) {
+      if (f.committed && durable.ok() && commit_observer_) {
+        commit_observer_(now - f.started, f.writes.size());
+      }
+      for (size_t i = 0; i < f.writes.size(); ++i) {
+        if (!f.writes[i].done) continue;
+        absl::Status r = std::move(f.results[i]);
+        if (r.ok() && f.committed && !durable.ok()) r = durable;
+        f.writes[i].done(std::move(r));
+      }
+    }
+    taken.clear();
   }
 }
 

@@ -23,9 +23,13 @@ namespace parc::server::sql {
 // Writes: one writer thread owns the only writing connection of this process. It takes every
 // write queued while the previous batch committed and applies them in one transaction (group
 // commit: one disk flush for hundreds of check-ins), each inside its own savepoint so that one
-// failing write does not undo the others, then runs each callback once the transaction is
-// durable. Reads: a pool of connections, so readers never wait for the writer. What differs
-// between engines (SQLite's checkpoints, PostgreSQL's reconnections) is in its Hooks.
+// failing write does not undo the others. A second thread, the answerer, makes the committed
+// batches durable (Hooks::MakeDurable, one disk flush for every batch committed since the
+// last) and then runs their callbacks, in commit order: the writer goes on with the next batch
+// meanwhile, and the answers (gRPC sends, TLS) are not on its clock. No callback runs before
+// its batch is durable. Reads: a pool of connections, so readers never wait for the writer.
+// What differs between engines (SQLite's checkpoints and WAL flush, PostgreSQL's
+// reconnections) is in its Hooks.
 class Engine {
  public:
   struct Options {
@@ -48,6 +52,11 @@ class Engine {
     virtual void Stop() {}
     // Background checkpoints run so far (SQLite).
     virtual uint64_t checkpoints() const { return 0; }
+    // On the answerer thread, before the callbacks of batches the writer committed: makes
+    // every batch committed so far durable, if COMMIT did not (SQLite: the writer commits
+    // without flushing, this flushes the WAL; PostgreSQL: COMMIT is durable, nothing to do).
+    // An error fails the callbacks of those batches (a storage error).
+    virtual absl::Status MakeDurable() { return absl::OkStatus(); }
   };
 
   // Starts the writer thread.
@@ -100,8 +109,8 @@ class Engine {
   // (PostgreSQL deadlock or serialization failure; at most 3 times each, then the error is
   // the caller's).
   uint64_t conflict_retries() const { return conflict_retries_.load(); }
-  // Observer of each committed batch (duration, number of writes). Set before use; called on
-  // the writer thread.
+  // Observer of each committed batch (from its BEGIN to durable, number of writes). Set
+  // before use; called on the answerer thread.
   void set_commit_observer(std::function<void(absl::Duration, size_t)> observer) {
     commit_observer_ = std::move(observer);
   }
@@ -112,7 +121,15 @@ class Engine {
     WriteDone done;
     int attempts = 0;
   };
+  // A batch the writer finished, waiting for the answerer.
+  struct Finished {
+    std::vector<PendingWrite> writes;
+    std::vector<absl::Status> results;
+    bool committed = false;
+    absl::Time started;
+  };
   void WriterLoop();
+  void AnswerLoop();
 
   Options options_;
   std::unique_ptr<Connection> writer_;
@@ -132,7 +149,13 @@ class Engine {
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<Connection>> readers_;
 
+  std::mutex answers_mu_;
+  std::condition_variable answers_cv_;
+  std::deque<Finished> answers_;   // guarded by answers_mu_
+  bool answers_stopping_ = false;  // guarded by answers_mu_
+
   std::function<void(absl::Duration, size_t)> commit_observer_;
+  std::thread answer_thread_;
   std::thread writer_thread_;
 };
 

@@ -1,15 +1,24 @@
 #include "server/sqlite/engine.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/logging.h"
+#include "common/sqlite.h"
 #include "common/status_macros.h"
 #include "server/sqlite/connection.h"
 
@@ -34,7 +43,8 @@ class Checkpointer final : public sql::Engine::Hooks {
       : writer_(writer),
         db_(std::move(own)),
         checkpoint_pages_(checkpoint_pages),
-        wal_restart_pages_(wal_restart_pages) {
+        wal_restart_pages_(wal_restart_pages),
+        wal_path_(sqlite3_filename_wal(sqlite3_db_filename(writer->raw(), "main"))) {
     sqlite3_wal_hook(
         writer_->raw(),
         [](void* self, sqlite3*, const char*, int pages) {
@@ -64,6 +74,8 @@ class Checkpointer final : public sql::Engine::Hooks {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     sqlite3_wal_hook(writer_->raw(), nullptr, nullptr);
+    if (wal_fd_ >= 0) close(wal_fd_);
+    wal_fd_ = -1;
   }
 
   uint64_t checkpoints() const override {
@@ -71,7 +83,41 @@ class Checkpointer final : public sql::Engine::Hooks {
     return checkpoints_;
   }
 
+  // The writer commits with synchronous=NORMAL: its COMMIT writes the WAL frames without
+  // flushing them. Flushing the WAL file makes every transaction committed before durable
+  // (SQLite's FULL does the same flush inside each COMMIT, holding the writer). A WAL that
+  // SQLite replaced (a new inode under the same name) is opened again; the first time, its
+  // directory is flushed too, as SQLite does for a file it created.
+  absl::Status MakeDurable() override {
+    struct stat by_name {};
+    struct stat held {};
+    if (wal_fd_ >= 0 && (stat(wal_path_.c_str(), &by_name) != 0 || fstat(wal_fd_, &held) != 0 ||
+                         by_name.st_ino != held.st_ino || by_name.st_dev != held.st_dev)) {
+      close(wal_fd_);
+      wal_fd_ = -1;
+    }
+    if (wal_fd_ < 0) {
+      wal_fd_ = open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (wal_fd_ < 0) return FlushError("open");
+      const std::string dir = std::filesystem::path(wal_path_).parent_path().string();
+      const int dir_fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir_fd < 0) return FlushError("open the directory of");
+      const int rc = fsync(dir_fd);
+      close(dir_fd);
+      if (rc != 0) return FlushError("flush the directory of");
+    }
+    if (fdatasync(wal_fd_) != 0) return FlushError("flush");
+    return absl::OkStatus();
+  }
+
  private:
+  absl::Status FlushError(absl::string_view what) const {
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        "sqlite: cannot ", what, " the write-ahead log ", wal_path_, ": ", std::strerror(errno)));
+    status.SetPayload(common::kStorageErrorPayload, absl::Cord(std::strerror(errno)));
+    return status;
+  }
+
   // The writer's WAL hook: wakes the checkpointer once the WAL is large enough.
   void OnWalCommit(int pages) {
     if (pages < mark_) mark_ = 0;  // the WAL restarted
@@ -122,7 +168,9 @@ class Checkpointer final : public sql::Engine::Hooks {
   std::unique_ptr<Database> db_;
   const int checkpoint_pages_;
   const int wal_restart_pages_;
-  int mark_ = 0;  // WAL size at the last checkpoint request (writer thread only)
+  const std::string wal_path_;
+  int wal_fd_ = -1;  // the answerer thread's (MakeDurable), then Stop's
+  int mark_ = 0;     // WAL size at the last checkpoint request (writer thread only)
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool wanted_ = false;          // guarded by mu_
@@ -141,7 +189,11 @@ class Checkpointer final : public sql::Engine::Hooks {
 absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
     const EngineOptions& options, const std::vector<common::Migration>& migrations) {
   Database::Options wopts;
-  PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
+  // The writer's COMMIT does not flush the WAL: the engine's answerer does, once for every
+  // batch committed since its last flush, before any of their callbacks (MakeDurable).
+  Database::Options writer_opts = wopts;
+  writer_opts.synchronous_full = false;
+  PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, writer_opts));
   PARC_RETURN_IF_ERROR(common::Migrate(writer.get(), migrations));
   PARC_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
       "PRAGMA journal_size_limit=", int64_t{options.wal_restart_pages} * 4096 + (4 << 20))));
