@@ -90,15 +90,15 @@ class Checkpointer final : public sql::Engine::Hooks {
   // directory is flushed too, as SQLite does for a file it created.
   absl::Status MakeDurable() override {
     struct stat by_name {};
-    struct stat held {};
-    if (wal_fd_ >= 0 && (stat(wal_path_.c_str(), &by_name) != 0 || fstat(wal_fd_, &held) != 0 ||
-                         by_name.st_ino != held.st_ino || by_name.st_dev != held.st_dev)) {
+    if (wal_fd_ >= 0 && (stat(wal_path_.c_str(), &by_name) != 0 || by_name.st_ino != held_.st_ino ||
+                         by_name.st_dev != held_.st_dev)) {
       close(wal_fd_);
       wal_fd_ = -1;
     }
     if (wal_fd_ < 0) {
       wal_fd_ = open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (wal_fd_ < 0) return FlushError("open");
+      if (fstat(wal_fd_, &held_) != 0) return FlushError("inspect");
       const std::string dir = std::filesystem::path(wal_path_).parent_path().string();
       const int dir_fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (dir_fd < 0) return FlushError("open the directory of");
@@ -169,8 +169,9 @@ class Checkpointer final : public sql::Engine::Hooks {
   const int checkpoint_pages_;
   const int wal_restart_pages_;
   const std::string wal_path_;
-  int wal_fd_ = -1;  // the answerer thread's (MakeDurable), then Stop's
-  int mark_ = 0;     // WAL size at the last checkpoint request (writer thread only)
+  int wal_fd_ = -1;      // the answerer thread's (MakeDurable), then Stop's
+  struct stat held_ {};  // wal_fd_'s file, as it was opened
+  int mark_ = 0;         // WAL size at the last checkpoint request (writer thread only)
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool wanted_ = false;          // guarded by mu_
