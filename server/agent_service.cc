@@ -181,7 +181,7 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
 }
 
 absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
-                                         const ReportInventoryRequestView& request,
+                                         ReportInventoryRequestView& request,
                                          ReportInventoryResponse* response, UnaryCall& call) {
   PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(caller));
   ReportLimits limits;
@@ -194,7 +194,7 @@ absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
   in.device_id = auth.id;
   in.inventory_hash = request.inventory_hash();
   in.software_hash = request.software_hash();
-  in.hardware = inventory.hardware();
+  in.hardware = std::move(*request.mutable_inventory()->mutable_hardware());
   static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
   bool with_list = !inventory.software().empty() || in.software_hash == kEmptySoftwareHash;
   if (with_list) {

@@ -52,8 +52,9 @@ class AgentCalls {
                                parc::v1::CheckEnrollmentResponse* response, UnaryCall& call);
   absl::Status CheckIn(const AgentCaller& caller, const parc::v1::CheckInRequest& request,
                        parc::v1::CheckInResponse* response, UnaryCall& call);
+  // Takes the request's hardware (moved into the store's input, not copied).
   absl::Status ReportInventory(const AgentCaller& caller,
-                               const parc::v1::ReportInventoryRequestView& request,
+                               parc::v1::ReportInventoryRequestView& request,
                                parc::v1::ReportInventoryResponse* response, UnaryCall& call);
   absl::Status ReportDeployment(const AgentCaller& caller,
                                 const parc::v1::DeploymentReport& request,

@@ -144,8 +144,7 @@ void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agen
         caller.bearer = common::BearerFromHeader(req.get_header_value("authorization"));
         using namespace parc::v1;  // NOLINT(build/namespaces): the message types of one service
         auto bind = [calls](auto member) {
-          return [calls, member](const auto& who, const auto& request, auto* response,
-                                 UnaryCall& call) {
+          return [calls, member](const auto& who, auto& request, auto* response, UnaryCall& call) {
             return (calls->*member)(who, request, response, call);
           };
         };

@@ -1115,6 +1115,24 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   EXPECT_EQ(details->inventory_history, static_cast<uint32_t>(kMaxInventoriesPerDevice));
   EXPECT_EQ(details->inventory->software().packages(0).version(),
             std::to_string(10 + kMaxInventoriesPerDevice + 19));
+
+  if (parc::testing::TestOnPostgres()) return;  // the rest edits the SQLite file
+  // A device asked for its inventory again (its row's hash emptied, as by a re-enrollment or a
+  // new schema) that sends the one it sent last adds no history row either; a new one does.
+  {
+    auto raw = common::Database::Open(dir.Sub("parc.db"), common::Database::Options());
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    ASSERT_TRUE((*raw)->Exec("UPDATE devices SET inventory_hash = ''").ok());
+  }
+  ASSERT_TRUE(report(10 + kMaxInventoriesPerDevice + 19, now + absl::Hours(24 * 2000)).ok());
+  details = store->GetDevice("d1", Scope::Region());
+  EXPECT_EQ(details->inventory_history, static_cast<uint32_t>(kMaxInventoriesPerDevice));
+  EXPECT_EQ(details->inventory_received_at, now + absl::Hours(24 * 2000));  // touched
+  EXPECT_FALSE(details->device.inventory_hash().empty());
+  ASSERT_TRUE(report(5000, now + absl::Hours(24 * 2001)).ok());
+  details = store->GetDevice("d1", Scope::Region());
+  EXPECT_EQ(details->inventory_history, static_cast<uint32_t>(kMaxInventoriesPerDevice));
+  EXPECT_EQ(details->inventory->software().packages(0).version(), "5000");
 }
 
 TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
@@ -1408,6 +1426,73 @@ TEST(Sqlite, TheWriterCommitsWithoutFlushingAndTheEngineFlushesTheLog) {
   ASSERT_TRUE(st.ok());
   ASSERT_TRUE(*st->Step());
   EXPECT_EQ(st->Int(0), 2);  // FULL
+}
+
+TEST(Sqlite, AWriteWhoseJournalOutgrowsMemoryRollsBackWhole) {
+  // A write's savepoint journal stays in memory up to 64 KiB, then goes on in a temporary file
+  // (server/sqlite/engine.cc): a write larger than that which fails must still leave nothing
+  // behind, and the writes of its batch go through.
+  parc::testing::TempDir dir;
+  parc::server::sqlite::EngineOptions e;
+  e.path = dir.Sub("parc.db");
+  e.readers = 1;
+  auto engine = parc::server::sqlite::OpenEngine(e, {});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  constexpr int kRows = 3000;  // ~3,000 pages of 4 KiB: ~12 MiB of journal when all change
+  auto run = [&](parc::server::sql::Engine::WriteOp op) {
+    std::promise<absl::Status> done;
+    (*engine)->Submit(std::move(op), [&](absl::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
+  };
+  ASSERT_TRUE(run([&](parc::server::sql::Connection* db) -> absl::Status {
+                PARC_RETURN_IF_ERROR(
+                    db->Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)"));
+                PARC_ASSIGN_OR_RETURN(parc::server::sql::Stmt ins,
+                                      db->Prepare("INSERT INTO t VALUES (?, zeroblob(3000))"));
+                for (int k = 0; k < kRows; ++k) {
+                  PARC_RETURN_IF_ERROR(ins.Bind(1, int64_t{k}).Run());
+                }
+                return absl::OkStatus();
+              }).ok());
+  std::promise<absl::Status> big_done, small_done;
+  // Both in one batch: the large write first, the small one queued behind it.
+  (*engine)->Submit(
+      [&](parc::server::sql::Connection* db) -> absl::Status {
+        // Ranges of rows per statement (statement journals), twice over (pages journaled
+        // already), then a failure.
+        PARC_ASSIGN_OR_RETURN(
+            parc::server::sql::Stmt up,
+            db->Prepare("UPDATE t SET v = zeroblob(3500) WHERE k >= ? AND k < ? + 10"));
+        for (int pass = 0; pass < 2; ++pass) {
+          for (int k = 0; k < kRows; k += 10) {
+            PARC_RETURN_IF_ERROR(up.BindAll(int64_t{k}, int64_t{k}).Run());
+          }
+        }
+        return absl::InvalidArgumentError("refused after its changes");
+      },
+      [&](absl::Status s) { big_done.set_value(std::move(s)); });
+  (*engine)->Submit(
+      [](parc::server::sql::Connection* db) -> absl::Status {
+        return db->Exec("INSERT INTO t VALUES (-1, zeroblob(10))");
+      },
+      [&](absl::Status s) { small_done.set_value(std::move(s)); });
+  absl::Status big = big_done.get_future().get();
+  EXPECT_EQ(big.code(), absl::StatusCode::kInvalidArgument) << big;
+  EXPECT_TRUE(small_done.get_future().get().ok());
+  auto reader = (*engine)->AcquireReader();
+  auto st = reader->Prepare("SELECT count(*), sum(length(v)) FROM t WHERE k >= 0");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Int(0), kRows);
+  EXPECT_EQ(st->Int(1), int64_t{kRows} * 3000);  // none of the failed write's changes
+  auto small = reader->Prepare("SELECT count(*) FROM t WHERE k = -1");
+  ASSERT_TRUE(small.ok());
+  ASSERT_TRUE(*small->Step());
+  EXPECT_EQ(small->Int(0), 1);
+  auto check = reader->Prepare("PRAGMA integrity_check");
+  ASSERT_TRUE(check.ok());
+  ASSERT_TRUE(*check->Step());
+  EXPECT_EQ(check->Text(0), "ok");
 }
 
 TEST(Sqlite, ReadingOneRowReadsItsPagesNotTheirNeighbours) {

@@ -442,18 +442,31 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                 "software list ", in.software_hash, " is not known to the server: send it"));
           }
         }
-        // The same inventory delivered again (retry from the outbox) adds no history row.
-        PARC_ASSIGN_OR_RETURN(Statement last,
-                              db->Prepare("SELECT id, inventory_hash FROM inventories "
-                                          "WHERE device_id = ? ORDER BY id DESC LIMIT 1"));
-        last.Bind(1, in.device_id);
-        PARC_ASSIGN_OR_RETURN(bool has_last, last.Step());
-        const bool same = has_last && last.Text(1) == in.inventory_hash;
-        if (same) {
-          PARC_ASSIGN_OR_RETURN(Statement touch,
-                                db->Prepare("UPDATE inventories SET received_at = ? WHERE id = ?"));
-          PARC_RETURN_IF_ERROR(touch.BindAll(Unix(in.received_at), last.Int(0)).Run());
-        } else {
+        // The same inventory delivered again (retry from the outbox) adds no history row. The
+        // devices row holds the hash of the device's latest stored inventory, or '' when it
+        // must send one again (re-enrollment, a schema that added columns): read there, where
+        // the update below writes anyway, rather than in the history (a page of its own).
+        std::optional<bool> same;
+        {
+          PARC_ASSIGN_OR_RETURN(Statement stored,
+                                db->Prepare("SELECT inventory_hash FROM devices WHERE id = ?"));
+          stored.Bind(1, in.device_id);
+          PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
+          if (!enrolled) return absl::NotFoundError("unknown device");
+          const std::string latest = stored.Text(0);
+          if (!latest.empty()) same = latest == in.inventory_hash;
+        }
+        if (same.value_or(true)) {
+          // Touches the latest inventory when it is this one ('' above: look at the history).
+          PARC_ASSIGN_OR_RETURN(
+              Statement touch,
+              db->Prepare("UPDATE inventories SET received_at = ?1 WHERE id = (SELECT max(id) "
+                          "FROM inventories WHERE device_id = ?2) AND inventory_hash = ?3"));
+          PARC_RETURN_IF_ERROR(
+              touch.BindAll(Unix(in.received_at), in.device_id, in.inventory_hash).Run());
+          same = db->Changes() > 0;
+        }
+        if (!*same) {
           PARC_ASSIGN_OR_RETURN(
               Statement ins,
               db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
@@ -461,18 +474,22 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
-        }
-        if (has_last && !same) {
           // A device keeps a bounded history, whatever it sends: the oldest inventories
           // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
-          // Its first inventory has nothing to trim.
+          // Looked up first (the index alone): most devices are far from the bound.
           PARC_ASSIGN_OR_RETURN(
-              Statement trim,
-              db->Prepare("DELETE FROM inventories WHERE device_id = ?1 AND id <= (SELECT id "
-                          "FROM inventories WHERE device_id = ?1 ORDER BY id DESC LIMIT 1 "
-                          "OFFSET ?2)"));
-          PARC_RETURN_IF_ERROR(
-              trim.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice)).Run());
+              Statement oldest_kept,
+              db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id DESC "
+                          "LIMIT 1 OFFSET ?"));
+          oldest_kept.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
+          PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
+          if (beyond) {
+            const int64_t last_to_go = oldest_kept.Int(0);
+            PARC_ASSIGN_OR_RETURN(
+                Statement trim,
+                db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
+            PARC_RETURN_IF_ERROR(trim.BindAll(in.device_id, last_to_go).Run());
+          }
         }
         const auto& hw = in.hardware;
         std::string os = hw.os_pretty_name().empty()

@@ -198,11 +198,16 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
   PARC_RETURN_IF_ERROR(common::Migrate(writer.get(), migrations));
   PARC_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
       "PRAGMA journal_size_limit=", int64_t{options.wal_restart_pages} * 4096 + (4 << 20))));
-  // Each write of a batch runs in a savepoint, whose journal keeps the pages it changes: in
-  // memory, not spilled to a temporary file past 64 KiB (once spilled, SQLite keeps writing
-  // that file for the rest of the batch: two syscalls per page, about half of the writer's
-  // pwrite calls under P3's inventories, docs/performance.md).
-  PARC_RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
+  // Each write of a batch runs in a savepoint, whose journal keeps the pages it changes: SQLite's
+  // default, in memory up to 64 KiB, then in a temporary file. Not temp_store=MEMORY: its
+  // journal is a list of 1 KiB blocks that the end of each statement walks from the start, so a
+  // large write cost the square of its size (a flush of 4,096 first check-ins of the day:
+  // ~100 us of writer per check-in, docs/performance.md).
+  // The writer's page cache: 128 MiB, where SQLite's default of 2 MiB made it read most pages of
+  // a later inventory (devices row, history index) from the file again. No other connection
+  // writes, so its cache stays valid from one transaction to the next; the readers' do not
+  // (any commit empties them), and they keep the default.
+  PARC_RETURN_IF_ERROR(writer->Exec("PRAGMA cache_size=-131072"));
   PARC_ASSIGN_OR_RETURN(auto checkpointer, Database::Open(options.path, wopts));
   std::vector<std::unique_ptr<sql::Connection>> readers;
   for (int i = 0; i < options.readers; ++i) {
