@@ -1402,14 +1402,20 @@ TEST(WriteEngine, AFlushThatFailsFailsTheAnswersAsAStorageError) {
   EXPECT_EQ(t.engine->FailedBatches(), 1u);
 }
 
+// The SQLite engine on a file in dir, with one reader and no schema.
+absl::StatusOr<std::unique_ptr<parc::server::sql::Engine>> OpenFileEngine(
+    parc::testing::TempDir& dir) {
+  parc::server::sqlite::EngineOptions e;
+  e.path = dir.Sub("parc.db");
+  e.readers = 1;
+  return parc::server::sqlite::OpenEngine(e, {});
+}
+
 TEST(Sqlite, TheWriterCommitsWithoutFlushingAndTheEngineFlushesTheLog) {
   // The writer's COMMIT leaves the flush to the engine's answerer (MakeDurable): its
   // connection runs with synchronous=NORMAL, every other with FULL.
   parc::testing::TempDir dir;
-  parc::server::sqlite::EngineOptions e;
-  e.path = dir.Sub("parc.db");
-  e.readers = 1;
-  auto engine = parc::server::sqlite::OpenEngine(e, {});
+  auto engine = OpenFileEngine(dir);
   ASSERT_TRUE(engine.ok()) << engine.status();
   std::promise<int64_t> level;
   (*engine)->Submit(
@@ -1433,10 +1439,7 @@ TEST(Sqlite, AWriteWhoseJournalOutgrowsMemoryRollsBackWhole) {
   // (server/sqlite/engine.cc): a write larger than that which fails must still leave nothing
   // behind, and the writes of its batch go through.
   parc::testing::TempDir dir;
-  parc::server::sqlite::EngineOptions e;
-  e.path = dir.Sub("parc.db");
-  e.readers = 1;
-  auto engine = parc::server::sqlite::OpenEngine(e, {});
+  auto engine = OpenFileEngine(dir);
   ASSERT_TRUE(engine.ok()) << engine.status();
   constexpr int kRows = 3000;  // ~3,000 pages of 4 KiB: ~12 MiB of journal when all change
   auto run = [&](parc::server::sql::Engine::WriteOp op) {
