@@ -446,17 +446,17 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         // devices row holds the hash of the device's latest stored inventory, or '' when it
         // must send one again (re-enrollment, a schema that added columns): read there, where
         // the update below writes anyway, rather than in the history (a page of its own).
-        std::optional<bool> same;
+        std::string latest;
         {
           PARC_ASSIGN_OR_RETURN(Statement stored,
                                 db->Prepare("SELECT inventory_hash FROM devices WHERE id = ?"));
           stored.Bind(1, in.device_id);
           PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
           if (!enrolled) return absl::NotFoundError("unknown device");
-          const std::string latest = stored.Text(0);
-          if (!latest.empty()) same = latest == in.inventory_hash;
+          latest = stored.Text(0);
         }
-        if (same.value_or(true)) {
+        bool same = false;
+        if (latest.empty() || latest == in.inventory_hash) {
           // Touches the latest inventory when it is this one ('' above: look at the history).
           PARC_ASSIGN_OR_RETURN(
               Statement touch,
@@ -466,7 +466,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
               touch.BindAll(Unix(in.received_at), in.device_id, in.inventory_hash).Run());
           same = db->Changes() > 0;
         }
-        if (!*same) {
+        if (!same) {
           PARC_ASSIGN_OR_RETURN(
               Statement ins,
               db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
