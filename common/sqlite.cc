@@ -116,8 +116,11 @@ absl::Status Database::Error(int rc, absl::string_view context) const {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          const Options& options) {
-  static std::once_flag advised;
-  std::call_once(advised, internal::AdviseRandomAccess);
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    (void)internal::WrapPageCache();  // first: what follows initializes SQLite
+    internal::AdviseRandomAccess();
+  });
   sqlite3* raw = nullptr;
   int flags =
       SQLITE_OPEN_NOMUTEX |

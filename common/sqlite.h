@@ -123,6 +123,18 @@ namespace internal {
 // Once per process, before the first database opens: SQLite's files are opened for random
 // access (no readahead) where the platform allows it. Database::Open calls it.
 void AdviseRandomAccess();
+// Once per process, before SQLite initializes: SQLite's page cache wrapped so that a commit
+// after a page split does not walk the whole cache (common/sqlite_pcache.cc). False when
+// SQLite was already initialized (its own cache then, unchanged). Database::Open calls it.
+bool WrapPageCache();
+// Since the process started: truncations of page caches passed on to SQLite's and skipped by
+// the wrapper (nothing to drop), and pages that a B-tree balance parked on the spare number.
+struct PageCacheCounts {
+  uint64_t forwarded = 0;
+  uint64_t skipped = 0;
+  uint64_t spare_swaps = 0;
+};
+PageCacheCounts PageCacheCountsNow();
 }  // namespace internal
 
 // A schema migration: SQL executed once, in order, tracked with PRAGMA user_version.
