@@ -102,6 +102,7 @@ void SqlStore::set_rollout_handler(std::function<void(const std::string&)> handl
 SqlStore::SqlStore(std::unique_ptr<sql::Engine> engine, const Options& options)
     : engine_(std::move(engine)),
       postgres_(!options.postgres.empty()),
+      before_software_sweep_(options.before_software_sweep),
       max_pending_checkins_(options.max_pending_checkins),
       checkin_flush_interval_(absl::ToChronoNanoseconds(
           std::clamp(options.checkin_flush_interval, absl::ZeroDuration(), absl::Hours(24)))),

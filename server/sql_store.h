@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "server/checkin_cache.h"
 #include "server/postgres/coordinator.h"
 #include "server/software_sets.h"
@@ -60,6 +61,9 @@ class SqlStore final : public Store {
     size_t max_queued_writes = 20000;
     // Device credential records kept in memory for check-ins (CheckInCache).
     size_t max_cached_devices = 400000;
+    // Tests: called by the SQLite retention purge between its read of the unused software sets
+    // and their delete.
+    std::function<void()> before_software_sweep;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqlStore>> Open(const Options& options);
@@ -260,8 +264,23 @@ class SqlStore final : public Store {
   // done, after emptying the check-in cache's assignments (which carry the relays).
   StoreCallback<RelayRecord> AfterRelayWrite(StoreCallback<RelayRecord> done);
 
+  // SQLite: the software sets of the inventories stored while a retention sweep runs (one set
+  // per sweep), which it keeps whatever its snapshot said.
+  using SoftwareWatch = std::shared_ptr<absl::flat_hash_set<std::string>>;
+  SoftwareWatch WatchSoftwareSets();
+  void UnwatchSoftwareSets(const SoftwareWatch& watch);
+  // Writer thread: an inventory stored refers to this software set.
+  void SoftwareSetUsed(const std::string& hash);
+  // SQLite's purge: the writer deletes old inventories; a reader finds the sets then unused;
+  // the writer deletes those no inventory took up since. Reads on the calling thread.
+  void PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int64_t> done);
+
   std::unique_ptr<sql::Engine> engine_;
   bool postgres_ = false;
+  std::function<void()> before_software_sweep_;
+  std::mutex software_watches_mu_;
+  std::vector<SoftwareWatch> software_watches_;  // guarded by software_watches_mu_
+  std::atomic<bool> software_watched_{false};
   // Recent full software lists (writer thread only).
   SoftwareBases bases_;
   std::atomic<uint64_t> unrecorded_checkins_{0};

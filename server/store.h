@@ -535,7 +535,9 @@ class Store {
       const std::string& device_id) = 0;
 
   // Deletes inventories received before cutoff, except each device's latest, and software
-  // sets no inventory refers to any more. Returns the number of inventories deleted.
+  // sets no inventory refers to any more. Returns the number of inventories deleted. May read
+  // on the calling thread before it returns (the SQLite store's sweep of the software sets):
+  // call it from a thread that may wait, never from a store callback.
   virtual void PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) = 0;
 
   // Health of the write path: false while writes fail for the storage itself (disk full, I/O

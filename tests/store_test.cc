@@ -1085,11 +1085,19 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
     in.collected_at = at;
     return Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
   };
+  auto software_of = [](int version) {
+    parc::v1::SoftwareList sw;
+    auto* p = sw.add_packages();
+    p->set_name("pkg");
+    p->set_version(std::to_string(version));
+    return common::SoftwareHash(sw);
+  };
   ASSERT_TRUE(report(1, now).ok());
   ASSERT_TRUE(report(2, now + absl::Hours(24)).ok());
   ASSERT_TRUE(report(3, now + absl::Hours(48)).ok());
   ASSERT_TRUE(report(3, now + absl::Hours(49)).ok());  // same again: no new history row
   EXPECT_EQ(store->GetDevice("d1", Scope::Region())->inventory_history, 3u);
+  EXPECT_TRUE(*store->HasSoftwareSet(software_of(1)));
   // Purge everything older than 30 hours after the start: versions 1 and 2 go.
   auto deleted =
       Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(30), cb); });
@@ -1104,7 +1112,9 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
       [&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(24 * 1000), cb); });
   EXPECT_EQ(*deleted, 0);
   EXPECT_TRUE(store->GetDevice("d1", Scope::Region())->inventory.has_value());
-  // Orphaned software sets were deleted with their inventories.
+  // Orphaned software sets were deleted with their inventories; the one in use stays.
+  EXPECT_FALSE(*store->HasSoftwareSet(software_of(1)));
+  EXPECT_FALSE(*store->HasSoftwareSet(software_of(2)));
   EXPECT_TRUE(*store->HasSoftwareSet(details->device.software_hash()));
 
   // A device that sends inventory after inventory keeps a bounded history, newest kept.
@@ -1658,6 +1668,148 @@ TEST(SqlStore, CloseSoftwareListsAreStoredAsDeltas) {
   ASSERT_TRUE(Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now, cb); }).ok());
   EXPECT_TRUE(*store->HasSoftwareSet(common::SoftwareHash(image)));
   EXPECT_EQ(store->GetDevice("d2", Scope::Region())->inventory->software().packages_size(), 1000);
+}
+
+// The retention purge finds the unused software sets on a reader, then deletes them on the
+// writer: a set that an inventory takes up in between (sent by hash only, the agent having been
+// told the server knows it) stays, and so does the inventory that uses it.
+TEST(SqlStore, RetentionKeepsASoftwareSetTakenUpDuringItsSweep) {
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "PostgreSQL keeps the foreign key";
+  TempDir dir;
+  std::function<void()> between;
+  auto store = OpenStore(dir.Sub("parc.db"), [&](SqlStore::Options& o) {
+    o.before_software_sweep = [&] {
+      if (between) between();
+    };
+  });
+  ASSERT_NE(store, nullptr);
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(Wait<ImportCounts>([&](auto cb) {
+                store->UpsertEstablishments(FixtureEstablishments(), now, cb);
+              }).ok());
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  for (const char* d : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("etok", absl::StrCat("hw-", d), d, now), cb);
+                }).ok());
+  }
+  auto list = [](const std::string& version) {
+    parc::v1::SoftwareList sw;
+    auto* p = sw.add_packages();
+    p->set_name("pkg");
+    p->set_version(version);
+    return sw;
+  };
+  auto report = [&](const std::string& device, const parc::v1::SoftwareList& sw, bool send_list,
+                    absl::Time at) {
+    InventoryInput in;
+    in.device_id = device;
+    in.software_hash = common::SoftwareHash(sw);
+    if (send_list) in.software = sw;
+    in.hardware.set_model(device);
+    in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
+    in.received_at = in.collected_at = at;
+    return Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
+  };
+  // d1 moves from "old" to "new": the purge leaves "old" unused. "gone" is unused as well.
+  ASSERT_TRUE(report("d1", list("old"), true, now).ok());
+  ASSERT_TRUE(report("d1", list("new"), true, now + absl::Hours(1)).ok());
+  ASSERT_TRUE(report("d2", list("gone"), true, now).ok());
+  ASSERT_TRUE(report("d2", list("kept"), true, now + absl::Hours(1)).ok());
+  const std::string old_hash = common::SoftwareHash(list("old"));
+  // Between the sweep's read and its delete, d2 sends an inventory naming "old" by hash.
+  bool ran = false;
+  between = [&] {
+    ran = true;
+    ASSERT_TRUE(report("d2", list("old"), false, now + absl::Hours(2)).ok());
+  };
+  auto deleted =
+      Wait<int64_t>([&](auto cb) { store->PurgeInventoryHistory(now + absl::Minutes(30), cb); });
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(*deleted, 2);
+  EXPECT_TRUE(*store->HasSoftwareSet(old_hash));
+  EXPECT_FALSE(*store->HasSoftwareSet(common::SoftwareHash(list("gone"))));
+  auto d2 = store->GetDevice("d2", Scope::Region());
+  ASSERT_TRUE(d2.ok()) << d2.status();
+  ASSERT_TRUE(d2->inventory.has_value());
+  EXPECT_EQ(d2->inventory->software().packages(0).version(), "old");
+  // The next purge, with nothing in between, still keeps what an inventory uses.
+  between = nullptr;
+  ASSERT_TRUE(Wait<int64_t>([&](auto cb) {
+                store->PurgeInventoryHistory(now + absl::Hours(24), cb);
+              }).ok());
+  EXPECT_TRUE(*store->HasSoftwareSet(old_hash));
+  EXPECT_TRUE(*store->HasSoftwareSet(common::SoftwareHash(list("new"))));
+  EXPECT_FALSE(*store->HasSoftwareSet(common::SoftwareHash(list("kept"))));
+  EXPECT_EQ(store->GetDevice("d2", Scope::Region())->inventory->software().packages(0).version(),
+            "old");
+}
+
+// Version 14 rewrites the inventories without the software set's foreign key and index: the
+// history of a version 13 database is all there, and goes with its device still.
+TEST(SqlStore, Version14KeepsTheInventories) {
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
+  TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  {
+    auto db = common::Database::Open(path, {});
+    ASSERT_TRUE(db.ok());
+    std::vector<common::Migration> v13(sqlite::Migrations().begin(),
+                                       sqlite::Migrations().begin() + 13);
+    ASSERT_EQ(v13.back().version, 13);
+    ASSERT_TRUE(common::Migrate(db->get(), v13).ok());
+    parc::v1::SoftwareList sw;
+    sw.add_packages()->set_name("pkg");
+    parc::v1::Hardware hw;
+    hw.set_model("Latitude 3190");
+    auto* db13 = db->get();
+    auto st = db13->Prepare(
+        "INSERT INTO software_sets(hash, package_count, packages, created_at) VALUES ('s1', 1, "
+        "?, 0)");
+    ASSERT_TRUE(st.ok()) << st.status();
+    st->BindBlob(1, sw.SerializeAsString());
+    ASSERT_TRUE(st->Run().ok());
+    for (const char* d : {"d1", "d2"}) {
+      ASSERT_TRUE(db13->Exec(absl::StrCat("INSERT INTO devices(id, secret_hash, hw_key, kind, "
+                                          "enrolled_at, last_enrolled_at) VALUES ('",
+                                          d, "', 's', 'hw-", d, "', 1, 0, 0)"))
+                      .ok());
+      for (int i = 0; i < 2; ++i) {
+        auto ins = db13->Prepare(
+            "INSERT INTO inventories(device_id, received_at, collected_at, inventory_hash, "
+            "hardware, software_hash) VALUES (?, ?, ?, 'h', ?, 's1')");
+        ASSERT_TRUE(ins.ok()) << ins.status();
+        ins->BindAll(d, int64_t{1790000000} + i, int64_t{1790000000} + i);
+        ins->BindBlob(4, hw.SerializeAsString());
+        ASSERT_TRUE(ins->Run().ok());
+      }
+    }
+  }
+  auto store = OpenStore(path);
+  ASSERT_NE(store, nullptr);
+  auto d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->inventory_history, 2u);
+  ASSERT_TRUE(d1->inventory.has_value());
+  EXPECT_EQ(d1->inventory->hardware().model(), "Latitude 3190");
+  EXPECT_EQ(d1->inventory->software().packages(0).name(), "pkg");
+  auto db = OpenStoreDatabase(path);
+  ASSERT_NE(db, nullptr);
+  auto indexes = db->Prepare(
+      "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
+      "AND tbl_name = 'inventories' ORDER BY name)");
+  ASSERT_TRUE(indexes.ok()) << indexes.status();
+  ASSERT_TRUE(*indexes->Step());
+  EXPECT_EQ(indexes->Text(0), "inventories_device inventories_received");
+  // A device's row deleted still takes its history with it (the device's foreign key stays).
+  ASSERT_TRUE(db->Exec("DELETE FROM devices WHERE id = 'd1'").ok());
+  auto left = db->Prepare("SELECT count(*), min(device_id) FROM inventories");
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_TRUE(*left->Step());
+  EXPECT_EQ(left->Int(0), 2);
+  EXPECT_EQ(left->Text(1), "d2");
 }
 
 // The deployment report reads counts kept by triggers; whatever writes the devices and

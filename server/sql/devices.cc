@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -474,6 +475,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
+          SoftwareSetUsed(in.software_hash);
           // A device keeps a bounded history, whatever it sends: the oldest inventories
           // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
           // Looked up first (the index alone): most devices are far from the bound.
@@ -659,7 +661,95 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
   return details;
 }
 
+SqlStore::SoftwareWatch SqlStore::WatchSoftwareSets() {
+  auto watch = std::make_shared<absl::flat_hash_set<std::string>>();
+  std::lock_guard<std::mutex> lock(software_watches_mu_);
+  software_watches_.push_back(watch);
+  software_watched_.store(true);
+  return watch;
+}
+
+void SqlStore::UnwatchSoftwareSets(const SoftwareWatch& watch) {
+  std::lock_guard<std::mutex> lock(software_watches_mu_);
+  software_watches_.erase(std::remove(software_watches_.begin(), software_watches_.end(), watch),
+                          software_watches_.end());
+  software_watched_.store(!software_watches_.empty());
+}
+
+void SqlStore::SoftwareSetUsed(const std::string& hash) {
+  if (!software_watched_.load(std::memory_order_relaxed)) return;  // nearly always
+  std::lock_guard<std::mutex> lock(software_watches_mu_);
+  for (const SoftwareWatch& watch : software_watches_) watch->insert(hash);
+}
+
+// SQLite keeps no index of the inventories by software set (schema v14): each inventory
+// stored would pay for it, and only this job reads it. The sets no inventory uses are found by
+// one scan of the inventories on a reader, which holds up no write, and deleted on the writer
+// unless an inventory stored since the scan started refers to one: the watch, registered
+// before the inventories' delete, so before the scan's snapshot, collects the sets of every
+// inventory the writer stores after it. A delta stored since against a set found unused keeps
+// it too (the delete checks).
+void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int64_t> done) {
+  SoftwareWatch watch = WatchSoftwareSets();
+  std::promise<absl::StatusOr<int64_t>> purged;
+  SubmitFor<int64_t>(
+      [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
+        PARC_ASSIGN_OR_RETURN(
+            Statement del,
+            db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
+                        "(SELECT max(id) FROM inventories GROUP BY device_id)"));
+        PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
+        return db->Changes();
+      },
+      [&purged](absl::StatusOr<int64_t> r) { purged.set_value(std::move(r)); });
+  absl::StatusOr<int64_t> deleted = purged.get_future().get();
+  auto unused = std::make_shared<std::vector<std::string>>();
+  if (deleted.ok()) {
+    absl::Status read = [&]() -> absl::Status {
+      ReaderLease db = AcquireReader();
+      PARC_ASSIGN_OR_RETURN(
+          Statement st,
+          db->Prepare("SELECT hash FROM software_sets s WHERE hash NOT IN (SELECT software_hash "
+                      "FROM inventories) AND NOT EXISTS (SELECT 1 FROM software_sets d WHERE "
+                      "d.base_hash = s.hash)"));
+      return sql::ForEachRow(st, [&](const Statement&) { unused->push_back(st.Text(0)); });
+    }();
+    if (!read.ok()) deleted = read;
+  }
+  if (!deleted.ok()) {
+    UnwatchSoftwareSets(watch);
+    done(std::move(deleted));
+    return;
+  }
+  if (before_software_sweep_) before_software_sweep_();
+  const int64_t count = *deleted;
+  SubmitFor<int64_t>(
+      [unused, watch, count](sql::Connection* db) -> absl::StatusOr<int64_t> {
+        bool any = false;
+        for (const std::string& hash : *unused) {
+          if (watch->contains(hash)) continue;  // taken up again since the scan
+          PARC_ASSIGN_OR_RETURN(
+              Statement del,
+              db->Prepare("DELETE FROM software_sets WHERE hash = ?1 AND NOT EXISTS (SELECT 1 "
+                          "FROM software_sets d WHERE d.base_hash = ?1)"));
+          PARC_RETURN_IF_ERROR(del.Bind(1, hash).Run());
+          any = any || db->Changes() > 0;
+        }
+        if (any) db->Notify(kCacheChannel, "software_sets");
+        return count;
+      },
+      [this, watch, done = std::move(done)](absl::StatusOr<int64_t> r) {
+        UnwatchSoftwareSets(watch);
+        cache_.InvalidateSoftwareSets();  // some may be gone
+        done(std::move(r));
+      });
+}
+
 void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> done) {
+  if (!postgres_) {
+    PurgeInventoryHistorySqlite(cutoff, std::move(done));
+    return;
+  }
   SubmitFor<int64_t>(
       [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
         PARC_ASSIGN_OR_RETURN(
