@@ -661,6 +661,20 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
   return details;
 }
 
+namespace {
+
+// The retention purge's first step: the inventories received before cutoff, except each
+// device's latest. Returns how many went.
+absl::StatusOr<int64_t> DeleteOldInventories(sql::Connection* db, absl::Time cutoff) {
+  PARC_ASSIGN_OR_RETURN(Statement del,
+                        db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
+                                    "(SELECT max(id) FROM inventories GROUP BY device_id)"));
+  PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
+  return db->Changes();
+}
+
+}  // namespace
+
 SqlStore::SoftwareWatch SqlStore::WatchSoftwareSets() {
   auto watch = std::make_shared<absl::flat_hash_set<std::string>>();
   std::lock_guard<std::mutex> lock(software_watches_mu_);
@@ -692,16 +706,8 @@ void SqlStore::SoftwareSetUsed(const std::string& hash) {
 void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int64_t> done) {
   SoftwareWatch watch = WatchSoftwareSets();
   std::promise<absl::StatusOr<int64_t>> purged;
-  SubmitFor<int64_t>(
-      [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement del,
-            db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
-                        "(SELECT max(id) FROM inventories GROUP BY device_id)"));
-        PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
-        return db->Changes();
-      },
-      [&purged](absl::StatusOr<int64_t> r) { purged.set_value(std::move(r)); });
+  SubmitFor<int64_t>([cutoff](sql::Connection* db) { return DeleteOldInventories(db, cutoff); },
+                     [&purged](absl::StatusOr<int64_t> r) { purged.set_value(std::move(r)); });
   absl::StatusOr<int64_t> deleted = purged.get_future().get();
   auto unused = std::make_shared<std::vector<std::string>>();
   if (deleted.ok()) {
@@ -752,12 +758,7 @@ void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> d
   }
   SubmitFor<int64_t>(
       [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
-        PARC_ASSIGN_OR_RETURN(
-            Statement del,
-            db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
-                        "(SELECT max(id) FROM inventories GROUP BY device_id)"));
-        PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
-        int64_t deleted = db->Changes();
+        PARC_ASSIGN_OR_RETURN(int64_t deleted, DeleteOldInventories(db, cutoff));
         PARC_ASSIGN_OR_RETURN(
             Statement orphans,
             db->Prepare("DELETE FROM software_sets WHERE NOT EXISTS (SELECT 1 FROM inventories i "
