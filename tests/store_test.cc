@@ -63,6 +63,19 @@ std::unique_ptr<SqlStore> OpenStore(
   return store.ok() ? std::move(*store) : nullptr;
 }
 
+// A SQLite file at path with the schema up to version and no further (upgrade tests).
+std::unique_ptr<common::Database> DatabaseAtVersion(const std::string& path, int version) {
+  auto db = common::Database::Open(path, {});
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return nullptr;
+  std::vector<common::Migration> upto(sqlite::Migrations().begin(),
+                                      sqlite::Migrations().begin() + version);
+  EXPECT_EQ(upto.back().version, version);
+  absl::Status migrated = common::Migrate(db->get(), upto);
+  EXPECT_TRUE(migrated.ok()) << migrated;
+  return migrated.ok() ? std::move(*db) : nullptr;
+}
+
 // A connection of its own to the database of the store opened at path (either engine), to
 // read rows directly.
 std::unique_ptr<sql::Connection> OpenStoreDatabase(const std::string& path) {
@@ -669,17 +682,12 @@ TEST(SqlStore, Version13MovesTheCheckInTimes) {
   TempDir dir;
   const std::string path = dir.Sub("parc.db");
   {
-    auto db = common::Database::Open(path, {});
-    ASSERT_TRUE(db.ok());
-    std::vector<common::Migration> v12(sqlite::Migrations().begin(),
-                                       sqlite::Migrations().begin() + 12);
-    ASSERT_EQ(v12.back().version, 12);
-    ASSERT_TRUE(common::Migrate(db->get(), v12).ok());
-    ASSERT_TRUE((*db)
-                    ->Exec("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
-                           "last_enrolled_at, last_seen_at, recent_checkins, free_bytes) VALUES "
-                           "('d1', 's', 'h1', 1, 0, 0, 1790000300, '1790000300,1790000200', "
-                           "5368709120 + 104857600)")
+    auto db = DatabaseAtVersion(path, 12);
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Exec("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                         "last_enrolled_at, last_seen_at, recent_checkins, free_bytes) VALUES "
+                         "('d1', 's', 'h1', 1, 0, 0, 1790000300, '1790000300,1790000200', "
+                         "5368709120 + 104857600)")
                     .ok());
   }
   auto store = OpenStore(path);
@@ -1754,17 +1762,12 @@ TEST(SqlStore, Version14KeepsTheInventories) {
   TempDir dir;
   const std::string path = dir.Sub("parc.db");
   {
-    auto db = common::Database::Open(path, {});
-    ASSERT_TRUE(db.ok());
-    std::vector<common::Migration> v13(sqlite::Migrations().begin(),
-                                       sqlite::Migrations().begin() + 13);
-    ASSERT_EQ(v13.back().version, 13);
-    ASSERT_TRUE(common::Migrate(db->get(), v13).ok());
+    auto db13 = DatabaseAtVersion(path, 13);
+    ASSERT_NE(db13, nullptr);
     parc::v1::SoftwareList sw;
     sw.add_packages()->set_name("pkg");
     parc::v1::Hardware hw;
     hw.set_model("Latitude 3190");
-    auto* db13 = db->get();
     auto st = db13->Prepare(
         "INSERT INTO software_sets(hash, package_count, packages, created_at) VALUES ('s1', 1, "
         "?, 0)");
@@ -1874,14 +1877,10 @@ TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
 
   {
     // A database of the previous schema, with devices and deployments in it.
-    common::Database::Options o;
-    auto db = common::Database::Open(path, o);
-    ASSERT_TRUE(db.ok());
-    std::vector<common::Migration> v4(sqlite::Migrations().begin(),
-                                      sqlite::Migrations().begin() + 4);
-    ASSERT_TRUE(common::Migrate(db->get(), v4).ok());
+    auto db = DatabaseAtVersion(path, 4);
+    ASSERT_NE(db, nullptr);
     for (size_t i = 0; i < uais.size(); ++i) {
-      exec(db->get(),
+      exec(db.get(),
            absl::StrCat("INSERT INTO establishments(uai, name, type, category, commune_code, "
                         "commune_name, departement, academie, collectivite_kind, "
                         "collectivite_code, collectivite_name, created_at, updated_at) VALUES ('",
@@ -1889,7 +1888,7 @@ TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
                         "', 'Commune ", i % 3, "', '", uais[i].substr(1, 2), "', '",
                         i < 2 ? "Toulouse" : "Montpellier", "', 'region', '76', 'Région', 0, 0)"));
     }
-    exec(db->get(),
+    exec(db.get(),
          "INSERT INTO bundles(id, name, version, sequence, manifest_sha256, signed_manifest, "
          "published_at, expires_at, package_count, total_bytes, signers, published_by) VALUES "
          "(1, 'mcnl', '2025.1', 1, 'a', x'00', 0, 0, 1, 1, 'k', 'admin'), "
@@ -1897,14 +1896,14 @@ TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
          "(3, 'autre', '1', 1, 'c', x'00', 0, 0, 1, 1, 'k', 'admin')");
     for (const auto& [id, bundle] :
          std::vector<std::pair<std::string, int>>{{"ra1", 1}, {"ra2", 1}, {"rb1", 2}, {"rc1", 3}}) {
-      exec(db->get(), absl::StrCat("INSERT INTO rollouts(id, bundle_id, target, waves, "
-                                   "success_percent, max_failures_percent, max_failures_count, "
-                                   "window_start, window_end, rate_limit, state, wave_count, "
-                                   "created_at, created_by) VALUES ('",
-                                   id, "', ", bundle,
-                                   ", 'all', '[]', 90, 5, 0, 0, 0, 0, 'running', 1, 0, 'a')"));
+      exec(db.get(), absl::StrCat("INSERT INTO rollouts(id, bundle_id, target, waves, "
+                                  "success_percent, max_failures_percent, max_failures_count, "
+                                  "window_start, window_end, rate_limit, state, wave_count, "
+                                  "created_at, created_by) VALUES ('",
+                                  id, "', ", bundle,
+                                  ", 'all', '[]', 90, 5, 0, 0, 0, 0, 'running', 1, 0, 'a')"));
     }
-    for (int i = 0; i < 600; ++i) random_device_sql(db->get());
+    for (int i = 0; i < 600; ++i) random_device_sql(db.get());
   }
 
   auto store = OpenStore(path);  // migrates, filling the counts from the rows
@@ -1945,13 +1944,13 @@ TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
     auto db = common::Database::Open(path, o);
     ASSERT_TRUE(db.ok());
     exec(db->get(), absl::StrCat("UPDATE rollouts SET started_at = ", t0 + 4 * day,
-                                 " WHERE id IN ('ra1', 'rb1')"));
+                                " WHERE id IN ('ra1', 'rb1')"));
     exec(db->get(), "UPDATE rollouts SET kinds = '1,2', wave_count = 2 WHERE id = 'rb1'");
     for (const char* r : {"ra1", "ra2", "rb1", "rc1"}) {
       for (size_t i = 0; i < uais.size(); ++i) {
         if ((i + static_cast<size_t>(r[1])) % 3 == 0) continue;
         exec(db->get(), absl::StrCat("INSERT INTO rollout_establishments VALUES ('", r, "', '",
-                                     uais[i], "', ", i % 2, ")"));
+                                    uais[i], "', ", i % 2, ")"));
       }
     }
   }

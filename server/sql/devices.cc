@@ -709,7 +709,7 @@ void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int6
   SubmitFor<int64_t>([cutoff](sql::Connection* db) { return DeleteOldInventories(db, cutoff); },
                      [&purged](absl::StatusOr<int64_t> r) { purged.set_value(std::move(r)); });
   absl::StatusOr<int64_t> deleted = purged.get_future().get();
-  auto unused = std::make_shared<std::vector<std::string>>();
+  std::vector<std::string> unused;
   if (deleted.ok()) {
     absl::Status read = [&]() -> absl::Status {
       ReaderLease db = AcquireReader();
@@ -718,7 +718,7 @@ void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int6
           db->Prepare("SELECT hash FROM software_sets s WHERE hash NOT IN (SELECT software_hash "
                       "FROM inventories) AND NOT EXISTS (SELECT 1 FROM software_sets d WHERE "
                       "d.base_hash = s.hash)"));
-      return sql::ForEachRow(st, [&](const Statement&) { unused->push_back(st.Text(0)); });
+      return sql::ForEachRow(st, [&](const Statement& row) { unused.push_back(row.Text(0)); });
     }();
     if (!read.ok()) deleted = read;
   }
@@ -730,9 +730,9 @@ void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int6
   if (before_software_sweep_) before_software_sweep_();
   const int64_t count = *deleted;
   SubmitFor<int64_t>(
-      [unused, watch, count](sql::Connection* db) -> absl::StatusOr<int64_t> {
+      [unused = std::move(unused), watch, count](sql::Connection* db) -> absl::StatusOr<int64_t> {
         bool any = false;
-        for (const std::string& hash : *unused) {
+        for (const std::string& hash : unused) {
           if (watch->contains(hash)) continue;  // taken up again since the scan
           PARC_ASSIGN_OR_RETURN(
               Statement del,
