@@ -13,6 +13,10 @@
 # inventory for the writer, the answerer, the checkpointer, the check-in flusher and the rest
 # (gRPC's threads with Parc's handlers), the total and the rate. Env: REPS (alternations, 2),
 # MEASURE_SECONDS (20), BUILD_DIR (parc-sim's, build/release).
+#
+# FIRST=1 measures first inventories instead (each device's first, as P3's first row): KEPT is
+# then a fleet enrolled without inventories (PARC_BENCH_KEEP=KEPT run.sh P1), the warm pass is
+# one check-in per device, and the measured calls are round-0 inventories of distinct devices.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +25,7 @@ shift
 [ $# -ge 1 ] || { echo "usage: threads.sh KEPT_DIR SERVER [SERVER]" >&2; exit 2; }
 BINARIES=("$@")
 REPS=${REPS:-2}
+FIRST=${FIRST:-0}
 DURATION=${MEASURE_SECONDS:-20}
 SIM=${BUILD_DIR:-build/release}/tools/sim/parc-sim
 [ -x "$SIM" ] || { echo "threads.sh: $SIM missing (build parc-sim)" >&2; exit 2; }
@@ -57,11 +62,13 @@ measure() {  # binary -> one line of figures
   for _ in $(seq 1 300); do [ -s "$port" ] && break; sleep 0.1; done
   [ -s "$port" ] || { cat "$WORK/server.log" >&2; exit 1; }
   local addr=127.0.0.1:$(cat "$port") conn=(--ca "$data/tls/ca.pem")
-  "$SIM" load --server "$addr" "${conn[@]}" --fleet "$KEPT/fleet" --workload inventory \
-    --concurrency 32 --calls "$DEVICES" --round 1 >"$WORK/warm.json"
+  local warm=(--workload inventory --round 1) run=(--round 2)
+  [ "$FIRST" = 1 ] && warm=(--workload checkin) run=(--round 0)
+  "$SIM" load --server "$addr" "${conn[@]}" --fleet "$KEPT/fleet" "${warm[@]}" \
+    --concurrency 32 --calls "$DEVICES" >"$WORK/warm.json"
   thread_ticks "$SERVER_PID" >"$WORK/before"
   "$SIM" load --server "$addr" "${conn[@]}" --fleet "$KEPT/fleet" --workload inventory \
-    --concurrency 128 --duration "$DURATION" --warmup 0 --round 2 >"$WORK/run.json"
+    --concurrency 128 --duration "$DURATION" --warmup 0 "${run[@]}" >"$WORK/run.json"
   thread_ticks "$SERVER_PID" >"$WORK/after"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
   python3 - "$WORK/before" "$WORK/after" "$WORK/run.json" "$TICK_US" "$bin" <<'EOF'
@@ -88,7 +95,7 @@ print(f"{sys.argv[5][-40:]:>40}  " + "  ".join(f"{c} {us.get(c, 0):6.1f}" for c 
 EOF
 }
 
-echo "threads.sh: $DEVICES devices, ${DURATION} s per measurement, $REPS alternations"
+echo "threads.sh: $DEVICES devices, $([ "$FIRST" = 1 ] && echo first || echo later) inventories, ${DURATION} s per measurement, $REPS alternations"
 for rep in $(seq 1 "$REPS"); do
   for bin in "${BINARIES[@]}"; do measure "$bin"; done
 done
