@@ -125,7 +125,12 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   int flags =
       SQLITE_OPEN_NOMUTEX |
       (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const char* vfs = nullptr;
+  if (options.wal_synced_by_caller) {
+    vfs = internal::CombinedWalVfs();
+    if (vfs == nullptr) return absl::InternalError("sqlite: cannot register the combined-WAL VFS");
+  }
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   std::unique_ptr<Database> db(new Database(raw, path));
   if (rc != SQLITE_OK) {
     if (raw == nullptr) return absl::ResourceExhaustedError("sqlite: out of memory");
@@ -135,8 +140,11 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   sqlite3_extended_result_codes(raw, 1);
   if (!options.read_only) PARC_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
   PARC_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON"));
-  PARC_RETURN_IF_ERROR(
-      db->Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  // With wal_synced_by_caller, FULL makes every COMMIT sync the WAL: the VFS writes the
+  // commit's frames there, and leaves the flush to disk to the caller.
+  PARC_RETURN_IF_ERROR(db->Exec(options.synchronous_full || options.wal_synced_by_caller
+                                    ? "PRAGMA synchronous=FULL"
+                                    : "PRAGMA synchronous=NORMAL"));
   // Fails early on a file that is not a database.
   PARC_RETURN_IF_ERROR(db->Exec("SELECT count(*) FROM sqlite_schema"));
   return db;

@@ -92,6 +92,10 @@ class Database {
     // synchronous=NORMAL in WAL mode is durable against process crashes; FULL also against
     // power loss. The server uses FULL: a request is acknowledged only once durable.
     bool synchronous_full = true;
+    // The caller makes the WAL durable itself, by syncing the WAL file before it acknowledges
+    // what was committed: each COMMIT then hands its frames to the file in one write and
+    // skips the flush to disk (common/sqlite_wal_writes.cc). Replaces synchronous_full.
+    bool wal_synced_by_caller = false;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
@@ -135,6 +139,17 @@ struct PageCacheCounts {
   uint64_t spare_swaps = 0;
 };
 PageCacheCounts PageCacheCountsNow();
+// The VFS of Options::wal_synced_by_caller, registered on first use (nullptr if it cannot be).
+const char* CombinedWalVfs();
+// Since the process started, through that VFS: writes handed to WAL files, WAL frames written
+// by SQLite, commits' syncs skipped and other syncs passed on.
+struct WalWriteCounts {
+  uint64_t file_writes = 0;
+  uint64_t frames = 0;
+  uint64_t syncs_skipped = 0;
+  uint64_t syncs_passed = 0;
+};
+WalWriteCounts WalWriteCountsNow();
 }  // namespace internal
 
 // A schema migration: SQL executed once, in order, tracked with PRAGMA user_version.

@@ -1,9 +1,12 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <random>
@@ -1431,25 +1434,29 @@ absl::StatusOr<std::unique_ptr<parc::server::sql::Engine>> OpenFileEngine(
 
 TEST(Sqlite, TheWriterCommitsWithoutFlushingAndTheEngineFlushesTheLog) {
   // The writer's COMMIT leaves the flush to the engine's answerer (MakeDurable): its
-  // connection runs with synchronous=NORMAL, every other with FULL.
+  // connection's commits write their WAL frames and skip the sync (wal_synced_by_caller);
+  // every other connection runs with FULL.
   parc::testing::TempDir dir;
   auto engine = OpenFileEngine(dir);
   ASSERT_TRUE(engine.ok()) << engine.status();
-  std::promise<int64_t> level;
+  const common::internal::WalWriteCounts before = common::internal::WalWriteCountsNow();
+  std::promise<absl::Status> written;
   (*engine)->Submit(
       [&](parc::server::sql::Connection* db) -> absl::Status {
-        PARC_ASSIGN_OR_RETURN(parc::server::sql::Stmt st, db->Prepare("PRAGMA synchronous"));
-        PARC_ASSIGN_OR_RETURN(bool row, st.Step());
-        level.set_value(row ? st.Int(0) : -1);
-        return absl::OkStatus();
+        return db->Exec("CREATE TABLE flushed (id INTEGER PRIMARY KEY)");
       },
-      [](absl::Status) {});
-  EXPECT_EQ(level.get_future().get(), 1);  // NORMAL
+      [&](absl::Status s) { written.set_value(s); });
+  ASSERT_TRUE(written.get_future().get().ok());
+  const common::internal::WalWriteCounts after = common::internal::WalWriteCountsNow();
+  EXPECT_GE(after.syncs_skipped - before.syncs_skipped, uint64_t{1});
+  EXPECT_GE(after.file_writes - before.file_writes, uint64_t{1});
   auto reader = (*engine)->AcquireReader();
   auto st = reader->Prepare("PRAGMA synchronous");
   ASSERT_TRUE(st.ok());
   ASSERT_TRUE(*st->Step());
   EXPECT_EQ(st->Int(0), 2);  // FULL
+  auto table = reader->Prepare("SELECT count(*) FROM flushed");
+  ASSERT_TRUE(table.ok()) << table.status();
 }
 
 TEST(Sqlite, AWriteWhoseJournalOutgrowsMemoryRollsBackWhole) {
@@ -1606,6 +1613,104 @@ TEST(Sqlite, ACommitAfterPageSplitsDropsNothingFromTheCacheAndARollbackDropsItsP
   EXPECT_EQ(count->Int(1), 2000 * 700);
   EXPECT_EQ(count->Int(2), 0);
   auto check = d.Prepare("PRAGMA integrity_check");
+  ASSERT_TRUE(check.ok());
+  ASSERT_TRUE(*check->Step());
+  EXPECT_EQ(check->Text(0), "ok");
+}
+
+int64_t RowCount(Database& db, absl::string_view table) {
+  auto st = db.Prepare(absl::StrCat("SELECT count(*) FROM ", table));
+  if (!st.ok() || !*st->Step()) return -1;
+  return st->Int(0);
+}
+
+TEST(Sqlite, ACallerSyncedWalWritesEachCommitOnceAndOthersReadIt) {
+  // The server's writer: its COMMIT hands all its frames to the WAL in one write (SQLite writes
+  // a frame's header and its page apart), skips the flush to disk (the caller's), and another
+  // connection reads the commit at once, as does a copy of the files taken then (a crash).
+  parc::testing::TempDir dir;
+  Database::Options wo;
+  wo.wal_synced_by_caller = true;
+  auto writer = Database::Open(dir.Sub("t.db"), wo);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  Database& w = **writer;
+  ASSERT_TRUE(w.Exec("PRAGMA wal_autocheckpoint=0").ok());
+  ASSERT_TRUE(w.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)").ok());
+  auto reader = Database::Open(dir.Sub("t.db"), Database::Options());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto ins = w.Prepare("INSERT INTO t(body) VALUES (randomblob(?))");
+  ASSERT_TRUE(ins.ok());
+
+  const internal::WalWriteCounts before = internal::WalWriteCountsNow();
+  constexpr int kCommits = 40;
+  for (int c = 0; c < kCommits; ++c) {
+    ASSERT_TRUE(w.Exec("BEGIN IMMEDIATE").ok());
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(ins->BindAll(int64_t{3000}).Run().ok());
+    ASSERT_TRUE(w.Exec("COMMIT").ok());
+    ASSERT_EQ(RowCount(**reader, "t"), (c + 1) * 20) << "commit " << c;
+  }
+  const internal::WalWriteCounts after = internal::WalWriteCountsNow();
+  // 20 rows of 3,000 bytes: at least 20 pages a commit, two writes each without the VFS.
+  EXPECT_GE(after.frames - before.frames, uint64_t{kCommits * 20});
+  EXPECT_LE(after.file_writes - before.file_writes, uint64_t{kCommits + 2});
+  EXPECT_EQ(after.syncs_skipped - before.syncs_skipped, uint64_t{kCommits});
+
+  // The files as a crash would leave them: every commit is there.
+  parc::testing::TempDir copy;
+  for (const char* name : {"t.db", "t.db-wal"}) {
+    std::filesystem::copy_file(dir.Sub(name), copy.Sub(name));
+  }
+  {
+    auto copied = Database::Open(copy.Sub("t.db"), Database::Options());
+    ASSERT_TRUE(copied.ok()) << copied.status();
+    EXPECT_EQ(RowCount(**copied, "t"), kCommits * 20);
+    auto check = (*copied)->Prepare("PRAGMA integrity_check");
+    ASSERT_TRUE(check.ok());
+    ASSERT_TRUE(*check->Step());
+    EXPECT_EQ(check->Text(0), "ok");
+  }
+
+  // A checkpoint through the same connection syncs the WAL for real before copying it.
+  ASSERT_TRUE(w.Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  EXPECT_GT(internal::WalWriteCountsNow().syncs_passed, after.syncs_passed);
+}
+
+TEST(Sqlite, ACallerSyncedWalThatCannotWriteFailsTheCommitAndKeepsWhatWasStored) {
+  // Disk full while the COMMIT hands its frames to the WAL: the COMMIT fails, nothing of it is
+  // read, what was committed before stays, and the next COMMIT works once there is room.
+  parc::testing::TempDir dir;
+  Database::Options wo;
+  wo.wal_synced_by_caller = true;
+  auto writer = Database::Open(dir.Sub("t.db"), wo);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  Database& w = **writer;
+  ASSERT_TRUE(w.Exec("PRAGMA wal_autocheckpoint=0").ok());
+  ASSERT_TRUE(w.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)").ok());
+  ASSERT_TRUE(w.Exec("INSERT INTO t(body) VALUES (randomblob(1000))").ok());
+  auto reader = Database::Open(dir.Sub("t.db"), Database::Options());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto* old_handler = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(std::filesystem::file_size(dir.Sub("t.db-wal")) + 64 * 1024);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &low), 0);
+  ASSERT_TRUE(w.Exec("BEGIN IMMEDIATE").ok());
+  absl::Status inserted = w.Exec("INSERT INTO t(body) VALUES (randomblob(500000))");
+  absl::Status committed = inserted.ok() ? w.Exec("COMMIT") : inserted;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(committed.ok());
+  EXPECT_TRUE(IsStorageError(committed)) << committed;
+  (void)w.Exec("ROLLBACK");
+
+  EXPECT_EQ(RowCount(**reader, "t"), 1);
+  EXPECT_EQ(RowCount(w, "t"), 1);
+  absl::Status again = w.Exec("INSERT INTO t(body) VALUES (randomblob(500000))");
+  ASSERT_TRUE(again.ok()) << again;
+  EXPECT_EQ(RowCount(**reader, "t"), 2);
+  auto check = (*reader)->Prepare("PRAGMA integrity_check");
   ASSERT_TRUE(check.ok());
   ASSERT_TRUE(*check->Step());
   EXPECT_EQ(check->Text(0), "ok");
@@ -1944,13 +2049,13 @@ TEST(SqlStore, DeploymentReportCountsFollowEveryWrite) {
     auto db = common::Database::Open(path, o);
     ASSERT_TRUE(db.ok());
     exec(db->get(), absl::StrCat("UPDATE rollouts SET started_at = ", t0 + 4 * day,
-                                " WHERE id IN ('ra1', 'rb1')"));
+                                 " WHERE id IN ('ra1', 'rb1')"));
     exec(db->get(), "UPDATE rollouts SET kinds = '1,2', wave_count = 2 WHERE id = 'rb1'");
     for (const char* r : {"ra1", "ra2", "rb1", "rc1"}) {
       for (size_t i = 0; i < uais.size(); ++i) {
         if ((i + static_cast<size_t>(r[1])) % 3 == 0) continue;
         exec(db->get(), absl::StrCat("INSERT INTO rollout_establishments VALUES ('", r, "', '",
-                                    uais[i], "', ", i % 2, ")"));
+                                     uais[i], "', ", i % 2, ")"));
       }
     }
   }

@@ -83,9 +83,10 @@ class Checkpointer final : public sql::Engine::Hooks {
     return checkpoints_;
   }
 
-  // The writer commits with synchronous=NORMAL: its COMMIT writes the WAL frames without
-  // flushing them. Flushing the WAL file makes every transaction committed before durable
-  // (SQLite's FULL does the same flush inside each COMMIT, holding the writer). A WAL that
+  // The writer's COMMIT writes the WAL frames without flushing them to disk
+  // (Database::Options::wal_synced_by_caller). Flushing the WAL file makes every transaction
+  // committed before durable (SQLite's own FULL does the same flush inside each COMMIT,
+  // holding the writer). A WAL that
   // SQLite replaced (a new inode under the same name) is opened again; the first time, its
   // directory is flushed too, as SQLite does for a file it created.
   absl::Status MakeDurable() override {
@@ -191,9 +192,10 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
     const EngineOptions& options, const std::vector<common::Migration>& migrations) {
   Database::Options wopts;
   // The writer's COMMIT does not flush the WAL: the engine's answerer does, once for every
-  // batch committed since its last flush, before any of their callbacks (MakeDurable).
+  // batch committed since its last flush, before any of their callbacks (MakeDurable). Its
+  // COMMIT writes the batch's frames in one write rather than two per page.
   Database::Options writer_opts = wopts;
-  writer_opts.synchronous_full = false;
+  writer_opts.wal_synced_by_caller = true;
   PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, writer_opts));
   PARC_RETURN_IF_ERROR(common::Migrate(writer.get(), migrations));
   PARC_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
