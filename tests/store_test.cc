@@ -1624,18 +1624,26 @@ int64_t RowCount(Database& db, absl::string_view table) {
   return st->Int(0);
 }
 
+// A connection as the server's writer opens it, with a table t(id, body) and no automatic
+// checkpoint.
+absl::StatusOr<std::unique_ptr<Database>> OpenCallerSyncedWriter(const std::string& path) {
+  Database::Options o;
+  o.wal_synced_by_caller = true;
+  PARC_ASSIGN_OR_RETURN(auto db, Database::Open(path, o));
+  PARC_RETURN_IF_ERROR(db->Exec("PRAGMA wal_autocheckpoint=0"));
+  PARC_RETURN_IF_ERROR(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"));
+  return db;
+}
+
 TEST(Sqlite, ACallerSyncedWalWritesEachCommitOnceAndOthersReadIt) {
-  // The server's writer: its COMMIT hands all its frames to the WAL in one write (SQLite writes
+  // The server's writer: its COMMIT hands its frames to the WAL in one write up to 128 KiB
+  // (SQLite writes
   // a frame's header and its page apart), skips the flush to disk (the caller's), and another
   // connection reads the commit at once, as does a copy of the files taken then (a crash).
   parc::testing::TempDir dir;
-  Database::Options wo;
-  wo.wal_synced_by_caller = true;
-  auto writer = Database::Open(dir.Sub("t.db"), wo);
+  auto writer = OpenCallerSyncedWriter(dir.Sub("t.db"));
   ASSERT_TRUE(writer.ok()) << writer.status();
   Database& w = **writer;
-  ASSERT_TRUE(w.Exec("PRAGMA wal_autocheckpoint=0").ok());
-  ASSERT_TRUE(w.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)").ok());
   auto reader = Database::Open(dir.Sub("t.db"), Database::Options());
   ASSERT_TRUE(reader.ok()) << reader.status();
   auto ins = w.Prepare("INSERT INTO t(body) VALUES (randomblob(?))");
@@ -1679,13 +1687,9 @@ TEST(Sqlite, ACallerSyncedWalThatCannotWriteFailsTheCommitAndKeepsWhatWasStored)
   // Disk full while the COMMIT hands its frames to the WAL: the COMMIT fails, nothing of it is
   // read, what was committed before stays, and the next COMMIT works once there is room.
   parc::testing::TempDir dir;
-  Database::Options wo;
-  wo.wal_synced_by_caller = true;
-  auto writer = Database::Open(dir.Sub("t.db"), wo);
+  auto writer = OpenCallerSyncedWriter(dir.Sub("t.db"));
   ASSERT_TRUE(writer.ok()) << writer.status();
   Database& w = **writer;
-  ASSERT_TRUE(w.Exec("PRAGMA wal_autocheckpoint=0").ok());
-  ASSERT_TRUE(w.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)").ok());
   ASSERT_TRUE(w.Exec("INSERT INTO t(body) VALUES (randomblob(1000))").ok());
   auto reader = Database::Open(dir.Sub("t.db"), Database::Options());
   ASSERT_TRUE(reader.ok()) << reader.status();
@@ -1695,8 +1699,8 @@ TEST(Sqlite, ACallerSyncedWalThatCannotWriteFailsTheCommitAndKeepsWhatWasStored)
   auto* old_handler = signal(SIGXFSZ, SIG_IGN);
   struct rlimit low = saved;
   low.rlim_cur = static_cast<rlim_t>(std::filesystem::file_size(dir.Sub("t.db-wal")) + 64 * 1024);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &low), 0);
   ASSERT_TRUE(w.Exec("BEGIN IMMEDIATE").ok());
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &low), 0);
   absl::Status inserted = w.Exec("INSERT INTO t(body) VALUES (randomblob(500000))");
   absl::Status committed = inserted.ok() ? w.Exec("COMMIT") : inserted;
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
