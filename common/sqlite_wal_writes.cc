@@ -3,12 +3,13 @@
 //
 // SQLite writes each WAL frame with two writes, its 24-byte header then its page: a commit of
 // 200 pages costs 400 system calls, which on a VM is most of the commit's time. This VFS keeps
-// a WAL file's contiguous writes in memory and hands them to the file in one write, before
-// anything could read or depend on them: the connection's own reads, size and truncation of
-// the file, its close, and the sync SQLite issues at every COMMIT under synchronous=FULL. That
-// sync is the last call before SQLite publishes the commit to other connections in the
-// wal-index, and unlike the wal-index barrier it can fail: a write that fails there (disk full)
-// fails the COMMIT, which SQLite then rolls back, as when the write itself failed.
+// a WAL file's contiguous writes in memory and hands them to the file in writes of up to
+// 128 KiB (7 for those 200 pages), before anything could read or depend on them: the connection's
+// own reads, size and truncation of the file, its close, and the sync SQLite issues at every COMMIT
+// under synchronous=FULL. That sync is the last call before SQLite publishes the commit to other
+// connections in the wal-index, and unlike the wal-index barrier it can fail: a write that fails
+// there (disk full) fails the COMMIT, which SQLite then rolls back, as when the write itself
+// failed.
 //
 // The commit's sync then skips the flush to disk, which the caller does for the whole group.
 // Every other sync is passed on: the one after a new WAL header (offset 0) and the checkpoint's
