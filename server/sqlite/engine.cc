@@ -86,9 +86,8 @@ class Checkpointer final : public sql::Engine::Hooks {
   // The writer's COMMIT writes the WAL frames without flushing them to disk
   // (Database::Options::wal_synced_by_caller). Flushing the WAL file makes every transaction
   // committed before durable (SQLite's own FULL does the same flush inside each COMMIT,
-  // holding the writer). A WAL that
-  // SQLite replaced (a new inode under the same name) is opened again; the first time, its
-  // directory is flushed too, as SQLite does for a file it created.
+  // holding the writer). A WAL that SQLite replaced (a new inode under the same name) is opened
+  // again; the first time, its directory is flushed too, as SQLite does for a file it created.
   absl::Status MakeDurable() override {
     struct stat by_name {};
     if (wal_fd_ >= 0 && (stat(wal_path_.c_str(), &by_name) != 0 || by_name.st_ino != held_.st_ino ||
@@ -193,7 +192,7 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
   Database::Options wopts;
   // The writer's COMMIT does not flush the WAL: the engine's answerer does, once for every
   // batch committed since its last flush, before any of their callbacks (MakeDurable). Its
-  // COMMIT writes the batch's frames in one write rather than two per page.
+  // COMMIT writes the batch's frames in writes of up to 128 KiB rather than two per page.
   Database::Options writer_opts = wopts;
   writer_opts.wal_synced_by_caller = true;
   PARC_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, writer_opts));
