@@ -18,8 +18,10 @@ namespace parc::server {
 // from the database: each device's credential record, and the assignment of each
 // (establishment, device kind). Filled by reads, emptied by the writes that change what it
 // holds (the store calls Invalidate* once such a write is committed). A read that raced with a
-// write does not fill it: Put* stores only when nothing was invalidated since the Generation()
-// taken before the read.
+// write does not fill it: Put* stores only when what it read was not changed since the
+// Generation() taken before the read. Changes are kept per key (a device, a software set), so
+// that the inventories and check-ins committing all the time under load do not keep the reads
+// of every other device from filling it.
 //
 // With several server nodes on one database, the writes of the other nodes arrive as
 // notifications (PostgreSQL NOTIFY, sent by the committing transaction) and invalidate the same
@@ -77,7 +79,29 @@ class CheckInCache {
   uint64_t hits() const { return hits_.load(); }
   uint64_t misses() const { return misses_.load(); }
 
+  // The changes of one kind of record kept to refuse fills, beyond which they are forgotten
+  // at once (and every fill whose read began before is refused).
+  static constexpr size_t kMaxRecentChanges = 16384;
+
  private:
+  // The keys of one kind of record changed recently, each with the generation of its last
+  // change: a fill whose read began before a change of its key (or before everything was
+  // forgotten) is refused.
+  class Changes {
+   public:
+    void Note(const std::string& key, uint64_t generation);
+    void ForgetAll(uint64_t generation);
+    bool FillAllowed(const std::string& key, uint64_t read_generation) const;
+
+   private:
+    absl::flat_hash_map<std::string, uint64_t> keys_;
+    uint64_t floor_ = 0;
+  };
+
+  // A new generation, for a change.
+  uint64_t NextGenerationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
   void ClearLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_devices_;
@@ -90,6 +114,9 @@ class CheckInCache {
       assignments_ ABSL_GUARDED_BY(mu_);
   // hash -> (known, until when an "unknown" holds).
   absl::flat_hash_map<std::string, std::pair<bool, absl::Time>> software_sets_ ABSL_GUARDED_BY(mu_);
+  Changes device_changes_ ABSL_GUARDED_BY(mu_);
+  Changes assignment_changes_ ABSL_GUARDED_BY(mu_);  // all at once only
+  Changes software_set_changes_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parc::server

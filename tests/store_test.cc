@@ -1182,6 +1182,43 @@ TEST(CheckInCache, AReadThatRacedAWriteDoesNotFillIt) {
   EXPECT_FALSE(cache.GetAssignment("0310036W", 1).has_value());
 }
 
+// Under load inventories and check-ins commit all the time: a write to one device must not keep
+// the reads of the others from filling the cache (they would read the database at every call).
+TEST(CheckInCache, AWriteToOneDeviceDoesNotKeepTheOthersOut) {
+  CheckInCache cache(100000);
+  const uint64_t before = cache.Generation();
+  cache.DeviceInventoryStored("d2", "inv2", parc::v1::DEVICE_KIND_LAPTOP, -1);
+  cache.DeviceCheckInStored("d3", 20000, "1.0", -1);
+  cache.PutDevice(before, DeviceAuth{"d1", "s", "0310036W", "inv1", {}, 0, "", -1});
+  EXPECT_TRUE(cache.GetDevice("d1").has_value());
+  // d2 changed after the read began: its record is not filled with what the read saw.
+  cache.PutDevice(before, DeviceAuth{"d2", "s", "0310036W", "old", {}, 0, "", -1});
+  EXPECT_FALSE(cache.GetDevice("d2").has_value());
+  // The changes kept are bounded: past the bound they are forgotten, and every fill whose read
+  // began before is refused, whatever its device.
+  const uint64_t long_ago = cache.Generation();
+  for (size_t i = 0; i <= CheckInCache::kMaxRecentChanges; ++i) {
+    cache.InvalidateDevice(absl::StrCat("other-", i));
+  }
+  cache.PutDevice(long_ago, DeviceAuth{"d4", "s", "0310036W", "inv4", {}, 0, "", -1});
+  EXPECT_FALSE(cache.GetDevice("d4").has_value());
+  cache.PutDevice(cache.Generation(), DeviceAuth{"d4", "s", "0310036W", "inv4", {}, 0, "", -1});
+  EXPECT_TRUE(cache.GetDevice("d4").has_value());
+  // All devices at once (a re-enrollment sweep, the channel of another node lost): every fill
+  // whose read began before is refused.
+  const uint64_t before_all = cache.Generation();
+  cache.InvalidateDevices();
+  cache.PutDevice(before_all, DeviceAuth{"d1", "s", "0310036W", "inv1", {}, 0, "", -1});
+  EXPECT_FALSE(cache.GetDevice("d1").has_value());
+  // Assignments and software sets keep their own changes: a device write does not refuse them.
+  const uint64_t read = cache.Generation();
+  cache.DeviceInventoryStored("d1", "inv", parc::v1::DEVICE_KIND_LAPTOP, -1);
+  cache.PutAssignment(read, "0310036W", 1, nullptr);
+  EXPECT_TRUE(cache.GetAssignment("0310036W", 1).has_value());
+  cache.PutSoftwareSet(read, "h1", true, absl::FromUnixSeconds(1790000000));
+  EXPECT_TRUE(cache.GetSoftwareSet("h1", absl::FromUnixSeconds(1790000000)).has_value());
+}
+
 // A check-in writes the devices row only when the cached record says the row differs: the day,
 // the agent version or the free space; once a write committed, the record follows it.
 TEST(CheckInCache, KnowsWhenACheckInChangesTheDeviceRow) {
