@@ -147,7 +147,13 @@ absl::Status Server::Init() {
         "\n# HELP parc_node_leads_jobs 1 on the node that evaluates rollouts and purges (one "
         "node of those sharing a database), else 0.\n# TYPE parc_node_leads_jobs gauge\n"
         "parc_node_leads_jobs ",
-        store_->LeadsJobs() ? 1 : 0, "\n");
+        store_->LeadsJobs() ? 1 : 0,
+        "\n# HELP parc_checkin_cache_lookups_total Lookups of the in-memory records that agent "
+        "calls read (credentials, assignments, software sets), by result: misses read the "
+        "database.\n# TYPE parc_checkin_cache_lookups_total counter\n"
+        "parc_checkin_cache_lookups_total{result=\"hit\"} ",
+        store_->checkin_cache().hits(), "\nparc_checkin_cache_lookups_total{result=\"miss\"} ",
+        store_->checkin_cache().misses(), "\n");
     if (artifact_http_) {
       absl::StrAppend(&text,
                       "# HELP parc_artifact_bytes_sent_total Bytes of artifact content sent "

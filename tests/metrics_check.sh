@@ -33,5 +33,7 @@ grep -q "^parc_store_commit_seconds_count [1-9]" "$WORK/metrics" || { cat "$WORK
 grep -q '^parc_rpc_duration_seconds_count{method="CheckIn"} 1$' "$WORK/metrics" ||
   { cat "$WORK/metrics"; exit 1; }
 grep -q '^parc_rpc_duration_seconds_bucket{method="CheckIn",le="+Inf"} 1$' "$WORK/metrics"
+grep -q '^parc_checkin_cache_lookups_total{result="miss"} [1-9]' "$WORK/metrics" ||
+  { cat "$WORK/metrics"; exit 1; }
 promtool check metrics <"$WORK/metrics"
 echo "metrics: promtool accepts $(grep -vc '^#' "$WORK/metrics") samples"
