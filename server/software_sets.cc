@@ -15,6 +15,15 @@ auto Key(const parc::v1::SoftwarePackage& p) {
   return std::tie(p.name(), p.architecture(), p.version(), p.publisher());
 }
 
+// Key(a) <=> Key(b) in one pass over the fields (a diff of two 1,000-package lists compares
+// every pair once instead of twice).
+int Compare(const parc::v1::SoftwarePackage& a, const parc::v1::SoftwarePackage& b) {
+  if (int c = a.name().compare(b.name()); c != 0) return c;
+  if (int c = a.architecture().compare(b.architecture()); c != 0) return c;
+  if (int c = a.version().compare(b.version()); c != 0) return c;
+  return a.publisher().compare(b.publisher());
+}
+
 uint64_t LineHash(const parc::v1::SoftwarePackage& p) {
   std::hash<std::string> h;
   return h(p.name()) * 1000003u ^ h(p.version()) * 31u ^ h(p.architecture()) ^
@@ -35,12 +44,15 @@ std::vector<uint64_t> Keys(const parc::v1::SoftwareList& list) {
 parc::v1::SoftwareDelta DiffSoftware(const parc::v1::SoftwareList& base,
                                      const parc::v1::SoftwareList& list) {
   parc::v1::SoftwareDelta delta;
+  const int in_base = base.packages_size(), in_list = list.packages_size();
   int i = 0, j = 0;
-  while (i < base.packages_size() || j < list.packages_size()) {
-    if (j == list.packages_size() ||
-        (i < base.packages_size() && Key(base.packages(i)) < Key(list.packages(j)))) {
+  while (i < in_base || j < in_list) {
+    const int c = i == in_base   ? 1
+                  : j == in_list ? -1
+                                 : Compare(base.packages(i), list.packages(j));
+    if (c < 0) {
       *delta.add_removed() = base.packages(i++);
-    } else if (i == base.packages_size() || Key(list.packages(j)) < Key(base.packages(i))) {
+    } else if (c > 0) {
       *delta.add_added() = list.packages(j++);
     } else {
       ++i;

@@ -446,18 +446,24 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         // The same inventory delivered again (retry from the outbox) adds no history row. The
         // devices row holds the hash of the device's latest stored inventory, or '' when it
         // must send one again (re-enrollment, a schema that added columns): read there, where
-        // the update below writes anyway, rather than in the history (a page of its own).
+        // the update below writes anyway, rather than in the history (a page of its own). A
+        // device that never stored one (inventory_at NULL) has no history to look at.
         std::string latest;
+        bool has_history = true;
         {
-          PARC_ASSIGN_OR_RETURN(Statement stored,
-                                db->Prepare("SELECT inventory_hash FROM devices WHERE id = ?"));
+          PARC_ASSIGN_OR_RETURN(
+              Statement stored,
+              db->Prepare("SELECT inventory_hash, CASE WHEN inventory_at IS NULL THEN 0 ELSE 1 END "
+                          "FROM devices "
+                          "WHERE id = ?"));
           stored.Bind(1, in.device_id);
           PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
           if (!enrolled) return absl::NotFoundError("unknown device");
           latest = stored.Text(0);
+          has_history = stored.Int(1) != 0;
         }
         bool same = false;
-        if (latest.empty() || latest == in.inventory_hash) {
+        if (has_history && (latest.empty() || latest == in.inventory_hash)) {
           // Touches the latest inventory when it is this one ('' above: look at the history).
           PARC_ASSIGN_OR_RETURN(
               Statement touch,
