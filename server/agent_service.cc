@@ -204,14 +204,16 @@ absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
     with_list = !known;
   }
   if (with_list) {
-    PARC_ASSIGN_OR_RETURN(parc::v1::SoftwareList list, ParseSoftwareList(inventory.software()));
-    PARC_ASSIGN_OR_RETURN(in.software, CheckSoftwareList(std::move(list), request.software_hash()));
+    PARC_ASSIGN_OR_RETURN(std::shared_ptr<parc::v1::SoftwareList> list,
+                          ParseSoftwareList(inventory.software()));
+    PARC_RETURN_IF_ERROR(CheckSoftwareList(list.get(), request.software_hash()));
+    in.software = std::move(list);
   }
   PARC_RETURN_IF_ERROR(CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash));
   in.received_at = clock_->Now();
   in.collected_at =
       request.collected_at() > 0 ? absl::FromUnixSeconds(request.collected_at()) : in.received_at;
-  const bool with_software = in.software.has_value();
+  const bool with_software = in.software != nullptr;
   store_->StoreInventory(
       std::move(in), [this, response, with_software, done = call.Later()](absl::StatusOr<bool> r) {
         response->set_stored(r.ok());

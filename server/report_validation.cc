@@ -1,5 +1,6 @@
 #include "server/report_validation.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
@@ -144,13 +145,20 @@ absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded) {
   return packages;
 }
 
-absl::StatusOr<parc::v1::SoftwareList> ParseSoftwareList(absl::string_view encoded) {
-  parc::v1::SoftwareList list;
-  if (!list.ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {
+absl::StatusOr<std::shared_ptr<parc::v1::SoftwareList>> ParseSoftwareList(
+    absl::string_view encoded) {
+  // Its first block sized for the list (its parsed form takes a few times its encoding), so
+  // that a thousand packages take a few blocks.
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = std::clamp<size_t>(encoded.size() * 4, 4096, size_t{1} << 20);
+  options.max_block_size = std::max<size_t>(options.start_block_size, size_t{1} << 20);
+  auto arena = std::make_shared<google::protobuf::Arena>(options);
+  auto* list = google::protobuf::Arena::CreateMessage<parc::v1::SoftwareList>(arena.get());
+  if (!list->ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {
     return absl::InvalidArgumentError(
         "inventory.software: not a valid software list (broken encoding or text not in UTF-8)");
   }
-  return list;
+  return std::shared_ptr<parc::v1::SoftwareList>(std::move(arena), list);
 }
 
 absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
@@ -173,9 +181,8 @@ absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& reque
   return ValidateHardware(inventory.hardware());
 }
 
-absl::StatusOr<parc::v1::SoftwareList> CheckSoftwareList(parc::v1::SoftwareList software,
-                                                         absl::string_view software_hash) {
-  for (const auto& p : software.packages()) {
+absl::Status CheckSoftwareList(parc::v1::SoftwareList* software, absl::string_view software_hash) {
+  for (const auto& p : software->packages()) {
     if (p.name().empty() || p.name().size() > kMaxShortField ||
         p.version().size() > kMaxShortField || p.architecture().size() > 64 ||
         p.publisher().size() > kMaxShortField) {
@@ -184,12 +191,12 @@ absl::StatusOr<parc::v1::SoftwareList> CheckSoftwareList(parc::v1::SoftwareList 
                        "\" has an empty or over-long name, version, architecture or publisher"));
     }
   }
-  common::CanonicalizeSoftware(&software);
-  if (common::SoftwareHash(software) != software_hash) {
+  common::CanonicalizeSoftware(software);
+  if (common::SoftwareHash(*software) != software_hash) {
     return absl::InvalidArgumentError(
         "software_hash does not match the software list sent with it");
   }
-  return software;
+  return absl::OkStatus();
 }
 
 absl::Status CheckInventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash,

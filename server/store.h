@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -134,7 +135,9 @@ struct InventoryInput {
   std::string software_hash;
   parc::v1::Hardware hardware;
   // Present when the agent sent the list; otherwise software_hash must already be stored.
-  std::optional<parc::v1::SoftwareList> software;
+  // Shared: the server parses a list onto an arena of its own (ParseSoftwareList), which
+  // this pointer keeps alive, so that its thousand packages are freed at once.
+  std::shared_ptr<const parc::v1::SoftwareList> software;
   absl::Time collected_at;
   absl::Time received_at;
 };

@@ -140,7 +140,7 @@ TEST_F(AgentServiceTest, AnEnrolledDeviceChecksInAndIsAskedForItsInventoryOnce) 
   in.device_id = enrolled.device_id();
   in.inventory_hash = std::string(64, 'a');
   in.software_hash = std::string(64, 'b');
-  in.software = parc::v1::SoftwareList();
+  in.software = std::make_shared<const parc::v1::SoftwareList>();
   store_.StoreInventory(in, [](auto r) { ASSERT_TRUE(r.ok()); });
   ASSERT_TRUE(CheckIn(CredentialOf(enrolled), request, &answer).ok());
   EXPECT_FALSE(answer.send_inventory());

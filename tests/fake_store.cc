@@ -370,7 +370,7 @@ void FakeStore::StoreInventory(server::InventoryInput in, StoreCallback<bool> do
       r = s;
     } else if (it == devices_.end()) {
       r = absl::NotFoundError("unknown device");
-    } else if (!in.software.has_value() && !software_sets_.count(in.software_hash)) {
+    } else if (in.software == nullptr && !software_sets_.count(in.software_hash)) {
       r = absl::FailedPreconditionError("software list unknown: send it");
     } else {
       software_sets_[in.software_hash] = true;

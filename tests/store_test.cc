@@ -651,7 +651,7 @@ TEST(SqlStore, ACheckInRewritesTheDeviceRowOnlyWhenItChanges) {
   parc::v1::SoftwareList sw;
   sw.add_packages()->set_name("pkg");
   inv.software_hash = common::SoftwareHash(sw);
-  inv.software = sw;
+  inv.software = std::make_shared<const parc::v1::SoftwareList>(sw);
   inv.hardware.set_system_free_bytes(10 * gib);
   inv.inventory_hash = common::InventoryHash(inv.hardware, inv.software_hash);
   inv.received_at = inv.collected_at = at(1, 10);
@@ -799,7 +799,7 @@ TEST(SqlStore, HealthReportEqualsAScanOfTheFleet) {
               disk_bytes >= 64'000'000'000 && d.year >= 2018;
     parc::v1::SoftwareList sw;
     in.software_hash = common::SoftwareHash(sw);
-    in.software = sw;
+    in.software = std::make_shared<const parc::v1::SoftwareList>(sw);
     in.inventory_hash = common::InventoryHash(hw, in.software_hash);
     in.received_at = in.collected_at = t0 + absl::Hours(1);
     auto stored = Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
@@ -999,7 +999,7 @@ TEST(SqlStore, HealthOfAParcSimFleetEqualsAScan) {
     InventoryInput in;
     in.device_id = id;
     in.hardware = hw;
-    in.software = sim::DeviceSoftware(d);
+    in.software = std::make_shared<const parc::v1::SoftwareList>(sim::DeviceSoftware(d));
     in.software_hash = common::SoftwareHash(*in.software);
     in.inventory_hash = common::InventoryHash(hw, in.software_hash);
     in.received_at = in.collected_at = now - absl::Hours(2);
@@ -1089,7 +1089,7 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
     p->set_name("pkg");
     p->set_version(std::to_string(version));
     in.software_hash = common::SoftwareHash(sw);
-    in.software = sw;
+    in.software = std::make_shared<const parc::v1::SoftwareList>(sw);
     in.hardware.set_model("M");
     in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
     in.received_at = at;
@@ -1293,7 +1293,7 @@ TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   // A new inventory: its hash.
   InventoryInput in;
   in.device_id = "d1";
-  in.software = parc::v1::SoftwareList();
+  in.software = std::make_shared<const parc::v1::SoftwareList>(parc::v1::SoftwareList());
   in.software_hash = common::SoftwareHash(*in.software);
   in.inventory_hash = std::string(64, 'b');
   in.received_at = now;
@@ -1792,7 +1792,7 @@ TEST(SqlStore, CloseSoftwareListsAreStoredAsDeltas) {
     InventoryInput in;
     in.device_id = device;
     in.software_hash = common::SoftwareHash(sw);
-    in.software = sw;
+    in.software = std::make_shared<const parc::v1::SoftwareList>(sw);
     in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
     in.received_at = in.collected_at = now;
     return Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); });
@@ -1860,7 +1860,7 @@ TEST(SqlStore, RetentionKeepsASoftwareSetTakenUpDuringItsSweep) {
     InventoryInput in;
     in.device_id = device;
     in.software_hash = common::SoftwareHash(sw);
-    if (send_list) in.software = sw;
+    if (send_list) in.software = std::make_shared<const parc::v1::SoftwareList>(sw);
     in.hardware.set_model(device);
     in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
     in.received_at = in.collected_at = at;

@@ -430,7 +430,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
   }
   SubmitFor<bool>(
       [this, in = std::move(in), known_os, written](sql::Connection* db) -> absl::StatusOr<bool> {
-        if (in.software.has_value()) {
+        if (in.software != nullptr) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
         } else {
