@@ -14,16 +14,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (inventory.ParseFromString(bytes) &&
       parc::server::ValidateInventory(inventory, parc::server::ReportLimits()).ok()) {
     auto list = parc::server::ParseSoftwareList(inventory.inventory().software());
+    // The count agrees with the parse (before CheckSoftwareList drops duplicates in place).
+    auto count = parc::server::CountSoftwarePackages(inventory.inventory().software());
+    if (list.ok() && (!count.ok() || *count != (*list)->packages_size())) __builtin_trap();
     // A list that is counted within the limit parses or is refused, never crashes.
-    auto software = list.ok() ? parc::server::CheckSoftwareList(*list, inventory.software_hash())
-                              : absl::StatusOr<parc::v1::SoftwareList>(list.status());
+    const absl::Status checked =
+        list.ok() ? parc::server::CheckSoftwareList(list->get(), inventory.software_hash())
+                  : list.status();
     // An accepted list is canonical and hashes to what the device claimed.
-    if (software.ok() && parc::common::SoftwareHash(*software) != inventory.software_hash()) {
+    if (checked.ok() && parc::common::SoftwareHash(**list) != inventory.software_hash()) {
       __builtin_trap();
     }
-    // The count agrees with the parse.
-    auto count = parc::server::CountSoftwarePackages(inventory.inventory().software());
-    if (list.ok() && (!count.ok() || *count != list->packages_size())) __builtin_trap();
     (void)parc::server::CheckInventoryHash(inventory.inventory().hardware(),
                                            inventory.software_hash(), inventory.inventory_hash());
   }
