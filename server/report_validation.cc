@@ -151,7 +151,7 @@ absl::StatusOr<std::shared_ptr<parc::v1::SoftwareList>> ParseSoftwareList(
   // that a thousand packages take a few blocks.
   google::protobuf::ArenaOptions options;
   options.start_block_size = std::clamp<size_t>(encoded.size() * 4, 4096, size_t{1} << 20);
-  options.max_block_size = std::max<size_t>(options.start_block_size, size_t{1} << 20);
+  options.max_block_size = size_t{1} << 20;
   auto arena = std::make_shared<google::protobuf::Arena>(options);
   auto* list = google::protobuf::Arena::CreateMessage<parc::v1::SoftwareList>(arena.get());
   if (!list->ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {

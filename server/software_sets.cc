@@ -2,21 +2,15 @@
 
 #include <algorithm>
 #include <functional>
-#include <tuple>
 
 #include "common/inventory_util.h"
 
 namespace parc::server {
 namespace {
 
-auto Key(const parc::v1::SoftwarePackage& p) {
-  // The publisher last: a list holds one entry per (name, architecture, version), so the order
-  // is the canonical one; a publisher that changed is a change.
-  return std::tie(p.name(), p.architecture(), p.version(), p.publisher());
-}
-
-// Key(a) <=> Key(b) in one pass over the fields (a diff of two 1,000-package lists compares
-// every pair once instead of twice).
+// The order of two packages (< 0, 0, > 0), in one pass over their fields: (name, architecture,
+// version, publisher). The publisher last: a list holds one entry per (name, architecture,
+// version), so the order is the canonical one; a publisher that changed is a change.
 int Compare(const parc::v1::SoftwarePackage& a, const parc::v1::SoftwarePackage& b) {
   if (int c = a.name().compare(b.name()); c != 0) return c;
   if (int c = a.architecture().compare(b.architecture()); c != 0) return c;
@@ -67,8 +61,8 @@ parc::v1::SoftwareList ApplyDelta(const parc::v1::SoftwareList& base,
   parc::v1::SoftwareList out;
   int r = 0;
   for (const auto& p : base.packages()) {
-    while (r < delta.removed_size() && Key(delta.removed(r)) < Key(p)) ++r;
-    if (r < delta.removed_size() && Key(delta.removed(r)) == Key(p)) {
+    while (r < delta.removed_size() && Compare(delta.removed(r), p) < 0) ++r;
+    if (r < delta.removed_size() && Compare(delta.removed(r), p) == 0) {
       ++r;
       continue;
     }

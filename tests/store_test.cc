@@ -1293,7 +1293,7 @@ TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   // A new inventory: its hash.
   InventoryInput in;
   in.device_id = "d1";
-  in.software = std::make_shared<const parc::v1::SoftwareList>(parc::v1::SoftwareList());
+  in.software = std::make_shared<const parc::v1::SoftwareList>();
   in.software_hash = common::SoftwareHash(*in.software);
   in.inventory_hash = std::string(64, 'b');
   in.received_at = now;
