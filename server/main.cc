@@ -8,6 +8,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/openssl_exit.h"
 #include "server/migrate.h"
 #include "server/relays.h"
 #include "server/server.h"
@@ -157,6 +158,7 @@ int Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  parc::common::KeepOpenSslStateAtExit();  // common/openssl_exit.h
   // Abseil's lock-order checks (on in Debian's build, for gRPC's locks too) cost about 5 % of a
   // check-in's CPU; the tests, which run the server in their own process, keep them.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -21,6 +21,7 @@
 #include "agent/linux/platform.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
+#include "common/openssl_exit.h"
 #include "gtest/gtest.h"
 #include "server/postgres/sql_connection.h"
 #include "server/sqlite/connection.h"
@@ -29,6 +30,10 @@
 #include "tools/parcctl/ctl.h"
 
 namespace parc::testing {
+
+// The tests' processes run servers and agents in process and end, as the programs do, while
+// gRPC's threads end (common/openssl_exit.h); before main, as the programs' first step.
+[[maybe_unused]] const bool kOpenSslStateKeptAtExit = common::KeepOpenSslStateAtExit();
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
