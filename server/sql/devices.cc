@@ -484,19 +484,22 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           SoftwareSetUsed(in.software_hash);
           // A device keeps a bounded history, whatever it sends: the oldest inventories
           // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
-          // Looked up first (the index alone): most devices are far from the bound.
-          PARC_ASSIGN_OR_RETURN(
-              Statement oldest_kept,
-              db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id DESC "
-                          "LIMIT 1 OFFSET ?"));
-          oldest_kept.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
-          PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
-          if (beyond) {
-            const int64_t last_to_go = oldest_kept.Int(0);
+          // Looked up first (the index alone): most devices are far from the bound, and a
+          // device's first inventory is its history's only row.
+          if (has_history) {
             PARC_ASSIGN_OR_RETURN(
-                Statement trim,
-                db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
-            PARC_RETURN_IF_ERROR(trim.BindAll(in.device_id, last_to_go).Run());
+                Statement oldest_kept,
+                db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id DESC "
+                            "LIMIT 1 OFFSET ?"));
+            oldest_kept.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
+            PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
+            if (beyond) {
+              const int64_t last_to_go = oldest_kept.Int(0);
+              PARC_ASSIGN_OR_RETURN(
+                  Statement trim,
+                  db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
+              PARC_RETURN_IF_ERROR(trim.BindAll(in.device_id, last_to_go).Run());
+            }
           }
         }
         const auto& hw = in.hardware;
