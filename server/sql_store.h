@@ -39,11 +39,8 @@ class SqlStore final : public Store {
     std::string postgres;
     int readers = 4;
     size_t max_batch = 512;
-    // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint. A checkpoint
-    // copies each page once, however often its frames were written since the last one: 16 MiB
-    // between checkpoints copy a fifth to a third less than 4 MiB did under inventories
-    // (docs/performance.md).
-    int checkpoint_pages = 4000;
+    // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint.
+    int checkpoint_pages = 1000;
     // SQLite: WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
     // Check-ins waiting for their flush (Durability::kBehind) beyond which check-ins wait for

@@ -15,11 +15,8 @@ struct EngineOptions {
   int readers = 4;
   size_t max_batch = 512;
   size_t max_queued_writes = 20000;
-  // WAL growth (pages of 4 KiB) that starts a background checkpoint. A checkpoint
-  // copies each page once, however often its frames were written since the last one: 16 MiB
-  // between checkpoints copy a fifth to a third less than 4 MiB did under inventories
-  // (docs/performance.md).
-  int checkpoint_pages = 4000;
+  // WAL growth (pages of 4 KiB) that starts a background checkpoint.
+  int checkpoint_pages = 1000;
   // WAL size from which the writer completes a checkpoint so that the WAL restarts.
   int wal_restart_pages = 16384;
 };
