@@ -230,6 +230,22 @@ absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>
   return absl::OkStatus();
 }
 
+// A device keeps a bounded history, whatever it sends: its oldest inventories beyond
+// kMaxInventoriesPerDevice go (their software sets with the retention job). Looked up first
+// (the index alone): most devices are far from the bound.
+absl::Status TrimInventoryHistory(sql::Connection* db, const std::string& device_id) {
+  PARC_ASSIGN_OR_RETURN(Statement oldest_kept,
+                        db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id "
+                                    "DESC LIMIT 1 OFFSET ?"));
+  oldest_kept.BindAll(device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
+  PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
+  if (!beyond) return absl::OkStatus();
+  const int64_t last_to_go = oldest_kept.Int(0);
+  PARC_ASSIGN_OR_RETURN(Statement trim,
+                        db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
+  return trim.BindAll(device_id, last_to_go).Run();
+}
+
 }  // namespace
 
 void SqlStore::CheckInStored(const std::vector<CheckInInput>& checkins) {
@@ -482,25 +498,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
           SoftwareSetUsed(in.software_hash);
-          // A device keeps a bounded history, whatever it sends: the oldest inventories
-          // beyond kMaxInventoriesPerDevice go (their software sets with the retention job).
-          // Looked up first (the index alone): most devices are far from the bound, and a
-          // device's first inventory is its history's only row.
-          if (has_history) {
-            PARC_ASSIGN_OR_RETURN(
-                Statement oldest_kept,
-                db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id DESC "
-                            "LIMIT 1 OFFSET ?"));
-            oldest_kept.BindAll(in.device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
-            PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
-            if (beyond) {
-              const int64_t last_to_go = oldest_kept.Int(0);
-              PARC_ASSIGN_OR_RETURN(
-                  Statement trim,
-                  db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
-              PARC_RETURN_IF_ERROR(trim.BindAll(in.device_id, last_to_go).Run());
-            }
-          }
+          // A device's first inventory is its history's only row: nothing to trim.
+          if (has_history) PARC_RETURN_IF_ERROR(TrimInventoryHistory(db, in.device_id));
         }
         const auto& hw = in.hardware;
         std::string os = hw.os_pretty_name().empty()
