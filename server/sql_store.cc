@@ -34,6 +34,7 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const Options& options)
     e.checkpoint_pages = options.checkpoint_pages;
     e.wal_restart_pages = options.wal_restart_pages;
     e.max_queued_writes = options.max_queued_writes;
+    e.health_counts = true;
     PARC_ASSIGN_OR_RETURN(engine, sqlite::OpenEngine(e, sqlite::Migrations()));
   }
   std::unique_ptr<SqlStore> store(new SqlStore(std::move(engine), options));

@@ -1469,6 +1469,141 @@ absl::StatusOr<std::unique_ptr<parc::server::sql::Engine>> OpenFileEngine(
   return parc::server::sqlite::OpenEngine(e, {});
 }
 
+// The counts SQLite keeps in memory (sql::HealthCounts) and the writes that change them.
+using MemoryCounts = std::map<std::tuple<std::string, int, int64_t>, int64_t>;
+
+MemoryCounts MemoryCountsOf(const parc::server::sql::Engine& engine) {
+  MemoryCounts out;
+  engine.health_counts()->ForEach(
+      [&](const std::string& uai, int family, int64_t value, int64_t n) {
+        out[{uai, family, value}] = n;
+      });
+  return out;
+}
+
+absl::Status RunWrite(parc::server::sql::Engine& engine, const std::string& sql,
+                      bool fail_after = false) {
+  std::promise<absl::Status> done;
+  engine.Submit(
+      [&](parc::server::sql::Connection* db) -> absl::Status {
+        PARC_RETURN_IF_ERROR(db->Exec(sql));
+        if (fail_after) return absl::InvalidArgumentError("refused after its changes");
+        return absl::OkStatus();
+      },
+      [&](absl::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+constexpr char kTwoEstablishments[] =
+    "INSERT INTO establishments(uai, name, type, category, departement, collectivite_kind, "
+    "collectivite_code, collectivite_name, created_at, updated_at) VALUES "
+    "('0310036W', 'A', 'LYC', 'lycee', '31', 'region', '76', 'R', 0, 0), "
+    "('0340001S', 'B', 'LYC', 'lycee', '34', 'region', '76', 'R', 0, 0)";
+
+// The battery (1), firmware year (2) and operating system (3) counts of one device.
+MemoryCounts OneDevice(const std::string& uai, int64_t battery, int64_t year, int64_t os) {
+  return {{{uai, 1, battery}, 1}, {{uai, 2, year}, 1}, {{uai, 3, os}, 1}};
+}
+
+// SQLite counts the health families an inventory writes in memory: the counts follow every
+// committed insert, update, move between establishments and delete; a write undone (its
+// savepoint rolled back) leaves them as they were; a restart rebuilds them from the devices
+// table; and health_tally keeps only the bundle family.
+TEST(Sqlite, HealthCountsInMemoryFollowCommittedWritesOnly) {
+  parc::testing::TempDir dir;
+  parc::server::sqlite::EngineOptions e;
+  e.path = dir.Sub("parc.db");
+  e.readers = 1;
+  e.health_counts = true;
+  MemoryCounts want;
+  {
+    auto engine = parc::server::sqlite::OpenEngine(e, parc::server::sqlite::Migrations());
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    auto& en = **engine;
+    ASSERT_TRUE(RunWrite(en, kTwoEstablishments).ok());
+    ASSERT_TRUE(RunWrite(en,
+                         "INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                         "last_enrolled_at, uai) VALUES ('d1', 's', 'h1', 1, 0, 0, '0310036W'), "
+                         "('d2', 's', 'h2', 1, 0, 0, NULL), ('d3', 's', 'h3', 1, 0, 0, "
+                         "'0310036W')")
+                    .ok());
+    want = {{{"0310036W", 1, 0}, 2}, {{"0310036W", 2, 0}, 2}, {{"0310036W", 3, 0}, 2},
+            {{"", 1, 0}, 1},         {{"", 2, 0}, 1},         {{"", 3, 0}, 1}};
+    EXPECT_EQ(MemoryCountsOf(en), want);
+    // An inventory: battery at 35 % (band 3), firmware of 2019, os_versions 3 able to run
+    // Windows 11 (3 × 2 + 1).
+    ASSERT_TRUE(RunWrite(en,
+                         "UPDATE devices SET battery_health = 35, firmware_year = 2019, "
+                         "os_id = 3, win11 = 1 WHERE id = 'd1'")
+                    .ok());
+    want = OneDevice("0310036W", 3, 2019, 7);
+    for (int f = 1; f <= 3; ++f) want[{"0310036W", f, 0}] = 1;
+    for (int f = 1; f <= 3; ++f) want[{"", f, 0}] = 1;
+    EXPECT_EQ(MemoryCountsOf(en), want);
+    // Undone: its changes never reach the counts.
+    absl::Status undone =
+        RunWrite(en, "UPDATE devices SET battery_health = 90, os_id = 4 WHERE id = 'd1'", true);
+    EXPECT_EQ(undone.code(), absl::StatusCode::kInvalidArgument) << undone;
+    EXPECT_EQ(MemoryCountsOf(en), want);
+    // A statement that fails halfway (the second row breaks the establishments' reference):
+    // the first row's change is undone with it.
+    EXPECT_FALSE(RunWrite(en,
+                          "UPDATE devices SET uai = CASE id WHEN 'd1' THEN '0340001S' ELSE "
+                          "'9999999X' END WHERE id IN ('d1', 'd3')")
+                     .ok());
+    EXPECT_EQ(MemoryCountsOf(en), want);
+    // A move, a device gone, a check-in's columns (not a family of the memory).
+    ASSERT_TRUE(RunWrite(en, "UPDATE devices SET uai = '0340001S' WHERE id = 'd1'").ok());
+    ASSERT_TRUE(RunWrite(en, "DELETE FROM devices WHERE id = 'd2'").ok());
+    ASSERT_TRUE(RunWrite(en, "UPDATE devices SET free_bytes = 1 WHERE id = 'd3'").ok());
+    want = OneDevice("0340001S", 3, 2019, 7);
+    for (const auto& [key, n] : OneDevice("0310036W", 0, 0, 0)) want[key] = n;
+    EXPECT_EQ(MemoryCountsOf(en), want);
+    auto reader = en.AcquireReader();
+    auto st = reader->Prepare("SELECT count(*) FROM health_tally WHERE family <> 4");
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_TRUE(*st->Step());
+    EXPECT_EQ(st->Int(0), 0);
+  }
+  auto engine = parc::server::sqlite::OpenEngine(e, parc::server::sqlite::Migrations());
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ(MemoryCountsOf(**engine), want);
+}
+
+// Version 15 moves those counts out of health_tally: a database of version 14, its counts kept
+// by the triggers of then, opens with the same counts in memory and none left in the table
+// but the bundle family's.
+TEST(Sqlite, Version15MovesTheInventoryHealthCountsToMemory) {
+  parc::testing::TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  {
+    auto db = parc::server::DatabaseAtVersion(path, 14);
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Exec(kTwoEstablishments).ok());
+    ASSERT_TRUE(db->Exec("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                         "last_enrolled_at, uai, battery_health, firmware_year, os_id, win11) "
+                         "VALUES ('d1', 's', 'h1', 1, 0, 0, '0310036W', 50, 2015, 2, 0), "
+                         "('d2', 's', 'h2', 1, 0, 0, '0340001S', NULL, 0, 5, 1)")
+                    .ok());
+  }
+  parc::server::sqlite::EngineOptions e;
+  e.path = path;
+  e.readers = 1;
+  e.health_counts = true;
+  auto engine = parc::server::sqlite::OpenEngine(e, parc::server::sqlite::Migrations());
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  MemoryCounts want = OneDevice("0310036W", 2, 2015, 4);
+  for (const auto& [key, n] : OneDevice("0340001S", 0, 0, 11)) want[key] = n;
+  EXPECT_EQ(MemoryCountsOf(**engine), want);
+  auto reader = (*engine)->AcquireReader();
+  auto st = reader->Prepare("SELECT family, sum(n) FROM health_tally GROUP BY family");
+  ASSERT_TRUE(st.ok()) << st.status();
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->Int(0), 4);
+  EXPECT_EQ(st->Int(1), 2);
+  EXPECT_FALSE(*st->Step());
+}
+
 TEST(Sqlite, TheWriterCommitsWithoutFlushingAndTheEngineFlushesTheLog) {
   // The writer's COMMIT leaves the flush to the engine's answerer (MakeDurable): its
   // connection's commits write their WAL frames and skip the sync (wal_synced_by_caller);

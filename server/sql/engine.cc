@@ -111,6 +111,7 @@ void Engine::WriterLoop() {
     absl::Status begin = db->Exec(options_.begin);
     if (!begin.ok()) {
       db->DropNotifications();
+      db->RolledBack();
       for (auto& r : results) r = begin;
     } else {
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -119,16 +120,23 @@ void Engine::WriterLoop() {
           results[i] = sp;
           continue;
         }
+        db->WriteStarted();
         results[i] = batch[i].op(db);
-        if (!results[i].ok()) (void)db->Exec("ROLLBACK TO w");
+        if (!results[i].ok()) {
+          (void)db->Exec("ROLLBACK TO w");
+          db->WriteUndone();
+        }
         (void)db->ExecRepeated("RELEASE w");
       }
       absl::Status commit = db->FlushNotifications();
       if (commit.ok()) commit = db->Exec("COMMIT");
       committed = commit.ok();
-      if (!commit.ok()) {
+      if (commit.ok()) {
+        db->Committed();
+      } else {
         (void)db->Exec("ROLLBACK");
         db->DropNotifications();
+        db->RolledBack();
         for (auto& r : results) {
           if (r.ok()) r = commit;
         }

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/sql/health_counts.h"
 #include "server/sql/sql.h"
 
 namespace parc::server::sql {
@@ -114,6 +115,12 @@ class Engine {
   void set_commit_observer(std::function<void(absl::Duration, size_t)> observer) {
     commit_observer_ = std::move(observer);
   }
+  // The health counts the engine keeps in memory (SQLite, health_counts.h), or null where the
+  // database keeps them all (PostgreSQL: health_tally).
+  const HealthCounts* health_counts() const { return health_counts_.get(); }
+  void set_health_counts(std::shared_ptr<const HealthCounts> counts) {
+    health_counts_ = std::move(counts);
+  }
 
  private:
   struct PendingWrite {
@@ -155,6 +162,7 @@ class Engine {
   bool answers_stopping_ = false;  // guarded by answers_mu_
 
   std::function<void(absl::Duration, size_t)> commit_observer_;
+  std::shared_ptr<const HealthCounts> health_counts_;
   std::thread answer_thread_;
   std::thread writer_thread_;
 };

@@ -2,11 +2,15 @@
 // (server/sql/health_sql.h), and the operating system versions with their end of support.
 #include "server/health.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/sql/health_counts.h"
 #include "server/sql/health_sql.h"
 #include "server/sql/report_grouping.h"
 #include "server/sql/scope_sql.h"
@@ -64,6 +68,27 @@ void AddHealthTally(parc::v1::HealthReportRow* r, int64_t family, int64_t value,
     default:
       break;
   }
+}
+
+// Every operating system version's end of support ("" when not set), by os_versions.id.
+absl::StatusOr<std::vector<std::string>> EndsOfSupport(sql::Connection& db) {
+  PARC_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT id, end_of_support FROM os_versions"));
+  std::vector<std::string> ends;
+  PARC_RETURN_IF_ERROR(sql::ForEachRow(st, [&](const Statement& row) {
+    const int64_t id = row.Int(0);
+    if (id < 0 || id > 1'000'000) return;  // ids are a sequence from 1
+    if (ends.size() <= static_cast<size_t>(id)) ends.resize(static_cast<size_t>(id) + 1);
+    ends[static_cast<size_t>(id)] = row.Text(1);
+  }));
+  return ends;
+}
+
+// The end of support of the operating system family's value (os_versions.id × 2 + Windows 11).
+const std::string& EndOfSupport(const std::vector<std::string>& ends, int64_t value) {
+  static const std::string kUnknown;
+  const int64_t id = value / 2;
+  if (id < 0 || static_cast<size_t>(id) >= ends.size()) return kUnknown;
+  return ends[static_cast<size_t>(id)];
 }
 
 }  // namespace
@@ -129,6 +154,16 @@ absl::StatusOr<parc::v1::HealthReportResponse> SqlStore::HealthReport(const std:
     AddHealthTally(r, counts.Int(1), counts.Int(2), counts.Int(3), counts.Text(4), first_recent,
                    first_middle, today);
   }));
+  // SQLite: the families an inventory writes are counted in memory (sql::HealthCounts).
+  if (const sql::HealthCounts* memory = engine_->health_counts(); memory != nullptr) {
+    PARC_ASSIGN_OR_RETURN(std::vector<std::string> ends, EndsOfSupport(*db));
+    memory->ForEach([&](const std::string& uai, int family, int64_t value, int64_t n) {
+      parc::v1::HealthReportRow* r = row_of(uai);
+      if (r == nullptr) return;
+      AddHealthTally(r, family, value, n, family == sql::kHealthOs ? EndOfSupport(ends, value) : "",
+                     first_recent, first_middle, today);
+    });
+  }
   // Unseen: the day of the last check-in (-1: never) is kUnseenDays or more before today's.
   PARC_ASSIGN_OR_RETURN(
       Statement unseen,
@@ -239,9 +274,28 @@ absl::StatusOr<std::vector<parc::v1::OsVersion>> SqlStore::ListOsVersions(const 
           "o.updated_by, (SELECT coalesce(sum(t.n), 0) FROM health_tally t WHERE t.family = ",
           static_cast<int>(sql::kHealthOs), " AND t.value / 2 = o.id AND ",
           sql::ScopeSql(*db, scope, "t.uai", 1),
-          ") FROM os_versions o ORDER BY o.os_name, o.os_version")));
+          "), o.id FROM os_versions o ORDER BY o.os_name, o.os_version")));
   st.Bind(1, sql::ScopeParam(*db, scope));
-  return sql::CollectRows(st, [](const Statement& row) {
+  // SQLite: the operating system family is counted in memory (sql::HealthCounts), for the
+  // establishments in scope (every device, those without an establishment too, for the region).
+  absl::flat_hash_map<int64_t, int64_t> in_memory;
+  if (const sql::HealthCounts* memory = engine_->health_counts(); memory != nullptr) {
+    std::optional<absl::flat_hash_set<std::string>> uais;
+    if (!scope.is_region()) {
+      PARC_ASSIGN_OR_RETURN(Statement in_scope,
+                            db->Prepare(absl::StrCat("SELECT e.uai FROM establishments e WHERE ",
+                                                     sql::ScopeSql(*db, scope, "e.uai", 1))));
+      in_scope.Bind(1, sql::ScopeParam(*db, scope));
+      uais.emplace();
+      PARC_RETURN_IF_ERROR(
+          sql::ForEachRow(in_scope, [&](const Statement& row) { uais->insert(row.Text(0)); }));
+    }
+    memory->ForEach([&](const std::string& uai, int family, int64_t value, int64_t n) {
+      if (family != sql::kHealthOs || (uais.has_value() && uais->count(uai) == 0)) return;
+      in_memory[value / 2] += n;
+    });
+  }
+  return sql::CollectRows(st, [&in_memory](const Statement& row) {
     parc::v1::OsVersion v;
     v.set_os_name(row.Text(0));
     v.set_os_version(row.Text(1));
@@ -249,7 +303,8 @@ absl::StatusOr<std::vector<parc::v1::OsVersion>> SqlStore::ListOsVersions(const 
     v.set_end_of_support(row.Text(3));
     if (row.Int(4) > 0) v.mutable_updated_at()->set_seconds(row.Int(4));
     v.set_updated_by(row.Text(5));
-    v.set_devices(U32(row.Int(6)));
+    auto counted = in_memory.find(row.Int(7));
+    v.set_devices(U32(row.Int(6) + (counted == in_memory.end() ? 0 : counted->second)));
     return v;
   });
 }

@@ -51,6 +51,10 @@ inline std::string HealthValue(HealthFamily family, const std::string& row) {
 
 inline constexpr HealthFamily kHealthFamilies[] = {kHealthBattery, kHealthFirmwareYear, kHealthOs,
                                                    kHealthBundle};
+// The families only an inventory writes, in this order. SQLite keeps their counts in memory
+// rather than in health_tally (health_counts.h); PostgreSQL keeps every family in health_tally.
+inline constexpr HealthFamily kInventoryHealthFamilies[] = {kHealthBattery, kHealthFirmwareYear,
+                                                            kHealthOs};
 
 // The devices columns each family reads.
 inline const char* HealthColumns(HealthFamily family) {

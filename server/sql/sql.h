@@ -140,6 +140,14 @@ class Connection {
   }
   [[nodiscard]] virtual absl::Status FlushNotifications() { return absl::OkStatus(); }
   virtual void DropNotifications() {}
+  // The writer's transaction, as the engine runs it (sql::Engine::WriterLoop), for what a
+  // connection keeps beside the database until COMMIT (SQLite: the health counts in memory,
+  // health_counts.h): a write's savepoint taken, that write undone (ROLLBACK TO its
+  // savepoint), the transaction committed, the transaction rolled back.
+  virtual void WriteStarted() {}
+  virtual void WriteUndone() {}
+  virtual void Committed() {}
+  virtual void RolledBack() {}
 };
 
 // Steps through every row of st, calling read(st) for each; returns what read returned, in

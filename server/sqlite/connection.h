@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/sqlite.h"
+#include "server/sql/health_counts.h"
 #include "server/sql/sql.h"
 
 namespace parc::server::sqlite {
@@ -27,9 +28,21 @@ class Connection final : public sql::Connection {
   // The SQLite connection itself (the engine's WAL hook and checkpoints, migrations).
   common::Database* db() const { return db_.get(); }
 
+  // Keeps counts (the writer's connection): rebuilds them from the devices table, then
+  // follows every change of a device's establishment, battery, firmware year or operating
+  // system through TEMP triggers of this connection only, applied to counts when the
+  // transaction commits (Committed) and dropped with a write undone or a rollback.
+  [[nodiscard]] absl::Status KeepHealthCounts(std::shared_ptr<sql::HealthCounts> counts);
+  void WriteStarted() override { pending_health_.MarkWrite(); }
+  void WriteUndone() override { pending_health_.UndoWrite(); }
+  void Committed() override;
+  void RolledBack() override { pending_health_.Drop(); }
+
  private:
   class SqliteStatement;
   std::unique_ptr<common::Database> db_;
+  std::shared_ptr<sql::HealthCounts> health_counts_;
+  sql::PendingHealthChanges pending_health_;
   std::map<std::string, std::unique_ptr<SqliteStatement>, std::less<>> cache_;
 };
 

@@ -217,14 +217,24 @@ absl::StatusOr<std::unique_ptr<sql::Engine>> OpenEngine(
     readers.push_back(std::make_unique<Connection>(std::move(reader)));
   }
   Database* raw_writer = writer.get();
+  // The health counts an inventory changes live in this process, the database's only writer
+  // (sql::HealthCounts): rebuilt here, then kept by the writer's connection.
+  auto writer_connection = std::make_unique<Connection>(std::move(writer));
+  std::shared_ptr<sql::HealthCounts> health_counts;
+  if (options.health_counts) {
+    health_counts = std::make_shared<sql::HealthCounts>();
+    PARC_RETURN_IF_ERROR(writer_connection->KeepHealthCounts(health_counts));
+  }
   auto hooks = std::make_unique<Checkpointer>(raw_writer, std::move(checkpointer),
                                               options.checkpoint_pages, options.wal_restart_pages);
   sql::Engine::Options eopts;
   eopts.max_batch = options.max_batch;
   eopts.max_queued_writes = options.max_queued_writes;
   eopts.begin = "BEGIN IMMEDIATE";
-  return std::make_unique<sql::Engine>(eopts, std::make_unique<Connection>(std::move(writer)),
-                                       std::move(readers), std::move(hooks));
+  auto engine = std::make_unique<sql::Engine>(eopts, std::move(writer_connection),
+                                              std::move(readers), std::move(hooks));
+  engine->set_health_counts(std::move(health_counts));
+  return engine;
 }
 
 }  // namespace parc::server::sqlite

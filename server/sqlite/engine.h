@@ -19,6 +19,9 @@ struct EngineOptions {
   int checkpoint_pages = 1000;
   // WAL size from which the writer completes a checkpoint so that the WAL restarts.
   int wal_restart_pages = 16384;
+  // Keep the counts of the health families an inventory writes in memory
+  // (sql::HealthCounts; the store's schema, with its devices table, is required).
+  bool health_counts = false;
 };
 
 // The store's engine on one SQLite file in WAL mode: a writer connection, read-only reader
