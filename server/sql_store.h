@@ -39,8 +39,9 @@ class SqlStore final : public Store {
     std::string postgres;
     int readers = 4;
     size_t max_batch = 512;
-    // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint.
-    int checkpoint_pages = 1000;
+    // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint (16 MiB,
+    // sqlite/engine.h says why).
+    int checkpoint_pages = 4000;
     // SQLite: WAL size from which the writer completes a checkpoint so that the WAL restarts.
     int wal_restart_pages = 16384;
     // Check-ins waiting for their flush (Durability::kBehind) beyond which check-ins wait for
