@@ -41,7 +41,7 @@ struct ServerOptions {
   absl::Duration purge_interval = absl::Hours(1);
   // Largest message accepted (CSV imports are the largest).
   int max_message_bytes = 64 << 20;
-  int store_readers = 4;
+  int store_readers = sql::kDefaultReaders;
   // Devices whose credentials and assignment the check-in path keeps in memory (about 200
   // bytes each); beyond them a check-in reads the database.
   size_t max_cached_devices = 400000;

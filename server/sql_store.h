@@ -17,6 +17,7 @@
 #include "server/postgres/coordinator.h"
 #include "server/software_sets.h"
 #include "server/sql/engine.h"
+#include "server/sqlite/engine.h"
 #include "server/store.h"
 
 namespace parc::server {
@@ -37,13 +38,13 @@ class SqlStore final : public Store {
     // PostgreSQL instead, when set: a libpq connection string or URI
     // (postgresql://parc@db.example/parc).
     std::string postgres;
-    int readers = 4;
-    size_t max_batch = 512;
+    int readers = sql::kDefaultReaders;
+    size_t max_batch = sql::kDefaultMaxBatch;
     // SQLite: WAL growth (pages of 4 KiB) that starts a background checkpoint (16 MiB,
     // sqlite/engine.h says why).
-    int checkpoint_pages = 4000;
+    int checkpoint_pages = sqlite::kDefaultCheckpointPages;
     // SQLite: WAL size from which the writer completes a checkpoint so that the WAL restarts.
-    int wal_restart_pages = 16384;
+    int wal_restart_pages = sqlite::kDefaultWalRestartPages;
     // Check-ins waiting for their flush (Durability::kBehind) beyond which check-ins wait for
     // their own write.
     size_t max_pending_checkins = 100000;
@@ -59,7 +60,7 @@ class SqlStore final : public Store {
     size_t checkin_write_chunk = 4096;
     // Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED,
     // retry later): memory stays bounded when the disk cannot keep up.
-    size_t max_queued_writes = 20000;
+    size_t max_queued_writes = sql::kDefaultMaxQueuedWrites;
     // Device credential records kept in memory for check-ins (CheckInCache).
     size_t max_cached_devices = 400000;
     // Tests: called by the SQLite retention purge between its read of the unused software sets

@@ -13,9 +13,9 @@ namespace parc::server::pg {
 struct EngineOptions {
   // libpq connection string or URI (postgresql://user@host/db).
   std::string conninfo;
-  int readers = 4;
-  size_t max_batch = 512;
-  size_t max_queued_writes = 20000;
+  int readers = sql::kDefaultReaders;
+  size_t max_batch = sql::kDefaultMaxBatch;
+  size_t max_queued_writes = sql::kDefaultMaxQueuedWrites;
   // Who sends the notifications of this engine's writes (sql::Connection::Notify): each goes
   // out as "<origin> <message>", so that the node that wrote can tell its own from the others'
   // (pg::Coordinator::Options::origin).
