@@ -51,7 +51,7 @@ std::string SoftwareHash(const parc::v1::SoftwareList& list) {
   return sha.FinishHex();
 }
 
-std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash) {
+std::string EncodeHardware(const parc::v1::Hardware& hardware) {
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream raw(&bytes);
@@ -59,15 +59,25 @@ std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view 
     out.SetSerializationDeterministic(true);
     hardware.SerializeToCodedStream(&out);
   }
+  return bytes;
+}
+
+std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash) {
+  return InventoryHashOfEncoded(EncodeHardware(hardware), software_hash);
+}
+
+std::string InventoryHashOfEncoded(absl::string_view encoded_hardware,
+                                   absl::string_view software_hash) {
   // Free space moves all the time (even rounded, it crosses a GiB back and forth): it travels
   // with each inventory sent and each check-in, but never makes an inventory be sent. The
   // deterministic encoding writes each field apart, in field-number order, so the encoding
   // without it is the same bytes with that field cut out (no copy of the message).
-  absl::string_view before = bytes, after;
-  if (hardware.has_system_free_bytes()) {
+  absl::string_view before = encoded_hardware, after;
+  {
     using google::protobuf::internal::WireFormatLite;
-    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                              static_cast<int>(bytes.size()));
+    google::protobuf::io::CodedInputStream in(
+        reinterpret_cast<const uint8_t*>(encoded_hardware.data()),
+        static_cast<int>(encoded_hardware.size()));
     for (int start = 0;; start = in.CurrentPosition()) {
       const uint32_t tag = in.ReadTag();
       if (tag == 0) break;
@@ -77,8 +87,8 @@ std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view 
       if (free_space) {
         const size_t begin = static_cast<size_t>(start);
         const size_t end = static_cast<size_t>(in.CurrentPosition());
-        before = absl::string_view(bytes).substr(0, begin);
-        after = absl::string_view(bytes).substr(end);
+        before = encoded_hardware.substr(0, begin);
+        after = encoded_hardware.substr(end);
         break;
       }
     }

@@ -19,6 +19,12 @@ std::string SoftwareHash(const parc::v1::SoftwareList& list);
 // Hash identifying a whole inventory: the hardware part and the software hash.
 // Free space (system_free_bytes) is left out: it alone never makes an inventory be sent.
 std::string InventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash);
+// The same hash from the hardware's deterministic encoding (EncodeHardware), for a caller that
+// keeps the encoding (the server stores it: one serialization instead of two).
+std::string InventoryHashOfEncoded(absl::string_view encoded_hardware,
+                                   absl::string_view software_hash);
+// The hardware's deterministic encoding (fields in number order), which InventoryHash hashes.
+std::string EncodeHardware(const parc::v1::Hardware& hardware);
 
 // Device kind names used on command lines, in tables and in config files:
 // "laptop", "tablet", "display", "desktop", "other", "" for unspecified.

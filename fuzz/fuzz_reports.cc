@@ -25,8 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (checked.ok() && parc::common::SoftwareHash(**list) != inventory.software_hash()) {
       __builtin_trap();
     }
-    (void)parc::server::CheckInventoryHash(inventory.inventory().hardware(),
-                                           inventory.software_hash(), inventory.inventory_hash());
+    (void)parc::server::CheckInventoryHash(
+        parc::common::EncodeHardware(inventory.inventory().hardware()), inventory.software_hash(),
+        inventory.inventory_hash());
   }
   parc::v1::DeploymentReport report;
   if (report.ParseFromString(bytes) && parc::server::ValidateDeploymentReport(report).ok()) {

@@ -209,7 +209,10 @@ absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
     PARC_RETURN_IF_ERROR(CheckSoftwareList(list.get(), request.software_hash()));
     in.software = std::move(list);
   }
-  PARC_RETURN_IF_ERROR(CheckInventoryHash(in.hardware, in.software_hash, in.inventory_hash));
+  // Encoded once: hashed here, stored as it is by the writer.
+  in.encoded_hardware = common::EncodeHardware(in.hardware);
+  PARC_RETURN_IF_ERROR(
+      CheckInventoryHash(in.encoded_hardware, in.software_hash, in.inventory_hash));
   in.received_at = clock_->Now();
   in.collected_at =
       request.collected_at() > 0 ? absl::FromUnixSeconds(request.collected_at()) : in.received_at;

@@ -199,9 +199,9 @@ absl::Status CheckSoftwareList(parc::v1::SoftwareList* software, absl::string_vi
   return absl::OkStatus();
 }
 
-absl::Status CheckInventoryHash(const parc::v1::Hardware& hardware, absl::string_view software_hash,
+absl::Status CheckInventoryHash(absl::string_view encoded_hardware, absl::string_view software_hash,
                                 absl::string_view inventory_hash) {
-  if (common::InventoryHash(hardware, std::string(software_hash)) != inventory_hash) {
+  if (common::InventoryHashOfEncoded(encoded_hardware, software_hash) != inventory_hash) {
     return absl::InvalidArgumentError("inventory_hash does not match the inventory");
   }
   return absl::OkStatus();

@@ -56,8 +56,9 @@ struct ReportLimits {
 // package is well-formed and it hashes to software_hash.
 [[nodiscard]] absl::Status CheckSoftwareList(parc::v1::SoftwareList* software,
                                              absl::string_view software_hash);
-// The inventory hash must cover the hardware and the software list's hash.
-[[nodiscard]] absl::Status CheckInventoryHash(const parc::v1::Hardware& hardware,
+// The inventory hash must cover the hardware (its deterministic encoding,
+// common::EncodeHardware) and the software list's hash.
+[[nodiscard]] absl::Status CheckInventoryHash(absl::string_view encoded_hardware,
                                               absl::string_view software_hash,
                                               absl::string_view inventory_hash);
 // Sizes, states and counts of a deployment report (the rollout and its packages are checked

@@ -134,6 +134,9 @@ struct InventoryInput {
   std::string inventory_hash;
   std::string software_hash;
   parc::v1::Hardware hardware;
+  // hardware's deterministic encoding (common::EncodeHardware), which the store keeps in the
+  // history; empty: the store encodes hardware itself.
+  std::string encoded_hardware;
   // Present when the agent sent the list; otherwise software_hash must already be stored.
   // Shared: the server parses a list onto an arena of its own (ParseSoftwareList), which
   // this pointer keeps alive, so that its thousand packages are freed at once.

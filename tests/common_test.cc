@@ -365,9 +365,17 @@ TEST(InventoryHash, EqualsTheHashOfTheHardwareWithoutFreeSpace) {
        {uint64_t{0}, uint64_t{1}, uint64_t{300}, uint64_t{12} << 30, ~uint64_t{0}}) {
     hw.set_system_free_bytes(free);
     EXPECT_EQ(common::InventoryHash(hw, "sw"), reference(hw)) << free;
+    // The server hashes the encoding it stores: the same hash, and the encoding reads back.
+    const std::string encoded = common::EncodeHardware(hw);
+    EXPECT_EQ(common::InventoryHashOfEncoded(encoded, "sw"), reference(hw)) << free;
+    parc::v1::Hardware back;
+    ASSERT_TRUE(back.ParseFromString(encoded));
+    EXPECT_EQ(back.SerializeAsString(), hw.SerializeAsString());
   }
   hw.clear_system_free_bytes();
   EXPECT_EQ(common::InventoryHash(hw, "sw"), reference(hw));
+  EXPECT_EQ(common::InventoryHashOfEncoded(common::EncodeHardware(hw), "sw"), reference(hw));
+  EXPECT_NE(common::InventoryHashOfEncoded(common::EncodeHardware(hw), "other"), reference(hw));
 }
 
 // The count of an agent's list, read without parsing it, and of lists agents do not send.

@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/grpc_util.h"
+#include "common/inventory_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/health.h"
@@ -495,7 +496,10 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
               db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
                           "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?)"));
           ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
-          ins.BindBlob(5, in.hardware.SerializeAsString()).Bind(6, in.software_hash);
+          std::string encoded;
+          absl::string_view hardware = in.encoded_hardware;
+          if (hardware.empty()) hardware = encoded = common::EncodeHardware(in.hardware);
+          ins.BindBlob(5, hardware).Bind(6, in.software_hash);
           PARC_RETURN_IF_ERROR(ins.Run());
           SoftwareSetUsed(in.software_hash);
           // A device's first inventory is its history's only row: nothing to trim.
