@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "common/openssl_exit.h"
 
 namespace {
 
@@ -66,6 +67,7 @@ double CpuSeconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  parc::common::KeepOpenSslStateAtExit();  // common/openssl_exit.h: libcurl's TLS
   std::vector<std::string> urls;
   std::string ca;
   int concurrency = 2000;

@@ -25,6 +25,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
+#include "common/openssl_exit.h"
 
 namespace {
 
@@ -117,6 +118,7 @@ int Run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  parc::common::KeepOpenSslStateAtExit();  // common/openssl_exit.h
   Options o;
   std::string request_hex;
   for (int i = 1; i < argc; ++i) {
