@@ -18,6 +18,16 @@
 
 namespace parc::server::sql {
 
+// The defaults that both engines' options (sqlite::EngineOptions, pg::EngineOptions) and the
+// store's (SqlStore::Options) share, written once here.
+// Reading connections.
+inline constexpr int kDefaultReaders = 4;
+// Writes per batch (one transaction, one disk flush).
+inline constexpr size_t kDefaultMaxBatch = 512;
+// Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED, retry
+// later): memory stays bounded when the disk cannot keep up.
+inline constexpr size_t kDefaultMaxQueuedWrites = 20000;
+
 // How the store reaches its database, whatever the engine: one writer with group commit, and
 // a pool of readers.
 //
@@ -31,16 +41,6 @@ namespace parc::server::sql {
 // its batch is durable. Reads: a pool of connections, so readers never wait for the writer.
 // What differs between engines (SQLite's checkpoints and WAL flush, PostgreSQL's
 // reconnections) is in its Hooks.
-// The defaults that both engines' options (sqlite::EngineOptions, pg::EngineOptions) and the
-// store's (SqlStore::Options) share, written once here.
-// Reading connections.
-inline constexpr int kDefaultReaders = 4;
-// Writes per batch (one transaction, one disk flush).
-inline constexpr size_t kDefaultMaxBatch = 512;
-// Writes waiting for the writer beyond which new ones are refused (RESOURCE_EXHAUSTED, retry
-// later): memory stays bounded when the disk cannot keep up.
-inline constexpr size_t kDefaultMaxQueuedWrites = 20000;
-
 class Engine {
  public:
   struct Options {
