@@ -20,8 +20,11 @@
 
 namespace parc::server {
 
-// Inventories kept per device, whatever it sends (the retention job also drops old ones).
+// Inventories kept per device, whatever it sends (the retention job also drops old ones): a
+// device's history is its newest kMaxInventoriesPerDevice. The older ones are deleted by
+// batches of kHistoryTrimBatch, so that most inventories stored need not walk the history.
 inline constexpr int kMaxInventoriesPerDevice = 50;
+inline constexpr int kHistoryTrimBatch = 10;
 
 template <typename T>
 using StoreCallback = std::function<void(absl::StatusOr<T>)>;
@@ -447,8 +450,8 @@ class Store {
   virtual void RecordCheckIn(CheckInInput input, Durability durability,
                              StoreCallback<bool> done) = 0;
   [[nodiscard]] virtual absl::StatusOr<bool> HasSoftwareSet(const std::string& hash) = 0;
-  // FAILED_PRECONDITION when software is absent and software_hash unknown. A device keeps at
-  // most kMaxInventoriesPerDevice inventories: the oldest beyond go.
+  // FAILED_PRECONDITION when software is absent and software_hash unknown. A device's history
+  // is its newest kMaxInventoriesPerDevice inventories: the older ones go.
   virtual void StoreInventory(InventoryInput input, StoreCallback<bool> done) = 0;
 
   [[nodiscard]] virtual absl::StatusOr<std::vector<parc::v1::Device>> ListDevices(

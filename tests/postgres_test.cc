@@ -130,6 +130,53 @@ TEST(Postgres, Version9MovesTheCheckInTimes) {
   EXPECT_EQ(ids->Text(0, 0), "d2,d3");
 }
 
+// Version 10 chains each device's history: every inventory names the device's previous one,
+// the devices row the latest and the history's length; the index by device and the device's
+// foreign key go.
+TEST(Postgres, Version10ChainsTheHistory) {
+  auto db = NewDatabase();
+  ASSERT_NE(db, nullptr);
+  std::vector<common::Migration> v9(Migrations().begin(), Migrations().begin() + 9);
+  ASSERT_EQ(v9.back().version, 9);
+  ASSERT_TRUE(Migrate(db.get(), v9).ok());
+  ASSERT_TRUE(db->Run("INSERT INTO software_sets(hash, package_count, packages, created_at) "
+                      "VALUES ('s1', 0, '', 0)")
+                  .ok());
+  ASSERT_TRUE(db->Run("INSERT INTO devices(id, secret_hash, hw_key, kind, enrolled_at, "
+                      "last_enrolled_at) VALUES ('d1', 's', 'h1', 1, 0, 0), "
+                      "('d2', 's', 'h2', 1, 0, 0), ('d3', 's', 'h3', 1, 0, 0)")
+                  .ok());
+  // Interleaved: d1 gets ids 1, 3, 4; d2 gets 2 and 5; d3 none.
+  for (const char* d : {"d1", "d2", "d1", "d1", "d2"}) {
+    ASSERT_TRUE(db->Run(absl::StrCat("INSERT INTO inventories(device_id, received_at, "
+                                     "collected_at, inventory_hash, hardware, software_hash) "
+                                     "VALUES ('",
+                                     d, "', 0, 0, 'h', '', 's1')"))
+                    .ok());
+  }
+  ASSERT_TRUE(Migrate(db.get(), Migrations()).ok());
+  auto devices =
+      db->Exec("SELECT id, coalesce(inventory_id, -1), history_count FROM devices ORDER BY id");
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  ASSERT_EQ(devices->rows(), 3);
+  EXPECT_EQ(devices->Int(0, 1), 4);
+  EXPECT_EQ(devices->Int(0, 2), 3);
+  EXPECT_EQ(devices->Int(1, 1), 5);
+  EXPECT_EQ(devices->Int(1, 2), 2);
+  EXPECT_EQ(devices->Int(2, 1), -1);
+  EXPECT_EQ(devices->Int(2, 2), 0);
+  auto chain = db->Exec(
+      "SELECT string_agg(id || ':' || coalesce(prev_id, 0), ',' ORDER BY id) FROM inventories");
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_EQ(chain->Text(0, 0), "1:0,2:0,3:1,4:3,5:2");
+  auto left = db->Exec(
+      "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'inventories_device'), "
+      "(SELECT count(*) FROM pg_constraint WHERE conname = 'inventories_device_id_fkey')");
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(left->Int(0, 0), 0);
+  EXPECT_EQ(left->Int(0, 1), 0);
+}
+
 // The counts the reports read follow enrollment, check-ins, moves, deployments and
 // retirement, as SQLite's triggers keep them.
 TEST(Postgres, TriggersKeepTheReportCounts) {

@@ -1137,6 +1137,17 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   EXPECT_EQ(details->inventory->software().packages(0).version(),
             std::to_string(10 + kMaxInventoriesPerDevice + 19));
 
+  // The rows beyond the history go by batches: never more than a batch beyond.
+  {
+    auto db = OpenStoreDatabase(dir.Sub("parc.db"));
+    ASSERT_NE(db, nullptr);
+    auto st = db->Prepare("SELECT count(*) FROM inventories WHERE device_id = 'd1'");
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_TRUE(*st->Step());
+    EXPECT_GE(st->Int(0), kMaxInventoriesPerDevice);
+    EXPECT_LE(st->Int(0), kMaxInventoriesPerDevice + kHistoryTrimBatch);
+  }
+
   if (parc::testing::TestOnPostgres()) return;  // the rest edits the SQLite file
   // A device asked for its inventory again (its row's hash emptied, as by a re-enrollment or a
   // new schema) that sends the one it sent last adds no history row either; a new one does.
@@ -2037,7 +2048,8 @@ TEST(SqlStore, RetentionKeepsASoftwareSetTakenUpDuringItsSweep) {
 }
 
 // Version 14 rewrites the inventories without the software set's foreign key and index: the
-// history of a version 13 database is all there, and goes with its device still.
+// history of a version 13 database is all there (through version 16's chain too), and goes with
+// its device still.
 TEST(SqlStore, Version14KeepsTheInventories) {
   if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
   TempDir dir;
@@ -2086,14 +2098,97 @@ TEST(SqlStore, Version14KeepsTheInventories) {
       "AND tbl_name = 'inventories' ORDER BY name)");
   ASSERT_TRUE(indexes.ok()) << indexes.status();
   ASSERT_TRUE(*indexes->Step());
-  EXPECT_EQ(indexes->Text(0), "inventories_device inventories_received");
-  // A device's row deleted still takes its history with it (the device's foreign key stays).
-  ASSERT_TRUE(db->Exec("DELETE FROM devices WHERE id = 'd1'").ok());
+  // Version 16 dropped the index by device too (the history is a chain).
+  EXPECT_EQ(indexes->Text(0), "inventories_received");
+  // A device retired still takes its history with it.
+  ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
+                store->RetireDevice("d1", Scope::Region(), cb);
+              }).ok());
   auto left = db->Prepare("SELECT count(*), min(device_id) FROM inventories");
   ASSERT_TRUE(left.ok()) << left.status();
   ASSERT_TRUE(*left->Step());
   EXPECT_EQ(left->Int(0), 2);
   EXPECT_EQ(left->Text(1), "d2");
+}
+
+// Version 16 chains each device's history (prev_id, devices.inventory_id, history_count) and
+// drops the index by device: interleaved histories come out as chains, the latest and the count
+// read as before, and the next inventory continues its device's chain.
+TEST(SqlStore, Version16ChainsTheHistory) {
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test (postgres_test: v10)";
+  TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  parc::v1::Hardware hw;
+  {
+    auto db15 = DatabaseAtVersion(path, 15);
+    ASSERT_NE(db15, nullptr);
+    ASSERT_TRUE(db15->Exec("INSERT INTO software_sets(hash, package_count, packages, created_at) "
+                           "VALUES ('s1', 0, x'', 0)")
+                    .ok());
+    for (const char* d : {"d1", "d2", "d3"}) {
+      ASSERT_TRUE(db15->Exec(absl::StrCat("INSERT INTO devices(id, secret_hash, hw_key, kind, "
+                                          "enrolled_at, last_enrolled_at) VALUES ('",
+                                          d, "', 's', 'hw-", d, "', 1, 0, 0)"))
+                      .ok());
+    }
+    // Interleaved: d1 gets ids 1, 3, 4; d2 gets 2 and 5; d3 none.
+    int n = 0;
+    for (const char* d : {"d1", "d2", "d1", "d1", "d2"}) {
+      hw.set_model(absl::StrCat("model ", ++n));
+      auto ins = db15->Prepare(
+          "INSERT INTO inventories(device_id, received_at, collected_at, inventory_hash, "
+          "hardware, software_hash) VALUES (?, 1790000000, 1790000000, 'h', ?, 's1')");
+      ASSERT_TRUE(ins.ok()) << ins.status();
+      ins->Bind(1, d);
+      ins->BindBlob(2, hw.SerializeAsString());
+      ASSERT_TRUE(ins->Run().ok());
+    }
+    ASSERT_TRUE(db15->Exec("UPDATE devices SET inventory_at = 1790000000 WHERE id <> 'd3'").ok());
+  }
+  auto store = OpenStore(path);
+  ASSERT_NE(store, nullptr);
+  auto db = OpenStoreDatabase(path);
+  ASSERT_NE(db, nullptr);
+  {
+    auto chain = db->Prepare(
+        "SELECT group_concat(id || ':' || coalesce(prev_id, 0), ',') FROM (SELECT id, prev_id "
+        "FROM inventories ORDER BY id)");
+    ASSERT_TRUE(chain.ok()) << chain.status();
+    ASSERT_TRUE(*chain->Step());
+    EXPECT_EQ(chain->Text(0), "1:0,2:0,3:1,4:3,5:2");
+  }
+  auto d1 = store->GetDevice("d1", Scope::Region());
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->inventory_history, 3u);
+  ASSERT_TRUE(d1->inventory.has_value());
+  EXPECT_EQ(d1->inventory->hardware().model(), "model 4");
+  auto d2 = store->GetDevice("d2", Scope::Region());
+  ASSERT_TRUE(d2.ok()) << d2.status();
+  EXPECT_EQ(d2->inventory_history, 2u);
+  EXPECT_EQ(d2->inventory->hardware().model(), "model 5");
+  auto d3 = store->GetDevice("d3", Scope::Region());
+  ASSERT_TRUE(d3.ok()) << d3.status();
+  EXPECT_FALSE(d3->inventory.has_value());
+  EXPECT_EQ(d3->inventory_history, 0u);
+  // A new inventory of d1 follows its id 4, and d3's first starts a chain.
+  for (const char* d : {"d1", "d3"}) {
+    InventoryInput in;
+    in.device_id = d;
+    in.software_hash = "s1";
+    in.hardware.set_model(absl::StrCat("new ", d));
+    in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
+    in.received_at = in.collected_at = absl::FromUnixSeconds(1790000100);
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); }).ok());
+  }
+  auto last = db->Prepare(
+      "SELECT group_concat(device_id || ':' || coalesce(prev_id, 0), ',') FROM (SELECT device_id, "
+      "prev_id FROM inventories WHERE id > 5 ORDER BY id)");
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_TRUE(*last->Step());
+  EXPECT_EQ(last->Text(0), "d1:4,d3:0");
+  EXPECT_EQ(store->GetDevice("d1", Scope::Region())->inventory_history, 4u);
+  EXPECT_EQ(store->GetDevice("d3", Scope::Region())->inventory_history, 1u);
+  EXPECT_EQ(store->GetDevice("d1", Scope::Region())->inventory->hardware().model(), "new d1");
 }
 
 // The deployment report reads counts kept by triggers; whatever writes the devices and

@@ -723,13 +723,30 @@ UPDATE devices SET free_bytes = free_bytes - free_bytes % 268435456
   WHERE free_bytes % 268435456 <> 0;
 )sql";
 
+// Version 10: a device's history is a chain (prev_id, devices.inventory_id and history_count),
+// without the index by device nor the device's foreign key, as in SQLite's version 16
+// (server/sqlite/schema.cc).
+constexpr char kSchemaV10[] = R"sql(
+ALTER TABLE devices ADD COLUMN inventory_id BIGINT,
+  ADD COLUMN history_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inventories ADD COLUMN prev_id BIGINT;
+UPDATE inventories i SET prev_id = p.prev
+  FROM (SELECT id, lag(id) OVER (PARTITION BY device_id ORDER BY id) AS prev FROM inventories) p
+  WHERE p.id = i.id AND p.prev IS NOT NULL;
+UPDATE devices d SET inventory_id = h.latest, history_count = h.n
+  FROM (SELECT device_id, max(id) AS latest, count(*) AS n FROM inventories GROUP BY device_id) h
+  WHERE h.device_id = d.id;
+ALTER TABLE inventories DROP CONSTRAINT inventories_device_id_fkey;
+DROP INDEX inventories_device;
+)sql";
+
 const std::vector<common::Migration>& Migrations() {
   static const std::string kV6 = SchemaV6();
   static const std::string kV7 = SchemaV7();
   static const std::string kV8 = SchemaV8();
   static const std::vector<common::Migration> kMigrations = {
       {1, kSchemaV1},   {2, kSchemaV2},   {3, kSchemaV3},   {4, kSchemaV4}, {5, kSchemaV5},
-      {6, kV6.c_str()}, {7, kV7.c_str()}, {8, kV8.c_str()}, {9, kSchemaV9}};
+      {6, kV6.c_str()}, {7, kV7.c_str()}, {8, kV8.c_str()}, {9, kSchemaV9}, {10, kSchemaV10}};
   return kMigrations;
 }
 

@@ -5,11 +5,13 @@
 #include <condition_variable>
 #include <future>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -60,6 +62,15 @@ void SqlStore::RetireDevice(std::string id_or_serial, Scope scope,
           return absl::FailedPreconditionError(absl::StrCat(
               "serial number \"", id_or_serial, "\" matches several devices: use a device id"));
         }
+        // Its history first: no foreign key takes it (schema version 16), a walk of its chain.
+        PARC_ASSIGN_OR_RETURN(
+            Statement history,
+            db->Prepare("WITH RECURSIVE chain(id, prev) AS (SELECT i.id, i.prev_id FROM devices d "
+                        "JOIN inventories i ON i.id = d.inventory_id WHERE d.id = ?1 "
+                        "UNION ALL SELECT i.id, i.prev_id FROM chain c JOIN inventories i "
+                        "ON i.id = c.prev AND i.device_id = ?1) "
+                        "DELETE FROM inventories WHERE id IN (SELECT id FROM chain)"));
+        PARC_RETURN_IF_ERROR(history.Bind(1, device.id()).Run());
         PARC_ASSIGN_OR_RETURN(Statement del, db->Prepare("DELETE FROM devices WHERE id = ?"));
         PARC_RETURN_IF_ERROR(del.Bind(1, device.id()).Run());
         NotifyDeviceChanged(db, device.id());
@@ -231,20 +242,42 @@ absl::Status RecordCheckIns(sql::Connection* db, const std::vector<CheckInInput>
   return absl::OkStatus();
 }
 
-// A device keeps a bounded history, whatever it sends: its oldest inventories beyond
-// kMaxInventoriesPerDevice go (their software sets with the retention job). Looked up first
-// (the index alone): most devices are far from the bound.
-absl::Status TrimInventoryHistory(sql::Connection* db, const std::string& device_id) {
-  PARC_ASSIGN_OR_RETURN(Statement oldest_kept,
-                        db->Prepare("SELECT id FROM inventories WHERE device_id = ? ORDER BY id "
-                                    "DESC LIMIT 1 OFFSET ?"));
-  oldest_kept.BindAll(device_id, static_cast<int64_t>(kMaxInventoriesPerDevice));
-  PARC_ASSIGN_OR_RETURN(bool beyond, oldest_kept.Step());
-  if (!beyond) return absl::OkStatus();
-  const int64_t last_to_go = oldest_kept.Int(0);
-  PARC_ASSIGN_OR_RETURN(Statement trim,
-                        db->Prepare("DELETE FROM inventories WHERE device_id = ? AND id <= ?"));
-  return trim.BindAll(device_id, last_to_go).Run();
+// A device's history, newest first: the chain of its inventories from `latest` (the devices
+// row's inventory_id) through each row's prev_id, as far as rows exist (the retention purge
+// deletes the oldest, so a chain may stop early), at most `limit` ids.
+absl::StatusOr<std::vector<int64_t>> HistoryChain(sql::Connection* db, int64_t latest,
+                                                  int64_t limit) {
+  PARC_ASSIGN_OR_RETURN(Statement st,
+                        db->Prepare("WITH RECURSIVE chain(id, prev, n) AS ("
+                                    "SELECT id, prev_id, 1 FROM inventories WHERE id = ?1 "
+                                    "UNION ALL SELECT i.id, i.prev_id, c.n + 1 FROM chain c "
+                                    "JOIN inventories i ON i.id = c.prev WHERE c.n < ?2) "
+                                    "SELECT id FROM chain ORDER BY n"));
+  st.BindAll(latest, limit);
+  std::vector<int64_t> ids;
+  PARC_RETURN_IF_ERROR(
+      sql::ForEachRow(st, [&](const Statement& row) { ids.push_back(row.Int(0)); }));
+  return ids;
+}
+
+// A device keeps a bounded history, whatever it sends: its newest kMaxInventoriesPerDevice
+// inventories are its history, the older ones go (their software sets with the retention job).
+// They go by batches of kHistoryTrimBatch, once history_count (the chain's length, kept in the
+// devices row) passes the bound by that much: a trim walks the chain, a few dozen rows, which
+// most inventories then need not do. `count` is the chain's length with the new inventory;
+// returns it after the trim.
+absl::StatusOr<int64_t> TrimInventoryHistory(sql::Connection* db, int64_t latest, int64_t count) {
+  if (count <= kMaxInventoriesPerDevice + kHistoryTrimBatch) return count;
+  PARC_ASSIGN_OR_RETURN(std::vector<int64_t> chain,
+                        HistoryChain(db, latest, std::numeric_limits<int32_t>::max()));
+  if (chain.size() <= static_cast<size_t>(kMaxInventoriesPerDevice)) {
+    return static_cast<int64_t>(chain.size());  // shorter than counted: purged meanwhile
+  }
+  PARC_ASSIGN_OR_RETURN(Statement del, db->Prepare("DELETE FROM inventories WHERE id = ?"));
+  for (size_t i = kMaxInventoriesPerDevice; i < chain.size(); ++i) {
+    PARC_RETURN_IF_ERROR(del.Bind(1, chain[i]).Run());
+  }
+  return kMaxInventoriesPerDevice;
 }
 
 }  // namespace
@@ -465,45 +498,52 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         // must send one again (re-enrollment, a schema that added columns): read there, where
         // the update below writes anyway, rather than in the history (a page of its own). A
         // device that never stored one (inventory_at NULL) has no history to look at.
+        // The devices row names the latest inventory too (inventory_id; NULL: none yet) and the
+        // history's length: the history is a chain from there (schema version 16).
         std::string latest;
-        bool has_history = true;
+        std::optional<int64_t> latest_id;
+        int64_t history_count = 0;
         {
           PARC_ASSIGN_OR_RETURN(
               Statement stored,
-              db->Prepare("SELECT inventory_hash, CASE WHEN inventory_at IS NULL THEN 0 ELSE 1 END "
-                          "FROM devices "
+              db->Prepare("SELECT inventory_hash, inventory_id, history_count FROM devices "
                           "WHERE id = ?"));
           stored.Bind(1, in.device_id);
           PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
           if (!enrolled) return absl::NotFoundError("unknown device");
           latest = stored.Text(0);
-          has_history = stored.Int(1) != 0;
+          if (!stored.IsNull(1)) latest_id = stored.Int(1);
+          history_count = stored.Int(2);
         }
         bool same = false;
-        if (has_history && (latest.empty() || latest == in.inventory_hash)) {
+        if (latest_id.has_value() && (latest.empty() || latest == in.inventory_hash)) {
           // Touches the latest inventory when it is this one ('' above: look at the history).
           PARC_ASSIGN_OR_RETURN(
               Statement touch,
-              db->Prepare("UPDATE inventories SET received_at = ?1 WHERE id = (SELECT max(id) "
-                          "FROM inventories WHERE device_id = ?2) AND inventory_hash = ?3"));
+              db->Prepare("UPDATE inventories SET received_at = ?1 WHERE id = ?2 AND "
+                          "inventory_hash = ?3"));
           PARC_RETURN_IF_ERROR(
-              touch.BindAll(Unix(in.received_at), in.device_id, in.inventory_hash).Run());
+              touch.BindAll(Unix(in.received_at), *latest_id, in.inventory_hash).Run());
           same = db->Changes() > 0;
         }
         if (!same) {
           PARC_ASSIGN_OR_RETURN(
               Statement ins,
-              db->Prepare("INSERT INTO inventories(device_id, received_at, collected_at, "
-                          "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?)"));
-          ins.BindAll(in.device_id, Unix(in.received_at), Unix(in.collected_at), in.inventory_hash);
+              db->Prepare("INSERT INTO inventories(device_id, prev_id, received_at, collected_at, "
+                          "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                          "RETURNING id"));
+          ins.BindAll(in.device_id, latest_id, Unix(in.received_at), Unix(in.collected_at),
+                      in.inventory_hash);
           std::string encoded;
           absl::string_view hardware = in.encoded_hardware;
           if (hardware.empty()) hardware = encoded = common::EncodeHardware(in.hardware);
-          ins.BindBlob(5, hardware).Bind(6, in.software_hash);
-          PARC_RETURN_IF_ERROR(ins.Run());
+          ins.BindBlob(6, hardware).Bind(7, in.software_hash);
+          PARC_ASSIGN_OR_RETURN(bool inserted, ins.Step());
+          if (!inserted) return absl::InternalError("inventory insert returned no id");
+          const int64_t id = ins.Int(0);
           SoftwareSetUsed(in.software_hash);
-          // A device's first inventory is its history's only row: nothing to trim.
-          if (has_history) PARC_RETURN_IF_ERROR(TrimInventoryHistory(db, in.device_id));
+          latest_id = id;
+          PARC_ASSIGN_OR_RETURN(history_count, TrimInventoryHistory(db, id, history_count + 1));
         }
         const auto& hw = in.hardware;
         std::string os = hw.os_pretty_name().empty()
@@ -532,7 +572,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                 "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
                 "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
                 "free_bytes "
-                "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16 "
+                "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16, "
+                "inventory_id = ?17, history_count = ?18 "
                 "WHERE id = ?9 RETURNING kind, coalesce(free_bytes, -1)"));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
@@ -548,7 +589,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                    FreeBytesParam(hw.has_system_free_bytes()
                                       ? std::optional<uint64_t>(hw.system_free_bytes())
                                       : std::nullopt),
-                   FirmwareYear(hw), os_id, Windows11Capable(hw));
+                   FirmwareYear(hw), os_id, Windows11Capable(hw), latest_id, history_count);
         PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
         if (!updated) return absl::NotFoundError("unknown device");
         written->kind = up.Int(0);
@@ -642,12 +683,10 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
   }
   PARC_ASSIGN_OR_RETURN(
       Statement inv,
-      db->Prepare("SELECT i.hardware, i.received_at, s.packages, "
-                  "(SELECT count(*) FROM inventories WHERE device_id = i.device_id), "
-                  "s.base_hash, b.packages "
-                  "FROM inventories i JOIN software_sets s ON s.hash = i.software_hash "
-                  "LEFT JOIN software_sets b ON b.hash = s.base_hash "
-                  "WHERE i.device_id = ? ORDER BY i.id DESC LIMIT 1"));
+      db->Prepare("SELECT i.hardware, i.received_at, s.packages, i.id, s.base_hash, b.packages "
+                  "FROM devices d JOIN inventories i ON i.id = d.inventory_id "
+                  "JOIN software_sets s ON s.hash = i.software_hash "
+                  "LEFT JOIN software_sets b ON b.hash = s.base_hash WHERE d.id = ?"));
   inv.Bind(1, details.device.id());
   PARC_ASSIGN_OR_RETURN(bool has_inv, inv.Step());
   if (has_inv) {
@@ -668,7 +707,9 @@ absl::StatusOr<DeviceDetails> SqlStore::GetDevice(const std::string& id_or_seria
     }
     details.inventory = std::move(inventory);
     details.inventory_received_at = FromUnix(inv.Int(1));
-    details.inventory_history = U32(inv.Int(3));
+    PARC_ASSIGN_OR_RETURN(std::vector<int64_t> history,
+                          HistoryChain(db.get(), inv.Int(3), kMaxInventoriesPerDevice));
+    details.inventory_history = static_cast<uint32_t>(history.size());
   }
   return details;
 }
@@ -680,7 +721,8 @@ namespace {
 absl::StatusOr<int64_t> DeleteOldInventories(sql::Connection* db, absl::Time cutoff) {
   PARC_ASSIGN_OR_RETURN(Statement del,
                         db->Prepare("DELETE FROM inventories WHERE received_at < ?1 AND id NOT IN "
-                                    "(SELECT max(id) FROM inventories GROUP BY device_id)"));
+                                    "(SELECT inventory_id FROM devices "
+                                    "WHERE inventory_id IS NOT NULL)"));
   PARC_RETURN_IF_ERROR(del.Bind(1, Unix(cutoff)).Run());
   return db->Changes();
 }

@@ -622,6 +622,41 @@ std::string SchemaV15() {
   return out;
 }
 
+// A device's history is a chain: each inventory names the device's previous one (prev_id) and
+// the devices row names the latest (inventory_id), so no index of the inventories by device is
+// kept. That index cost every inventory stored an insert at a random place, as many pages
+// dirtied as the devices row itself (docs/performance.md); the history is read by device only to
+// show the latest inventory, to count it, to trim it and to delete it with its device, each a
+// walk of at most a few dozen rows by id. history_count is the number of rows in the chain,
+// from which the writer trims it (SqlStore::StoreInventory). The device's foreign key goes too:
+// its cascade would scan the whole history without the index; RetireDevice walks the chain.
+// Rewrites the table once, as version 14.
+constexpr char kSchemaV16[] = R"sql(
+ALTER TABLE devices ADD COLUMN inventory_id INTEGER;
+ALTER TABLE devices ADD COLUMN history_count INTEGER NOT NULL DEFAULT 0;
+UPDATE devices SET inventory_id = h.latest, history_count = h.n
+  FROM (SELECT device_id, max(id) AS latest, count(*) AS n FROM inventories GROUP BY device_id) h
+  WHERE h.device_id = devices.id;
+CREATE TABLE inventories_v16 (
+  id INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  prev_id INTEGER,
+  received_at INTEGER NOT NULL,
+  collected_at INTEGER NOT NULL,
+  inventory_hash TEXT NOT NULL,
+  hardware BLOB NOT NULL,
+  software_hash TEXT NOT NULL
+);
+INSERT INTO inventories_v16(id, device_id, prev_id, received_at, collected_at, inventory_hash,
+                            hardware, software_hash)
+  SELECT id, device_id, lag(id) OVER (PARTITION BY device_id ORDER BY id), received_at,
+         collected_at, inventory_hash, hardware, software_hash
+  FROM inventories ORDER BY id;
+DROP TABLE inventories;
+ALTER TABLE inventories_v16 RENAME TO inventories;
+CREATE INDEX inventories_received ON inventories(received_at);
+)sql";
+
 }  // namespace
 
 const std::vector<common::Migration>& Migrations() {
@@ -632,7 +667,7 @@ const std::vector<common::Migration>& Migrations() {
       {1, kSchemaV1},   {2, kSchemaV2},   {3, kSchemaV3},     {4, kSchemaV4},
       {5, kSchemaV5},   {6, kSchemaV6},   {7, kSchemaV7},     {8, kSchemaV8},
       {9, kSchemaV9},   {10, kSchemaV10}, {11, kV11.c_str()}, {12, kV12.c_str()},
-      {13, kSchemaV13}, {14, kSchemaV14}, {15, kV15.c_str()}};
+      {13, kSchemaV13}, {14, kSchemaV14}, {15, kV15.c_str()}, {16, kSchemaV16}};
   return kMigrations;
 }
 
