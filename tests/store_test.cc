@@ -2093,13 +2093,15 @@ TEST(SqlStore, Version14KeepsTheInventories) {
   EXPECT_EQ(d1->inventory->software().packages(0).name(), "pkg");
   auto db = OpenStoreDatabase(path);
   ASSERT_NE(db, nullptr);
-  auto indexes = db->Prepare(
-      "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
-      "AND tbl_name = 'inventories' ORDER BY name)");
-  ASSERT_TRUE(indexes.ok()) << indexes.status();
-  ASSERT_TRUE(*indexes->Step());
-  // Version 16 dropped the index by device too (the history is a chain).
-  EXPECT_EQ(indexes->Text(0), "inventories_received");
+  {
+    auto indexes = db->Prepare(
+        "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = "
+        "'index' AND tbl_name = 'inventories' ORDER BY name)");
+    ASSERT_TRUE(indexes.ok()) << indexes.status();
+    ASSERT_TRUE(*indexes->Step());
+    // Version 16 dropped the index by device too (the history is a chain).
+    EXPECT_EQ(indexes->Text(0), "inventories_received");
+  }
   // A device retired still takes its history with it.
   ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
                 store->RetireDevice("d1", Scope::Region(), cb);

@@ -527,23 +527,25 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           same = db->Changes() > 0;
         }
         if (!same) {
-          PARC_ASSIGN_OR_RETURN(
-              Statement ins,
-              db->Prepare("INSERT INTO inventories(device_id, prev_id, received_at, collected_at, "
-                          "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                          "RETURNING id"));
-          ins.BindAll(in.device_id, latest_id, Unix(in.received_at), Unix(in.collected_at),
-                      in.inventory_hash);
-          std::string encoded;
-          absl::string_view hardware = in.encoded_hardware;
-          if (hardware.empty()) hardware = encoded = common::EncodeHardware(in.hardware);
-          ins.BindBlob(6, hardware).Bind(7, in.software_hash);
-          PARC_ASSIGN_OR_RETURN(bool inserted, ins.Step());
-          if (!inserted) return absl::InternalError("inventory insert returned no id");
-          const int64_t id = ins.Int(0);
+          {  // The new row follows the device's latest in its chain.
+            PARC_ASSIGN_OR_RETURN(
+                Statement ins,
+                db->Prepare("INSERT INTO inventories(device_id, prev_id, received_at, "
+                            "collected_at, inventory_hash, hardware, software_hash) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"));
+            ins.BindAll(in.device_id, latest_id, Unix(in.received_at), Unix(in.collected_at),
+                        in.inventory_hash);
+            std::string encoded;
+            absl::string_view hardware = in.encoded_hardware;
+            if (hardware.empty()) hardware = encoded = common::EncodeHardware(in.hardware);
+            ins.BindBlob(6, hardware).Bind(7, in.software_hash);
+            PARC_ASSIGN_OR_RETURN(bool inserted, ins.Step());
+            if (!inserted) return absl::InternalError("inventory insert returned no id");
+            latest_id = ins.Int(0);
+          }
           SoftwareSetUsed(in.software_hash);
-          latest_id = id;
-          PARC_ASSIGN_OR_RETURN(history_count, TrimInventoryHistory(db, id, history_count + 1));
+          PARC_ASSIGN_OR_RETURN(history_count,
+                                TrimInventoryHistory(db, *latest_id, history_count + 1));
         }
         const auto& hw = in.hardware;
         std::string os = hw.os_pretty_name().empty()
