@@ -496,10 +496,9 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         // The same inventory delivered again (retry from the outbox) adds no history row. The
         // devices row holds the hash of the device's latest stored inventory, or '' when it
         // must send one again (re-enrollment, a schema that added columns): read there, where
-        // the update below writes anyway, rather than in the history (a page of its own). A
-        // device that never stored one (inventory_at NULL) has no history to look at.
-        // The devices row names the latest inventory too (inventory_id; NULL: none yet) and the
-        // history's length: the history is a chain from there (schema version 16).
+        // the update below writes anyway, rather than in the history (a page of its own). It
+        // names the latest inventory too (inventory_id; NULL: none yet, no history to look at)
+        // and the history's length: the history is a chain from there (schema version 16).
         std::string latest;
         std::optional<int64_t> latest_id;
         int64_t history_count = 0;
