@@ -199,12 +199,11 @@ absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
   bool with_list = !inventory.software().empty() || in.software_hash == kEmptySoftwareHash;
   if (with_list) {
     // A list the server already holds (another clone of the same image sent it) is neither
-    // counted, parsed, verified nor copied: nothing of it would be stored.
+    // parsed, verified nor copied: nothing of it would be stored.
     PARC_ASSIGN_OR_RETURN(bool known, store_->HasSoftwareSet(in.software_hash));
     with_list = !known;
   }
   if (with_list) {
-    PARC_RETURN_IF_ERROR(ValidateSoftwareCount(inventory.software(), limits));
     PARC_ASSIGN_OR_RETURN(std::shared_ptr<parc::v1::SoftwareList> list,
                           ParseSoftwareList(inventory.software()));
     PARC_RETURN_IF_ERROR(CheckSoftwareList(list.get(), request.software_hash()));

@@ -169,19 +169,16 @@ absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& reque
                                                      " bytes, more than the server's limit of ",
                                                      limits.max_inventory_bytes));
   }
-  PARC_RETURN_IF_ERROR(
-      CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/false));
-  return ValidateHardware(request.inventory().hardware());
-}
-
-absl::Status ValidateSoftwareCount(absl::string_view encoded, const ReportLimits& limits) {
-  PARC_ASSIGN_OR_RETURN(int packages, CountSoftwarePackages(encoded));
+  const auto& inventory = request.inventory();
+  PARC_ASSIGN_OR_RETURN(int packages, CountSoftwarePackages(inventory.software()));
   if (packages > limits.max_packages) {
     return absl::ResourceExhaustedError(absl::StrCat("inventory lists ", packages,
                                                      " packages, more than the server's limit of ",
                                                      limits.max_packages));
   }
-  return absl::OkStatus();
+  PARC_RETURN_IF_ERROR(
+      CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/false));
+  return ValidateHardware(inventory.hardware());
 }
 
 absl::Status CheckSoftwareList(parc::v1::SoftwareList* software, absl::string_view software_hash) {

@@ -39,15 +39,12 @@ struct ReportLimits {
 [[nodiscard]] absl::Status ValidateHardware(const parc::v1::Hardware& hw);
 // Field sizes and kinds of an enrollment (the token and the identity are checked later).
 [[nodiscard]] absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request);
-// Size, hashes and hardware fields of an inventory report. The software list stays encoded:
-// ValidateSoftwareCount checks it before it is parsed.
+// Size, package count, hashes and hardware fields of an inventory report. The software list
+// stays encoded: its packages are counted, not parsed. The count is also what refuses bytes
+// that are not a software list when the server holds the list their hash names (it is then
+// not parsed): keep it for every list, not only for those the server parses.
 [[nodiscard]] absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
                                              const ReportLimits& limits);
-// The packages of an encoded software list counted, without parsing them, against the limit
-// (RESOURCE_EXHAUSTED over it; INVALID_ARGUMENT when the encoding is broken). Only a list the
-// server will parse and store needs it: one it holds already is not looked at.
-[[nodiscard]] absl::Status ValidateSoftwareCount(absl::string_view encoded,
-                                                 const ReportLimits& limits);
 // The packages of an encoded SoftwareList, counted without parsing them; INVALID_ARGUMENT
 // when the encoding is broken.
 [[nodiscard]] absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded);
