@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -50,6 +52,10 @@ constexpr const char* kCounts[] = {"device_tally", "bundle_device", "bundle_tall
 // Tables whose id PostgreSQL generates: their sequence continues after the copied ids.
 constexpr const char* kIdentities[] = {"software_sets", "inventories", "bundles", "audit"};
 
+// Columns SQLite has and PostgreSQL has not, holding no data: the room a devices row is born
+// with (schema 17; PostgreSQL keeps room in its pages instead).
+constexpr const char* kSqliteOnlyColumns[] = {"devices.room"};
+
 absl::StatusOr<std::vector<std::string>> Columns(common::Database* db, const std::string& table) {
   PARC_ASSIGN_OR_RETURN(
       common::Statement st,
@@ -58,7 +64,13 @@ absl::StatusOr<std::vector<std::string>> Columns(common::Database* db, const std
   while (true) {
     PARC_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    out.push_back(st.Text(0));
+    std::string name = st.Text(0);
+    const std::string qualified = absl::StrCat(table, ".", name);
+    if (std::find(std::begin(kSqliteOnlyColumns), std::end(kSqliteOnlyColumns), qualified) !=
+        std::end(kSqliteOnlyColumns)) {
+      continue;
+    }
+    out.push_back(std::move(name));
   }
   return out;
 }

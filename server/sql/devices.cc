@@ -564,18 +564,22 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           PARC_ASSIGN_OR_RETURN(bool found, get_os.Step());
           if (found) os_id = written->os_id = get_os.Int(0);
         }
-        PARC_ASSIGN_OR_RETURN(
-            Statement up,
-            db->Prepare(
-                "UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
-                "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
-                "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
-                "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
-                "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
-                "free_bytes "
-                "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16, "
-                "inventory_id = ?17, history_count = ?18 "
-                "WHERE id = ?9 RETURNING kind, coalesce(free_bytes, -1)"));
+        // Where rows grow in their page, the room the row was born with goes (kDeviceRowRoom):
+        // the facts written here take its place.
+        static constexpr char kSet[] =
+            "UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
+            "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
+            "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
+            "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
+            "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
+            "free_bytes "
+            "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16, "
+            "inventory_id = ?17, history_count = ?18";
+        static constexpr char kWhere[] = " WHERE id = ?9 RETURNING kind, coalesce(free_bytes, -1)";
+        static const std::string kUpdate = absl::StrCat(kSet, kWhere);
+        static const std::string kUpdateGivingRoom = absl::StrCat(kSet, ", room = NULL", kWhere);
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare(db->grows_rows_in_place() ? kUpdateGivingRoom : kUpdate));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;

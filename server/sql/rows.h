@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -11,6 +12,11 @@
 // Rows read by several of the store's files: the columns selected and the readers of
 // one row.
 namespace parc::server::sql {
+
+// The bytes of room a devices row is born with where the engine grows a row in its page
+// (Connection::grows_rows_in_place): about what its first inventory adds to it, so that the
+// row then fits where it is (SQLite schema 17, server/sqlite/schema.cc).
+inline constexpr int64_t kDeviceRowRoom = 256;
 
 inline constexpr char kEstablishmentColumns[] =
     "uai, name, type, category, sector, commune_code, commune_name, departement, academie, "

@@ -126,6 +126,11 @@ class Connection {
   // ArrayParam(values)): a batch of rows then goes in one statement, one round trip, instead of
   // one statement per row (which costs nothing more in SQLite, in process).
   virtual bool has_arrays() const { return false; }
+  // Whether a row updated to a larger size stays in its page, the page split and its
+  // neighbours rebalanced when it no longer fits (SQLite's B-tree), rather than written anew
+  // as a new version (PostgreSQL, whose tables keep room in their pages with fillfactor).
+  // Rows that will grow are then better born with room (kDeviceRowRoom).
+  virtual bool grows_rows_in_place() const { return false; }
   virtual std::string ArrayParam(const std::vector<std::string>& values) const {
     (void)values;
     return "";

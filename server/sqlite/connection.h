@@ -24,6 +24,7 @@ class Connection final : public sql::Connection {
   // expr IN (SELECT value FROM json_each(?param)), the parameter a JSON array.
   std::string InList(absl::string_view expr, int param) const override;
   std::string ListParam(const std::set<std::string>& values) const override;
+  bool grows_rows_in_place() const override { return true; }
 
   // The SQLite connection itself (the engine's WAL hook and checkpoints, migrations).
   common::Database* db() const { return db_.get(); }
