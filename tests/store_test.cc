@@ -2194,9 +2194,9 @@ TEST(SqlStore, Version16ChainsTheHistory) {
 }
 
 // A first inventory adds about 230 bytes of facts to its device's row. Enrolled rows pack
-// their pages full, so without room each page would split as its devices report (the table
-// nearly doubled in pages, each split rewriting three pages); born with room (schema 17), the
-// rows keep their pages.
+// their pages full, so without room each page would split as its devices report (here the
+// table grew from 64 to 158 pages without it); born with room (schema 17), the rows keep
+// their pages.
 TEST(Sqlite, ADeviceRowIsBornWithRoomForItsFirstInventory) {
   if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite's B-tree pages";
   TempDir dir;
