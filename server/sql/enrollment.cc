@@ -349,17 +349,16 @@ void SqlStore::Enroll(EnrollInput in, StoreCallback<EnrollOutcome> done) {
           out.device_id = in.new_device_id;
           // Where rows grow in their page, the row is born with room for its first inventory
           // (kDeviceRowRoom), which gives it back.
+          static constexpr char kColumns[] =
+              "INSERT INTO devices(id, secret_hash, hw_key, serial, uai, kind, kind_source, "
+              "hostname, agent_version, enrolled_at, last_enrolled_at, token_id";
+          static constexpr char kValues[] =
+              ") VALUES (?1, ?2, ?3, ?4, nullif(?5, ''), ?6, ?7, ?8, ?9, ?10, ?10, ?11";
+          static const std::string kInsert = absl::StrCat(kColumns, kValues, ")");
+          static const std::string kInsertWithRoom =
+              absl::StrCat(kColumns, ", room", kValues, ", zeroblob(?12))");
           const bool room = db->grows_rows_in_place();
-          PARC_ASSIGN_OR_RETURN(
-              Statement ins,
-              db->Prepare(room ? "INSERT INTO devices(id, secret_hash, hw_key, serial, uai, kind, "
-                                 "kind_source, hostname, agent_version, enrolled_at, "
-                                 "last_enrolled_at, token_id, room) VALUES (?1, ?2, ?3, ?4, "
-                                 "nullif(?5, ''), ?6, ?7, ?8, ?9, ?10, ?10, ?11, zeroblob(?12))"
-                               : "INSERT INTO devices(id, secret_hash, hw_key, serial, uai, kind, "
-                                 "kind_source, hostname, agent_version, enrolled_at, "
-                                 "last_enrolled_at, token_id) VALUES (?1, ?2, ?3, ?4, "
-                                 "nullif(?5, ''), ?6, ?7, ?8, ?9, ?10, ?10, ?11)"));
+          PARC_ASSIGN_OR_RETURN(Statement ins, db->Prepare(room ? kInsertWithRoom : kInsert));
           ins.BindAll(out.device_id, in.secret_hash, in.hw_key, in.serial, uai,
                       static_cast<int64_t>(in.kind), kind_source, in.hostname, in.agent_version,
                       now, token.id);
