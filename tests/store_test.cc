@@ -1311,6 +1311,37 @@ TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); }).ok());
   EXPECT_EQ(store->GetDeviceAuth("d1")->inventory_hash, std::string(64, 'b'));
 
+  // The kind an inventory detects, for a device whose kind was detected (the rollouts that
+  // target it follow), as the write left it; an inventory that detects none leaves it. Both
+  // from memory.
+  auto inventory = [&](const std::string& id, char hash, parc::v1::DeviceKind detected) {
+    InventoryInput next = in;
+    next.device_id = id;
+    next.software = nullptr;  // the set is known
+    next.inventory_hash = std::string(64, hash);
+    next.hardware.set_detected_kind(detected);
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(next, cb); }).ok());
+  };
+  auto cached_kind = [&](const std::string& id) {
+    const uint64_t before = store->checkin_cache().hits();
+    auto auth = store->GetDeviceAuth(id);
+    EXPECT_TRUE(auth.ok()) << auth.status();
+    EXPECT_EQ(store->checkin_cache().hits(), before + 1) << id << " read from the database";
+    return auth.ok() ? auth->kind : parc::v1::DEVICE_KIND_UNSPECIFIED;
+  };
+  inventory("d1", 'c', parc::v1::DEVICE_KIND_TABLET);
+  EXPECT_EQ(cached_kind("d1"), parc::v1::DEVICE_KIND_TABLET);
+  inventory("d1", 'd', parc::v1::DEVICE_KIND_UNSPECIFIED);
+  EXPECT_EQ(cached_kind("d1"), parc::v1::DEVICE_KIND_TABLET);
+  // A kind a technician gave at enrollment stays whatever the inventory detects.
+  EnrollInput desktop = Enrollment("etok", "hw2", "d2", now);
+  desktop.kind = parc::v1::DEVICE_KIND_DESKTOP;
+  desktop.kind_from_technician = true;
+  ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) { store->Enroll(desktop, cb); }).ok());
+  ASSERT_TRUE(store->GetDeviceAuth("d2").ok());
+  inventory("d2", 'e', parc::v1::DEVICE_KIND_LAPTOP);
+  EXPECT_EQ(cached_kind("d2"), parc::v1::DEVICE_KIND_DESKTOP);
+
   // Retired: gone for check-ins at once.
   ASSERT_TRUE(Wait<parc::v1::Device>([&](auto cb) {
                 store->RetireDevice("d1", Scope::Region(), cb);

@@ -499,13 +499,20 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         // the update below writes anyway, rather than in the history (a page of its own). It
         // names the latest inventory too (inventory_id; NULL: none yet, no history to look at)
         // and the history's length: the history is a chain from there (schema version 16).
+        // Where writes are serialized, its kind and free space as they are until the update
+        // below, which then needs no RETURNING.
+        const bool serialized = db->serializes_writes();
         std::string latest;
         std::optional<int64_t> latest_id;
         int64_t history_count = 0;
+        int64_t old_kind = 0;
+        int64_t old_free_bytes = -1;
+        bool kind_detected = false;
         {
           PARC_ASSIGN_OR_RETURN(
               Statement stored,
-              db->Prepare("SELECT inventory_hash, inventory_id, history_count FROM devices "
+              db->Prepare("SELECT inventory_hash, inventory_id, history_count, kind, "
+                          "kind_source = 'detected', coalesce(free_bytes, -1) FROM devices "
                           "WHERE id = ?"));
           stored.Bind(1, in.device_id);
           PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
@@ -513,6 +520,9 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           latest = stored.Text(0);
           if (!stored.IsNull(1)) latest_id = stored.Int(1);
           history_count = stored.Int(2);
+          old_kind = stored.Int(3);
+          kind_detected = stored.Int(4) != 0;
+          old_free_bytes = stored.Int(5);
         }
         bool same = false;
         if (latest_id.has_value() && (latest.empty() || latest == in.inventory_hash)) {
@@ -527,20 +537,26 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         if (!same) {
           {  // The new row follows the device's latest in its chain.
-            PARC_ASSIGN_OR_RETURN(
-                Statement ins,
-                db->Prepare("INSERT INTO inventories(device_id, prev_id, received_at, "
-                            "collected_at, inventory_hash, hardware, software_hash) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"));
+            static constexpr char kInsert[] =
+                "INSERT INTO inventories(device_id, prev_id, received_at, collected_at, "
+                "inventory_hash, hardware, software_hash) VALUES (?, ?, ?, ?, ?, ?, ?)";
+            static const std::string kInsertReturningId = absl::StrCat(kInsert, " RETURNING id");
+            PARC_ASSIGN_OR_RETURN(Statement ins,
+                                  db->Prepare(serialized ? kInsert : kInsertReturningId));
             ins.BindAll(in.device_id, latest_id, Unix(in.received_at), Unix(in.collected_at),
                         in.inventory_hash);
             std::string encoded;
             absl::string_view hardware = in.encoded_hardware;
             if (hardware.empty()) hardware = encoded = common::EncodeHardware(in.hardware);
             ins.BindBlob(6, hardware).Bind(7, in.software_hash);
-            PARC_ASSIGN_OR_RETURN(bool inserted, ins.Step());
-            if (!inserted) return absl::InternalError("inventory insert returned no id");
-            latest_id = ins.Int(0);
+            if (serialized) {
+              PARC_RETURN_IF_ERROR(ins.Run());
+              latest_id = db->LastInsertId();
+            } else {
+              PARC_ASSIGN_OR_RETURN(bool inserted, ins.Step());
+              if (!inserted) return absl::InternalError("inventory insert returned no id");
+              latest_id = ins.Int(0);
+            }
           }
           SoftwareSetUsed(in.software_hash);
           PARC_ASSIGN_OR_RETURN(history_count,
@@ -565,7 +581,8 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
           if (found) os_id = written->os_id = get_os.Int(0);
         }
         // Where rows grow in their page, the room the row was born with goes (kDeviceRowRoom):
-        // the facts written here take its place.
+        // the facts written here take its place. Where writes are serialized, the kind and
+        // free space the update leaves follow from those read above (no RETURNING).
         static constexpr char kSet[] =
             "UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
             "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
@@ -575,11 +592,15 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
             "free_bytes "
             "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16, "
             "inventory_id = ?17, history_count = ?18";
-        static constexpr char kWhere[] = " WHERE id = ?9 RETURNING kind, coalesce(free_bytes, -1)";
-        static const std::string kUpdate = absl::StrCat(kSet, kWhere);
-        static const std::string kUpdateGivingRoom = absl::StrCat(kSet, ", room = NULL", kWhere);
+        static constexpr char kWhere[] = " WHERE id = ?9";
+        static constexpr char kReturning[] = " RETURNING kind, coalesce(free_bytes, -1)";
+        static constexpr char kRoom[] = ", room = NULL";
+        // [serialized][grows_rows_in_place]
+        static const std::string kUpdates[2][2] = {
+            {absl::StrCat(kSet, kWhere, kReturning), absl::StrCat(kSet, kRoom, kWhere, kReturning)},
+            {absl::StrCat(kSet, kWhere), absl::StrCat(kSet, kRoom, kWhere)}};
         PARC_ASSIGN_OR_RETURN(Statement up,
-                              db->Prepare(db->grows_rows_in_place() ? kUpdateGivingRoom : kUpdate));
+                              db->Prepare(kUpdates[serialized][db->grows_rows_in_place()]));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -588,17 +609,25 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         bool rotational = false;
         for (const auto& d : hw.disks()) rotational |= d.rotational();
+        const auto detected_kind = static_cast<int64_t>(hw.detected_kind());
+        const int64_t free_bytes = FreeBytesParam(
+            hw.has_system_free_bytes() ? std::optional<uint64_t>(hw.system_free_bytes())
+                                       : std::nullopt);
         up.BindAll(in.inventory_hash, in.software_hash, Unix(in.received_at), hw.manufacturer(),
-                   hw.model(), hw.hostname(), os, static_cast<int64_t>(hw.detected_kind()),
-                   in.device_id, static_cast<int64_t>(hw.ram_bytes()), battery, rotational,
-                   FreeBytesParam(hw.has_system_free_bytes()
-                                      ? std::optional<uint64_t>(hw.system_free_bytes())
-                                      : std::nullopt),
+                   hw.model(), hw.hostname(), os, detected_kind, in.device_id,
+                   static_cast<int64_t>(hw.ram_bytes()), battery, rotational, free_bytes,
                    FirmwareYear(hw), os_id, Windows11Capable(hw), latest_id, history_count);
-        PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
-        if (!updated) return absl::NotFoundError("unknown device");
-        written->kind = up.Int(0);
-        written->free_bytes = up.Int(1);
+        if (serialized) {
+          PARC_RETURN_IF_ERROR(up.Run());
+          if (db->Changes() != 1) return absl::NotFoundError("unknown device");
+          written->kind = kind_detected && detected_kind != 0 ? detected_kind : old_kind;
+          written->free_bytes = free_bytes < 0 ? old_free_bytes : free_bytes;
+        } else {
+          PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
+          if (!updated) return absl::NotFoundError("unknown device");
+          written->kind = up.Int(0);
+          written->free_bytes = up.Int(1);
+        }
         NotifyDeviceChanged(db, in.device_id);
         return true;
       },

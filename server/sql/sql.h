@@ -131,6 +131,15 @@ class Connection {
   // as a new version (PostgreSQL, whose tables keep room in their pages with fillfactor).
   // Rows that will grow are then better born with room (kDeviceRowRoom).
   virtual bool grows_rows_in_place() const { return false; }
+  // True where write transactions run one at a time (SQLite's single writer): what a write
+  // transaction read stays true until it commits, and the connection knows the id its last
+  // INSERT gave (LastInsertId). Hot writes then do without RETURNING, which SQLite (3.40)
+  // serves through a temporary table built and dropped at each statement. Where writers run
+  // side by side (PostgreSQL, several nodes), a row read may change before it is updated:
+  // the update returns what it left.
+  virtual bool serializes_writes() const { return false; }
+  // With serializes_writes(): the id (rowid) of the row the connection's last INSERT added.
+  virtual int64_t LastInsertId() const { return 0; }
   virtual std::string ArrayParam(const std::vector<std::string>& values) const {
     (void)values;
     return "";

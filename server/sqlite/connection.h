@@ -25,6 +25,8 @@ class Connection final : public sql::Connection {
   std::string InList(absl::string_view expr, int param) const override;
   std::string ListParam(const std::set<std::string>& values) const override;
   bool grows_rows_in_place() const override { return true; }
+  bool serializes_writes() const override { return true; }
+  int64_t LastInsertId() const override { return db_->LastInsertRowId(); }
 
   // The SQLite connection itself (the engine's WAL hook and checkpoints, migrations).
   common::Database* db() const { return db_.get(); }
