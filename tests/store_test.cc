@@ -1349,6 +1349,115 @@ TEST(SqlStore, CheckInsReadCredentialsFromMemoryUntilAWriteChangesThem) {
   EXPECT_EQ(store->GetDeviceAuth("d1").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(SqlStore, AnInventoryThatChangesTheKindMovesTheTallies) {
+  // Reads the SQLite file's tallies directly; on PostgreSQL the update always assigns the kind.
+  if (parc::testing::TestOnPostgres()) GTEST_SKIP() << "SQLite file test";
+  TempDir dir;
+  const std::string path = dir.Sub("parc.db");
+  auto store = OpenStore(path);
+  const absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  for (const char* id : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("etok", absl::StrCat("hw-", id), id, now), cb);
+                }).ok());
+  }
+  common::Database::Options o;
+  auto db = common::Database::Open(path, o);
+  ASSERT_TRUE(db.ok()) << db.status();
+  // Both devices in a rollout of a bundle: the tallies by kind of deployments too.
+  for (const char* sql :
+       {"INSERT INTO bundles(id, name, version, sequence, manifest_sha256, signed_manifest, "
+        "published_at, expires_at, package_count, total_bytes, signers, published_by) VALUES "
+        "(1, 'mcnl', '2026.1', 1, 'a', x'00', 0, 0, 1, 1, 'k', 'admin')",
+        "INSERT INTO rollouts(id, bundle_id, target, waves, success_percent, "
+        "max_failures_percent, max_failures_count, window_start, window_end, rate_limit, state, "
+        "wave_count, created_at, created_by) VALUES ('r1', 1, 'all', '[]', 90, 5, 0, 0, 0, 0, "
+        "'running', 1, 0, 'a')",
+        "INSERT INTO deployments(rollout_id, device_id, state, updated_at) VALUES "
+        "('r1', 'd1', 1, 0), ('r1', 'd2', 3, 0)"}) {
+    absl::Status st = (*db)->Exec(sql);
+    ASSERT_TRUE(st.ok()) << st << "\n" << sql;
+  }
+  // A query's rows, one per line, its columns separated by spaces.
+  auto rows = [&](const std::string& sql, int columns) {
+    auto st = (*db)->Prepare(sql);
+    EXPECT_TRUE(st.ok()) << st.status();
+    std::string out;
+    if (!st.ok()) return out;
+    while (true) {
+      auto row = st->Step();
+      EXPECT_TRUE(row.ok()) << row.status();
+      if (!row.ok() || !*row) break;
+      for (int i = 0; i < columns; ++i) {
+        absl::StrAppend(&out, i > 0 ? " " : "", st->IsNull(i) ? "NULL" : st->Text(i));
+      }
+      out += "\n";
+    }
+    return out;
+  };
+  // Each tally equals a count of the rows it tallies.
+  auto expect_tallies_follow = [&](const std::string& step) {
+    EXPECT_EQ(rows("SELECT uai, kind, seen_day, n FROM device_tally WHERE n > 0 "
+                   "ORDER BY 1, 2, 3",
+                   4),
+              rows("SELECT coalesce(uai, ''), kind, coalesce(last_seen_at / 86400, -1), "
+                   "count(*) FROM devices GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                   4))
+        << step;
+    EXPECT_EQ(rows("SELECT device_id, uai, kind, best FROM bundle_device ORDER BY 1", 4),
+              rows("SELECT d.id, coalesce(d.uai, ''), d.kind, b.best FROM bundle_device b "
+                   "JOIN devices d ON d.id = b.device_id ORDER BY 1",
+                   4))
+        << step;
+    EXPECT_EQ(rows("SELECT rollout_id, uai, kind, state, n FROM rollout_tally WHERE n > 0 "
+                   "ORDER BY 1, 2, 3, 4",
+                   5),
+              rows("SELECT dep.rollout_id, coalesce(d.uai, ''), d.kind, dep.state, count(*) "
+                   "FROM deployments dep JOIN devices d ON d.id = dep.device_id "
+                   "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                   5))
+        << step;
+  };
+  expect_tallies_follow("enrolled");
+
+  InventoryInput in;
+  in.software = std::make_shared<const parc::v1::SoftwareList>();
+  in.software_hash = common::SoftwareHash(*in.software);
+  in.received_at = now;
+  char hash = 'a';
+  auto inventory = [&](const std::string& id, parc::v1::DeviceKind detected) {
+    InventoryInput next = in;
+    next.device_id = id;
+    next.inventory_hash = std::string(64, hash++);
+    next.hardware.set_detected_kind(detected);
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(next, cb); }).ok());
+  };
+  auto kind = [&](const std::string& id) {
+    return rows(absl::StrCat("SELECT kind FROM devices WHERE id = '", id, "'"), 1);
+  };
+  auto kind_row = [](parc::v1::DeviceKind k) { return absl::StrCat(static_cast<int>(k), "\n"); };
+  // Detected for the first time, detected as another kind, detected the same, not detected.
+  inventory("d1", parc::v1::DEVICE_KIND_TABLET);
+  EXPECT_EQ(kind("d1"), kind_row(parc::v1::DEVICE_KIND_TABLET));
+  expect_tallies_follow("d1 detected a tablet");
+  inventory("d2", parc::v1::DEVICE_KIND_LAPTOP);
+  inventory("d1", parc::v1::DEVICE_KIND_LAPTOP);
+  EXPECT_EQ(kind("d1"), kind_row(parc::v1::DEVICE_KIND_LAPTOP));
+  expect_tallies_follow("d1 detected a laptop");
+  inventory("d1", parc::v1::DEVICE_KIND_LAPTOP);
+  inventory("d2", parc::v1::DEVICE_KIND_UNSPECIFIED);
+  EXPECT_EQ(kind("d1"), kind_row(parc::v1::DEVICE_KIND_LAPTOP));
+  EXPECT_EQ(kind("d2"), kind_row(parc::v1::DEVICE_KIND_LAPTOP));
+  expect_tallies_follow("the kinds kept");
+  // The counts people read: two laptops in the region, both in the rollout.
+  EXPECT_EQ(rows("SELECT kind, sum(n) FROM device_tally GROUP BY kind HAVING sum(n) > 0", 2),
+            absl::StrCat(static_cast<int>(parc::v1::DEVICE_KIND_LAPTOP), " 2\n"));
+  EXPECT_EQ(rows("SELECT kind, sum(n) FROM rollout_tally GROUP BY kind HAVING sum(n) > 0", 2),
+            absl::StrCat(static_cast<int>(parc::v1::DEVICE_KIND_LAPTOP), " 2\n"));
+}
+
 TEST(SqlStore, InventoryWithoutSoftwareNeedsAKnownSet) {
   TempDir dir;
   auto store = OpenStore(dir.Sub("parc.db"));

@@ -582,25 +582,35 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         // Where rows grow in their page, the room the row was born with goes (kDeviceRowRoom):
         // the facts written here take its place. Where writes are serialized, the kind and
-        // free space the update leaves follow from those read above (no RETURNING).
+        // free space the update leaves follow from those read above (no RETURNING), and a kind
+        // that stays is not assigned: a column assigned runs every trigger on it (the tallies
+        // by kind, three of them), even when its value stays.
         static constexpr char kSet[] =
             "UPDATE devices SET inventory_hash = ?1, software_hash = ?2, "
             "inventory_at = ?3, manufacturer = ?4, model = ?5, hostname = ?6, "
-            "os = ?7, kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 "
-            "THEN ?8 ELSE kind END, ram_bytes = ?10, battery_health = ?11, "
+            "os = ?7, ram_bytes = ?10, battery_health = ?11, "
             "rotational_disk = ?12, free_bytes = CASE WHEN CAST(?13 AS BIGINT) < 0 THEN "
             "free_bytes "
             "ELSE CAST(?13 AS BIGINT) END, firmware_year = ?14, os_id = ?15, win11 = ?16, "
             "inventory_id = ?17, history_count = ?18";
+        static constexpr char kKind[] =
+            ", kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 THEN ?8 ELSE kind END";
         static constexpr char kWhere[] = " WHERE id = ?9";
         static constexpr char kReturning[] = " RETURNING kind, coalesce(free_bytes, -1)";
         static constexpr char kRoom[] = ", room = NULL";
-        // [serialized][grows_rows_in_place]
-        static const std::string kUpdates[2][2] = {
-            {absl::StrCat(kSet, kWhere, kReturning), absl::StrCat(kSet, kRoom, kWhere, kReturning)},
+        enum Form { kReturningForm, kWithKind, kKindKept };
+        // [form][grows_rows_in_place]
+        static const std::string kUpdates[3][2] = {
+            {absl::StrCat(kSet, kKind, kWhere, kReturning),
+             absl::StrCat(kSet, kKind, kRoom, kWhere, kReturning)},
+            {absl::StrCat(kSet, kKind, kWhere), absl::StrCat(kSet, kKind, kRoom, kWhere)},
             {absl::StrCat(kSet, kWhere), absl::StrCat(kSet, kRoom, kWhere)}};
-        PARC_ASSIGN_OR_RETURN(Statement up,
-                              db->Prepare(kUpdates[serialized][db->grows_rows_in_place()]));
+        const auto detected_kind = static_cast<int64_t>(hw.detected_kind());
+        const int64_t new_kind = kind_detected && detected_kind != 0 ? detected_kind : old_kind;
+        const Form form = !serialized            ? kReturningForm
+                          : new_kind != old_kind ? kWithKind
+                                                 : kKindKept;
+        PARC_ASSIGN_OR_RETURN(Statement up, db->Prepare(kUpdates[form][db->grows_rows_in_place()]));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -609,7 +619,6 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         }
         bool rotational = false;
         for (const auto& d : hw.disks()) rotational |= d.rotational();
-        const auto detected_kind = static_cast<int64_t>(hw.detected_kind());
         const int64_t free_bytes = FreeBytesParam(
             hw.has_system_free_bytes() ? std::optional<uint64_t>(hw.system_free_bytes())
                                        : std::nullopt);
@@ -620,7 +629,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         if (serialized) {
           PARC_RETURN_IF_ERROR(up.Run());
           if (db->Changes() != 1) return absl::NotFoundError("unknown device");
-          written->kind = kind_detected && detected_kind != 0 ? detected_kind : old_kind;
+          written->kind = new_kind;
           written->free_bytes = free_bytes < 0 ? old_free_bytes : free_bytes;
         } else {
           PARC_ASSIGN_OR_RETURN(bool updated, up.Step());
