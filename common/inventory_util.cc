@@ -34,20 +34,25 @@ void CanonicalizeSoftware(parc::v1::SoftwareList* list) {
 }
 
 std::string SoftwareHash(const parc::v1::SoftwareList& list) {
+  // The digest takes the text in pieces of up to 16 KiB: handed one field at a time (seven
+  // updates per package), SHA-256 cost 56 µs for 1,000 packages, most of it per update.
+  constexpr size_t kPiece = 16 << 10;
   Sha256 sha;
+  std::string text;
+  text.reserve(kPiece + 512);
   for (const auto& p : list.packages()) {
-    sha.Update(p.name());
-    sha.Update("\t");
-    sha.Update(p.version());
-    sha.Update("\t");
-    sha.Update(p.architecture());
+    absl::StrAppend(&text, p.name(), "\t", p.version(), "\t", p.architecture());
     if (!p.publisher().empty()) {
       // Only when set, so that lists without publishers (every Linux list) keep their hash.
-      sha.Update("\t");
-      sha.Update(p.publisher());
+      absl::StrAppend(&text, "\t", p.publisher());
     }
-    sha.Update("\n");
+    text += '\n';
+    if (text.size() >= kPiece) {
+      sha.Update(text);
+      text.clear();
+    }
   }
+  sha.Update(text);
   return sha.FinishHex();
 }
 

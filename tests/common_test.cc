@@ -167,6 +167,24 @@ TEST(Inventory, APublisherChangesTheHashAndNoPublisherKeepsTheOldOne) {
   EXPECT_EQ(SoftwareHash(list), Sha256Hex("bash\t5.2\tamd64\tGNU\n"));
 }
 
+TEST(Inventory, ALongListHashesAsTheDigestOfItsWholeText) {
+  // Hashed in pieces: a list of ~42 KiB, mixed with and without publishers, hashes as its
+  // whole text at once.
+  parc::v1::SoftwareList list;
+  std::string text;
+  for (int i = 0; i < 1500; ++i) {
+    auto* p = list.add_packages();
+    p->set_name(absl::StrCat("package-", i));
+    p->set_version(absl::StrCat("1.", i % 17, std::string(static_cast<size_t>(i % 9), 'x')));
+    p->set_architecture(i % 3 == 0 ? "all" : "amd64");
+    if (i % 4 == 0) p->set_publisher(absl::StrCat("Publisher ", i % 5));
+    absl::StrAppend(&text, p->name(), "\t", p->version(), "\t", p->architecture(),
+                    p->publisher().empty() ? "" : "\t", p->publisher(), "\n");
+  }
+  ASSERT_GT(text.size(), 40u << 10);
+  EXPECT_EQ(SoftwareHash(list), Sha256Hex(text));
+}
+
 TEST(Inventory, KindsFromChassisType) {
   EXPECT_EQ(KindFromChassisType(9), parc::v1::DEVICE_KIND_LAPTOP);
   EXPECT_EQ(KindFromChassisType(10), parc::v1::DEVICE_KIND_LAPTOP);
