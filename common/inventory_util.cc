@@ -34,8 +34,8 @@ void CanonicalizeSoftware(parc::v1::SoftwareList* list) {
 }
 
 std::string SoftwareHash(const parc::v1::SoftwareList& list) {
-  // The digest takes the text in pieces of up to 16 KiB: handed one field at a time (seven
-  // updates per package), SHA-256 cost 56 µs for 1,000 packages, most of it per update.
+  // The digest takes the text in pieces of up to 16 KiB: one field at a time (seven updates
+  // per package), a 1,000-package list took 53-59 µs against 43-47 in pieces.
   constexpr size_t kPiece = 16 << 10;
   Sha256 sha;
   std::string text;
