@@ -244,6 +244,8 @@ LoadResult RunLoad(const LoadOptions& options) {
   std::sort(latencies_us.begin(), latencies_us.end());
   r.calls = ok + errors;
   r.errors = errors;
+  r.started = s.next.load();
+  if (options.max_calls > 0) r.started = std::min(r.started, options.max_calls);
   r.seconds = options.max_calls > 0 ? absl::ToDoubleSeconds(absl::Now() - s.start)
                                     : absl::ToDoubleSeconds(options.duration);
   r.throughput = static_cast<double>(ok) / r.seconds;
@@ -268,12 +270,13 @@ std::string LoadResult::ToJson() const {
     absl::StrAppend(&errs, errs.empty() ? "" : ", ", "\"", code, "\": ", n);
   }
   return absl::StrFormat(
-      "{\"calls\": %d, \"errors\": %d, \"errors_by_code\": {%s}, \"seconds\": %.2f, "
+      "{\"calls\": %d, \"errors\": %d, \"errors_by_code\": {%s}, \"started\": %d, "
+      "\"seconds\": %.2f, "
       "\"throughput\": %.1f, \"offered_rate\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
       "\"p999_ms\": %.3f, \"max_ms\": %.3f, \"client_cpu_us_per_call\": %.1f, "
       "\"server_cpu_us_per_call\": %.1f}",
-      calls, errors, errs, seconds, throughput, offered_rate, p50_ms, p99_ms, p999_ms, max_ms,
-      client_cpu_us_per_call, server_cpu_us_per_call);
+      calls, errors, errs, started, seconds, throughput, offered_rate, p50_ms, p99_ms, p999_ms,
+      max_ms, client_cpu_us_per_call, server_cpu_us_per_call);
 }
 
 }  // namespace parc::sim

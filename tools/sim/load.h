@@ -49,8 +49,11 @@ struct LoadOptions {
 };
 
 struct LoadResult {
-  uint64_t calls = 0;
+  uint64_t calls = 0;  // completed in the measured window
   uint64_t errors = 0;
+  // Calls started over the whole run, warm-up and the calls past the window included: the
+  // indexes make_call was asked for (0 .. started - 1).
+  uint64_t started = 0;
   std::map<std::string, uint64_t> errors_by_code;
   double seconds = 0;
   double throughput = 0;  // successful calls per second

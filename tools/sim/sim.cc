@@ -398,7 +398,9 @@ int Load(const Connection& c, const std::string& dir, const std::string& workloa
     return 2;
   }
   LoadResult r = RunLoad(o);
-  out << "{\"workload\": \"" << workload << "\", \"devices\": " << n
+  // shard_devices: the devices this run may call. A run that started more calls than that
+  // called some device twice (tools/bench/run.sh checks its first inventories did not).
+  out << "{\"workload\": \"" << workload << "\", \"devices\": " << n << ", \"shard_devices\": " << m
       << ", \"concurrency\": " << concurrency << ", \"result\": " << r.ToJson() << "}\n";
   return 0;
 }
