@@ -150,13 +150,12 @@ load() {  # addr workload concurrency [extra]
 # and is set against the mean of the two echo runs beside it. On this VM an echo's CPU per call
 # moved from 64 to 125 µs between runs minutes apart, and Parc's first inventory from 147 to
 # 221 µs between hours (docs/performance.md): one bracket read part of that drift as Parc's
-# own, the median over alternated runs much less. [extra load args] -> parc (the last Parc
-# run's figures), p ps pc (Parc's rate, server and client µs per call: medians over its runs),
-# e es ec (the echo's, medians over its runs), rate_ratio cpu_ratio (medians of each Parc run's
-# ratio to its bracket), cpu_ratios (each run's), es_range (the echo runs' server µs), errors
-# (Parc's, all runs).
+# own, the median over alternated runs much less. [extra load args] -> p ps pc (Parc's rate,
+# server and client µs per call: medians over its runs), e es ec (the echo's, medians over its
+# runs), rate_ratio cpu_ratio (medians of each Parc run's ratio to its bracket), cpu_ratios
+# (each run's), es_range (the echo runs' server µs), errors (Parc's, all runs).
 inventory_load() {
-  local DURATION=$P3_DURATION WARMUP=$P3_WARMUP k run
+  local DURATION=$P3_DURATION WARMUP=$P3_WARMUP k run parc
   local -a echoes=() parcs=()
   echo_inventory_load run "$@"; echoes+=("$run")
   for k in $(seq 0 $((RUNS - 1))); do
@@ -173,10 +172,10 @@ echoes = [json.loads(a)["result"] for a in sys.argv[2 + n:]]
 med = statistics.median
 def field(runs, f): return [r[f] for r in runs]
 pr = [r["result"] for r in parcs]
-cpu = [r["server_cpu_us_per_call"] / ((echoes[i]["server_cpu_us_per_call"] +
-       echoes[i + 1]["server_cpu_us_per_call"]) / 2) for i, r in enumerate(pr)]
-rate = [r["throughput"] / ((echoes[i]["throughput"] + echoes[i + 1]["throughput"]) / 2)
-        for i, r in enumerate(pr)]
+def ratios(f):  # each Parc run's figure over the mean of the two echo runs beside it
+    return [r[f] / ((echoes[i][f] + echoes[i + 1][f]) / 2) for i, r in enumerate(pr)]
+cpu = ratios("server_cpu_us_per_call")
+rate = ratios("throughput")
 # A run that started more calls than its shard has devices called some device twice.
 wrapped = any(r["result"]["started"] > r["shard_devices"] for r in parcs)
 out = {
