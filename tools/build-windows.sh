@@ -66,15 +66,14 @@ ensure_deb_src() {
   $SUDO apt-get update -qq
 }
 
-# fetch_source NAME VERSION: unpacks the pinned Debian source package into $work/NAME and
-# prints that directory.
+# fetch_source NAME VERSION: unpacks the pinned Debian source package into $work/src-NAME
+# and prints that directory.
 fetch_source() {
-  local name=$1 version=$2 dir
-  ensure_deb_src
-  (cd "$work" && apt-get source -qq "$name=$version" >/dev/null 2>&1) ||
-    { echo "build-windows.sh: apt-get source $name=$version failed" >&2; exit 1; }
-  dir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name "$name-*" | head -1)
-  echo "$dir"
+  local name=$1 version=$2 dir=$work/src-$1
+  mkdir -p "$dir"
+  (cd "$dir" && apt-get source -qq "$name=$version" >/dev/null 2>&1) ||
+    { echo "build-windows.sh: apt-get source $name=$version failed" >&2; return 1; }
+  find "$dir" -maxdepth 1 -mindepth 1 -type d -name "$name-*" | head -1
 }
 
 cross_cmake() {  # cross_cmake SRC BUILD PREFIX [options...]
@@ -87,18 +86,39 @@ cross_cmake() {  # cross_cmake SRC BUILD PREFIX [options...]
   cmake --install "$build" >/dev/null
 }
 
-# cached NAME SOURCE_PACKAGE VERSION STEP: unless done before, runs "STEP SRC PREFIX" on the
-# unpacked source package, installing into $CACHE/NAME-VERSION; adds that to
-# PARC_WINDOWS_PREFIX.
+# cached NAME SOURCE_PACKAGE VERSION STEP: adds $CACHE/NAME-VERSION to PARC_WINDOWS_PREFIX
+# and, unless it is complete, queues "STEP SRC PREFIX" on the unpacked source package to
+# install it there (build_queued runs the queue).
+QUEUED=()
 cached() {
-  local name=$1 package=$2 version=$3 step=$4 prefix=$CACHE/$1-$3 src
+  local name=$1 version=$3 prefix=$CACHE/$1-$3
   PARC_WINDOWS_PREFIX=${PARC_WINDOWS_PREFIX:+$PARC_WINDOWS_PREFIX:}$prefix
-  [ -f "$prefix/.complete" ] && return
-  echo "build-windows.sh: building $name $version for Windows (once per machine)" >&2
-  src=$(fetch_source "$package" "$version")
-  rm -rf "$prefix"
-  "$step" "$src" "$prefix"
-  touch "$prefix/.complete"
+  [ -f "$prefix/.complete" ] || QUEUED+=("$*")
+}
+
+# build_queued: builds the queued libraries side by side. Most of their cold time is serial
+# (CMake's configure checks, libarchive's several hundred above all, and SQLite's one large
+# file), so one after another they left a core idle for most of ten minutes.
+build_queued() {
+  [ ${#QUEUED[@]} -eq 0 ] && return
+  ensure_deb_src
+  local entry pids=() failed=0 pid
+  for entry in "${QUEUED[@]}"; do
+    (
+      set -euo pipefail
+      # shellcheck disable=SC2086 # NAME SOURCE_PACKAGE VERSION STEP, none with spaces
+      set -- $entry
+      prefix=$CACHE/$1-$3
+      echo "build-windows.sh: building $1 $3 for Windows (once per machine)" >&2
+      src=$(fetch_source "$2" "$3")
+      rm -rf "$prefix"
+      "$4" "$src" "$prefix"
+      touch "$prefix/.complete"
+    ) &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" = 0 ] || { echo "build-windows.sh: a library failed to build (above)" >&2; exit 1; }
 }
 
 abseil_step() {
@@ -142,6 +162,7 @@ cached abseil abseil "$ABSEIL_VERSION" abseil_step
 cached protobuf protobuf "$PROTOBUF_VERSION" protobuf_step
 cached sqlite sqlite3 "$SQLITE_VERSION" sqlite_step
 cached libarchive libarchive "$LIBARCHIVE_VERSION" libarchive_step
+build_queued
 export PARC_WINDOWS_PREFIX
 
 # --- Debian's header-only libraries, copied out of /usr/include --------------------------------
