@@ -91,7 +91,7 @@ cross_cmake() {  # cross_cmake SRC BUILD PREFIX [options...]
 # install it there (build_queued runs the queue).
 QUEUED=()
 cached() {
-  local name=$1 version=$3 prefix=$CACHE/$1-$3
+  local prefix=$CACHE/$1-$3
   PARC_WINDOWS_PREFIX=${PARC_WINDOWS_PREFIX:+$PARC_WINDOWS_PREFIX:}$prefix
   [ -f "$prefix/.complete" ] || QUEUED+=("$*")
 }
