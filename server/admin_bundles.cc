@@ -153,8 +153,6 @@ parc::v1::Rollout RolloutProto(const RolloutRecord& r) {
 
 namespace {
 
-constexpr std::initializer_list<absl::string_view> kEveryRole = {kRoleAdmin, kRolePublisher,
-                                                                 kRoleTechnician, kRoleViewer};
 constexpr std::initializer_list<absl::string_view> kPublishers = {kRoleAdmin, kRolePublisher};
 
 }  // namespace

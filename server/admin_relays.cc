@@ -11,8 +11,6 @@ namespace parc::server {
 namespace {
 
 constexpr std::initializer_list<absl::string_view> kRelayRoles = {kRoleAdmin, kRoleTechnician};
-constexpr std::initializer_list<absl::string_view> kEveryRole = {kRoleAdmin, kRolePublisher,
-                                                                 kRoleTechnician, kRoleViewer};
 
 // The UAIs of a request, sorted, without repeats.
 absl::StatusOr<std::vector<std::string>> RequestUais(

@@ -96,8 +96,6 @@ absl::StatusOr<parc::v1::Establishment> AdminServiceImpl::VisibleEstablishment(
 
 namespace {
 
-constexpr std::initializer_list<absl::string_view> kEveryRole = {kRoleAdmin, kRolePublisher,
-                                                                 kRoleTechnician, kRoleViewer};
 constexpr std::initializer_list<absl::string_view> kDeviceRoles = {kRoleAdmin, kRoleTechnician};
 
 absl::Status InvalidCsv(const parc::v1::ImportCsvRequest& request, const absl::Status& status) {

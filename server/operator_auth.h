@@ -17,6 +17,8 @@ inline constexpr absl::string_view kRoleAdmin = "admin";
 inline constexpr absl::string_view kRolePublisher = "publisher";
 inline constexpr absl::string_view kRoleTechnician = "technician";
 inline constexpr absl::string_view kRoleViewer = "viewer";
+inline constexpr std::initializer_list<absl::string_view> kEveryRole = {
+    kRoleAdmin, kRolePublisher, kRoleTechnician, kRoleViewer};
 
 // Who is calling: the operator and what it may see.
 struct Caller {
