@@ -21,8 +21,13 @@ fi
 
 BUILD_DIR=${BUILD_DIR:-build/asan}
 JOBS=${JOBS:-$(nproc)}
+# Line tables only (-g1): the sanitizers' reports still name every function, file and line,
+# and a cold build takes 8 % less (786 against 852 s on 2 cores, 2026-12-06). For a debugger's
+# view of local variables: PARC_DEBUG_FLAGS=-g tools/test.sh (rebuilds everything once).
+DEBUG_FLAGS=${PARC_DEBUG_FLAGS:--g1}
 cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS_DEBUG="$DEBUG_FLAGS" -DCMAKE_CXX_FLAGS_DEBUG="$DEBUG_FLAGS" \
   -DPARC_WERROR=ON \
   -DPARC_SANITIZE=address,undefined >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"
