@@ -174,8 +174,11 @@ TEST_F(RelayTest, ARelayKilledOrServingWrongBytesIsPassedOverAndFlagged) {
 
   // 1. The relay loses power while d1 downloads from it.
   auto agent = StartAgent(d1);
+  // A deadline, not a count of polls: on a loaded machine (sanitizers, tests side by side) the
+  // agent may take several seconds to check in and start.
   bool partial = false;
-  for (int i = 0; i < 500 && !partial; ++i) {
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       !partial && absl::Now() < deadline;) {
     std::error_code ec;
     for (const auto& e : std::filesystem::recursive_directory_iterator(d1.state, ec)) {
       if (absl::EndsWith(e.path().string(), ".part") && e.file_size(ec) > (2 << 20)) {
