@@ -21,7 +21,6 @@ using parc::v1::CheckInRequest;
 using parc::v1::CheckInResponse;
 using parc::v1::EnrollRequest;
 using parc::v1::EnrollResponse;
-using parc::v1::ReportInventoryRequestView;
 using parc::v1::ReportInventoryResponse;
 
 }  // namespace
@@ -180,32 +179,31 @@ absl::Status AgentCalls::CheckIn(const AgentCaller& caller, const CheckInRequest
   return absl::OkStatus();
 }
 
-absl::Status AgentCalls::ReportInventory(const AgentCaller& caller,
-                                         ReportInventoryRequestView& request,
+absl::Status AgentCalls::ReportInventory(const AgentCaller& caller, InventoryRequest& request,
                                          ReportInventoryResponse* response, UnaryCall& call) {
   PARC_ASSIGN_OR_RETURN(DeviceAuth auth, Authenticate(caller));
   ReportLimits limits;
   limits.max_inventory_bytes = options_.max_inventory_bytes;
   limits.max_packages = options_.max_packages;
   PARC_RETURN_IF_ERROR(ValidateInventory(request, limits));
-  const auto& inventory = request.inventory();
 
   InventoryInput in;
   in.device_id = auth.id;
+  in.device_row = auth.row;
   in.inventory_hash = request.inventory_hash();
   in.software_hash = request.software_hash();
-  in.hardware = std::move(*request.mutable_inventory()->mutable_hardware());
+  in.hardware = std::move(*request.mutable_hardware());
   static const std::string kEmptySoftwareHash = common::SoftwareHash(parc::v1::SoftwareList());
-  bool with_list = !inventory.software().empty() || in.software_hash == kEmptySoftwareHash;
+  bool with_list = request.software_size() > 0 || in.software_hash == kEmptySoftwareHash;
   if (with_list) {
     // A list the server already holds (another clone of the same image sent it) is neither
-    // parsed, verified nor copied: nothing of it would be stored.
+    // copied out of the request, parsed nor verified: nothing of it would be stored.
     PARC_ASSIGN_OR_RETURN(bool known, store_->HasSoftwareSet(in.software_hash));
     with_list = !known;
   }
   if (with_list) {
-    PARC_ASSIGN_OR_RETURN(std::shared_ptr<parc::v1::SoftwareList> list,
-                          ParseSoftwareList(inventory.software()));
+    PARC_ASSIGN_OR_RETURN(std::string encoded, request.SoftwareBytes());
+    PARC_ASSIGN_OR_RETURN(std::shared_ptr<parc::v1::SoftwareList> list, ParseSoftwareList(encoded));
     PARC_RETURN_IF_ERROR(CheckSoftwareList(list.get(), request.software_hash()));
     in.software = std::move(list);
   }
@@ -285,9 +283,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportInventory(grpc::CallbackServer
   return HandleRawUnary<parc::v1::ReportInventoryResponse>(
       context, metrics_, "ReportInventory", response,
       [&](UnaryCall& call, parc::v1::ReportInventoryResponse* answer) {
-        ReportInventoryRequestView view;
-        PARC_RETURN_IF_ERROR(ParseRequest(*request, &view, metrics_, "ReportInventory"));
-        return calls_.ReportInventory(CallerOf(*context), view, answer, call);
+        InventoryRequest inventory;
+        if (!inventory.Parse(*request)) {
+          metrics_->RecordUnparseable("ReportInventory");
+          return absl::InvalidArgumentError("the request is not a valid ReportInventory message");
+        }
+        return calls_.ReportInventory(CallerOf(*context), inventory, answer, call);
       });
 }
 

@@ -7,7 +7,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "parc/v1/agent.grpc.pb.h"
-#include "parc/v1/inventory_view.pb.h"
+#include "server/inventory_request.h"
 #include "server/metrics.h"
 #include "server/rpc_util.h"
 #include "server/store.h"
@@ -54,7 +54,7 @@ class AgentCalls {
                        parc::v1::CheckInResponse* response, UnaryCall& call);
   // Takes the request's hardware (moved into the store's input, not copied).
   absl::Status ReportInventory(const AgentCaller& caller,
-                               parc::v1::ReportInventoryRequestView& request,
+                               InventoryRequest& request,
                                parc::v1::ReportInventoryResponse* response, UnaryCall& call);
   absl::Status ReportDeployment(const AgentCaller& caller,
                                 const parc::v1::DeploymentReport& request,
@@ -72,8 +72,8 @@ class AgentCalls {
 };
 
 // AgentService on the gRPC callback API: each handler hands its call to AgentCalls.
-// ReportInventory is served raw and read as a ReportInventoryRequestView (its software list
-// parsed only when the server does not hold it); the other methods are typed.
+// ReportInventory is served raw and read as an InventoryRequest (its software list read out
+// and parsed only when the server does not hold it); the other methods are typed.
 class AgentServiceImpl final : public parc::v1::AgentService::WithRawCallbackMethod_ReportInventory<
                                    parc::v1::AgentService::CallbackService> {
  public:

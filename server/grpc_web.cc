@@ -158,7 +158,7 @@ void RegisterGrpcWeb(httplib::Server* http, const std::atomic<AgentCalls*>* agen
           Serve<CheckInRequest, CheckInResponse>(*message, caller, method, metrics, options, res,
                                                  bind(&AgentCalls::CheckIn));
         } else if (method == "ReportInventory") {
-          Serve<ReportInventoryRequestView, ReportInventoryResponse>(
+          Serve<InventoryRequest, ReportInventoryResponse>(
               *message, caller, method, metrics, options, res, bind(&AgentCalls::ReportInventory));
         } else if (method == "ReportDeployment") {
           Serve<DeploymentReport, ReportDeploymentResponse>(

@@ -1,8 +1,6 @@
 #include "server/report_validation.h"
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
 #include <optional>
@@ -100,51 +98,6 @@ absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// Every field a package (field 1, length-delimited, one-byte tag) with a length that fits:
-// what agents send. Anything else (other fields, a broken encoding) goes the general way.
-std::optional<int> CountPackagesOnly(absl::string_view encoded) {
-  const auto* p = reinterpret_cast<const uint8_t*>(encoded.data());
-  const uint8_t* const end = p + encoded.size();
-  int packages = 0;
-  while (p != end) {
-    if (*p++ != 0x0A) return std::nullopt;
-    uint64_t length = 0;
-    for (int shift = 0;; shift += 7) {
-      if (p == end || shift > 28) return std::nullopt;
-      const uint8_t b = *p++;
-      length |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if ((b & 0x80) == 0) break;
-    }
-    if (length > static_cast<uint64_t>(end - p)) return std::nullopt;
-    p += length;
-    ++packages;
-  }
-  return packages;
-}
-
-}  // namespace
-
-absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded) {
-  if (std::optional<int> n = CountPackagesOnly(encoded)) return *n;
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(encoded.data()),
-                                            static_cast<int>(encoded.size()));
-  int packages = 0;
-  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
-    if (WireFormatLite::GetTagFieldNumber(tag) == parc::v1::SoftwareList::kPackagesFieldNumber &&
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      ++packages;
-    }
-    if (!WireFormatLite::SkipField(&in, tag)) break;
-  }
-  if (!in.ConsumedEntireMessage() || in.CurrentPosition() != static_cast<int>(encoded.size())) {
-    return absl::InvalidArgumentError("inventory.software: not an encoded software list");
-  }
-  return packages;
-}
-
 absl::StatusOr<std::shared_ptr<parc::v1::SoftwareList>> ParseSoftwareList(
     absl::string_view encoded) {
   // Its first block sized for the list (its parsed form takes a few times its encoding), so
@@ -161,24 +114,25 @@ absl::StatusOr<std::shared_ptr<parc::v1::SoftwareList>> ParseSoftwareList(
   return std::shared_ptr<parc::v1::SoftwareList>(std::move(arena), list);
 }
 
-absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
-                               const ReportLimits& limits) {
-  size_t size = request.ByteSizeLong();
+absl::Status ValidateInventory(const InventoryRequest& request, const ReportLimits& limits) {
+  const size_t size = request.encoded_size();
   if (size > limits.max_inventory_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat("inventory is ", size,
                                                      " bytes, more than the server's limit of ",
                                                      limits.max_inventory_bytes));
   }
-  const auto& inventory = request.inventory();
-  PARC_ASSIGN_OR_RETURN(int packages, CountSoftwarePackages(inventory.software()));
-  if (packages > limits.max_packages) {
-    return absl::ResourceExhaustedError(absl::StrCat("inventory lists ", packages,
+  const std::optional<int> packages = request.software_packages();
+  if (!packages.has_value()) {
+    return absl::InvalidArgumentError("inventory.software: not an encoded software list");
+  }
+  if (*packages > limits.max_packages) {
+    return absl::ResourceExhaustedError(absl::StrCat("inventory lists ", *packages,
                                                      " packages, more than the server's limit of ",
                                                      limits.max_packages));
   }
   PARC_RETURN_IF_ERROR(
       CheckHashes(request.inventory_hash(), request.software_hash(), /*allow_empty=*/false));
-  return ValidateHardware(inventory.hardware());
+  return ValidateHardware(request.hardware());
 }
 
 absl::Status CheckSoftwareList(parc::v1::SoftwareList* software, absl::string_view software_hash) {

@@ -10,7 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "parc/v1/agent.pb.h"
 #include "parc/v1/inventory.pb.h"
-#include "parc/v1/inventory_view.pb.h"
+#include "server/inventory_request.h"
 
 namespace parc::server {
 
@@ -40,14 +40,12 @@ struct ReportLimits {
 // Field sizes and kinds of an enrollment (the token and the identity are checked later).
 [[nodiscard]] absl::Status ValidateEnroll(const parc::v1::EnrollRequest& request);
 // Size, package count, hashes and hardware fields of an inventory report. The software list
-// stays encoded: its packages are counted, not parsed. The count is also what refuses bytes
-// that are not a software list when the server holds the list their hash names (it is then
-// not parsed): keep it for every list, not only for those the server parses.
-[[nodiscard]] absl::Status ValidateInventory(const parc::v1::ReportInventoryRequestView& request,
+// stays encoded: its packages are counted as the request is read, not parsed. The count is
+// also what refuses bytes that are not a software list when the server holds the list their
+// hash names (it is then not parsed): keep it for every list, not only for those the server
+// parses.
+[[nodiscard]] absl::Status ValidateInventory(const InventoryRequest& request,
                                              const ReportLimits& limits);
-// The packages of an encoded SoftwareList, counted without parsing them; INVALID_ARGUMENT
-// when the encoding is broken.
-[[nodiscard]] absl::StatusOr<int> CountSoftwarePackages(absl::string_view encoded);
 // An encoded SoftwareList, parsed (INVALID_ARGUMENT naming inventory.software when it is not
 // one, e.g. a string that is not UTF-8).
 // The list lives on an arena of its own, which the pointer keeps alive: parsing a thousand

@@ -105,17 +105,4 @@ void UnaryCall::Finish(const absl::Status& status) {
   if (!deferred_ || !status.ok()) shared_->Send(status);
 }
 
-absl::Status ParseRequest(const grpc::ByteBuffer& request, google::protobuf::MessageLite* message,
-                          Metrics* metrics, absl::string_view method) {
-  grpc::ByteBuffer copy(request);  // the slices are shared, not copied
-  grpc::Status parsed =
-      grpc::SerializationTraits<google::protobuf::MessageLite>::Deserialize(&copy, message);
-  if (!parsed.ok()) {
-    metrics->RecordUnparseable(method);
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request is not a valid ", method, " message"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace parc::server

@@ -83,11 +83,6 @@ grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* context, Metr
   return reactor;
 }
 
-// A raw call's request bytes read as message: INVALID_ARGUMENT when they are not one, counted
-// as unparseable for method (as the typed methods' are).
-absl::Status ParseRequest(const grpc::ByteBuffer& request, google::protobuf::MessageLite* message,
-                          Metrics* metrics, absl::string_view method);
-
 // HandleUnary for a method served raw (request and response as bytes): the body fills a
 // Response, serialized into raw_response when the call ends well.
 template <typename Response, typename Body>

@@ -108,6 +108,10 @@ struct DeviceAuth {
   int64_t seen_day = 0;
   std::string agent_version;
   int64_t free_bytes = -1;
+  // Where the database has row ids (SQLite's rowid): the devices row's, as read, for the
+  // writer to find the row without the id's index (0: not known). Only a hint: the writer
+  // checks that the row it finds there is still this device's.
+  int64_t row = 0;
 };
 
 // How RecordCheckIn waits.
@@ -146,6 +150,8 @@ struct InventoryInput {
   std::shared_ptr<const parc::v1::SoftwareList> software;
   absl::Time collected_at;
   absl::Time received_at;
+  // The devices row's id where the database has them (DeviceAuth::row), 0: not known.
+  int64_t device_row = 0;
 };
 
 struct DeviceFilter {

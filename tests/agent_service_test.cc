@@ -17,9 +17,9 @@
 #include "common/crypto.h"
 #include "common/grpc_util.h"
 #include "common/inventory_util.h"
-#include "parc/v1/inventory_view.pb.h"
 #include "server/metrics.h"
 #include "tests/fake_store.h"
+#include "tests/test_util.h"
 
 namespace parc::testing {
 namespace {
@@ -297,54 +297,6 @@ TEST_F(AgentServiceTest, ADeploymentReportIsStoredThenItsRolloutEvaluated) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-// The server reads ReportInventory as ReportInventoryRequestView: every field of the agent's
-// messages must be there with the same number and type, the software list as bytes.
-TEST(InventoryView, FollowsTheAgentsReportFieldByField) {
-  using google::protobuf::Descriptor;
-  using google::protobuf::FieldDescriptor;
-  const std::vector<std::pair<const Descriptor*, const Descriptor*>> pairs = {
-      {parc::v1::ReportInventoryRequest::descriptor(),
-       parc::v1::ReportInventoryRequestView::descriptor()},
-      {parc::v1::Inventory::descriptor(), parc::v1::InventoryView::descriptor()}};
-  for (const auto& [sent, read] : pairs) {
-    ASSERT_EQ(sent->field_count(), read->field_count()) << sent->full_name();
-    for (int i = 0; i < sent->field_count(); ++i) {
-      const FieldDescriptor* f = sent->field(i);
-      const FieldDescriptor* v = read->FindFieldByNumber(f->number());
-      ASSERT_NE(v, nullptr) << f->full_name();
-      EXPECT_EQ(v->name(), f->name());
-      EXPECT_EQ(v->is_repeated(), f->is_repeated()) << f->full_name();
-      if (f->type() == FieldDescriptor::TYPE_MESSAGE &&
-          v->type() == FieldDescriptor::TYPE_MESSAGE) {
-        const bool viewed = f->message_type() == parc::v1::Inventory::descriptor();
-        EXPECT_EQ(v->message_type()->full_name(),
-                  viewed ? "parc.v1.InventoryView" : f->message_type()->full_name())
-            << f->full_name();
-      } else if (f->message_type() == parc::v1::SoftwareList::descriptor()) {
-        EXPECT_EQ(v->type(), FieldDescriptor::TYPE_BYTES) << f->full_name();
-      } else {
-        EXPECT_EQ(v->type(), f->type()) << f->full_name();
-      }
-    }
-  }
-  // And a report reads back whole.
-  parc::v1::ReportInventoryRequest report;
-  report.set_inventory_hash(std::string(64, 'a'));
-  report.set_collected_at(1764000000);
-  report.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
-  auto* p = report.mutable_inventory()->mutable_software()->add_packages();
-  p->set_name("geogebra-classic");
-  p->set_version("6.0.8");
-  parc::v1::ReportInventoryRequestView view;
-  ASSERT_TRUE(view.ParseFromString(report.SerializeAsString()));
-  EXPECT_EQ(view.collected_at(), 1764000000);
-  EXPECT_EQ(view.inventory().hardware().model(), "Latitude 3190");
-  parc::v1::SoftwareList list;
-  ASSERT_TRUE(list.ParseFromString(view.inventory().software()));
-  EXPECT_EQ(list.packages(0).name(), "geogebra-classic");
-  EXPECT_EQ(view.SerializeAsString(), report.SerializeAsString());
-}
-
 TEST_F(AgentServiceTest, AKnownListIsTakenAsHeldAndABrokenOrUnknownBadListIsRefused) {
   parc::v1::EnrollResponse a, b;
   ASSERT_TRUE(Enroll("5CD1234ABC", &a).ok());
@@ -357,13 +309,12 @@ TEST_F(AgentServiceTest, AKnownListIsTakenAsHeldAndABrokenOrUnknownBadListIsRefu
   }
   common::CanonicalizeSoftware(&list);
   auto report_of = [](const std::string& software_bytes, const std::string& software_hash) {
-    parc::v1::ReportInventoryRequestView view;
-    view.set_software_hash(software_hash);
-    view.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
-    view.mutable_inventory()->set_software(software_bytes);
-    view.set_inventory_hash(
-        common::InventoryHash(view.inventory().hardware(), view.software_hash()));
-    return view.SerializeAsString();
+    parc::v1::ReportInventoryRequest report;
+    report.set_software_hash(software_hash);
+    report.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
+    report.set_inventory_hash(
+        common::InventoryHash(report.inventory().hardware(), report.software_hash()));
+    return ReportWithSoftwareBytes(report, software_bytes);
   };
   const std::string hash = common::SoftwareHash(list);
   ASSERT_TRUE(ReportRaw(CredentialOf(a), report_of(list.SerializeAsString(), hash)).ok());

@@ -13,8 +13,10 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
 #include "server/dashboard.h"
+#include "server/inventory_request.h"
 #include "server/report_validation.h"
 #include "server/software_sets.h"
+#include "tests/test_util.h"
 
 namespace parc::common {
 namespace {
@@ -396,29 +398,140 @@ TEST(InventoryHash, EqualsTheHashOfTheHardwareWithoutFreeSpace) {
   EXPECT_NE(common::InventoryHashOfEncoded(common::EncodeHardware(hw), "other"), reference(hw));
 }
 
-// The count of an agent's list, read without parsing it, and of lists agents do not send.
+// A report as the server reads it from the wire: split into slices of `slice` bytes, as a
+// message read from TCP arrives (0: one slice).
+server::InventoryRequest Read(const std::string& bytes, size_t slice, bool* ok) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < bytes.size(); at += slice == 0 ? bytes.size() : slice) {
+    slices.emplace_back(bytes.substr(at, slice == 0 ? bytes.size() : slice));
+  }
+  grpc::ByteBuffer buffer(slices.data(), slices.size());
+  server::InventoryRequest request;
+  *ok = request.Parse(buffer);
+  return request;
+}
+
+// The report an agent sends, read field by field without parsing its software list: from one
+// slice, from many, from a gRPC-Web body; what a generated parser of the agent's message reads.
+TEST(InventoryRequest, ReadsTheAgentsReportFieldByFieldWithTheListLeftWhereItArrived) {
+  // Every field of the agent's messages is read: one more there must be read here too.
+  EXPECT_EQ(parc::v1::ReportInventoryRequest::descriptor()->field_count(), 4);
+  EXPECT_EQ(parc::v1::Inventory::descriptor()->field_count(), 2);
+  parc::v1::ReportInventoryRequest report;
+  report.set_inventory_hash(std::string(64, 'a'));
+  report.set_software_hash(std::string(64, 'b'));
+  report.set_collected_at(1764000000);
+  auto* hw = report.mutable_inventory()->mutable_hardware();
+  hw->set_model("Latitude 3190");
+  hw->set_hostname("PC-0042");
+  hw->add_disks()->set_size_bytes(uint64_t{256} << 30);
+  for (int i = 0; i < 300; ++i) {
+    auto* p = report.mutable_inventory()->mutable_software()->add_packages();
+    p->set_name(absl::StrCat("pkg", i, std::string(static_cast<size_t>(i), 'x')));
+    p->set_version("1.0");
+  }
+  const std::string bytes = report.SerializeAsString();
+  for (size_t slice : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}}) {
+    bool ok = false;
+    server::InventoryRequest read = Read(bytes, slice, &ok);
+    ASSERT_TRUE(ok) << slice;
+    EXPECT_EQ(read.inventory_hash(), report.inventory_hash());
+    EXPECT_EQ(read.software_hash(), report.software_hash());
+    EXPECT_EQ(read.collected_at(), 1764000000);
+    EXPECT_EQ(read.hardware().SerializeAsString(), hw->SerializeAsString());
+    EXPECT_EQ(read.encoded_size(), bytes.size());
+    EXPECT_EQ(read.software_packages(), 300);
+    const std::string list = report.inventory().software().SerializeAsString();
+    EXPECT_EQ(read.software_size(), list.size());
+    EXPECT_EQ(*read.SoftwareBytes(), list) << slice;
+  }
+  server::InventoryRequest web;
+  ASSERT_TRUE(web.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  EXPECT_EQ(*web.SoftwareBytes(), report.inventory().software().SerializeAsString());
+  EXPECT_EQ(web.software_packages(), 300);
+
+  // As a generated parser: unknown fields skipped (a newer agent's), a message field sent
+  // twice merged (the hardware's fields, the list's packages one after the other).
+  parc::v1::ReportInventoryRequest second;
+  second.mutable_inventory()->mutable_hardware()->set_manufacturer("Dell Inc.");
+  second.mutable_inventory()->mutable_software()->add_packages()->set_name("geogebra-classic");
+  const std::string twice = std::string("\x98\x06\x01", 3) + bytes +
+                            std::string("\x1a\x03\xa0\x06\x05", 5) + second.SerializeAsString();
+  parc::v1::ReportInventoryRequest generated;
+  ASSERT_TRUE(generated.ParseFromString(twice));
+  for (size_t slice : {size_t{0}, size_t{3}}) {
+    bool ok = false;
+    server::InventoryRequest read = Read(twice, slice, &ok);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(read.hardware().SerializeAsString(),
+              generated.inventory().hardware().SerializeAsString());
+    EXPECT_EQ(*read.SoftwareBytes(), generated.inventory().software().SerializeAsString());
+    EXPECT_EQ(read.software_packages(), 301);
+    EXPECT_EQ(read.inventory_hash(), report.inventory_hash());
+  }
+
+  // Bytes that are not a report (cut, a length past the end, a broken hardware message) do
+  // not read; nor does what the generated parser refuses.
+  for (const std::string& bad :
+       {bytes.substr(0, bytes.size() - 1), std::string("\x0a\xff\xff\xff\x0f", 5),
+        std::string("\x1a\x04\x0a\x02\x0a\x05", 6), std::string("\x1a\x01", 2)}) {
+    bool ok = true;
+    Read(bad, 0, &ok);
+    EXPECT_FALSE(ok);
+    EXPECT_FALSE(parc::v1::ReportInventoryRequest().ParseFromString(bad));
+  }
+}
+
+// The count of an agent's list, made while the report is read, and of lists agents do not
+// send; bytes that are not a list are refused naming the field, whatever the rest.
 TEST(ReportValidation, SoftwarePackagesAreCountedWithoutParsing) {
+  parc::v1::ReportInventoryRequest report;
+  report.set_inventory_hash(std::string(64, 'a'));
+  report.set_software_hash(std::string(64, 'b'));
+  report.mutable_inventory()->mutable_hardware()->set_model("Latitude 3190");
+  auto count = [&](const std::string& software) -> std::optional<int> {
+    bool ok = false;
+    server::InventoryRequest read =
+        Read(parc::testing::ReportWithSoftwareBytes(report, software), 5, &ok);
+    EXPECT_TRUE(ok);
+    return read.software_packages();
+  };
   parc::v1::SoftwareList list;
-  EXPECT_EQ(*server::CountSoftwarePackages(list.SerializeAsString()), 0);
+  EXPECT_EQ(count(list.SerializeAsString()), 0);
   for (int i = 0; i < 300; ++i) {
     auto* p = list.add_packages();
     p->set_name(absl::StrCat("pkg", i, std::string(static_cast<size_t>(i), 'x')));
     p->set_version("1.0");
   }
   const std::string bytes = list.SerializeAsString();
-  EXPECT_EQ(*server::CountSoftwarePackages(bytes), 300);
+  EXPECT_EQ(count(bytes), 300);
   // An unknown field (from a newer agent) is skipped, not counted.
   std::string with_unknown = bytes;
   with_unknown += std::string("\x10\x05", 2);
-  EXPECT_EQ(*server::CountSoftwarePackages(with_unknown), 300);
-  // A cut list or a length past the end is refused, naming the field.
+  EXPECT_EQ(count(with_unknown), 300);
+  server::ReportLimits limits;
+  limits.max_packages = 299;
+  {
+    bool ok = false;
+    server::InventoryRequest read =
+        Read(parc::testing::ReportWithSoftwareBytes(report, with_unknown), 0, &ok);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(server::ValidateInventory(read, limits).code(), absl::StatusCode::kResourceExhausted);
+    limits.max_packages = 300;
+    EXPECT_TRUE(server::ValidateInventory(read, limits).ok());
+  }
+  // A cut list, a length past the end, a zero tag: refused, naming the field.
   for (const std::string& bad :
        {bytes.substr(0, bytes.size() - 1), std::string("\x0a\x05\x01", 3), std::string("\x0a", 1),
-        std::string("\x0a\xff\xff\xff\xff\xff\xff", 7)}) {
-    auto n = server::CountSoftwarePackages(bad);
-    ASSERT_FALSE(n.ok());
-    EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(n.status().message().find("inventory.software"), std::string::npos);
+        std::string("\x0a\xff\xff\xff\xff\xff\xff", 7), std::string("\x00\x0a\x00", 3)}) {
+    EXPECT_EQ(count(bad), std::nullopt);
+    bool ok = false;
+    server::InventoryRequest read =
+        Read(parc::testing::ReportWithSoftwareBytes(report, bad), 0, &ok);
+    ASSERT_TRUE(ok);
+    absl::Status s = server::ValidateInventory(read, limits);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("inventory.software"), std::string::npos) << s;
   }
 }
 

@@ -1118,6 +1118,24 @@ TEST(SqlStore, RetentionKeepsEachDevicesLatestInventory) {
   ASSERT_TRUE(details.ok());
   EXPECT_EQ(details->inventory_history, 1u);
   EXPECT_EQ(details->inventory->software().packages(0).version(), "3");
+  {
+    // A list the purge deleted is not taken as held any more, though the writer stored it.
+    InventoryInput again;
+    again.device_id = "d1";
+    again.software_hash = software_of(1);
+    again.hardware.set_model("M");
+    again.inventory_hash = common::InventoryHash(again.hardware, again.software_hash);
+    again.received_at = again.collected_at = now + absl::Hours(50);
+    auto refused = Wait<bool>([&](auto cb) { store->StoreInventory(again, cb); });
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+    // The list in use is held: the latest inventory, sent again without it, is taken.
+    again.software_hash = software_of(3);
+    again.inventory_hash = common::InventoryHash(again.hardware, again.software_hash);
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(again, cb); }).ok());
+    details = store->GetDevice("d1", Scope::Region());
+    ASSERT_TRUE(details.ok());
+    EXPECT_EQ(details->inventory_history, 1u);
+  }
   // A purge far in the future still keeps the latest inventory.
   deleted = Wait<int64_t>(
       [&](auto cb) { store->PurgeInventoryHistory(now + absl::Hours(24 * 1000), cb); });
@@ -1456,6 +1474,44 @@ TEST(SqlStore, AnInventoryThatChangesTheKindMovesTheTallies) {
             absl::StrCat(static_cast<int>(parc::v1::DEVICE_KIND_LAPTOP), " 2\n"));
   EXPECT_EQ(rows("SELECT kind, sum(n) FROM rollout_tally GROUP BY kind HAVING sum(n) > 0", 2),
             absl::StrCat(static_cast<int>(parc::v1::DEVICE_KIND_LAPTOP), " 2\n"));
+}
+
+// The writer finds the devices row by the rowid the authentication read, a hint it checks:
+// a wrong one (the row of another device, or of none) still stores the inventory on the
+// device's own row, and only there.
+TEST(SqlStore, AnInventoryLandsOnItsDevicesRowWhateverTheRowHint) {
+  TempDir dir;
+  auto store = OpenStore(dir.Sub("parc.db"));
+  absl::Time now = absl::FromUnixSeconds(1790000000);
+  ASSERT_TRUE(
+      Wait<bool>([&](auto cb) { store->CreateEnrollmentToken(Token("etok", "", now), cb); }).ok());
+  for (const char* id : {"d1", "d2"}) {
+    ASSERT_TRUE(Wait<EnrollOutcome>([&](auto cb) {
+                  store->Enroll(Enrollment("etok", std::string("hw-") + id, id, now), cb);
+                }).ok());
+  }
+  auto d1 = store->GetDeviceAuth("d1");
+  auto d2 = store->GetDeviceAuth("d2");
+  ASSERT_TRUE(d1.ok() && d2.ok());
+  int version = 0;
+  for (int64_t hint : {d1->row, d2->row, int64_t{0}, int64_t{987654321}}) {
+    InventoryInput in;
+    in.device_id = "d1";
+    in.device_row = hint;
+    parc::v1::SoftwareList sw;
+    sw.add_packages()->set_name(absl::StrCat("pkg", ++version));
+    in.software_hash = common::SoftwareHash(sw);
+    in.software = std::make_shared<const parc::v1::SoftwareList>(sw);
+    in.hardware.set_model(absl::StrCat("M", version));
+    in.inventory_hash = common::InventoryHash(in.hardware, in.software_hash);
+    in.received_at = in.collected_at = now + absl::Minutes(version);
+    ASSERT_TRUE(Wait<bool>([&](auto cb) { store->StoreInventory(in, cb); }).ok()) << hint;
+    EXPECT_EQ(store->GetDeviceAuth("d1")->inventory_hash, in.inventory_hash) << hint;
+    EXPECT_EQ(store->GetDevice("d1", Scope::Region())->device.model(), in.hardware.model());
+    EXPECT_EQ(store->GetDeviceAuth("d2")->inventory_hash, "") << hint;
+    EXPECT_EQ(store->GetDevice("d2", Scope::Region())->inventory_history, 0u) << hint;
+  }
+  EXPECT_EQ(store->GetDevice("d1", Scope::Region())->inventory_history, 4u);
 }
 
 TEST(SqlStore, InventoryWithoutSoftwareNeedsAKnownSet) {

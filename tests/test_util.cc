@@ -257,6 +257,32 @@ CommandResult RunBundleTool(const std::vector<std::string>& args) {
   return RunMain("parc-bundle", args, bundle::BundleMain);
 }
 
+namespace {
+
+// A length-delimited field: tag, length, bytes.
+std::string LengthDelimited(int field, const std::string& bytes) {
+  std::string out(1, static_cast<char>(field << 3 | 2));
+  for (uint64_t n = bytes.size();; n >>= 7) {
+    out.push_back(static_cast<char>((n & 0x7F) | (n >= 0x80 ? 0x80 : 0)));
+    if (n < 0x80) break;
+  }
+  return out + bytes;
+}
+
+}  // namespace
+
+std::string ReportWithSoftwareBytes(parc::v1::ReportInventoryRequest report,
+                                    const std::string& software_bytes) {
+  parc::v1::Inventory inventory = report.inventory();
+  inventory.clear_software();
+  report.clear_inventory();
+  return report.SerializeAsString() +
+         LengthDelimited(
+             parc::v1::ReportInventoryRequest::kInventoryFieldNumber,
+             inventory.SerializeAsString() +
+                 LengthDelimited(parc::v1::Inventory::kSoftwareFieldNumber, software_bytes));
+}
+
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

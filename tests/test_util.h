@@ -99,6 +99,11 @@ class TestServer {
   std::string dashboard_cookie_;
 };
 
+// A ReportInventoryRequest's encoding with software_bytes in place of its software list's
+// (whatever they are: a list, a broken one, garbage), as a device could send it.
+std::string ReportWithSoftwareBytes(parc::v1::ReportInventoryRequest report,
+                                    const std::string& software_bytes);
+
 // Runs the parc-agent / parcctl command lines in-process.
 // A port free on 127.0.0.1 now (the kernel's pick for port 0).
 int FreePort();

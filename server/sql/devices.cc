@@ -1,6 +1,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -86,16 +87,18 @@ absl::StatusOr<DeviceAuth> SqlStore::GetDeviceAuth(const std::string& id) {
   if (auto cached = cache_.GetDevice(id)) return *std::move(cached);
   const uint64_t generation = cache_.Generation();
   ReaderLease db = AcquireReader();
-  PARC_ASSIGN_OR_RETURN(Statement st,
-                        db->Prepare("SELECT id, secret_hash, coalesce(uai, ''), inventory_hash, "
-                                    "kind, seen_day, agent_version, coalesce(free_bytes, -1) "
-                                    "FROM devices WHERE id = ?"));
+  static constexpr char kSelect[] =
+      "SELECT id, secret_hash, coalesce(uai, ''), inventory_hash, kind, seen_day, "
+      "agent_version, coalesce(free_bytes, -1), ";
+  static const std::string kSelects[2] = {absl::StrCat(kSelect, "0 FROM devices WHERE id = ?"),
+                                          absl::StrCat(kSelect, "rowid FROM devices WHERE id = ?")};
+  PARC_ASSIGN_OR_RETURN(Statement st, db->Prepare(kSelects[db->has_rowids()]));
   st.Bind(1, id);
   PARC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return absl::NotFoundError("unknown device");
   DeviceAuth auth{
       st.Text(0), st.Text(1), st.Text(2), st.Text(3), static_cast<parc::v1::DeviceKind>(st.Int(4)),
-      st.Int(5),  st.Text(6), st.Int(7)};
+      st.Int(5),  st.Text(6), st.Int(7),  st.Int(8)};
   cache_.PutDevice(generation, auth);
   return auth;
 }
@@ -413,11 +416,15 @@ absl::StatusOr<bool> SqlStore::HasSoftwareSet(const std::string& hash) {
 
 absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string& hash,
                                          const parc::v1::SoftwareList& list, absl::Time now) {
+  if (db->SoftwareSetKnown(hash)) return absl::OkStatus();
   PARC_ASSIGN_OR_RETURN(Statement exists,
                         db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
   exists.Bind(1, hash);
   PARC_ASSIGN_OR_RETURN(bool known, exists.Step());
-  if (known) return absl::OkStatus();
+  if (known) {
+    db->SoftwareSetFound(hash);
+    return absl::OkStatus();
+  }
   if (bases_.empty()) {
     // The full lists most recently stored: the current master images.
     PARC_ASSIGN_OR_RETURN(Statement recent,
@@ -452,7 +459,9 @@ absl::Status SqlStore::InsertSoftwareSet(sql::Connection* db, const std::string&
                   "base_hash) VALUES (?, ?, ?, ?, ?)"));
   ins.BindAll(hash, list.packages_size());
   ins.BindBlob(3, blob).Bind(4, Unix(now)).Bind(5, base_hash);
-  return ins.Run();
+  PARC_RETURN_IF_ERROR(ins.Run());
+  db->SoftwareSetFound(hash);
+  return absl::OkStatus();
 }
 
 void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
@@ -483,7 +492,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         if (in.software != nullptr) {
           PARC_RETURN_IF_ERROR(
               InsertSoftwareSet(db, in.software_hash, *in.software, in.received_at));
-        } else {
+        } else if (!db->SoftwareSetKnown(in.software_hash)) {
           PARC_ASSIGN_OR_RETURN(Statement st,
                                 db->Prepare("SELECT 1 FROM software_sets WHERE hash = ?"));
           st.Bind(1, in.software_hash);
@@ -492,6 +501,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
             return absl::FailedPreconditionError(absl::StrCat(
                 "software list ", in.software_hash, " is not known to the server: send it"));
           }
+          db->SoftwareSetFound(in.software_hash);
         }
         // The same inventory delivered again (retry from the outbox) adds no history row. The
         // devices row holds the hash of the device's latest stored inventory, or '' when it
@@ -508,21 +518,43 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
         int64_t old_kind = 0;
         int64_t old_free_bytes = -1;
         bool kind_detected = false;
+        // Where writes are serialized (SQLite, which has rowids), the row's rowid too: the
+        // update below finds the row by it, one B-tree search instead of two (the id's index,
+        // then the table). The read finds it by the rowid the authentication read (checking
+        // the id there: a hint only), or else by the id.
+        const bool by_rowid = serialized && db->has_rowids();
+        int64_t rowid = 0;
         {
-          PARC_ASSIGN_OR_RETURN(
-              Statement stored,
-              db->Prepare("SELECT inventory_hash, inventory_id, history_count, kind, "
-                          "kind_source = 'detected', coalesce(free_bytes, -1) FROM devices "
-                          "WHERE id = ?"));
-          stored.Bind(1, in.device_id);
-          PARC_ASSIGN_OR_RETURN(bool enrolled, stored.Step());
+          static constexpr char kStored[] =
+              "SELECT inventory_hash, inventory_id, history_count, kind, "
+              "kind_source = 'detected', coalesce(free_bytes, -1)";
+          static const std::string kSelects[3] = {
+              absl::StrCat(kStored, " FROM devices WHERE id = ?1"),
+              absl::StrCat(kStored, ", rowid FROM devices WHERE id = ?1"),
+              absl::StrCat(kStored, ", rowid FROM devices WHERE rowid = ?2 AND id = ?1")};
+          bool enrolled = false;
+          std::optional<Statement> found;
+          if (by_rowid && in.device_row > 0) {
+            PARC_ASSIGN_OR_RETURN(Statement hinted, db->Prepare(kSelects[2]));
+            hinted.Bind(1, in.device_id).Bind(2, in.device_row);
+            PARC_ASSIGN_OR_RETURN(enrolled, hinted.Step());
+            if (enrolled) found.emplace(std::move(hinted));
+          }
+          if (!enrolled) {
+            PARC_ASSIGN_OR_RETURN(Statement by_id, db->Prepare(kSelects[by_rowid ? 1 : 0]));
+            by_id.Bind(1, in.device_id);
+            PARC_ASSIGN_OR_RETURN(enrolled, by_id.Step());
+            if (enrolled) found.emplace(std::move(by_id));
+          }
           if (!enrolled) return absl::NotFoundError("unknown device");
+          Statement& stored = *found;
           latest = stored.Text(0);
           if (!stored.IsNull(1)) latest_id = stored.Int(1);
           history_count = stored.Int(2);
           old_kind = stored.Int(3);
           kind_detected = stored.Int(4) != 0;
           old_free_bytes = stored.Int(5);
+          if (by_rowid) rowid = stored.Int(6);
         }
         bool same = false;
         if (latest_id.has_value() && (latest.empty() || latest == in.inventory_hash)) {
@@ -595,22 +627,28 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
             "inventory_id = ?17, history_count = ?18";
         static constexpr char kKind[] =
             ", kind = CASE WHEN kind_source = 'detected' AND ?8 <> 0 THEN ?8 ELSE kind END";
-        static constexpr char kWhere[] = " WHERE id = ?9";
         static constexpr char kReturning[] = " RETURNING kind, coalesce(free_bytes, -1)";
         static constexpr char kRoom[] = ", room = NULL";
         enum Form { kReturningForm, kWithKind, kKindKept };
-        // [form][grows_rows_in_place]
-        static const std::string kUpdates[3][2] = {
-            {absl::StrCat(kSet, kKind, kWhere, kReturning),
-             absl::StrCat(kSet, kKind, kRoom, kWhere, kReturning)},
-            {absl::StrCat(kSet, kKind, kWhere), absl::StrCat(kSet, kKind, kRoom, kWhere)},
-            {absl::StrCat(kSet, kWhere), absl::StrCat(kSet, kRoom, kWhere)}};
+        // [by_rowid][form][grows_rows_in_place]
+        static const auto kUpdates = [] {
+          std::array<std::array<std::array<std::string, 2>, 3>, 2> u;
+          for (size_t r = 0; r < 2; ++r) {
+            const char* where = r == 0 ? " WHERE id = ?9" : " WHERE rowid = ?19";
+            u[r] = {{{absl::StrCat(kSet, kKind, where, kReturning),
+                      absl::StrCat(kSet, kKind, kRoom, where, kReturning)},
+                     {absl::StrCat(kSet, kKind, where), absl::StrCat(kSet, kKind, kRoom, where)},
+                     {absl::StrCat(kSet, where), absl::StrCat(kSet, kRoom, where)}}};
+          }
+          return u;
+        }();
         const auto detected_kind = static_cast<int64_t>(hw.detected_kind());
         const int64_t new_kind = kind_detected && detected_kind != 0 ? detected_kind : old_kind;
         const Form form = !serialized            ? kReturningForm
                           : new_kind != old_kind ? kWithKind
                                                  : kKindKept;
-        PARC_ASSIGN_OR_RETURN(Statement up, db->Prepare(kUpdates[form][db->grows_rows_in_place()]));
+        PARC_ASSIGN_OR_RETURN(Statement up,
+                              db->Prepare(kUpdates[by_rowid][form][db->grows_rows_in_place()]));
         std::optional<int64_t> battery;
         for (const auto& b : hw.batteries()) {
           if (b.design_capacity() == 0) continue;
@@ -626,6 +664,7 @@ void SqlStore::StoreInventory(InventoryInput in, StoreCallback<bool> done) {
                    hw.model(), hw.hostname(), os, detected_kind, in.device_id,
                    static_cast<int64_t>(hw.ram_bytes()), battery, rotational, free_bytes,
                    FirmwareYear(hw), os_id, Windows11Capable(hw), latest_id, history_count);
+        if (by_rowid) up.Bind(19, rowid);
         if (serialized) {
           PARC_RETURN_IF_ERROR(up.Run());
           if (db->Changes() != 1) return absl::NotFoundError("unknown device");
@@ -831,6 +870,8 @@ void SqlStore::PurgeInventoryHistorySqlite(absl::Time cutoff, StoreCallback<int6
   const int64_t count = *deleted;
   SubmitFor<int64_t>(
       [unused = std::move(unused), watch, count](sql::Connection* db) -> absl::StatusOr<int64_t> {
+        // Before any delete: a set this write deletes must not be taken as held after it.
+        db->ForgetSoftwareSets();
         bool any = false;
         for (const std::string& hash : unused) {
           if (watch->contains(hash)) continue;  // taken up again since the scan
@@ -859,6 +900,7 @@ void SqlStore::PurgeInventoryHistory(absl::Time cutoff, StoreCallback<int64_t> d
   SubmitFor<int64_t>(
       [cutoff](sql::Connection* db) -> absl::StatusOr<int64_t> {
         PARC_ASSIGN_OR_RETURN(int64_t deleted, DeleteOldInventories(db, cutoff));
+        db->ForgetSoftwareSets();  // before the delete, as on SQLite
         PARC_ASSIGN_OR_RETURN(
             Statement orphans,
             db->Prepare("DELETE FROM software_sets WHERE NOT EXISTS (SELECT 1 FROM inventories i "

@@ -138,6 +138,10 @@ class Connection {
   // side by side (PostgreSQL, several nodes), a row read may change before it is updated:
   // the update returns what it left.
   virtual bool serializes_writes() const { return false; }
+  // Whether every table row has an integer id besides its key (SQLite's rowid), by which a
+  // statement finds the row in one B-tree search instead of two (the key's index, then the
+  // table) when it knows it.
+  virtual bool has_rowids() const { return false; }
   // With serializes_writes(): the id (rowid) of the row the connection's last INSERT added.
   virtual int64_t LastInsertId() const { return 0; }
   virtual std::string ArrayParam(const std::vector<std::string>& values) const {
@@ -162,6 +166,18 @@ class Connection {
   virtual void WriteUndone() {}
   virtual void Committed() {}
   virtual void RolledBack() {}
+  // Where this connection's process is the only writer of its database (SQLite): the software
+  // sets (by hash) its committed transactions found or stored, so that an inventory referring
+  // to one needs no lookup. A write notes the sets it found or stored (SoftwareSetFound),
+  // kept once its transaction commits; the purge, which alone deletes sets, forgets them all
+  // (ForgetSoftwareSets) before it deletes any. Elsewhere (PostgreSQL, where other nodes
+  // delete), nothing is kept and every set is looked up.
+  virtual bool SoftwareSetKnown(const std::string& hash) const {
+    (void)hash;
+    return false;
+  }
+  virtual void SoftwareSetFound(const std::string& hash) { (void)hash; }
+  virtual void ForgetSoftwareSets() {}
 };
 
 // Steps through every row of st, calling read(st) for each; returns what read returned, in

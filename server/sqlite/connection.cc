@@ -192,12 +192,38 @@ absl::Status Connection::KeepHealthCounts(std::shared_ptr<sql::HealthCounts> cou
   return absl::OkStatus();
 }
 
+void Connection::WriteStarted() {
+  pending_health_.MarkWrite();
+  found_mark_ = found_sets_.size();
+}
+
+void Connection::WriteUndone() {
+  pending_health_.UndoWrite();
+  found_sets_.resize(found_mark_);
+}
+
 void Connection::Committed() {
   if (health_counts_ != nullptr) {
     pending_health_.Commit(health_counts_.get());
   } else {
     pending_health_.Drop();
   }
+  if (known_sets_.size() + found_sets_.size() > kMaxKnownSets) known_sets_.clear();
+  for (std::string& hash : found_sets_) known_sets_.insert(std::move(hash));
+  found_sets_.clear();
+  found_mark_ = 0;
+}
+
+void Connection::RolledBack() {
+  pending_health_.Drop();
+  found_sets_.clear();
+  found_mark_ = 0;
+}
+
+void Connection::ForgetSoftwareSets() {
+  known_sets_.clear();
+  found_sets_.clear();
+  found_mark_ = 0;
 }
 
 std::string Connection::InList(absl::string_view expr, int param) const {
